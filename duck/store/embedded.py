@@ -1,0 +1,269 @@
+"""The embedded MongoDB-wire server: a supervised child process.
+
+With no MongoDB URI configured duck runs SecantusDB's server (``secantusd-rs``, or
+``secantusd-py`` with ``engine="python"``) as a separate process on a loopback port,
+its files under the data directory. duck never imports it (it is GPL-2.0-only); it
+only speaks the wire protocol to it.
+
+Facts designed around (DESIGN.md): always ``--sync-on-commit`` (without it the Rust
+server lost acknowledged writes on kill -9); a restart can take 3-12 s after a
+crash; an early SIGTERM is sometimes ignored, so it is repeated before SIGKILL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import trio
+
+log = logging.getLogger(__name__)
+
+Engine = Literal["rust", "python"]
+
+_BINARIES: dict[str, str] = {"rust": "secantusd-rs", "python": "secantusd-py"}
+_LISTENING = re.compile(rb"listening on ([0-9.]+):(\d+)")
+
+#: How long the server may take to answer after a (re)start; ~12 s was measured
+#: after a crash, so leave generous room.
+START_TIMEOUT = 60.0
+#: SIGTERM is repeated this often before SIGKILL.
+STOP_GRACE = 10.0
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    """The embedded server could not be found or started."""
+
+
+def find_binary(engine: Engine) -> str:
+    """Return the path of the server executable for ``engine``."""
+    name = _BINARIES[engine]
+    # Prefer the one installed beside this interpreter (the same virtualenv).
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise EmbeddedDatabaseError(f"{name} not found; install SecantusDB==0.6.0b17")
+    return found
+
+
+@attrs.define
+class EmbeddedDatabase:
+    """Supervises one embedded database server process.
+
+    ``await nursery.start(db.run)`` returns the connection URI once the server
+    answers; the task restarts the server if it dies and stops it (politely, then
+    with SIGKILL) when cancelled.
+    """
+
+    data_dir: Path
+    engine: Engine = "rust"
+    cache_size: str = "256M"
+    host: str = "127.0.0.1"
+    port: int = 0
+    restarts: int = 0
+    _process: trio.Process | None = attrs.field(default=None, init=False)
+
+    @property
+    def uri(self) -> str:
+        """The pymongo URI of the running server (settings required by DESIGN.md)."""
+        return (
+            f"mongodb://{self.host}:{self.port}/"
+            "?retryWrites=false&directConnection=true&serverSelectionTimeoutMS=5000"
+        )
+
+    def command(self) -> list[str]:
+        """The command line that starts the server."""
+        storage = self.data_dir / "db"
+        cmd = [
+            find_binary(self.engine),
+            "--host", self.host,
+            "--port", str(self.port),
+            "--storage-path", str(storage),
+            "--sync-on-commit",
+            "--log-level", "WARNING",
+        ]
+        if self.engine == "rust":
+            cmd += ["--cache-size", self.cache_size]
+        return cmd
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the server, report its URI, and keep it running until cancelled."""
+        (self.data_dir / "db").mkdir(parents=True, exist_ok=True)
+        started = False
+        backoff = 0.5
+        while True:
+            try:
+                await self._run_once(task_status if not started else None)
+                started = True
+            except EmbeddedDatabaseError:
+                if not started:
+                    raise
+            # The process died while we were not stopping it: restart it on the same
+            # port so that existing clients reconnect without a new URI.
+            self.restarts += 1
+            log.warning("embedded database exited; restarting (restart %d)", self.restarts)
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _run_once(self, task_status: trio.TaskStatus[str] | None) -> None:
+        cmd = self.command()
+        log.debug("starting embedded database: %s", " ".join(cmd))
+        process = await trio.lowlevel.open_process(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the terminal must not hit it first
+        )
+        self._process = process
+        try:
+            assert process.stdout is not None
+            async with trio.open_nursery() as nursery:
+                with trio.fail_after(START_TIMEOUT):
+                    port = await _read_port(process.stdout)
+                if port is None:
+                    await process.wait()
+                    raise EmbeddedDatabaseError(
+                        f"embedded database exited with {process.returncode} before listening"
+                    )
+                self.port = port
+                nursery.start_soon(_drain, process.stdout)
+                await _wait_answering(self.host, self.port)
+                if task_status is not None:
+                    log.info("embedded database (%s) on %s:%d", self.engine, self.host, port)
+                    task_status.started(self.uri)
+                await process.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await stop_process(process)
+            self._process = None
+
+    def statistics(self) -> dict[str, object]:
+        """Supervision figures."""
+        return {"engine": self.engine, "port": self.port, "restarts": self.restarts,
+                "pid": self._process.pid if self._process else None}
+
+
+async def _read_port(stream: trio.abc.ReceiveStream) -> int | None:
+    buffer = b""
+    while True:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            return None
+        buffer += chunk
+        match = _LISTENING.search(buffer)
+        if match:
+            return int(match.group(2))
+        buffer = buffer[-4096:]
+
+
+async def _drain(stream: trio.abc.ReceiveStream) -> None:
+    # The server's log goes to ours at debug level; draining keeps the pipe from
+    # filling up and blocking the server.
+    while True:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            return
+        for line in chunk.decode("utf-8", "replace").splitlines():
+            log.debug("db: %s", line)
+
+
+async def _wait_answering(host: str, port: int) -> None:
+    with trio.fail_after(START_TIMEOUT):
+        while True:
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError:
+                await trio.sleep(0.1)
+                continue
+            await stream.aclose()
+            return
+
+
+async def stop_process(process: trio.Process, grace: float = STOP_GRACE) -> None:
+    """Stop a child: SIGTERM, repeated (an early one is sometimes ignored), then SIGKILL."""
+    if process.returncode is not None:
+        return
+    deadline = trio.current_time() + grace
+    interval = 0.5
+    while process.returncode is None and trio.current_time() < deadline:
+        try:
+            process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        with trio.move_on_after(interval):
+            await process.wait()
+        interval = min(interval * 2, 2.0)
+    if process.returncode is None:
+        log.warning("embedded database ignored SIGTERM for %.0f s; killing it", grace)
+        process.kill()
+        await process.wait()
+
+
+
+
+class BlockingEmbeddedDatabase:
+    """The embedded server for synchronous callers (the test suite, benchmarks).
+
+    ``with BlockingEmbeddedDatabase(path) as uri:`` starts one server and stops it
+    on exit with the same SIGTERM-then-SIGKILL discipline.
+    """
+
+    def __init__(self, data_dir: Path, engine: Engine = "rust", cache_size: str = "256M") -> None:
+        self.spec = EmbeddedDatabase(data_dir=data_dir, engine=engine, cache_size=cache_size)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        (self.spec.data_dir / "db").mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.spec.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        buffer = b""
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                self.__exit__()
+                raise EmbeddedDatabaseError("embedded database exited before listening")
+            buffer = (buffer + line)[-4096:]
+            match = _LISTENING.search(buffer)
+            if match:
+                self.spec.port = int(match.group(2))
+                break
+        # Keep draining its output so that it never blocks on a full pipe.
+        import threading
+
+        stdout = self.process.stdout
+        threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
+        return self.spec.uri
+
+    def __exit__(self, *exc_info: object) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        import time
+
+        deadline = time.monotonic() + STOP_GRACE
+        while process.poll() is None and time.monotonic() < deadline:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        if process.poll() is None:
+            process.kill()
+            process.wait()

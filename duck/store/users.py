@@ -1,0 +1,191 @@
+"""Users: accounts, password check, address routing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pymongo.errors
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from . import schema
+from .addresses import normalize_address, split_detail
+from .database import Database
+from .errors import AlreadyExists, AuthenticationFailed, InvalidInput, NotFound
+from .passwords import hash_password, verify_password
+
+log = logging.getLogger(__name__)
+
+MAX_PASSWORD = 1024
+#: Default storage quota for new users, in bytes (configurable per user).
+DEFAULT_QUOTA = 1024**3
+
+
+@attrs.frozen
+class User:
+    """A user account as the protocols see it (never carries the password hash)."""
+
+    id: str
+    username: str
+    quota: int
+    storage_used: int
+    created: dt.datetime
+    disabled: bool = False
+
+
+@attrs.frozen
+class ResolvedAddress:
+    """The result of routing an address: whose mailbox it reaches."""
+
+    user_id: str
+    address: str
+    detail: str | None = None
+
+
+def parse_id(value: str) -> ObjectId:
+    """A 24-hex id as an ObjectId, or :class:`NotFound` (an invalid id names nothing)."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError) as exc:
+        raise NotFound("no such id") from exc
+
+
+def _user(doc: dict[str, Any]) -> User:
+    return User(
+        id=str(doc["_id"]),
+        username=doc["username"],
+        quota=int(doc.get("quota", DEFAULT_QUOTA)),
+        storage_used=int(doc.get("storage_used", 0)),
+        created=doc["created"],
+        disabled=bool(doc.get("disabled", False)),
+    )
+
+
+#: Called inside the user-creation transaction with (session, user ObjectId); the
+#: mailbox module uses it to create the default folders atomically with the user.
+CreateHook = Callable[[Any, ObjectId], None]
+
+
+class Users:
+    """User accounts in the ``users`` and ``addresses`` collections."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.create_hooks: list[CreateHook] = []
+
+    @property
+    def _users(self) -> Any:
+        return self._database.collection(schema.USERS)
+
+    @property
+    def _addresses(self) -> Any:
+        return self._database.collection(schema.ADDRESSES)
+
+    async def create(self, username: str, password: str, *, quota: int | None = None) -> User:
+        """Create a user whose first address is ``username``.
+
+        Raises InvalidInput for a bad address or password, AlreadyExists when the
+        name or address is taken. Nothing is left half-written on failure.
+        """
+        name = normalize_address(username)
+        if not isinstance(password, str) or not password:
+            raise InvalidInput("password must be a non-empty string")
+        if len(password) > MAX_PASSWORD:
+            raise InvalidInput("password too long")
+        if quota is not None and (not isinstance(quota, int) or quota < 0):
+            raise InvalidInput("quota must be a non-negative integer")
+        password_hash = await self._database.run(hash_password, password)
+        doc = {
+            "_id": ObjectId(),
+            "username": name,
+            "password": password_hash,
+            "quota": DEFAULT_QUOTA if quota is None else quota,
+            "storage_used": 0,
+            "created": dt.datetime.now(dt.UTC).replace(microsecond=0),
+            "disabled": False,
+        }
+        await self._database.run(self._create_sync, doc)
+        return _user(doc)
+
+    def _create_sync(self, doc: dict[str, Any]) -> None:
+        def body(session: Any) -> None:
+            self._users.insert_one(doc, session=session)
+            self._addresses.insert_one(
+                {"address": doc["username"], "user": doc["_id"], "main": True}, session=session
+            )
+            for hook in self.create_hooks:
+                hook(session, doc["_id"])
+
+        try:
+            self._database.in_transaction(body)
+        except pymongo.errors.DuplicateKeyError as exc:
+            if not self._database.transactions:
+                # No transaction to roll back: remove what this attempt wrote.
+                self._users.delete_one({"_id": doc["_id"]})
+                self._addresses.delete_many({"user": doc["_id"]})
+            raise AlreadyExists(f"user {doc['username']} already exists") from exc
+
+    async def get(self, user_id: str) -> User:
+        """The user with this id, or NotFound."""
+        doc = await self._database.run(self._users.find_one, {"_id": parse_id(user_id)})
+        if doc is None:
+            raise NotFound("no such user")
+        return _user(doc)
+
+    async def by_username(self, username: str) -> User:
+        """The user with this user name (normalised), or NotFound."""
+        try:
+            name = normalize_address(username)
+        except InvalidInput as exc:
+            raise NotFound("no such user") from exc
+        doc = await self._database.run(self._users.find_one, {"username": name})
+        if doc is None:
+            raise NotFound("no such user")
+        return _user(doc)
+
+    async def authenticate(self, username: str, password: str) -> User:
+        """Check a password; AuthenticationFailed for an unknown user or a wrong one.
+
+        An unknown user costs as much as a known one (a dummy hash is checked), so
+        response times do not reveal which user names exist.
+        """
+        try:
+            name = normalize_address(username)
+        except InvalidInput:
+            name = None
+        doc = None
+        if name is not None:
+            doc = await self._database.run(self._users.find_one, {"username": name})
+        stored = doc["password"] if doc is not None else _dummy_hash()
+        ok = await self._database.run(verify_password, password, stored)
+        if doc is None or not ok or doc.get("disabled"):
+            raise AuthenticationFailed("invalid credentials")
+        return _user(doc)
+
+    async def resolve_address(self, address: str) -> ResolvedAddress | None:
+        """Route an address to its user: exact match first, then ``user+tag@`` → user."""
+        try:
+            normal = normalize_address(address)
+        except InvalidInput:
+            return None
+        base, detail = split_detail(normal)
+        candidates = [normal] if base == normal else [normal, base]
+        docs = await self._database.run(
+            lambda: list(self._addresses.find({"address": {"$in": candidates}}))
+        )
+        by_address = {d["address"]: d for d in docs}
+        if normal in by_address:
+            return ResolvedAddress(str(by_address[normal]["user"]), normal, None)
+        if base in by_address:
+            return ResolvedAddress(str(by_address[base]["user"]), base, detail)
+        return None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password("duck-dummy-password")

@@ -1,0 +1,56 @@
+"""Shared fixtures: ONE embedded database for the whole run, a database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from duck.store import Store
+from duck.store.embedded import BlockingEmbeddedDatabase
+
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=20, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: The embedded engine the suite runs on: DUCK_TEST_ENGINE=rust (default) or python.
+ENGINE = os.environ.get("DUCK_TEST_ENGINE", "rust")
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of the one embedded database server shared by the whole test run."""
+    external = os.environ.get("DUCK_TEST_MONGO_URI")
+    if external:
+        yield external
+        return
+    data_dir: Path = tmp_path_factory.mktemp("embedded-db")
+    assert ENGINE in ("rust", "python")
+    with BlockingEmbeddedDatabase(data_dir, engine=ENGINE) as uri:  # type: ignore[arg-type]
+        yield uri
+
+
+@pytest.fixture
+def db_name() -> str:
+    """A fresh database name: tests never see each other's data."""
+    return f"t_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+async def store(mongo_uri: str, db_name: str) -> AsyncIterator[Store]:
+    """A store on its own database, dropped afterwards."""
+    store = await Store.open(mongo_uri, db_name)
+    try:
+        yield store
+    finally:
+        await store.database.run(store.database.client.drop_database, db_name)
+        await store.aclose()

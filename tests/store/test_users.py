@@ -1,0 +1,64 @@
+"""Users in the store, against the real embedded database."""
+
+from __future__ import annotations
+
+import pytest
+from bson import ObjectId
+
+from duck.store import AlreadyExists, AuthenticationFailed, InvalidInput, NotFound, Store
+
+pytestmark = pytest.mark.store
+
+
+async def test_create_and_get(store: Store) -> None:
+    user = await store.users.create("Alice@Example.COM", "s3cret")
+    assert user.username == "alice@example.com"
+    assert len(user.id) == 24 and ObjectId(user.id)
+    fetched = await store.users.get(user.id)
+    assert fetched == user
+    doc = await store.database.run(store.database.collection("users").find_one, {})
+    assert doc["password"].startswith("$scrypt$") and "s3cret" not in doc["password"]
+
+
+async def test_duplicate_leaves_nothing_half_written(store: Store) -> None:
+    await store.users.create("bob@example.com", "pw")
+    with pytest.raises(AlreadyExists):
+        await store.users.create("BOB@example.com", "other")
+    users = await store.database.run(store.database.collection("users").count_documents, {})
+    addresses = await store.database.run(
+        store.database.collection("addresses").count_documents, {}
+    )
+    assert (users, addresses) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "no-at-sign", "@example.com", "a@", "a b@example.com", "a@-bad-.com", "x" * 300]
+)
+async def test_invalid_address(store: Store, bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        await store.users.create(bad, "pw")
+
+
+async def test_authenticate(store: Store) -> None:
+    user = await store.users.create("carol@example.com", "right")
+    assert (await store.users.authenticate("CAROL@example.com", "right")).id == user.id
+    with pytest.raises(AuthenticationFailed):
+        await store.users.authenticate("carol@example.com", "wrong")
+    with pytest.raises(AuthenticationFailed):
+        await store.users.authenticate("nobody@example.com", "right")
+
+
+async def test_resolve_address_with_detail(store: Store) -> None:
+    user = await store.users.create("dave@example.com", "pw")
+    exact = await store.users.resolve_address("DAVE@example.com")
+    assert exact is not None and exact.user_id == user.id and exact.detail is None
+    tagged = await store.users.resolve_address("dave+lists@example.com")
+    assert tagged is not None and tagged.user_id == user.id and tagged.detail == "lists"
+    assert await store.users.resolve_address("eve@example.com") is None
+
+
+async def test_unknown_id(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.users.get("not-an-id")
+    with pytest.raises(NotFound):
+        await store.users.get(str(ObjectId()))
