@@ -136,6 +136,9 @@ class EmbeddedDatabase:
                         f"embedded database exited with {process.returncode} before listening"
                     )
                 self.port = port
+                # Other duck commands on this data directory (``duck user create``)
+                # find the running server here.
+                (self.data_dir / "db.port").write_text(f"{port}\n")
                 nursery.start_soon(_drain, process.stdout)
                 await _wait_answering(self.host, self.port)
                 if task_status is not None:
@@ -147,6 +150,7 @@ class EmbeddedDatabase:
             with trio.CancelScope(shield=True):
                 await stop_process(process)
             self._process = None
+            (self.data_dir / "db.port").unlink(missing_ok=True)
 
     def statistics(self) -> dict[str, object]:
         """Supervision figures."""

@@ -1,0 +1,79 @@
+"""The HTTP API application (Starlette, served by Hypercorn's trio worker)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..store import Store, StoreUnavailable
+from . import users
+from .bodies import ApiError, error_response
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class ApiState:
+    """What the routes need from the running server."""
+
+    store: Store | None = None
+    #: component name -> up; /health is 200 only when all are up.
+    components: dict[str, bool] = attrs.Factory(dict)
+
+    def ready(self) -> bool:
+        """True when every registered component is up."""
+        return bool(self.components) and all(self.components.values())
+
+
+async def health(request: Request) -> JSONResponse:
+    """200 with component states once everything is up, 503 before."""
+    state: ApiState = request.app.state.duck
+    status = 200 if state.ready() else 503
+    return JSONResponse(
+        {"success": status == 200, "status": "ok" if status == 200 else "starting",
+         "components": state.components},
+        status_code=status,
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    return error_response(503, "Unavailable", "the database is unavailable")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("API request crashed: %s %s", request.method, request.url.path)
+    return error_response(500, "InternalError", "internal error")
+
+
+def create_app(state: ApiState) -> Starlette:
+    """Build the application around a shared state object."""
+    handlers: dict[Any, Any] = {
+        ApiError: _api_error,
+        StoreUnavailable: _unavailable,
+        HTTPException: _http_error,
+        Exception: _crash,
+    }
+    app = Starlette(
+        routes=[Route("/health", health, methods=["GET"]), *users.routes],
+        exception_handlers=handlers,
+    )
+    app.state.duck = state
+    return app

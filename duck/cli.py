@@ -1,0 +1,173 @@
+"""The ``duck`` command: ``duck serve``, ``duck user create``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .server import Server
+from .store import AlreadyExists, EmbeddedDatabase, InvalidInput, Store, StoreUnavailable
+
+log = logging.getLogger("duck")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--data-dir", type=Path, help="data directory (default ./duck-data)")
+    parser.add_argument(
+        "--mongo-uri", help="use this MongoDB deployment instead of the embedded one"
+    )
+    parser.add_argument("--database", help="database name (default duck)")
+    parser.add_argument("--embedded-engine", choices=["rust", "python"])
+    parser.add_argument("--embedded-cache-size", help="embedded cache size, e.g. 256M")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``duck`` command."""
+    parser = argparse.ArgumentParser(prog="duck", description="duck mail store server")
+    parser.add_argument("--version", action="version", version=f"duck {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    _add_common(serve)
+    serve.add_argument("--host", help="address of the IMAP listeners (default 127.0.0.1)")
+    serve.add_argument("--imap-port", type=int, help="IMAP port with STARTTLS (default 1143)")
+    serve.add_argument(
+        "--imaps-port", type=int, help="implicit-TLS IMAP port (default 1993; 0 disables)"
+    )
+    serve.add_argument("--lmtp-port", type=int, help="LMTP port (default 2424)")
+    serve.add_argument("--api-port", type=int, help="HTTP API port (default 8080)")
+    serve.add_argument("--hostname", help="name in greetings and the self-signed certificate")
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    create = user_sub.add_parser("create", help="create a user")
+    _add_common(create)
+    create.add_argument("address", help="the user's email address (also the user name)")
+    create.add_argument("--password-file", type=Path, help="read the password from this file")
+    create.add_argument("--quota", type=int, help="storage quota in bytes")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    keys = [
+        "data_dir", "mongo_uri", "database", "embedded_engine", "embedded_cache_size",
+        "log_level", "host", "imap_port", "imaps_port", "lmtp_port", "api_port", "hostname",
+    ]
+    overrides = {key: getattr(args, key, None) for key in keys}
+    return load_config(args.config, overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _serve(config: Config) -> None:
+    server = Server(config)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                count = 0
+                async for signum in signals:
+                    count += 1
+                    if count == 1:
+                        log.info("received %s: shutting down", signal.Signals(signum).name)
+                        server.request_shutdown()
+                    else:
+                        log.warning("second signal: stopping now")
+                        server_scope.cancel()
+
+            with trio.CancelScope() as server_scope:
+                nursery.start_soon(watch_signals)
+                await server.run()
+            nursery.cancel_scope.cancel()
+
+
+async def _create_user(config: Config, address: str, password: str, quota: int | None) -> str:
+    async def create(uri: str) -> str:
+        store = await Store.open(uri, config.database)
+        try:
+            user = await store.users.create(address, password, quota=quota)
+        finally:
+            await store.aclose()
+        return user.id
+
+    if config.mongo_uri:
+        return await create(config.mongo_uri)
+    port_file = config.data_dir / "db.port"
+    if port_file.exists():
+        # A running `duck serve` owns the embedded database: talk to it.
+        port = int(port_file.read_text().strip())
+        embedded = EmbeddedDatabase(data_dir=config.data_dir, port=port)
+        try:
+            return await create(embedded.uri)
+        except StoreUnavailable:
+            pass  # stale port file; start our own below
+    async with trio.open_nursery() as nursery:
+        embedded = EmbeddedDatabase(
+            data_dir=config.data_dir,
+            engine=config.embedded_engine,  # type: ignore[arg-type]
+            cache_size=config.embedded_cache_size,
+        )
+        uri = await nursery.start(embedded.run)
+        try:
+            return await create(uri)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_file is not None:
+        text = args.password_file.read_text(encoding="utf-8")
+        return text.rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat: ") != first:
+        raise SystemExit("duck: the passwords differ")
+    return first
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``duck`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"duck: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
+    if args.command == "serve":
+        try:
+            trio.run(_serve, config)
+        except OSError as exc:
+            print(f"duck: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "user" and args.user_command == "create":
+        password = _read_password(args)
+        try:
+            user_id = trio.run(_create_user, config, args.address, password, args.quota)
+        except (InvalidInput, AlreadyExists) as exc:
+            print(f"duck: {exc}", file=sys.stderr)
+            return 1
+        print(user_id)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Server configuration: defaults < TOML file (``--config``) < ``DUCK_*`` env < flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+@attrs.define
+class Config:
+    """Everything ``duck serve`` needs. Port 0 means "any free port" (tests)."""
+
+    data_dir: Path = attrs.field(default=Path("duck-data"), converter=Path)
+    host: str = "127.0.0.1"
+    imap_port: int = 1143
+    #: 0 disables the implicit-TLS listener.
+    imaps_port: int = 1993
+    lmtp_port: int = 2424
+    lmtp_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_host: str = "127.0.0.1"
+    mongo_uri: str | None = None
+    database: str = "duck"
+    embedded_engine: str = "rust"
+    embedded_cache_size: str = "256M"
+    log_level: str = "INFO"
+    hostname: str = "localhost"
+    tls_cert: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    tls_key: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    #: Allow LOGIN/AUTHENTICATE without TLS from non-loopback clients.
+    allow_plaintext_auth: bool = False
+    #: Networks allowed to connect to LMTP (CIDR strings).
+    lmtp_networks: list[str] = attrs.Factory(lambda: ["127.0.0.0/8", "::1/128"])
+    #: Largest accepted message (APPENDLIMIT, LMTP SIZE), bytes.
+    max_message_size: int = 64 * 1024 * 1024
+    #: Seconds in-flight work may take to finish at shutdown.
+    shutdown_grace: float = 10.0
+    #: Journal retention in seconds (SSE replay, QRESYNC); 7 days.
+    journal_retention: int = 7 * 24 * 3600
+    #: API access token; without one the API serves loopback clients only.
+    api_token: str | None = None
+
+    def validate(self) -> Config:
+        """Check value ranges; raise ConfigError naming the bad key."""
+        for key in ("imap_port", "imaps_port", "lmtp_port", "api_port"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or not 0 <= value <= 65535:
+                raise ConfigError(f"{key}: not a port number: {value!r}")
+        if self.embedded_engine not in ("rust", "python"):
+            raise ConfigError(
+                f"embedded_engine: must be rust or python, not {self.embedded_engine!r}"
+            )
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"log_level: unknown level {self.log_level!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key must be given together")
+        if self.max_message_size <= 0:
+            raise ConfigError("max_message_size: must be positive")
+        return self
+
+
+_FIELDS = {f.name: f for f in attrs.fields(Config)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    field = _FIELDS[key]
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind.startswith("list"):
+            if isinstance(value, str):
+                return [item.strip() for item in value.split(",") if item.strip()]
+            return list(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: invalid value {value!r}") from exc
+    return value
+
+
+def load_config(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Build the configuration from file, environment (``DUCK_<KEY>``) and overrides."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        for key, value in data.items():
+            key = key.replace("-", "_")
+            if key not in _FIELDS:
+                raise ConfigError(f"unknown configuration key {key!r} in {config_file}")
+            values[key] = _coerce(key, value)
+    env = os.environ if environ is None else environ
+    for key in _FIELDS:
+        name = f"DUCK_{key.upper()}"
+        if name in env:
+            values[key] = _coerce(key, env[name])
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value)
+    return Config(**values).validate()

@@ -1,0 +1,161 @@
+"""``duck serve``: one trio nursery supervising every component (DESIGN.md).
+
+Start order: the embedded database (unless a URI is configured), the store, then
+the listeners (IMAP, IMAPS, LMTP, HTTP API). Shutdown: stop accepting, let
+sessions close politely and in-flight work finish within the grace period, then
+cancel what is left and stop the embedded database.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import attrs
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from .api.app import ApiState, create_app
+from .config import Config
+from .imap.server import serve_imap
+from .net import serve_tcp
+from .store import EmbeddedDatabase, Store
+from .tls import ensure_self_signed, server_context
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class Server:
+    """A running server: its ports, its store, and the switch that stops it."""
+
+    config: Config
+    shutdown: trio.Event = attrs.Factory(trio.Event)
+    api_state: ApiState = attrs.Factory(ApiState)
+    store: Store | None = None
+    embedded: EmbeddedDatabase | None = None
+    mongo_uri: str | None = None
+    ports: dict[str, int] = attrs.Factory(dict)
+    ssl_context: ssl.SSLContext | None = None
+
+    def request_shutdown(self) -> None:
+        """Begin a graceful shutdown (idempotent)."""
+        self.shutdown.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until ``request_shutdown`` (or cancellation); reports itself once ready."""
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        components = self.api_state.components
+        for name in ("database", "imap", "lmtp", "api") + (("imaps",) if config.imaps_port else ()):
+            components[name] = False
+        async with trio.open_nursery() as root:
+            # The database outlives the listeners: it is stopped last.
+            if config.mongo_uri:
+                self.mongo_uri = config.mongo_uri
+            else:
+                self.embedded = EmbeddedDatabase(
+                    data_dir=config.data_dir,
+                    engine=config.embedded_engine,  # type: ignore[arg-type]
+                    cache_size=config.embedded_cache_size,
+                )
+                self.mongo_uri = await root.start(self.embedded.run)
+            self.store = await Store.open(self.mongo_uri, config.database)
+            self.api_state.store = self.store
+            components["database"] = True
+            try:
+                await self._serve(task_status)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self.store.aclose()
+                root.cancel_scope.cancel()
+        log.info("duck stopped")
+
+    async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:
+        config = self.config
+        cert, key = config.tls_cert, config.tls_key
+        if cert is None or key is None:
+            cert, key = ensure_self_signed(config.data_dir, config.hostname)
+        self.ssl_context = server_context(cert, key)
+        components = self.api_state.components
+        services = trio.CancelScope()
+        async with trio.open_nursery() as watcher:
+            watcher.start_soon(self._grace_watch, services)
+            with services:
+                async with trio.open_nursery() as nursery:
+                    self.ports["imap"] = await nursery.start(self._imap, config.imap_port, None)
+                    components["imap"] = True
+                    if config.imaps_port:
+                        self.ports["imaps"] = await nursery.start(
+                            self._imap, config.imaps_port, self.ssl_context
+                        )
+                        components["imaps"] = True
+                    self.ports["lmtp"] = await nursery.start(self._lmtp)
+                    components["lmtp"] = True
+                    self.ports["api"] = await nursery.start(self._api)
+                    components["api"] = True
+                    log.info(
+                        "duck ready: %s", ", ".join(f"{k}={v}" for k, v in self.ports.items())
+                    )
+                    task_status.started(self)
+            # Every listener has returned (or the grace period ran out).
+            watcher.cancel_scope.cancel()
+
+    async def _grace_watch(self, services: trio.CancelScope) -> None:
+        await self.shutdown.wait()
+        log.info("shutting down (grace %.0f s)", self.config.shutdown_grace)
+        await trio.sleep(self.config.shutdown_grace)
+        services.cancel()
+
+    async def _imap(
+        self, port: int, context: ssl.SSLContext | None, *, task_status: trio.TaskStatus[int]
+    ) -> None:
+        await serve_imap(
+            self.config.host, port, ssl_context=context, shutdown=self.shutdown,
+            task_status=task_status,
+        )
+
+    async def _lmtp(self, *, task_status: trio.TaskStatus[int]) -> None:
+        async def greet(stream: trio.abc.Stream) -> None:
+            # Placeholder until LMTP delivery lands: greet, then refuse politely.
+            await stream.send_all(f"220 {self.config.hostname} LMTP duck ready\r\n".encode())
+            data = await stream.receive_some(4096)
+            if data:
+                await stream.send_all(b"421 4.3.2 delivery not available yet\r\n")
+
+        await serve_tcp(
+            greet, self.config.lmtp_host, self.config.lmtp_port, name="LMTP",
+            shutdown=self.shutdown, task_status=task_status,
+        )
+
+    async def _api(self, *, task_status: trio.TaskStatus[int]) -> None:
+        hconfig = HypercornConfig()
+        hconfig.bind = [f"{self.config.api_host}:{self.config.api_port}"]
+        hconfig.accesslog = None
+        hconfig.graceful_timeout = self.config.shutdown_grace
+        hconfig.errorlog = logging.getLogger("duck.api.hypercorn")  # type: ignore[assignment]
+        app = create_app(self.api_state)
+
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(
+                _hypercorn, app, hconfig, self.shutdown.wait
+            )
+            port = int(binds[0].rsplit(":", 1)[1])
+            log.info("HTTP API listening on %s:%d", self.config.api_host, port)
+            task_status.started(port)
+
+
+async def _hypercorn(
+    app: Any, config: HypercornConfig, trigger: Any, *, task_status: trio.TaskStatus[list[str]]
+) -> None:
+    await hypercorn_serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+
+
+async def run_server(
+    config: Config, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run a server for ``config``; ``await nursery.start(run_server, config)`` gives
+    the running :class:`Server` once every listener is up."""
+    await Server(config).run(task_status=task_status)
