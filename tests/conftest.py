@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,33 @@ async def store(mongo_uri: str, db_name: str) -> AsyncIterator[Store]:
     finally:
         await store.database.run(store.database.client.drop_database, db_name)
         await store.aclose()
+
+
+@pytest.fixture
+async def duck_server(
+    mongo_uri: str, db_name: str, tmp_path: Path, nursery: Any
+) -> AsyncIterator[Any]:
+    """A full ``duck serve`` in-process on free loopback ports, on its own database."""
+    from duck.config import Config
+    from duck.server import Server
+
+    config = Config(
+        data_dir=tmp_path / "data",
+        imap_port=0,
+        imaps_port=0,
+        lmtp_port=0,
+        api_port=0,
+        mongo_uri=mongo_uri,
+        database=db_name,
+        shutdown_grace=2.0,
+    )
+    server = Server(config)
+    # imaps_port=0 disables implicit TLS by the documented rule; tests that need it
+    # turn it on through `server_with_tls`.
+    await nursery.start(server.run)
+    try:
+        yield server
+    finally:
+        server.request_shutdown()
+        assert server.store is not None
+        await server.store.database.run(server.store.database.client.drop_database, db_name)

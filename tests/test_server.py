@@ -1,0 +1,149 @@
+"""`duck serve` end to end: listeners greet, /health, the user API, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from duck.store import Store
+
+
+async def _read_line(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = await stream.receive_some(4096)
+        assert chunk, "connection closed before a full line"
+        data += chunk
+    return data
+
+
+async def test_listeners_greet(duck_server: Any) -> None:
+    with trio.fail_after(10):
+        imap = await trio.open_tcp_stream("127.0.0.1", duck_server.ports["imap"])
+        greeting = await _read_line(imap)
+        assert greeting.startswith(b"* OK ") and b"IMAP4rev1" in greeting
+        await imap.send_all(b"a1 LOGOUT\r\n")
+        data = b""
+        while b"a1 OK" not in data:
+            data += await imap.receive_some(4096)
+        assert b"* BYE" in data
+        await imap.aclose()
+        lmtp = await trio.open_tcp_stream("127.0.0.1", duck_server.ports["lmtp"])
+        assert (await _read_line(lmtp)).startswith(b"220 ")
+        await lmtp.aclose()
+
+
+async def test_health_and_user_create(duck_server: Any) -> None:
+    base = f"http://127.0.0.1:{duck_server.ports['api']}"
+    with trio.fail_after(20):
+        async with httpx.AsyncClient(base_url=base) as client:
+            health = await client.get("/health")
+            assert health.status_code == 200 and health.json()["success"] is True
+            body = {"username": "username@example.com", "password": "secretpass"}
+            created = await client.post("/user/create", json=body)
+            assert created.status_code == 200
+            data = created.json()
+            assert data["success"] is True and data["username"] == "username@example.com"
+            store: Store = duck_server.store
+            user = await store.users.get(data["id"])
+            assert user.username == "username@example.com"
+            again = await client.post("/users", json=body)
+            assert again.status_code == 409 and again.json()["success"] is False
+            other = await client.post("/users", json={"username": "b@example.com", "password": "x"})
+            assert other.status_code == 200 and other.json()["id"] != data["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (b'{"username": "a@example.com"}', 400),
+        (b'{"username": 12, "password": "x"}', 400),
+        (b'{"username": "not an address", "password": "x"}', 400),
+        (b'{"username": "a@example.com", "password": "x", "extra": 1}', 400),
+        (b"x" * (10 * 1024 * 1024), 413),
+    ],
+)
+async def test_bad_input(duck_server: Any, body: bytes, status: int) -> None:
+    base = f"http://127.0.0.1:{duck_server.ports['api']}"
+    with trio.fail_after(20):
+        async with httpx.AsyncClient(base_url=base) as client:
+            response = await client.post(
+                "/users", content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == status
+            data = response.json()
+            assert data["success"] is False and data["error"] and data["code"]
+            # Nothing half-written, and the server keeps serving.
+            store: Store = duck_server.store
+            count = await store.database.run(
+                store.database.collection("users").count_documents, {}
+            )
+            assert count == 0
+            assert (await client.get("/health")).status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _processes_using(path: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(path).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
+    """The real command on its embedded default: start, answer, SIGTERM, clean exit."""
+    data_dir = tmp_path / "data"
+    api = _free_port()
+    cmd = [
+        sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
+        "--imap-port", "0", "--imaps-port", "0", "--lmtp-port", "0", "--api-port", str(api),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not become healthy"
+            time.sleep(0.2)
+        assert _processes_using(data_dir / "db"), "no embedded database process found"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        deadline = time.monotonic() + 10
+        while _processes_using(data_dir / "db") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_using(data_dir / "db") == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
