@@ -1,0 +1,249 @@
+"""Change notification: every journal write wakes the subscribers it concerns.
+
+Wake-ups carry no payload. A subscriber (an IDLE session, an SSE stream, the
+webhook dispatcher) reads the journal from its own last position when woken, so
+a missed or merged wake-up can never lose an event; a spurious one costs one
+query.
+
+Where the deployment has change streams (replica sets, sharded clusters, the
+embedded server) the notifier watches inserts into the journal, which reach every
+process on every host within milliseconds. Elsewhere it polls the mailboxes'
+highest modseq for the mailboxes and users that have subscribers, one query per
+interval. Writes made in this process also wake local subscribers directly
+(``publish_nowait``), so same-process latency never waits for either path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import trio
+from bson import ObjectId
+
+from . import schema
+from .database import Database
+from .errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+#: How long one change-stream poll waits for news on the server side (ms).
+STREAM_AWAIT_MS = 500
+#: Largest number of mailbox→user mappings kept for journal entries without user.
+MAILBOX_CACHE = 100_000
+
+
+class Subscription:
+    """A sticky wake-up flag: ``wait()`` returns once something changed since the
+    last ``wait()`` (or since subscribing)."""
+
+    def __init__(self, notifier: Notifier, keys: frozenset[str]) -> None:
+        self._notifier = notifier
+        self.keys = keys
+        self._pending = False
+        self._event = trio.Event()
+        self.wakeups = 0
+
+    def _wake(self) -> None:
+        self._pending = True
+        self.wakeups += 1
+        self._event.set()
+
+    def pending(self) -> bool:
+        """True if woken since the last wait (does not reset the flag)."""
+        return self._pending
+
+    def clear(self) -> None:
+        """Forget a pending wake-up (the caller is about to read the journal anyway)."""
+        self._pending = False
+        if self._event.is_set():
+            self._event = trio.Event()
+
+    async def wait(self) -> None:
+        """Block until woken; then clear the flag."""
+        while not self._pending:
+            await self._event.wait()
+        self.clear()
+
+    def close(self) -> None:
+        """Stop receiving wake-ups."""
+        self._notifier._remove(self)
+
+
+def mailbox_key(mailbox_id: str) -> str:
+    """Subscription key for one mailbox."""
+    return f"m:{mailbox_id}"
+
+
+def user_key(user_id: str) -> str:
+    """Subscription key for everything of one user."""
+    return f"u:{user_id}"
+
+
+class Notifier:
+    """Fans journal changes out to in-process subscribers."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        poll_interval: float = 0.25,
+        change_streams: bool | None = None,
+    ) -> None:
+        self._database = database
+        self.poll_interval = poll_interval
+        #: None: decide from the deployment (change streams where there is a set).
+        self.change_streams = change_streams
+        self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._mailbox_users: dict[str, str] = {}
+        self._seen_modseqs: dict[str, int] = {}
+        self.mode = "stopped"
+        self.events_seen = 0
+
+    # -- subscribers ---------------------------------------------------------
+
+    def subscribe(self, *keys: str) -> Subscription:
+        """Subscribe to wake-ups for these keys (see mailbox_key / user_key)."""
+        sub = Subscription(self, frozenset(keys))
+        for key in sub.keys:
+            self._subscribers[key].add(sub)
+        return sub
+
+    @contextmanager
+    def subscription(self, *keys: str) -> Iterator[Subscription]:
+        """``with notifier.subscription(key) as sub:`` — closed on exit."""
+        sub = self.subscribe(*keys)
+        try:
+            yield sub
+        finally:
+            sub.close()
+
+    def _remove(self, sub: Subscription) -> None:
+        for key in sub.keys:
+            subs = self._subscribers.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subscribers[key]
+
+    def publish_nowait(self, *keys: str) -> None:
+        """Wake every subscriber of any of ``keys`` (never blocks)."""
+        woken: set[Subscription] = set()
+        for key in keys:
+            woken.update(self._subscribers.get(key, ()))
+        for sub in woken:
+            sub._wake()
+
+    def statistics(self) -> dict[str, Any]:
+        """Figures: mode, keys and subscriptions live, journal events seen."""
+        subs = {s for group in self._subscribers.values() for s in group}
+        return {"mode": self.mode, "keys": len(self._subscribers),
+                "subscriptions": len(subs), "events_seen": self.events_seen}
+
+    # -- the watcher -----------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Watch the journal until cancelled; survives database outages."""
+        use_streams = self.change_streams
+        if use_streams is None:
+            use_streams = self._database.transactions  # a replica set or a cluster
+        started = False
+        while True:
+            try:
+                if use_streams:
+                    await self._watch_stream(task_status if not started else None)
+                else:
+                    await self._poll(task_status if not started else None)
+                return
+            except StoreUnavailable as exc:
+                log.warning("notifier: %s; retrying", exc)
+            except Exception:
+                # A deployment that claims change streams but refuses them: poll.
+                if use_streams:
+                    log.exception("notifier: change stream failed; falling back to polling")
+                    use_streams = False
+                else:
+                    raise
+            if not started:
+                started = True
+                task_status.started()
+            # Anything may have happened while we were not watching.
+            self.publish_nowait(*list(self._subscribers))
+            await trio.sleep(self.poll_interval)
+
+    async def _watch_stream(self, task_status: trio.TaskStatus[None] | None) -> None:
+        journal = self._database.collection(schema.JOURNAL)
+        pipeline = [{"$match": {"operationType": "insert"}}]
+        stream = await self._database.run(
+            lambda: journal.watch(pipeline, max_await_time_ms=STREAM_AWAIT_MS)
+        )
+        self.mode = "change-stream"
+        if task_status is not None:
+            task_status.started()
+        try:
+            while True:
+                change = await self._database.run(stream.try_next)
+                if change is None:
+                    await trio.sleep(0)
+                    continue
+                doc = change.get("fullDocument") or {}
+                await self._dispatch(doc)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(stream.close)
+
+    async def _dispatch(self, doc: dict[str, Any]) -> None:
+        self.events_seen += 1
+        mailbox = doc.get("mailbox")
+        keys = []
+        if mailbox is not None:
+            keys.append(mailbox_key(str(mailbox)))
+        user = doc.get("user")
+        if user is None and mailbox is not None:
+            user = await self._user_of(str(mailbox))
+        if user is not None:
+            keys.append(user_key(str(user)))
+        self.publish_nowait(*keys)
+
+    async def _user_of(self, mailbox_id: str) -> str | None:
+        cached = self._mailbox_users.get(mailbox_id)
+        if cached is not None:
+            return cached
+        if not any(k.startswith("u:") for k in self._subscribers):
+            return None  # nobody listens per user: skip the lookup
+        mailboxes = self._database.collection(schema.MAILBOXES)
+        doc = await self._database.run(
+            mailboxes.find_one, {"_id": ObjectId(mailbox_id)}, {"user": 1}
+        )
+        if doc is None or "user" not in doc:
+            return None
+        if len(self._mailbox_users) >= MAILBOX_CACHE:
+            self._mailbox_users.clear()
+        self._mailbox_users[mailbox_id] = str(doc["user"])
+        return self._mailbox_users[mailbox_id]
+
+    async def _poll(self, task_status: trio.TaskStatus[None] | None) -> None:
+        self.mode = "poll"
+        if task_status is not None:
+            task_status.started()
+        mailboxes = self._database.collection(schema.MAILBOXES)
+        while True:
+            mailbox_ids = [ObjectId(k[2:]) for k in self._subscribers if k.startswith("m:")]
+            user_ids = [ObjectId(k[2:]) for k in self._subscribers if k.startswith("u:")]
+            if mailbox_ids or user_ids:
+                query = {"$or": [{"_id": {"$in": mailbox_ids}}, {"user": {"$in": user_ids}}]}
+                docs = await self._database.run(
+                    lambda q=query: list(mailboxes.find(q, {"user": 1, "modseq": 1}))
+                )
+                for doc in docs:
+                    key = str(doc["_id"])
+                    modseq = int(doc.get("modseq", 0))
+                    previous = self._seen_modseqs.get(key)
+                    self._seen_modseqs[key] = modseq
+                    if previous is not None and modseq != previous:
+                        self.events_seen += 1
+                        self.publish_nowait(mailbox_key(key), user_key(str(doc.get("user"))))
+            await trio.sleep(self.poll_interval)
