@@ -22,6 +22,7 @@ from .config import Config
 from .imap.server import serve_imap
 from .net import serve_tcp
 from .store import EmbeddedDatabase, Store
+from .store.notify import Notifier
 from .tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Server:
     mongo_uri: str | None = None
     ports: dict[str, int] = attrs.Factory(dict)
     ssl_context: ssl.SSLContext | None = None
+    notifier: Notifier | None = None
 
     def request_shutdown(self) -> None:
         """Begin a graceful shutdown (idempotent)."""
@@ -65,6 +67,9 @@ class Server:
             self.store = await Store.open(self.mongo_uri, config.database)
             self.api_state.store = self.store
             components["database"] = True
+            # Change notification reaches every session of every process (DESIGN.md).
+            self.notifier = Notifier(self.store.database)
+            await root.start(self.notifier.run)
             try:
                 await self._serve(task_status)
             finally:
