@@ -1,0 +1,132 @@
+"""The command table: verb → command class, and whole-command parse and serialize.
+
+``command = tag SP (command-any / command-auth / command-nonauth / command-select) CRLF``
+"""
+
+from __future__ import annotations
+
+import re
+
+from .cmd_any import (
+    Authenticate,
+    Capability,
+    Check,
+    Close,
+    Compress,
+    Enable,
+    Id,
+    Idle,
+    Login,
+    Logout,
+    Namespace,
+    Noop,
+    StartTLS,
+    Unauthenticate,
+    Unselect,
+)
+from .cmd_append import Append
+from .cmd_base import Command
+from .cmd_ext import GetMetadata, GetQuota, Notify, SetMetadata, SetQuota
+from .cmd_mailbox import (
+    Create,
+    Delete,
+    Examine,
+    GetQuotaRoot,
+    List,
+    Lsub,
+    Rename,
+    Select,
+    Status,
+    Subscribe,
+    Unsubscribe,
+)
+from .cmd_message import Copy, Expunge, Fetch, Move, Store
+from .cmd_search import Search, Sort, Thread
+from .encode import Encoder
+from .errors import ImapProtocolError, ParseError, UnknownCommand
+from .lexer import TAG_RE, Cursor
+
+COMMAND_CLASSES: tuple[type[Command], ...] = (
+    Capability, Noop, Logout, StartTLS, Authenticate, Login, Enable, Id, Compress,
+    Unauthenticate, Idle, Namespace, Check, Close, Unselect, Select, Examine, Create, Delete,
+    Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Expunge, Search, Fetch, Store,
+    Copy, Move, Sort, Thread, GetQuota, GetQuotaRoot, SetQuota, GetMetadata, SetMetadata,
+    Notify,
+)
+COMMANDS: dict[str, type[Command]] = {cls.VERB: cls for cls in COMMAND_CLASSES}
+UID_COMMANDS: dict[str, type[Command]] = {
+    cls.VERB: cls for cls in COMMAND_CLASSES if cls.UID_FORM
+}
+
+_VERB_RE = re.compile(rb"[A-Za-z]+")
+
+
+def parse_tag(buf: bytes) -> tuple[str, int]:
+    """The tag at the start of ``buf`` and the index after the following SP."""
+    m = TAG_RE.match(buf)
+    if m is None:
+        raise ParseError("missing or invalid tag", tag=None)
+    tag = m.group().decode("ascii")
+    if buf[m.end() : m.end() + 1] != b" ":
+        raise ParseError("expected SP after tag", tag=tag)
+    return tag, m.end() + 1
+
+
+def parse_command(buf: bytes, *, utf8: bool = False, max_depth: int = 64) -> Command:
+    """Parse one framed command (without its final CRLF; literals inline as
+    ``{n}\\r\\n<octets>``). Raises only :class:`ImapProtocolError` subclasses."""
+    tag, pos = parse_tag(buf)
+    c = Cursor(buf, pos, tag=tag, max_depth=max_depth, utf8=utf8)
+    m = _VERB_RE.match(buf, pos)
+    if m is None:
+        raise UnknownCommand("missing command name", tag=tag)
+    verb = m.group().decode("ascii").upper()
+    c.pos = m.end()
+    uid = False
+    if verb == "UID":
+        c.sp()
+        m = _VERB_RE.match(buf, c.pos)
+        verb = m.group().decode("ascii").upper() if m else ""
+        cls = UID_COMMANDS.get(verb)
+        if m is None or cls is None:
+            raise UnknownCommand(f"unknown UID command {verb!r}", tag=tag)
+        c.pos = m.end()
+        uid = True
+    else:
+        found = COMMANDS.get(verb)
+        if found is None:
+            raise UnknownCommand(f"unknown command {verb!r}", tag=tag)
+        cls = found
+    try:
+        cmd = cls.parse_args(c, tag, uid)
+    except ImapProtocolError:
+        raise
+    except (ValueError, TypeError) as exc:
+        # Value validation of the typed classes (e.g. a bad flag) is a syntax error
+        # from the client's point of view.
+        raise ParseError(f"invalid {verb} arguments: {exc}", tag=tag) from None
+    except RecursionError:
+        raise ParseError("command nested too deeply", tag=tag) from None
+    c.end()
+    return cmd  # type: ignore[no-any-return]
+
+
+def encode_command(e: Encoder, cmd: Command) -> None:
+    """Write ``cmd`` (tag, optional UID, verb, arguments) without the final CRLF."""
+    e.text(cmd.tag)
+    e.raw(b" UID " if getattr(cmd, "uid", False) else b" ")
+    e.text(cmd.VERB)
+    cmd.encode_args(e)
+
+
+def serialize_command(cmd: Command, *, literal_plus: bool = False, utf8: bool = False) -> bytes:
+    """The wire form of a client command, CRLF-terminated.
+
+    Literals are synchronizing (``{n}``) unless ``literal_plus``; a client must then
+    wait for ``+`` after each ``{n}\\r\\n``. Mailbox names are modified UTF-7 unless
+    ``utf8`` (after ENABLE UTF8=ACCEPT).
+    """
+    e = Encoder(utf8=utf8, literal_plus=literal_plus)
+    encode_command(e, cmd)
+    e.raw(b"\r\n")
+    return e.join()

@@ -1,0 +1,213 @@
+"""FETCH data items (RFC 3501 §6.4.5, RFC 9051 §6.4.5, BINARY RFC 3516, CONDSTORE
+RFC 7162, OBJECTID RFC 8474, SAVEDATE RFC 8514), shared by FETCH, NOTIFY and the
+FETCH response."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+
+import attrs
+
+from .cmd_base import to_tuple
+from .encode import Encoder
+from .lexer import Cursor, decode_text
+
+_SECTION_PART_RE = re.compile(rb"[1-9]\d*(?:\.[1-9]\d*)*")
+_FETCH_NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
+
+
+class FetchAttr(enum.Enum):
+    """Fetch items that take no section."""
+
+    ENVELOPE = "ENVELOPE"
+    FLAGS = "FLAGS"
+    INTERNALDATE = "INTERNALDATE"
+    RFC822 = "RFC822"
+    RFC822_HEADER = "RFC822.HEADER"
+    RFC822_SIZE = "RFC822.SIZE"
+    RFC822_TEXT = "RFC822.TEXT"
+    BODY = "BODY"
+    BODYSTRUCTURE = "BODYSTRUCTURE"
+    UID = "UID"
+    MODSEQ = "MODSEQ"
+    EMAILID = "EMAILID"
+    THREADID = "THREADID"
+    SAVEDATE = "SAVEDATE"
+
+
+_ATTR_BY_NAME = {a.value: a for a in FetchAttr}
+
+#: RFC 3501 §6.4.5 macros, expanded at parse time (FETCH never keeps the macro).
+MACROS: dict[str, tuple[FetchAttr, ...]] = {
+    "FAST": (FetchAttr.FLAGS, FetchAttr.INTERNALDATE, FetchAttr.RFC822_SIZE),
+    "ALL": (FetchAttr.FLAGS, FetchAttr.INTERNALDATE, FetchAttr.RFC822_SIZE, FetchAttr.ENVELOPE),
+    "FULL": (
+        FetchAttr.FLAGS, FetchAttr.INTERNALDATE, FetchAttr.RFC822_SIZE, FetchAttr.ENVELOPE,
+        FetchAttr.BODY,
+    ),
+}
+
+
+class SectionText(enum.Enum):
+    """``section-text`` / ``section-msgtext``."""
+
+    HEADER = "HEADER"
+    HEADER_FIELDS = "HEADER.FIELDS"
+    HEADER_FIELDS_NOT = "HEADER.FIELDS.NOT"
+    TEXT = "TEXT"
+    MIME = "MIME"
+
+
+def _to_part(value: Iterable[int]) -> tuple[int, ...]:
+    part = tuple(value)
+    for n in part:
+        if not isinstance(n, int) or not 1 <= n <= 2**32 - 1:
+            raise ValueError(f"section part numbers are non-zero: {part!r}")
+    return part
+
+
+def _check_partial(instance: object, attribute: object,
+                   value: tuple[int, int | None] | None) -> None:
+    if value is None:
+        return
+    start, length = value
+    if not 0 <= start <= 2**32 - 1 or (length is not None and not 1 <= length <= 2**32 - 1):
+        raise ValueError(f"bad partial {value!r}")
+
+
+@attrs.frozen
+class BodySection:
+    """``BODY[section]<partial>``, ``BODY.PEEK[...]``, ``BINARY[.PEEK][part]<partial>``.
+
+    ``part`` is the section-part (``1.2`` → ``(1, 2)``), ``text`` the section-text,
+    ``fields`` the header-list of HEADER.FIELDS[.NOT]. ``partial`` is
+    ``(start, length)`` in a command; in a FETCH response the key carries only the
+    origin, as ``(origin, None)`` (see :meth:`response_key`).
+    """
+
+    part: tuple[int, ...] = attrs.field(default=(), converter=_to_part)
+    text: SectionText | None = None
+    fields: tuple[str, ...] = attrs.field(default=(), converter=to_tuple)
+    peek: bool = False
+    binary: bool = False
+    partial: tuple[int, int | None] | None = attrs.field(default=None, validator=_check_partial)
+
+    def __attrs_post_init__(self) -> None:
+        header_list = self.text in (SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT)
+        if header_list != bool(self.fields):
+            raise ValueError("header fields go with HEADER.FIELDS[.NOT] and only there")
+        if self.text is SectionText.MIME and not self.part:
+            raise ValueError("MIME needs a section part")
+        if self.binary and self.text is not None:
+            raise ValueError("BINARY sections have no section text")
+        for f in self.fields:
+            if not f or any(ch in f for ch in "\r\n\0"):
+                raise ValueError(f"bad header field name {f!r}")
+
+    def response_key(self) -> BodySection:
+        """The key a FETCH response uses for this item: no PEEK, origin only."""
+        partial = None if self.partial is None else (self.partial[0], None)
+        return attrs.evolve(self, peek=False, partial=partial)
+
+
+@attrs.frozen
+class BinarySize:
+    """``BINARY.SIZE[part]`` (RFC 3516)."""
+
+    part: tuple[int, ...] = attrs.field(default=(), converter=_to_part)
+
+
+FetchItem = FetchAttr | BodySection | BinarySize
+
+
+def parse_fetch_att(c: Cursor, *, response: bool = False) -> FetchItem:
+    """``fetch-att`` (or, with ``response``, the key of a ``msg-att``)."""
+    name = c.match(_FETCH_NAME_RE, "fetch item").decode("ascii").upper()
+    if c.peek() == 0x5B:  # "["
+        if name == "BODY" or (name == "BODY.PEEK" and not response):
+            return _parse_section(c, peek=name == "BODY.PEEK", binary=False, response=response)
+        if name == "BINARY" or (name == "BINARY.PEEK" and not response):
+            return _parse_section(c, peek=name == "BINARY.PEEK", binary=True, response=response)
+        if name == "BINARY.SIZE":
+            c.pos += 1
+            part = _parse_part(c)
+            c.expect(b"]")
+            return BinarySize(part)
+        raise c.error("unexpected section")
+    attr = _ATTR_BY_NAME.get(name)
+    if attr is None:
+        raise c.error("unknown fetch item")
+    return attr
+
+
+def _parse_part(c: Cursor) -> tuple[int, ...]:
+    m = _SECTION_PART_RE.match(c.buf, c.pos)
+    if m is None:
+        return ()
+    c.pos = m.end()
+    try:
+        return _to_part(int(n) for n in m.group().split(b"."))
+    except ValueError:
+        raise c.error("section part number out of range") from None
+
+
+def _parse_section(c: Cursor, *, peek: bool, binary: bool, response: bool) -> BodySection:
+    c.pos += 1  # "["
+    part = _parse_part(c)
+    text = None
+    fields: tuple[str, ...] = ()
+    if not binary and c.peek() != 0x5D:
+        if part:
+            c.expect(b".")
+        word = c.match(_FETCH_NAME_RE, "section text").decode("ascii").upper()
+        try:
+            text = SectionText(word)
+        except ValueError:
+            raise c.error("unknown section text") from None
+        if text is SectionText.MIME and not part:
+            raise c.error("MIME needs a section part")
+        if text in (SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT):
+            c.sp()
+            fields = tuple(c.paren_list(lambda: decode_text(c.astring()), allow_empty=False))
+    c.expect(b"]")
+    partial: tuple[int, int | None] | None = None
+    if c.accept(b"<"):
+        start = c.number()
+        if response:
+            partial = (start, None)
+        else:
+            c.expect(b".")
+            partial = (start, c.nz_number())
+        c.expect(b">")
+    try:
+        return BodySection(part, text, fields, peek, binary, partial)
+    except ValueError as exc:
+        raise c.error(str(exc)) from None
+
+
+def encode_fetch_att(e: Encoder, item: FetchItem) -> None:
+    """Write one fetch item (command form, or response key when partial has no length)."""
+    if isinstance(item, FetchAttr):
+        e.text(item.value)
+    elif isinstance(item, BinarySize):
+        e.text("BINARY.SIZE[" + ".".join(map(str, item.part)) + "]")
+    else:
+        name = "BINARY" if item.binary else "BODY"
+        e.text(name + (".PEEK[" if item.peek else "["))
+        spec = ".".join(map(str, item.part))
+        if item.text is not None:
+            spec = f"{spec}.{item.text.value}" if spec else item.text.value
+        e.text(spec)
+        if item.fields:
+            e.raw(b" (")
+            for i, f in enumerate(item.fields):
+                if i:
+                    e.sp()
+                e.astring(f)
+            e.raw(b")")
+        e.raw(b"]")
+        if item.partial is not None:
+            start, length = item.partial
+            e.text(f"<{start}>" if length is None else f"<{start}.{length}>")

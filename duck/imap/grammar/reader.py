@@ -1,0 +1,320 @@
+"""Sans-IO framing and parsing of the client's byte stream (h11-style).
+
+The framing layer splits input into command lines and their literals before any
+parsing happens: a line ending in ``{n}`` / ``{n+}`` / ``~{n}`` announces ``n``
+octets that are taken verbatim, so literal data is never interpreted as commands.
+Every buffer is capped by :class:`Limits`; the line scan resumes where it stopped,
+so a slowly growing line costs linear, not quadratic, time.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+import attrs
+
+from .cmd_base import Command
+from .commands import parse_command
+from .errors import (
+    CommandTooLarge,
+    ImapProtocolError,
+    LineTooLong,
+    LiteralTooLarge,
+    ParseError,
+    ReaderStateError,
+)
+from .lexer import TAG_RE
+from .limits import LITERAL_MINUS_MAX, Limits
+
+
+class Sentinel(enum.Enum):
+    """Marker values returned instead of events."""
+
+    NEED_DATA = "NEED_DATA"
+
+
+#: Returned by :meth:`CommandReader.next_event` / :meth:`~CommandReader.next_line`
+#: when more input is needed.
+NEED_DATA = Sentinel.NEED_DATA
+
+
+@attrs.frozen
+class ContinuationNeeded:
+    """The client announced a synchronizing literal and waits for ``+``.
+
+    The server answers with :meth:`CommandReader.accept_literal` (and sends a
+    continuation request) or :meth:`CommandReader.reject_literal` (and sends a
+    tagged NO/BAD, e.g. ``[TOOBIG]``).
+    """
+
+    tag: str
+    size: int
+    binary: bool
+
+
+@attrs.frozen
+class ReaderStatistics:
+    """Counters of a :class:`CommandReader` (trio-style ``statistics()``)."""
+
+    buffered: int
+    commands: int
+    errors: int
+
+
+class _State(enum.Enum):
+    LINE = "LINE"                      # expecting a (first or continuation) line
+    LITERAL = "LITERAL"                # reading literal octets into the command
+    AWAIT_DECISION = "AWAIT_DECISION"  # ContinuationNeeded returned, not yet answered
+    DISCARD_LINE = "DISCARD_LINE"      # dropping the rest of a failed command's lines
+    DISCARD_LITERAL = "DISCARD_LITERAL"  # dropping a non-synchronizing literal
+    FAILED = "FAILED"                  # fatal error: the connection must close
+
+
+# literal = "{" number64 ["+"] "}" CRLF; literal8 = "~{" number64 ["+"] "}" CRLF
+_LITERAL_TAIL_RE = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\Z")
+_COMPACT_AT = 64 * 1024
+
+
+class CommandReader:
+    """Turns the client's bytes into commands, :class:`ContinuationNeeded` events
+    and errors. Feed with :meth:`receive_data`, drain with :meth:`next_event`.
+
+    Set ``utf8_enabled`` after ENABLE UTF8=ACCEPT: mailbox names are then UTF-8
+    rather than modified UTF-7 (RFC 6855 §3).
+    """
+
+    def __init__(self, limits: Limits | None = None, *, utf8_enabled: bool = False) -> None:
+        self.limits = limits if limits is not None else Limits()
+        self.utf8_enabled = utf8_enabled
+        self._buf = bytearray()
+        self._start = 0
+        self._scan = 0
+        self._state = _State.LINE
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._tag: str | None = None
+        self._remaining = 0
+        self._pending: ContinuationNeeded | None = None
+        self._pending_returned = False
+        self._fatal: ImapProtocolError | None = None
+        self._commands = 0
+        self._errors = 0
+
+    # -- input ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes received from the client."""
+        if self._start and self._start >= _COMPACT_AT:
+            del self._buf[: self._start]
+            self._scan -= self._start
+            self._start = 0
+        self._buf += data
+
+    def statistics(self) -> ReaderStatistics:
+        """Buffered octets and counts of commands and errors so far."""
+        return ReaderStatistics(len(self._buf) - self._start, self._commands, self._errors)
+
+    @property
+    def awaiting_literal_decision(self) -> bool:
+        """Whether a ContinuationNeeded is waiting for accept/reject."""
+        return self._state is _State.AWAIT_DECISION
+
+    # -- literal decisions -----------------------------------------------------------
+
+    def accept_literal(self) -> None:
+        """Let the client send the announced synchronizing literal (server sends ``+``)."""
+        if self._state is not _State.AWAIT_DECISION or self._pending is None:
+            raise ReaderStateError("accept_literal without a pending literal")
+        self._remaining = self._pending.size
+        self._pending = None
+        self._state = _State.LITERAL
+
+    def reject_literal(self) -> None:
+        """Refuse the announced literal (server sends tagged NO/BAD); the client drops
+        the rest of the command, so the reader expects a new command line."""
+        if self._state is not _State.AWAIT_DECISION:
+            raise ReaderStateError("reject_literal without a pending literal")
+        self._pending = None
+        self._reset_command()
+
+    # -- output ----------------------------------------------------------------------
+
+    def next_line(self) -> bytes | Sentinel:
+        """The next raw line without its CRLF (IDLE's ``DONE``, SASL responses), or
+        NEED_DATA. Only valid between commands."""
+        if self._state is _State.FAILED:
+            raise self._refail()
+        if self._state is not _State.LINE or self._parts:
+            raise ReaderStateError("next_line in the middle of a command")
+        line = self._take_line()
+        return NEED_DATA if line is None else line
+
+    def next_event(self) -> Command | ContinuationNeeded | Sentinel:
+        """The next parsed command, a ContinuationNeeded, or NEED_DATA.
+
+        Raises an :class:`ImapProtocolError` for a bad command. When it is not fatal
+        the reader has already arranged to drop the rest of that command and goes on
+        with the next one on the following call.
+        """
+        while True:
+            state = self._state
+            if state is _State.LINE or state is _State.DISCARD_LINE:
+                line = self._take_line()
+                if line is None:
+                    return NEED_DATA
+                if state is _State.DISCARD_LINE:
+                    self._discard_after(line)
+                    continue
+                result = self._on_line(line)
+                if result is not None:
+                    return result
+            elif state is _State.LITERAL or state is _State.DISCARD_LITERAL:
+                available = len(self._buf) - self._start
+                if available == 0 and self._remaining:
+                    return NEED_DATA
+                take = min(available, self._remaining)
+                if state is _State.LITERAL:
+                    self._parts.append(bytes(self._buf[self._start : self._start + take]))
+                self._start += take
+                self._scan = self._start
+                self._remaining -= take
+                if self._remaining:
+                    return NEED_DATA
+                self._state = _State.LINE if state is _State.LITERAL else _State.DISCARD_LINE
+            elif state is _State.AWAIT_DECISION:
+                if self._pending is not None and not self._pending_returned:
+                    self._pending_returned = True
+                    return self._pending
+                raise ReaderStateError("next_event before accept_literal/reject_literal")
+            else:
+                raise self._refail()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _take_line(self) -> bytes | None:
+        buf = self._buf
+        idx = buf.find(b"\n", self._scan)
+        if idx < 0:
+            self._scan = len(buf)
+            if len(buf) - self._start > self.limits.max_line + 1:
+                raise self._fail_fatal(LineTooLong(
+                    f"line longer than {self.limits.max_line} octets", tag=self._tag, fatal=True,
+                ))
+            return None
+        end = idx - 1 if idx > self._start and buf[idx - 1] == 0x0D else idx
+        line = bytes(buf[self._start : end])
+        self._start = idx + 1
+        self._scan = self._start
+        if len(line) > self.limits.max_line:
+            raise self._fail_fatal(LineTooLong(
+                f"line longer than {self.limits.max_line} octets", tag=self._tag, fatal=True,
+            ))
+        return line
+
+    def _on_line(self, line: bytes) -> Command | ContinuationNeeded | None:
+        first = not self._parts
+        if first:
+            if not line:
+                # Deviation (RFC 3501 §2.2.1): an empty line is ignored rather than
+                # answered with an untagged BAD; telnet users and keep-alives send them.
+                return None
+            m = TAG_RE.match(line)
+            self._tag = m.group().decode("ascii") if m else None
+        literal = _LITERAL_TAIL_RE.search(line, max(0, len(line) - 24)) if line.endswith(
+            b"}") else None
+        self._size += len(line) + 2
+        if literal is None:
+            if first:
+                data = line
+            else:
+                self._parts.append(line)
+                data = b"".join(self._parts)
+            self._reset_command()
+            try:
+                cmd = parse_command(data, utf8=self.utf8_enabled, max_depth=self.limits.max_depth)
+            except ImapProtocolError:
+                self._errors += 1
+                raise
+            self._commands += 1
+            return cmd
+        if first and self._tag is None:
+            raise self._fail_command(ParseError("missing or invalid tag"), literal)
+        if self._size > self.limits.max_command:
+            raise self._fail_command(
+                CommandTooLarge(f"command longer than {self.limits.max_command} octets"), literal)
+        size = int(literal.group(2))
+        binary = bool(literal.group(1))
+        sync = not literal.group(3)
+        limit = self.limits.max_literal
+        if not sync and not self.limits.literal_plus:
+            limit = min(limit, LITERAL_MINUS_MAX)
+        if size > limit:
+            raise self._fail_command(
+                LiteralTooLarge(f"literal of {size} octets exceeds {limit}"), literal)
+        if self._size + size > self.limits.max_command:
+            raise self._fail_command(
+                CommandTooLarge(f"command longer than {self.limits.max_command} octets"), literal)
+        self._size += size
+        self._parts.append(line + b"\r\n")
+        if sync:
+            assert self._tag is not None
+            self._state = _State.AWAIT_DECISION
+            self._pending = ContinuationNeeded(self._tag, size, binary)
+            self._pending_returned = True
+            return self._pending
+        self._state = _State.LITERAL
+        self._remaining = size
+        return None
+
+    def _fail_command(self, exc: ImapProtocolError, literal: re.Match[bytes]) -> ImapProtocolError:
+        """Non-fatal failure at a line ending in a literal: drop the rest of the command."""
+        exc.tag = self._tag
+        self._errors += 1
+        self._reset_command()
+        size = int(literal.group(2))
+        if literal.group(3):
+            # RFC 7888 §4: the client sends a non-synchronizing literal regardless, so
+            # the server must swallow it to stay in step, or close the connection.
+            if size > self.limits.max_discard:
+                exc.fatal = True
+                return self._fail_fatal(exc)
+            self._state = _State.DISCARD_LITERAL
+            self._remaining = size
+        # A synchronizing literal is never sent without our "+": the command ends here.
+        return exc
+
+    def _discard_after(self, line: bytes) -> None:
+        literal = _LITERAL_TAIL_RE.search(line, max(0, len(line) - 24)) if line.endswith(
+            b"}") else None
+        if literal is not None and literal.group(3):
+            size = int(literal.group(2))
+            if size > self.limits.max_discard:
+                raise self._fail_fatal(LiteralTooLarge(
+                    f"literal of {size} octets too large to skip", tag=self._tag, fatal=True))
+            self._state = _State.DISCARD_LITERAL
+            self._remaining = size
+        else:
+            self._state = _State.LINE
+
+    def _fail_fatal(self, exc: ImapProtocolError) -> ImapProtocolError:
+        exc.fatal = True
+        self._errors += 1
+        self._fatal = exc
+        self._state = _State.FAILED
+        self._buf = bytearray()
+        self._start = self._scan = 0
+        self._parts = []
+        return exc
+
+    def _refail(self) -> ImapProtocolError:
+        assert self._fatal is not None
+        old = self._fatal
+        return type(old)(old.message, tag=old.tag, fatal=True, code=old.code)
+
+    def _reset_command(self) -> None:
+        self._state = _State.LINE
+        self._parts = []
+        self._size = 0
+        self._tag = None
+        self._pending_returned = False
