@@ -4,7 +4,9 @@ Protocols use this public API and the store's own models; the store never
 imports a protocol (DESIGN.md, "Layers").
 """
 
+from . import query
 from .addresses import normalize_address, split_detail
+from .bodies import SweepReport
 from .database import STORE_LIMITER, Database, set_store_concurrency
 from .embedded import EmbeddedDatabase
 from .errors import (
@@ -17,27 +19,67 @@ from .errors import (
     StoreUnavailable,
     TooBig,
 )
+from .ingest import Ingest
+from .mailboxes import DELIMITER, INBOX, normalize_path
+from .models import (
+    FETCH_FIELDS,
+    SPECIAL_USES,
+    SYSTEM_FLAGS,
+    AppendResult,
+    CopyResult,
+    Delivered,
+    DeliveryTarget,
+    FlagChange,
+    Ingested,
+    JournalEntry,
+    Mailbox,
+    MessageRecord,
+    MessageSummary,
+    Segment,
+    StoreFlagsResult,
+)
 from .store import Store, open_store
 from .users import ResolvedAddress, User, Users
 
 __all__ = [
+    "DELIMITER",
+    "FETCH_FIELDS",
+    "INBOX",
+    "SPECIAL_USES",
     "STORE_LIMITER",
+    "SYSTEM_FLAGS",
     "AlreadyExists",
+    "AppendResult",
     "AuthenticationFailed",
+    "CopyResult",
     "Database",
+    "Delivered",
+    "DeliveryTarget",
     "EmbeddedDatabase",
+    "FlagChange",
+    "Ingest",
+    "Ingested",
     "InvalidInput",
+    "JournalEntry",
+    "Mailbox",
+    "MessageRecord",
+    "MessageSummary",
     "NotFound",
     "OverQuota",
     "ResolvedAddress",
+    "Segment",
     "Store",
     "StoreError",
+    "StoreFlagsResult",
     "StoreUnavailable",
+    "SweepReport",
     "TooBig",
     "User",
     "Users",
     "normalize_address",
+    "normalize_path",
     "open_store",
+    "query",
     "set_store_concurrency",
     "split_detail",
 ]

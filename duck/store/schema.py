@@ -23,6 +23,8 @@ MAILBOXES = "mailboxes"
 MESSAGES = "messages"
 JOURNAL = "journal"
 ATTACHMENTS = "attachments"  # GridFS bucket name
+#: One document per stored body: ``_id`` is its SHA-256, with a reference count.
+BODIES = "bodies"
 
 #: collection -> indexes. Unique indexes are guards as much as lookups: names are
 #: normalised in code (the Rust engine has no collation-based unique indexes).

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from . import schema
+from . import quota, schema
+from .bodies import Bodies, SweepReport
 from .database import Database
+from .journal import Journal
+from .mailboxes import Mailboxes
+from .messages import Messages
 from .users import Users
 
 log = logging.getLogger(__name__)
@@ -19,6 +24,13 @@ class Store:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.users = Users(database)
+        self.bodies = Bodies(database)
+        self.mailboxes = Mailboxes(database)
+        self.messages = Messages(database, self.bodies)
+        self.journal = Journal(database)
+        # Default folders are created in the user's own transaction.
+        self.users.create_hooks.append(self.mailboxes.create_defaults)
+        self.mailboxes.release = self.messages.release_sync
 
     @classmethod
     async def open(cls, uri: str, name: str = "duck") -> Store:
@@ -32,6 +44,16 @@ class Store:
             raise
         log.info("store ready (database %r)", name)
         return cls(database)
+
+    async def quota(self, user_id: str) -> tuple[int, int]:
+        """(bytes used, quota in bytes) of a user."""
+        return await quota.quota(self.database, user_id)
+
+    async def sweep(self, grace: dt.timedelta | None = None) -> SweepReport:
+        """Garbage-collect bodies: repair leaked references, free unreferenced ones."""
+        if grace is None:
+            return await self.database.run(self.bodies.sweep)
+        return await self.database.run(self.bodies.sweep, grace)
 
     async def aclose(self) -> None:
         """Close the database connections."""

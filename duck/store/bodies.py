@@ -1,0 +1,259 @@
+"""Large bodies: content-addressed GridFS files with a reference count.
+
+A body is uploaded to a GridFS file under a fresh id while it streams in (its
+SHA-256 is known only at the end), then registered in ``bodies`` under ``_id`` =
+its SHA-256. If that hash was already there, the new upload is deleted and the
+existing file gains a reference: the same attachment in 1,000 mailboxes is stored
+once.
+
+Crash safety of garbage collection rests on one ordering rule: a reference is
+added *before* the message that holds it is inserted, and dropped only *after*
+that message is deleted. So ``refs`` is never below the number of messages that
+reference a body; a crash can only leave it too high (a leak), never too low.
+An ingest holds one reference per body from registration until ``deliver`` (or
+``abort``) hands it over, so a body cannot vanish between upload and delivery.
+When ``refs`` reaches zero the body document is deleted with a filter on
+``refs <= 0`` (atomic against a concurrent increment) and then its file. Leaks are
+repaired by ``sweep``: it recounts references of bodies untouched for a grace
+period (with an optimistic check on ``touched``, so it never races a delivery),
+frees unreferenced ones, and deletes GridFS files no body document names
+(uploads interrupted by a crash).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import gridfs
+import pymongo.errors
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from . import schema
+from .database import Database
+from .journal import now
+
+log = logging.getLogger(__name__)
+
+#: GridFS chunk size: a partial read fetches whole chunks, an upload writes them.
+CHUNK_SIZE = 1024 * 1024
+#: Sweep leaves bodies and files younger than this alone (in-flight deliveries).
+SWEEP_GRACE = dt.timedelta(hours=1)
+
+schema.register(
+    schema.BODIES,
+    [schema.IndexModel([("file", schema.ASCENDING)], name="file"),
+     schema.IndexModel([("refs", schema.ASCENDING), ("touched", schema.ASCENDING)],
+                       name="refs_touched")],
+)
+schema.register(
+    schema.MESSAGES,
+    [schema.IndexModel([("bodies", schema.ASCENDING)], name="bodies")],
+)
+
+
+@attrs.define
+class SweepReport:
+    """What a sweep found and did."""
+
+    freed_bodies: int = 0
+    repaired_refs: int = 0
+    orphan_files: int = 0
+    freed_bytes: int = 0
+
+
+class Upload:
+    """One body being streamed into GridFS (blocking methods; run in a worker thread)."""
+
+    def __init__(self, bodies: Bodies, offset: int) -> None:
+        self.bodies = bodies
+        self.offset = offset
+        self.file_id = ObjectId()
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._grid_in = bodies.bucket.open_upload_stream_with_id(
+            self.file_id, "body", metadata={"pending": True}
+        )
+
+    def write(self, data: bytes) -> None:
+        """Append bytes to the body."""
+        self._hash.update(data)
+        self.size += len(data)
+        self._grid_in.write(data)
+
+    def finish(self) -> tuple[str, ObjectId]:
+        """Close the file and register it; returns (sha256, id of the file kept).
+
+        The caller now holds one reference to the body.
+        """
+        self._grid_in.close()
+        sha = self._hash.hexdigest()
+        return sha, self.bodies.register(sha, self.file_id, self.size)
+
+    def abort(self) -> None:
+        """Discard what was uploaded."""
+        try:
+            self._grid_in.abort()
+        except Exception:  # already closed: delete the file instead
+            self.bodies.delete_file(self.file_id)
+
+
+class Bodies:
+    """The content-addressed body store (blocking methods; callers use Database.run)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.bucket = gridfs.GridFSBucket(
+            database.db, bucket_name=schema.ATTACHMENTS, chunk_size_bytes=CHUNK_SIZE,
+            write_concern=database.write_concern,
+        )
+
+    @property
+    def _coll(self) -> Any:
+        return self._database.collection(schema.BODIES)
+
+    def upload(self, offset: int) -> Upload:
+        """Start streaming a body that begins at ``offset`` of its message."""
+        return Upload(self, offset)
+
+    def register(self, sha: str, file_id: ObjectId, size: int) -> ObjectId:
+        """Record an uploaded file under its hash, holding one reference.
+
+        Returns the file that now backs ``sha``: ours, or the one already there
+        (then ours is deleted: deduplication).
+        """
+        for _ in range(3):
+            try:
+                doc = self._coll.find_one_and_update(
+                    {"_id": sha},
+                    {"$inc": {"refs": 1}, "$set": {"touched": now()},
+                     "$setOnInsert": {"file": file_id, "size": size, "created": now()}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except pymongo.errors.DuplicateKeyError:
+                continue  # a concurrent upsert of the same hash won; try again
+            kept: ObjectId = doc["file"]
+            if kept != file_id:
+                self.delete_file(file_id)
+            return kept
+        raise RuntimeError("could not register body")  # pragma: no cover
+
+    def add_refs(self, counts: Counter[str], session: Any = None) -> set[str]:
+        """Add references (sha -> how many); returns the hashes that no longer exist.
+
+        References to the hashes that do exist are kept, the caller undoes them
+        (``drop_refs``) if it gives up.
+        """
+        missing: set[str] = set()
+        for n, shas in _by_count(counts).items():
+            result = self._coll.update_many(
+                {"_id": {"$in": shas}}, {"$inc": {"refs": n}, "$set": {"touched": now()}},
+                session=session,
+            )
+            if result.matched_count != len(shas):
+                found = {d["_id"] for d in self._coll.find({"_id": {"$in": shas}}, {"_id": 1},
+                                                           session=session)}
+                missing |= set(shas) - found
+        return missing
+
+    def drop_refs(self, counts: Counter[str]) -> int:
+        """Drop references and free bodies nobody references any more; bytes freed."""
+        if not counts:
+            return 0
+        for n, shas in _by_count(counts).items():
+            self._coll.update_many(
+                {"_id": {"$in": shas}}, {"$inc": {"refs": -n}, "$set": {"touched": now()}}
+            )
+        freed = 0
+        for doc in self._coll.find({"_id": {"$in": list(counts)}, "refs": {"$lte": 0}}):
+            freed += self._free(doc, {"_id": doc["_id"], "refs": {"$lte": 0}})
+        return freed
+
+    def _free(self, doc: dict[str, Any], guard: dict[str, Any]) -> int:
+        # The guard makes the delete lose against a concurrent new reference.
+        if self._coll.delete_one(guard).deleted_count:
+            self.delete_file(doc["file"])
+            return int(doc.get("size", 0))
+        return 0
+
+    def delete_file(self, file_id: ObjectId) -> None:
+        """Delete a GridFS file (missing is fine)."""
+        try:
+            self.bucket.delete(file_id)
+        except gridfs.errors.NoFile:
+            pass
+
+    def open(self, file_id: str | ObjectId) -> Any:
+        """A seekable reader of a body's file (GridOut fetches only chunks it reads)."""
+        return self.bucket.open_download_stream(ObjectId(file_id))
+
+    def sweep(self, grace: dt.timedelta = SWEEP_GRACE) -> SweepReport:
+        """Repair reference counts and free what nothing references (blocking).
+
+        Only bodies and files untouched for ``grace`` are considered, so in-flight
+        ingests and deliveries (which touch what they reference) are never raced.
+        """
+        report = SweepReport()
+        cutoff = now() - grace
+        messages = self._database.collection(schema.MESSAGES)
+        for doc in self._coll.find({"touched": {"$lte": cutoff}}):
+            actual = messages.count_documents({"bodies": doc["_id"]})
+            guard = {"_id": doc["_id"], "refs": doc["refs"], "touched": doc["touched"]}
+            if actual == 0:
+                freed = self._free(doc, guard)
+                if freed or doc.get("size") == 0:
+                    report.freed_bodies += 1
+                    report.freed_bytes += freed
+            elif actual != doc["refs"]:
+                # Only ever repairs a leak (refs too high); refs below the count
+                # would be a bug, and is repaired the same way rather than freed.
+                result = self._coll.update_one(guard, {"$set": {"refs": actual}})
+                report.repaired_refs += result.modified_count
+        files = self._database.collection(f"{schema.ATTACHMENTS}.files")
+        for batch in _batches(
+            files.find({"uploadDate": {"$lte": cutoff}}, {"_id": 1, "length": 1}), 500
+        ):
+            ids = [f["_id"] for f in batch]
+            known = {d["file"] for d in self._coll.find({"file": {"$in": ids}}, {"file": 1})}
+            for f in batch:
+                if f["_id"] not in known:
+                    self.delete_file(f["_id"])
+                    report.orphan_files += 1
+                    report.freed_bytes += int(f.get("length", 0))
+        return report
+
+    def statistics(self) -> dict[str, int]:
+        """Count and total size of stored bodies (blocking)."""
+        docs = list(self._coll.aggregate(
+            [{"$group": {"_id": None, "n": {"$sum": 1}, "bytes": {"$sum": "$size"},
+                         "refs": {"$sum": "$refs"}}}]
+        ))
+        if not docs:
+            return {"bodies": 0, "bytes": 0, "refs": 0}
+        return {"bodies": docs[0]["n"], "bytes": docs[0]["bytes"], "refs": docs[0]["refs"]}
+
+
+def _by_count(counts: Counter[str]) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = {}
+    for sha, n in counts.items():
+        if n:
+            groups.setdefault(n, []).append(sha)
+    return groups
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

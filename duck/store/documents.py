@@ -1,0 +1,162 @@
+"""The message document: how an ingested message is laid out in ``messages``.
+
+Fields (short names keep thousands of documents per FETCH small):
+
+- ``user``, ``mailbox``, ``uid`` (unique per mailbox), ``modseq``;
+- ``flags``/``kw``/``seen``/``deleted``/``flagged`` (flags.py);
+- ``idate`` (INTERNALDATE), ``sdate`` (SAVEDATE, RFC 8514), ``size`` (exact octets);
+- ``segs``: the stored bytes as runs ``{o, n, d}`` (inline skeleton) or
+  ``{o, n, h, f}`` (body with SHA-256 ``h`` in GridFS file ``f``), in order;
+- ``bodies``: the distinct hashes referenced (one reference per message);
+- ``root`` (MIME part tree with offsets), ``env`` (envelope), ``hdr`` (top-level
+  header fields ``{k, v}`` for SEARCH), ``text`` (decoded text for SEARCH),
+  ``date`` (Date: header), ``msgid``, ``refs`` (thread ancestors), ``subject``;
+- ``emailid``/``threadid`` (RFC 8474 OBJECTID).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import attrs
+from bson import ObjectId
+
+from duck.mime.model import IndexedMessage, Part
+
+from . import schema
+from .convert import to_bson
+from .errors import InvalidInput
+from .models import Ingested, Segment
+
+#: Each header value kept for SEARCH is cut at this many characters.
+MAX_HEADER_VALUE = 8 * 1024
+#: At most this many header fields are kept for SEARCH.
+MAX_HEADERS = 500
+#: Largest per-recipient prepend (Delivered-To, Return-Path...).
+MAX_PREPEND = 16 * 1024
+
+_PREPEND = re.compile(rb"^(?:[!-9;-~]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)*$")
+
+schema.register(
+    schema.MESSAGES,
+    [
+        schema.IndexModel([("mailbox", schema.ASCENDING), ("uid", schema.ASCENDING)],
+                          unique=True, name="mailbox_uid"),
+        schema.IndexModel([("user", schema.ASCENDING), ("msgid", schema.ASCENDING)],
+                          name="user_msgid"),
+        schema.IndexModel([("user", schema.ASCENDING), ("emailid", schema.ASCENDING)],
+                          name="user_emailid"),
+    ],
+)
+
+
+def segment_to_bson(segment: Segment) -> dict[str, Any]:
+    """A segment as stored."""
+    if segment.data is not None:
+        return {"o": segment.offset, "n": segment.length, "d": segment.data}
+    return {"o": segment.offset, "n": segment.length, "h": segment.sha256,
+            "f": ObjectId(segment.file_id)}
+
+
+def segment_from_bson(doc: dict[str, Any]) -> Segment:
+    """A stored segment."""
+    if "d" in doc:
+        return Segment(int(doc["o"]), int(doc["n"]), data=bytes(doc["d"]))
+    return Segment(int(doc["o"]), int(doc["n"]), sha256=doc["h"], file_id=str(doc["f"]))
+
+
+def shift_part(part: Part, n: int, *, root: bool = True) -> Part:
+    """The part tree with every offset moved by ``n`` (a prepend of ``n`` octets).
+
+    The root header now starts with the prepended lines, so its start stays 0.
+    """
+    if n == 0:
+        return part
+    return attrs.evolve(
+        part,
+        header_start=part.header_start if root else part.header_start + n,
+        header_end=part.header_end + n,
+        body_end=part.body_end + n,
+        children=[shift_part(c, n, root=False) for c in part.children],
+        message=shift_part(part.message, n, root=False) if part.message is not None else None,
+    )
+
+
+def prepend_headers(prepend: bytes) -> list[tuple[str, str]]:
+    """Validate per-copy header lines and return them as (name, value) for SEARCH."""
+    if len(prepend) > MAX_PREPEND or not _PREPEND.match(prepend):
+        raise InvalidInput("prepend must be CRLF-terminated header fields")
+    text = prepend.decode("utf-8", "replace")
+    fields: list[tuple[str, str]] = []
+    for line in text.split("\r\n"):
+        if not line:
+            continue
+        if line[0] in " \t" and fields:
+            name, value = fields[-1]
+            fields[-1] = (name, value + " " + line.strip())
+        else:
+            name, _, value = line.partition(":")
+            fields.append((name.strip().lower(), value.strip()))
+    return fields
+
+
+def content(ingested: Ingested, prepend: bytes = b"") -> dict[str, Any]:
+    """The uid-independent part of a message document for one stored copy."""
+    message: IndexedMessage = ingested.message
+    n = len(prepend)
+    headers = list(message.headers)
+    segments = list(ingested.segments)
+    root = message.root
+    if n:
+        headers = prepend_headers(prepend) + headers
+        segments = [Segment(0, n, data=prepend)] + [
+            attrs.evolve(s, offset=s.offset + n) for s in segments
+        ]
+        root = shift_part(root, n)
+    hdr = [{"k": k, "v": v[:MAX_HEADER_VALUE]} for k, v in headers[:MAX_HEADERS]]
+    thread_ids = list(dict.fromkeys(message.references + message.in_reply_to))
+    return {
+        "size": ingested.size + n,
+        "segs": [segment_to_bson(s) for s in segments],
+        "bodies": sorted({s.sha256 for s in segments if s.sha256 is not None}),
+        "root": to_bson(root),
+        "env": to_bson(message.envelope),
+        "hdr": hdr,
+        "text": message.text,
+        "date": message.date,
+        "msgid": message.message_id,
+        "refs": thread_ids[-100:],
+        "subject": message.subject[:MAX_HEADER_VALUE],
+    }
+
+
+def message_doc(
+    base: dict[str, Any],
+    *,
+    user: ObjectId,
+    mailbox: ObjectId,
+    uid: int,
+    modseq: int,
+    flag_fields: dict[str, Any],
+    internal_date: dt.datetime,
+    savedate: dt.datetime,
+    emailid: str,
+    threadid: str,
+    oid: ObjectId | None = None,
+) -> dict[str, Any]:
+    """A complete message document."""
+    return {
+        "_id": oid or ObjectId(),
+        "user": user,
+        "mailbox": mailbox,
+        "uid": uid,
+        "modseq": modseq,
+        **flag_fields,
+        "idate": internal_date,
+        "sdate": savedate,
+        "emailid": emailid,
+        "threadid": threadid,
+        **base,
+    }

@@ -1,0 +1,121 @@
+"""The read side of messages: the selected-mailbox view, FETCH, SEARCH.
+
+Each is one query with a projection of only what was asked for (DESIGN.md,
+"Sessions and round trips").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from . import schema
+from .convert import envelope_from_bson, part_from_bson
+from .database import Database
+from .documents import segment_from_bson
+from .errors import InvalidInput
+from .models import FETCH_FIELDS, MessageRecord, MessageSummary
+from .query import Query, compile_query, uid_ranges
+from .users import parse_id
+
+#: FETCH field -> document fields it needs.
+_PROJECTION: dict[str, tuple[str, ...]] = {
+    "flags": ("flags",),
+    "modseq": ("modseq",),
+    "internal_date": ("idate",),
+    "savedate": ("sdate",),
+    "size": ("size",),
+    "envelope": ("env",),
+    "structure": ("root",),
+    "emailid": ("emailid",),
+    "threadid": ("threadid",),
+    "content": ("segs",),
+    "headers": ("hdr",),
+}
+#: Most UIDs one fetch call may name (the IMAP layer batches larger ranges).
+MAX_FETCH = 100000
+
+
+def uid_filter(uids: Iterable[int]) -> dict[str, Any]:
+    """A compact filter for a UID set: ranges where consecutive, else ``$in``."""
+    values = sorted(set(uids))
+    if len(values) > MAX_FETCH:
+        raise InvalidInput("too many UIDs in one request")
+    ranges = uid_ranges(values)
+    if len(ranges) <= 16:
+        if len(ranges) == 1:
+            return {"uid": {"$gte": ranges[0][0], "$lte": ranges[0][1]}}
+        return {"$or": [{"uid": {"$gte": lo, "$lte": hi}} for lo, hi in ranges]}
+    return {"uid": {"$in": values}}
+
+
+def _record(doc: dict[str, Any]) -> MessageRecord:
+    flags = doc.get("flags")
+    segs = doc.get("segs")
+    hdr = doc.get("hdr")
+    return MessageRecord(
+        id=str(doc["_id"]),
+        mailbox_id=str(doc["mailbox"]),
+        uid=int(doc["uid"]),
+        modseq=doc.get("modseq"),
+        flags=tuple(flags) if flags is not None else None,
+        internal_date=doc.get("idate"),
+        savedate=doc.get("sdate"),
+        size=doc.get("size"),
+        envelope=envelope_from_bson(doc["env"]) if "env" in doc else None,
+        structure=part_from_bson(doc["root"]) if "root" in doc else None,
+        emailid=doc.get("emailid"),
+        threadid=doc.get("threadid"),
+        segments=tuple(segment_from_bson(s) for s in segs) if segs is not None else None,
+        headers=tuple((h["k"], h["v"]) for h in hdr) if hdr is not None else None,
+    )
+
+
+async def view(database: Database, mailbox_id: str) -> list[MessageSummary]:
+    """Every message of a mailbox as (uid, modseq, flags), by UID (one query)."""
+    mailbox = parse_id(mailbox_id)
+
+    def query() -> list[MessageSummary]:
+        cursor = database.collection(schema.MESSAGES).find(
+            {"mailbox": mailbox}, {"_id": 0, "uid": 1, "modseq": 1, "flags": 1}
+        ).sort("uid", 1)
+        return [MessageSummary(d["uid"], d["modseq"], tuple(d["flags"])) for d in cursor]
+
+    return await database.run(query)
+
+
+async def fetch(
+    database: Database, mailbox_id: str, uids: Iterable[int], fields: Iterable[str]
+) -> list[MessageRecord]:
+    """The messages with these UIDs (missing ones skipped), by UID, in one query."""
+    mailbox = parse_id(mailbox_id)
+    wanted = set(fields)
+    unknown = wanted - FETCH_FIELDS
+    if unknown:
+        raise InvalidInput(f"unknown fetch fields {sorted(unknown)}")
+    projection = {"uid": 1, "mailbox": 1}
+    for field in wanted:
+        projection.update(dict.fromkeys(_PROJECTION[field], 1))
+    query = {"mailbox": mailbox, **uid_filter(uids)}
+
+    def run() -> list[MessageRecord]:
+        cursor = database.collection(schema.MESSAGES).find(query, projection).sort("uid", 1)
+        return [_record(d) for d in cursor]
+
+    return await database.run(run)
+
+
+async def search(database: Database, mailbox_id: str, query: Query) -> list[int]:
+    """UIDs of the messages matching ``query``, sorted (one query)."""
+    mailbox = parse_id(mailbox_id)
+    compiled = compile_query(query)
+    filter_ = {"mailbox": mailbox, **compiled} if "mailbox" not in compiled else {
+        "$and": [{"mailbox": mailbox}, compiled]}
+
+    def run() -> list[int]:
+        cursor = database.collection(schema.MESSAGES).find(
+            filter_, {"_id": 0, "uid": 1}
+        ).sort("uid", 1)
+        return [int(d["uid"]) for d in cursor]
+
+    return await database.run(run)

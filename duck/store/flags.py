@@ -1,0 +1,166 @@
+"""Message flags: validation, case rules, STORE with CONDSTORE, and \\Recent.
+
+Case rule (decided here): flags compare case-insensitively, as RFC 3501 §9
+(``flag-keyword``/``atom`` are case-insensitive strings) and RFC 9051 §2.3.2 have
+it, and keep the spelling they were first stored with. System flags are always
+stored in their canonical spelling (``\\Seen``). A message stores ``flags`` (the
+spellings, in order) and ``kw`` (the same lowercased, what SEARCH and the
+booleans ``seen``/``deleted``/``flagged`` are computed from).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import UpdateOne
+
+from . import journal, schema
+from .database import Database
+from .errors import InvalidInput, NotFound
+from .mailboxes import allocate
+from .models import SYSTEM_FLAGS, FlagChange, FlagMode, StoreFlagsResult
+from .users import parse_id
+
+#: Most flags one message may carry (a per-message cap).
+MAX_FLAGS = 128
+MAX_KEYWORD = 128
+_CANONICAL = {f.lower(): f for f in SYSTEM_FLAGS}
+# atom-specials of RFC 3501 §9 plus "\" (a keyword never starts with one).
+_KEYWORD = re.compile(r'^[^\x00-\x20\x7f(){%*"\\\]]+$')
+
+
+def normalize_flag(flag: str) -> str:
+    """A valid flag in its stored spelling, or InvalidInput (``\\Recent`` too)."""
+    if not isinstance(flag, str) or not flag:
+        raise InvalidInput("empty flag")
+    if flag.startswith("\\"):
+        canonical = _CANONICAL.get(flag.lower())
+        if canonical is None:
+            raise InvalidInput(f"unknown or unsettable system flag {flag}")
+        return canonical
+    if len(flag) > MAX_KEYWORD or not _KEYWORD.match(flag):
+        raise InvalidInput(f"invalid keyword {flag!r}")
+    return flag
+
+
+def normalize_flags(flags: Iterable[str]) -> list[str]:
+    """Validated flags, duplicates (case-insensitive) removed, first spelling kept."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for flag in flags:
+        value = normalize_flag(flag)
+        if value.lower() not in seen:
+            seen.add(value.lower())
+            out.append(value)
+    if len(out) > MAX_FLAGS:
+        raise InvalidInput("too many flags")
+    return out
+
+
+def apply(mode: FlagMode, current: list[str], flags: list[str]) -> list[str]:
+    """The flags after STORE ``mode`` (FLAGS, +FLAGS, -FLAGS; RFC 3501 §6.4.6)."""
+    if mode == "replace":
+        return list(flags)
+    have = {f.lower() for f in current}
+    if mode == "add":
+        out = list(current) + [f for f in flags if f.lower() not in have]
+        if len(out) > MAX_FLAGS:
+            raise InvalidInput("too many flags")
+        return out
+    if mode == "remove":
+        drop = {f.lower() for f in flags}
+        return [f for f in current if f.lower() not in drop]
+    raise InvalidInput(f"unknown flag mode {mode!r}")
+
+
+def flag_fields(flags: list[str]) -> dict[str, Any]:
+    """The stored representation of a flag list."""
+    kw = [f.lower() for f in flags]
+    return {"flags": list(flags), "kw": kw, "seen": "\\seen" in kw,
+            "deleted": "\\deleted" in kw, "flagged": "\\flagged" in kw}
+
+
+def same(a: list[str], b: list[str]) -> bool:
+    """Equal as flag sets (case-insensitively)."""
+    return {f.lower() for f in a} == {f.lower() for f in b}
+
+
+def store_flags_sync(
+    db: Database,
+    mailbox_id: str,
+    uids: list[int],
+    mode: FlagMode,
+    flags: list[str],
+    unchangedsince: int | None,
+) -> StoreFlagsResult:
+    """STORE in one transaction: read, allocate one modseq per changed message, write.
+
+    RFC 7162 §3.2: a message whose modseq is above UNCHANGEDSINCE is not changed
+    and is reported in ``modified``; a message whose flags would not change keeps
+    its modseq (no journal entry).
+    """
+    mailbox = parse_id(mailbox_id)
+    messages = db.collection(schema.MESSAGES)
+
+    def body(session: Any) -> StoreFlagsResult:
+        docs = list(messages.find(
+            {"mailbox": mailbox, "uid": {"$in": uids}},
+            {"uid": 1, "flags": 1, "modseq": 1, "seen": 1},
+            session=session,
+        ).sort("uid", 1))
+        modified: list[int] = []
+        todo: list[tuple[dict[str, Any], list[str]]] = []
+        for doc in docs:
+            if unchangedsince is not None and doc["modseq"] > unchangedsince:
+                modified.append(doc["uid"])
+                continue
+            new = apply(mode, doc["flags"], flags)
+            if not same(new, doc["flags"]):
+                todo.append((doc, new))
+        if not todo:
+            return StoreFlagsResult([], modified)
+        unseen = sum(
+            int(bool(doc["seen"])) - int("\\seen" in {f.lower() for f in new})
+            for doc, new in todo
+        )
+        _, first, _ = allocate(db, mailbox, modseqs=len(todo), unseen=unseen, session=session)
+        changed: list[FlagChange] = []
+        ops = []
+        entries = []
+        for i, (doc, new) in enumerate(todo):
+            modseq = first + i
+            ops.append(UpdateOne({"_id": doc["_id"]},
+                                 {"$set": {**flag_fields(new), "modseq": modseq}}))
+            entries.append(journal.entry_doc(mailbox, modseq, "flags", uid=doc["uid"],
+                                             flags=new))
+            changed.append(FlagChange(doc["uid"], tuple(new), modseq))
+        messages.bulk_write(ops, ordered=False, session=session)
+        journal.write(db, entries, session)
+        return StoreFlagsResult(changed, modified)
+
+    return db.in_transaction(body)
+
+
+def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int) -> int:
+    """Compare-and-set the mailbox's recent mark; the first UID recent for the caller.
+
+    RFC 3501 §2.3.2: exactly one session sees a message as \\Recent. The mark is
+    the highest UID already claimed; the claimant gets (mark, up_to_uid], i.e. UIDs
+    from the returned value to ``up_to_uid`` (none when it is above). A plain CAS
+    loop: no BEFORE image is read (stale under concurrency on the embedded server).
+    """
+    mailbox = parse_id(mailbox_id)
+    coll = db.collection(schema.MAILBOXES)
+    while True:
+        doc = coll.find_one({"_id": mailbox}, {"recent": 1})
+        if doc is None:
+            raise NotFound("no such mailbox")
+        mark = int(doc.get("recent", 0))
+        if mark >= up_to_uid:
+            return up_to_uid + 1
+        result = coll.update_one({"_id": mailbox, "recent": doc.get("recent", 0)},
+                                 {"$set": {"recent": up_to_uid}})
+        if result.modified_count:
+            return mark + 1

@@ -1,0 +1,148 @@
+"""The journal: every change of a mailbox, keyed by (mailbox, modseq).
+
+Each modseq a mailbox hands out belongs to exactly one journal entry, written in
+the same transaction as the change it describes (on a deployment without
+transactions, right after it). So a reader can tell a gap in the sequence from
+the end of it: ``changes_since`` returns only the contiguous run after the
+caller's modseq, and steps over a gap only once the entry after it is older than
+``GAP_GRACE`` (a writer that died between allocating and journaling).
+
+Entries expire through a TTL index (``DEFAULT_RETENTION``, changeable with
+``set_retention``); a session that is further behind than that resynchronises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from bson import ObjectId
+
+from . import schema
+from .database import Database
+from .models import JournalEntry, JournalKind
+from .users import parse_id
+
+#: How long journal entries are kept (seconds): 7 days.
+DEFAULT_RETENTION = 7 * 24 * 3600
+#: A gap in a mailbox's modseqs older than this is an abandoned allocation.
+GAP_GRACE = dt.timedelta(seconds=5)
+#: Most entries ``changes_since`` returns at once; callers loop.
+MAX_ENTRIES = 10000
+
+schema.register(
+    schema.JOURNAL,
+    [
+        schema.IndexModel(
+            [("mailbox", schema.ASCENDING), ("modseq", schema.ASCENDING)],
+            unique=True, name="mailbox_modseq",
+        ),
+        schema.IndexModel(
+            [("at", schema.ASCENDING)], expireAfterSeconds=DEFAULT_RETENTION, name="ttl"
+        ),
+    ],
+)
+
+
+def now() -> dt.datetime:
+    """The current time in UTC, at the millisecond precision BSON keeps."""
+    t = dt.datetime.now(dt.UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def entry_doc(
+    mailbox: ObjectId,
+    modseq: int,
+    kind: JournalKind,
+    *,
+    uid: int | None = None,
+    flags: list[str] | None = None,
+    path: str | None = None,
+    user: ObjectId | None = None,
+) -> dict[str, Any]:
+    """A journal document (written by the module that makes the change)."""
+    doc: dict[str, Any] = {"mailbox": mailbox, "modseq": modseq, "kind": kind, "at": now()}
+    if uid is not None:
+        doc["uid"] = uid
+    if flags is not None:
+        doc["flags"] = flags
+    if path is not None:
+        doc["path"] = path
+    if user is not None:
+        doc["user"] = user
+    return doc
+
+
+def write(db: Database, docs: list[dict[str, Any]], session: Any = None) -> None:
+    """Insert journal entries (blocking; inside the change's transaction)."""
+    if docs:
+        db.collection(schema.JOURNAL).insert_many(docs, ordered=True, session=session)
+
+
+def _entry(doc: dict[str, Any]) -> JournalEntry:
+    flags = doc.get("flags")
+    return JournalEntry(
+        mailbox_id=str(doc["mailbox"]),
+        modseq=int(doc["modseq"]),
+        kind=doc["kind"],
+        uid=doc.get("uid"),
+        flags=tuple(flags) if flags is not None else None,
+        path=doc.get("path"),
+        at=doc.get("at"),
+    )
+
+
+def contiguous(entries: list[JournalEntry], since: int, at: dt.datetime) -> list[JournalEntry]:
+    """The run of ``entries`` (sorted by modseq) that follows ``since`` without a gap.
+
+    A gap is stepped over only when the entry after it is older than GAP_GRACE at
+    time ``at``: a live writer journals within milliseconds of allocating.
+    """
+    out: list[JournalEntry] = []
+    expected = since + 1
+    for entry in entries:
+        if entry.modseq != expected:
+            written = entry.at
+            if written is None or at - written < GAP_GRACE:
+                break
+        out.append(entry)
+        expected = entry.modseq + 1
+    return out
+
+
+class Journal:
+    """Read side of the journal."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def changes_since(
+        self, mailbox_id: str, modseq: int, *, limit: int = MAX_ENTRIES
+    ) -> list[JournalEntry]:
+        """Changes of a mailbox after ``modseq``, in order, without gaps (one query)."""
+        oid = parse_id(mailbox_id)
+
+        def query() -> list[dict[str, Any]]:
+            cursor = (
+                self._database.collection(schema.JOURNAL)
+                .find({"mailbox": oid, "modseq": {"$gt": modseq}}, {"_id": 0})
+                .sort("modseq", 1)
+                .limit(limit)
+            )
+            return list(cursor)
+
+        docs = await self._database.run(query)
+        return contiguous([_entry(d) for d in docs], modseq, now())
+
+    async def set_retention(self, seconds: int) -> None:
+        """Change how long entries are kept (collMod on the TTL index)."""
+        if seconds <= 0:
+            raise ValueError("retention must be positive")
+
+        def mod() -> None:
+            self._database.db.command(
+                "collMod", schema.JOURNAL,
+                index={"name": "ttl", "expireAfterSeconds": int(seconds)},
+            )
+
+        await self._database.run(mod)

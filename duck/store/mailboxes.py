@@ -1,0 +1,398 @@
+"""Mailboxes: per-user folders with their IMAP counters.
+
+A mailbox document holds the counters every write allocates from:
+``uid_next`` and ``modseq`` (highest modseq) grow by atomic ``$inc`` read back
+with ``ReturnDocument.AFTER`` (the embedded server returns stale pre-images to
+concurrent BEFORE reads; DESIGN.md), and ``count``/``unseen``/``size`` move in
+the same update, so STATUS is one read. ``path`` is under a unique index, so it is
+never updated in place: RENAME deletes and re-inserts the same ``_id`` in one
+transaction (the Rust engine keeps stale keys otherwise).
+
+Paths are Unicode ``str`` with ``/`` as the hierarchy delimiter; an initial
+``INBOX`` component is case-insensitive (RFC 3501 §5.1) and stored as ``INBOX``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+import pymongo.errors
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from . import journal, schema
+from .database import Database
+from .errors import AlreadyExists, InvalidInput, NotFound
+from .models import SPECIAL_USES, Mailbox
+from .users import parse_id
+
+DELIMITER = "/"
+INBOX = "INBOX"
+MAX_PATH = 1024
+MAX_DEPTH = 64
+#: Most mailboxes one user may have (a per-user cap, DESIGN.md house style).
+MAX_MAILBOXES = 10000
+
+#: Created with every user, atomically with it (RFC 6154 attributes).
+DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
+    (INBOX, None),
+    ("Drafts", "\\Drafts"),
+    ("Sent", "\\Sent"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+schema.register(
+    schema.MAILBOXES,
+    [schema.IndexModel([("user", schema.ASCENDING), ("path", schema.ASCENDING)],
+                       unique=True, name="user_path")],
+)
+
+
+def normalize_path(path: str) -> str:
+    """The canonical spelling of a mailbox path, or :class:`InvalidInput`."""
+    if not isinstance(path, str):
+        raise InvalidInput("mailbox name must be a string")
+    text = unicodedata.normalize("NFC", path)
+    if not text or len(text) > MAX_PATH:
+        raise InvalidInput("mailbox name empty or too long")
+    if _CONTROL.search(text):
+        raise InvalidInput("mailbox name contains control characters")
+    parts = text.split(DELIMITER)
+    if len(parts) > MAX_DEPTH or any(not p for p in parts):
+        raise InvalidInput("mailbox name has an empty level or is too deep")
+    if parts[0].upper() == INBOX:
+        parts[0] = INBOX
+    return DELIMITER.join(parts)
+
+
+def parents(path: str) -> list[str]:
+    """The superior names of ``path``, outermost first."""
+    parts = path.split(DELIMITER)
+    return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
+
+
+def mailbox_from_doc(doc: dict[str, Any]) -> Mailbox:
+    """The public view of a mailbox document."""
+    return Mailbox(
+        id=str(doc["_id"]),
+        user_id=str(doc["user"]),
+        path=doc["path"],
+        special_use=doc.get("special_use"),
+        subscribed=bool(doc.get("subscribed", False)),
+        uid_validity=int(doc["uidv"]),
+        uid_next=int(doc["uid_next"]),
+        highest_modseq=int(doc["modseq"]),
+        message_count=int(doc.get("count", 0)),
+        unseen_count=int(doc.get("unseen", 0)),
+        size=int(doc.get("size", 0)),
+    )
+
+
+def next_uid_validity(db: Database, user: ObjectId, session: Any = None) -> int:
+    """A uidValidity larger than any this user had, and at least the current time.
+
+    A mailbox deleted and created again under the same name must get a new value
+    (RFC 3501 §2.3.1.1); the per-user counter guarantees it even within a second.
+    """
+    stamp = int(time.time())
+    doc = db.collection(schema.USERS).find_one_and_update(
+        {"_id": user},
+        [{"$set": {"uidv": {"$max": [{"$add": [{"$ifNull": ["$uidv", 0]}, 1]}, stamp]}}}],
+        projection={"uidv": 1},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    if doc is None:
+        raise NotFound("no such user")
+    return int(doc["uidv"]) & 0xFFFFFFFF or 1
+
+
+def new_mailbox_doc(
+    user: ObjectId, path: str, uidv: int, *, special_use: str | None = None,
+    subscribed: bool = True, oid: ObjectId | None = None,
+) -> dict[str, Any]:
+    """A fresh mailbox document; its creation is modseq 1."""
+    return {
+        "_id": oid or ObjectId(),
+        "user": user,
+        "path": path,
+        "special_use": special_use,
+        "subscribed": subscribed,
+        "uidv": uidv,
+        "uid_next": 1,
+        "modseq": 1,
+        "count": 0,
+        "unseen": 0,
+        "size": 0,
+        "recent": 0,
+    }
+
+
+def allocate(
+    db: Database,
+    mailbox: ObjectId,
+    *,
+    uids: int = 0,
+    modseqs: int = 1,
+    count: int = 0,
+    unseen: int = 0,
+    size: int = 0,
+    session: Any = None,
+) -> tuple[int, int, dict[str, Any]]:
+    """Reserve ``uids`` UIDs and ``modseqs`` modseqs, moving the counters (blocking).
+
+    Returns (first uid, first modseq, the mailbox document after the update). The
+    post-image is exact under concurrency; the unique (mailbox, uid) index on
+    messages is the second guard.
+    """
+    doc = db.collection(schema.MAILBOXES).find_one_and_update(
+        {"_id": mailbox},
+        {"$inc": {"uid_next": uids, "modseq": modseqs, "count": count,
+                  "unseen": unseen, "size": size}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    if doc is None:
+        raise NotFound("no such mailbox")
+    return int(doc["uid_next"]) - uids, int(doc["modseq"]) - modseqs + 1, doc
+
+
+#: Called after a mailbox's messages were deleted, with their documents
+#: (projection: size, bodies, user); the messages module frees quota and bodies.
+ReleaseHook = Callable[[list[dict[str, Any]]], None]
+
+
+class Mailboxes:
+    """The ``mailboxes`` collection as the protocols use it."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        #: Frees quota and body references of deleted messages (set by the Store).
+        self.release: ReleaseHook | None = None
+
+    @property
+    def _coll(self) -> Any:
+        return self._database.collection(schema.MAILBOXES)
+
+    def create_defaults(self, session: Any, user: ObjectId) -> None:
+        """users.create_hooks entry: the default folders, in the user's transaction."""
+        docs = []
+        for path, special_use in DEFAULT_MAILBOXES:
+            uidv = next_uid_validity(self._database, user, session)
+            docs.append(new_mailbox_doc(user, path, uidv, special_use=special_use))
+        self._coll.insert_many(docs, session=session)
+        journal.write(
+            self._database,
+            [journal.entry_doc(d["_id"], 1, "mailbox-create", path=d["path"], user=user)
+             for d in docs],
+            session,
+        )
+
+    async def list(self, user_id: str) -> list[Mailbox]:
+        """Every mailbox of a user, sorted by path (one query)."""
+        user = parse_id(user_id)
+        docs = await self._database.run(
+            lambda: list(self._coll.find({"user": user}).sort("path", 1).limit(MAX_MAILBOXES))
+        )
+        return [mailbox_from_doc(d) for d in docs]
+
+    async def get(self, user_id: str, path: str) -> Mailbox:
+        """The mailbox at ``path`` (NotFound)."""
+        user = parse_id(user_id)
+        try:
+            key = normalize_path(path)
+        except InvalidInput as exc:
+            raise NotFound("no such mailbox") from exc
+        doc = await self._database.run(self._coll.find_one, {"user": user, "path": key})
+        if doc is None:
+            raise NotFound(f"no such mailbox: {key}")
+        return mailbox_from_doc(doc)
+
+    async def get_by_id(self, mailbox_id: str) -> Mailbox:
+        """The mailbox with this id (NotFound)."""
+        doc = await self._database.run(self._coll.find_one, {"_id": parse_id(mailbox_id)})
+        if doc is None:
+            raise NotFound("no such mailbox")
+        return mailbox_from_doc(doc)
+
+    async def status(self, user_id: str, path: str) -> Mailbox:
+        """STATUS data: the counters are kept current by every write (one read)."""
+        return await self.get(user_id, path)
+
+    async def create(
+        self, user_id: str, path: str, special_use: str | None = None
+    ) -> Mailbox:
+        """Create a mailbox and any missing superior names (RFC 3501 §6.3.3)."""
+        user = parse_id(user_id)
+        key = normalize_path(path)
+        if special_use is not None and special_use not in SPECIAL_USES:
+            raise InvalidInput(f"unknown special-use attribute {special_use}")
+
+        def body(session: Any) -> dict[str, Any]:
+            if self._coll.count_documents({"user": user}, session=session) >= MAX_MAILBOXES:
+                raise InvalidInput("too many mailboxes")
+            if self._coll.find_one({"user": user, "path": key}, {"_id": 1}, session=session):
+                raise AlreadyExists(f"mailbox {key} already exists")
+            existing = {
+                d["path"] for d in self._coll.find(
+                    {"user": user, "path": {"$in": parents(key)}}, {"path": 1},
+                    session=session,
+                )
+            }
+            docs = [
+                new_mailbox_doc(user, p, next_uid_validity(self._database, user, session))
+                for p in parents(key) if p not in existing
+            ]
+            target = new_mailbox_doc(
+                user, key, next_uid_validity(self._database, user, session),
+                special_use=special_use,
+            )
+            docs.append(target)
+            self._coll.insert_many(docs, session=session)
+            journal.write(
+                self._database,
+                [journal.entry_doc(d["_id"], 1, "mailbox-create", path=d["path"], user=user)
+                 for d in docs],
+                session,
+            )
+            return target
+
+        doc = await self._run_tx(body, key)
+        return mailbox_from_doc(doc)
+
+    async def set_subscribed(self, user_id: str, path: str, subscribed: bool) -> None:
+        """SUBSCRIBE/UNSUBSCRIBE. Only existing mailboxes can be subscribed here."""
+        user = parse_id(user_id)
+        key = normalize_path(path)
+        result = await self._database.run(
+            self._coll.update_one, {"user": user, "path": key},
+            {"$set": {"subscribed": bool(subscribed)}},
+        )
+        if result.matched_count == 0:
+            raise NotFound(f"no such mailbox: {key}")
+
+    async def delete(self, user_id: str, path: str) -> None:
+        """Delete a mailbox and its messages, freeing their bodies and quota.
+
+        Inferior names are kept (RFC 3501 §6.3.4 allows it; they then have no
+        parent, which LIST can report as \\NonExistent). The mailbox document goes
+        first so that nothing more is delivered into it; its messages are then
+        deleted in batches and released (a crash in between leaves orphans that
+        ``Messages.sweep`` removes).
+        """
+        user = parse_id(user_id)
+        key = normalize_path(path)
+        if key == INBOX:
+            raise InvalidInput("INBOX cannot be deleted")
+
+        def body(session: Any) -> ObjectId:
+            doc = self._coll.find_one_and_delete({"user": user, "path": key}, session=session)
+            if doc is None:
+                raise NotFound(f"no such mailbox: {key}")
+            journal.write(
+                self._database,
+                [journal.entry_doc(doc["_id"], int(doc["modseq"]) + 1, "mailbox-delete",
+                                   path=key, user=user)],
+                session,
+            )
+            oid: ObjectId = doc["_id"]
+            return oid
+
+        oid = await self._run_tx(body, key)
+        await self._database.run(self.purge_sync, oid)
+
+    def purge_sync(self, mailbox: ObjectId, batch: int = 1000) -> int:
+        """Delete every message of a (deleted) mailbox and release them (blocking)."""
+        messages = self._database.collection(schema.MESSAGES)
+        total = 0
+        while True:
+            docs = list(
+                messages.find({"mailbox": mailbox}, {"size": 1, "bodies": 1, "user": 1})
+                .limit(batch)
+            )
+            if not docs:
+                return total
+            messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            if self.release is not None:
+                self.release(docs)
+            total += len(docs)
+
+    async def rename(self, user_id: str, old: str, new: str) -> Mailbox:
+        """RENAME (RFC 3501 §6.3.5): the mailbox and its inferiors get new paths.
+
+        Renaming INBOX moves its messages to the new name and leaves an empty INBOX:
+        the INBOX document itself (with its messages, uidValidity and UIDs) takes
+        the new path, and a fresh INBOX is created; its inferiors stay where they
+        are. Every document changes path by delete + insert of the same ``_id`` in
+        one transaction (DESIGN.md, the Rust engine's stale unique keys).
+        """
+        user = parse_id(user_id)
+        src = normalize_path(old)
+        dst = normalize_path(new)
+        if dst == src or (dst.startswith(src + DELIMITER) and src != INBOX):
+            raise InvalidInput("cannot rename a mailbox into itself")
+        if dst == INBOX:
+            raise AlreadyExists("INBOX already exists")
+        pattern = "^" + re.escape(src + DELIMITER)
+
+        def body(session: Any) -> dict[str, Any]:
+            if src == INBOX:
+                query: dict[str, Any] = {"user": user, "path": src}
+            else:
+                query = {"user": user, "$or": [{"path": src}, {"path": {"$regex": pattern}}]}
+            docs = list(self._coll.find(query, session=session))
+            if not any(d["path"] == src for d in docs):
+                raise NotFound(f"no such mailbox: {src}")
+            moved = []
+            for doc in docs:
+                self._coll.delete_one({"_id": doc["_id"]}, session=session)
+                doc = dict(doc, path=dst + doc["path"][len(src):], modseq=doc["modseq"] + 1)
+                moved.append(doc)
+            existing = {
+                d["path"] for d in self._coll.find(
+                    {"user": user, "path": {"$in": parents(dst)}}, {"path": 1},
+                    session=session,
+                )
+            }
+            created = [
+                new_mailbox_doc(user, p, next_uid_validity(self._database, user, session))
+                for p in parents(dst) if p not in existing
+            ]
+            if src == INBOX:
+                created.append(new_mailbox_doc(
+                    user, INBOX, next_uid_validity(self._database, user, session)
+                ))
+            self._coll.insert_many(moved + created, session=session)
+            journal.write(
+                self._database,
+                [journal.entry_doc(d["_id"], d["modseq"], "mailbox-rename", path=d["path"],
+                                   user=user) for d in moved]
+                + [journal.entry_doc(d["_id"], 1, "mailbox-create", path=d["path"], user=user)
+                   for d in created],
+                session,
+            )
+            return next(d for d in moved if d["path"] == dst)
+
+        doc = await self._run_tx(body, dst)
+        return mailbox_from_doc(doc)
+
+    async def _run_tx(self, body: Callable[[Any], Any], key: str) -> Any:
+        def run() -> Any:
+            try:
+                return self._database.in_transaction(body)
+            except pymongo.errors.DuplicateKeyError as exc:
+                raise AlreadyExists(f"mailbox {key} already exists") from exc
+            except pymongo.errors.BulkWriteError as exc:
+                if any(e.get("code") == 11000 for e in exc.details.get("writeErrors", ())):
+                    raise AlreadyExists(f"mailbox {key} already exists") from exc
+                raise
+
+        return await self._database.run(run)

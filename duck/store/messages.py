@@ -1,0 +1,423 @@
+"""Messages: delivery, APPEND, COPY/MOVE, EXPUNGE, STORE (the write side).
+
+Every write that adds or removes messages runs one transaction per mailbox
+step: quota reservation, UID/modseq allocation (with the mailbox counters), the
+message documents and their journal entries commit together. Body references
+follow the ordering rule of bodies.py: added before the insert, dropped after the
+delete. The read side (view, FETCH, SEARCH, byte reads) is in fetch.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import trio
+from bson import ObjectId
+
+from duck.mime.model import IndexerLimits
+
+from . import documents, fetch, journal, quota, reader, schema
+from .bodies import Bodies
+from .database import Database
+from .errors import InvalidInput, NotFound, StoreError
+from .flags import claim_recent_sync, flag_fields, normalize_flags, store_flags_sync
+from .ingest import DEFAULT_MAX_SIZE, Ingest
+from .mailboxes import allocate, normalize_path
+from .models import (
+    AppendResult,
+    CopyResult,
+    Delivered,
+    DeliveryTarget,
+    FlagMode,
+    Ingested,
+    JournalEntry,
+    MessageRecord,
+    MessageSummary,
+    StoreFlagsResult,
+)
+from .query import Query
+from .users import parse_id
+
+log = logging.getLogger(__name__)
+
+#: Copies of one delivery stored concurrently (each its own transaction).
+DELIVERY_CONCURRENCY = 8
+#: Most targets one deliver call accepts (LMTP limits recipients well below this).
+MAX_TARGETS = 10000
+#: COPY/EXPUNGE work in transactions of at most this many messages / bytes.
+BATCH_MESSAGES = 200
+BATCH_BYTES = 32 * 1024 * 1024
+
+
+def _internal_date(value: dt.datetime | None) -> dt.datetime:
+    # IMAP INTERNALDATE has second precision; BSON keeps UTC milliseconds.
+    if value is None:
+        return journal.now().replace(microsecond=0)
+    if value.tzinfo is None:
+        raise InvalidInput("internal date must be timezone-aware")
+    return value.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _object_id(prefix: str) -> str:
+    # RFC 8474 objectid: 1-255 of [A-Za-z0-9_-]; a letter first keeps it an atom.
+    return prefix + str(ObjectId())
+
+
+class Messages:
+    """Message operations of the store (``store.messages``)."""
+
+    def __init__(self, database: Database, bodies: Bodies, *,
+                 max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self._database = database
+        self._bodies = bodies
+        self.max_size = max_size
+
+    @property
+    def _messages(self) -> Any:
+        return self._database.collection(schema.MESSAGES)
+
+    @property
+    def _mailboxes(self) -> Any:
+        return self._database.collection(schema.MAILBOXES)
+
+    # -- read side (fetch.py, reader.py, journal.py) ---------------------------------
+
+    async def view(self, mailbox_id: str) -> list[MessageSummary]:
+        """The selected-mailbox view: (uid, modseq, flags) of every message, one query."""
+        return await fetch.view(self._database, mailbox_id)
+
+    async def changes_since(self, mailbox_id: str, modseq: int) -> list[JournalEntry]:
+        """Journal entries after ``modseq``, gap-free (see journal.py)."""
+        return await journal.Journal(self._database).changes_since(mailbox_id, modseq)
+
+    async def fetch(self, mailbox_id: str, uids: Iterable[int],
+                    fields: Iterable[str]) -> list[MessageRecord]:
+        """FETCH: the asked ``fields`` (models.FETCH_FIELDS) of ``uids``, one query."""
+        return await fetch.fetch(self._database, mailbox_id, uids, fields)
+
+    async def search(self, mailbox_id: str, query: Query) -> list[int]:
+        """SEARCH: sorted UIDs matching the typed ``query``, one query."""
+        return await fetch.search(self._database, mailbox_id, query)
+
+    async def read(self, record: MessageRecord, start: int = 0,
+                   end: int | None = None) -> bytes:
+        """Bytes ``[start, end)`` of a message fetched with the ``content`` field."""
+        return await reader.read(self._database, self._bodies, record, start, end)
+
+    def stream(self, record: MessageRecord, start: int = 0,
+               end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` as bounded chunks (for BODY[] of huge messages)."""
+        return reader.stream(self._database, self._bodies, record, start, end)
+
+    # -- ingest and delivery ---------------------------------------------------------
+
+    def ingest(self, max_size: int | None = None,
+               limits: IndexerLimits | None = None) -> Ingest:
+        """Start receiving a message (``write`` chunks, then ``finish``/``abort``)."""
+        return Ingest(self._database, self._bodies,
+                      max_size=self.max_size if max_size is None else max_size, limits=limits)
+
+    async def deliver(
+        self, ingested: Ingested, targets: Sequence[DeliveryTarget]
+    ) -> list[Delivered | StoreError]:
+        """Store one copy per target; one result per target, each durable on return.
+
+        Targets fail independently (OverQuota, NotFound for a missing user or
+        mailbox, InvalidInput for bad flags or prepend). The ingest's hold on its
+        bodies is handed over: an Ingested is delivered once.
+        """
+        if not ingested.held[0]:
+            raise InvalidInput("this message was already delivered or discarded")
+        if len(targets) > MAX_TARGETS:
+            raise InvalidInput("too many delivery targets")
+        ingested.held[0] = False
+        distinct = sorted(set(ingested.bodies))
+        results: list[Delivered | StoreError] = [
+            StoreError("not delivered") for _ in targets
+        ]
+        try:
+            if distinct and targets:
+                missing = await self._database.run(
+                    self._bodies.add_refs, Counter({h: len(targets) for h in distinct})
+                )
+                if missing:  # cannot happen while the hold is kept; never store holes
+                    raise NotFound("message bodies vanished before delivery")
+            bases: dict[bytes, dict[str, Any]] = {}
+            limiter = trio.CapacityLimiter(DELIVERY_CONCURRENCY)
+
+            async def one(i: int, target: DeliveryTarget) -> None:
+                async with limiter:
+                    try:
+                        if target.prepend not in bases:
+                            bases[target.prepend] = documents.content(ingested, target.prepend)
+                        results[i] = await self._database.run(
+                            self._deliver_sync, ingested, bases[target.prepend], target
+                        )
+                    except StoreError as exc:
+                        results[i] = exc
+
+            async with trio.open_nursery() as nursery:
+                for i, target in enumerate(targets):
+                    nursery.start_soon(one, i, target)
+        finally:
+            failed = sum(1 for r in results if not isinstance(r, Delivered))
+            drop: Counter[str] = Counter(ingested.bodies)  # the ingest's holds
+            for h in distinct:
+                drop[h] += failed
+            with trio.CancelScope(shield=True):
+                await self._database.run(self._bodies.drop_refs, drop)
+        return results
+
+    async def discard(self, ingested: Ingested) -> None:
+        """Drop an ingested message that will not be delivered (frees its bodies)."""
+        if ingested.held[0]:
+            ingested.held[0] = False
+            await self._database.run(self._bodies.drop_refs, Counter(ingested.bodies))
+
+    def _thread_of(self, user: ObjectId, refs: list[str]) -> str:
+        if refs:
+            doc = self._messages.find_one({"user": user, "msgid": {"$in": refs}},
+                                          {"threadid": 1})
+            if doc is not None and doc.get("threadid"):
+                return str(doc["threadid"])
+        return _object_id("T")
+
+    def _deliver_sync(
+        self, ingested: Ingested, base: dict[str, Any], target: DeliveryTarget
+    ) -> Delivered:
+        user = parse_id(target.user_id)
+        path = normalize_path(target.mailbox_path)
+        fields = flag_fields(normalize_flags(target.flags))
+        idate = _internal_date(target.internal_date)
+        size = int(base["size"])
+        threadid = self._thread_of(user, base["refs"])
+
+        def body(session: Any) -> Delivered:
+            mailbox = self._mailboxes.find_one({"user": user, "path": path}, {"_id": 1},
+                                               session=session)
+            if mailbox is None:
+                raise NotFound(f"no such mailbox: {path}")
+            quota.reserve(self._database, user, size, session)
+            uid, modseq, doc = allocate(
+                self._database, mailbox["_id"], uids=1, modseqs=1, count=1,
+                unseen=0 if fields["seen"] else 1, size=size, session=session,
+            )
+            oid = ObjectId()
+            self._messages.insert_one(documents.message_doc(
+                base, user=user, mailbox=mailbox["_id"], uid=uid, modseq=modseq,
+                flag_fields=fields, internal_date=idate, savedate=journal.now(),
+                emailid="M" + str(oid), threadid=threadid, oid=oid,
+            ), session=session)
+            journal.write(self._database, [journal.entry_doc(
+                mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"]
+            )], session)
+            return Delivered(str(user), str(mailbox["_id"]), int(doc["uidv"]), uid, modseq,
+                             size)
+
+        result: Delivered = self._database.in_transaction(body)
+        return result
+
+    async def append(
+        self,
+        user_id: str,
+        mailbox_path: str,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internal_date: dt.datetime | None = None,
+    ) -> AppendResult:
+        """APPEND a whole message held in memory (RFC 3501 §6.3.11, RFC 4315)."""
+        ingest = self.ingest()
+        await ingest.write(data)
+        ingested = await ingest.finish()
+        target = DeliveryTarget(user_id, mailbox_path, tuple(flags), internal_date)
+        (result,) = await self.deliver(ingested, [target])
+        if isinstance(result, StoreError):
+            raise result
+        return AppendResult(result.uid_validity, result.uid)
+
+    # -- STORE, \Recent --------------------------------------------------------------
+
+    async def store_flags(
+        self,
+        mailbox_id: str,
+        uids: Iterable[int],
+        mode: FlagMode,
+        flags: Iterable[str],
+        unchangedsince: int | None = None,
+    ) -> StoreFlagsResult:
+        """STORE flags on ``uids`` (one modseq and journal entry per changed message)."""
+        wanted = sorted(set(uids))
+        values = normalize_flags(flags)
+        if not wanted:
+            return StoreFlagsResult([], [])
+        return await self._database.run(
+            store_flags_sync, self._database, mailbox_id, wanted, mode, values, unchangedsince
+        )
+
+    async def claim_recent(self, mailbox_id: str, up_to_uid: int) -> int:
+        """First UID that is \\Recent for the caller (see flags.claim_recent_sync)."""
+        return await self._database.run(claim_recent_sync, self._database, mailbox_id,
+                                        up_to_uid)
+
+    # -- EXPUNGE ---------------------------------------------------------------------
+
+    async def expunge(self, mailbox_id: str, uids: Iterable[int] | None = None) -> list[int]:
+        """Remove the \\Deleted messages (only those in ``uids`` for UID EXPUNGE)."""
+        query: dict[str, Any] = {"deleted": True}
+        if uids is not None:
+            query["uid"] = {"$in": sorted(set(uids))}
+        return await self._database.run(self._expunge_sync, parse_id(mailbox_id), query)
+
+    def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any]) -> list[int]:
+        expunged: list[int] = []
+        while True:
+            docs = self._expunge_batch(mailbox, query)
+            expunged += [d["uid"] for d in docs]
+            if len(docs) < BATCH_MESSAGES:
+                return expunged
+
+    def _expunge_batch(self, mailbox: ObjectId, query: dict[str, Any]) -> list[dict[str, Any]]:
+        def body(session: Any) -> list[dict[str, Any]]:
+            docs = list(self._messages.find(
+                {"mailbox": mailbox, **query},
+                {"uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}, session=session,
+            ).sort("uid", 1).limit(BATCH_MESSAGES))
+            if not docs:
+                return []
+            self._messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}},
+                                       session=session)
+            _, first, _ = allocate(
+                self._database, mailbox, modseqs=len(docs), count=-len(docs),
+                unseen=-sum(1 for d in docs if not d.get("seen")),
+                size=-sum(d["size"] for d in docs), session=session,
+            )
+            journal.write(self._database, [
+                journal.entry_doc(mailbox, first + i, "expunge", uid=d["uid"])
+                for i, d in enumerate(docs)
+            ], session)
+            self._release_quota(docs, session)
+            return docs
+
+        docs: list[dict[str, Any]] = self._database.in_transaction(body)
+        self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
+        return docs
+
+    def _release_quota(self, docs: list[dict[str, Any]], session: Any = None) -> None:
+        per_user: Counter[ObjectId] = Counter()
+        for d in docs:
+            per_user[d["user"]] += int(d["size"])
+        for user, size in per_user.items():
+            quota.release(self._database, user, size, session)
+
+    def release_sync(self, docs: list[dict[str, Any]]) -> None:
+        """Free quota and bodies of deleted messages (mailbox DELETE; blocking)."""
+        self._release_quota(docs)
+        self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
+
+    # -- COPY / MOVE -----------------------------------------------------------------
+
+    async def copy(
+        self, src_mailbox_id: str, uids: Iterable[int], dst_user_id: str, dst_path: str
+    ) -> CopyResult:
+        """COPY (RFC 3501 §6.4.7): all or nothing; bodies shared, quota charged."""
+        src = parse_id(src_mailbox_id)
+        user = parse_id(dst_user_id)
+        path = normalize_path(dst_path)
+        return await self._database.run(self._copy_sync, src, sorted(set(uids)), user, path)
+
+    async def move(
+        self, src_mailbox_id: str, uids: Iterable[int], dst_user_id: str, dst_path: str
+    ) -> CopyResult:
+        """MOVE (RFC 6851): copy, then expunge the originals (journaled).
+
+        A crash between the two steps leaves a duplicate, never a loss.
+        """
+        result = await self.copy(src_mailbox_id, uids, dst_user_id, dst_path)
+        moved = [s for s, _ in result.uids]
+        if moved:
+            await self._database.run(
+                self._expunge_sync, parse_id(src_mailbox_id), {"uid": {"$in": moved}}
+            )
+        return result
+
+    def _copy_sync(self, src: ObjectId, uids: list[int], user: ObjectId,
+                   path: str) -> CopyResult:
+        dst = self._mailboxes.find_one({"user": user, "path": path}, {"uidv": 1})
+        if dst is None:
+            raise NotFound(f"no such mailbox: {path}")
+        if self._mailboxes.count_documents({"_id": src}) == 0:
+            raise NotFound("no such mailbox")
+        index = list(self._messages.find({"mailbox": src, "uid": {"$in": uids}},
+                                         {"uid": 1, "size": 1}).sort("uid", 1))
+        pairs: list[tuple[int, int]] = []
+        done: list[int] = []  # destination uids inserted so far (undone on failure)
+        try:
+            for batch in _batches(index):
+                copied = self._copy_batch(src, [d["uid"] for d in batch], user, dst["_id"])
+                pairs += copied
+                done += [d for _, d in copied]
+        except BaseException:
+            if done:
+                self._expunge_sync(dst["_id"], {"uid": {"$in": done}})
+            raise
+        return CopyResult(int(dst["uidv"]), pairs)
+
+    def _copy_batch(self, src: ObjectId, uids: list[int], user: ObjectId,
+                    dst: ObjectId) -> list[tuple[int, int]]:
+        docs = list(self._messages.find({"mailbox": src, "uid": {"$in": uids}})
+                    .sort("uid", 1))
+        counts = Counter(h for d in docs for h in d.get("bodies", ()))
+        missing = self._bodies.add_refs(counts)
+        if missing:
+            # Expunged while we read: UID COPY skips vanished messages.
+            gone = [d for d in docs if missing & set(d.get("bodies", ()))]
+            self._bodies.drop_refs(Counter(h for d in gone for h in d["bodies"]
+                                           if h not in missing))
+            docs = [d for d in docs if not missing & set(d.get("bodies", ()))]
+            counts = Counter(h for d in docs for h in d.get("bodies", ()))
+        if not docs:
+            return []
+        total = sum(int(d["size"]) for d in docs)
+        now = journal.now()
+
+        def body(session: Any) -> list[tuple[int, int]]:
+            quota.reserve(self._database, user, total, session)
+            first_uid, first_modseq, _ = allocate(
+                self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
+                unseen=sum(1 for d in docs if not d.get("seen")), size=total,
+                session=session,
+            )
+            new = []
+            for i, d in enumerate(docs):
+                new.append({**d, "_id": ObjectId(), "user": user, "mailbox": dst,
+                            "uid": first_uid + i, "modseq": first_modseq + i, "sdate": now})
+            self._messages.insert_many(new, session=session)
+            journal.write(self._database, [
+                journal.entry_doc(dst, n["modseq"], "exists", uid=n["uid"], flags=n["flags"])
+                for n in new
+            ], session)
+            return [(d["uid"], n["uid"]) for d, n in zip(docs, new, strict=True)]
+
+        try:
+            result: list[tuple[int, int]] = self._database.in_transaction(body)
+        except BaseException:
+            self._bodies.drop_refs(counts)
+            raise
+        return result
+
+
+def _batches(index: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for doc in index:
+        if batch and (len(batch) >= BATCH_MESSAGES or size + doc["size"] > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(doc)
+        size += int(doc["size"])
+    if batch:
+        yield batch

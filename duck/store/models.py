@@ -1,0 +1,214 @@
+"""The store's own typed values: what the protocols get back from the store.
+
+Ids are 24-hex strings (the protocols never see bson). Everything is frozen attrs
+so that a session can keep it in memory and share it between tasks safely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import attrs
+
+from duck.mime.model import Envelope, IndexedMessage, Part
+
+#: The flags RFC 3501 §2.3.2 defines, in their canonical spelling. ``\Recent`` is
+#: not stored: it is session state, handed out by ``claim_recent``.
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+
+#: SPECIAL-USE attributes (RFC 6154) a mailbox may carry.
+SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+FlagMode = Literal["add", "remove", "replace"]
+
+JournalKind = Literal[
+    "exists", "expunge", "flags", "mailbox-create", "mailbox-rename", "mailbox-delete"
+]
+
+#: Fields that ``fetch`` can be asked for (``uid`` always comes back).
+FetchField = Literal[
+    "flags", "modseq", "internal_date", "size", "envelope", "structure",
+    "emailid", "threadid", "savedate", "content", "headers",
+]
+FETCH_FIELDS: frozenset[str] = frozenset(FetchField.__args__)  # type: ignore[attr-defined]
+
+
+@attrs.frozen
+class Mailbox:
+    """A mailbox (folder) and its IMAP state (RFC 3501 §6.3.1, RFC 7162)."""
+
+    id: str
+    user_id: str
+    path: str
+    special_use: str | None
+    subscribed: bool
+    uid_validity: int
+    uid_next: int
+    highest_modseq: int
+    message_count: int
+    unseen_count: int
+    size: int
+
+
+@attrs.frozen
+class MessageSummary:
+    """One line of a selected mailbox's in-memory view."""
+
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+
+
+@attrs.frozen
+class Segment:
+    """A run of the stored message bytes at ``offset``.
+
+    Either ``data`` is the bytes themselves (the skeleton), or the run lives in the
+    content-addressed body ``sha256`` (GridFS file ``file_id``) of ``length`` bytes.
+    """
+
+    offset: int
+    length: int
+    data: bytes | None = None
+    sha256: str | None = None
+    file_id: str | None = None
+
+
+@attrs.frozen
+class MessageRecord:
+    """A message as FETCH needs it; only the fields asked for are filled in."""
+
+    id: str
+    mailbox_id: str
+    uid: int
+    modseq: int | None = None
+    flags: tuple[str, ...] | None = None
+    internal_date: dt.datetime | None = None
+    savedate: dt.datetime | None = None
+    size: int | None = None
+    envelope: Envelope | None = None
+    #: The MIME part tree with byte offsets into the stored message (BODYSTRUCTURE).
+    structure: Part | None = None
+    emailid: str | None = None
+    threadid: str | None = None
+    #: The stored bytes as segments (asked for with the ``content`` field).
+    segments: tuple[Segment, ...] | None = None
+    #: Top-level header fields, (lowercased name, decoded value).
+    headers: tuple[tuple[str, str], ...] | None = None
+
+
+@attrs.frozen
+class JournalEntry:
+    """One change of a mailbox, in modseq order (IDLE, QRESYNC, the SSE stream)."""
+
+    mailbox_id: str
+    modseq: int
+    kind: JournalKind
+    uid: int | None = None
+    flags: tuple[str, ...] | None = None
+    path: str | None = None
+    at: dt.datetime | None = None
+
+
+@attrs.frozen
+class DeliveryTarget:
+    """Where one copy of an ingested message goes.
+
+    ``prepend`` is header lines (CRLF-terminated) put in front of this copy only:
+    LMTP's per-recipient ``Delivered-To``/``Return-Path``.
+    """
+
+    user_id: str
+    mailbox_path: str = "INBOX"
+    flags: tuple[str, ...] = ()
+    internal_date: dt.datetime | None = None
+    prepend: bytes = b""
+
+
+@attrs.frozen
+class Delivered:
+    """A copy that was stored (durably) by ``deliver``."""
+
+    user_id: str
+    mailbox_id: str
+    uid_validity: int
+    uid: int
+    modseq: int
+    size: int
+
+
+@attrs.frozen
+class AppendResult:
+    """APPENDUID data (RFC 4315)."""
+
+    uid_validity: int
+    uid: int
+
+
+@attrs.frozen
+class CopyResult:
+    """COPYUID data (RFC 4315): the destination's uidValidity and uid pairs."""
+
+    uid_validity: int
+    uids: list[tuple[int, int]]
+
+
+@attrs.frozen
+class FlagChange:
+    """A message whose flags a STORE changed."""
+
+    uid: int
+    flags: tuple[str, ...]
+    modseq: int
+
+
+@attrs.frozen
+class StoreFlagsResult:
+    """What a STORE did: changed messages, and UIDs that failed UNCHANGEDSINCE."""
+
+    changed: list[FlagChange]
+    modified: list[int]
+
+
+@attrs.frozen
+class Ingested:
+    """A message streamed in and indexed, ready to be delivered (once).
+
+    The bodies it references are held (a reference each) until ``deliver`` or
+    ``discard`` hands the hold over or drops it.
+    """
+
+    message: IndexedMessage
+    segments: tuple[Segment, ...]
+    size: int
+    sha256: str
+    #: Cleared when deliver/discard hands over the hold (an Ingested is used once).
+    held: list[bool] = attrs.field(factory=lambda: [True], eq=False, repr=False)
+
+    @property
+    def bodies(self) -> list[str]:
+        """SHA-256 of every body the segments reference, with repetitions."""
+        return [s.sha256 for s in self.segments if s.sha256 is not None]
+
+
+__all__ = [
+    "FETCH_FIELDS",
+    "SPECIAL_USES",
+    "SYSTEM_FLAGS",
+    "AppendResult",
+    "CopyResult",
+    "Delivered",
+    "DeliveryTarget",
+    "FetchField",
+    "FlagChange",
+    "FlagMode",
+    "Ingested",
+    "JournalEntry",
+    "JournalKind",
+    "Mailbox",
+    "MessageRecord",
+    "MessageSummary",
+    "Segment",
+    "StoreFlagsResult",
+]

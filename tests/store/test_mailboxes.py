@@ -1,0 +1,123 @@
+"""Mailboxes against the real embedded database."""
+
+from __future__ import annotations
+
+import pytest
+from store_samples import simple_message
+
+from duck.store import AlreadyExists, InvalidInput, NotFound, Store, User
+
+pytestmark = pytest.mark.store
+
+
+async def test_default_mailboxes_created_with_user(store: Store, user: User) -> None:
+    boxes = {m.path: m for m in await store.mailboxes.list(user.id)}
+    assert set(boxes) == {"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"}
+    assert boxes["Sent"].special_use == "\\Sent" and boxes["INBOX"].special_use is None
+    assert all(m.uid_next == 1 and m.highest_modseq == 1 for m in boxes.values())
+    assert len({m.uid_validity for m in boxes.values()}) == 6
+
+
+async def test_inbox_case_insensitive(store: Store, user: User) -> None:
+    assert (await store.mailboxes.get(user.id, "inbox")).path == "INBOX"
+    with pytest.raises(AlreadyExists):
+        await store.mailboxes.create(user.id, "Inbox")
+
+
+async def test_create_makes_parents(store: Store, user: User) -> None:
+    box = await store.mailboxes.create(user.id, "Work/Projects/Duck")
+    assert box.path == "Work/Projects/Duck"
+    paths = [m.path for m in await store.mailboxes.list(user.id)]
+    assert "Work" in paths and "Work/Projects" in paths
+    with pytest.raises(AlreadyExists):
+        await store.mailboxes.create(user.id, "Work/Projects")
+
+
+@pytest.mark.parametrize("bad", ["", "/a", "a/", "a//b", "bad\x00name", "x" * 2000])
+async def test_invalid_names(store: Store, user: User, bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        await store.mailboxes.create(user.id, bad)
+
+
+async def test_rename_then_create_old_name_again(store: Store, user: User) -> None:
+    a = await store.mailboxes.create(user.id, "A")
+    await store.mailboxes.create(user.id, "A/child")
+    renamed = await store.mailboxes.rename(user.id, "A", "B")
+    assert renamed.id == a.id and renamed.uid_validity == a.uid_validity
+    assert renamed.highest_modseq == a.highest_modseq + 1
+    paths = [m.path for m in await store.mailboxes.list(user.id)]
+    assert "B/child" in paths and "A" not in paths and "A/child" not in paths
+    # The stale-unique-key bug of the Rust engine would fail this create.
+    again = await store.mailboxes.create(user.id, "A")
+    assert again.id != a.id and again.uid_validity > a.uid_validity
+    await store.mailboxes.create(user.id, "A/child")
+    with pytest.raises(AlreadyExists):
+        await store.mailboxes.rename(user.id, "A", "B")
+    with pytest.raises(InvalidInput):
+        await store.mailboxes.rename(user.id, "A", "A/child/x")
+    with pytest.raises(NotFound):
+        await store.mailboxes.rename(user.id, "Nope", "Z")
+
+
+async def test_rename_inbox_moves_messages(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", simple_message())
+    await store.mailboxes.create(user.id, "INBOX/sub")
+    old = await store.mailboxes.get(user.id, "INBOX")
+    moved = await store.mailboxes.rename(user.id, "INBOX", "Old")
+    assert moved.message_count == 1 and moved.uid_validity == old.uid_validity
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    assert inbox.message_count == 0 and inbox.id != old.id
+    assert [s.uid for s in await store.messages.view(moved.id)] == [1]
+    assert await store.messages.view(inbox.id) == []
+    assert (await store.mailboxes.get(user.id, "INBOX/sub")).path == "INBOX/sub"
+
+
+async def test_delete_frees_messages_and_quota(store: Store, user: User) -> None:
+    box = await store.mailboxes.create(user.id, "Tmp")
+    data = simple_message()
+    await store.messages.append(user.id, "Tmp", data)
+    assert (await store.quota(user.id))[0] == len(data)
+    await store.mailboxes.delete(user.id, "Tmp")
+    assert (await store.quota(user.id))[0] == 0
+    count = await store.database.run(
+        store.database.collection("messages").count_documents, {}
+    )
+    assert count == 0
+    with pytest.raises(NotFound):
+        await store.mailboxes.get(user.id, "Tmp")
+    recreated = await store.mailboxes.create(user.id, "Tmp")
+    assert recreated.uid_validity > box.uid_validity
+    with pytest.raises(InvalidInput):
+        await store.mailboxes.delete(user.id, "inbox")
+    with pytest.raises(NotFound):
+        await store.mailboxes.delete(user.id, "Nope")
+
+
+async def test_subscribe(store: Store, user: User) -> None:
+    await store.mailboxes.create(user.id, "News")
+    await store.mailboxes.set_subscribed(user.id, "News", False)
+    assert not (await store.mailboxes.get(user.id, "News")).subscribed
+    await store.mailboxes.set_subscribed(user.id, "News", True)
+    assert (await store.mailboxes.get(user.id, "News")).subscribed
+    with pytest.raises(NotFound):
+        await store.mailboxes.set_subscribed(user.id, "Nope", True)
+
+
+async def test_mailbox_events_journaled(store: Store, user: User) -> None:
+    box = await store.mailboxes.create(user.id, "J")
+    await store.mailboxes.rename(user.id, "J", "K")
+    await store.mailboxes.delete(user.id, "K")
+    entries = await store.journal.changes_since(box.id, 0)
+    assert [(e.kind, e.modseq, e.path) for e in entries] == [
+        ("mailbox-create", 1, "J"), ("mailbox-rename", 2, "K"), ("mailbox-delete", 3, "K"),
+    ]
+
+
+async def test_status_counters(store: Store, user: User) -> None:
+    a = simple_message("one")
+    b = simple_message("two")
+    await store.messages.append(user.id, "INBOX", a, flags=["\\Seen"])
+    await store.messages.append(user.id, "INBOX", b)
+    status = await store.mailboxes.status(user.id, "INBOX")
+    assert (status.message_count, status.unseen_count, status.size) == (2, 1, len(a) + len(b))
+    assert status.uid_next == 3 and status.highest_modseq == 3
