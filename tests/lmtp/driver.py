@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from duck.lmtp.events import (
-    NEED_DATA,
     PAUSED,
     Bdat,
     ChunkEnd,
@@ -19,6 +18,7 @@ from duck.lmtp.events import (
     ProtocolError,
     Quit,
     RcptTo,
+    Sentinel,
     StartTls,
     Vrfy,
 )
@@ -65,10 +65,9 @@ class Driver:
     def pump(self) -> None:
         while True:
             event = self.proto.next_event()
-            if event is NEED_DATA:
+            if isinstance(event, Sentinel):
+                assert event is not PAUSED, "driver answers every event"
                 return
-            assert event is not PAUSED, "driver answers every event"
-            assert not isinstance(event, type(NEED_DATA))
             self.events.append(event)
             if isinstance(event, ConnectionClosed):
                 self.closed = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -32,7 +34,7 @@ from .driver import Driver, merged, session
 HEAD = session("LHLO mta.example", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.com>")
 
 
-def errors(events: list[object]) -> list[str]:
+def errors(events: Sequence[object]) -> list[str]:
     return [f"{e.reply.code} {e.reply.status}" for e in events if isinstance(e, ProtocolError)]
 
 
