@@ -353,7 +353,13 @@ def _parse_namespace_group(c: Cursor) -> tuple[NamespaceDesc, ...] | None:
         c.close()
         return NamespaceDesc(prefix, delimiter, tuple(exts))
 
-    return tuple(c.paren_list(desc, allow_empty=False))
+    # RFC 2342 §5: namespace descriptions follow each other without SP.
+    c.open()
+    out = [desc()]
+    while c.peek() == 0x28:
+        out.append(desc())
+    c.close()
+    return tuple(out)
 
 
 def _parse_namespace(c: Cursor) -> NamespaceData:
