@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ BODY = b"From: a@x.org\r\nSubject: swaks\r\n\r\n.dot first\r\nline two"
 SENT = BODY + b"\r\n"
 
 
-async def _swaks(port: int, tmp_path: Path, *extra: str) -> trio.CompletedProcess[bytes]:
+async def _swaks(port: int, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:
     message = tmp_path / "message.eml"
     message.write_bytes(BODY)
     assert SWAKS is not None
