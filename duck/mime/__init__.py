@@ -1,5 +1,6 @@
 """duck.mime: the MIME model and the streaming indexer (stdlib and attrs only)."""
 
+from duck.mime.bodystructure import BodyStructure, body_structure
 from duck.mime.events import Event, LargeBodyBytes, LargeBodyEnd, LargeBodyStart, SkeletonBytes
 from duck.mime.indexer import MessageIndexer, parse_message
 from duck.mime.model import (
@@ -10,9 +11,27 @@ from duck.mime.model import (
     LargeBody,
     Part,
 )
+from duck.mime.sections import (
+    HEADER,
+    HEADER_FIELDS,
+    HEADER_FIELDS_NOT,
+    MIME,
+    TEXT,
+    SectionSpec,
+    filter_header_fields,
+    resolve_part,
+    section_bytes,
+    section_range,
+)
 
 __all__ = [
+    "HEADER",
+    "HEADER_FIELDS",
+    "HEADER_FIELDS_NOT",
+    "MIME",
+    "TEXT",
     "Address",
+    "BodyStructure",
     "Envelope",
     "Event",
     "IndexedMessage",
@@ -23,6 +42,12 @@ __all__ = [
     "LargeBodyStart",
     "MessageIndexer",
     "Part",
+    "SectionSpec",
     "SkeletonBytes",
+    "body_structure",
+    "filter_header_fields",
     "parse_message",
+    "resolve_part",
+    "section_bytes",
+    "section_range",
 ]

@@ -1,0 +1,145 @@
+"""IMAP section specifiers (RFC 3501 §6.4.5) resolved to byte ranges of a message.
+
+The store reads only the bytes a section needs: `section_range` maps a section to
+an octet range of the original message; HEADER.FIELDS and HEADER.FIELDS.NOT then
+filter the header block with `filter_header_fields`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import attrs
+
+from duck.mime.model import IndexedMessage, Part
+
+HEADER = "HEADER"
+HEADER_FIELDS = "HEADER.FIELDS"
+HEADER_FIELDS_NOT = "HEADER.FIELDS.NOT"
+TEXT = "TEXT"
+MIME = "MIME"
+_TEXTS = frozenset({HEADER, HEADER_FIELDS, HEADER_FIELDS_NOT, TEXT, MIME})
+
+
+def _check_part(_instance: object, _attribute: object, value: tuple[int, ...]) -> None:
+    if any(number < 1 for number in value):
+        raise ValueError("section part numbers start at 1")
+
+
+def _check_text(instance: SectionSpec, _attribute: object, value: str | None) -> None:
+    if value is not None and value not in _TEXTS:
+        raise ValueError(f"unknown section text {value!r}")
+    if value == MIME and not instance.part:
+        raise ValueError("MIME needs a part number (RFC 3501 §6.4.5)")
+
+
+@attrs.frozen
+class SectionSpec:
+    """An IMAP section: part numbers plus an optional section-text."""
+
+    part: tuple[int, ...] = attrs.field(default=(), validator=_check_part)
+    #: None (the part body, or the whole message), HEADER, HEADER.FIELDS,
+    #: HEADER.FIELDS.NOT, TEXT or MIME.
+    text: str | None = attrs.field(default=None, validator=_check_text)
+    #: Field names for HEADER.FIELDS / HEADER.FIELDS.NOT.
+    fields: tuple[str, ...] = ()
+
+    @property
+    def filters_fields(self) -> bool:
+        """True when the range's bytes must go through `filter_header_fields`."""
+        return self.text in (HEADER_FIELDS, HEADER_FIELDS_NOT)
+
+
+def resolve_part(root: Part, numbers: tuple[int, ...]) -> Part | None:
+    """The part that BODY[numbers] designates, or None if it does not exist.
+
+    A message/rfc822 part's numbers continue into its encapsulated message; number 1
+    of a non-multipart message is that message's own (single) body.
+    """
+    current = root  # a message root
+    at_message_root = True
+    for number in numbers:
+        if not at_message_root and current.message is not None:
+            current, at_message_root = current.message, True
+        if current.is_multipart:
+            if number > len(current.children):
+                return None
+            current, at_message_root = current.children[number - 1], False
+        elif at_message_root and number == 1:
+            at_message_root = False  # the body part of a non-multipart message
+        else:
+            return None
+    return current
+
+
+def section_range(message: IndexedMessage | Part, spec: SectionSpec) -> tuple[int, int] | None:
+    """The octet range [start, end) of the original message that `spec` names.
+
+    None means the section does not exist: the FETCH answer is an empty string
+    (RFC 3501 §6.4.5 leaves it to the server; servers answer with "").
+    For HEADER.FIELDS(.NOT) this is the whole header block, to be filtered.
+    """
+    root = message.root if isinstance(message, IndexedMessage) else message
+    if not spec.part:
+        if spec.text is None:
+            return root.header_start, root.body_end
+        if spec.text == TEXT:
+            return root.body_start, root.body_end
+        return root.header_start, root.header_end  # HEADER, HEADER.FIELDS(.NOT)
+    part = resolve_part(root, spec.part)
+    if part is None:
+        return None
+    if spec.text is None:
+        return part.body_start, part.body_end
+    if spec.text == MIME:
+        # For part 1 of a non-multipart message this is the message header, which
+        # also holds that body's MIME fields.
+        return part.header_start, part.header_end
+    # HEADER and TEXT apply to message/rfc822 parts only (RFC 3501 §6.4.5).
+    inner = part.message
+    if inner is None:
+        return None
+    if spec.text == TEXT:
+        return inner.body_start, inner.body_end
+    return inner.header_start, inner.header_end
+
+
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+")
+
+
+def filter_header_fields(header: bytes, names: Iterable[str], negate: bool) -> bytes:
+    """The fields of a header block whose name is (or, negated, is not) in `names`.
+
+    Field lines keep their original bytes and folding; the result ends with the
+    block's blank line (CRLF if the block had none), as servers send it.
+    """
+    wanted = {name.lower() for name in names}
+    out = bytearray()
+    terminator = b"\r\n"
+    keep = False
+    for line in _LINE.findall(header):
+        if line in (b"\r\n", b"\n"):
+            terminator = line
+            break
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                out += line
+            continue
+        name = line.partition(b":")[0].strip().decode("latin-1").lower()
+        keep = (name in wanted) != negate
+        if keep:
+            out += line if line.endswith(b"\n") else line + b"\r\n"
+    out += terminator
+    return bytes(out)
+
+
+def section_bytes(data: bytes, message: IndexedMessage | Part, spec: SectionSpec) -> bytes:
+    """The bytes of `spec` from a message held whole in `data` (tests, small messages)."""
+    found = section_range(message, spec)
+    if found is None:
+        return b""
+    chunk = data[found[0] : found[1]]
+    if spec.filters_fields:
+        return filter_header_fields(chunk, spec.fields, spec.text == HEADER_FIELDS_NOT)
+    return chunk
