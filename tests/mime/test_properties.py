@@ -76,7 +76,7 @@ def test_parts_match_generator_and_email_package(generated: GeneratedMessage) ->
             body = section_bytes(generated.data, message, SectionSpec(part.section))
             assert body == expected.body
             # compat32's get_payload() decodes 8-bit text; the raw payload is kept here.
-            payload = entity._payload
+            payload = entity._payload  # type: ignore[attr-defined]
             assert body == payload.encode("ascii", "surrogateescape")
             assert part.size == len(body)
     assert message.size == len(generated.data)
@@ -90,7 +90,7 @@ def test_streaming_invariants_under_any_chunking(
     cuts = data.draw(chunkings(len(generated.data)))
     events, message = index_chunks(split(generated.data, cuts), limits)
     assert reassemble(events) == generated.data
-    whole_events, whole = index_chunks([generated.data], limits)
+    _whole_events, whole = index_chunks([generated.data], limits)
     assert message == whole
     # Large-body events bracket exactly the leaf bodies above the threshold.
     large = []
