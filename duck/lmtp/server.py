@@ -96,6 +96,9 @@ class LmtpServerConfig:
     read_size: int = 64 * 1024
     #: How long ``Delivery.abort`` may take when a connection ends badly.
     abort_timeout: float = 10.0
+    #: Consecutive refused commands before the connection is closed with 421
+    #: (a client that is not speaking LMTP at all; Postfix's smtpd_hard_error_limit).
+    max_errors: int = 20
 
     def protocol_config(self) -> ProtocolConfig:
         """The sans-IO machine's share of the settings."""
@@ -135,8 +138,8 @@ class LmtpServer:
         self._changed = trio.Event()
         self._total = 0
         self._refused = 0
-        self.delivered = 0
-        self.failed = 0
+        self._delivered = 0
+        self._failed = 0
 
     def statistics(self) -> LmtpServerStatistics:
         """Connection and delivery counters."""
@@ -144,8 +147,8 @@ class LmtpServer:
             connections_open=len(self._connections),
             connections_total=self._total,
             connections_refused=self._refused,
-            messages_delivered=self.delivered,
-            messages_failed=self.failed,
+            messages_delivered=self._delivered,
+            messages_failed=self._failed,
             shutting_down=self._shutting_down,
         )
 
@@ -196,6 +199,12 @@ class LmtpServer:
     async def _accept_loop(self, listener: trio.SocketListener,
                            handlers: trio.Nursery) -> None:
         await trio.serve_listeners(self._handle, [listener], handler_nursery=handlers)
+
+    def _count_message(self, delivered: bool) -> None:
+        if delivered:
+            self._delivered += 1
+        else:
+            self._failed += 1
 
     async def _wait_changed(self) -> None:
         await self._changed.wait()
@@ -261,6 +270,7 @@ class _Connection:
         self._out = bytearray()
         self._receive_scope: trio.CancelScope | None = None
         self._closing = False
+        self._errors = 0
         # The transaction, as the server side sees it.
         self._mail: MailFrom | None = None
         self._recipients: list[AcceptedRecipient] = []
@@ -342,6 +352,8 @@ class _Connection:
     # -- events --------------------------------------------------------------------------
 
     async def _dispatch(self, event: Event) -> None:
+        if not isinstance(event, ProtocolError | DataChunk):
+            self._errors = 0
         if isinstance(event, DataChunk):
             await self._write(event.data)
         elif isinstance(event, Lhlo):
@@ -387,9 +399,13 @@ class _Connection:
             await self._starttls()
         elif isinstance(event, ProtocolError):
             self._send(event.reply)
+            self._errors += 1
             if event.fatal:
                 await self._flush()
                 raise _Closed
+            if self._errors >= self.config.max_errors:
+                await self._say_goodbye(reply(421, "4.7.0", f"{self.config.hostname} "
+                                               "Too many errors, closing connection"))
         else:
             raise AssertionError(f"unhandled LMTP event {event!r}")
 
@@ -455,10 +471,7 @@ class _Connection:
 
     async def _end_message(self, replies: int, rejected: Reply | None) -> None:
         outcomes = await self._outcomes(replies, rejected)
-        if all(isinstance(o, Stored) for o in outcomes):
-            self.server.delivered += 1
-        else:
-            self.server.failed += 1
+        self.server._count_message(all(isinstance(o, Stored) for o in outcomes))
         for outcome in outcomes:
             if isinstance(outcome, Stored):
                 text = outcome.text or "Delivered"

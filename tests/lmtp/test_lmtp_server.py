@@ -407,3 +407,62 @@ async def test_grace_period_expiry_aborts_in_flight_delivery() -> None:
             server.shutdown()
     assert backend.stored == []
     assert backend.aborted == 1 and backend.in_flight == 0
+
+
+async def test_rset_and_lhlo_abort_an_open_bdat_delivery() -> None:
+    backend = make_backend()
+    with trio.fail_after(10):
+        async with running(backend) as server:
+            client = await connect(server)
+            for reset in ("RSET", "LHLO again"):
+                await client.send("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@example.com>\r\n")
+                assert [r.code for r in await client.read_replies(2)] == [250, 250]
+                await client.send(b"BDAT 5\r\nhello")
+                assert (await client.read_reply()).code == 250
+                assert backend.in_flight == 1
+                assert (await client.command(reset)).code == 250
+                assert backend.in_flight == 0
+                await client.send(b"BDAT 1 LAST\r\nx")
+                r = await client.read_reply()
+                assert (r.code, r.status) == (503, "5.5.1")
+    assert backend.stored == [] and backend.aborted == 2
+
+
+async def test_too_many_errors_closes_the_connection() -> None:
+    with trio.fail_after(10):
+        async with running(make_backend(), max_errors=3) as server:
+            client = await connect(server)
+            assert (await client.command("BOGUS")).code == 500
+            assert (await client.command("NOOP")).code == 250  # resets the count
+            replies = [await client.command("BOGUS") for _ in range(3)]
+            assert [r.code for r in replies] == [500, 500, 500]
+            r = await client.read_reply()
+            assert (r.code, r.status) == (421, "4.7.0")
+            assert await client.at_eof()
+
+
+async def test_malformed_bdat_closes_the_connection() -> None:
+    backend = make_backend()
+    with trio.fail_after(10):
+        async with running(backend) as server:
+            client = await connect(server)
+            await client.send("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@example.com>\r\n")
+            assert [r.code for r in await client.read_replies(2)] == [250, 250]
+            r = await client.command("BDAT many")
+            assert (r.code, r.status) == (501, "5.5.4")
+            assert await client.at_eof()
+    assert backend.stored == []
+
+
+async def test_statistics_count_connections_and_messages() -> None:
+    backend = make_backend()
+    backend.refuse_at_finish["c@example.com"] = Failure.OVER_QUOTA
+    with trio.fail_after(10):
+        async with running(backend) as server:
+            client = await connect(server)
+            await client.deliver("a@x.org", ["b@example.com"], b"1\r\n")
+            await client.deliver("a@x.org", ["c@example.com"], b"2\r\n")
+            stats = server.statistics()
+            assert (stats.connections_open, stats.connections_total) == (1, 1)
+            assert (stats.messages_delivered, stats.messages_failed) == (1, 1)
+            assert not stats.shutting_down
