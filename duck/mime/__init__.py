@@ -2,7 +2,7 @@
 
 from duck.mime.bodystructure import BodyStructure, body_structure
 from duck.mime.events import Event, LargeBodyBytes, LargeBodyEnd, LargeBodyStart, SkeletonBytes
-from duck.mime.indexer import MessageIndexer, parse_message
+from duck.mime.indexer import IndexerStatistics, MessageIndexer, parse_message
 from duck.mime.model import (
     Address,
     Envelope,
@@ -36,6 +36,7 @@ __all__ = [
     "Event",
     "IndexedMessage",
     "IndexerLimits",
+    "IndexerStatistics",
     "LargeBody",
     "LargeBodyBytes",
     "LargeBodyEnd",

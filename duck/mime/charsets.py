@@ -12,7 +12,7 @@ import functools
 
 #: Text codecs that are not character sets a mail could legitimately declare.
 _REFUSED = frozenset(
-    {"undefined", "idna", "punycode", "unicode_escape", "raw_unicode_escape", "mbcs", "oem"}
+    {"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape", "mbcs", "oem"}
 )
 
 #: Labels whose declared repertoire is a subset of another we decode with instead.
@@ -41,7 +41,7 @@ def text_codec(label: str | None) -> str:
         info = codecs.lookup(name)
     except (LookupError, ValueError):
         return "utf-8"
-    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED:
+    if not getattr(info, "_is_text_encoding", True) or info.name.replace("_", "-") in _REFUSED:
         return "utf-8"
     return info.name
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 
+import attrs
+
 from duck.mime.envelope import first_field, message_ids, parse_date
 from duck.mime.events import Event, LargeBodyBytes, LargeBodyEnd, LargeBodyStart, SkeletonBytes
 from duck.mime.headers import decode_header, split_field
@@ -78,6 +80,22 @@ class _HeaderBlock:
             return
         self.current += data
         self.size += len(data)
+
+
+@attrs.frozen
+class IndexerStatistics:
+    """A snapshot of a `MessageIndexer`'s state."""
+
+    #: Octets fed so far.
+    received: int
+    #: Octets held in the indexer's buffer (the memory that grows with input).
+    buffered: int
+    #: Parts recorded so far.
+    parts: int
+    #: Large bodies completed so far.
+    large_bodies: int
+    #: Currently open (nested) parts.
+    depth: int
 
 
 class MessageIndexer:
@@ -153,10 +171,15 @@ class MessageIndexer:
         self._flush(end)
         return self._take_events(), self._result()
 
-    @property
-    def received(self) -> int:
-        """Octets fed so far."""
-        return self._received
+    def statistics(self) -> IndexerStatistics:
+        """Counters for monitoring and for tests of the memory bound."""
+        return IndexerStatistics(
+            received=self._received,
+            buffered=len(self._buf),
+            parts=self._part_count,
+            large_bodies=len(self._large),
+            depth=len(self._open),
+        )
 
     # -- driving ------------------------------------------------------------------
 
