@@ -20,6 +20,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from .api.app import ApiState, create_app
 from .config import Config
 from .imap.server import serve_imap
+from .imap.session import ServerContext
 from .net import serve_tcp
 from .store import EmbeddedDatabase, Store
 from .store.notify import Notifier
@@ -41,6 +42,8 @@ class Server:
     ports: dict[str, int] = attrs.Factory(dict)
     ssl_context: ssl.SSLContext | None = None
     notifier: Notifier | None = None
+    #: Shared by the IMAP listeners (connection limits, login throttle).
+    _imap_context: ServerContext | None = None
 
     def request_shutdown(self) -> None:
         """Begin a graceful shutdown (idempotent)."""
@@ -117,8 +120,14 @@ class Server:
     async def _imap(
         self, port: int, context: ssl.SSLContext | None, *, task_status: trio.TaskStatus[int]
     ) -> None:
+        assert self.store is not None
+        if self._imap_context is None:
+            self._imap_context = ServerContext(
+                store=self.store, config=self.config, shutdown=self.shutdown,
+                notifier=self.notifier, ssl_context=self.ssl_context,
+            )
         await serve_imap(
-            self.config.host, port, ssl_context=context, shutdown=self.shutdown,
+            self._imap_context, self.config.host, port, implicit_tls=context is not None,
             task_status=task_status,
         )
 

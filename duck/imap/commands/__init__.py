@@ -1,0 +1,19 @@
+"""IMAP command handlers, one module per command family (importing registers them)."""
+
+from . import (  # noqa: F401  (imported for their registrations)
+    append,
+    auth,
+    expunge,
+    fetch,
+    general,
+    idle,
+    mailbox,
+    quota,
+    search,
+    select,
+    store,
+    transfer,
+)
+from .registry import REGISTRY, Entry
+
+__all__ = ["REGISTRY", "Entry"]

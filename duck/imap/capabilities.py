@@ -1,0 +1,35 @@
+"""What CAPABILITY says, per connection state: exactly what works."""
+
+from __future__ import annotations
+
+#: Always announced.
+BASE = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE")
+
+#: Announced once authenticated (RFC 3501 §7.2.1 allows the list to change).
+AUTHENTICATED = (
+    "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "CONDSTORE",
+    "QUOTA", "QUOTA=RES-STORAGE", "LIST-EXTENDED", "LIST-STATUS", "UTF8=ACCEPT",
+    "MULTIAPPEND", "ESEARCH", "BINARY",
+)
+
+#: What ENABLE accepts (RFC 5161): anything else is silently not enabled.
+ENABLEABLE = frozenset({"CONDSTORE", "UTF8=ACCEPT"})
+
+
+def capabilities(
+    *, authenticated: bool, tls: bool, login_allowed: bool, append_limit: int
+) -> tuple[str, ...]:
+    """The capability list for a connection in this state."""
+    caps = list(BASE)
+    if not authenticated:
+        if not tls:
+            caps.append("STARTTLS")
+        if login_allowed:
+            caps.append("AUTH=PLAIN")
+        else:
+            # RFC 3501 §6.2.3: LOGINDISABLED while plaintext auth is refused.
+            caps.append("LOGINDISABLED")
+    else:
+        caps.extend(AUTHENTICATED)
+        caps.append(f"APPENDLIMIT={append_limit}")
+    return tuple(caps)

@@ -1,0 +1,69 @@
+"""APPEND with flags and date (RFC 3501 §6.3.11), APPENDUID (RFC 4315), MULTIAPPEND
+(RFC 3502) and APPENDLIMIT (RFC 7889).
+
+The literal's size is checked when it is announced, before a byte of it is read:
+the session refuses a synchronizing literal over the limit with NO [TOOBIG]
+(the reader reports the announcement as ContinuationNeeded).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from duck.store.errors import NotFound, StoreError
+
+from ..errors import no
+from ..grammar.cmd_append import Append, Catenate
+from ..grammar.resp_codes import AppendUid
+from ..grammar.sequence import SequenceSet
+from ..session import Done
+from .registry import command
+from .states import AUTHENTICATED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+log = logging.getLogger(__name__)
+
+
+@command(Append, AUTHENTICATED, poll=True)
+async def append(s: Session, cmd: Append) -> Done:
+    """Store each message; all or nothing for MULTIAPPEND."""
+    assert s.user is not None
+    limit = s.config.max_message_size
+    for msg in cmd.messages:
+        if isinstance(msg.data, Catenate):
+            raise no("CATENATE is not supported", "CANNOT")
+        if len(msg.data) > limit:
+            raise no(f"message larger than {limit} octets", "TOOBIG")
+    try:
+        mailbox = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
+    except NotFound:
+        raise no("no such mailbox", "TRYCREATE") from None
+    uids: list[int] = []
+    uidvalidity = mailbox.uid_validity
+    try:
+        for msg in cmd.messages:
+            assert isinstance(msg.data, bytes)
+            # RFC 3501 §2.3.2: \Recent is not a client's to set.
+            flags = [f for f in msg.flags if f.lower() != "\\recent"]
+            result = await s.store.messages.append(
+                s.user.id, mailbox.path, msg.data, flags, msg.date
+            )
+            uids.append(result.uid)
+            uidvalidity = result.uid_validity
+    except StoreError:
+        if uids:
+            await _undo(s, mailbox.id, uids)
+        raise
+    return Done("APPEND completed", AppendUid(uidvalidity, SequenceSet.from_ints(uids)))
+
+
+async def _undo(s: Session, mailbox_id: str, uids: list[int]) -> None:
+    """RFC 3502 §6.3.11: a failed MULTIAPPEND appends nothing; remove what went in."""
+    try:
+        await s.store.messages.store_flags(mailbox_id, uids, "add", ["\\Deleted"])
+        await s.store.messages.expunge(mailbox_id, uids)
+    except StoreError as exc:
+        log.warning("could not undo a partial MULTIAPPEND: %r", exc)

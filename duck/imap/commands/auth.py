@@ -1,0 +1,135 @@
+"""Authentication: LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 4959, RFC 4616), STARTTLS.
+
+Plaintext credentials are refused on a non-TLS connection from a non-loopback
+peer unless the configuration allows them (RFC 3501 §6.2.3, LOGINDISABLED).
+Failed attempts slow down per user name and per peer address (limits.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import ssl
+from typing import TYPE_CHECKING
+
+import trio
+
+from duck.store.errors import AuthenticationFailed, StoreUnavailable
+
+from ..errors import CommandError, bad, no
+from ..grammar.cmd_any import Authenticate, Login, StartTLS
+from ..grammar.reader import CommandReader
+from ..grammar.resp_codes import CapabilityCode
+from ..grammar.responses import Continuation
+from ..session import ANSWERED, Done
+from ..wire import StreamClosed
+from .registry import command
+from .states import NOT_AUTHENTICATED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+log = logging.getLogger(__name__)
+
+
+def _check_allowed(s: Session) -> None:
+    if not s.login_allowed:
+        raise CommandError(
+            "plaintext authentication is disabled: use STARTTLS or the TLS port",
+            status="NO", code="PRIVACYREQUIRED",
+        )
+
+
+async def _authenticate(s: Session, username: str, password: str) -> Done:
+    """Check credentials with the growing delay; enter AUTHENTICATED on success."""
+    throttle = s.ctx.limits.throttle
+    keys = (f"user:{username.lower()}", f"ip:{s.peer}")
+    delay = throttle.delay(*keys)
+    if delay:
+        await trio.sleep(delay)
+    try:
+        user = await s.store.users.authenticate(username, password)
+    except AuthenticationFailed:
+        throttle.failed(*keys)
+        raise no("invalid credentials", "AUTHENTICATIONFAILED") from None
+    except StoreUnavailable:
+        raise no("authentication is unavailable, try again later", "UNAVAILABLE") from None
+    throttle.succeeded(keys[0])
+    if not s.take_user_slot(user):
+        raise no("too many connections for this user", "LIMIT")
+    s.login_as(user)
+    log.info("IMAP login %s from %s", user.username, s.peer)
+    return Done(f"{user.username} authenticated", CapabilityCode(s.capabilities()))
+
+
+@command(Login, NOT_AUTHENTICATED)
+async def login(s: Session, cmd: Login) -> Done:
+    """LOGIN user password (RFC 3501 §6.2.3)."""
+    _check_allowed(s)
+    return await _authenticate(s, cmd.username, cmd.password)
+
+
+def _parse_plain(data: bytes) -> tuple[str, str]:
+    """RFC 4616: ``[authzid] NUL authcid NUL passwd``; authzid must be empty or authcid."""
+    parts = data.split(b"\0")
+    if len(parts) != 3:
+        raise bad("malformed PLAIN response")
+    try:
+        authzid, authcid, passwd = (p.decode("utf-8") for p in parts)
+    except UnicodeDecodeError:
+        raise bad("PLAIN response is not UTF-8") from None
+    if authzid and authzid != authcid:
+        raise no("cannot act as another user", "AUTHORIZATIONFAILED")
+    return authcid, passwd
+
+
+@command(Authenticate, NOT_AUTHENTICATED)
+async def authenticate(s: Session, cmd: Authenticate) -> Done:
+    """AUTHENTICATE PLAIN, with or without an initial response (RFC 4959)."""
+    if cmd.mechanism != "PLAIN":
+        raise no(f"unsupported mechanism {cmd.mechanism}", "CANNOT")
+    _check_allowed(s)
+    data = cmd.initial_response
+    if data is None:
+        # RFC 4959 §3: an empty challenge, then the client's base64 line.
+        await s.send(Continuation(""))
+        line = await s.read_line()
+        if line is None:
+            raise no("connection closed")
+        if line.strip() == b"*":
+            raise bad("authentication cancelled")
+        try:
+            data = base64.b64decode(line.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise bad("invalid base64") from None
+    username, password = _parse_plain(data)
+    return await _authenticate(s, username, password)
+
+
+@command(StartTLS, NOT_AUTHENTICATED, updates=False)
+async def starttls(s: Session, cmd: StartTLS) -> object:
+    """Upgrade to TLS (RFC 3501 §6.2.1); anything pipelined after it is discarded."""
+    context = s.ctx.ssl_context
+    if context is None or s.tls:
+        raise bad("STARTTLS is not available on this connection")
+    assert s.wire is not None
+    if s.wire.receiving or s.reader.statistics().buffered:
+        # Plaintext sent after STARTTLS could be injected by a man in the middle
+        # (CVE-2011-0411): refuse instead of interpreting it.
+        raise bad("data after STARTTLS before the TLS handshake")
+    await s.send_tagged(cmd.tag, "OK", "begin TLS negotiation now")
+    tls = trio.SSLStream(s.wire.stream, context, server_side=True)
+    with trio.move_on_after(30) as scope:
+        try:
+            await tls.do_handshake()
+        except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
+            raise StreamClosed(f"TLS handshake failed: {exc!r}") from exc
+    if scope.cancelled_caught:
+        raise StreamClosed("TLS handshake timed out")
+    s.wire.replace_stream(tls)
+    s.tls = True
+    s.reader = CommandReader(s.reader.limits)
+    return ANSWERED
+
+

@@ -1,0 +1,30 @@
+"""EXPUNGE (RFC 3501 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import no
+from ..grammar.cmd_message import Expunge
+from .registry import command
+from .states import SELECTED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+@command(Expunge, SELECTED)
+async def expunge(s: Session, cmd: Expunge) -> None:
+    """Remove \\Deleted messages (only those in the UID set for UID EXPUNGE); the
+    untagged EXPUNGEs go out with the session's updates."""
+    view = s.view
+    assert view is not None
+    if view.readonly:
+        raise no("mailbox is read-only", "READ-ONLY")
+    uids = None
+    if cmd.uid_set is not None:
+        uids = view.resolve_uids(cmd.uid_set)
+        if not uids:
+            return
+    gone = await s.store.messages.expunge(view.mailbox.id, uids)
+    view.remove_now(gone)

@@ -1,0 +1,250 @@
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8; CONDSTORE RFC 7162 §3.1.4; BINARY
+RFC 3516; OBJECTID RFC 8474).
+
+Flags, UIDs and modseqs come from the session's view; everything else from the
+store in one query per batch of messages (DESIGN.md), with only the fields asked
+for. Section data is read by byte range; large ranges are streamed to the client
+from the store, never held whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import quopri
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from duck.mime.sections import SectionSpec, resolve_part, section_range
+from duck.store.models import MessageRecord
+
+from .. import convert
+from ..errors import bad, no
+from ..grammar.cmd_message import Fetch
+from ..grammar.encode import LiteralBody
+from ..grammar.fetch_items import BinarySize, BodySection, FetchAttr, FetchItem, SectionText
+from ..grammar.resp_fetch import FetchData
+from ..view import InvalidSequence
+from .registry import command
+from .states import SELECTED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+#: Messages per store query when message content is fetched (memory bound).
+CONTENT_BATCH = 50
+#: Messages per store query otherwise.
+META_BATCH = 2000
+#: Section data larger than this is streamed to the client instead of read whole.
+STREAM_THRESHOLD = 256 * 1024
+
+_FIELDS_OF: dict[FetchAttr, tuple[str, ...]] = {
+    FetchAttr.INTERNALDATE: ("internal_date",),
+    FetchAttr.RFC822_SIZE: ("size",),
+    FetchAttr.ENVELOPE: ("envelope",),
+    FetchAttr.BODY: ("structure",),
+    FetchAttr.BODYSTRUCTURE: ("structure",),
+    FetchAttr.RFC822: ("structure", "content"),
+    FetchAttr.RFC822_HEADER: ("structure", "content"),
+    FetchAttr.RFC822_TEXT: ("structure", "content"),
+    FetchAttr.EMAILID: ("emailid",),
+    FetchAttr.THREADID: ("threadid",),
+    FetchAttr.SAVEDATE: ("savedate",),
+}
+#: RFC822.* are the old names of BODY sections (RFC 3501 §6.4.5).
+_RFC822_SECTION = {
+    FetchAttr.RFC822: BodySection(),
+    FetchAttr.RFC822_HEADER: BodySection(text=SectionText.HEADER, peek=True),
+    FetchAttr.RFC822_TEXT: BodySection(text=SectionText.TEXT),
+}
+
+
+def _fields(items: list[FetchItem]) -> set[str]:
+    fields: set[str] = set()
+    for item in items:
+        if isinstance(item, BodySection | BinarySize):
+            fields.update(("structure", "content"))
+        elif isinstance(item, FetchAttr):
+            fields.update(_FIELDS_OF.get(item, ()))
+    return fields
+
+
+def _sets_seen(item: FetchItem) -> bool:
+    if isinstance(item, BodySection):
+        return not item.peek
+    return item in (FetchAttr.RFC822, FetchAttr.RFC822_TEXT)
+
+
+def _spec(section: BodySection) -> SectionSpec:
+    return SectionSpec(
+        part=section.part,
+        text=section.text.value if section.text is not None else None,
+        fields=tuple(f.upper() for f in section.fields),
+    )
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime:
+    if value is None:
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+class _Builder:
+    """Builds one message's FETCH items."""
+
+    def __init__(self, s: Session, items: list[FetchItem]) -> None:
+        self.s = s
+        self.items = items
+
+    async def build(self, uid: int, rec: MessageRecord | None) -> list[tuple[Any, Any]]:
+        view = self.s.view
+        assert view is not None
+        out: list[tuple[Any, Any]] = []
+        for item in self.items:
+            if item is FetchAttr.UID:
+                out.append((item, uid))
+            elif item is FetchAttr.FLAGS:
+                out.append((item, view.flags_with_recent(uid)))
+            elif item is FetchAttr.MODSEQ:
+                out.append((item, view.modseqs.get(uid, 1)))
+            elif rec is None:
+                continue
+            elif item is FetchAttr.INTERNALDATE:
+                out.append((item, _aware(rec.internal_date)))
+            elif item is FetchAttr.SAVEDATE:
+                out.append((item, _aware(rec.savedate) if rec.savedate else None))
+            elif item is FetchAttr.RFC822_SIZE:
+                out.append((item, int(rec.size or 0)))
+            elif item is FetchAttr.ENVELOPE:
+                assert rec.envelope is not None
+                out.append((item, convert.envelope(rec.envelope)))
+            elif item in (FetchAttr.BODY, FetchAttr.BODYSTRUCTURE):
+                assert rec.structure is not None
+                out.append((item, convert.body(rec.structure)))
+            elif item is FetchAttr.EMAILID:
+                out.append((item, rec.emailid or f"M{rec.id}"))
+            elif item is FetchAttr.THREADID:
+                out.append((item, rec.threadid))
+            elif item in _RFC822_SECTION:
+                assert isinstance(item, FetchAttr)
+                out.append((item, await self.section(rec, _RFC822_SECTION[item])))
+            elif isinstance(item, BodySection):
+                data = await (self.binary(rec, item) if item.binary else self.section(rec, item))
+                out.append((item.response_key(), data))
+            elif isinstance(item, BinarySize):
+                data = await self.binary(rec, BodySection(item.part, binary=True))
+                size = data.size if isinstance(data, LiteralBody) else len(data or b"")
+                out.append((item, size))
+        return out
+
+    async def section(self, rec: MessageRecord, section: BodySection) -> bytes | LiteralBody:
+        """BODY[section]<partial>: read, or streamed when large and unfiltered."""
+        messages = self.s.store.messages
+        spec = _spec(section)
+        partial = section.partial
+        part_len = None if partial is None else partial[1]
+        if not spec.filters_fields and rec.structure is not None:
+            found = section_range(rec.structure, spec)
+            if found is None:
+                return b""
+            lo, hi = found
+            if partial is not None:
+                lo, hi = min(lo + partial[0], hi), min(lo + partial[0] + (part_len or 0), hi)
+            if hi - lo > STREAM_THRESHOLD:
+                start, end = lo, hi
+
+                def source() -> AsyncIterator[bytes]:
+                    return messages.stream(rec, start, end)
+
+                return LiteralBody(end - start, source)
+            return await messages.read(rec, lo, hi)
+        window = None if partial is None else (partial[0], part_len or 0)
+        return await messages.read_section(rec, spec, window)
+
+    async def binary(self, rec: MessageRecord, section: BodySection) -> bytes:
+        """BINARY[part]<partial> (RFC 3516): the part's body with its transfer
+        encoding removed. Decoded in memory: BINARY is for parts, not whole mailboxes."""
+        assert rec.structure is not None
+        part = resolve_part(rec.structure, section.part) if section.part else rec.structure
+        if part is None:
+            return b""
+        if part.is_multipart or part.content_type == "message":
+            raise no("BINARY applies to leaf parts", "UNKNOWN-CTE")
+        raw = await self.s.store.messages.read(rec, part.body_start, part.body_end)
+        encoding = part.encoding.lower()
+        try:
+            if encoding == "base64":
+                data = base64.b64decode(b"".join(raw.split()), validate=False)
+            elif encoding == "quoted-printable":
+                data = quopri.decodestring(raw)
+            elif encoding in ("7bit", "8bit", "binary", ""):
+                data = raw
+            else:
+                raise no(f"unknown transfer encoding {encoding}", "UNKNOWN-CTE")
+        except (binascii.Error, ValueError):
+            raise no("cannot decode the part", "UNKNOWN-CTE") from None
+        if section.partial is not None:
+            start, length = section.partial
+            data = data[start : start + (length or 0)]
+        return data
+
+
+@command(Fetch, SELECTED, expunge_unless_seq=True)
+async def fetch(s: Session, cmd: Fetch) -> None:
+    """FETCH: data from the view and one store query per batch; \\Seen set in one STORE."""
+    view = s.view
+    assert view is not None
+    items = list(cmd.items)
+    if cmd.uid:
+        # UID FETCH may carry expunges (RFC 3501 §7.4.1): bring the view current first
+        # so that the UIDs resolve against the freshest state.
+        await s.flush_updates(allow_expunge=True)
+        if FetchAttr.UID not in items:
+            items.insert(0, FetchAttr.UID)
+    if cmd.changedsince is not None or FetchAttr.MODSEQ in items:
+        s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+        if FetchAttr.MODSEQ not in items:
+            items.append(FetchAttr.MODSEQ)
+    try:
+        uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    except InvalidSequence as exc:
+        raise bad(str(exc)) from None
+    if cmd.changedsince is not None:
+        uids = [u for u in uids if view.modseqs.get(u, 0) > cmd.changedsince]
+    if not uids:
+        return
+    seen_now: set[int] = set()
+    if not view.readonly and any(_sets_seen(i) for i in items):
+        unseen = [u for u in uids if "\\Seen" not in view.flags.get(u, ())]
+        if unseen:
+            result = await s.store.messages.store_flags(view.mailbox.id, unseen, "add",
+                                                        ["\\Seen"])
+            for change in result.changed:
+                view.set_flags(change.uid, change.flags, change.modseq)
+                seen_now.add(change.uid)
+    fields = _fields(items)
+    builder = _Builder(s, items)
+    with_flags = [*items, FetchAttr.FLAGS] if FetchAttr.FLAGS not in items else items
+    flag_builder = _Builder(s, with_flags) if seen_now else builder
+    batch = CONTENT_BATCH if "content" in fields else META_BATCH
+    for i in range(0, len(uids), batch):
+        chunk = uids[i : i + batch]
+        records: dict[int, MessageRecord] = {}
+        if fields:
+            for found in await s.store.messages.fetch(view.mailbox.id, chunk, sorted(fields)):
+                records[found.uid] = found
+        responses = []
+        for uid in chunk:
+            rec = records.get(uid)
+            if fields and rec is None:
+                # Expunged by another session since the view last moved: RFC 2180
+                # §4.1.2 leaves the choice; its data is gone, so nothing is sent.
+                continue
+            seq = view.seq_of(uid)
+            if seq is None:
+                continue
+            b = flag_builder if uid in seen_now else builder
+            responses.append(FetchData(seq, await b.build(uid, rec)))
+        if responses:
+            await s.send(*responses)

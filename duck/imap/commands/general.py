@@ -1,0 +1,70 @@
+"""Commands valid in any state: CAPABILITY, NOOP, LOGOUT (RFC 3501 §6.1), ID (RFC 2971),
+ENABLE (RFC 5161), NAMESPACE (RFC 2342)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..capabilities import ENABLEABLE
+from ..grammar.cmd_any import Capability, Enable, Id, Logout, Namespace, Noop
+from ..grammar.responses import (
+    CapabilityData,
+    EnabledData,
+    IdData,
+    NamespaceData,
+    NamespaceDesc,
+    UntaggedStatus,
+)
+from ..session import State
+from .registry import command
+from .states import ANY, AUTHENTICATED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+#: What ID tells clients about us (RFC 2971 §3.3 field names).
+SERVER_ID = (("name", "duck"), ("vendor", "duck"), ("support-url", None))
+
+
+@command(Capability, ANY)
+async def capability(s: Session, cmd: Capability) -> None:
+    """``* CAPABILITY ...`` for the current state."""
+    await s.send(CapabilityData(s.capabilities()))
+
+
+@command(Noop, ANY, poll=True)
+async def noop(s: Session, cmd: Noop) -> None:
+    """Nothing; the session sends pending updates (RFC 3501 §6.1.2)."""
+
+
+@command(Logout, ANY, updates=False)
+async def logout(s: Session, cmd: Logout) -> None:
+    """``* BYE`` then the tagged OK, then close (RFC 3501 §6.1.3)."""
+    await s.send(UntaggedStatus("BYE", None, "logging out"))
+    s.unselect()
+    s.state = State.LOGOUT
+
+
+@command(Id, ANY)
+async def id_(s: Session, cmd: Id) -> None:
+    """RFC 2971: say who we are; what the client says is only logged."""
+    await s.send(IdData(tuple((k, v) for k, v in SERVER_ID if v is not None)))
+
+
+@command(Enable, AUTHENTICATED)
+async def enable(s: Session, cmd: Enable) -> None:
+    """RFC 5161: turn on what we support; unknown names are ignored."""
+    newly = []
+    for name in cmd.capabilities:
+        if name in ENABLEABLE and name not in s.enabled:
+            s.enabled.add(name)
+            newly.append(name)
+            if name == "UTF8=ACCEPT":
+                s.reader.utf8_enabled = True
+    await s.send(EnabledData(tuple(newly)))
+
+
+@command(Namespace, AUTHENTICATED)
+async def namespace(s: Session, cmd: Namespace) -> None:
+    """One personal namespace with "/" as delimiter; no others (RFC 2342)."""
+    await s.send(NamespaceData((NamespaceDesc("", "/"),), None, None))

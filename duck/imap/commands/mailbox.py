@@ -1,0 +1,217 @@
+"""Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE (RFC 3501 §6.3),
+LIST/LSUB with CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), LIST-EXTENDED (RFC 5258)
+and LIST-STATUS (RFC 5819); STATUS (§6.3.10)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from duck.store.mailboxes import DELIMITER, INBOX
+from duck.store.models import Mailbox
+from duck.store.query import Flag
+
+from ..errors import no
+from ..grammar.cmd_mailbox import (
+    Create,
+    Delete,
+    List,
+    Lsub,
+    Rename,
+    Status,
+    StatusItem,
+    Subscribe,
+    Unsubscribe,
+)
+from ..grammar.responses import ListData, LsubData, StatusData
+from .registry import command
+from .states import AUTHENTICATED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+def _strip(name: str) -> str:
+    # RFC 3501 §6.3.3: a trailing delimiter only says the client means to create
+    # inferior names; the mailbox is created without it.
+    return name.rstrip(DELIMITER) or name
+
+
+@command(Create, AUTHENTICATED)
+async def create(s: Session, cmd: Create) -> None:
+    """CREATE [USE (...)] (RFC 6154 §3: one special-use attribute at most here)."""
+    assert s.user is not None
+    if len(cmd.special_use) > 1:
+        raise no("one special-use attribute per mailbox", "USEATTR")
+    name = _strip(cmd.mailbox)
+    if name.upper() == INBOX:
+        raise no("INBOX always exists", "ALREADYEXISTS")
+    await s.store.mailboxes.create(s.user.id, name, cmd.special_use[0] if cmd.special_use else None)
+
+
+@command(Delete, AUTHENTICATED)
+async def delete(s: Session, cmd: Delete) -> None:
+    """DELETE a mailbox and its messages; inferior names stay (RFC 3501 §6.3.4)."""
+    assert s.user is not None
+    if cmd.mailbox == INBOX:
+        raise no("INBOX cannot be deleted", "CANNOT")
+    if s.view is not None and s.view.mailbox.path == cmd.mailbox:
+        # Deleting the selected mailbox leaves it first (its view would be stale).
+        s.unselect()
+    await s.store.mailboxes.delete(s.user.id, cmd.mailbox)
+
+
+@command(Rename, AUTHENTICATED)
+async def rename(s: Session, cmd: Rename) -> None:
+    """RENAME, children included; renaming INBOX moves its messages (RFC 3501 §6.3.5)."""
+    assert s.user is not None
+    await s.store.mailboxes.rename(s.user.id, cmd.old, _strip(cmd.new))
+
+
+@command(Subscribe, AUTHENTICATED)
+async def subscribe(s: Session, cmd: Subscribe) -> None:
+    """SUBSCRIBE (existing mailboxes only: RFC 3501 §6.3.6 allows either)."""
+    assert s.user is not None
+    await s.store.mailboxes.set_subscribed(s.user.id, cmd.mailbox, True)
+
+
+@command(Unsubscribe, AUTHENTICATED)
+async def unsubscribe(s: Session, cmd: Unsubscribe) -> None:
+    """UNSUBSCRIBE."""
+    assert s.user is not None
+    await s.store.mailboxes.set_subscribed(s.user.id, cmd.mailbox, False)
+
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+    """The LIST pattern (reference prepended, RFC 3501 §6.3.8) as a regex: ``*``
+    matches anything, ``%`` anything but the delimiter; INBOX is case-insensitive."""
+    full = reference + pattern
+    out = []
+    if full[:5].upper() == INBOX and (len(full) == 5 or full[5] in (DELIMITER, "*", "%")):
+        out.append("INBOX")
+        full = full[5:]
+    for ch in full:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append(f"[^{re.escape(DELIMITER)}]*")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split(DELIMITER)
+    return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _order(path: str) -> tuple[int, str]:
+    return (0 if path == INBOX else 1, path)
+
+
+async def _status_items(s: Session, mailbox: Mailbox, items: tuple[StatusItem, ...]) -> list[
+        tuple[StatusItem, int | str]]:
+    out: list[tuple[StatusItem, int | str]] = []
+    for item in items:
+        if item is StatusItem.MESSAGES:
+            out.append((item, mailbox.message_count))
+        elif item is StatusItem.RECENT:
+            # Deviation (RFC 3501 §6.3.10): \Recent is handed to sessions as they
+            # select; counting it without selecting is not offered, so 0.
+            out.append((item, 0))
+        elif item is StatusItem.UIDNEXT:
+            out.append((item, mailbox.uid_next))
+        elif item is StatusItem.UIDVALIDITY:
+            out.append((item, mailbox.uid_validity))
+        elif item is StatusItem.UNSEEN:
+            out.append((item, mailbox.unseen_count))
+        elif item is StatusItem.HIGHESTMODSEQ:
+            s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+            out.append((item, mailbox.highest_modseq))
+        elif item is StatusItem.SIZE:
+            out.append((item, mailbox.size))
+        elif item is StatusItem.APPENDLIMIT:
+            out.append((item, s.config.max_message_size))
+        elif item is StatusItem.MAILBOXID:
+            out.append((item, mailbox.id))
+        elif item is StatusItem.DELETED:
+            deleted = await s.store.messages.search(mailbox.id, Flag("\\Deleted"))
+            out.append((item, len(deleted)))
+        else:
+            raise no(f"STATUS {item.value} is not supported", "CANNOT")
+    return out
+
+
+@command(Status, AUTHENTICATED)
+async def status(s: Session, cmd: Status) -> None:
+    """STATUS from the mailbox's counters (one read)."""
+    assert s.user is not None
+    mailbox = await s.store.mailboxes.status(s.user.id, cmd.mailbox)
+    await s.send(StatusData(cmd.mailbox, await _status_items(s, mailbox, cmd.items)))
+
+
+@command(List, AUTHENTICATED)
+async def list_(s: Session, cmd: List) -> None:
+    """LIST, basic and extended."""
+    assert s.user is not None
+    if cmd.patterns == ("",) and not cmd.extended:
+        # RFC 3501 §6.3.8: the hierarchy delimiter and root of the reference.
+        await s.send(ListData(("\\Noselect",), DELIMITER, ""))
+        return
+    mailboxes = await s.store.mailboxes.list(s.user.id)
+    by_path = {m.path: m for m in mailboxes}
+    select = set(cmd.selection_options)
+    returns = set(cmd.return_options)
+    regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns if p]
+    candidates = set(by_path)
+    for path in by_path:
+        candidates.update(_ancestors(path))
+    responses: list[Any] = []
+    for path in sorted(candidates, key=_order):
+        if not any(r.fullmatch(path) for r in regexes):
+            continue
+        mb = by_path.get(path)
+        if "SUBSCRIBED" in select and (mb is None or not mb.subscribed):
+            continue
+        if "SPECIAL-USE" in select and (mb is None or not mb.special_use):
+            continue
+        attrs_: list[str] = []
+        if mb is None:
+            attrs_ += ["\\NonExistent", "\\Noselect"] if cmd.extended else ["\\Noselect"]
+        prefix = path + DELIMITER
+        has_children = any(p.startswith(prefix) for p in by_path)
+        attrs_.append("\\HasChildren" if has_children else "\\HasNoChildren")
+        if mb is not None and mb.special_use and (
+            not cmd.extended or "SPECIAL-USE" in returns or "SPECIAL-USE" in select
+            or not returns
+        ):
+            attrs_.append(mb.special_use)
+        if mb is not None and mb.subscribed and ("SUBSCRIBED" in returns or "SUBSCRIBED" in select):
+            attrs_.append("\\Subscribed")
+        responses.append(ListData(tuple(attrs_), DELIMITER, path))
+        if cmd.return_status is not None and mb is not None:
+            responses.append(StatusData(path, await _status_items(s, mb, cmd.return_status)))
+    if responses:
+        await s.send(*responses)
+
+
+@command(Lsub, AUTHENTICATED)
+async def lsub(s: Session, cmd: Lsub) -> None:
+    """LSUB: subscribed names; an unsubscribed parent matched by ``%`` is \\Noselect."""
+    assert s.user is not None
+    regex = pattern_regex(cmd.reference, cmd.pattern)
+    mailboxes = await s.store.mailboxes.list(s.user.id)
+    subscribed = {m.path for m in mailboxes if m.subscribed}
+    candidates = set(subscribed)
+    if "%" in cmd.pattern:
+        for path in subscribed:
+            candidates.update(_ancestors(path))
+    responses = []
+    for path in sorted(candidates, key=_order):
+        if regex.fullmatch(path):
+            flags = () if path in subscribed else ("\\Noselect",)
+            responses.append(LsubData(flags, DELIMITER, path))
+    if responses:
+        await s.send(*responses)
+
+

@@ -1,0 +1,46 @@
+"""QUOTA (RFC 9208): one quota root per user, named "", with the STORAGE resource."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import no
+from ..grammar.cmd_ext import GetQuota, SetQuota
+from ..grammar.cmd_mailbox import GetQuotaRoot
+from ..grammar.responses import QuotaData, QuotaResource, QuotaRootData
+from .registry import command
+from .states import AUTHENTICATED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+ROOT = ""
+
+
+async def _quota(s: Session) -> QuotaData:
+    assert s.user is not None
+    used, limit = await s.store.quota(s.user.id)
+    # RFC 9208 §5.1: STORAGE is counted in units of 1024 octets.
+    return QuotaData(ROOT, (QuotaResource("STORAGE", (used + 1023) // 1024, limit // 1024),))
+
+
+@command(GetQuota, AUTHENTICATED)
+async def getquota(s: Session, cmd: GetQuota) -> None:
+    """GETQUOTA "" (the only root)."""
+    if cmd.root != ROOT:
+        raise no("no such quota root", "NONEXISTENT")
+    await s.send(await _quota(s))
+
+
+@command(GetQuotaRoot, AUTHENTICATED)
+async def getquotaroot(s: Session, cmd: GetQuotaRoot) -> None:
+    """GETQUOTAROOT mailbox: every mailbox is under the user's root."""
+    assert s.user is not None
+    await s.store.mailboxes.get(s.user.id, cmd.mailbox)
+    await s.send(QuotaRootData(cmd.mailbox, (ROOT,)), await _quota(s))
+
+
+@command(SetQuota, AUTHENTICATED)
+async def setquota(s: Session, cmd: SetQuota) -> None:
+    """Quotas are set by the administrator (HTTP API), not by users."""
+    raise no("quota is set by the administrator", "NOPERM")

@@ -1,0 +1,72 @@
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4), with MODSEQ (RFC 7162 §3.1.5) and the
+ESEARCH result options MIN/MAX/COUNT/ALL (RFC 4731)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CommandError, bad
+from ..grammar import search_keys as k
+from ..grammar.cmd_search import Search
+from ..grammar.resp_codes import BadCharset
+from ..grammar.responses import ESearchData, SearchData
+from ..grammar.sequence import SequenceSet
+from ..searchq import compile_criteria, evaluate, in_memory
+from .registry import command
+from .states import SELECTED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+CHARSETS = ("US-ASCII", "UTF-8")
+
+
+def _uses_modseq(key: k.SearchKey) -> bool:
+    if isinstance(key, k.SearchModseq):
+        return True
+    if isinstance(key, k.SearchNot):
+        return _uses_modseq(key.key)
+    if isinstance(key, k.SearchOr):
+        return _uses_modseq(key.left) or _uses_modseq(key.right)
+    if isinstance(key, k.SearchAnd):
+        return any(_uses_modseq(x) for x in key.keys)
+    return False
+
+
+@command(Search, SELECTED, expunge_unless_seq=True)
+async def search(s: Session, cmd: Search) -> None:
+    """Answer from the view when it can; otherwise one store query."""
+    view = s.view
+    assert view is not None
+    if cmd.charset is not None and cmd.charset.upper() not in CHARSETS:
+        raise CommandError("unsupported charset", code=BadCharset(CHARSETS))
+    returns = cmd.return_options
+    if returns is not None and any(r not in ("MIN", "MAX", "COUNT", "ALL") for r in returns):
+        raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
+    with_modseq = any(_uses_modseq(key) for key in cmd.criteria)
+    if with_modseq:
+        s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+    if all(in_memory(key) for key in cmd.criteria):
+        uids = [u for u in view.uids if u not in view.expunged
+                and all(evaluate(view, key, u) for key in cmd.criteria)]
+    else:
+        found = await s.store.messages.search(view.mailbox.id,
+                                              compile_criteria(view, cmd.criteria))
+        known = set(view.uids)
+        uids = [u for u in found if u in known]
+    numbers = uids if cmd.uid else [n for n in (view.seq_of(u) for u in uids) if n]
+    modseq = max((view.modseqs.get(u, 0) for u in uids), default=None) if with_modseq else None
+    response: Any
+    if returns is None:
+        response = SearchData(tuple(numbers), modseq or None)
+    else:
+        opts = set(returns) or {"ALL"}
+        response = ESearchData(
+            tag=cmd.tag, uid=cmd.uid,
+            min=min(numbers) if numbers and "MIN" in opts else None,
+            max=max(numbers) if numbers and "MAX" in opts else None,
+            all=SequenceSet.from_ints(numbers) if numbers and "ALL" in opts else None,
+            count=len(numbers) if "COUNT" in opts else None,
+            modseq=modseq or None if numbers else None,
+        )
+    await s.send(response)

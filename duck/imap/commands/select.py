@@ -1,0 +1,104 @@
+"""Selecting a mailbox: SELECT, EXAMINE (RFC 3501 §6.3.1-2, RFC 7162 §3.1.8), and
+leaving it: CLOSE (§6.4.2), UNSELECT (RFC 3691); CHECK (§6.4.1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from duck.store.models import SYSTEM_FLAGS
+
+from ..errors import bad
+from ..grammar.cmd_any import Check, Close, Unselect
+from ..grammar.cmd_mailbox import Examine, Select
+from ..grammar.resp_codes import (
+    Code,
+    HighestModseq,
+    PermanentFlags,
+    UidNext,
+    UidValidity,
+    Unseen,
+)
+from ..grammar.responses import ExistsData, FlagsData, RecentData, UntaggedStatus
+from ..session import Done
+from ..view import SelectedView
+from .registry import command
+from .states import AUTHENTICATED, SELECTED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+async def _open(s: Session, cmd: Select | Examine, readonly: bool) -> Done:
+    assert s.user is not None
+    # RFC 3501 §6.3.1: a SELECT first leaves the selected mailbox, even if it fails.
+    s.unselect()
+    if cmd.qresync is not None:
+        raise bad("QRESYNC is not enabled")
+    if cmd.condstore:
+        s.enabled.add("CONDSTORE")  # RFC 7162 §3.1: a CONDSTORE parameter enables it
+    mailbox = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
+    # The mailbox is read first: journal entries after its modseq are applied on
+    # top of the view, so nothing between the two reads is lost.
+    summaries = await s.store.messages.view(mailbox.id)
+    view = SelectedView.load(mailbox, summaries, readonly=readonly,
+                             modseq=mailbox.highest_modseq)
+    if not readonly and view.uids:
+        first = await s.store.messages.claim_recent(mailbox.id, view.uid_max)
+        view.recent.update(u for u in view.uids if u >= first)
+    view.announced_recent = len(view.recent)
+    flags = (*SYSTEM_FLAGS, *view.keywords())
+    responses: list[object] = [
+        FlagsData(flags),
+        ExistsData(view.exists),
+        RecentData(len(view.recent)),
+    ]
+    unseen = next(
+        (i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags.get(u, ())), None
+    )
+    if unseen is not None:
+        responses.append(UntaggedStatus("OK", Unseen(unseen), "first unseen"))
+    # RFC 3501 §7.1: a read-only mailbox has no permanent flags to offer.
+    permanent = () if readonly else (*flags, "\\*")
+    responses += [
+        UntaggedStatus("OK", PermanentFlags(permanent), "flags permitted"),
+        UntaggedStatus("OK", UidValidity(mailbox.uid_validity), "UIDs valid"),
+        UntaggedStatus("OK", UidNext(max(mailbox.uid_next, view.uid_max + 1)), "next UID"),
+        UntaggedStatus("OK", HighestModseq(max(view.highest_modseq, 1)), "highest modseq"),
+    ]
+    await s.send(*responses)
+    s.select(view)
+    code = "READ-ONLY" if readonly else "READ-WRITE"
+    return Done(f"{cmd.VERB} completed", Code(code))
+
+
+@command(Select, AUTHENTICATED, updates=False)
+async def select(s: Session, cmd: Select) -> Done:
+    """SELECT mailbox [(CONDSTORE)]."""
+    return await _open(s, cmd, readonly=False)
+
+
+@command(Examine, AUTHENTICATED, updates=False)
+async def examine(s: Session, cmd: Examine) -> Done:
+    """EXAMINE mailbox: read-only, and \\Recent is left alone (RFC 3501 §6.3.2)."""
+    return await _open(s, cmd, readonly=True)
+
+
+@command(Close, SELECTED, updates=False)
+async def close(s: Session, cmd: Close) -> None:
+    """Expunge silently (unless read-only) and leave the mailbox (RFC 3501 §6.4.2)."""
+    view = s.view
+    assert view is not None
+    s.unselect()
+    if not view.readonly:
+        await s.store.messages.expunge(view.mailbox.id)
+
+
+@command(Unselect, SELECTED, updates=False)
+async def unselect(s: Session, cmd: Unselect) -> None:
+    """Leave the mailbox without expunging (RFC 3691)."""
+    s.unselect()
+
+
+@command(Check, SELECTED, poll=True)
+async def check(s: Session, cmd: Check) -> None:
+    """Every write is durable when acknowledged; CHECK only reports updates."""

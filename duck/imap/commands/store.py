@@ -1,0 +1,76 @@
+"""STORE and UID STORE (RFC 3501 §6.4.6), with UNCHANGEDSINCE/MODIFIED (RFC 7162 §3.2)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import bad, no
+from ..grammar.cmd_message import Store, StoreMode
+from ..grammar.fetch_items import FetchAttr
+from ..grammar.resp_codes import Modified
+from ..grammar.resp_fetch import FetchData
+from ..grammar.sequence import SequenceSet
+from ..session import Done
+from ..view import InvalidSequence
+from .registry import command
+from .states import SELECTED
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+_MODES = {StoreMode.REPLACE: "replace", StoreMode.ADD: "add", StoreMode.REMOVE: "remove"}
+
+
+@command(Store, SELECTED, expunge_unless_seq=True)
+async def store(s: Session, cmd: Store) -> Done | None:
+    """Change flags in one store call; answer with FETCH FLAGS unless .SILENT."""
+    view = s.view
+    assert view is not None
+    if view.readonly:
+        raise no("mailbox is read-only", "READ-ONLY")
+    if cmd.unchangedsince is not None:
+        s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+    try:
+        uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    except InvalidSequence as exc:
+        raise bad(str(exc)) from None
+    # RFC 3501 §2.3.2: \Recent cannot be set or cleared by a client; it is ignored.
+    flags = [f for f in cmd.flags if f.lower() != "\\recent"]
+    if not uids:
+        return None
+    result = await s.store.messages.store_flags(
+        view.mailbox.id, uids, _MODES[cmd.mode], flags,  # type: ignore[arg-type]
+        cmd.unchangedsince,
+    )
+    changed = set()
+    for change in result.changed:
+        view.set_flags(change.uid, change.flags, change.modseq)
+        changed.add(change.uid)
+    modified = set(result.modified)
+    responses = []
+    for uid in uids:
+        if uid in modified:
+            continue
+        seq = view.seq_of(uid)
+        if seq is None:
+            continue
+        items: list[tuple[Any, Any]] = []
+        if cmd.uid:
+            items.append((FetchAttr.UID, uid))
+        if not cmd.silent:
+            items.append((FetchAttr.FLAGS, view.flags_with_recent(uid)))
+        if s.condstore and (not cmd.silent or uid in changed):
+            # RFC 7162 §3.2: with CONDSTORE the new MODSEQ is reported, even for .SILENT.
+            items.append((FetchAttr.MODSEQ, view.modseqs.get(uid, 1)))
+        if any(k is not FetchAttr.UID for k, _ in items):
+            responses.append(FetchData(seq, items))
+    if responses:
+        await s.send(*responses)
+    if modified:
+        numbers = sorted(modified) if cmd.uid else sorted(
+            n for n in (view.seq_of(u) for u in modified) if n is not None
+        )
+        if numbers:
+            return Done("conditional STORE failed for some messages",
+                        Modified(SequenceSet.from_ints(numbers)))
+    return None

@@ -1,0 +1,75 @@
+"""COPY (RFC 3501 §6.4.7) and MOVE (RFC 6851), with COPYUID (RFC 4315)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from duck.store.errors import NotFound
+
+from ..errors import bad, no
+from ..grammar.cmd_message import Copy, Move
+from ..grammar.resp_codes import CopyUid
+from ..grammar.responses import UntaggedStatus
+from ..grammar.sequence import SequenceSet
+from ..session import Done
+from ..view import InvalidSequence
+from .registry import command
+from .states import SELECTED
+
+if TYPE_CHECKING:
+    from duck.store.models import CopyResult
+
+    from ..session import Session
+
+
+async def _transfer(s: Session, cmd: Copy | Move, move: bool) -> CopyResult | None:
+    view = s.view
+    assert view is not None and s.user is not None
+    if move and view.readonly:
+        raise no("mailbox is read-only", "READ-ONLY")
+    try:
+        uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    except InvalidSequence as exc:
+        raise bad(str(exc)) from None
+    uids = [u for u in uids if u not in view.expunged]
+    # The destination must exist (RFC 3501 §6.4.7: NO [TRYCREATE] otherwise).
+    try:
+        await s.store.mailboxes.get(s.user.id, cmd.mailbox)
+    except NotFound:
+        raise no("no such mailbox", "TRYCREATE") from None
+    if not uids:
+        return None
+    op = s.store.messages.move if move else s.store.messages.copy
+    return await op(view.mailbox.id, uids, s.user.id, cmd.mailbox)
+
+
+def _copyuid(result: CopyResult) -> CopyUid | None:
+    if not result.uids:
+        return None
+    return CopyUid(
+        result.uid_validity,
+        SequenceSet.from_ints(src for src, _ in result.uids),
+        SequenceSet.from_ints(dst for _, dst in result.uids),
+    )
+
+
+@command(Copy, SELECTED)
+async def copy(s: Session, cmd: Copy) -> Done | None:
+    """Copy messages; COPYUID in the tagged OK."""
+    result = await _transfer(s, cmd, move=False)
+    if result is None:
+        return None
+    return Done("COPY completed", _copyuid(result))
+
+
+@command(Move, SELECTED)
+async def move(s: Session, cmd: Move) -> None:
+    """RFC 6851 §4.3: ``* OK [COPYUID ...]``, then the EXPUNGEs, then the tagged OK."""
+    result = await _transfer(s, cmd, move=True)
+    if result is None:
+        return
+    code = _copyuid(result)
+    if code is not None:
+        await s.send(UntaggedStatus("OK", code, "moved"))
+    assert s.view is not None
+    s.view.remove_now(src for src, _ in result.uids)

@@ -1,0 +1,130 @@
+"""The grammar's SEARCH key tree as the store's query model (duck.store.query).
+
+Sequence numbers and \\Recent are session state: they become UID sets here, from
+the view. Keys the view alone can answer (flags, UIDs, sequence numbers, modseqs)
+are evaluated in memory without a store round trip (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from duck.store import query as q
+
+from .grammar import search_keys as k
+from .grammar.sequence import SequenceSet
+from .view import SelectedView
+
+
+def _ranges(uids: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    for u in sorted(set(uids)):
+        if out and out[-1][1] + 1 == u:
+            out[-1] = (out[-1][0], u)
+        else:
+            out.append((u, u))
+    return tuple(out)
+
+
+def _uids_of_seqs(view: SelectedView, seqset: SequenceSet) -> tuple[tuple[int, int], ...]:
+    # RFC 3501 §6.4.4: numbers beyond EXISTS simply match nothing in SEARCH.
+    n = view.exists
+    picked = [
+        view.uids[i - 1] for lo, hi in seqset.ranges(n) for i in range(max(lo, 1), min(hi, n) + 1)
+    ]
+    return _ranges(picked) or ((0, 0),)
+
+
+def _uid_set(view: SelectedView, uidset: SequenceSet) -> tuple[tuple[int, int], ...]:
+    return tuple(uidset.ranges(view.uid_max)) or ((0, 0),)
+
+
+def in_memory(key: k.SearchKey) -> bool:
+    """Whether the view alone answers ``key``."""
+    if isinstance(key, k.SearchNot):
+        return in_memory(key.key)
+    if isinstance(key, k.SearchOr):
+        return in_memory(key.left) and in_memory(key.right)
+    if isinstance(key, k.SearchAnd):
+        return all(in_memory(x) for x in key.keys)
+    return isinstance(key, k.SearchAll | k.SearchFlag | k.SearchUid | k.SearchSeq
+                      | k.SearchModseq | k.SearchSaveDateSupported)
+
+
+def evaluate(view: SelectedView, key: k.SearchKey, uid: int) -> bool:
+    """Whether message ``uid`` matches ``key`` (only keys ``in_memory`` accepts)."""
+    if isinstance(key, k.SearchAll | k.SearchSaveDateSupported):
+        return True
+    if isinstance(key, k.SearchFlag):
+        if key.flag.lower() == "\\recent":
+            has = uid in view.recent
+        else:
+            has = key.flag.lower() in {f.lower() for f in view.flags.get(uid, ())}
+        return has == key.present
+    if isinstance(key, k.SearchUid):
+        return key.set.contains(uid, view.uid_max)
+    if isinstance(key, k.SearchSeq):
+        seq = view.seq_of(uid)
+        return seq is not None and key.set.contains(seq, view.exists)
+    if isinstance(key, k.SearchModseq):
+        return view.modseqs.get(uid, 0) >= key.modseq
+    if isinstance(key, k.SearchNot):
+        return not evaluate(view, key.key, uid)
+    if isinstance(key, k.SearchOr):
+        return evaluate(view, key.left, uid) or evaluate(view, key.right, uid)
+    if isinstance(key, k.SearchAnd):
+        return all(evaluate(view, x, uid) for x in key.keys)
+    raise TypeError(f"not answerable from the view: {key!r}")
+
+
+_DATE_FIELD = {k.DateField.INTERNAL: "internal", k.DateField.SENT: "sent",
+               k.DateField.SAVED: "saved"}
+
+
+def compile_key(view: SelectedView, key: k.SearchKey) -> q.Query:
+    """The store query for ``key``."""
+    if isinstance(key, k.SearchAll | k.SearchSaveDateSupported):
+        return q.All()
+    if isinstance(key, k.SearchFlag):
+        if key.flag.lower() == "\\recent":
+            recent = q.Uids(_ranges(view.recent) or ((0, 0),))
+            return recent if key.present else q.Not(recent)
+        return q.Flag(key.flag, key.present)
+    if isinstance(key, k.SearchEnvelope):
+        if key.field == "SUBJECT":
+            return q.Subject(key.value)
+        return q.Address(key.field.lower(), key.value)  # type: ignore[arg-type]
+    if isinstance(key, k.SearchHeader):
+        return q.Header(key.name.lower(), key.value)
+    if isinstance(key, k.SearchText):
+        return q.Body(key.value) if key.which == "BODY" else q.Text(key.value)
+    if isinstance(key, k.SearchDate):
+        return q.Date(_DATE_FIELD[key.field], key.kind.lower(), key.date)  # type: ignore[arg-type]
+    if isinstance(key, k.SearchSize):
+        return q.Size("larger" if key.larger else "smaller", key.size)
+    if isinstance(key, k.SearchUid):
+        return q.Uids(_uid_set(view, key.set))
+    if isinstance(key, k.SearchSeq):
+        return q.Uids(_uids_of_seqs(view, key.set))
+    if isinstance(key, k.SearchModseq):
+        return q.ModSeq(key.modseq)
+    if isinstance(key, k.SearchWithin):
+        return q.Age("older" if key.older else "younger", key.seconds)
+    if isinstance(key, k.SearchObjectId):
+        return q.EmailId(key.id) if key.kind == "EMAILID" else q.ThreadId(key.id)
+    if isinstance(key, k.SearchNot):
+        return q.Not(compile_key(view, key.key))
+    if isinstance(key, k.SearchOr):
+        return q.Or((compile_key(view, key.left), compile_key(view, key.right)))
+    if isinstance(key, k.SearchAnd):
+        return q.And(tuple(compile_key(view, x) for x in key.keys))
+    raise TypeError(f"unknown search key {key!r}")
+
+
+def compile_criteria(view: SelectedView, criteria: Iterable[k.SearchKey]) -> q.Query:
+    """The top-level keys (implicitly AND-ed) as one store query."""
+    parts = tuple(compile_key(view, key) for key in criteria)
+    return parts[0] if len(parts) == 1 else q.And(parts)
+
+
+__all__ = ["compile_criteria", "compile_key", "evaluate", "in_memory"]

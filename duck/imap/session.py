@@ -1,0 +1,401 @@
+"""One IMAP connection: the state machine of RFC 3501 §3 over the grammar's reader.
+
+States are NOT_AUTHENTICATED, AUTHENTICATED, SELECTED and LOGOUT. Commands are
+read ahead (whatever the client pipelines is buffered by the reader) and run one
+at a time, in order. Each command family lives in ``duck/imap/commands``; this
+module frames, dispatches, and keeps the selected mailbox's view current.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import ssl
+from typing import Any
+
+import attrs
+import trio
+
+from duck.config import Config
+from duck.store import Store
+from duck.store.errors import StoreError
+from duck.store.notify import Notifier, Subscription, mailbox_key
+from duck.store.users import User
+
+from . import capabilities as caps
+from .errors import CommandError, from_store_error
+from .grammar.cmd_base import Command
+from .grammar.errors import ImapProtocolError
+from .grammar.limits import Limits
+from .grammar.reader import NEED_DATA, CommandReader, ContinuationNeeded
+from .grammar.resp_codes import Code, ResponseCode
+from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
+from .limits import PREAUTH_LITERAL_MAX, ServerLimits
+from .view import SelectedView
+from .wire import StreamClosed, Wire
+
+log = logging.getLogger(__name__)
+
+#: Journal entries read per query while catching up.
+JOURNAL_BATCH = 10000
+
+
+class State(enum.Enum):
+    """RFC 3501 §3 connection states."""
+
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+@attrs.define
+class ServerContext:
+    """What every session of one server shares."""
+
+    store: Store
+    config: Config
+    shutdown: trio.Event
+    notifier: Notifier | None = None
+    ssl_context: ssl.SSLContext | None = None
+    limits: ServerLimits = attrs.Factory(ServerLimits)
+
+
+#: A handler's return value when it sent its tagged response itself (STARTTLS).
+ANSWERED = object()
+
+
+@attrs.frozen
+class Done:
+    """How a command completed when not plainly ``OK <VERB> completed``."""
+
+    text: str = ""
+    code: ResponseCode | None = None
+
+
+class Session:
+    """One client connection from greeting to close."""
+
+    def __init__(
+        self, ctx: ServerContext, stream: trio.abc.Stream, *, peer: str, tls: bool
+    ) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.config = ctx.config
+        self.peer = peer
+        self.tls = tls
+        self.state = State.NOT_AUTHENTICATED
+        self.user: User | None = None
+        self.view: SelectedView | None = None
+        self.subscription: Subscription | None = None
+        self.enabled: set[str] = set()
+        self.reader = CommandReader(self._limits())
+        self.wire: Wire | None = None
+        self._stream = stream
+        self._input_scope: trio.CancelScope | None = None
+        self._user_slot: str | None = None
+
+    # -- derived state ------------------------------------------------------------------
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the peer is on this host (plaintext auth is then harmless)."""
+        return self.peer in ("127.0.0.1", "::1") or self.peer.startswith("127.")
+
+    @property
+    def login_allowed(self) -> bool:
+        """RFC 3501 §6.2.3: plaintext passwords only over TLS, loopback, or by config."""
+        return self.tls or self.loopback or self.config.allow_plaintext_auth
+
+    @property
+    def utf8(self) -> bool:
+        """ENABLE UTF8=ACCEPT is in effect (RFC 6855)."""
+        return "UTF8=ACCEPT" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        """CONDSTORE is enabled (RFC 7162 §3.1: by ENABLE or a CONDSTORE-using command)."""
+        return "CONDSTORE" in self.enabled
+
+    def capabilities(self) -> tuple[str, ...]:
+        """CAPABILITY for the current state."""
+        return caps.capabilities(
+            authenticated=self.state in (State.AUTHENTICATED, State.SELECTED),
+            tls=self.tls or self.ctx.ssl_context is None,
+            login_allowed=self.login_allowed,
+            append_limit=self.config.max_message_size,
+        )
+
+    def _limits(self) -> Limits:
+        if self.state is State.NOT_AUTHENTICATED:
+            return Limits(max_literal=PREAUTH_LITERAL_MAX, max_command=64 * 1024,
+                          max_discard=1024 * 1024)
+        size = self.config.max_message_size
+        return Limits(max_literal=size, max_command=size + 1024 * 1024,
+                      max_discard=max(size, 256 * 1024 * 1024))
+
+    # -- output ----------------------------------------------------------------------------
+
+    async def send(self, *responses: Any) -> None:
+        """Send untagged (or continuation) responses now."""
+        assert self.wire is not None
+        await self.wire.send(list(responses), utf8=self.utf8)
+
+    async def send_tagged(
+        self, tag: str, status: str, text: str, code: ResponseCode | None = None
+    ) -> None:
+        """Send a tagged status response."""
+        await self.send(TaggedStatus(tag, status, code, text))  # type: ignore[arg-type]
+
+    async def bye(self, text: str, code: ResponseCode | None = None) -> None:
+        """``* BYE`` (best effort) and end the session."""
+        self.state = State.LOGOUT
+        try:
+            await self.send(UntaggedStatus("BYE", code, text))
+        except StreamClosed:
+            pass
+
+    # -- input -----------------------------------------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> bytes | None:
+        """Next bytes from the client; None at autologout or shutdown (after BYE)."""
+        assert self.wire is not None
+        if self.ctx.shutdown.is_set():
+            await self.bye("server shutting down", Code("UNAVAILABLE"))
+            return None
+        limit = self.ctx.limits.autologout if timeout is None else timeout
+        with trio.move_on_after(limit) as scope:
+            self._input_scope = scope
+            try:
+                data = await self.wire.receive()
+            finally:
+                self._input_scope = None
+        if scope.cancelled_caught:
+            if self.ctx.shutdown.is_set():
+                await self.bye("server shutting down", Code("UNAVAILABLE"))
+            elif timeout is None:
+                await self.bye("autologout: idle for too long")
+            return None
+        return data
+
+    async def read_line(self) -> bytes | None:
+        """A raw line (SASL response, IDLE's DONE); None if the session ends."""
+        while True:
+            line = self.reader.next_line()
+            if line is not NEED_DATA:
+                assert isinstance(line, bytes)
+                return line
+            data = await self.receive()
+            if data is None:
+                return None
+            self.reader.receive_data(data)
+
+    # -- main loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Greet, serve commands until LOGOUT/close/shutdown, then clean up."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.wire = Wire(self._stream, nursery)
+                nursery.start_soon(self._watch_shutdown)
+                try:
+                    await self._serve()
+                except StreamClosed:
+                    pass
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.unselect()
+            if self._user_slot is not None:
+                self.ctx.limits.per_user.release(self._user_slot)
+                self._user_slot = None
+
+    async def _watch_shutdown(self) -> None:
+        await self.ctx.shutdown.wait()
+        if self._input_scope is not None:
+            self._input_scope.cancel()
+
+    async def _serve(self) -> None:
+        if self.ctx.shutdown.is_set():
+            await self.bye("server shutting down", Code("UNAVAILABLE"))
+            return
+        await self.send(UntaggedStatus(
+            "OK", _capability_code(self.capabilities()), f"{self.config.hostname} duck ready"
+        ))
+        while self.state is not State.LOGOUT:
+            try:
+                event = self.reader.next_event()
+            except ImapProtocolError as exc:
+                if exc.fatal:
+                    await self.bye(_text(exc.message), _code(exc.code))
+                    return
+                await self._protocol_error(exc)
+                continue
+            if event is NEED_DATA:
+                data = await self.receive()
+                if data is None:
+                    return
+                self.reader.receive_data(data)
+            elif isinstance(event, ContinuationNeeded):
+                await self._literal_decision(event)
+            else:
+                assert isinstance(event, Command)
+                await self._run_command(event)
+                if self.state is not State.LOGOUT and self.ctx.shutdown.is_set():
+                    await self.bye("server shutting down", Code("UNAVAILABLE"))
+
+    async def _protocol_error(self, exc: ImapProtocolError) -> None:
+        code = _code(exc.code)
+        # RFC 7889 §3: a message over APPENDLIMIT is refused with NO [TOOBIG].
+        status = "NO" if exc.code == "TOOBIG" else "BAD"
+        if exc.tag:
+            await self.send_tagged(exc.tag, status, _text(exc.message), code)
+        else:
+            await self.send(UntaggedStatus("BAD", code, _text(exc.message)))
+
+    async def _literal_decision(self, event: ContinuationNeeded) -> None:
+        limit = self.reader.limits.max_literal
+        if event.size > limit:
+            self.reader.reject_literal()
+            await self.send_tagged(event.tag, "NO", f"literal larger than {limit} octets",
+                                   Code("TOOBIG"))
+            return
+        self.reader.accept_literal()
+        await self.send(Continuation("ready for literal data"))
+
+    async def _run_command(self, cmd: Command) -> None:
+        from .commands import REGISTRY
+
+        entry = REGISTRY.get(type(cmd))
+        if entry is None:
+            await self.send_tagged(cmd.tag, "BAD", f"{cmd.VERB} is not supported",
+                                   Code("CANNOT"))
+            return
+        if self.state not in entry.states:
+            await self.send_tagged(
+                cmd.tag, "BAD", f"{cmd.VERB} is not allowed in the {self.state.value} state"
+            )
+            return
+        status, text, code = "OK", f"{cmd.VERB} completed", None
+        try:
+            done = await entry.handler(self, cmd)
+            if done is ANSWERED:
+                return
+            if isinstance(done, Done):
+                text, code = done.text or text, done.code
+        except CommandError as exc:
+            status, text, code = exc.status, exc.text, exc.code
+        except StoreError as exc:
+            err = from_store_error(exc)
+            status, text, code = err.status, err.text, err.code
+        except (StreamClosed, trio.Cancelled):
+            raise
+        except Exception:
+            log.exception("IMAP %s failed", cmd.VERB)
+            status, text, code = "NO", "internal error", Code("SERVERBUG")
+        if self.state is State.LOGOUT:
+            if status != "OK" or entry.logout_tagged:
+                await self.send_tagged(cmd.tag, status, text, code)
+            return
+        if self.state is State.SELECTED and entry.updates:
+            await self.flush_updates(
+                allow_expunge=entry.allow_expunge(cmd), poll=entry.poll,
+            )
+        await self.send_tagged(cmd.tag, status, text, code)
+
+    # -- the selected mailbox --------------------------------------------------------------
+
+    def select(self, view: SelectedView) -> None:
+        """Make ``view`` the selected mailbox and watch its journal."""
+        self.unselect()
+        self.view = view
+        self.state = State.SELECTED
+        if self.ctx.notifier is not None:
+            self.subscription = self.ctx.notifier.subscribe(mailbox_key(view.mailbox.id))
+
+    def unselect(self) -> None:
+        """Leave the selected mailbox (no expunge)."""
+        if self.subscription is not None:
+            self.subscription.close()
+            self.subscription = None
+        self.view = None
+        if self.state is State.SELECTED:
+            self.state = State.AUTHENTICATED
+
+    async def sync_view(self) -> None:
+        """Bring the view up to date with the journal (one query when nothing is new)."""
+        view = self.view
+        if view is None:
+            return
+        if self.subscription is not None:
+            self.subscription.clear()
+        while True:
+            entries = await self.store.journal.changes_since(
+                view.mailbox.id, view.modseq, limit=JOURNAL_BATCH
+            )
+            unknown = view.apply(entries)
+            if unknown:
+                for rec in await self.store.messages.fetch(
+                    view.mailbox.id, unknown, ["flags", "modseq"]
+                ):
+                    view.flags[rec.uid] = rec.flags or ()
+                    view.modseqs[rec.uid] = rec.modseq or view.modseqs.get(rec.uid, 1)
+            if len(entries) < JOURNAL_BATCH:
+                break
+        if view.new and not view.readonly:
+            first = await self.store.messages.claim_recent(view.mailbox.id, view.new[-1])
+            view.recent.update(u for u in view.new if u >= first)
+
+    async def flush_updates(self, *, allow_expunge: bool, poll: bool = False) -> None:
+        """Send pending untagged EXISTS/EXPUNGE/FETCH; read the journal when woken
+        (or always, with ``poll``: NOOP, CHECK, IDLE)."""
+        view = self.view
+        if view is None:
+            return
+        woken = self.subscription is None or self.subscription.pending()
+        if poll or woken:
+            try:
+                await self.sync_view()
+            except StoreError as exc:
+                log.warning("journal read failed: %r", exc)
+        responses = view.updates(allow_expunge=allow_expunge, condstore=self.condstore)
+        if responses:
+            await self.send(*responses)
+        if view.gone:
+            # RFC 3501 §7.1.5 lets the server end the session when the selected
+            # mailbox disappears under it; clients then re-sync from LIST.
+            await self.bye("selected mailbox was deleted", Code("NONEXISTENT"))
+
+    # -- authentication --------------------------------------------------------------------
+
+    def login_as(self, user: User) -> None:
+        """Enter the AUTHENTICATED state as ``user`` (slot already taken)."""
+        self.user = user
+        self.state = State.AUTHENTICATED
+        self.reader.limits = self._limits()
+
+    def take_user_slot(self, user: User) -> bool:
+        """Reserve one of the user's connection slots (per process)."""
+        if not self.ctx.limits.per_user.try_acquire(user.id):
+            return False
+        self._user_slot = user.id
+        return True
+
+
+def _capability_code(values: tuple[str, ...]) -> ResponseCode:
+    from .grammar.resp_codes import CapabilityCode
+
+    return CapabilityCode(values)
+
+
+def _code(name: str | None) -> ResponseCode | None:
+    from .grammar.resp_codes import SIMPLE_CODES
+
+    if name and name in SIMPLE_CODES:
+        return Code(name)
+    return None
+
+
+def _text(message: str) -> str:
+    text = "".join(ch if ch >= " " else " " for ch in message).strip().lstrip("[")
+    return text[:300] or "error"

@@ -1,0 +1,231 @@
+"""The selected mailbox as one session sees it: sequence numbers, flags, modseqs.
+
+Loaded once at SELECT and then kept current by applying journal entries
+(DESIGN.md, "Sessions and round trips"). Sequence numbers only move when the
+session is told: new messages wait in ``new`` until an EXISTS is sent, expunged
+ones stay in ``uids`` until an EXPUNGE is sent, which happens only where RFC 3501
+§7.4.1 allows it (never during FETCH, STORE or SEARCH).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+
+import attrs
+
+from duck.store.models import JournalEntry, Mailbox, MessageSummary
+
+from .grammar.fetch_items import FetchAttr
+from .grammar.resp_fetch import FetchData
+from .grammar.responses import ExistsData, ExpungeData, RecentData
+from .grammar.sequence import SequenceSet
+
+Response = object
+
+
+class InvalidSequence(ValueError):
+    """A message sequence number beyond the mailbox (RFC 3501: BAD)."""
+
+
+@attrs.define
+class SelectedView:
+    """One session's picture of its selected mailbox."""
+
+    mailbox: Mailbox
+    readonly: bool
+    #: Announced messages in sequence order (seq n is uids[n-1]); includes messages
+    #: expunged elsewhere whose EXPUNGE was not sent yet.
+    uids: list[int] = attrs.Factory(list)
+    flags: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+    modseqs: dict[int, int] = attrs.Factory(dict)
+    recent: set[int] = attrs.Factory(set)
+    #: Highest journal modseq applied.
+    modseq: int = 0
+    #: Expunged in the store, EXPUNGE not sent yet.
+    expunged: set[int] = attrs.Factory(set)
+    #: In the store, EXISTS not sent yet (ascending UIDs above every announced one).
+    new: list[int] = attrs.Factory(list)
+    #: Flags changed by someone else, FETCH not sent yet.
+    changed: set[int] = attrs.Factory(set)
+    #: The mailbox was deleted or renamed away by someone else.
+    gone: bool = False
+    announced_exists: int = 0
+    announced_recent: int = 0
+
+    @classmethod
+    def load(
+        cls, mailbox: Mailbox, summaries: Iterable[MessageSummary], *, readonly: bool,
+        modseq: int,
+    ) -> SelectedView:
+        """A view from SELECT's one query; ``modseq`` is where the journal is read from."""
+        view = cls(mailbox, readonly, modseq=modseq)
+        for s in sorted(summaries, key=lambda s: s.uid):
+            view.uids.append(s.uid)
+            view.flags[s.uid] = tuple(s.flags)
+            view.modseqs[s.uid] = s.modseq
+        view.announced_exists = len(view.uids)
+        return view
+
+    # -- numbers --------------------------------------------------------------------
+
+    @property
+    def exists(self) -> int:
+        """Messages as the client knows them."""
+        return len(self.uids)
+
+    @property
+    def uid_max(self) -> int:
+        """The largest announced UID (0 when empty)."""
+        return self.uids[-1] if self.uids else 0
+
+    @property
+    def highest_modseq(self) -> int:
+        """HIGHESTMODSEQ as far as this session knows."""
+        return max(self.modseq, self.mailbox.highest_modseq)
+
+    def seq_of(self, uid: int) -> int | None:
+        """The sequence number of an announced UID."""
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def resolve_seqs(self, seqset: SequenceSet) -> list[int]:
+        """UIDs of a message-sequence-number set (InvalidSequence beyond EXISTS)."""
+        n = len(self.uids)
+        out: list[int] = []
+        for lo, hi in seqset.ranges(n):
+            if lo < 1 or hi > n:
+                if n == 0 and any(0 in item for item in seqset.items):
+                    continue  # "1:*" on an empty mailbox names nothing; not an error
+                raise InvalidSequence(f"no message {hi if hi > n else lo} (EXISTS {n})")
+            out.extend(self.uids[lo - 1 : hi])
+        return out
+
+    def resolve_uids(self, uidset: SequenceSet) -> list[int]:
+        """Announced UIDs in a UID set (RFC 3501 §6.4.8: non-existent UIDs are ignored)."""
+        out: list[int] = []
+        for lo, hi in uidset.ranges(self.uid_max):
+            i = bisect.bisect_left(self.uids, lo)
+            j = bisect.bisect_right(self.uids, hi)
+            out.extend(self.uids[i:j])
+        return out
+
+    def resolve(self, seqset: SequenceSet, *, uid: bool) -> list[int]:
+        """UIDs named by a set in the command's numbering."""
+        return self.resolve_uids(seqset) if uid else self.resolve_seqs(seqset)
+
+    # -- changes ----------------------------------------------------------------------
+
+    def apply(self, entries: Iterable[JournalEntry]) -> list[int]:
+        """Apply journal entries; returns new UIDs whose flags are not known yet."""
+        unknown: list[int] = []
+        known = set(self.uids)
+        for e in entries:
+            if e.modseq <= self.modseq:
+                continue
+            self.modseq = e.modseq
+            uid = e.uid
+            if e.kind == "exists" and uid is not None:
+                if uid in known or uid in self.new or uid <= self.uid_max:
+                    continue
+                bisect.insort(self.new, uid)
+                self.modseqs[uid] = e.modseq
+                if e.flags is not None:
+                    self.flags[uid] = tuple(e.flags)
+                else:
+                    unknown.append(uid)
+            elif e.kind == "expunge" and uid is not None:
+                if uid in self.new:
+                    self.new.remove(uid)
+                    self.flags.pop(uid, None)
+                elif uid in known:
+                    self.expunged.add(uid)
+                    self.changed.discard(uid)
+            elif e.kind == "flags" and uid is not None:
+                if self.modseqs.get(uid, 0) >= e.modseq:
+                    continue  # our own STORE, already answered
+                self.modseqs[uid] = e.modseq
+                if e.flags is not None:
+                    self.flags[uid] = tuple(e.flags)
+                if uid in known and uid not in self.expunged:
+                    self.changed.add(uid)
+            elif e.kind == "mailbox-delete":
+                self.gone = True
+            elif e.kind == "mailbox-rename" and e.path is not None:
+                # Renamed (by anyone): the session keeps it selected under its new name.
+                self.mailbox = attrs.evolve(self.mailbox, path=e.path)
+        return [u for u in unknown if u in self.new]
+
+    def set_flags(self, uid: int, flags: tuple[str, ...], modseq: int) -> None:
+        """Record a flag change this session made (and reports itself)."""
+        self.flags[uid] = tuple(flags)
+        self.modseqs[uid] = max(modseq, self.modseqs.get(uid, 0))
+        self.changed.discard(uid)
+
+    def remove_now(self, uids: Iterable[int]) -> list[int]:
+        """Mark UIDs expunged by this session; the EXPUNGEs go out with ``updates``."""
+        gone = [u for u in uids if self.seq_of(u) is not None]
+        self.expunged.update(gone)
+        return gone
+
+    def updates(
+        self, *, allow_expunge: bool, condstore: bool, uid_fetch: bool = True
+    ) -> list[Response]:
+        """Untagged responses for everything pending, in a correct order.
+
+        EXPUNGEs first (highest sequence number first, so that each number is still
+        valid when sent), then EXISTS/RECENT, then FETCH for flag changes.
+        """
+        out: list[Response] = []
+        if allow_expunge and self.expunged:
+            for uid in sorted(self.expunged, reverse=True):
+                seq = self.seq_of(uid)
+                if seq is None:
+                    continue
+                del self.uids[seq - 1]
+                self.flags.pop(uid, None)
+                self.modseqs.pop(uid, None)
+                self.recent.discard(uid)
+                out.append(ExpungeData(seq))
+            self.expunged.clear()
+            self.announced_exists = len(self.uids)
+        if self.new:
+            self.uids.extend(self.new)
+            self.new.clear()
+        if len(self.uids) != self.announced_exists:
+            out.append(ExistsData(len(self.uids)))
+            self.announced_exists = len(self.uids)
+            recent = len(self.recent)
+            out.append(RecentData(recent))
+            self.announced_recent = recent
+        for uid in sorted(self.changed):
+            seq = self.seq_of(uid)
+            if seq is None or uid in self.expunged:
+                continue
+            out.append(self.flag_fetch(seq, uid, condstore=condstore, with_uid=uid_fetch))
+        self.changed.clear()
+        return out
+
+    def flag_fetch(self, seq: int, uid: int, *, condstore: bool, with_uid: bool) -> FetchData:
+        """``* seq FETCH (UID u FLAGS (...) [MODSEQ (m)])`` from the view."""
+        items: list[tuple[object, object]] = []
+        if with_uid:
+            items.append((FetchAttr.UID, uid))
+        items.append((FetchAttr.FLAGS, self.flags_with_recent(uid)))
+        if condstore:
+            items.append((FetchAttr.MODSEQ, self.modseqs.get(uid, 1)))
+        return FetchData(seq, items)
+
+    def flags_with_recent(self, uid: int) -> tuple[str, ...]:
+        """The flags as FETCH reports them: stored flags plus this session's \\Recent."""
+        flags = self.flags.get(uid, ())
+        return (*flags, "\\Recent") if uid in self.recent else flags
+
+    def keywords(self) -> list[str]:
+        """Keywords in use in the mailbox (for FLAGS / PERMANENTFLAGS)."""
+        seen: dict[str, str] = {}
+        for flags in self.flags.values():
+            for f in flags:
+                if not f.startswith("\\"):
+                    seen.setdefault(f.lower(), f)
+        return sorted(seen.values(), key=str.lower)

@@ -1,0 +1,144 @@
+"""The connection's byte I/O: a receive pump and a response writer.
+
+Receiving runs in its own task and only when asked (``receive``): a caller that
+stops waiting (IDLE ends, shutdown, the autologout timer) never cancels a
+``receive_some`` half-way, which TLS streams do not survive, and the bytes that
+arrive later are kept for the next ``receive``. Nothing is read that was not
+asked for, so after STARTTLS no plaintext byte can be mistaken for TLS or the
+reverse (RFC 3501 §6.2.1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import trio
+
+from .grammar.encode import Encoder, LiteralBody
+
+log = logging.getLogger(__name__)
+
+#: Bytes asked of the transport per receive.
+RECEIVE_SIZE = 64 * 1024
+#: Responses are buffered up to this many bytes before a send.
+SEND_BUFFER = 64 * 1024
+
+#: A LiteralBody's ``source``: called with no argument, gives the octets in chunks.
+ChunkSource = Callable[[], AsyncIterator[bytes]]
+
+
+class StreamClosed(Exception):
+    """The peer closed the connection (or it broke)."""
+
+
+class Wire:
+    """Receive pump plus response writer over one (replaceable) stream."""
+
+    def __init__(self, stream: trio.abc.Stream, nursery: trio.Nursery) -> None:
+        self.stream = stream
+        self._nursery = nursery
+        self._want = trio.Event()
+        self._got: bytes | None = None
+        self._got_event = trio.Event()
+        self._busy = False
+        self._eof = False
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._task_running = False
+
+    # -- receiving ------------------------------------------------------------------
+
+    async def receive(self) -> bytes:
+        """The next bytes from the peer; StreamClosed at EOF. Cancel-safe."""
+        if self._got is not None:
+            data, self._got = self._got, None
+            return data
+        if self._eof:
+            raise StreamClosed()
+        if not self._busy:
+            self._busy = True
+            self._got_event = trio.Event()
+            self._nursery.start_soon(self._receive_one)
+        await self._got_event.wait()
+        if self._got is None:
+            raise StreamClosed()
+        data, self._got = self._got, None
+        return data
+
+    async def _receive_one(self) -> None:
+        try:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.debug("receive failed: %r", exc)
+            data = b""
+        except Exception as exc:  # ssl.SSLError and friends: the stream is unusable
+            log.debug("receive failed: %r", exc)
+            data = b""
+        if data:
+            self.bytes_in += len(data)
+            self._got = bytes(data)
+        else:
+            self._eof = True
+        self._busy = False
+        self._got_event.set()
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a receive is in flight (STARTTLS must not begin then)."""
+        return self._busy or self._got is not None
+
+    def replace_stream(self, stream: trio.abc.Stream) -> None:
+        """Continue over another stream (after STARTTLS)."""
+        assert not self._busy
+        self.stream = stream
+
+    # -- sending --------------------------------------------------------------------
+
+    async def send(self, responses: list[Any], *, utf8: bool = False) -> None:
+        """Serialize and send responses; streamed literals are copied from their source."""
+        buf = bytearray()
+        for resp in responses:
+            e = Encoder(utf8=utf8)
+            resp.encode(e)
+            e.raw(b"\r\n")
+            for part in e.out:
+                if isinstance(part, bytes):
+                    buf += part
+                    if len(buf) >= SEND_BUFFER:
+                        await self._send(bytes(buf))
+                        buf.clear()
+                else:
+                    if buf:
+                        await self._send(bytes(buf))
+                        buf.clear()
+                    await self._stream_literal(part)
+        if buf:
+            await self._send(bytes(buf))
+
+    async def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are."""
+        await self._send(data)
+
+    async def _stream_literal(self, body: LiteralBody) -> None:
+        source: ChunkSource = body.source  # type: ignore[assignment]
+        sent = 0
+        async for chunk in source():
+            if sent + len(chunk) > body.size:
+                chunk = chunk[: body.size - sent]
+            if chunk:
+                await self._send(chunk)
+                sent += len(chunk)
+            if sent >= body.size:
+                break
+        if sent != body.size:
+            # The announced size cannot be taken back: the stream is out of step.
+            raise StreamClosed(f"literal source gave {sent} of {body.size} octets")
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise StreamClosed() from exc
+        self.bytes_out += len(data)
