@@ -8,8 +8,10 @@ cancel what is left and stop the embedded database.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
+from functools import partial
 from typing import Any
 
 import attrs
@@ -20,8 +22,8 @@ from hypercorn.trio import serve as hypercorn_serve
 from .api.app import ApiState, create_app
 from .config import Config
 from .imap.server import serve_imap
-from .imap.session import ServerContext
-from .net import serve_tcp
+from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
+from .lmtp.store_backend import StoreBackend
 from .store import EmbeddedDatabase, Store
 from .store.notify import Notifier
 from .tls import ensure_self_signed, server_context
@@ -132,17 +134,28 @@ class Server:
         )
 
     async def _lmtp(self, *, task_status: trio.TaskStatus[int]) -> None:
-        async def greet(stream: trio.abc.Stream) -> None:
-            # Placeholder until LMTP delivery lands: greet, then refuse politely.
-            await stream.send_all(f"220 {self.config.hostname} LMTP duck ready\r\n".encode())
-            data = await stream.receive_some(4096)
-            if data:
-                await stream.send_all(b"421 4.3.2 delivery not available yet\r\n")
-
-        await serve_tcp(
-            greet, self.config.lmtp_host, self.config.lmtp_port, name="LMTP",
-            shutdown=self.shutdown, task_status=task_status,
+        assert self.store is not None
+        config = self.config
+        lmtp_config = LmtpServerConfig(
+            hostname=config.hostname,
+            max_message_size=config.max_message_size,
+            allowed_networks=tuple(ipaddress.ip_network(n) for n in config.lmtp_networks),
+            tls_context=self.ssl_context,
+            grace_period=config.shutdown_grace,
         )
+        backend = StoreBackend(self.store, max_message_size=config.max_message_size)
+        async with trio.open_nursery() as nursery:
+            lmtp: LmtpServer = await nursery.start(
+                partial(
+                    serve_lmtp, backend, host=config.lmtp_host, port=config.lmtp_port,
+                    config=lmtp_config,
+                )
+            )
+            port = lmtp.ports()[0]
+            log.info("LMTP listening on %s:%d", config.lmtp_host, port)
+            task_status.started(port)
+            await self.shutdown.wait()
+            lmtp.shutdown()
 
     async def _api(self, *, task_status: trio.TaskStatus[int]) -> None:
         hconfig = HypercornConfig()
