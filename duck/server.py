@@ -45,7 +45,6 @@ class Server:
     ssl_context: ssl.SSLContext | None = None
     notifier: Notifier | None = None
     #: Shared by the IMAP listeners (connection limits, login throttle).
-    _imap_context: ServerContext | None = None
 
     def request_shutdown(self) -> None:
         """Begin a graceful shutdown (idempotent)."""
@@ -122,14 +121,8 @@ class Server:
     async def _imap(
         self, port: int, context: ssl.SSLContext | None, *, task_status: trio.TaskStatus[int]
     ) -> None:
-        assert self.store is not None
-        if self._imap_context is None:
-            self._imap_context = ServerContext(
-                store=self.store, config=self.config, shutdown=self.shutdown,
-                notifier=self.notifier, ssl_context=self.ssl_context,
-            )
         await serve_imap(
-            self._imap_context, self.config.host, port, implicit_tls=context is not None,
+            self.config.host, port, ssl_context=context, shutdown=self.shutdown,
             task_status=task_status,
         )
 
