@@ -20,8 +20,8 @@ tags = st.text(TAG_CHARS, min_size=1, max_size=8)
 atoms = st.text(ATOM_CHARS, min_size=1, max_size=12)
 upper_atoms = atoms.map(str.upper)
 # Any text a client could mean; surrogates are excluded (they are not characters).
-texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
-nonempty_texts = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20)
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
+nonempty_texts = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=20)
 byte_strings = st.binary(max_size=40)
 mailboxes = st.one_of(
     st.sampled_from(["INBOX", "inbox", "Drafts", "a/b", "&", "Entwürfe", "台北", "~x y", ""]),
@@ -29,7 +29,7 @@ mailboxes = st.one_of(
 ).map(g.normalize_mailbox)
 patterns = st.one_of(st.sampled_from(["*", "%", "INBOX", "a/%", "&"]), texts)
 system_flags = st.sampled_from(["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"])
-keywords = atoms.filter(lambda a: not a.upper() == "NIL")
+keywords = atoms.filter(lambda a: a.upper() != "NIL")
 flags = st.one_of(system_flags, keywords, atoms.map(lambda a: "\\" + a))
 flag_tuples = st.lists(flags, max_size=4).map(tuple)
 numbers = st.integers(1, 2**32 - 1)
@@ -67,8 +67,8 @@ search_leaves = st.one_of(
     st.builds(g.SearchEnvelope, st.sampled_from(["FROM", "TO", "CC", "BCC", "SUBJECT"]), texts),
     st.builds(g.SearchHeader, texts, texts),
     st.builds(g.SearchText, st.sampled_from(["BODY", "TEXT"]), texts),
-    st.builds(g.SearchDate, st.sampled_from(["BEFORE", "ON", "SINCE"]), st.sampled_from(g.DateField),
-              dates),
+    st.builds(g.SearchDate, st.sampled_from(["BEFORE", "ON", "SINCE"]),
+              st.sampled_from(g.DateField), dates),
     st.just(g.SearchSaveDateSupported()),
     st.builds(g.SearchSize, st.booleans(), st.integers(0, 2**63 - 1)),
     st.builds(g.SearchUid, sequence_sets_or_saved),
@@ -245,10 +245,10 @@ commands = st.one_of(
 # -- responses -------------------------------------------------------------------
 
 resp_texts = st.text(
-    st.characters(exclude_categories=("Cs",), exclude_characters="\r\n\x00"), max_size=30
+    st.characters(exclude_categories=["Cs"], exclude_characters="\r\n\x00"), max_size=30
 ).filter(lambda t: not t.startswith("["))
 code_texts = st.text(
-    st.characters(exclude_categories=("Cs",), exclude_characters="\r\n\x00]"), min_size=1,
+    st.characters(exclude_categories=["Cs"], exclude_characters="\r\n\x00]"), min_size=1,
     max_size=10,
 )
 response_codes = st.one_of(

@@ -63,7 +63,8 @@ def test_malformed(line: bytes) -> None:
 
 
 def test_id_rfc2971() -> None:
-    cmd = roundtrip(b'a023 ID ("name" "sodr" "version" "19.34" "vendor" "Pink Floyd Music Limited")')
+    cmd = roundtrip(b'a023 ID ("name" "sodr" "version" "19.34" '
+                    b'"vendor" "Pink Floyd Music Limited")')
     assert cmd == g.Id("a023", (("name", "sodr"), ("version", "19.34"),
                                 ("vendor", "Pink Floyd Music Limited")))
     assert roundtrip(b"a024 ID NIL") == g.Id("a024", None)

@@ -37,8 +37,9 @@ def test_multiappend_rfc3502() -> None:
 
 def test_catenate_rfc4469() -> None:
     cmd = roundtrip(
-        b'A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL "/Drafts;UIDVALIDITY=385759045/'
-        b';UID=20/;section=HEADER" TEXT {4+}\r\n\r\n\r\n URL "/Drafts;UIDVALIDITY=385759045/;UID=20'
+        b'A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE '
+        b'(URL "/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER" TEXT {4+}\r\n\r\n\r\n '
+        b'URL "/Drafts;UIDVALIDITY=385759045/;UID=20'
         b'/;section=1.MIME" URL "/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1")',
         canonical=False,
     )
