@@ -22,6 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from .api.app import ApiState, create_app
 from .config import Config
 from .imap.server import serve_imap
+from .imap.session import ServerContext
 from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
 from .lmtp.store_backend import StoreBackend
 from .store import EmbeddedDatabase, Store
@@ -45,6 +46,7 @@ class Server:
     ssl_context: ssl.SSLContext | None = None
     notifier: Notifier | None = None
     #: Shared by the IMAP listeners (connection limits, login throttle).
+    _imap_context: ServerContext | None = None
 
     def request_shutdown(self) -> None:
         """Begin a graceful shutdown (idempotent)."""
@@ -121,8 +123,14 @@ class Server:
     async def _imap(
         self, port: int, context: ssl.SSLContext | None, *, task_status: trio.TaskStatus[int]
     ) -> None:
+        assert self.store is not None
+        if self._imap_context is None:
+            self._imap_context = ServerContext(
+                store=self.store, config=self.config, shutdown=self.shutdown,
+                notifier=self.notifier, ssl_context=self.ssl_context,
+            )
         await serve_imap(
-            self.config.host, port, ssl_context=context, shutdown=self.shutdown,
+            self._imap_context, self.config.host, port, implicit_tls=context is not None,
             task_status=task_status,
         )
 
