@@ -12,7 +12,9 @@ crash; an early SIGTERM is sometimes ignored, so it is repeated before SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import shutil
 import signal
@@ -82,7 +84,8 @@ class EmbeddedDatabase:
 
     def command(self) -> list[str]:
         """The command line that starts the server."""
-        storage = self.data_dir / "db"
+        # Absolute, so that a later run finds a left-behind server by its command line.
+        storage = (self.data_dir / "db").resolve()
         cmd = [
             find_binary(self.engine),
             "--host", self.host,
@@ -98,6 +101,7 @@ class EmbeddedDatabase:
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the server, report its URI, and keep it running until cancelled."""
         (self.data_dir / "db").mkdir(parents=True, exist_ok=True)
+        await reap_stale(self.data_dir)
         started = False
         backoff = 0.5
         while True:
@@ -136,6 +140,7 @@ class EmbeddedDatabase:
                         f"embedded database exited with {process.returncode} before listening"
                     )
                 self.port = port
+                (self.data_dir / "db.pid").write_text(f"{process.pid}\n")
                 # Other duck commands on this data directory (``duck user create``)
                 # find the running server here.
                 (self.data_dir / "db.port").write_text(f"{port}\n")
@@ -151,11 +156,60 @@ class EmbeddedDatabase:
                 await stop_process(process)
             self._process = None
             (self.data_dir / "db.port").unlink(missing_ok=True)
+            (self.data_dir / "db.pid").unlink(missing_ok=True)
 
     def statistics(self) -> dict[str, object]:
         """Supervision figures."""
         return {"engine": self.engine, "port": self.port, "restarts": self.restarts,
                 "pid": self._process.pid if self._process else None}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    # The command name (field 2) may contain spaces; it ends at the last ")".
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+async def reap_stale(data_dir: Path) -> None:
+    """Stop a database server left behind on this data directory by a duck that died
+    without stopping it (SIGKILL, a crash); refuse if a live duck still owns it."""
+    pid_file = data_dir / "db.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    storage = str((data_dir / "db").resolve()).encode()
+    if storage not in _cmdline(pid):
+        pid_file.unlink(missing_ok=True)
+        return
+    owner = _parent(pid)
+    if owner > 1 and b"duck" in _cmdline(owner):
+        raise EmbeddedDatabaseError(
+            f"the data directory {data_dir} is in use by another duck (pid {owner})"
+        )
+    log.warning("stopping a database server left behind by a previous run (pid %d)", pid)
+    deadline = trio.current_time() + STOP_GRACE
+    while _cmdline(pid) and trio.current_time() < deadline:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        await trio.sleep(0.5)
+    if _cmdline(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        await trio.sleep(0.5)
+    pid_file.unlink(missing_ok=True)
 
 
 async def _read_port(stream: trio.abc.ReceiveStream) -> int | None:
