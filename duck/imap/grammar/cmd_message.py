@@ -16,6 +16,9 @@ from .lexer import Cursor
 from .sequence import SequenceSet
 
 _MACRO_RE = re.compile(rb"(?i)(?:ALL|FAST|FULL)(?= |$)")
+_CACHE_SIZE = 256
+_CACHE_KEY_MAX = 2048
+_ITEMS_CACHE: dict[tuple[bytes, int], tuple[tuple[FetchItem, ...], int | None, bool]] = {}
 
 
 def _check_items(instance: object, attribute: object, value: tuple[FetchItem, ...]) -> None:
@@ -53,9 +56,33 @@ class Fetch(Command):
         c.sp()
         seqset = c.sequence_set()
         c.sp()
+        # Clients repeat the same item list on every FETCH; the parsed items are
+        # immutable, so they are memoised by the exact bytes (literals excluded).
+        key = (c.buf[c.pos :], c.max_depth)
+        cached = _ITEMS_CACHE.get(key)
+        if cached is not None:
+            c.pos = len(c.buf)
+            try:
+                return cls(tag, seqset, cached[0], cached[1], cached[2], uid)
+            except ValueError as exc:
+                raise c.error(str(exc)) from None
+        fetch = cls._parse_items(c, tag, seqset, uid)
+        if c.pos == len(c.buf) and len(key[0]) <= _CACHE_KEY_MAX and b"{" not in key[0]:
+            if len(_ITEMS_CACHE) >= _CACHE_SIZE:
+                _ITEMS_CACHE.clear()
+            _ITEMS_CACHE[key] = (fetch.items, fetch.changedsince, fetch.vanished)
+        return fetch
+
+    @classmethod
+    def _parse_items(cls, c: Cursor, tag: str, seqset: SequenceSet, uid: bool) -> Fetch:
         items: tuple[FetchItem, ...]
         if c.peek() == 0x28:
-            items = tuple(c.paren_list(lambda: parse_fetch_att(c), allow_empty=False))
+            c.open()
+            found = [parse_fetch_att(c)]
+            while c.accept(b" "):
+                found.append(parse_fetch_att(c))
+            c.close()
+            items = tuple(found)
         else:
             m = _MACRO_RE.match(c.buf, c.pos)
             if m is not None:

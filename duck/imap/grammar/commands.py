@@ -59,6 +59,7 @@ UID_COMMANDS: dict[str, type[Command]] = {
 }
 
 _VERB_RE = re.compile(rb"[A-Za-z]+")
+_HEAD_RE = re.compile(rb"([!#$&',-\[\]^-z|}~]+) (?:([Uu][Ii][Dd]) )?([A-Za-z]+)(?![A-Za-z])")
 
 
 def parse_tag(buf: bytes) -> tuple[str, int]:
@@ -75,6 +76,16 @@ def parse_tag(buf: bytes) -> tuple[str, int]:
 def parse_command(buf: bytes, *, utf8: bool = False, max_depth: int = 64) -> Command:
     """Parse one framed command (without its final CRLF; literals inline as
     ``{n}\\r\\n<octets>``). Raises only :class:`ImapProtocolError` subclasses."""
+    head = _HEAD_RE.match(buf)
+    if head is not None:
+        # Fast path: "tag SP [UID SP] verb" in one match.
+        tag = head.group(1).decode("ascii")
+        verb = head.group(3).decode("ascii").upper()
+        uid = head.group(2) is not None
+        cls = (UID_COMMANDS if uid else COMMANDS).get(verb)
+        if cls is not None:
+            c = Cursor(buf, head.end(), tag=tag, max_depth=max_depth, utf8=utf8)
+            return _parse_args(c, cls, tag, verb, uid)
     tag, pos = parse_tag(buf)
     c = Cursor(buf, pos, tag=tag, max_depth=max_depth, utf8=utf8)
     m = _VERB_RE.match(buf, pos)
@@ -97,6 +108,10 @@ def parse_command(buf: bytes, *, utf8: bool = False, max_depth: int = 64) -> Com
         if found is None:
             raise UnknownCommand(f"unknown command {verb!r}", tag=tag)
         cls = found
+    return _parse_args(c, cls, tag, verb, uid)
+
+
+def _parse_args(c: Cursor, cls: type[Command], tag: str, verb: str, uid: bool) -> Command:
     try:
         cmd = cls.parse_args(c, tag, uid)
     except ImapProtocolError:

@@ -16,6 +16,9 @@ from .lexer import Cursor, decode_text
 
 _SECTION_PART_RE = re.compile(rb"[1-9]\d*(?:\.[1-9]\d*)*")
 _FETCH_NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
+_BAD_FIELD_RE = re.compile(r"[\r\n\0]")
+# Fast path: a header-list of plain atoms, the form every client sends.
+_ATOM_FIELDS_RE = re.compile(rb"\(([!#$&'+-\[^-z|}~]+(?: [!#$&'+-\[^-z|}~]+)*)\)")
 
 
 class FetchAttr(enum.Enum):
@@ -37,7 +40,7 @@ class FetchAttr(enum.Enum):
     SAVEDATE = "SAVEDATE"
 
 
-_ATTR_BY_NAME = {a.value: a for a in FetchAttr}
+_ATTR_BY_BYTES = {a.value.encode(): a for a in FetchAttr}
 
 #: RFC 3501 §6.4.5 macros, expanded at parse time (FETCH never keeps the macro).
 MACROS: dict[str, tuple[FetchAttr, ...]] = {
@@ -61,6 +64,8 @@ class SectionText(enum.Enum):
 
 
 def _to_part(value: Iterable[int]) -> tuple[int, ...]:
+    if value == ():
+        return ()
     part = tuple(value)
     for n in part:
         if not isinstance(n, int) or not 1 <= n <= 2**32 - 1:
@@ -103,7 +108,7 @@ class BodySection:
         if self.binary and self.text is not None:
             raise ValueError("BINARY sections have no section text")
         for f in self.fields:
-            if not f or any(ch in f for ch in "\r\n\0"):
+            if not f or _BAD_FIELD_RE.search(f):
                 raise ValueError(f"bad header field name {f!r}")
 
     def response_key(self) -> BodySection:
@@ -124,22 +129,26 @@ FetchItem = FetchAttr | BodySection | BinarySize
 
 def parse_fetch_att(c: Cursor, *, response: bool = False) -> FetchItem:
     """``fetch-att`` (or, with ``response``, the key of a ``msg-att``)."""
-    name = c.match(_FETCH_NAME_RE, "fetch item").decode("ascii").upper()
-    if c.peek() == 0x5B:  # "["
-        if name == "BODY" or (name == "BODY.PEEK" and not response):
-            return _parse_section(c, peek=name == "BODY.PEEK", binary=False, response=response)
-        if name == "BINARY" or (name == "BINARY.PEEK" and not response):
-            return _parse_section(c, peek=name == "BINARY.PEEK", binary=True, response=response)
-        if name == "BINARY.SIZE":
-            c.pos += 1
-            part = _parse_part(c)
-            c.expect(b"]")
-            return BinarySize(part)
-        raise c.error("unexpected section")
-    attr = _ATTR_BY_NAME.get(name)
-    if attr is None:
-        raise c.error("unknown fetch item")
-    return attr
+    m = _FETCH_NAME_RE.match(c.buf, c.pos)
+    if m is None:
+        raise c.error("expected fetch item")
+    c.pos = m.end()
+    if c.pos >= len(c.buf) or c.buf[c.pos] != 0x5B:  # no "[": a plain item
+        attr = _ATTR_BY_BYTES.get(m.group().upper())
+        if attr is None:
+            raise c.error("unknown fetch item")
+        return attr
+    name = m.group().decode("ascii").upper()
+    if name == "BODY" or (name == "BODY.PEEK" and not response):
+        return _parse_section(c, peek=name == "BODY.PEEK", binary=False, response=response)
+    if name == "BINARY" or (name == "BINARY.PEEK" and not response):
+        return _parse_section(c, peek=name == "BINARY.PEEK", binary=True, response=response)
+    if name == "BINARY.SIZE":
+        c.pos += 1
+        part = _parse_part(c)
+        c.expect(b"]")
+        return BinarySize(part)
+    raise c.error("unexpected section")
 
 
 def _parse_part(c: Cursor) -> tuple[int, ...]:
@@ -170,7 +179,12 @@ def _parse_section(c: Cursor, *, peek: bool, binary: bool, response: bool) -> Bo
             raise c.error("MIME needs a section part")
         if text in (SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT):
             c.sp()
-            fields = tuple(c.paren_list(lambda: decode_text(c.astring()), allow_empty=False))
+            fm = _ATOM_FIELDS_RE.match(c.buf, c.pos)
+            if fm is not None and c.depth < c.max_depth:
+                c.pos = fm.end()
+                fields = tuple(fm.group(1).decode("ascii").split(" "))
+            else:
+                fields = tuple(c.paren_list(lambda: decode_text(c.astring()), allow_empty=False))
     c.expect(b"]")
     partial: tuple[int, int | None] | None = None
     if c.accept(b"<"):

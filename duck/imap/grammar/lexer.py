@@ -41,6 +41,8 @@ NZ_NUMBER_RE = re.compile(rb"[1-9]\d*")
 SEQ_SET_RE = re.compile(
     rb"(?:[1-9]\d*|\*)(?::(?:[1-9]\d*|\*))?(?:,(?:[1-9]\d*|\*)(?::(?:[1-9]\d*|\*))?)*"
 )
+# One number or range not followed by more of a set: the common case.
+SEQ_SIMPLE_RE = re.compile(rb"([1-9]\d*|\*)(?::([1-9]\d*|\*))?(?![\d:,*])")
 SEQ_ITEM_RE = re.compile(rb"([1-9]\d*|\*)(?::([1-9]\d*|\*))?")
 FLAG_RE = re.compile(rb"\\?[!#$&'+-\[^-z|}~]+")
 # date = date-text / DQUOTE date-text DQUOTE; date-text = date-day "-" date-month "-" date-year
@@ -352,6 +354,13 @@ class Cursor:
         if allow_saved and self.peek() == 0x24:
             self.pos += 1
             return SequenceSet.saved_result()
+        m = SEQ_SIMPLE_RE.match(self.buf, self.pos)
+        if m is not None:
+            a = STAR if m.group(1) == b"*" else int(m.group(1))
+            b = a if m.group(2) is None else (STAR if m.group(2) == b"*" else int(m.group(2)))
+            if a <= MAX_NUMBER and b <= MAX_NUMBER:
+                self.pos = m.end()
+                return SequenceSet(((a, b),))
         raw = self.match(SEQ_SET_RE, "sequence set")
         items = []
         for m in SEQ_ITEM_RE.finditer(raw):

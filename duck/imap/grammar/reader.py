@@ -214,13 +214,10 @@ class CommandReader:
 
     def _on_line(self, line: bytes) -> Command | ContinuationNeeded | None:
         first = not self._parts
-        if first:
-            if not line:
-                # Deviation (RFC 3501 §2.2.1): an empty line is ignored rather than
-                # answered with an untagged BAD; telnet users and keep-alives send them.
-                return None
-            m = TAG_RE.match(line)
-            self._tag = m.group().decode("ascii") if m else None
+        if first and not line:
+            # Deviation (RFC 3501 §2.2.1): an empty line is ignored rather than
+            # answered with an untagged BAD; telnet users and keep-alives send them.
+            return None
         literal = _LITERAL_TAIL_RE.search(line, max(0, len(line) - 24)) if line.endswith(
             b"}") else None
         self._size += len(line) + 2
@@ -238,8 +235,11 @@ class CommandReader:
                 raise
             self._commands += 1
             return cmd
-        if first and self._tag is None:
-            raise self._fail_command(ParseError("missing or invalid tag"), literal)
+        if first:
+            m = TAG_RE.match(line)
+            self._tag = m.group().decode("ascii") if m else None
+            if self._tag is None:
+                raise self._fail_command(ParseError("missing or invalid tag"), literal)
         if self._size > self.limits.max_command:
             raise self._fail_command(
                 CommandTooLarge(f"command longer than {self.limits.max_command} octets"), literal)
