@@ -82,6 +82,7 @@ async def duck_server(
     try:
         yield server
     finally:
-        server.request_shutdown()
         assert server.store is not None
+        # Drop before shutting down: shutdown closes the store's client.
         await server.store.database.run(server.store.database.client.drop_database, db_name)
+        server.request_shutdown()
