@@ -36,6 +36,9 @@ from .wire import StreamClosed, Wire
 
 log = logging.getLogger(__name__)
 
+#: After a fatal error, input is discarded for this long / this much before closing.
+DRAIN_SECONDS = 2.0
+DRAIN_BYTES = 16 * 1024 * 1024
 #: Journal entries read per query while catching up.
 JOURNAL_BATCH = 10000
 
@@ -228,6 +231,7 @@ class Session:
             except ImapProtocolError as exc:
                 if exc.fatal:
                     await self.bye(_text(exc.message), _code(exc.code))
+                    await self._drain()
                     return
                 await self._protocol_error(exc)
                 continue
@@ -243,6 +247,18 @@ class Session:
                 await self._run_command(event)
                 if self.state is not State.LOGOUT and self.ctx.shutdown.is_set():
                     await self.bye("server shutting down", Code("UNAVAILABLE"))
+
+    async def _drain(self) -> None:
+        """Swallow what the client is still sending (briefly, boundedly) before the
+        close, so that its TCP stack does not reset the connection and drop our BYE."""
+        assert self.wire is not None
+        total = 0
+        with trio.move_on_after(DRAIN_SECONDS):
+            while total < DRAIN_BYTES:
+                try:
+                    total += len(await self.wire.receive())
+                except StreamClosed:
+                    return
 
     async def _protocol_error(self, exc: ImapProtocolError) -> None:
         code = _code(exc.code)

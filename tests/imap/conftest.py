@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import imaplib
-from collections.abc import Callable
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import trio
+
+from duck.config import Config
+from duck.server import Server
 
 T = TypeVar("T")
 
@@ -20,11 +25,38 @@ async def blocking(fn: Callable[[], T]) -> T:
     return await trio.to_thread.run_sync(fn)
 
 
+def free_port() -> int:
+    """A currently free loopback port (for the IMAPS listener, where 0 means off)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
-async def imap_server(duck_server: Any) -> Any:
-    """The running server with user alice (INBOX, Drafts, Sent, Trash, Junk, Archive)."""
-    await duck_server.store.users.create(USER, PASSWORD)
-    return duck_server
+async def imap_server(
+    mongo_uri: str, db_name: str, tmp_path: Path, nursery: trio.Nursery
+) -> AsyncIterator[Any]:
+    """A full server (IMAP, IMAPS, LMTP, API) with user alice (INBOX, Drafts, Sent,
+    Trash, Junk, Archive).
+
+    Unlike the shared ``duck_server`` fixture it drops its database *before* asking
+    the server to stop, so the drop never races the store's close.
+    """
+    config = Config(
+        data_dir=tmp_path / "data", imap_port=0, imaps_port=free_port(), lmtp_port=0,
+        api_port=0, mongo_uri=mongo_uri, database=db_name, shutdown_grace=2.0,
+    )
+    server = Server(config)
+    await nursery.start(server.run)
+    await server.store.users.create(USER, PASSWORD)
+    try:
+        yield server
+    finally:
+        if not server.shutdown.is_set():
+            with trio.move_on_after(10):
+                await server.store.database.run(server.store.database.client.drop_database,
+                                                db_name)
+        server.request_shutdown()
 
 
 def connect(server: Any, *, login: bool = True) -> imaplib.IMAP4:

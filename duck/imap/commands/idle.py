@@ -17,6 +17,7 @@ from ..grammar.cmd_any import Idle
 from ..grammar.reader import NEED_DATA
 from ..grammar.responses import Continuation
 from ..session import ANSWERED, State
+from ..wire import StreamClosed
 from .registry import command
 from .states import AUTHENTICATED
 
@@ -32,7 +33,10 @@ async def _wait(s: Session, deadline: float) -> object:
     async with trio.open_nursery() as nursery:
 
         async def read() -> None:
-            result[0] = await s.receive(timeout=max(0.0, deadline - trio.current_time()))
+            try:
+                result[0] = await s.receive(timeout=max(0.0, deadline - trio.current_time()))
+            except StreamClosed as exc:
+                result[0] = exc  # re-raised outside the nursery, not as a group
             nursery.cancel_scope.cancel()
 
         async def wake() -> None:
@@ -44,6 +48,8 @@ async def _wait(s: Session, deadline: float) -> object:
 
         nursery.start_soon(read)
         nursery.start_soon(wake)
+    if isinstance(result[0], StreamClosed):
+        raise result[0]
     return result[0]
 
 

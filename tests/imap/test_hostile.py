@@ -1,0 +1,149 @@
+"""Bad input: garbage, wrong state, huge literal announcements, framing errors,
+and clients that vanish mid-command. The connection stays usable where it can."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .conftest import PASSWORD, USER
+from .raw import RawClient
+
+
+async def _open(server: Any) -> RawClient:
+    return await RawClient.open(server.ports["imap"])
+
+
+async def test_unknown_and_malformed_commands_keep_connection(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await _open(imap_server)
+        assert c.greeting.startswith(b"* OK [CAPABILITY IMAP4rev1")
+        lines = await c.command(b"a1", b"FROBNICATE now")
+        assert lines[-1].startswith(b"a1 BAD"), lines
+        lines = await c.command(b"a2", b"FETCH 1 (FLAGS)")
+        assert lines[-1].startswith(b"a2 BAD") and b"not authenticated" in lines[-1], lines
+        lines = await c.command(b"a3", b"LOGIN onlyone")
+        assert lines[-1].startswith(b"a3 BAD"), lines
+        await c.send(b"\x00\x01\x02 garbage \xff\xfe\r\n")
+        line = await c.line()
+        assert line.startswith(b"* BAD") or b" BAD" in line, line
+        lines = await c.command(b"a4", b"NOOP")
+        assert lines[-1] == b"a4 OK NOOP completed\r\n"
+        await c.login(USER, PASSWORD)
+        lines = await c.command(b"a5", b"FETCH 1 (FLAGS)")
+        assert lines[-1].startswith(b"a5 BAD") and b"authenticated" in lines[-1], lines
+        lines = await c.command(b"a6", b"SELECT INBOX")
+        assert lines[-1].startswith(b"a6 OK")
+        lines = await c.command(b"a7", b"FETCH 99 (FLAGS)")
+        assert lines[-1].startswith(b"a7 BAD"), lines
+        lines = await c.command(b"a8", b"FETCH 1:* (FLAGS)")  # empty mailbox: nothing
+        assert lines == [b"a8 OK FETCH completed\r\n"], lines
+        lines = await c.command(b"a9", b"SELECT NoSuchBox")
+        assert lines[-1].startswith(b"a9 NO [NONEXISTENT]"), lines
+        lines = await c.command(b"b1", b"FETCH 1 FLAGS")  # SELECT failed: unselected
+        assert lines[-1].startswith(b"b1 BAD"), lines
+        lines = await c.command(b"b2", b"LOGOUT")
+        assert lines[0].startswith(b"* BYE") and lines[-1].startswith(b"b2 OK")
+        assert await c.eof()
+
+
+async def test_huge_literal_refused_before_it_is_read(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await _open(imap_server)
+        # Before authentication, even small literals are capped.
+        lines = await c.command(b"a1", b"LOGIN {100000}")
+        assert lines[-1].startswith(b"a1 NO [TOOBIG]") or lines[-1].startswith(b"a1 BAD"), lines
+        await c.login(USER, PASSWORD)
+        size = imap_server.config.max_message_size + 1
+        await c.send(b"a2 APPEND INBOX {%d}\r\n" % size)
+        line = await c.line()
+        assert line.startswith(b"a2 NO [TOOBIG]"), line
+        # No "+" was sent, no byte of the literal is expected: the next command works.
+        lines = await c.command(b"a3", b"NOOP")
+        assert lines[-1] == b"a3 OK NOOP completed\r\n"
+        # A synchronizing literal of acceptable size gets "+ ".
+        await c.send(b"a4 APPEND INBOX {5}\r\n")
+        line = await c.line()
+        assert line.startswith(b"+ "), line
+        await c.send(b"hello\r\n")
+        lines = await c.until_tagged(b"a4")
+        assert lines[-1].startswith(b"a4 OK [APPENDUID"), lines
+
+
+async def test_fatal_framing_error_says_bye(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await _open(imap_server)
+
+        async def flood() -> None:
+            try:
+                await c.send(b"a1 NOOP " + b"x" * (1024 * 1024) + b"\r\n")
+            except trio.BrokenResourceError:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            line = await c.line()
+        assert line.startswith(b"* BYE"), line[:100]
+        assert await c.eof()
+
+
+async def _idle_counts(server: Any) -> tuple[int, int]:
+    ctx = server._imap_context
+    return sum(ctx.limits.per_ip.counts.values()), sum(ctx.limits.per_user.counts.values())
+
+
+async def test_disconnect_mid_literal_and_mid_idle_leaves_nothing(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await _open(imap_server)
+        await c.login(USER, PASSWORD)
+        await c.send(b"a1 APPEND INBOX {1000}\r\n")
+        assert (await c.line()).startswith(b"+ ")
+        await c.send(b"x" * 500)
+        await c.aclose()
+        d = await _open(imap_server)
+        await d.login(USER, PASSWORD)
+        await d.command(b"s", b"SELECT INBOX")
+        await d.send(b"i IDLE\r\n")
+        assert (await d.line()).startswith(b"+ ")
+        await d.aclose()
+        for _ in range(100):
+            if await _idle_counts(imap_server) == (0, 0):
+                break
+            await trio.sleep(0.05)
+        assert await _idle_counts(imap_server) == (0, 0)
+        notifier = imap_server.notifier
+        assert not any(notifier._subscribers.values())
+        # Nothing was stored from the half-sent APPEND.
+        user = await imap_server.store.users.by_username(USER)
+        inbox = await imap_server.store.mailboxes.get(user.id, "INBOX")
+        assert inbox.message_count == 0
+
+
+async def test_pipelined_commands_run_in_order(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await _open(imap_server)
+        msg = b"Subject: p\r\n\r\nbody\r\n"
+        await c.send(
+            f'p1 LOGIN "{USER}" "{PASSWORD}"\r\n'.encode()
+            + b"p2 SELECT INBOX\r\n"
+            + b"p3 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n"
+            + b"p4 NOOP\r\np5 FETCH 1 (RFC822.SIZE)\r\np6 LOGOUT\r\n"
+        )
+        lines = await c.until_tagged(b"p6")
+        tags = [x.split(b" ")[0] for x in lines if not x.startswith(b"*")]
+        assert tags == [b"p1", b"p2", b"p3", b"p4", b"p5", b"p6"], lines
+        assert b"* 1 FETCH (RFC822.SIZE %d)\r\n" % len(msg) in lines
+
+
+async def test_shutdown_says_bye(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await _open(imap_server)
+        await c.login(USER, PASSWORD)
+        await c.command(b"s", b"SELECT INBOX")
+        await c.send(b"i IDLE\r\n")
+        assert (await c.line()).startswith(b"+ ")
+        imap_server.request_shutdown()
+        line = await c.line()
+        assert line.startswith(b"* BYE"), line
+        assert await c.eof()

@@ -1,0 +1,118 @@
+"""Two sessions on one mailbox: the untagged updates each sees, and when (RFC 3501 §7.4.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .conftest import PASSWORD, USER, simple_message
+from .raw import RawClient
+
+
+async def _selected(server: Any) -> RawClient:
+    c = await RawClient.open(server.ports["imap"])
+    await c.login(USER, PASSWORD)
+    lines = await c.command(b"S", b"SELECT INBOX")
+    assert lines[-1].startswith(b"S OK [READ-WRITE]"), lines
+    return c
+
+
+async def _append(c: RawClient, n: int) -> list[bytes]:
+    msg = simple_message(n)
+    await c.send(b"A APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    lines = await c.until_tagged(b"A")
+    assert lines[-1].startswith(b"A OK [APPENDUID "), lines
+    return lines
+
+
+async def test_exists_after_other_append(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        b = await _selected(imap_server)
+        # The appending session has the mailbox selected: it learns first, and so
+        # is the one session that sees the message as \Recent (RFC 3501 §2.3.2).
+        lines_b = await _append(b, 1)
+        assert b"* 1 EXISTS\r\n" in lines_b and b"* 1 RECENT\r\n" in lines_b
+        lines = await a.command(b"N", b"NOOP")
+        assert b"* 1 EXISTS\r\n" in lines
+        assert b"* 0 RECENT\r\n" in lines
+        flags_a = await a.command(b"F", b"FETCH 1 (FLAGS)")
+        flags_b = await b.command(b"F", b"FETCH 1 (FLAGS)")
+        assert b"\\Recent" not in flags_a[0] and b"\\Recent" in flags_b[0]
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_flags_from_other_session(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        await _append(a, 1)
+        await a.command(b"N", b"NOOP")
+        b = await _selected(imap_server)
+        lines = await b.command(b"T", b"STORE 1 +FLAGS (\\Flagged $Work)")
+        assert any(b"FETCH (FLAGS (" in x and b"\\Flagged" in x for x in lines), lines
+        lines = await a.command(b"N", b"NOOP")
+        fetch = [x for x in lines if b" FETCH " in x]
+        assert len(fetch) == 1 and b"\\Flagged" in fetch[0] and b"$Work" in fetch[0], lines
+        # The session that made the change is not told twice.
+        lines = await b.command(b"N", b"NOOP")
+        assert not [x for x in lines if b" FETCH " in x], lines
+
+
+async def test_expunge_only_where_allowed(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        for n in range(1, 4):
+            await _append(a, n)
+        await a.command(b"N", b"NOOP")
+        b = await _selected(imap_server)
+        await b.command(b"T", b"STORE 2 +FLAGS.SILENT (\\Deleted)")
+        lines = await b.command(b"E", b"EXPUNGE")
+        assert b"* 2 EXPUNGE\r\n" in lines
+        # a: FETCH, STORE and SEARCH must not carry the EXPUNGE; sequence numbers hold.
+        lines = await a.command(b"F", b"FETCH 1:3 (UID)")
+        assert not any(b"EXPUNGE" in x for x in lines), lines
+        assert b"* 3 FETCH (UID 3)\r\n" in lines
+        lines = await a.command(b"S", b"SEARCH ALL")
+        assert not any(b"EXPUNGE" in x for x in lines), lines
+        assert b"* SEARCH 1 3\r\n" in lines  # message 2 is gone, 3 keeps its number
+        lines = await a.command(b"T", b"STORE 3 +FLAGS (\\Seen)")
+        assert not any(b"EXPUNGE" in x for x in lines), lines
+        assert any(x.startswith(b"* 3 FETCH") for x in lines), lines
+        # NOOP may deliver it.
+        lines = await a.command(b"N", b"NOOP")
+        assert b"* 2 EXPUNGE\r\n" in lines
+        lines = await a.command(b"F", b"FETCH 2 (UID)")
+        assert b"* 2 FETCH (UID 3)\r\n" in lines
+
+
+async def test_uid_fetch_carries_expunge(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        for n in range(1, 3):
+            await _append(a, n)
+        await a.command(b"N", b"NOOP")
+        b = await _selected(imap_server)
+        await b.command(b"T", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+        await b.command(b"E", b"EXPUNGE")
+        lines = await a.command(b"F", b"UID FETCH 1:* (FLAGS)")
+        assert b"* 1 EXPUNGE\r\n" in lines
+        assert lines.index(b"* 1 EXPUNGE\r\n") < len(lines) - 2
+        assert any(x.startswith(b"* 1 FETCH (UID 2 ") for x in lines), lines
+
+
+async def test_examine_is_read_only(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        await _append(a, 1)
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        lines = await c.command(b"X", b"EXAMINE INBOX")
+        assert lines[-1].startswith(b"X OK [READ-ONLY]"), lines
+        assert b"* OK [PERMANENTFLAGS ()] flags permitted\r\n" in lines
+        lines = await c.command(b"T", b"STORE 1 +FLAGS (\\Seen)")
+        assert lines[-1].startswith(b"T NO"), lines
+        # BODY[] on a read-only mailbox does not set \Seen.
+        lines = await c.command(b"F", b"FETCH 1 (BODY[] FLAGS)")
+        assert lines[-1].startswith(b"F OK") and b"\\Seen" not in lines[0], lines
