@@ -221,6 +221,12 @@ class CommandReader:
         literal = _LITERAL_TAIL_RE.search(line, max(0, len(line) - 24)) if line.endswith(
             b"}") else None
         self._size += len(line) + 2
+        if literal is None and self._size > self.limits.max_command:
+            tag = self._tag_of(line, first)
+            self._reset_command()
+            self._errors += 1
+            raise CommandTooLarge(f"command longer than {self.limits.max_command} octets",
+                                  tag=tag)
         if literal is None:
             if first:
                 data = line
@@ -266,6 +272,12 @@ class CommandReader:
         self._state = _State.LITERAL
         self._remaining = size
         return None
+
+    def _tag_of(self, line: bytes, first: bool) -> str | None:
+        if not first:
+            return self._tag
+        m = TAG_RE.match(line)
+        return m.group().decode("ascii") if m else None
 
     def _fail_command(self, exc: ImapProtocolError, literal: re.Match[bytes]) -> ImapProtocolError:
         """Non-fatal failure at a line ending in a literal: drop the rest of the command."""

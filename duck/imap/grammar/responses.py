@@ -17,6 +17,7 @@ from .cmd_any import Id as _IdCommand
 from .cmd_base import is_token, to_flags, to_pairs, to_tuple, to_upper
 from .cmd_mailbox import StatusItem
 from .encode import Encoder
+from .lexer import TAG_RE
 from .resp_codes import ResponseCode, encode_code
 from .sequence import SequenceSet
 
@@ -26,6 +27,11 @@ _TEXT_RE = re.compile(r"[^\r\n\x00]*")
 def _check_text(instance: object, attribute: object, value: str) -> None:
     if not _TEXT_RE.fullmatch(value) or value.startswith("["):
         raise ValueError(f"response text may not hold CR, LF, NUL or start with '[': {value!r}")
+
+
+def _check_tag(instance: object, attribute: object, value: str) -> None:
+    if not is_token(value, TAG_RE):
+        raise ValueError(f"invalid tag {value!r}")
 
 
 def _encode_resp_text(e: Encoder, code: ResponseCode | None, text: str) -> None:
@@ -41,7 +47,7 @@ def _encode_resp_text(e: Encoder, code: ResponseCode | None, text: str) -> None:
 class TaggedStatus:
     """``tag SP ("OK" / "NO" / "BAD") SP resp-text``."""
 
-    tag: str
+    tag: str = attrs.field(validator=_check_tag)
     status: Literal["OK", "NO", "BAD"] = attrs.field(
         validator=attrs.validators.in_(("OK", "NO", "BAD")))
     code: ResponseCode | None = None

@@ -201,3 +201,9 @@ def test_deep_not_chains_are_capped_without_recursion_error() -> None:
     r = g.CommandReader()
     deep = b"a1 SEARCH " + b"NOT " * 5000 + b"ALL\r\n"
     assert drive(r, [deep]) == [("error", "NestingTooDeep", "a1", False)]
+
+
+def test_command_size_cap_counts_the_final_line() -> None:
+    r = g.CommandReader(g.Limits(max_command=40))
+    events = drive(r, [b"a1 LOGIN {20+}\r\n" + b"u" * 20 + b" " + b"p" * 20 + b"\r\na2 NOOP\r\n"])
+    assert events == [("error", "CommandTooLarge", "a1", False), g.Noop("a2")]
