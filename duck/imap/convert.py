@@ -48,16 +48,16 @@ def _disposition(b: MimeBody) -> g.Disposition | None:
     return g.Disposition(b.disposition.upper(), _params(b.disposition_params))
 
 
-def _body(b: MimeBody) -> g.BodyStructure:
+def _body(b: MimeBody, ext: bool = True) -> g.BodyStructure:
     language = tuple(b.language) or None
     if b.is_multipart:
         return g.MultiPart(
-            tuple(_body(child) for child in b.children),
+            tuple(_body(child, ext) for child in b.children),
             b.subtype.upper(),
             g.BodyExt(
                 params=_params(b.params), disposition=_disposition(b), language=language,
                 location=b.location,
-            ),
+            ) if ext else None,
         )
     kind = b.type.upper()
     is_message = b.body is not None and b.envelope is not None
@@ -83,13 +83,13 @@ def _body(b: MimeBody) -> g.BodyStructure:
         size=b.size,
         lines=lines,
         envelope=envelope(b.envelope) if is_message and b.envelope is not None else None,
-        body=_body(b.body) if is_message and b.body is not None else None,
+        body=_body(b.body, ext) if is_message and b.body is not None else None,
         ext=g.BodyExt(
             md5=b.md5, disposition=_disposition(b), language=language, location=b.location,
-        ),
+        ) if ext else None,
     )
 
 
-def body(root: mime.Part) -> g.BodyStructure:
-    """BODYSTRUCTURE (and, encoded without extension data, BODY) of a message root."""
-    return _body(body_structure(root))
+def body(root: mime.Part, *, extensible: bool = True) -> g.BodyStructure:
+    """BODYSTRUCTURE of a message root; BODY without the extension data."""
+    return _body(body_structure(root), extensible)

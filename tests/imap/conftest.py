@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import imaplib
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import pytest
 import trio
 
 from duck.config import Config
-from duck.server import Server
+from duck.imap.server import serve_imap
+from duck.imap.session import ServerContext
+from duck.store import Store
+from duck.store.notify import Notifier
+from duck.tls import ensure_self_signed, server_context
 
 T = TypeVar("T")
 
@@ -25,38 +30,61 @@ async def blocking(fn: Callable[[], T]) -> T:
     return await trio.to_thread.run_sync(fn)
 
 
-def free_port() -> int:
-    """A currently free loopback port (for the IMAPS listener, where 0 means off)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@attrs.define
+class ImapTestServer:
+    """The IMAP part of ``duck serve``: store, notifier, plain and TLS listeners.
+
+    Built from the same pieces ``duck.server.Server`` wires together (tests of that
+    wiring use the ``duck_server`` fixture); standing alone keeps these tests
+    independent of the other listeners.
+    """
+
+    config: Config
+    store: Store
+    notifier: Notifier
+    context: ServerContext
+    shutdown: trio.Event
+    ports: dict[str, int] = attrs.Factory(dict)
+
+    @property
+    def _imap_context(self) -> ServerContext:
+        return self.context
+
+    def request_shutdown(self) -> None:
+        """Ask every session to say BYE and the listeners to stop."""
+        self.shutdown.set()
 
 
 @pytest.fixture
 async def imap_server(
     mongo_uri: str, db_name: str, tmp_path: Path, nursery: trio.Nursery
-) -> AsyncIterator[Any]:
-    """A full server (IMAP, IMAPS, LMTP, API) with user alice (INBOX, Drafts, Sent,
-    Trash, Junk, Archive).
-
-    Unlike the shared ``duck_server`` fixture it drops its database *before* asking
-    the server to stop, so the drop never races the store's close.
-    """
-    config = Config(
-        data_dir=tmp_path / "data", imap_port=0, imaps_port=free_port(), lmtp_port=0,
-        api_port=0, mongo_uri=mongo_uri, database=db_name, shutdown_grace=2.0,
+) -> AsyncIterator[ImapTestServer]:
+    """A running IMAP server (plain with STARTTLS, and implicit TLS) on its own
+    database, with user alice (INBOX, Drafts, Sent, Trash, Junk, Archive)."""
+    config = Config(data_dir=tmp_path / "data", imap_port=0, mongo_uri=mongo_uri,
+                    database=db_name, shutdown_grace=2.0)
+    config.data_dir.mkdir(parents=True)
+    cert, key = ensure_self_signed(config.data_dir, config.hostname)
+    store = await Store.open(mongo_uri, db_name)
+    notifier = Notifier(store.database)
+    shutdown = trio.Event()
+    context = ServerContext(store=store, config=config, shutdown=shutdown, notifier=notifier,
+                            ssl_context=server_context(cert, key))
+    server = ImapTestServer(config, store, notifier, context, shutdown)
+    await nursery.start(notifier.run)
+    server.ports["imap"] = await nursery.start(serve_imap, context, "127.0.0.1", 0)
+    server.ports["imaps"] = await nursery.start(
+        functools.partial(serve_imap, context, "127.0.0.1", 0, implicit_tls=True)
     )
-    server = Server(config)
-    await nursery.start(server.run)
-    await server.store.users.create(USER, PASSWORD)
+    await store.users.create(USER, PASSWORD)
     try:
         yield server
     finally:
-        if not server.shutdown.is_set():
-            with trio.move_on_after(10):
-                await server.store.database.run(server.store.database.client.drop_database,
-                                                db_name)
-        server.request_shutdown()
+        with trio.move_on_after(10):
+            await store.database.run(store.database.client.drop_database, db_name)
+        shutdown.set()
+        nursery.cancel_scope.cancel()
+        await store.aclose()
 
 
 def connect(server: Any, *, login: bool = True) -> imaplib.IMAP4:

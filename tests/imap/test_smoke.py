@@ -7,11 +7,14 @@ from typing import Any
 
 import trio
 
-from .conftest import MESSAGE, aconnect, blocking
+from .conftest import MESSAGE, PASSWORD, USER, aconnect, blocking
 
 
-async def test_vertical_slice(imap_server: Any) -> None:
+async def test_vertical_slice(duck_server: Any) -> None:
+    """Through the whole ``duck serve`` (duck.server wiring included)."""
     with trio.fail_after(30):
+        await duck_server.store.users.create(USER, PASSWORD)
+        imap_server = duck_server
         c = await aconnect(imap_server)
         typ, data = await blocking(lambda: c.list())
         assert typ == "OK"

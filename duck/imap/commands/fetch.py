@@ -121,7 +121,8 @@ class _Builder:
                 out.append((item, convert.envelope(rec.envelope)))
             elif item in (FetchAttr.BODY, FetchAttr.BODYSTRUCTURE):
                 assert rec.structure is not None
-                out.append((item, convert.body(rec.structure)))
+                out.append((item, convert.body(
+                    rec.structure, extensible=item is FetchAttr.BODYSTRUCTURE)))
             elif item is FetchAttr.EMAILID:
                 out.append((item, rec.emailid or f"M{rec.id}"))
             elif item is FetchAttr.THREADID:

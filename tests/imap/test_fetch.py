@@ -1,0 +1,138 @@
+"""FETCH with every data item, through imapclient and raw bytes; byte-identical
+round trips of appended messages, large bodies streamed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import trio
+from imapclient import IMAPClient
+
+from .conftest import MESSAGE, PASSWORD, USER, blocking
+from .raw import RawClient
+
+
+def _client(server: Any) -> IMAPClient:
+    client = IMAPClient("127.0.0.1", port=server.ports["imap"], ssl=False, timeout=20)
+    client.login(USER, PASSWORD)
+    return client
+
+
+async def test_fetch_items_imapclient(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await blocking(lambda: _client(imap_server))
+        when = dt.datetime(2020, 5, 17, 10, 11, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+        await blocking(lambda: c.append("INBOX", MESSAGE, flags=("$Label",), msg_time=when))
+        await blocking(lambda: c.select_folder("INBOX"))
+        c.normalise_times = False
+        data = await blocking(lambda: c.fetch([1], [
+            "UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE",
+            "BODY", "BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]", "BODY.PEEK[1]",
+            "BODY.PEEK[2.MIME]", "BODY.PEEK[TEXT]<0.8>", "RFC822.HEADER", "MODSEQ",
+        ]))
+        item = data[1]
+        assert set(data) == {1}  # keyed by UID
+        assert b"$Label" in item[b"FLAGS"] and b"\\Seen" not in item[b"FLAGS"]
+        assert item[b"INTERNALDATE"] == when  # same instant (sent in UTC)
+        assert item[b"RFC822.SIZE"] == len(MESSAGE)
+        env = item[b"ENVELOPE"]
+        assert env.subject == b"hello there"
+        assert env.from_[0].mailbox == b"bob" and env.from_[0].host == b"example.com"
+        assert env.sender[0].mailbox == b"bob"  # defaults to From (RFC 3501 §7.4.2)
+        assert env.message_id == b"<1@example.com>"
+        bs = item[b"BODYSTRUCTURE"]
+        assert bs.is_multipart
+        assert bs[0][0][0].lower() == b"text" and bs[0][1][0].lower() == b"application"
+        assert bs[1].lower() == b"mixed"
+        assert item[b"BODY[HEADER.FIELDS (SUBJECT FROM)]"] == (
+            b"From: Bob <bob@example.com>\r\nSubject: hello there\r\n\r\n"
+        )
+        assert item[b"BODY[1]"] == b"first part body"
+        assert item[b"BODY[2.MIME]"].startswith(b"Content-Type: application/octet-stream\r\n")
+        assert item[b"BODY[TEXT]<0>"] == b"preamble"
+        header_end = MESSAGE.index(b"\r\n\r\n") + 4
+        assert item[b"RFC822.HEADER"] == MESSAGE[:header_end]
+        assert item[b"MODSEQ"][0] >= 1
+        # BODY (not PEEK) sets \Seen and reports FLAGS (RFC 3501 §6.4.5).
+        data = await blocking(lambda: c.fetch([1], ["BODY[1]"]))
+        assert b"\\Seen" in data[1][b"FLAGS"]
+        await blocking(c.logout)
+        # BINARY (RFC 3516): the decoded part, as literal8 because it holds NUL.
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        await r.command(b"s", b"SELECT INBOX")
+        lines = await r.command(b"b", b"FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[1])")
+        assert lines[0] == (
+            b"* 1 FETCH (BINARY[2] ~{10}\r\n" + bytes(range(10))
+            + b" BINARY.SIZE[2] 10 BINARY[1] {15}\r\nfirst part body)\r\n"
+        ), lines
+
+
+async def test_rfc822_items_raw(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        await c.send(b"a APPEND INBOX {%d+}\r\n" % len(MESSAGE) + MESSAGE + b"\r\n")
+        await c.until_tagged(b"a")
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"f", b"FETCH 1 (RFC822)")
+        assert lines[0] == (
+            b"* 1 FETCH (RFC822 {%d}\r\n" % len(MESSAGE) + MESSAGE + b" FLAGS (\\Seen \\Recent))\r\n"
+        ), lines
+        lines = await c.command(b"g", b"UID FETCH 1 (RFC822.TEXT)")
+        body = MESSAGE[MESSAGE.index(b"\r\n\r\n") + 4 :]
+        assert lines[0] == b"* 1 FETCH (UID 1 RFC822.TEXT {%d}\r\n" % len(body) + body + b")\r\n"
+        lines = await c.command(b"h", b"FETCH 1 (BODY.PEEK[9] BODY.PEEK[]<5000.10>)")
+        assert lines[0] == b'* 1 FETCH (BODY[9] "" BODY[]<5000> "")\r\n', lines
+        lines = await c.command(b"i", b"FETCH 1 FAST")
+        assert lines[0].startswith(b"* 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE \"")
+        lines = await c.command(b"j", b"UID FETCH 999 (FLAGS)")
+        assert lines == [b"j OK FETCH completed\r\n"]
+
+
+async def test_large_message_round_trip(imap_server: Any) -> None:
+    """Bytes appended come back identical, also when streamed (over 256 KiB)."""
+    with trio.fail_after(60):
+        payload = os.urandom(3 * 1024 * 1024)
+        import base64
+
+        encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+        message = (
+            b"Subject: big\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+            b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n--b\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+            b"\r\n" + encoded + b"--b--\r\n"
+        )
+        c = await blocking(lambda: _client(imap_server))
+        await blocking(lambda: c.append("INBOX", message))
+        await blocking(lambda: c.select_folder("INBOX"))
+        data = await blocking(lambda: c.fetch([1], ["BODY.PEEK[]", "RFC822.SIZE", "BODY.PEEK[2]"]))
+        assert data[1][b"BODY[]"] == message
+        assert data[1][b"RFC822.SIZE"] == len(message)
+        assert data[1][b"BODY[2]"] == encoded[:-2]
+        data = await blocking(lambda: c.fetch([1], ["BODY.PEEK[]<1000000.500000>"]))
+        assert data[1][b"BODY[]<1000000>"] == message[1000000:1500000]
+        await blocking(c.logout)
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        await r.command(b"s", b"SELECT INBOX")
+        lines = await r.command(b"b", b"FETCH 1 (BINARY.PEEK[2])")
+        assert lines[0] == b"* 1 FETCH (BINARY[2] ~{%d}\r\n" % len(payload) + payload + b")\r\n"
+
+
+async def test_fetch_range_of_many(imap_server: Any) -> None:
+    with trio.fail_after(60):
+        c = await blocking(lambda: _client(imap_server))
+        from .conftest import simple_message
+
+        msgs = [simple_message(n) for n in range(1, 31)]
+        for m in msgs:
+            await blocking(lambda m=m: c.append("INBOX", m))
+        await blocking(lambda: c.select_folder("INBOX"))
+        data = await blocking(lambda: c.fetch(c.search(), ["BODY.PEEK[]", "FLAGS"]))
+        assert [data[u][b"BODY[]"] for u in sorted(data)] == msgs
+        data = await blocking(lambda: c.fetch(c.search(), ["ENVELOPE"]))
+        assert data[30][b"ENVELOPE"].subject == b"note 30"
+        await blocking(c.logout)

@@ -1,0 +1,115 @@
+"""CREATE, DELETE, RENAME (hierarchy, INBOX), SUBSCRIBE, LIST/LSUB patterns and
+attributes, LIST-EXTENDED, LIST-STATUS, STATUS, NAMESPACE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from imapclient import IMAPClient
+
+from .conftest import PASSWORD, USER, blocking, simple_message
+from .raw import RawClient
+
+
+def _client(server: Any) -> IMAPClient:
+    client = IMAPClient("127.0.0.1", port=server.ports["imap"], ssl=False, timeout=20)
+    client.login(USER, PASSWORD)
+    return client
+
+
+async def test_create_list_rename_delete(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await blocking(lambda: _client(imap_server))
+        folders = await blocking(c.list_folders)
+        by_name = {name: flags for flags, _, name in folders}
+        assert set(by_name) == {"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"}
+        assert b"\\Trash" in by_name["Trash"] and b"\\HasNoChildren" in by_name["Trash"]
+        await blocking(lambda: c.create_folder("Work/Projects/2024"))  # parents created
+        await blocking(lambda: c.create_folder("Wörk"))  # modified UTF-7 on the wire
+        names = {name for _, _, name in await blocking(c.list_folders)}
+        assert {"Work", "Work/Projects", "Work/Projects/2024", "Wörk"} <= names
+        top = await blocking(lambda: c.list_folders("", "%"))
+        flags = {name: f for f, _, name in top}
+        assert "Work/Projects" not in flags and b"\\HasChildren" in flags["Work"]
+        sub = {name for _, _, name in await blocking(lambda: c.list_folders("Work/", "%"))}
+        assert sub == {"Work/Projects"}
+        star = {name for _, _, name in await blocking(lambda: c.list_folders("", "Work*"))}
+        assert star == {"Work", "Work/Projects", "Work/Projects/2024"}
+        inbox = await blocking(lambda: c.list_folders("", "inbox"))
+        assert [n for _, _, n in inbox] == ["INBOX"]
+        # RENAME moves the children along.
+        await blocking(lambda: c.rename_folder("Work", "Job"))
+        names = {name for _, _, name in await blocking(c.list_folders)}
+        assert {"Job", "Job/Projects", "Job/Projects/2024"} <= names and "Work" not in names
+        # Creating an existing name fails with ALREADYEXISTS.
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        lines = await r.command(b"c", b"CREATE Job")
+        assert lines[-1].startswith(b"c NO [ALREADYEXISTS]"), lines
+        lines = await r.command(b"d", b"DELETE NoSuch")
+        assert lines[-1].startswith(b"d NO [NONEXISTENT]"), lines
+        lines = await r.command(b"e", b"DELETE INBOX")
+        assert lines[-1].startswith(b"e NO"), lines
+        lines = await r.command(b"f", b'LIST "" ""')
+        assert lines[0] == b'* LIST (\\Noselect) "/" ""\r\n'
+        # DELETE keeps inferiors; the parent then shows as \Noselect.
+        await blocking(lambda: c.delete_folder("Job/Projects"))
+        top = await blocking(lambda: c.list_folders("Job/", "%"))
+        assert [(n, b"\\Noselect" in f) for f, _, n in top] == [("Job/Projects", True)]
+        await blocking(c.logout)
+
+
+async def test_rename_inbox_moves_messages(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await blocking(lambda: _client(imap_server))
+        await blocking(lambda: c.append("INBOX", simple_message(1)))
+        await blocking(lambda: c.rename_folder("INBOX", "Old"))
+        old = await blocking(lambda: c.folder_status("Old", ["MESSAGES"]))
+        inbox = await blocking(lambda: c.folder_status("INBOX", ["MESSAGES"]))
+        assert old[b"MESSAGES"] == 1 and inbox[b"MESSAGES"] == 0
+        await blocking(c.logout)
+
+
+async def test_subscriptions_and_lsub(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await blocking(lambda: _client(imap_server))
+        await blocking(lambda: c.create_folder("A/B"))
+        await blocking(lambda: c.unsubscribe_folder("A"))
+        await blocking(lambda: c.subscribe_folder("A/B"))
+        lsub = {n: f for f, _, n in await blocking(lambda: c.list_sub_folders("", "%"))}
+        assert "A" in lsub and b"\\Noselect" in lsub["A"]
+        lsub = {n for _, _, n in await blocking(lambda: c.list_sub_folders("", "*"))}
+        assert "A/B" in lsub and "A" not in lsub
+        await blocking(lambda: c.unsubscribe_folder("A/B"))
+        lsub = {n for _, _, n in await blocking(lambda: c.list_sub_folders("", "A/*"))}
+        assert lsub == set()
+        await blocking(c.logout)
+
+
+async def test_status_and_list_extended(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await blocking(lambda: _client(imap_server))
+        for n in range(3):
+            await blocking(lambda n=n: c.append("INBOX", simple_message(n),
+                                                flags=("\\Seen",) if n == 0 else ()))
+        st = await blocking(lambda: c.folder_status("INBOX", [
+            "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "RECENT", "HIGHESTMODSEQ", "SIZE",
+        ]))
+        assert st[b"MESSAGES"] == 3 and st[b"UIDNEXT"] == 4 and st[b"UNSEEN"] == 2
+        assert st[b"UIDVALIDITY"] > 0 and st[b"HIGHESTMODSEQ"] >= 4 and st[b"SIZE"] > 0
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        lines = await r.command(b"l", b'LIST (SPECIAL-USE) "" "*"')
+        names = b"".join(lines)
+        assert b"\\Sent" in names and b"INBOX" not in names
+        lines = await r.command(b"m", b'LIST "" "INBOX" RETURN (STATUS (MESSAGES UNSEEN))')
+        assert lines[0].startswith(b"* LIST (") and b"INBOX" in lines[0]
+        assert lines[1] == b"* STATUS INBOX (MESSAGES 3 UNSEEN 2)\r\n", lines
+        lines = await r.command(b"n", b'LIST (SUBSCRIBED) "" "*" RETURN (CHILDREN)')
+        assert all(b"\\Subscribed" in x for x in lines[:-1]), lines
+        lines = await r.command(b"o", b"NAMESPACE")
+        assert lines[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+        lines = await r.command(b"p", b"STATUS NoSuch (MESSAGES)")
+        assert lines[-1].startswith(b"p NO [NONEXISTENT]"), lines
+        await blocking(c.logout)
