@@ -82,7 +82,7 @@ async def test_starttls_then_login(imap_server: Any) -> None:
         assert b"STARTTLS" not in caps[0]
         typ, _ = await blocking(lambda: client.login(USER, PASSWORD))
         assert typ == "OK"
-        typ, data = await blocking(lambda: client.select("INBOX"))
+        typ, _ = await blocking(lambda: client.select("INBOX"))
         assert typ == "OK"
         await blocking(client.logout)
 

@@ -79,7 +79,8 @@ async def test_rfc822_items_raw(imap_server: Any) -> None:
         await c.command(b"s", b"SELECT INBOX")
         lines = await c.command(b"f", b"FETCH 1 (RFC822)")
         assert lines[0] == (
-            b"* 1 FETCH (RFC822 {%d}\r\n" % len(MESSAGE) + MESSAGE + b" FLAGS (\\Seen \\Recent))\r\n"
+            b"* 1 FETCH (RFC822 {%d}\r\n" % len(MESSAGE) + MESSAGE
+            + b" FLAGS (\\Seen \\Recent))\r\n"
         ), lines
         lines = await c.command(b"g", b"UID FETCH 1 (RFC822.TEXT)")
         body = MESSAGE[MESSAGE.index(b"\r\n\r\n") + 4 :]

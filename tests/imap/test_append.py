@@ -1,0 +1,90 @@
+"""APPEND: flags and date, APPENDUID, TRYCREATE, MULTIAPPEND, APPENDLIMIT, byte identity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import imaplib
+from typing import Any
+
+import trio
+
+from .conftest import PASSWORD, USER, aconnect, blocking, simple_message
+from .raw import RawClient
+
+
+async def test_append_with_flags_and_date_imaplib(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await aconnect(imap_server)
+        # 8-bit text and no final CRLF survive (imaplib itself rewrites bare LF).
+        message = b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\ncaf\xc3\xa9\r\nline two\r\n\tend"
+        when = imaplib.Time2Internaldate(dt.datetime(2019, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+        typ, data = await blocking(lambda: c.append("Drafts", "(\\Draft $Later)", when,
+                                                     message))
+        assert typ == "OK" and data[0].startswith(b"[APPENDUID "), data
+        uidvalidity, uid = data[0].split()[1:3]
+        await blocking(lambda: c.select("Drafts"))
+        typ, data = await blocking(lambda: c.uid("FETCH", uid.rstrip(b"]"),
+                                                 "(FLAGS INTERNALDATE BODY.PEEK[])"))
+        meta = data[0][0]
+        assert b"\\Draft" in meta and b"$Later" in meta and b"\\Recent" in meta
+        assert b'INTERNALDATE " 2-Jan-2019 03:04:05 +0000"' in meta, meta
+        assert data[0][1] == message
+        typ, data = await blocking(lambda: c.append("Nowhere", None, None, b"x\r\n"))
+        assert typ == "NO" and b"[TRYCREATE]" in data[0], data
+        await blocking(c.logout)
+
+
+async def test_multiappend_and_limit(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await RawClient.open(imap_server.ports["imap"])
+        lines = await c.command(b"c", b"CAPABILITY")
+        assert b"APPENDLIMIT" not in lines[0]  # announced once authenticated
+        await c.login(USER, PASSWORD)
+        lines = await c.command(b"c", b"CAPABILITY")
+        assert b"APPENDLIMIT=%d" % imap_server.config.max_message_size in lines[0], lines
+        m1, m2 = simple_message(1), simple_message(2)
+        await c.send(
+            b"m APPEND INBOX (\\Seen) {%d+}\r\n" % len(m1) + m1
+            + b" {%d+}\r\n" % len(m2) + m2 + b"\r\n"
+        )
+        lines = await c.until_tagged(b"m")
+        assert lines[-1].startswith(b"m OK [APPENDUID "), lines
+        assert lines[-1].split()[4] == b"1:2]", lines
+        lines = await c.command(b"s", b"STATUS INBOX (MESSAGES UNSEEN)")
+        assert lines[0] == b"* STATUS INBOX (MESSAGES 2 UNSEEN 1)\r\n", lines
+        # Over the limit, a non-synchronizing literal is swallowed and refused.
+        imap_server.config.max_message_size = 100
+        try:
+            d = await RawClient.open(imap_server.ports["imap"])
+            await d.login(USER, PASSWORD)
+            await d.send(b"b APPEND INBOX {200+}\r\n" + b"y" * 200 + b"\r\n")
+            lines = await d.until_tagged(b"b")
+            assert lines[-1].startswith(b"b NO [TOOBIG]"), lines
+            lines = await d.command(b"n", b"NOOP")
+            assert lines[-1].startswith(b"n OK")
+        finally:
+            imap_server.config.max_message_size = 64 * 1024 * 1024
+
+
+async def test_odd_bytes_round_trip(imap_server: Any) -> None:
+    """What goes in comes out: bare LF, bare CR, 8-bit headers, NUL, no final newline."""
+    odd = [
+        b"Subject: bare\nLF\n\nbody\nonly LF",
+        b"Subject: \xe2\x98\x83 snow\r\n\r\nnul \x00 byte\r\nCR\ronly",
+        b"no header at all",
+        b"Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nbroken, never closed",
+    ]
+    with trio.fail_after(20):
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        for i, msg in enumerate(odd):
+            await c.send(b"a%d APPEND INBOX {%d+}\r\n" % (i, len(msg)) + msg + b"\r\n")
+            lines = await c.until_tagged(b"a%d" % i)
+            assert lines[-1].startswith(b"a%d OK" % i), lines
+        await c.command(b"s", b"EXAMINE INBOX")
+        for i, msg in enumerate(odd, start=1):
+            lines = await c.command(b"f", b"FETCH %d (RFC822.SIZE BODY.PEEK[])" % i)
+            assert lines[0] == (
+                b"* %d FETCH (RFC822.SIZE %d BODY[] {%d}\r\n" % (i, len(msg), len(msg))
+                + msg + b")\r\n"
+            ), lines

@@ -1,0 +1,70 @@
+"""IDLE: wake-ups from other sessions (EXISTS, FETCH, EXPUNGE), DONE, bad continuation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .conftest import PASSWORD, USER, simple_message
+from .raw import RawClient
+
+
+async def test_idle_sees_changes(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a = await RawClient.open(imap_server.ports["imap"])
+        await a.login(USER, PASSWORD)
+        await a.command(b"s", b"SELECT INBOX")
+        await a.send(b"i IDLE\r\n")
+        assert (await a.line()).startswith(b"+ ")
+        b = await RawClient.open(imap_server.ports["imap"])
+        await b.login(USER, PASSWORD)
+        msg = simple_message(1)
+        await b.send(b"a APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        await b.until_tagged(b"a")
+        assert await a.line() == b"* 1 EXISTS\r\n"
+        assert await a.line() == b"* 1 RECENT\r\n"
+        await b.command(b"s", b"SELECT INBOX")
+        await b.command(b"t", b"STORE 1 +FLAGS (\\Deleted)")
+        line = await a.line()
+        assert line.startswith(b"* 1 FETCH (") and b"\\Deleted" in line, line
+        await b.command(b"e", b"EXPUNGE")
+        assert await a.line() == b"* 1 EXPUNGE\r\n"
+        await a.send(b"DONE\r\n")
+        lines = await a.until_tagged(b"i")
+        assert lines == [b"i OK IDLE completed\r\n"], lines
+        # A bad continuation ends IDLE with BAD; the session goes on.
+        await a.send(b"j IDLE\r\n")
+        assert (await a.line()).startswith(b"+ ")
+        await a.send(b"NOT DONE\r\n")
+        lines = await a.until_tagged(b"j")
+        assert lines[-1].startswith(b"j BAD"), lines
+        lines = await a.command(b"n", b"NOOP")
+        assert lines[-1] == b"n OK NOOP completed\r\n"
+
+
+async def test_idle_times_out(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        limits = imap_server._imap_context.limits
+        limits.idle_max = 0.5
+        try:
+            a = await RawClient.open(imap_server.ports["imap"])
+            await a.login(USER, PASSWORD)
+            await a.send(b"i IDLE\r\n")
+            assert (await a.line()).startswith(b"+ ")
+            assert (await a.line()).startswith(b"* BYE")
+            assert await a.eof()
+        finally:
+            limits.idle_max = 30 * 60.0
+
+
+async def test_autologout(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        limits = imap_server._imap_context.limits
+        limits.autologout = 0.5
+        try:
+            a = await RawClient.open(imap_server.ports["imap"])
+            assert (await a.line()).startswith(b"* BYE")
+            assert await a.eof()
+        finally:
+            limits.autologout = 30 * 60.0

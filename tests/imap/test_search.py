@@ -1,0 +1,92 @@
+"""SEARCH and UID SEARCH with the RFC 3501 keys; view-answered and store-answered."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import trio
+from imapclient import IMAPClient
+
+from .conftest import PASSWORD, USER, blocking
+
+
+def _prepared(server: Any) -> IMAPClient:
+    c = IMAPClient("127.0.0.1", port=server.ports["imap"], ssl=False, timeout=20)
+    c.login(USER, PASSWORD)
+    when = dt.datetime(2021, 3, 4, 12, 0, 0, tzinfo=dt.UTC)
+    messages = [
+        (b"From: Carol <carol@example.org>\r\nTo: alice@example.com\r\nSubject: Lunch plans"
+         b"\r\nDate: Thu, 4 Mar 2021 10:00:00 +0000\r\nX-Tag: food\r\n\r\nSoup or salad?\r\n",
+         ("\\Seen",)),
+        (b"From: Dave <dave@example.net>\r\nTo: bob@example.com\r\nCc: alice@example.com\r\n"
+         b"Subject: Report\r\n\r\n" + b"quarterly numbers " * 200 + b"\r\n", ("\\Flagged",)),
+        (b"From: carol@example.org\r\nSubject: Re: Lunch plans\r\n\r\nSalad.\r\n",
+         ("\\Deleted", "$Important")),
+    ]
+    for data, flags in messages:
+        c.append("INBOX", data, flags=flags, msg_time=when)
+    c.select_folder("INBOX")
+    return c
+
+
+async def test_search_keys(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await blocking(lambda: _prepared(imap_server))
+        cases: list[tuple[Any, list[int]]] = [
+            ("ALL", [1, 2, 3]),
+            ("SEEN", [1]),
+            ("UNSEEN", [2, 3]),
+            ("FLAGGED", [2]),
+            ("DELETED", [3]),
+            ("UNDELETED", [1, 2]),
+            (["KEYWORD", "$Important"], [3]),
+            (["UNKEYWORD", "$Important"], [1, 2]),
+            ("RECENT", [1, 2, 3]),
+            ("NEW", [2, 3]),
+            ("OLD", []),
+            (["FROM", "carol"], [1, 3]),
+            (["TO", "bob"], [2]),
+            (["CC", "alice"], [2]),
+            (["SUBJECT", "lunch"], [1, 3]),
+            (["HEADER", "X-Tag", "food"], [1]),
+            (["BODY", "salad"], [1, 3]),
+            (["TEXT", "quarterly"], [2]),
+            (["LARGER", "1000"], [2]),
+            (["SMALLER", "1000"], [1, 3]),
+            (["ON", "4-Mar-2021"], [1, 2, 3]),
+            (["BEFORE", "4-Mar-2021"], []),
+            (["SINCE", "5-Mar-2021"], []),
+            (["SENTON", "4-Mar-2021"], [1]),
+            (["UID", "2:*"], [2, 3]),
+            (["2:3"], [2, 3]),
+            (["NOT", "SEEN"], [2, 3]),
+            (["OR", "FLAGGED", "DELETED"], [2, 3]),
+            (["OR", "FROM", "dave", "SUBJECT", "re:"], [2, 3]),
+            (["FLAGGED", "FROM", "dave"], [2]),
+        ]
+        for criteria, expected in cases:
+            got = await blocking(lambda criteria=criteria: c.search(criteria))
+            assert sorted(got) == expected, (criteria, got)
+        await blocking(c.logout)
+
+
+async def test_search_returns_sequence_numbers_and_esearch(imap_server: Any) -> None:
+    from .raw import RawClient
+
+    with trio.fail_after(30):
+        c = await blocking(lambda: _prepared(imap_server))
+        await blocking(c.logout)
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        await r.command(b"s", b"SELECT INBOX")
+        lines = await r.command(b"a", b"SEARCH UNSEEN")
+        assert lines[0] == b"* SEARCH 2 3\r\n"
+        lines = await r.command(b"b", b"SEARCH RETURN (MIN MAX COUNT) ALL")
+        assert lines[0] == b'* ESEARCH (TAG "b") MIN 1 MAX 3 COUNT 3\r\n', lines
+        lines = await r.command(b"c", b"UID SEARCH RETURN () FROM carol")
+        assert lines[0] == b'* ESEARCH (TAG "c") UID ALL 1,3\r\n', lines
+        lines = await r.command(b"d", b"SEARCH CHARSET KOI8-R ALL")
+        assert lines[-1].startswith(b"d NO [BADCHARSET"), lines
+        lines = await r.command(b"e", b"SEARCH CHARSET UTF-8 SUBJECT \"Lunch\"")
+        assert lines[0] == b"* SEARCH 1 3\r\n", lines

@@ -1,0 +1,59 @@
+"""SELECT/EXAMINE responses, CLOSE (silent expunge), UNSELECT, CHECK, ID, ENABLE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .conftest import PASSWORD, USER, simple_message
+from .raw import RawClient
+
+
+async def test_select_responses_and_close(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        for i in range(1, 4):
+            msg = simple_message(i)
+            flags = b"(\\Seen) " if i == 1 else b""
+            await c.send(b"a APPEND INBOX " + flags + b"{%d+}\r\n" % len(msg) + msg + b"\r\n")
+            await c.until_tagged(b"a")
+        lines = await c.command(b"s", b"SELECT INBOX (CONDSTORE)")
+        text = b"".join(lines)
+        assert b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)\r\n" in lines
+        assert b"* 3 EXISTS\r\n" in lines and b"* 3 RECENT\r\n" in lines
+        assert b"* OK [UNSEEN 2]" in text and b"[UIDVALIDITY " in text
+        assert b"* OK [UIDNEXT 4]" in text and b"[HIGHESTMODSEQ " in text
+        assert b"[PERMANENTFLAGS (" in text and b"\\*)" in text
+        assert lines[-1].startswith(b"s OK [READ-WRITE]")
+        lines = await c.command(b"k", b"CHECK")
+        assert lines[-1].startswith(b"k OK")
+        await c.command(b"d", b"STORE 2:3 +FLAGS.SILENT (\\Deleted)")
+        lines = await c.command(b"x", b"CLOSE")
+        assert lines == [b"x OK CLOSE completed\r\n"], lines  # no untagged EXPUNGE
+        lines = await c.command(b"f", b"FETCH 1 (FLAGS)")
+        assert lines[-1].startswith(b"f BAD"), lines
+        lines = await c.command(b"s2", b"SELECT INBOX")
+        assert b"* 1 EXISTS\r\n" in lines and b"* 0 RECENT\r\n" in lines, lines
+        await c.command(b"d2", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+        lines = await c.command(b"u", b"UNSELECT")
+        assert lines == [b"u OK UNSELECT completed\r\n"]
+        lines = await c.command(b"t", b"STATUS INBOX (MESSAGES)")
+        assert lines[0] == b"* STATUS INBOX (MESSAGES 1)\r\n"  # UNSELECT did not expunge
+
+
+async def test_id_and_enable(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await RawClient.open(imap_server.ports["imap"])
+        lines = await c.command(b"i", b'ID ("name" "test")')
+        assert lines[0].startswith(b'* ID ("name" "duck"'), lines
+        lines = await c.command(b"e0", b"ENABLE CONDSTORE")
+        assert lines[-1].startswith(b"e0 BAD"), lines  # only once authenticated
+        await c.login(USER, PASSWORD)
+        lines = await c.command(b"e", b"ENABLE CONDSTORE X-UNKNOWN UTF8=ACCEPT")
+        assert lines[0] == b"* ENABLED CONDSTORE UTF8=ACCEPT\r\n", lines
+        lines = await c.command(b"c", 'CREATE "Bücher"'.encode())
+        assert lines[-1].startswith(b"c OK"), lines
+        lines = await c.command(b"l", b'LIST "" "B*"')
+        assert lines[0] == '* LIST (\\HasNoChildren) "/" "Bücher"\r\n'.encode(), lines

@@ -1,0 +1,57 @@
+"""COPY, MOVE and their UID forms with COPYUID (RFC 4315, RFC 6851)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from .conftest import PASSWORD, USER, simple_message
+from .raw import RawClient
+
+
+async def _with_messages(server: Any, n: int) -> RawClient:
+    c = await RawClient.open(server.ports["imap"])
+    await c.login(USER, PASSWORD)
+    for i in range(1, n + 1):
+        msg = simple_message(i)
+        await c.send(b"a APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        await c.until_tagged(b"a")
+    await c.command(b"s", b"SELECT INBOX")
+    return c
+
+
+async def test_copy(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await _with_messages(imap_server, 3)
+        lines = await c.command(b"c", b"COPY 1,3 Archive")
+        assert lines[-1].startswith(b"c OK [COPYUID "), lines
+        _, _, _, validity, src, dst = lines[-1].split(b" ")[:6]
+        assert src == b"1,3" and dst == b"1:2]", lines
+        lines = await c.command(b"u", b"UID COPY 2:* Archive")
+        assert b"COPYUID" in lines[-1] and b" 2:3 3:4]" in lines[-1], lines
+        lines = await c.command(b"x", b"COPY 1 Nowhere")
+        assert lines[-1].startswith(b"x NO [TRYCREATE]"), lines
+        lines = await c.command(b"y", b"UID COPY 99 Archive")
+        assert lines[-1] == b"y OK COPY completed\r\n", lines
+        lines = await c.command(b"t", b"STATUS Archive (MESSAGES)")
+        assert lines[0] == b"* STATUS Archive (MESSAGES 4)\r\n"
+
+
+async def test_move(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await _with_messages(imap_server, 3)
+        lines = await c.command(b"m", b"MOVE 2 Trash")
+        assert lines[0].startswith(b"* OK [COPYUID "), lines
+        assert lines[1] == b"* 2 EXPUNGE\r\n", lines
+        assert lines[-1].startswith(b"m OK"), lines
+        lines = await c.command(b"n", b"UID MOVE 3 Trash")
+        assert b"* 2 EXPUNGE\r\n" in lines, lines
+        lines = await c.command(b"f", b"FETCH 1:* (UID)")
+        assert lines[:-1] == [b"* 1 FETCH (UID 1)\r\n"], lines
+        lines = await c.command(b"t", b"STATUS Trash (MESSAGES)")
+        assert lines[0] == b"* STATUS Trash (MESSAGES 2)\r\n"
+        # The moved bytes are the same bytes.
+        await c.command(b"s", b"SELECT Trash")
+        lines = await c.command(b"b", b"FETCH 1 (BODY.PEEK[])")
+        assert simple_message(2) in lines[0]
