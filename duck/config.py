@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -47,6 +48,16 @@ class Config:
     journal_retention: int = 7 * 24 * 3600
     #: API access token; without one the API serves loopback clients only.
     api_token: str | None = None
+    #: Seconds between SSE heartbeats (comment lines that keep proxies from cutting).
+    sse_heartbeat: float = 15.0
+    #: Live SSE streams one user may have on one process.
+    sse_max_per_user: int = 256
+    #: Seconds between webhook queue scans (deliveries are also sent as slots free).
+    webhook_poll_interval: float = 0.5
+    #: Seconds a webhook endpoint gets to answer before the attempt counts as failed.
+    webhook_timeout: float = 10.0
+    #: Webhook POSTs in flight at once per process.
+    webhook_concurrency: int = 8
 
     def validate(self) -> Config:
         """Check value ranges; raise ConfigError naming the bad key."""
@@ -64,7 +75,23 @@ class Config:
             raise ConfigError("tls_cert and tls_key must be given together")
         if self.max_message_size <= 0:
             raise ConfigError("max_message_size: must be positive")
+        if self.api_token is None and not _loopback(self.api_host):
+            raise ConfigError(
+                f"api_host: {self.api_host!r} is not a loopback address; set api_token "
+                "to serve the API beyond this host"
+            )
+        if self.api_token is not None and len(self.api_token) < 16:
+            raise ConfigError("api_token: must be at least 16 characters")
         return self
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _FIELDS = {f.name: f for f in attrs.fields(Config)}

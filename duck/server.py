@@ -20,6 +20,9 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from .api.app import ApiState, create_app
+from .api.auth import is_loopback
+from .api.dispatch import Dispatcher
+from .api.sse import SseHub
 from .config import Config
 from .imap.server import serve_imap
 from .imap.session import ServerContext
@@ -45,6 +48,7 @@ class Server:
     ports: dict[str, int] = attrs.Factory(dict)
     ssl_context: ssl.SSLContext | None = None
     notifier: Notifier | None = None
+    dispatcher: Dispatcher | None = None
     #: Shared by the IMAP listeners (connection limits, login throttle).
     _imap_context: ServerContext | None = None
 
@@ -159,20 +163,42 @@ class Server:
             lmtp.shutdown()
 
     async def _api(self, *, task_status: trio.TaskStatus[int]) -> None:
+        config = self.config
+        if config.api_token is None and not is_loopback(config.api_host):
+            # Without a token the API would be open to the network (issue 7).
+            raise OSError(f"refusing to serve the API on {config.api_host} without api_token")
         hconfig = HypercornConfig()
-        hconfig.bind = [f"{self.config.api_host}:{self.config.api_port}"]
+        hconfig.bind = [f"{config.api_host}:{config.api_port}"]
         hconfig.accesslog = None
-        hconfig.graceful_timeout = self.config.shutdown_grace
+        hconfig.graceful_timeout = config.shutdown_grace
         hconfig.errorlog = logging.getLogger("duck.api.hypercorn")  # type: ignore[assignment]
+        self.api_state.notifier = self.notifier
+        self.api_state.api_token = config.api_token
+        self.api_state.sse = SseHub(heartbeat=config.sse_heartbeat,
+                                    max_per_user=config.sse_max_per_user)
         app = create_app(self.api_state)
 
         async with trio.open_nursery() as nursery:
+            await nursery.start(self._webhooks)
             binds: list[str] = await nursery.start(
                 _hypercorn, app, hconfig, self.shutdown.wait
             )
             port = int(binds[0].rsplit(":", 1)[1])
-            log.info("HTTP API listening on %s:%d", self.config.api_host, port)
+            log.info("HTTP API listening on %s:%d", config.api_host, port)
             task_status.started(port)
+
+    async def _webhooks(self, *, task_status: trio.TaskStatus[None]) -> None:
+        assert self.store is not None
+        config = self.config
+        self.dispatcher = Dispatcher(
+            self.store, poll_interval=config.webhook_poll_interval,
+            timeout=config.webhook_timeout, concurrency=config.webhook_concurrency,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.dispatcher.run)
+            task_status.started()
+            await self.shutdown.wait()
+            nursery.cancel_scope.cancel()
 
 
 async def _hypercorn(

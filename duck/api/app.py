@@ -13,8 +13,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..store import Store, StoreUnavailable
-from . import users
+from ..store.notify import Notifier
+from . import mailboxes, messages, sse, users, webhooks
+from .auth import AccessControl
 from .bodies import ApiError, error_response
+from .models import Health
+from .openapi import document
+from .routing import Endpoint, routes
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +31,10 @@ class ApiState:
     store: Store | None = None
     #: component name -> up; /health is 200 only when all are up.
     components: dict[str, bool] = attrs.Factory(dict)
+    notifier: Notifier | None = None
+    sse: sse.SseHub = attrs.Factory(sse.SseHub)
+    #: Access token; None serves loopback clients only (auth.py).
+    api_token: str | None = None
 
     def ready(self) -> bool:
         """True when every registered component is up."""
@@ -41,6 +50,20 @@ async def health(request: Request) -> JSONResponse:
          "components": state.components},
         status_code=status,
     )
+
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint("GET", "/health", health, "Health of the server's components", "server",
+             response=Health, errors=()),
+    *users.endpoints, *mailboxes.endpoints, *messages.endpoints, *sse.endpoints,
+    *webhooks.endpoints,
+]
+OPENAPI = document(ENDPOINTS)
+
+
+async def openapi(request: Request) -> JSONResponse:
+    """The OpenAPI 3.1 document of this API."""
+    return JSONResponse(OPENAPI)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -63,8 +86,8 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return error_response(500, "InternalError", "internal error")
 
 
-def create_app(state: ApiState) -> Starlette:
-    """Build the application around a shared state object."""
+def create_app(state: ApiState) -> Any:
+    """Build the application around a shared state object (behind access control)."""
     handlers: dict[Any, Any] = {
         ApiError: _api_error,
         StoreUnavailable: _unavailable,
@@ -72,8 +95,8 @@ def create_app(state: ApiState) -> Starlette:
         Exception: _crash,
     }
     app = Starlette(
-        routes=[Route("/health", health, methods=["GET"]), *users.routes],
+        routes=[*routes(ENDPOINTS), Route("/openapi.json", openapi, methods=["GET"])],
         exception_handlers=handlers,
     )
     app.state.duck = state
-    return app
+    return AccessControl(app, state.api_token)

@@ -1,66 +1,140 @@
-"""User routes: create (WildDuck's ``POST /user/create`` and ``POST /users``), get."""
+"""User routes: create (WildDuck's ``POST /user/create`` and ``POST /users``), get,
+password, quota, delete; and the user's addresses."""
 
 from __future__ import annotations
 
-import attrs
+from urllib.parse import unquote
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
 
-from ..store import AlreadyExists, InvalidInput, NotFound, Store
-from .bodies import ApiError, read_model
+from ..store import AlreadyExists, InvalidInput, NotFound
+from .bodies import ApiError, ok, path_id, read_model
+from .common import store_errors, store_of, user_of
+from .convert import iso
+from .models import (
+    AddressInfo,
+    AddressList,
+    ChangePassword,
+    Created,
+    CreateUser,
+    NewAddress,
+    Quota,
+    SetQuota,
+    Success,
+    UserInfo,
+)
+from .routing import Endpoint
 
-
-@attrs.frozen
-class CreateUser:
-    """Body of a user-creation request."""
-
-    username: str
-    password: str
-    quota: int | None = None
-
-
-def _store(request: Request) -> Store:
-    store: Store | None = request.app.state.duck.store
-    if store is None:
-        raise ApiError(503, "Unavailable", "the store is not ready")
-    return store
+__all__ = ["CreateUser", "endpoints"]
 
 
 async def create_user(request: Request) -> JSONResponse:
     """Create a user; answers ``{"success": true, "id", "username"}``."""
     body = await read_model(request, CreateUser)
-    store = _store(request)
+    store = store_of(request)
     try:
         user = await store.users.create(body.username, body.password, quota=body.quota)
     except InvalidInput as exc:
         raise ApiError(400, "InputValidationError", str(exc)) from exc
     except AlreadyExists as exc:
         raise ApiError(409, "UserExistsError", "this username already exists") from exc
-    return JSONResponse({"success": True, "id": user.id, "username": user.username})
+    return ok(Created(id=user.id, username=user.username))
 
 
 async def get_user(request: Request) -> JSONResponse:
     """A user's public record."""
-    store = _store(request)
+    user_id = path_id(request, "user")
     try:
-        user = await store.users.get(request.path_params["user"])
+        user = await store_of(request).users.get(user_id)
     except NotFound as exc:
         raise ApiError(404, "UserNotFound", "no such user") from exc
-    return JSONResponse(
-        {
-            "success": True,
-            "id": user.id,
-            "username": user.username,
-            "quota": {"allowed": user.quota, "used": user.storage_used},
-            "created": user.created.isoformat(),
-            "disabled": user.disabled,
-        }
-    )
+    return ok(UserInfo(
+        id=user.id, username=user.username, quota=Quota(user.quota, user.storage_used),
+        created=iso(user.created) or "", disabled=user.disabled,
+    ))
 
 
-routes = [
-    Route("/user/create", create_user, methods=["POST"]),
-    Route("/users", create_user, methods=["POST"]),
-    Route("/users/{user}", get_user, methods=["GET"]),
+async def delete_user(request: Request) -> Response:
+    """Delete a user with everything it has."""
+    user_id = path_id(request, "user")
+    with store_errors("user"):
+        await store_of(request).admin.delete_user(user_id)
+    return ok(Success())
+
+
+async def change_password(request: Request) -> Response:
+    """Set a new password."""
+    user_id = path_id(request, "user")
+    body = await read_model(request, ChangePassword)
+    with store_errors("user"):
+        await store_of(request).admin.set_password(user_id, body.password)
+    return ok(Success())
+
+
+async def get_quota(request: Request) -> Response:
+    """Quota and usage."""
+    user_id = path_id(request, "user")
+    with store_errors("user"):
+        used, allowed = await store_of(request).quota(user_id)
+    return ok(Quota(allowed=allowed, used=used))
+
+
+async def set_quota(request: Request) -> Response:
+    """Change the quota."""
+    user_id = path_id(request, "user")
+    body = await read_model(request, SetQuota)
+    store = store_of(request)
+    with store_errors("user"):
+        await store.admin.set_quota(user_id, body.quota)
+        used, allowed = await store.quota(user_id)
+    return ok(Quota(allowed=allowed, used=used))
+
+
+async def list_addresses(request: Request) -> Response:
+    """The addresses routed to the user."""
+    user_id = path_id(request, "user")
+    with store_errors("user"):
+        items = await store_of(request).admin.addresses(user_id)
+    return ok(AddressList([AddressInfo(a, main) for a, main in items]))
+
+
+async def add_address(request: Request) -> Response:
+    """Route one more address to the user."""
+    user_id = path_id(request, "user")
+    body = await read_model(request, NewAddress)
+    with store_errors("user"):
+        address = await store_of(request).admin.add_address(user_id, body.address)
+    return ok(AddressInfo(address, False))
+
+
+async def remove_address(request: Request) -> Response:
+    """Stop routing an address (not the main one) to the user."""
+    await user_of(request)
+    address = unquote(request.path_params["address"])
+    with store_errors("address"):
+        await store_of(request).admin.remove_address(request.path_params["user"], address)
+    return ok(Success())
+
+
+endpoints = [
+    Endpoint("POST", "/user/create", create_user, "Create a user (WildDuck path)", "users",
+             body=CreateUser, response=Created, errors=(409,)),
+    Endpoint("POST", "/users", create_user, "Create a user", "users",
+             body=CreateUser, response=Created, errors=(409,)),
+    Endpoint("GET", "/users/{user}", get_user, "Get a user", "users", response=UserInfo),
+    Endpoint("DELETE", "/users/{user}", delete_user, "Delete a user and all its mail",
+             "users", response=Success),
+    Endpoint("PUT", "/users/{user}/password", change_password, "Change the password",
+             "users", body=ChangePassword, response=Success),
+    Endpoint("GET", "/users/{user}/quota", get_quota, "Get quota and usage", "users",
+             response=Quota),
+    Endpoint("PUT", "/users/{user}/quota", set_quota, "Set the quota", "users",
+             body=SetQuota, response=Quota),
+    Endpoint("GET", "/users/{user}/addresses", list_addresses, "List addresses",
+             "addresses", response=AddressList),
+    Endpoint("POST", "/users/{user}/addresses", add_address, "Add an address",
+             "addresses", body=NewAddress, response=AddressInfo, errors=(404, 409)),
+    Endpoint("DELETE", "/users/{user}/addresses/{address}", remove_address,
+             "Remove an address", "addresses", response=Success),
 ]

@@ -19,6 +19,7 @@ from .errors import (
     StoreUnavailable,
     TooBig,
 )
+from .events import Cursor, FeedBatch, MailboxCounters, MessageMeta, UserEvent
 from .ingest import Ingest
 from .mailboxes import DELIMITER, INBOX, normalize_path
 from .models import (
@@ -40,9 +41,11 @@ from .models import (
 )
 from .store import Store, open_store
 from .users import ResolvedAddress, User, Users
+from .webhooks import EVENT_TYPES, Delivery, Hook, HookEvent
 
 __all__ = [
     "DELIMITER",
+    "EVENT_TYPES",
     "FETCH_FIELDS",
     "INBOX",
     "SPECIAL_USES",
@@ -52,16 +55,23 @@ __all__ = [
     "AppendResult",
     "AuthenticationFailed",
     "CopyResult",
+    "Cursor",
     "Database",
     "Delivered",
+    "Delivery",
     "DeliveryTarget",
     "EmbeddedDatabase",
+    "FeedBatch",
     "FlagChange",
+    "Hook",
+    "HookEvent",
     "Ingest",
     "Ingested",
     "InvalidInput",
     "JournalEntry",
     "Mailbox",
+    "MailboxCounters",
+    "MessageMeta",
     "MessageRecord",
     "MessageSummary",
     "NotFound",
@@ -75,6 +85,7 @@ __all__ = [
     "SweepReport",
     "TooBig",
     "User",
+    "UserEvent",
     "Users",
     "normalize_address",
     "normalize_path",

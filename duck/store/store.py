@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from . import quota, schema
+from .admin import Admin
 from .bodies import Bodies, SweepReport
 from .database import Database
+from .events import ChangeFeed
 from .journal import Journal
 from .mailboxes import Mailboxes
 from .messages import Messages
 from .users import Users
+from .webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,9 @@ class Store:
         self.mailboxes = Mailboxes(database)
         self.messages = Messages(database, self.bodies)
         self.journal = Journal(database)
+        self.events = ChangeFeed(database)
+        self.admin = Admin(database, self.mailboxes)
+        self.webhooks = Webhooks(database)
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync

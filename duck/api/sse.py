@@ -1,0 +1,218 @@
+"""``GET /users/{user}/updates``: the user's changes as Server-Sent Events.
+
+Each event's id is the change-feed cursor after it (``store.events``: the last
+modseq delivered per mailbox), so a client reconnecting with ``Last-Event-ID``
+gets exactly what it has not seen, from any process, for as long as the journal
+keeps it. The stream is pulled: events are read from the journal only as fast as
+the client takes them, so a slow client costs one batch of memory, never a
+growing queue; one that stops reading is dropped when a send blocks for
+``send_timeout`` seconds (it reconnects with its last id and loses nothing).
+
+Wake-ups come from the notifier (change streams reach every process). Several
+streams of one user in this process share one journal read per wake-up (a
+"flight"): a stream joins a read in progress only if that read started after the
+wake-up that woke the stream was published, which the per-user publish counter
+``_Gen`` tells; otherwise it starts a new read. So 1,000 tabs of one user cost
+one read per change, not 1,000.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import attrs
+import trio
+from sse_starlette.sse import EventSourceResponse, SendTimeoutError, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..store import Cursor, FeedBatch, InvalidInput, Store
+from ..store.notify import Notifier, Subscription, user_key
+from .bodies import ApiError, path_id
+from .common import store_errors, store_of
+from .convert import user_event
+from .routing import Endpoint
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class _Flight:
+    gen: int
+    done: trio.Event = attrs.Factory(trio.Event)
+    result: FeedBatch | None = None
+
+
+@attrs.define
+class _Gen:
+    """A per-user publish counter: one subscription whose wake count is read."""
+
+    sub: Subscription
+    streams: int = 0
+
+
+@attrs.define
+class SseHub:
+    """Live SSE streams of this process: caps, shared reads, statistics."""
+
+    heartbeat: float = 15.0
+    send_timeout: float = 30.0
+    max_per_user: int = 256
+    max_streams: int = 10000
+    streams: int = 0
+    dropped: int = 0
+    reads: int = 0
+    shared_reads: int = 0
+    events_sent: int = 0
+    _gens: dict[str, _Gen] = attrs.Factory(dict)
+    _flights: dict[tuple[str, str], _Flight] = attrs.Factory(dict)
+
+    def statistics(self) -> dict[str, int]:
+        """Streams open, dropped, journal reads made and shared, events sent."""
+        return {"streams": self.streams, "dropped": self.dropped, "reads": self.reads,
+                "shared_reads": self.shared_reads, "events_sent": self.events_sent,
+                "users": len(self._gens)}
+
+    def _enter(self, notifier: Notifier, user_id: str) -> _Gen:
+        gen = self._gens.get(user_id)
+        if self.streams >= self.max_streams or (gen and gen.streams >= self.max_per_user):
+            raise ApiError(429, "TooManyStreams", "too many update streams")
+        if gen is None:
+            gen = self._gens[user_id] = _Gen(notifier.subscribe(user_key(user_id)))
+        gen.streams += 1
+        self.streams += 1
+        return gen
+
+    def _leave(self, user_id: str) -> None:
+        self.streams -= 1
+        gen = self._gens[user_id]
+        gen.streams -= 1
+        if gen.streams == 0:
+            gen.sub.close()
+            del self._gens[user_id]
+
+    async def read(self, store: Store, user_id: str, cursor: Cursor, woken: int) -> FeedBatch:
+        """The changes after ``cursor``, from a read that started after wake ``woken``."""
+        key = (user_id, cursor.encode())
+        flight = self._flights.get(key)
+        if flight is not None and flight.gen >= woken:
+            await flight.done.wait()
+            if flight.result is not None:
+                self.shared_reads += 1
+                return flight.result
+        flight = _Flight(self._gens[user_id].sub.wakeups)
+        self._flights[key] = flight
+        try:
+            self.reads += 1
+            flight.result = await store.events.read(user_id, cursor)
+            return flight.result
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            flight.done.set()
+
+
+def _sse(name: str, cursor: Cursor, data: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+                           event=name, id=cursor.encode())
+
+
+async def _events(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
+                  sub: Subscription, gen: _Gen, release: Callable[[], None]
+                  ) -> AsyncIterator[ServerSentEvent]:
+    try:
+        # The first event tells a fresh client its position, so that even a
+        # reconnect before any change resumes from here.
+        yield _sse("ready", cursor, {"user": user_id})
+        woken = gen.sub.wakeups
+        while True:
+            batch = await hub.read(store, user_id, cursor, woken)
+            for event in batch.events:
+                hub.events_sent += 1
+                yield _sse(event.kind, event.cursor, user_event(user_id, event))
+            cursor = batch.cursor
+            if batch.more:
+                continue
+            # A read is repeated at least every heartbeat: a gap in a mailbox's
+            # modseqs (a writer that died after allocating) is stepped over by
+            # time (journal.GAP_GRACE) and wakes nobody.
+            with trio.move_on_after(hub.heartbeat):
+                await sub.wait()
+            woken = gen.sub.wakeups
+    finally:
+        release()
+
+
+async def updates(request: Request) -> Response:
+    """The SSE stream of the user's changes (``Last-Event-ID`` resumes)."""
+    user_id = path_id(request, "user")
+    store = store_of(request)
+    state = request.app.state.duck
+    hub: SseHub = state.sse
+    notifier: Notifier | None = state.notifier
+    if notifier is None:
+        raise ApiError(503, "Unavailable", "the notifier is not ready")
+    last = request.headers.get("last-event-id") or request.query_params.get("since")
+    with store_errors("user"):
+        await store.users.get(user_id)
+    # Subscribe before reading the position: a change in between wakes us.
+    gen = hub._enter(notifier, user_id)
+    sub = notifier.subscribe(user_key(user_id))
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            sub.close()
+            hub._leave(user_id)
+
+    try:
+        if last:
+            try:
+                cursor = Cursor.decode(last)
+            except InvalidInput as exc:
+                raise ApiError(400, "InvalidCursor", "invalid field Last-Event-ID") from exc
+        else:
+            with store_errors("user"):
+                cursor = await store.events.current(user_id)
+    except BaseException:
+        release()
+        raise
+
+    response = EventSourceResponse(
+        _events(hub, store, user_id, cursor, sub, gen, release),
+        ping=hub.heartbeat, send_timeout=hub.send_timeout,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+    return _StreamResponse(response, hub, release)
+
+
+class _StreamResponse(Response):
+    """Counts streams dropped for not reading; releases the stream however it ends."""
+
+    def __init__(self, inner: EventSourceResponse, hub: SseHub,
+                 release: Callable[[], None]) -> None:
+        self._inner = inner
+        self._hub = hub
+        self._release = release
+        self.status_code = inner.status_code
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self._inner(scope, receive, send)
+        except SendTimeoutError:
+            self._hub.dropped += 1
+            log.info("SSE stream dropped: the client stopped reading")
+        finally:
+            self._release()
+
+
+endpoints = [
+    Endpoint("GET", "/users/{user}/updates", updates,
+             "Stream the user's changes (Server-Sent Events)", "push",
+             produces="text/event-stream", errors=(404, 429)),
+]

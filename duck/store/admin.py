@@ -1,0 +1,148 @@
+"""Account administration: password and quota changes, addresses, user deletion.
+
+Addresses are under a unique index, so an address is only ever inserted or
+deleted, never changed in place (DESIGN.md, the Rust engine's stale unique keys).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pymongo.errors
+from bson import ObjectId
+
+from . import journal, schema
+from .addresses import normalize_address
+from .database import Database
+from .errors import AlreadyExists, InvalidInput, NotFound
+from .mailboxes import Mailboxes
+from .passwords import hash_password
+from .users import MAX_PASSWORD, parse_id
+
+log = logging.getLogger(__name__)
+
+#: Most addresses one user may have (a per-user cap).
+MAX_ADDRESSES = 1000
+
+
+class Admin:
+    """Administrative writes on users (``store.admin``)."""
+
+    def __init__(self, database: Database, mailboxes: Mailboxes) -> None:
+        self._database = database
+        self._mailboxes = mailboxes
+
+    @property
+    def _users(self) -> Any:
+        return self._database.collection(schema.USERS)
+
+    @property
+    def _addresses(self) -> Any:
+        return self._database.collection(schema.ADDRESSES)
+
+    async def set_password(self, user_id: str, password: str) -> None:
+        """Replace a user's password (NotFound, InvalidInput)."""
+        user = parse_id(user_id)
+        if not isinstance(password, str) or not password:
+            raise InvalidInput("password must be a non-empty string")
+        if len(password) > MAX_PASSWORD:
+            raise InvalidInput("password too long")
+        hashed = await self._database.run(hash_password, password)
+        result = await self._database.run(
+            self._users.update_one, {"_id": user}, {"$set": {"password": hashed}}
+        )
+        if result.matched_count == 0:
+            raise NotFound("no such user")
+
+    async def set_quota(self, user_id: str, quota: int) -> None:
+        """Set a user's storage quota in bytes (usage above it blocks new mail only)."""
+        user = parse_id(user_id)
+        if not isinstance(quota, int) or isinstance(quota, bool) or quota < 0:
+            raise InvalidInput("quota must be a non-negative integer")
+        result = await self._database.run(
+            self._users.update_one, {"_id": user}, {"$set": {"quota": quota}}
+        )
+        if result.matched_count == 0:
+            raise NotFound("no such user")
+
+    async def addresses(self, user_id: str) -> list[tuple[str, bool]]:
+        """(address, is main) of a user, sorted (NotFound for an unknown user)."""
+        user = parse_id(user_id)
+
+        def run() -> list[tuple[str, bool]]:
+            if self._users.count_documents({"_id": user}) == 0:
+                raise NotFound("no such user")
+            docs = self._addresses.find({"user": user}).sort("address", 1).limit(MAX_ADDRESSES)
+            return [(d["address"], bool(d.get("main", False))) for d in docs]
+
+        return await self._database.run(run)
+
+    async def add_address(self, user_id: str, address: str) -> str:
+        """Route ``address`` to the user; returns its normalised form."""
+        user = parse_id(user_id)
+        normal = normalize_address(address)
+
+        def run() -> None:
+            if self._users.count_documents({"_id": user}) == 0:
+                raise NotFound("no such user")
+            if self._addresses.count_documents({"user": user}) >= MAX_ADDRESSES:
+                raise InvalidInput("too many addresses")
+            try:
+                self._addresses.insert_one({"address": normal, "user": user, "main": False})
+            except pymongo.errors.DuplicateKeyError as exc:
+                raise AlreadyExists(f"address {normal} is taken") from exc
+
+        await self._database.run(run)
+        return normal
+
+    async def remove_address(self, user_id: str, address: str) -> None:
+        """Stop routing ``address`` to the user; the main address cannot be removed."""
+        user = parse_id(user_id)
+        try:
+            normal = normalize_address(address)
+        except InvalidInput as exc:
+            raise NotFound("no such address") from exc
+
+        def run() -> None:
+            doc = self._addresses.find_one({"address": normal, "user": user})
+            if doc is None:
+                raise NotFound("no such address")
+            if doc.get("main"):
+                raise InvalidInput("the main address cannot be removed")
+            self._addresses.delete_one({"_id": doc["_id"]})
+
+        await self._database.run(run)
+
+    async def delete_user(self, user_id: str) -> None:
+        """Delete a user, its addresses, mailboxes and messages (frees bodies).
+
+        Addresses go first so that nothing more is delivered; each mailbox is then
+        deleted (journaled, so push subscribers see ``mailbox.deleted``) and its
+        messages purged; the user document goes last, so a crash half-way leaves a
+        user that a second delete finishes.
+        """
+        user = parse_id(user_id)
+        await self._database.run(self._delete_sync, user)
+
+    def _delete_sync(self, user: ObjectId) -> None:
+        if self._users.count_documents({"_id": user}) == 0:
+            raise NotFound("no such user")
+        self._addresses.delete_many({"user": user})
+        boxes = self._database.collection(schema.MAILBOXES)
+        for doc in list(boxes.find({"user": user}, {"path": 1})):
+
+            def body(session: Any, oid: ObjectId = doc["_id"]) -> bool:
+                gone = boxes.find_one_and_delete({"_id": oid}, session=session)
+                if gone is None:
+                    return False
+                journal.write(self._database, [journal.entry_doc(
+                    oid, int(gone["modseq"]) + 1, "mailbox-delete", path=gone["path"],
+                    user=user,
+                )], session)
+                return True
+
+            if self._database.in_transaction(body):
+                self._mailboxes.purge_sync(doc["_id"])
+        self._users.delete_one({"_id": user})
+        log.info("user %s deleted", user)
