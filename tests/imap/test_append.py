@@ -21,7 +21,7 @@ async def test_append_with_flags_and_date_imaplib(imap_server: Any) -> None:
         typ, data = await blocking(lambda: c.append("Drafts", "(\\Draft $Later)", when,
                                                      message))
         assert typ == "OK" and data[0].startswith(b"[APPENDUID "), data
-        uidvalidity, uid = data[0].split()[1:3]
+        _, uid = data[0].split()[1:3]
         await blocking(lambda: c.select("Drafts"))
         typ, data = await blocking(lambda: c.uid("FETCH", uid.rstrip(b"]"),
                                                  "(FLAGS INTERNALDATE BODY.PEEK[])"))

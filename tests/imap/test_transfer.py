@@ -26,7 +26,7 @@ async def test_copy(imap_server: Any) -> None:
         c = await _with_messages(imap_server, 3)
         lines = await c.command(b"c", b"COPY 1,3 Archive")
         assert lines[-1].startswith(b"c OK [COPYUID "), lines
-        _, _, _, validity, src, dst = lines[-1].split(b" ")[:6]
+        _, _, _, _, src, dst = lines[-1].split(b" ")[:6]
         assert src == b"1,3" and dst == b"1:2]", lines
         lines = await c.command(b"u", b"UID COPY 2:* Archive")
         assert b"COPYUID" in lines[-1] and b" 2:3 3:4]" in lines[-1], lines
