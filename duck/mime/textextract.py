@@ -18,9 +18,6 @@ _B64_DELETE = bytes(c for c in range(256) if c not in _B64_ALPHABET)
 #: A quoted-printable line longer than this is decoded without waiting for its end.
 _QP_MAX_PENDING = 64 * 1024
 
-_SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_TAG = re.compile(r"<[^>]*>")
 _BLANKS = re.compile(r"[ \t\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
@@ -101,10 +98,37 @@ class TextExtractor:
 
 
 def strip_html(markup: str) -> str:
-    """Rough HTML to text: drop scripts, styles, comments and tags; unescape entities."""
-    markup = _SCRIPT_STYLE.sub(" ", markup)
-    markup = _COMMENT.sub(" ", markup)
-    markup = _TAG.sub(" ", markup)
-    markup = html.unescape(markup)
-    markup = _BLANKS.sub(" ", markup)
-    return _BLANK_LINES.sub("\n\n", markup).strip()
+    """Rough HTML to text: drop scripts, styles, comments and tags; unescape entities.
+
+    Written with str.find rather than regular expressions so that hostile markup
+    (thousands of unclosed "<" or "<!--") costs linear time.
+    """
+    out: list[str] = []
+    lower = markup.lower()
+    i = 0
+    n = len(markup)
+    while i < n:
+        lt = markup.find("<", i)
+        if lt < 0:
+            out.append(markup[i:])
+            break
+        out.append(markup[i:lt])
+        out.append(" ")
+        if markup.startswith("<!--", lt):
+            end = markup.find("-->", lt + 4)
+            i = n if end < 0 else end + 3
+            continue
+        gt = markup.find(">", lt + 1)
+        if gt < 0:
+            break  # an unterminated tag runs to the end
+        i = gt + 1
+        name = lower[lt + 1 : gt].split(None, 1)[0] if gt > lt + 1 else ""
+        if name in ("script", "style"):
+            close = lower.find("</" + name, i)
+            if close < 0:
+                break
+            gt = markup.find(">", close)
+            i = n if gt < 0 else gt + 1
+    text = html.unescape("".join(out))
+    text = _BLANKS.sub(" ", text)
+    return _BLANK_LINES.sub("\n\n", text).strip()
