@@ -382,6 +382,12 @@ class Session:
             # mailbox disappears under it; clients then re-sync from LIST.
             await self.bye("selected mailbox was deleted", Code("NONEXISTENT"))
 
+    def changed(self, *mailbox_ids: str) -> None:
+        """Wake this process's sessions on these mailboxes now (other processes learn
+        through the notifier's change stream); the journal carries the news."""
+        if self.ctx.notifier is not None:
+            self.ctx.notifier.publish_nowait(*(mailbox_key(m) for m in mailbox_ids))
+
     # -- authentication --------------------------------------------------------------------
 
     def login_as(self, user: User) -> None:

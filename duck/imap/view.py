@@ -91,6 +91,8 @@ class SelectedView:
 
     def resolve_seqs(self, seqset: SequenceSet) -> list[int]:
         """UIDs of a message-sequence-number set (InvalidSequence beyond EXISTS)."""
+        if seqset.saved:
+            raise InvalidSequence("SEARCHRES ($) is not supported")
         n = len(self.uids)
         out: list[int] = []
         for lo, hi in seqset.ranges(n):
@@ -103,6 +105,8 @@ class SelectedView:
 
     def resolve_uids(self, uidset: SequenceSet) -> list[int]:
         """Announced UIDs in a UID set (RFC 3501 §6.4.8: non-existent UIDs are ignored)."""
+        if uidset.saved:
+            raise InvalidSequence("SEARCHRES ($) is not supported")
         out: list[int] = []
         for lo, hi in uidset.ranges(self.uid_max):
             i = bisect.bisect_left(self.uids, lo)

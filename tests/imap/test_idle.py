@@ -68,3 +68,25 @@ async def test_autologout(imap_server: Any) -> None:
             assert await a.eof()
         finally:
             limits.autologout = 30 * 60.0
+
+
+async def test_idle_sees_deliveries_from_other_writers(imap_server: Any) -> None:
+    """A write that does not pass through any IMAP session (LMTP, the HTTP API, another
+    process) reaches IDLE through the journal and the notifier's change stream."""
+    with trio.fail_after(30):
+        a = await RawClient.open(imap_server.ports["imap"])
+        await a.login(USER, PASSWORD)
+        await a.command(b"s", b"SELECT INBOX")
+        await a.send(b"i IDLE\r\n")
+        assert (await a.line()).startswith(b"+ ")
+        user = await imap_server.store.users.by_username(USER)
+        result = await imap_server.store.messages.append(user.id, "INBOX", simple_message(7))
+        assert await a.line() == b"* 1 EXISTS\r\n"
+        assert await a.line() == b"* 1 RECENT\r\n"
+        inbox = await imap_server.store.mailboxes.get(user.id, "INBOX")
+        await imap_server.store.messages.store_flags(inbox.id, [result.uid], "add",
+                                                     ["\\Flagged"])
+        line = await a.line()
+        assert line.startswith(b"* 1 FETCH (") and b"\\Flagged" in line, line
+        await a.send(b"DONE\r\n")
+        assert (await a.until_tagged(b"i"))[-1] == b"i OK IDLE completed\r\n"

@@ -51,6 +51,10 @@ async def test_create_list_rename_delete(imap_server: Any) -> None:
         assert lines[-1].startswith(b"d NO [NONEXISTENT]"), lines
         lines = await r.command(b"e", b"DELETE INBOX")
         assert lines[-1].startswith(b"e NO"), lines
+        lines = await r.command(b"g", b"CREATE Later (USE (\\Flagged))")
+        assert lines[-1].startswith(b"g OK"), lines
+        lines = await r.command(b"h", b'LIST "" Later')
+        assert b"\\Flagged" in lines[0], lines
         lines = await r.command(b"f", b'LIST "" ""')
         assert lines[0] == b'* LIST (\\Noselect) "/" ""\r\n'
         # DELETE keeps inferiors; the parent then shows as \Noselect.

@@ -57,6 +57,7 @@ async def append(s: Session, cmd: Append) -> Done:
         if uids:
             await _undo(s, mailbox.id, uids)
         raise
+    s.changed(mailbox.id)
     return Done("APPEND completed", AppendUid(uidvalidity, SequenceSet.from_ints(uids)))
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import no
+from ..errors import bad, no
 from ..grammar.cmd_message import Expunge
+from ..view import InvalidSequence
 from .registry import command
 from .states import SELECTED
 
@@ -23,8 +24,13 @@ async def expunge(s: Session, cmd: Expunge) -> None:
         raise no("mailbox is read-only", "READ-ONLY")
     uids = None
     if cmd.uid_set is not None:
-        uids = view.resolve_uids(cmd.uid_set)
+        try:
+            uids = view.resolve_uids(cmd.uid_set)
+        except InvalidSequence as exc:
+            raise bad(str(exc)) from None
         if not uids:
             return
     gone = await s.store.messages.expunge(view.mailbox.id, uids)
+    if gone:
+        s.changed(view.mailbox.id)
     view.remove_now(gone)

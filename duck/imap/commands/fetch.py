@@ -224,6 +224,8 @@ async def fetch(s: Session, cmd: Fetch) -> None:
             for change in result.changed:
                 view.set_flags(change.uid, change.flags, change.modseq)
                 seen_now.add(change.uid)
+            if result.changed:
+                s.changed(view.mailbox.id)
     fields = _fields(items)
     builder = _Builder(s, items)
     with_flags = [*items, FetchAttr.FLAGS] if FetchAttr.FLAGS not in items else items

@@ -21,6 +21,19 @@ if TYPE_CHECKING:
 CHARSETS = ("US-ASCII", "UTF-8")
 
 
+def _uses_saved(keys: tuple[k.SearchKey, ...]) -> bool:
+    for key in keys:
+        if isinstance(key, k.SearchUid | k.SearchSeq) and key.set.saved:
+            return True
+        if isinstance(key, k.SearchNot) and _uses_saved((key.key,)):
+            return True
+        if isinstance(key, k.SearchOr) and _uses_saved((key.left, key.right)):
+            return True
+        if isinstance(key, k.SearchAnd) and _uses_saved(key.keys):
+            return True
+    return False
+
+
 def _uses_modseq(key: k.SearchKey) -> bool:
     if isinstance(key, k.SearchModseq):
         return True
@@ -46,6 +59,8 @@ async def search(s: Session, cmd: Search) -> None:
     with_modseq = any(_uses_modseq(key) for key in cmd.criteria)
     if with_modseq:
         s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+    if _uses_saved(cmd.criteria):
+        raise bad("SEARCHRES ($) is not supported")
     if all(in_memory(key) for key in cmd.criteria):
         uids = [u for u in view.uids if u not in view.expunged
                 and all(evaluate(view, key, u) for key in cmd.criteria)]

@@ -89,8 +89,8 @@ async def close(s: Session, cmd: Close) -> None:
     view = s.view
     assert view is not None
     s.unselect()
-    if not view.readonly:
-        await s.store.messages.expunge(view.mailbox.id)
+    if not view.readonly and await s.store.messages.expunge(view.mailbox.id):
+        s.changed(view.mailbox.id)
 
 
 @command(Unselect, SELECTED, updates=False)

@@ -42,6 +42,8 @@ async def store(s: Session, cmd: Store) -> Done | None:
         view.mailbox.id, uids, _MODES[cmd.mode], flags,  # type: ignore[arg-type]
         cmd.unchangedsince,
     )
+    if result.changed:
+        s.changed(view.mailbox.id)
     changed = set()
     for change in result.changed:
         view.set_flags(change.uid, change.flags, change.modseq)

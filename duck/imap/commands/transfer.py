@@ -34,13 +34,15 @@ async def _transfer(s: Session, cmd: Copy | Move, move: bool) -> CopyResult | No
     uids = [u for u in uids if u not in view.expunged]
     # The destination must exist (RFC 3501 §6.4.7: NO [TRYCREATE] otherwise).
     try:
-        await s.store.mailboxes.get(s.user.id, cmd.mailbox)
+        target = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
     except NotFound:
         raise no("no such mailbox", "TRYCREATE") from None
     if not uids:
         return None
     op = s.store.messages.move if move else s.store.messages.copy
-    return await op(view.mailbox.id, uids, s.user.id, cmd.mailbox)
+    result = await op(view.mailbox.id, uids, s.user.id, cmd.mailbox)
+    s.changed(target.id, *((view.mailbox.id,) if move else ()))
+    return result
 
 
 def _copyuid(result: CopyResult) -> CopyUid | None:
