@@ -11,8 +11,11 @@ from collections import defaultdict
 
 import attrs
 
-#: RFC 3501 §5.4: the autologout timer is at least 30 minutes.
+#: RFC 3501 §5.4: the autologout timer is at least 30 minutes once authenticated.
 AUTOLOGOUT = 30 * 60.0
+#: Before authentication a shorter timer applies (§5.4 constrains only the one
+#: after it): idle unauthenticated connections are what connection floods are.
+PREAUTH_TIMEOUT = 120.0
 #: RFC 2177 §3: clients re-issue IDLE at least every 29 minutes; we end it at 30.
 IDLE_MAX = 30 * 60.0
 MAX_CONNECTIONS_PER_IP = 64
@@ -102,4 +105,5 @@ class ServerLimits:
     )
     throttle: LoginThrottle = attrs.Factory(LoginThrottle)
     autologout: float = AUTOLOGOUT
+    preauth_timeout: float = PREAUTH_TIMEOUT
     idle_max: float = IDLE_MAX

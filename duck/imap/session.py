@@ -166,7 +166,12 @@ class Session:
         if self.ctx.shutdown.is_set():
             await self.bye("server shutting down", Code("UNAVAILABLE"))
             return None
-        limit = self.ctx.limits.autologout if timeout is None else timeout
+        if timeout is not None:
+            limit = timeout
+        elif self.state is State.NOT_AUTHENTICATED:
+            limit = self.ctx.limits.preauth_timeout
+        else:
+            limit = self.ctx.limits.autologout
         with trio.move_on_after(limit) as scope:
             self._input_scope = scope
             try:

@@ -53,6 +53,10 @@ async def test_id_and_enable(imap_server: Any) -> None:
         await c.login(USER, PASSWORD)
         lines = await c.command(b"e", b"ENABLE CONDSTORE X-UNKNOWN UTF8=ACCEPT")
         assert lines[0] == b"* ENABLED CONDSTORE UTF8=ACCEPT\r\n", lines
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"e2", b"ENABLE CONDSTORE")
+        assert lines[-1].startswith(b"e2 BAD"), lines  # RFC 5161: not once selected
+        await c.command(b"u", b"UNSELECT")
         lines = await c.command(b"c", 'CREATE "Bücher"'.encode())
         assert lines[-1].startswith(b"c OK"), lines
         lines = await c.command(b"l", b'LIST "" "B*"')

@@ -51,9 +51,10 @@ async def id_(s: Session, cmd: Id) -> None:
     await s.send(IdData(tuple((k, v) for k, v in SERVER_ID if v is not None)))
 
 
-@command(Enable, AUTHENTICATED)
+@command(Enable, frozenset({State.AUTHENTICATED}))
 async def enable(s: Session, cmd: Enable) -> None:
-    """RFC 5161: turn on what we support; unknown names are ignored."""
+    """RFC 5161 §3.1: turn on what we support (unknown names are ignored), only
+    before a mailbox is selected."""
     newly = []
     for name in cmd.capabilities:
         if name in ENABLEABLE and name not in s.enabled:

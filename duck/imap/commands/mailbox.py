@@ -166,13 +166,21 @@ async def list_(s: Session, cmd: List) -> None:
     candidates = set(by_path)
     for path in by_path:
         candidates.update(_ancestors(path))
+    subscribed = {p for p, m in by_path.items() if m.subscribed}
     responses: list[Any] = []
     for path in sorted(candidates, key=_order):
         if not any(r.fullmatch(path) for r in regexes):
             continue
         mb = by_path.get(path)
+        childinfo: tuple[str, ...] = ()
         if "SUBSCRIBED" in select and (mb is None or not mb.subscribed):
-            continue
+            # RFC 5258 §3.5: with RECURSIVEMATCH a parent of subscribed names is
+            # listed with CHILDINFO ("SUBSCRIBED").
+            below = path + DELIMITER
+            if "RECURSIVEMATCH" in select and any(p.startswith(below) for p in subscribed):
+                childinfo = ("SUBSCRIBED",)
+            else:
+                continue
         if "SPECIAL-USE" in select and (mb is None or not mb.special_use):
             continue
         attrs_: list[str] = []
@@ -188,7 +196,7 @@ async def list_(s: Session, cmd: List) -> None:
             attrs_.append(mb.special_use)
         if mb is not None and mb.subscribed and ("SUBSCRIBED" in returns or "SUBSCRIBED" in select):
             attrs_.append("\\Subscribed")
-        responses.append(ListData(tuple(attrs_), DELIMITER, path))
+        responses.append(ListData(tuple(attrs_), DELIMITER, path, childinfo))
         if cmd.return_status is not None and mb is not None:
             responses.append(StatusData(path, await _status_items(s, mb, cmd.return_status)))
     if responses:
