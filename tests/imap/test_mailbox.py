@@ -88,7 +88,7 @@ async def test_subscriptions_and_lsub(imap_server: Any) -> None:
         r = await RawClient.open(imap_server.ports["imap"])
         await r.login(USER, PASSWORD)
         lines = await r.command(b"x", b'LIST (SUBSCRIBED RECURSIVEMATCH) "" "A"')
-        assert lines[0] == b'* LIST (\\HasChildren) "/" A (CHILDINFO ("SUBSCRIBED"))\r\n', lines
+        assert lines[0] == b'* LIST (\\HasChildren) "/" A ("CHILDINFO" ("SUBSCRIBED"))\r\n', lines
         await blocking(lambda: c.unsubscribe_folder("A/B"))
         lsub = {n for _, _, n in await blocking(lambda: c.list_sub_folders("", "A/*"))}
         assert lsub == set()
