@@ -19,6 +19,7 @@ import trio
 from bson import ObjectId
 
 from duck.mime.model import IndexerLimits
+from duck.mime.sections import SectionSpec
 
 from . import documents, fetch, journal, quota, reader, schema
 from .bodies import Bodies
@@ -107,6 +108,16 @@ class Messages:
                    end: int | None = None) -> bytes:
         """Bytes ``[start, end)`` of a message fetched with the ``content`` field."""
         return await reader.read(self._database, self._bodies, record, start, end)
+
+    async def read_section(
+        self, record: MessageRecord, spec: SectionSpec, partial: tuple[int, int] | None = None
+    ) -> bytes:
+        """BODY[section]<start.length> of a record fetched with structure and content.
+
+        Only the section's bytes are read (a header section never touches GridFS);
+        a missing section is b"" (what servers answer, RFC 3501 §6.4.5).
+        """
+        return await reader.read_section(self._database, self._bodies, record, spec, partial)
 
     def stream(self, record: MessageRecord, start: int = 0,
                end: int | None = None) -> AsyncIterator[bytes]:

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 
+import gridfs
+
+from duck.mime.sections import HEADER_FIELDS_NOT, SectionSpec, filter_header_fields, section_range
+
 from .bodies import CHUNK_SIZE, Bodies
 from .database import Database
 from .errors import InvalidInput, NotFound
@@ -71,10 +75,13 @@ def _slice_sync(bodies: Bodies, files: dict[str, object], seg: Segment, a: int,
     if grid_out is None:
         try:
             grid_out = files[seg.file_id] = bodies.open(seg.file_id)
-        except Exception as exc:  # gridfs.NoFile: expunged under the reader's feet
+        except gridfs.errors.GridFSError as exc:  # expunged under the reader's feet
             raise NotFound("message body no longer exists") from exc
-    grid_out.seek(a)  # type: ignore[attr-defined]
-    data: bytes = grid_out.read(b - a)  # type: ignore[attr-defined]
+    try:
+        grid_out.seek(a)  # type: ignore[attr-defined]
+        data: bytes = grid_out.read(b - a)  # type: ignore[attr-defined]
+    except gridfs.errors.GridFSError as exc:
+        raise NotFound("message body no longer exists") from exc
     if len(data) != b - a:
         raise NotFound("message body is incomplete")
     return data
@@ -120,3 +127,28 @@ async def stream(database: Database, bodies: Bodies, record: MessageRecord, star
     finally:
         for grid_out in files.values():
             grid_out.close()  # type: ignore[attr-defined]
+
+
+async def read_section(
+    database: Database, bodies: Bodies, record: MessageRecord, spec: SectionSpec,
+    partial: tuple[int, int] | None = None,
+) -> bytes:
+    """BODY[section]<start.length>: ``partial`` is (start, length) within the section."""
+    if record.structure is None:
+        raise InvalidInput("record was fetched without the 'structure' field")
+    found = section_range(record.structure, spec)
+    if found is None:
+        return b""
+    lo, hi = found
+    if spec.filters_fields:
+        data = await read(database, bodies, record, lo, hi)
+        data = filter_header_fields(data, spec.fields, spec.text == HEADER_FIELDS_NOT)
+        if partial is not None:
+            data = data[partial[0]:partial[0] + partial[1]]
+        return data
+    if partial is not None:
+        start, length = partial
+        if start < 0 or length < 0:
+            raise InvalidInput("negative partial range")
+        lo, hi = min(lo + start, hi), min(lo + start + length, hi)
+    return await read(database, bodies, record, lo, hi)

@@ -1,0 +1,134 @@
+"""Deduplicated bodies: refcounts, freeing, sweep, aborted ingests, ranged reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import pytest
+from store_samples import multipart_message
+
+from duck.mime.sections import SectionSpec
+from duck.store import DeliveryTarget, NotFound, Store, User
+from duck.store.models import Delivered
+
+pytestmark = pytest.mark.store
+
+ATTACHMENT = os.urandom(300_000).hex().encode()  # 600 KB, above the 64 KB threshold
+
+
+async def _count(store: Store, collection: str, query: dict[str, Any] | None = None) -> int:
+    coll = store.database.collection(collection)
+    return int(await store.database.run(coll.count_documents, query or {}))
+
+
+async def _gridfs(store: Store) -> tuple[int, int, int]:
+    return (await _count(store, "bodies"), await _count(store, "attachments.files"),
+            await _count(store, "attachments.chunks"))
+
+
+async def test_same_attachment_stored_once_and_freed(store: Store, user: User) -> None:
+    for i in range(5):
+        await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT, f"m{i}"))
+    bodies, files, chunks = await _gridfs(store)
+    assert (bodies, files) == (1, 1) and chunks == 1  # 600 KB < one 1 MB chunk
+    doc = await store.database.run(store.database.collection("bodies").find_one, {})
+    assert doc["refs"] == 5 and doc["size"] == len(ATTACHMENT)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.copy(inbox.id, [1, 2], user.id, "Archive")
+    doc = await store.database.run(store.database.collection("bodies").find_one, {})
+    assert doc["refs"] == 7
+    await store.messages.store_flags(inbox.id, range(1, 6), "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
+    assert await _gridfs(store) == (1, 1, 1)
+    await store.mailboxes.delete(user.id, "Archive")
+    assert await _gridfs(store) == (0, 0, 0)
+
+
+async def test_many_targets_one_body(store: Store, user: User) -> None:
+    ingest = store.messages.ingest()
+    await ingest.write(multipart_message(ATTACHMENT))
+    ingested = await ingest.finish()
+    targets = [DeliveryTarget(user.id, box) for box in ("INBOX", "Archive", "Junk")] * 4
+    results = await store.messages.deliver(ingested, targets)
+    assert all(isinstance(r, Delivered) for r in results)
+    doc = await store.database.run(store.database.collection("bodies").find_one, {})
+    assert doc["refs"] == 12
+    assert await _gridfs(store) == (1, 1, 1)
+
+
+async def test_abort_leaves_nothing(store: Store, user: User) -> None:
+    ingest = store.messages.ingest()
+    data = multipart_message(ATTACHMENT + ATTACHMENT[::-1])
+    await ingest.write(data[: len(data) - 1000])  # first body done, second in flight
+    await ingest.abort()
+    assert await _gridfs(store) == (0, 0, 0)
+    ingest = store.messages.ingest()
+    await ingest.write(data)
+    ingested = await ingest.finish()
+    await store.messages.discard(ingested)
+    assert await _gridfs(store) == (0, 0, 0)
+
+
+async def test_failed_delivery_releases_body(store: Store, user: User) -> None:
+    ingest = store.messages.ingest()
+    await ingest.write(multipart_message(ATTACHMENT))
+    ingested = await ingest.finish()
+    (result,) = await store.messages.deliver(ingested, [DeliveryTarget(user.id, "Nope")])
+    assert isinstance(result, NotFound)
+    assert await _gridfs(store) == (0, 0, 0)
+
+
+async def test_header_read_never_touches_gridfs(store: Store, user: User) -> None:
+    data = multipart_message(ATTACHMENT)
+    await store.messages.append(user.id, "INBOX", data)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    (record,) = await store.messages.fetch(inbox.id, [1], ["content", "structure"])
+    # Remove the GridFS data under the record: header and text parts must still read.
+    await store.database.run(store.database.collection("attachments.chunks").delete_many, {})
+    header = await store.messages.read_section(record, SectionSpec(text="HEADER"))
+    assert header == data[: data.index(b"\r\n\r\n") + 4]
+    assert await store.messages.read_section(record, SectionSpec(part=(1,))) == (
+        b"See attached.\r\n")
+    fields = await store.messages.read_section(
+        record, SectionSpec(text="HEADER.FIELDS", fields=("subject",)))
+    assert fields == b"Subject: report\r\n\r\n"
+    with pytest.raises(NotFound):
+        await store.messages.read_section(record, SectionSpec(part=(2,)))
+
+
+async def test_partial_read_of_large_body(store: Store, user: User) -> None:
+    big = os.urandom(1_500_000).hex().encode()  # 3 MB: spans three GridFS chunks
+    data = multipart_message(big)
+    await store.messages.append(user.id, "INBOX", data)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    (record,) = await store.messages.fetch(inbox.id, [1], ["content", "structure"])
+    part = await store.messages.read_section(record, SectionSpec(part=(2,)), (2_500_000, 100))
+    assert part == big[2_500_000:2_500_100]
+    assert await store.messages.read_section(record, SectionSpec(part=(9,))) == b""
+
+
+async def test_sweep_repairs_leaks_and_orphans(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT))
+    bodies = store.database.collection("bodies")
+    # A crash between the reference increment and the insert leaves refs too high.
+    await store.database.run(bodies.update_many, {}, {"$inc": {"refs": 3}})
+    # A crash during an upload leaves a GridFS file no body names.
+    upload = store.bodies.upload(0)
+    await store.database.run(upload.write, b"orphan" * 100)
+    await store.database.run(upload._grid_in.close)
+    report = await store.sweep(grace=dt.timedelta(0))
+    assert report.repaired_refs == 1 and report.orphan_files == 1
+    doc = await store.database.run(bodies.find_one, {})
+    assert doc["refs"] == 1
+    # Recent bodies are left alone (in-flight deliveries).
+    await store.database.run(bodies.update_many, {}, {"$inc": {"refs": 3},
+                                                      "$set": {"touched": dt.datetime.now(dt.UTC)}})
+    report = await store.sweep()
+    assert report.repaired_refs == 0
+    # Once the message is gone (here: behind the store's back) the body is freed.
+    await store.database.run(store.database.collection("messages").delete_many, {})
+    report = await store.sweep(grace=dt.timedelta(0))
+    assert report.freed_bodies == 1 and report.freed_bytes == len(ATTACHMENT)
+    assert await _gridfs(store) == (0, 0, 0)

@@ -1,0 +1,84 @@
+"""SEARCH: the typed query model compiled to one MongoDB query."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from store_samples import multipart_message, simple_message
+
+from duck.store import InvalidInput, Store, User
+from duck.store import query as q
+
+pytestmark = pytest.mark.store
+
+
+@pytest.fixture
+async def mailbox_id(store: Store, user: User) -> str:
+    day = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.UTC)
+    await store.messages.append(user.id, "INBOX", simple_message("Quarterly Résumé"),
+                                ["\\Seen"], day)
+    await store.messages.append(
+        user.id, "INBOX", simple_message("lunch", body="Pizza at noon?\r\n",
+                                         sender="dave@example.org"),
+        ["$Important"], day + dt.timedelta(days=1))
+    await store.messages.append(user.id, "INBOX", multipart_message(b"QUJD" * 10,
+                                                                   "needle (a.*b)\r\n"),
+                                [], day + dt.timedelta(days=2))
+    return (await store.mailboxes.get(user.id, "INBOX")).id
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    (q.All(), [1, 2, 3]),
+    (q.Flag("\\Seen"), [1]),
+    (q.Flag("\\seen", present=False), [2, 3]),
+    (q.Flag("$important"), [2]),
+    (q.Subject("résumé"), [1]),
+    (q.Subject("QUARTERLY"), [1]),
+    (q.Address("from", "DAVE@"), [2]),
+    (q.Address("to", "alice"), [1, 2, 3]),
+    (q.Header("message-id", ""), [1, 2]),
+    (q.Header("x-missing", ""), []),
+    (q.Body("pizza"), [2]),
+    (q.Body("(a.*b)"), [3]),  # regex metacharacters are literal
+    (q.Text("carol"), [3]),
+    (q.Date("internal", "on", dt.date(2024, 3, 11)), [2]),
+    (q.Date("internal", "before", dt.date(2024, 3, 11)), [1]),
+    (q.Date("internal", "since", dt.date(2024, 3, 11)), [2, 3]),
+    (q.Date("sent", "on", dt.date(1994, 2, 8)), [1, 2]),
+    (q.Uids(((2, 3),)), [2, 3]),
+    (q.ModSeq(3), [2, 3]),
+    (q.Or((q.Flag("\\Seen"), q.Body("pizza"))), [1, 2]),
+    (q.Not(q.Or((q.Flag("\\Seen"), q.Body("pizza")))), [3]),
+    (q.And((q.Address("to", "alice"), q.Not(q.Uids(((1, 1),))))), [2, 3]),
+    (q.Age("older", 3600), [1, 2, 3]),
+    (q.Age("younger", 3600), []),
+])
+async def test_search(store: Store, mailbox_id: str, query: q.Query,
+                      expected: list[int]) -> None:
+    assert await store.messages.search(mailbox_id, query) == expected
+
+
+async def test_search_sizes_and_ids(store: Store, mailbox_id: str) -> None:
+    (record,) = await store.messages.fetch(mailbox_id, [2], ["size", "emailid", "threadid"])
+    assert record.size is not None and record.emailid and record.threadid
+    sizes = {r.uid: r.size for r in await store.messages.fetch(mailbox_id, [1, 2, 3], ["size"])}
+    for octets in {*sizes.values(), 0}:
+        assert await store.messages.search(mailbox_id, q.Size("larger", octets)) == [
+            u for u, s in sizes.items() if s is not None and s > octets]
+        assert await store.messages.search(mailbox_id, q.Size("smaller", octets)) == [
+            u for u, s in sizes.items() if s is not None and s < octets]
+    assert await store.messages.search(mailbox_id, q.EmailId(record.emailid)) == [2]
+    assert await store.messages.search(mailbox_id, q.ThreadId(record.threadid)) == [2]
+
+
+async def test_search_too_deep(store: Store, mailbox_id: str) -> None:
+    deep: q.Query = q.All()
+    for _ in range(40):
+        deep = q.Not(deep)
+    with pytest.raises(InvalidInput):
+        await store.messages.search(mailbox_id, deep)
+
+
+def test_uid_ranges() -> None:
+    assert q.uid_ranges([5, 1, 2, 3, 9, 10]) == ((1, 3), (5, 5), (9, 10))
