@@ -153,3 +153,65 @@ async def test_shutdown_says_bye(imap_server: Any) -> None:
         line = await c.line()
         assert line.startswith(b"* BYE"), line
         assert await c.eof()
+
+
+ODD_COMMANDS = [
+    b"SELECT",
+    b"FETCH",
+    b"FETCH 1",
+    b"FETCH 1 (BODY[1.2.3.MIME])",
+    b"FETCH 1 (BODY[HEADER.FIELDS ()])",
+    b"FETCH 1 (BODY[]<0.0>)",
+    b"FETCH 1:4294967295 (FLAGS)",
+    b"FETCH 4294967296 (FLAGS)",
+    b"UID FETCH 1:* (BINARY[9.9])",
+    b"UID",
+    b"UID NOOP",
+    b"SEARCH " + b"(" * 300 + b"ALL" + b")" * 300,
+    b"SEARCH " + b"OR " * 200 + b"ALL" + b" ALL" * 200,
+    b"SEARCH " + b"NOT " * 400 + b"ALL",
+    b"SEARCH HEADER",
+    b"SEARCH BEFORE 31-Feb-2020",
+    b"SEARCH SINCE 1-Jan-1900 LARGER 99999999999999999999",
+    b"STORE 1 +FLAGS (\\Recent)",
+    b"STORE 1 FLAGS.SILENT ()",
+    b"STORE 1 +FLAGS (" + b"k " * 500 + b")",
+    b"COPY 1 \"\"",
+    b"CREATE \"\"",
+    b"CREATE \"a//b\"",
+    b"CREATE \"" + b"x" * 5000 + b"\"",
+    b"RENAME INBOX INBOX",
+    b"RENAME Drafts Drafts/Sub",
+    b"LIST \"\" \"" + b"%*" * 500 + b"\"",
+    b"STATUS INBOX ()",
+    b"STATUS INBOX (MESSAGES MESSAGES)",
+    b"APPEND INBOX () \" 1-Jan-2020 00:00:00 +0000\" {0+}\r\n",
+    b"ENABLE",
+    b"ID NIL",
+    b"ID (\"a\")",
+    b"IDLE extra",
+    b"AUTHENTICATE PLAIN",
+    b"GETQUOTAROOT NoSuch",
+    b"SETQUOTA \"\" (STORAGE 1)",
+    b"NOTIFY NONE",
+    b"COMPRESS DEFLATE",
+    b"UNAUTHENTICATE",
+]
+
+
+async def test_odd_commands_never_break_the_session(imap_server: Any) -> None:
+    with trio.fail_after(60):
+        c = await _open(imap_server)
+        await c.login(USER, PASSWORD)
+        msg = b"Subject: x\r\n\r\nbody\r\n"
+        await c.send(b"ap APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        await c.until_tagged(b"ap")
+        await c.command(b"sel", b"SELECT INBOX")
+        for i, text in enumerate(ODD_COMMANDS):
+            tag = b"o%d" % i
+            lines = await c.command(tag, text)
+            last = lines[-1]
+            assert last.split(b" ")[1] in (b"OK", b"NO", b"BAD"), (text, lines)
+            assert b"SERVERBUG" not in last, (text, lines)
+            pong = await c.command(b"p%d" % i, b"NOOP")
+            assert pong[-1].startswith(b"p%d OK" % i), (text, pong)
