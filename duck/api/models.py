@@ -14,6 +14,9 @@ import attrs
 from attrs import validators as v
 
 MAX_PAGE = 250
+#: Largest integer accepted anywhere: exact in JSON (IEEE double) and in BSON.
+MAX_INT = 2**53 - 1
+_COUNT = v.and_(v.ge(0), v.le(MAX_INT))
 MAX_FLAGS = 100
 _FLAGS = v.deep_iterable(v.instance_of(str), v.and_(v.instance_of(list), v.max_len(MAX_FLAGS)))
 
@@ -46,7 +49,7 @@ class CreateUser:
 
     username: str
     password: str
-    quota: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    quota: int | None = attrs.field(default=None, validator=v.optional(_COUNT))
 
 
 @attrs.frozen
@@ -90,7 +93,7 @@ class ChangePassword:
 class SetQuota:
     """New quota in bytes."""
 
-    quota: int = attrs.field(validator=v.ge(0))
+    quota: int = attrs.field(validator=_COUNT)
 
 
 # -- addresses -------------------------------------------------------------------
@@ -238,7 +241,7 @@ class ListQuery:
     """Paging of a listing: UIDs after ``after``, ``order`` by UID."""
 
     limit: int = attrs.field(default=50, validator=v.and_(v.ge(1), v.le(MAX_PAGE)))
-    after: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    after: int | None = attrs.field(default=None, validator=v.optional(_COUNT))
     order: Literal["asc", "desc"] = "asc"
 
 
@@ -319,18 +322,18 @@ class SearchQuery:
     header: list[str] | None = attrs.field(
         default=None, validator=v.optional(v.and_(v.min_len(1), v.max_len(2)))
     )
-    larger: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
-    smaller: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    larger: int | None = attrs.field(default=None, validator=v.optional(_COUNT))
+    smaller: int | None = attrs.field(default=None, validator=v.optional(_COUNT))
     before: str | None = None
     on: str | None = None
     since: str | None = None
     sent_before: str | None = None
     sent_on: str | None = None
     sent_since: str | None = None
-    older: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
-    younger: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    older: int | None = attrs.field(default=None, validator=v.optional(_COUNT))
+    younger: int | None = attrs.field(default=None, validator=v.optional(_COUNT))
     uid: str | None = None
-    modseq: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    modseq: int | None = attrs.field(default=None, validator=v.optional(_COUNT))
     emailid: str | None = None
     threadid: str | None = None
     or_: list[SearchQuery] | None = attrs.field(
@@ -345,7 +348,7 @@ class SearchRequest:
 
     query: SearchQuery
     limit: int = attrs.field(default=50, validator=v.and_(v.ge(1), v.le(MAX_PAGE)))
-    after: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
+    after: int | None = attrs.field(default=None, validator=v.optional(_COUNT))
 
 
 # -- webhooks --------------------------------------------------------------------
