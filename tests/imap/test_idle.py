@@ -61,13 +61,19 @@ async def test_idle_times_out(imap_server: Any) -> None:
 async def test_autologout(imap_server: Any) -> None:
     with trio.fail_after(20):
         limits = imap_server._imap_context.limits
-        limits.autologout = 0.5
+        limits.autologout = limits.preauth_timeout = 0.5
         try:
             a = await RawClient.open(imap_server.ports["imap"])
             assert (await a.line()).startswith(b"* BYE")
             assert await a.eof()
+            limits.preauth_timeout = 60.0
+            b = await RawClient.open(imap_server.ports["imap"])
+            await b.login(USER, PASSWORD)
+            assert (await b.line()).startswith(b"* BYE autologout")
+            assert await b.eof()
         finally:
             limits.autologout = 30 * 60.0
+            limits.preauth_timeout = 120.0
 
 
 async def test_idle_sees_deliveries_from_other_writers(imap_server: Any) -> None:

@@ -50,8 +50,10 @@ async def test_store_modes(imap_server: Any) -> None:
 async def test_unchangedsince(imap_server: Any) -> None:
     with trio.fail_after(20):
         c = await _mailbox_with(imap_server, 2)
+        await c.command(b"u", b"UNSELECT")
         lines = await c.command(b"e", b"ENABLE CONDSTORE")
         assert lines[0] == b"* ENABLED CONDSTORE\r\n", lines
+        await c.command(b"s", b"SELECT INBOX")
         lines = await c.command(b"f", b"FETCH 1:2 (MODSEQ)")
         modseqs = [int(x.split(b"MODSEQ (")[1].split(b")")[0]) for x in lines[:-1]]
         lines = await c.command(b"t", b"STORE 1 +FLAGS (\\Seen)")
