@@ -138,7 +138,7 @@ def new_mailbox_doc(
 
 def allocate(
     db: Database,
-    mailbox: ObjectId,
+    mailbox: ObjectId | dict[str, Any],
     *,
     uids: int = 0,
     modseqs: int = 1,
@@ -149,12 +149,13 @@ def allocate(
 ) -> tuple[int, int, dict[str, Any]]:
     """Reserve ``uids`` UIDs and ``modseqs`` modseqs, moving the counters (blocking).
 
-    Returns (first uid, first modseq, the mailbox document after the update). The
-    post-image is exact under concurrency; the unique (mailbox, uid) index on
-    messages is the second guard.
+    ``mailbox`` is an id or a filter (``{"user": ..., "path": ...}``: lookup and
+    allocation in one round trip). Returns (first uid, first modseq, the mailbox
+    document after the update). The post-image is exact under concurrency; the
+    unique (mailbox, uid) index on messages is the second guard.
     """
     doc = db.collection(schema.MAILBOXES).find_one_and_update(
-        {"_id": mailbox},
+        mailbox if isinstance(mailbox, dict) else {"_id": mailbox},
         {"$inc": {"uid_next": uids, "modseq": modseqs, "count": count,
                   "unseen": unseen, "size": size}},
         return_document=ReturnDocument.AFTER,

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -76,6 +77,7 @@ class Messages:
         self._database = database
         self._bodies = bodies
         self.max_size = max_size
+        self._locks = KeyedLocks()
 
     @property
     def _messages(self) -> Any:
@@ -165,9 +167,10 @@ class Messages:
                     try:
                         if target.prepend not in bases:
                             bases[target.prepend] = documents.content(ingested, target.prepend)
-                        results[i] = await self._database.run(
-                            self._deliver_sync, ingested, bases[target.prepend], target
-                        )
+                        async with self._locks.hold(target.user_id):
+                            results[i] = await self._database.run(
+                                self._deliver_sync, ingested, bases[target.prepend], target
+                            )
                     except StoreError as exc:
                         results[i] = exc
 
@@ -207,30 +210,40 @@ class Messages:
         size = int(base["size"])
         threadid = self._thread_of(user, base["refs"])
 
+        unseen = 0 if fields["seen"] else 1
+        oid = ObjectId()
+
         def body(session: Any) -> Delivered:
-            mailbox = self._mailboxes.find_one({"user": user, "path": path}, {"_id": 1},
-                                               session=session)
-            if mailbox is None:
-                raise NotFound(f"no such mailbox: {path}")
             quota.reserve(self._database, user, size, session)
-            uid, modseq, doc = allocate(
-                self._database, mailbox["_id"], uids=1, modseqs=1, count=1,
-                unseen=0 if fields["seen"] else 1, size=size, session=session,
+            uid, modseq, mailbox = allocate(
+                self._database, {"user": user, "path": path}, uids=1, modseqs=1, count=1,
+                unseen=unseen, size=size, session=session,
             )
-            oid = ObjectId()
             self._messages.insert_one(documents.message_doc(
                 base, user=user, mailbox=mailbox["_id"], uid=uid, modseq=modseq,
                 flag_fields=fields, internal_date=idate, savedate=journal.now(),
                 emailid="M" + str(oid), threadid=threadid, oid=oid,
             ), session=session)
             journal.write(self._database, [journal.entry_doc(
-                mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"]
-            )], session)
-            return Delivered(str(user), str(mailbox["_id"]), int(doc["uidv"]), uid, modseq,
-                             size)
+                mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])], session)
+            return Delivered(str(user), str(mailbox["_id"]), int(mailbox["uidv"]), uid,
+                             modseq, size)
 
         result: Delivered = self._database.in_transaction(body)
         return result
+
+    def _undo(self, mailbox: ObjectId, user: ObjectId, *, count: int, unseen: int,
+              size: int) -> None:
+        """Give back counters and quota of an insert that failed (best effort).
+
+        The allocated UIDs and modseqs stay unused: UIDs may have gaps, and the
+        journal reader steps over a modseq gap once it is old (journal.py).
+        """
+        try:
+            allocate(self._database, mailbox, modseqs=0, count=-count, unseen=-unseen,
+                     size=-size)
+        finally:
+            quota.release(self._database, user, size)
 
     async def append(
         self,
@@ -395,30 +408,65 @@ class Messages:
         total = sum(int(d["size"]) for d in docs)
         now = journal.now()
 
-        def body(session: Any) -> list[tuple[int, int]]:
-            quota.reserve(self._database, user, total, session)
-            first_uid, first_modseq, _ = allocate(
-                self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
-                unseen=sum(1 for d in docs if not d.get("seen")), size=total,
-                session=session,
-            )
-            new = []
-            for i, d in enumerate(docs):
-                new.append({**d, "_id": ObjectId(), "user": user, "mailbox": dst,
-                            "uid": first_uid + i, "modseq": first_modseq + i, "sdate": now})
-            self._messages.insert_many(new, session=session)
-            journal.write(self._database, [
-                journal.entry_doc(dst, n["modseq"], "exists", uid=n["uid"], flags=n["flags"])
-                for n in new
-            ], session)
-            return [(d["uid"], n["uid"]) for d, n in zip(docs, new, strict=True)]
-
+        unseen = sum(1 for d in docs if not d.get("seen"))
         try:
-            result: list[tuple[int, int]] = self._database.in_transaction(body)
+            quota.reserve(self._database, user, total)
+            try:
+                first_uid, first_modseq, _ = allocate(
+                    self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
+                    unseen=unseen, size=total,
+                )
+            except BaseException:
+                quota.release(self._database, user, total)
+                raise
+            new = [{**d, "_id": ObjectId(), "user": user, "mailbox": dst,
+                    "uid": first_uid + i, "modseq": first_modseq + i, "sdate": now}
+                   for i, d in enumerate(docs)]
+            entries = [journal.entry_doc(dst, n["modseq"], "exists", uid=n["uid"],
+                                         flags=n["flags"]) for n in new]
+
+            def body(session: Any) -> None:
+                self._messages.insert_many(new, session=session)
+                journal.write(self._database, entries, session)
+
+            try:
+                self._database.in_transaction(body)
+            except BaseException:
+                self._undo(dst, user, count=len(docs), unseen=unseen, size=total)
+                raise
         except BaseException:
             self._bodies.drop_refs(counts)
             raise
-        return result
+        return [(d["uid"], n["uid"]) for d, n in zip(docs, new, strict=True)]
+
+
+class KeyedLocks:
+    """One trio.Lock per key, dropped when unused.
+
+    A user's writes in this process are serialized: their transactions touch the
+    same user and mailbox documents, and concurrent ones conflict and retry
+    (measured: 3 aborts per delivery at 8 concurrent deliveries to one INBOX).
+    Serialized, each delivery is one transaction and one commit (the embedded
+    server syncs every commit, so commits are what a delivery costs).
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[trio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the lock of ``key`` for the block."""
+        lock, users = self._locks.get(key, (trio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 def _batches(index: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
