@@ -8,13 +8,13 @@ BASE = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE")
 #: Announced once authenticated (RFC 3501 §7.2.1 allows the list to change).
 AUTHENTICATED = (
     "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE",
-    "CONDSTORE",
+    "CONDSTORE", "QRESYNC",
     "QUOTA", "QUOTA=RES-STORAGE", "LIST-EXTENDED", "LIST-STATUS", "UTF8=ACCEPT",
     "MULTIAPPEND", "ESEARCH", "BINARY",
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.
-ENABLEABLE = frozenset({"CONDSTORE", "UTF8=ACCEPT"})
+ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
 
 
 def capabilities(

@@ -120,6 +120,11 @@ class Session:
         """CONDSTORE is enabled (RFC 7162 §3.1: by ENABLE or a CONDSTORE-using command)."""
         return "CONDSTORE" in self.enabled
 
+    @property
+    def qresync(self) -> bool:
+        """QRESYNC is enabled: VANISHED replaces EXPUNGE (RFC 7162 §3.2.10)."""
+        return "QRESYNC" in self.enabled
+
     def capabilities(self) -> tuple[str, ...]:
         """CAPABILITY for the current state."""
         return caps.capabilities(
@@ -379,7 +384,8 @@ class Session:
                 await self.sync_view()
             except StoreError as exc:
                 log.warning("journal read failed: %r", exc)
-        responses = view.updates(allow_expunge=allow_expunge, condstore=self.condstore)
+        responses = view.updates(allow_expunge=allow_expunge, condstore=self.condstore,
+                                 vanished=self.qresync)
         if responses:
             await self.send(*responses)
         if view.gone:

@@ -18,7 +18,7 @@ from duck.store.models import JournalEntry, Mailbox, MessageSummary
 
 from .grammar.fetch_items import FetchAttr
 from .grammar.resp_fetch import FetchData
-from .grammar.responses import ExistsData, ExpungeData, RecentData
+from .grammar.responses import ExistsData, ExpungeData, RecentData, VanishedData
 from .grammar.sequence import SequenceSet
 
 Response = object
@@ -173,15 +173,18 @@ class SelectedView:
         return gone
 
     def updates(
-        self, *, allow_expunge: bool, condstore: bool, uid_fetch: bool = True
+        self, *, allow_expunge: bool, condstore: bool, uid_fetch: bool = True,
+        vanished: bool = False,
     ) -> list[Response]:
         """Untagged responses for everything pending, in a correct order.
 
         EXPUNGEs first (highest sequence number first, so that each number is still
-        valid when sent), then EXISTS/RECENT, then FETCH for flag changes.
+        valid when sent; one VANISHED instead once QRESYNC is on), then EXISTS/RECENT,
+        then FETCH for flag changes.
         """
         out: list[Response] = []
         if allow_expunge and self.expunged:
+            gone: list[int] = []
             for uid in sorted(self.expunged, reverse=True):
                 seq = self.seq_of(uid)
                 if seq is None:
@@ -190,7 +193,11 @@ class SelectedView:
                 self.flags.pop(uid, None)
                 self.modseqs.pop(uid, None)
                 self.recent.discard(uid)
-                out.append(ExpungeData(seq))
+                gone.append(uid)
+                if not vanished:
+                    out.append(ExpungeData(seq))
+            if vanished and gone:
+                out.append(VanishedData(SequenceSet.from_ints(gone)))
             self.expunged.clear()
             self.announced_exists = len(self.uids)
         if self.new:
@@ -224,6 +231,29 @@ class SelectedView:
         """The flags as FETCH reports them: stored flags plus this session's \\Recent."""
         flags = self.flags.get(uid, ())
         return (*flags, "\\Recent") if uid in self.recent else flags
+
+    def missing_uids(self, ranges: list[tuple[int, int]]) -> SequenceSet | None:
+        """UIDs within ``ranges`` (clipped to the UIDs handed out) that no longer exist:
+        what VANISHED (EARLIER) reports (RFC 7162 §3.2.5, §3.2.6). Cost is linear in
+        the messages present, not in the width of the ranges."""
+        top = max(self.uid_max, self.mailbox.uid_next - 1)
+        out: list[tuple[int, int]] = []
+        for lo, hi in ranges:
+            lo, hi = max(lo, 1), min(hi, top)
+            if lo > hi:
+                continue
+            i = bisect.bisect_left(self.uids, lo)
+            j = bisect.bisect_right(self.uids, hi)
+            nxt = lo
+            for uid in self.uids[i:j]:
+                if uid in self.expunged:
+                    continue
+                if uid > nxt:
+                    out.append((nxt, uid - 1))
+                nxt = uid + 1
+            if nxt <= hi:
+                out.append((nxt, hi))
+        return SequenceSet(tuple(out)) if out else None
 
     def keywords(self) -> list[str]:
         """Keywords in use in the mailbox (for FLAGS / PERMANENTFLAGS)."""

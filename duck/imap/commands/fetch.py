@@ -25,6 +25,7 @@ from ..grammar.cmd_message import Fetch
 from ..grammar.encode import LiteralBody
 from ..grammar.fetch_items import BinarySize, BodySection, FetchAttr, FetchItem, SectionText
 from ..grammar.resp_fetch import FetchData
+from ..grammar.responses import VanishedData
 from ..view import InvalidSequence
 from .registry import command
 from .states import SELECTED
@@ -211,6 +212,14 @@ async def fetch(s: Session, cmd: Fetch) -> None:
         uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
     except InvalidSequence as exc:
         raise bad(str(exc)) from None
+    if cmd.vanished:
+        # RFC 7162 §3.2.6: UIDs of the set that no longer exist, before the FETCHes.
+        if not s.qresync:
+            raise bad("VANISHED needs ENABLE QRESYNC")
+        top = max(view.uid_max, view.mailbox.uid_next - 1)
+        missing = view.missing_uids(cmd.sequence_set.ranges(top))
+        if missing is not None:
+            await s.send(VanishedData(missing, earlier=True))
     if cmd.changedsince is not None:
         uids = [u for u in uids if view.modseqs.get(u, 0) > cmd.changedsince]
     if not uids:

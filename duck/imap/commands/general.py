@@ -62,6 +62,8 @@ async def enable(s: Session, cmd: Enable) -> None:
             newly.append(name)
             if name == "UTF8=ACCEPT":
                 s.reader.utf8_enabled = True
+            if name == "QRESYNC":
+                s.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
     await s.send(EnabledData(tuple(newly)))
 
 

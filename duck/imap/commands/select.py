@@ -9,7 +9,7 @@ from duck.store.models import SYSTEM_FLAGS
 
 from ..errors import bad
 from ..grammar.cmd_any import Check, Close, Unselect
-from ..grammar.cmd_mailbox import Examine, Select
+from ..grammar.cmd_mailbox import Examine, QresyncParams, Select
 from ..grammar.resp_codes import (
     Code,
     HighestModseq,
@@ -18,7 +18,13 @@ from ..grammar.resp_codes import (
     UidValidity,
     Unseen,
 )
-from ..grammar.responses import ExistsData, FlagsData, RecentData, UntaggedStatus
+from ..grammar.responses import (
+    ExistsData,
+    FlagsData,
+    RecentData,
+    UntaggedStatus,
+    VanishedData,
+)
 from ..session import Done
 from ..view import SelectedView
 from .registry import command
@@ -31,9 +37,13 @@ if TYPE_CHECKING:
 async def _open(s: Session, cmd: Select | Examine, readonly: bool) -> Done:
     assert s.user is not None
     # RFC 3501 §6.3.1: a SELECT first leaves the selected mailbox, even if it fails.
+    was_selected = s.view is not None
     s.unselect()
-    if cmd.qresync is not None:
-        raise bad("QRESYNC is not enabled")
+    if cmd.qresync is not None and not s.qresync:
+        raise bad("QRESYNC is not enabled (RFC 7162 §3.2.5)")
+    if was_selected and s.qresync:
+        # RFC 7162 §3.2.11: say where the old mailbox's responses end.
+        await s.send(UntaggedStatus("OK", Code("CLOSED"), "previous mailbox closed"))
     if cmd.condstore:
         s.enabled.add("CONDSTORE")  # RFC 7162 §3.1: a CONDSTORE parameter enables it
     mailbox = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
@@ -65,10 +75,33 @@ async def _open(s: Session, cmd: Select | Examine, readonly: bool) -> Done:
         UntaggedStatus("OK", UidNext(max(mailbox.uid_next, view.uid_max + 1)), "next UID"),
         UntaggedStatus("OK", HighestModseq(max(view.highest_modseq, 1)), "highest modseq"),
     ]
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uid_validity:
+        responses += _resync(view, cmd.qresync)
     await s.send(*responses)
     s.select(view)
     code = "READ-ONLY" if readonly else "READ-WRITE"
     return Done(f"{cmd.VERB} completed", Code(code))
+
+
+def _resync(view: SelectedView, params: QresyncParams) -> list[object]:
+    """RFC 7162 §3.2.5.2: what changed since the client's modseq: VANISHED (EARLIER)
+    for UIDs that no longer exist, then FETCH for messages changed since.
+
+    Deviation (allowed by §3.2.5.2's "MAY"): the VANISHED set is every known UID
+    that does not exist now, computed from the view, rather than only those
+    expunged after the given modseq; clients ignore UIDs they already forgot.
+    """
+    top = max(view.uid_max, view.mailbox.uid_next - 1)
+    known = params.known_uids.ranges(top) if params.known_uids is not None else [(1, top)]
+    out: list[object] = []
+    missing = view.missing_uids(known)
+    if missing is not None:
+        out.append(VanishedData(missing, earlier=True))
+    in_known = params.known_uids.matcher(top) if params.known_uids is not None else None
+    for seq, uid in enumerate(view.uids, start=1):
+        if view.modseqs.get(uid, 0) > params.modseq and (in_known is None or uid in in_known):
+            out.append(view.flag_fetch(seq, uid, condstore=True, with_uid=True))
+    return out
 
 
 @command(Select, AUTHENTICATED, updates=False)
