@@ -48,6 +48,9 @@ class Config:
     journal_retention: int = 7 * 24 * 3600
     #: API access token; without one the API serves loopback clients only.
     api_token: str | None = None
+    #: IMAP connections allowed per client address and per user (per process).
+    imap_max_connections_per_ip: int = 64
+    imap_max_connections_per_user: int = 32
     #: Seconds between SSE heartbeats (comment lines that keep proxies from cutting).
     sse_heartbeat: float = 15.0
     #: Live SSE streams one user may have on one process.

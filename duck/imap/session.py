@@ -63,6 +63,10 @@ class ServerContext:
     ssl_context: ssl.SSLContext | None = None
     limits: ServerLimits = attrs.Factory(ServerLimits)
 
+    def __attrs_post_init__(self) -> None:
+        self.limits.per_ip.limit = self.config.imap_max_connections_per_ip
+        self.limits.per_user.limit = self.config.imap_max_connections_per_user
+
 
 #: A handler's return value when it sent its tagged response itself (STARTTLS).
 ANSWERED = object()
