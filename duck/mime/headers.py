@@ -86,6 +86,8 @@ def decode_header(value: bytes) -> str:
 
 def _split_outside_quotes(value: str) -> list[str]:
     """Split at ';' outside quoted strings, dropping RFC 5322 comments."""
+    if '"' not in value and "(" not in value:
+        return value.split(";")
     pieces: list[str] = []
     current: list[str] = []
     in_quote = False

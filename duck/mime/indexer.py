@@ -13,6 +13,7 @@ does not. Offsets are exact octet positions in the input whatever the line ends.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import attrs
 
@@ -36,14 +37,26 @@ _LONG_HEADER_LINE = 8192
 _IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
 
 _FIELD, _CONTINUATION, _SKIP, _OTHER = "field", "continuation", "skip", "other"
+# RFC 5322 §3.6.8 field-name: printable US-ASCII except ":" (empty names tolerated,
+# as Python's email package does).
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
+
+
+def _common_prefix(items: list[bytes]) -> bytes:
+    first, last = min(items), max(items)
+    size = 0
+    for a, b in zip(first, last, strict=False):
+        if a != b:
+            break
+        size += 1
+    return first[:size]
 
 
 def _classify(line: bytes, first_of_root: bool) -> str:
     """What a line inside a header block is (RFC 5322 §2.2, §3.6)."""
     if line[:1] in (b" ", b"\t"):
         return _CONTINUATION
-    colon = line.find(b":")
-    if colon >= 0 and all(0x21 <= c <= 0x7E for c in line[:colon]):
+    if _FIELD_NAME.match(line):
         return _FIELD
     if first_of_root and line.startswith(b"From "):
         return _SKIP  # an mbox "From " separator line
@@ -112,6 +125,7 @@ class MessageIndexer:
         self._received = 0
         self._events: list[Event] = []
         self._lf_flushed = 0  # LF count in [0, base)
+        self._lf_mark = (0, 0)  # (offset, LF count before it): the last _lf_before answer
         self._last_flushed = -1  # the byte at base - 1
         self._pos = 0  # parse position: everything before it is classified
         self._hold: int | None = None  # never emit skeleton bytes past this offset
@@ -126,6 +140,8 @@ class MessageIndexer:
         # Active delimiters (b"--" + boundary) with their multipart, outermost first.
         self._bounds: list[tuple[bytes, Node]] = []
         self._max_delim_line = 0
+        # b"\n" + the common prefix of all active delimiters: what the body scan finds.
+        self._pattern = b"\n--"
         # Scanning state (LEAF and SCAN).
         self._scan_pos = 0
         self._check_at: int | None = None
@@ -222,7 +238,14 @@ class MessageIndexer:
 
     def _lf_before(self, pos: int) -> int:
         """Number of LF bytes in [0, pos); `pos` must not be before the buffer."""
-        return self._lf_flushed + self._buf.count(b"\n", 0, pos - self._base)
+        # Calls come in stream order, so count on from the previous answer instead of
+        # from the buffer start (which made many small parts in one chunk quadratic).
+        mark, count = self._lf_mark
+        if mark < self._base or pos < mark:
+            mark, count = self._base, self._lf_flushed
+        count += self._buf.count(b"\n", mark - self._base, pos - self._base)
+        self._lf_mark = (pos, count)
+        return count
 
     def _byte_before(self, pos: int) -> int:
         """The byte at pos - 1 (pos >= base), or -1 at the start of the message."""
@@ -467,8 +490,11 @@ class MessageIndexer:
     # -- delimiters ---------------------------------------------------------------
 
     def _update_delimiter_limit(self) -> None:
-        longest = max((len(d) for d, _ in self._bounds), default=0)
+        delimiters = [d for d, _ in self._bounds]
+        longest = max((len(d) for d in delimiters), default=0)
         self._max_delim_line = longest + 2 + _MAX_PADDING + 2
+        prefix = _common_prefix(delimiters) if delimiters else b"--"
+        self._pattern = b"\n" + prefix
 
     def _match_delimiter(self, line: bytes) -> tuple[int, bool] | None:
         """(level, closing) if `line` is a delimiter line of an active boundary."""
@@ -542,14 +568,17 @@ class MessageIndexer:
                 level, closing, end = match
                 return base + p, base + end, level, closing
         i = max(self._scan_pos - base, 0)
+        pattern = self._pattern
         while True:
-            j = buf.find(b"\n--", i)
+            j = buf.find(pattern, i)
             if j < 0:
                 if eof:
                     self._scan_pos = base + len(buf)
                     return base + len(buf)
-                self._scan_pos = base + max(i, len(buf) - 2)
-                return base + max(len(buf) - 3, 0)
+                # A match not yet complete starts after len - len(pattern); its LF
+                # may be preceded by a CR that belongs to the delimiter.
+                self._scan_pos = base + max(i, len(buf) - len(pattern) + 1)
+                return base + max(len(buf) - len(pattern), 0)
             eol_start = j - 1 if j > 0 and buf[j - 1] == _CR else j
             match = self._match_at(j + 1, eof)
             if match is _MORE:

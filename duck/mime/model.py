@@ -34,7 +34,10 @@ class IndexerLimits:
     #: LargeBody* events instead of SkeletonBytes.
     large_body_threshold: int = 64 * 1024
     #: Deepest container nesting (multipart or message/rfc822) that is parsed.
-    max_depth: int = 100
+    #: Real mail rarely nests beyond 10; the default keeps the Part tree well within
+    #: MongoDB's 100-level document nesting limit (each level costs the tree ~2 BSON
+    #: levels: a children array and a document) and Python's recursion limit.
+    max_depth: int = 32
     #: Most parts recorded for one message (all levels together).
     max_parts: int = 5000
     #: Most header bytes kept for parsing per header block; the rest is skipped.

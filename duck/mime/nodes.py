@@ -7,7 +7,7 @@ stays bounded by the header caps.
 
 from __future__ import annotations
 
-from duck.mime.envelope import build_envelope, first_field
+from duck.mime.envelope import build_envelope
 from duck.mime.headers import (
     parse_content_type,
     parse_disposition,
@@ -98,7 +98,10 @@ class Node:
 
     def apply_fields(self, fields: list[tuple[str, bytes]]) -> None:
         """Set the content attributes from the raw header fields of this part."""
-        content_type = first_field(fields, "content-type")
+        first: dict[str, bytes] = {}
+        for name, value in fields:
+            first.setdefault(name, value)
+        content_type = first.get("content-type")
         parsed = parse_content_type(content_type)
         if parsed is not None:
             self.content_type, self.content_subtype, self.params = parsed
@@ -109,15 +112,15 @@ class Node:
                 self.content_type, self.content_subtype = "text", "plain"
             if (self.content_type, self.content_subtype) == ("text", "plain"):
                 self.params = [("charset", "us-ascii")]
-        self.encoding = parse_token(first_field(fields, "content-transfer-encoding")) or "7bit"
-        self.content_id = _raw_text(first_field(fields, "content-id"))
-        self.description = _raw_text(first_field(fields, "content-description"))
-        self.md5 = _raw_text(first_field(fields, "content-md5"))
-        self.location = _raw_text(first_field(fields, "content-location"))
-        disposition = parse_disposition(first_field(fields, "content-disposition"))
+        self.encoding = parse_token(first.get("content-transfer-encoding")) or "7bit"
+        self.content_id = _raw_text(first.get("content-id"))
+        self.description = _raw_text(first.get("content-description"))
+        self.md5 = _raw_text(first.get("content-md5"))
+        self.location = _raw_text(first.get("content-location"))
+        disposition = parse_disposition(first.get("content-disposition"))
         if disposition is not None:
             self.disposition, self.disposition_params = disposition
-        self.language = parse_language(first_field(fields, "content-language"))
+        self.language = parse_language(first.get("content-language"))
         if self.is_root:
             self.envelope = build_envelope(fields)
 

@@ -22,8 +22,6 @@ from urllib.parse import quote
 import attrs
 from hypothesis import strategies as st
 
-_counter = itertools.count()
-
 #: Body bytes: anything but CR, LF (line ends are rendered separately) and "_".
 _BODY_BYTES = [b for b in range(256) if b not in (10, 13, 0x5F)]
 _TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.+"
@@ -207,6 +205,8 @@ class _Renderer:
     def __init__(self, eol: bytes) -> None:
         self.eol = eol
         self.parts: list[ExpectedPart] = []
+        # Per message, so that rendering is a pure function of the drawn tree.
+        self.counter = itertools.count()
 
     def entity(self, node: object, section: tuple[int, ...], root: bool) -> bytes:
         """Header fields (without the blank line) and body of one entity."""
@@ -237,7 +237,7 @@ class _Renderer:
             )
             return header + eol + body
         if isinstance(node, _Multipart):
-            boundary = f"_{node.boundary_seed}{next(_counter)}"
+            boundary = f"_{node.boundary_seed}{next(self.counter)}"
             self.parts.append(
                 ExpectedPart(section, f"multipart/{node.subtype}", (("boundary", boundary),), None)
             )

@@ -179,6 +179,17 @@ def test_ten_thousand_nested_multiparts() -> None:
     assert body.startswith(b"--b50\r\n") and body.endswith(b"--b50--")
 
 
+def test_ten_thousand_nested_multiparts_with_default_limits() -> None:
+    depth = 10_000
+    data = b"Content-Type: multipart/mixed; boundary=b0\r\n\r\n" + b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1)
+        for i in range(depth)
+    )
+    message = index_both_ways(data)
+    assert message.truncated
+    assert max(len(part.section) for part in message.root.walk()) == IndexerLimits().max_depth
+
+
 def test_ten_thousand_sibling_parts_capped() -> None:
     count = 10_000
     data = (
