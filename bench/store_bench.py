@@ -309,6 +309,14 @@ async def bench_dedup(store: Store, users: int, data_dir: Path) -> dict[str, Any
             b"Content-Type: text/plain\r\n\r\nAttached.\r\n--D\r\n"
             b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
             + attachment + b"\r\n--D--\r\n")
+    files = store.database.collection("attachments.files")
+
+    async def gridfs_bytes() -> int:
+        docs = await store.database.run(lambda: list(files.find({}, {"length": 1})))
+        return sum(int(d["length"]) for d in docs)
+
+    stats_before = await store.database.run(store.bodies.statistics)
+    gridfs_before = await gridfs_bytes()
     disk_before = du(data_dir)
     start = time.perf_counter()
     ingest = store.messages.ingest()
@@ -322,9 +330,6 @@ async def bench_dedup(store: Store, users: int, data_dir: Path) -> dict[str, Any
     assert all(isinstance(r, Delivered) for r in results)
     logical = sum(r.size for r in results if isinstance(r, Delivered))
     stats = await store.database.run(store.bodies.statistics)
-    files = store.database.collection("attachments.files")
-    gridfs_bytes = sum(d["length"] for d in await store.database.run(
-        lambda: list(files.find({}, {"length": 1}))))
     time.sleep(2)  # let the server flush before measuring its files
     disk_after = du(data_dir)
     return {
@@ -333,9 +338,9 @@ async def bench_dedup(store: Store, users: int, data_dir: Path) -> dict[str, Any
         "deliver_seconds": round(elapsed, 1),
         "copies_per_s": round(users / elapsed, 1),
         "logical_bytes": logical,
-        "bodies": stats["bodies"],
-        "body_refs": stats["refs"],
-        "gridfs_bytes": gridfs_bytes,
+        "new_bodies": stats["bodies"] - stats_before["bodies"],
+        "new_body_refs": stats["refs"] - stats_before["refs"],
+        "new_gridfs_bytes": await gridfs_bytes() - gridfs_before,
         "data_dir_growth_bytes": disk_after - disk_before,
     }
 

@@ -30,13 +30,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import gridfs
 import pymongo.errors
 from bson import ObjectId
 from pymongo import ReturnDocument
 
 from . import schema
 from .database import Database
+from .errors import NotFound
 from .journal import now
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,17 @@ schema.register(
     [schema.IndexModel([("file", schema.ASCENDING)], name="file"),
      schema.IndexModel([("refs", schema.ASCENDING), ("touched", schema.ASCENDING)],
                        name="refs_touched")],
+)
+# The indexes GridFS drivers create, under the names they give them.
+schema.register(
+    f"{schema.ATTACHMENTS}.chunks",
+    [schema.IndexModel([("files_id", schema.ASCENDING), ("n", schema.ASCENDING)],
+                       unique=True, name="files_id_1_n_1")],
+)
+schema.register(
+    f"{schema.ATTACHMENTS}.files",
+    [schema.IndexModel([("filename", schema.ASCENDING), ("uploadDate", schema.ASCENDING)],
+                       name="filename_1_uploadDate_1")],
 )
 schema.register(
     schema.MESSAGES,
@@ -69,7 +80,14 @@ class SweepReport:
 
 
 class Upload:
-    """One body being streamed into GridFS (blocking methods; run in a worker thread)."""
+    """One body being streamed into GridFS (blocking methods; run in a worker thread).
+
+    Chunks are written one by one as they fill (pymongo's GridIn buffers 32 MB
+    before writing, which would break the memory bound of a streaming ingest).
+    The layout is GridFS's own, so GridFS tools and ``GridFSBucket`` read it. The
+    files document is written first (as pending) so that an upload interrupted by
+    a crash is a file that ``sweep`` finds and deletes with its chunks.
+    """
 
     def __init__(self, bodies: Bodies, offset: int) -> None:
         self.bodies = bodies
@@ -77,31 +95,43 @@ class Upload:
         self.file_id = ObjectId()
         self.size = 0
         self._hash = hashlib.sha256()
-        self._grid_in = bodies.bucket.open_upload_stream_with_id(
-            self.file_id, "body", metadata={"pending": True}
-        )
+        self._buffer = bytearray()
+        self._n = 0
+        bodies.files.insert_one({
+            "_id": self.file_id, "length": 0, "chunkSize": CHUNK_SIZE,
+            "uploadDate": now(), "filename": "body", "metadata": {"pending": True},
+        })
 
     def write(self, data: bytes) -> None:
         """Append bytes to the body."""
         self._hash.update(data)
         self.size += len(data)
-        self._grid_in.write(data)
+        self._buffer += data
+        while len(self._buffer) >= CHUNK_SIZE:
+            self._put(bytes(self._buffer[:CHUNK_SIZE]))
+            del self._buffer[:CHUNK_SIZE]
+
+    def _put(self, data: bytes) -> None:
+        self.bodies.chunks.insert_one({"files_id": self.file_id, "n": self._n, "data": data})
+        self._n += 1
 
     def finish(self) -> tuple[str, ObjectId]:
         """Close the file and register it; returns (sha256, id of the file kept).
 
         The caller now holds one reference to the body.
         """
-        self._grid_in.close()
+        if self._buffer:
+            self._put(bytes(self._buffer))
+            self._buffer.clear()
+        self.bodies.files.update_one(
+            {"_id": self.file_id}, {"$set": {"length": self.size, "metadata": {}}}
+        )
         sha = self._hash.hexdigest()
         return sha, self.bodies.register(sha, self.file_id, self.size)
 
     def abort(self) -> None:
         """Discard what was uploaded."""
-        try:
-            self._grid_in.abort()
-        except Exception:  # already closed: delete the file instead
-            self.bodies.delete_file(self.file_id)
+        self.bodies.delete_file(self.file_id)
 
 
 class Bodies:
@@ -109,14 +139,20 @@ class Bodies:
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self.bucket = gridfs.GridFSBucket(
-            database.db, bucket_name=schema.ATTACHMENTS, chunk_size_bytes=CHUNK_SIZE,
-            write_concern=database.write_concern,
-        )
 
     @property
     def _coll(self) -> Any:
         return self._database.collection(schema.BODIES)
+
+    @property
+    def files(self) -> Any:
+        """The GridFS files collection."""
+        return self._database.collection(f"{schema.ATTACHMENTS}.files")
+
+    @property
+    def chunks(self) -> Any:
+        """The GridFS chunks collection."""
+        return self._database.collection(f"{schema.ATTACHMENTS}.chunks")
 
     def upload(self, offset: int) -> Upload:
         """Start streaming a body that begins at ``offset`` of its message."""
@@ -184,15 +220,28 @@ class Bodies:
         return 0
 
     def delete_file(self, file_id: ObjectId) -> None:
-        """Delete a GridFS file (missing is fine)."""
-        try:
-            self.bucket.delete(file_id)
-        except gridfs.errors.NoFile:
-            pass
+        """Delete a GridFS file and its chunks (missing is fine). Chunks go first."""
+        self.chunks.delete_many({"files_id": file_id})
+        self.files.delete_one({"_id": file_id})
 
-    def open(self, file_id: str | ObjectId) -> Any:
-        """A seekable reader of a body's file (GridOut fetches only chunks it reads)."""
-        return self.bucket.open_download_stream(ObjectId(file_id))
+    def read(self, file_id: str | ObjectId, start: int, end: int,
+             chunk_size: int = CHUNK_SIZE) -> bytes:
+        """Bytes ``[start, end)`` of a body: one query for exactly the chunks covered."""
+        if end <= start:
+            return b""
+        first, last = start // chunk_size, (end - 1) // chunk_size
+        docs = list(self.chunks.find(
+            {"files_id": ObjectId(file_id), "n": {"$gte": first, "$lte": last}},
+            {"_id": 0, "n": 1, "data": 1},
+        ).sort("n", 1))
+        if [d["n"] for d in docs] != list(range(first, last + 1)):
+            raise NotFound("message body no longer exists")
+        data = b"".join(d["data"] for d in docs)
+        lo = start - first * chunk_size
+        out = data[lo:lo + end - start]
+        if len(out) != end - start:
+            raise NotFound("message body is incomplete")
+        return out
 
     def sweep(self, grace: dt.timedelta = SWEEP_GRACE) -> SweepReport:
         """Repair reference counts and free what nothing references (blocking).
@@ -216,9 +265,8 @@ class Bodies:
                 # would be a bug, and is repaired the same way rather than freed.
                 result = self._coll.update_one(guard, {"$set": {"refs": actual}})
                 report.repaired_refs += result.modified_count
-        files = self._database.collection(f"{schema.ATTACHMENTS}.files")
         for batch in _batches(
-            files.find({"uploadDate": {"$lte": cutoff}}, {"_id": 1, "length": 1}), 500
+            self.files.find({"uploadDate": {"$lte": cutoff}}, {"_id": 1, "length": 1}), 500
         ):
             ids = [f["_id"] for f in batch]
             known = {d["file"] for d in self._coll.find({"file": {"$in": ids}}, {"file": 1})}

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 
-import gridfs
-
 from duck.mime.sections import HEADER_FIELDS_NOT, SectionSpec, filter_header_fields, section_range
 
 from .bodies import CHUNK_SIZE, Bodies
 from .database import Database
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput
 from .models import MessageRecord, Segment
 
 #: Largest piece ``stream`` yields (one GridFS chunk: one round trip each).
@@ -35,7 +33,11 @@ def _clamp(segments: Sequence[Segment], start: int, end: int | None) -> tuple[in
 def _pieces(
     segments: Sequence[Segment], start: int, end: int, piece: int
 ) -> Iterator[tuple[Segment, int, int]]:
-    """(segment, from, to) offsets within segments for ``[start, end)``, in order."""
+    """(segment, from, to) offsets within segments for ``[start, end)``, in order.
+
+    Body pieces are cut at multiples of ``piece`` within the body, so that a piece
+    of one chunk's size reads exactly one GridFS chunk.
+    """
     for seg in segments:
         lo = max(start, seg.offset)
         hi = min(end, seg.offset + seg.length)
@@ -47,44 +49,29 @@ def _pieces(
             yield seg, a, b
             continue
         while a < b:
-            yield seg, a, min(b, a + piece)
-            a = min(b, a + piece)
+            stop = min(b, (a // piece + 1) * piece)
+            yield seg, a, stop
+            a = stop
 
 
 def read_sync(bodies: Bodies, segments: Sequence[Segment], start: int = 0,
               end: int | None = None) -> bytes:
-    """The bytes ``[start, end)`` of a stored message (blocking)."""
+    """The bytes ``[start, end)`` of a stored message (blocking).
+
+    One query per body touched, for exactly the chunks the range covers.
+    """
     lo, hi = _clamp(segments, start, end)
     out = bytearray()
-    files: dict[str, object] = {}
-    try:
-        for seg, a, b in _pieces(segments, lo, hi, hi - lo or 1):
-            out += _slice_sync(bodies, files, seg, a, b)
-    finally:
-        for grid_out in files.values():
-            grid_out.close()  # type: ignore[attr-defined]
+    for seg, a, b in _pieces(segments, lo, hi, max(hi - lo, 1) + CHUNK_SIZE):
+        out += _slice_sync(bodies, seg, a, b)
     return bytes(out)
 
 
-def _slice_sync(bodies: Bodies, files: dict[str, object], seg: Segment, a: int,
-                b: int) -> bytes:
+def _slice_sync(bodies: Bodies, seg: Segment, a: int, b: int) -> bytes:
     if seg.data is not None:
         return seg.data[a:b]
     assert seg.file_id is not None
-    grid_out = files.get(seg.file_id)
-    if grid_out is None:
-        try:
-            grid_out = files[seg.file_id] = bodies.open(seg.file_id)
-        except gridfs.errors.GridFSError as exc:  # expunged under the reader's feet
-            raise NotFound("message body no longer exists") from exc
-    try:
-        grid_out.seek(a)  # type: ignore[attr-defined]
-        data: bytes = grid_out.read(b - a)  # type: ignore[attr-defined]
-    except gridfs.errors.GridFSError as exc:
-        raise NotFound("message body no longer exists") from exc
-    if len(data) != b - a:
-        raise NotFound("message body is incomplete")
-    return data
+    return bodies.read(seg.file_id, a, b)
 
 
 def _segments(record: MessageRecord) -> tuple[Segment, ...]:
@@ -108,25 +95,20 @@ async def stream(database: Database, bodies: Bodies, record: MessageRecord, star
     """
     segments = _segments(record)
     lo, hi = _clamp(segments, start, end)
-    files: dict[str, object] = {}
-    try:
-        inline = bytearray()
-        for seg, a, b in _pieces(segments, lo, hi, piece):
-            if seg.data is not None:
-                inline += seg.data[a:b]
-                if len(inline) >= piece:
-                    yield bytes(inline)
-                    inline.clear()
-                continue
-            if inline:
+    inline = bytearray()
+    for seg, a, b in _pieces(segments, lo, hi, piece):
+        if seg.data is not None:
+            inline += seg.data[a:b]
+            if len(inline) >= piece:
                 yield bytes(inline)
                 inline.clear()
-            yield await database.run(_slice_sync, bodies, files, seg, a, b)
+            continue
         if inline:
             yield bytes(inline)
-    finally:
-        for grid_out in files.values():
-            grid_out.close()  # type: ignore[attr-defined]
+            inline.clear()
+        yield await database.run(_slice_sync, bodies, seg, a, b)
+    if inline:
+        yield bytes(inline)
 
 
 async def read_section(

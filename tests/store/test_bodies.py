@@ -116,8 +116,7 @@ async def test_sweep_repairs_leaks_and_orphans(store: Store, user: User) -> None
     await store.database.run(bodies.update_many, {}, {"$inc": {"refs": 3}})
     # A crash during an upload leaves a GridFS file no body names.
     upload = store.bodies.upload(0)
-    await store.database.run(upload.write, b"orphan" * 100)
-    await store.database.run(upload._grid_in.close)
+    await store.database.run(upload.write, b"orphan" * 300_000)  # two chunks written
     report = await store.sweep(grace=dt.timedelta(0))
     assert report.repaired_refs == 1 and report.orphan_files == 1
     doc = await store.database.run(bodies.find_one, {})
