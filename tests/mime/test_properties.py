@@ -79,6 +79,9 @@ def test_parts_match_generator_and_email_package(generated: GeneratedMessage) ->
             payload = entity._payload  # type: ignore[attr-defined]
             assert body == payload.encode("ascii", "surrogateescape")
             assert part.size == len(body)
+            assert part.lines == body.count(b"\n") + (1 if body and body[-1:] != b"\n" else 0)
+            if expected.text is not None and ("charset", "utf-8") in expected.params:
+                assert expected.text in message.text
     assert message.size == len(generated.data)
 
 
