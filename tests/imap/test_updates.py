@@ -116,3 +116,89 @@ async def test_examine_is_read_only(imap_server: Any) -> None:
         # BODY[] on a read-only mailbox does not set \Seen.
         lines = await c.command(b"F", b"FETCH 1 (BODY[] FLAGS)")
         assert lines[-1].startswith(b"F OK") and b"\\Seen" not in lines[0], lines
+
+
+class _Model:
+    """A client's picture of the mailbox, kept only from untagged responses."""
+
+    def __init__(self) -> None:
+        self.uids: list[int | None] = []
+
+    def absorb(self, lines: list[bytes]) -> None:
+        for line in lines:
+            parts = line.split(b" ")
+            if not line.startswith(b"* ") or len(parts) < 3 or not parts[1].isdigit():
+                continue
+            n, kind = int(parts[1]), parts[2].rstrip(b"\r\n")
+            if kind == b"EXISTS":
+                assert n >= len(self.uids), (n, self.uids, line)
+                self.uids += [None] * (n - len(self.uids))
+            elif kind == b"EXPUNGE":
+                assert 1 <= n <= len(self.uids), (n, self.uids)
+                del self.uids[n - 1]
+            elif kind == b"FETCH" and b"UID " in line:
+                uid = int(line.split(b"UID ")[1].split(b" ")[0].rstrip(b")\r\n"))
+                assert 1 <= n <= len(self.uids), (n, self.uids, line)
+                known = self.uids[n - 1]
+                assert known in (None, uid), (n, known, uid, line)
+                self.uids[n - 1] = uid
+        real = [u for u in self.uids if u is not None]
+        assert real == sorted(set(real)), self.uids
+
+
+async def _random_op(rng: Any, c: RawClient, model: _Model, step: int) -> None:
+    op = rng.choice(["append", "append", "store", "expunge", "fetch", "noop", "search",
+                     "uidstore"])
+    n = len(model.uids)
+    if op == "append":
+        msg = simple_message(step)
+        await c.send(b"A APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        lines = await c.until_tagged(b"A")
+    elif op == "store" and n:
+        flag = rng.choice([b"\\Deleted", b"\\Seen", b"$k"])
+        lines = await c.command(b"T", b"STORE %d +FLAGS (%s)" % (rng.randint(1, n), flag))
+        assert not any(b"EXPUNGE" in x for x in lines), lines
+    elif op == "uidstore" and n:
+        lines = await c.command(b"U", b"UID STORE 1:* -FLAGS.SILENT (\\Seen)")
+    elif op == "expunge":
+        lines = await c.command(b"E", b"EXPUNGE")
+    elif op == "fetch" and n:
+        lines = await c.command(b"F", b"FETCH 1:* (UID FLAGS)")
+        assert not any(b"EXPUNGE" in x for x in lines), lines
+    elif op == "search":
+        lines = await c.command(b"S", b"SEARCH ALL")
+        assert not any(b"EXPUNGE" in x for x in lines), lines
+        result = next(x for x in lines if x.startswith(b"* SEARCH"))
+        assert all(1 <= int(x) <= n for x in result.split()[2:]), (result, n)
+    else:
+        lines = await c.command(b"N", b"NOOP")
+    assert lines[-1].split(b" ")[1] == b"OK", lines
+    model.absorb(lines)
+
+
+async def test_concurrent_sessions_stay_consistent(imap_server: Any) -> None:
+    """Three sessions interleave APPEND/STORE/EXPUNGE/FETCH/SEARCH at random; each
+    one's sequence numbers follow only from what it was told, and end up agreeing
+    with the store."""
+    import random
+
+    with trio.fail_after(90):
+        clients = [await _selected(imap_server) for _ in range(3)]
+        models = [_Model() for _ in clients]
+
+        async def run(i: int) -> None:
+            rng = random.Random(i)
+            c, model = clients[i], models[i]
+            for step in range(30):
+                await _random_op(rng, c, model, step * 10 + i)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(run, i)
+        user = await imap_server.store.users.by_username(USER)
+        inbox = await imap_server.store.mailboxes.get(user.id, "INBOX")
+        truth = [s.uid for s in await imap_server.store.messages.view(inbox.id)]
+        for c, model in zip(clients, models, strict=True):
+            model.absorb(await c.command(b"N", b"NOOP"))
+            model.absorb(await c.command(b"F", b"FETCH 1:* (UID)") if model.uids else [])
+            assert model.uids == truth
