@@ -137,3 +137,36 @@ async def test_fetch_range_of_many(imap_server: Any) -> None:
         data = await blocking(lambda: c.fetch(c.search(), ["ENVELOPE"]))
         assert data[30][b"ENVELOPE"].subject == b"note 30"
         await blocking(c.logout)
+
+
+NESTED = (
+    b"From: a@example.com\r\nSubject: outer\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n"
+    b"--o\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nsee attached\r\n"
+    b"--o\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n"
+    b"From: inner@example.com\r\nSubject: inner\r\nContent-Type: text/html\r\n\r\n"
+    b"<p>hi</p>\r\n"
+    b"--o--\r\n"
+)
+
+
+async def test_nested_message_sections(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await blocking(lambda: _client(imap_server))
+        await blocking(lambda: c.append("INBOX", NESTED))
+        await blocking(lambda: c.select_folder("INBOX", readonly=True))
+        data = (await blocking(lambda: c.fetch([1], [
+            "BODYSTRUCTURE", "BODY", "BODY.PEEK[2.HEADER]", "BODY.PEEK[2.TEXT]",
+            "BODY.PEEK[2.1]", "BODY.PEEK[2.MIME]",
+        ])))[1]
+        bs = data[b"BODYSTRUCTURE"]
+        inner = bs[0][1]
+        assert inner[0].lower() == b"message" and inner[1].lower() == b"rfc822"
+        assert inner[7][1] == b"inner"  # the encapsulated ENVELOPE's subject
+        assert data[b"BODY[2.HEADER]"].startswith(b"From: inner@example.com\r\n")
+        # The CRLF before the boundary belongs to the boundary (RFC 2046 §5.1.1).
+        assert data[b"BODY[2.TEXT]"] == b"<p>hi</p>"
+        assert data[b"BODY[2.1]"] == b"<p>hi</p>"
+        assert data[b"BODY[2.MIME]"].startswith(b"Content-Type: message/rfc822\r\n")
+        assert data[b"BODY"][0][0][0].lower() == b"text"
+        await blocking(c.logout)
