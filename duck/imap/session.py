@@ -63,9 +63,21 @@ class ServerContext:
     ssl_context: ssl.SSLContext | None = None
     limits: ServerLimits = attrs.Factory(ServerLimits)
 
+    #: Live sessions (``statistics()``).
+    sessions: dict[str, int] = attrs.Factory(dict)
+    commands: int = 0
+
     def __attrs_post_init__(self) -> None:
         self.limits.per_ip.limit = self.config.imap_max_connections_per_ip
         self.limits.per_user.limit = self.config.imap_max_connections_per_user
+
+    def statistics(self) -> dict[str, object]:
+        """Live sessions, commands run, keys with failed logins remembered."""
+        return {
+            "sessions": sum(self.sessions.values()),
+            "commands": self.commands,
+            "throttled": len(self.limits.throttle.failures),
+        }
 
 
 #: A handler's return value when it sent its tagged response itself (STARTTLS).
@@ -211,6 +223,8 @@ class Session:
 
     async def run(self) -> None:
         """Greet, serve commands until LOGOUT/close/shutdown, then clean up."""
+        counts = self.ctx.sessions
+        counts["open"] = counts.get("open", 0) + 1
         try:
             async with trio.open_nursery() as nursery:
                 self.wire = Wire(self._stream, nursery)
@@ -222,6 +236,7 @@ class Session:
                 finally:
                     nursery.cancel_scope.cancel()
         finally:
+            counts["open"] -= 1
             self.unselect()
             if self._user_slot is not None:
                 self.ctx.limits.per_user.release(self._user_slot)
@@ -296,6 +311,7 @@ class Session:
     async def _run_command(self, cmd: Command) -> None:
         from .commands import REGISTRY
 
+        self.ctx.commands += 1
         entry = REGISTRY.get(type(cmd))
         if entry is None:
             await self.send_tagged(cmd.tag, "BAD", f"{cmd.VERB} is not supported",

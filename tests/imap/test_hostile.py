@@ -118,6 +118,7 @@ async def test_disconnect_mid_literal_and_mid_idle_leaves_nothing(imap_server: A
                 break
             await trio.sleep(0.05)
         assert await _idle_counts(imap_server) == (0, 0)
+        assert imap_server._imap_context.statistics()["sessions"] == 0
         notifier = imap_server.notifier
         assert not any(notifier._subscribers.values())
         # Nothing was stored from the half-sent APPEND.
