@@ -15,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -92,7 +95,8 @@ class EmbeddedDatabase:
             "--port", str(self.port),
             "--storage-path", str(storage),
             "--sync-on-commit",
-            "--log-level", "WARNING",
+            # The Python engine announces its port at INFO level; the Rust one always.
+            "--log-level", "WARNING" if self.engine == "rust" else "INFO",
         ]
         if self.engine == "rust":
             cmd += ["--cache-size", self.cache_size]
@@ -291,30 +295,40 @@ class BlockingEmbeddedDatabase:
             start_new_session=True,
         )
         assert self.process.stdout is not None
-        buffer = b""
-        while True:
-            line = self.process.stdout.readline()
-            if not line:
-                self.__exit__()
-                raise EmbeddedDatabaseError("embedded database exited before listening")
-            buffer = (buffer + line)[-4096:]
-            match = _LISTENING.search(buffer)
-            if match:
-                self.spec.port = int(match.group(2))
-                break
-        # Keep draining its output so that it never blocks on a full pipe.
-        import threading
-
+        lines: queue.Queue[bytes] = queue.Queue()
         stdout = self.process.stdout
-        threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
+        found = threading.Event()
+
+        def pump() -> None:
+            # Keeps draining after the port is known, so the server never blocks
+            # on a full pipe; only lines before that are kept.
+            for line in stdout:
+                if not found.is_set():
+                    lines.put(line)
+            lines.put(b"")
+
+        threading.Thread(target=pump, daemon=True).start()
+        buffer = b""
+        try:
+            while True:
+                line = lines.get(timeout=START_TIMEOUT)
+                if not line:
+                    raise EmbeddedDatabaseError("embedded database exited before listening")
+                buffer = (buffer + line)[-4096:]
+                match = _LISTENING.search(buffer)
+                if match:
+                    self.spec.port = int(match.group(2))
+                    found.set()
+                    break
+        except (queue.Empty, EmbeddedDatabaseError) as exc:
+            self.__exit__()
+            raise EmbeddedDatabaseError(f"embedded database did not start: {exc!r}") from exc
         return self.spec.uri
 
     def __exit__(self, *exc_info: object) -> None:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        import time
-
         deadline = time.monotonic() + STOP_GRACE
         while process.poll() is None and time.monotonic() < deadline:
             process.send_signal(signal.SIGTERM)
