@@ -22,6 +22,7 @@ from pymongo.database import Database as MongoDatabase
 from pymongo.write_concern import WriteConcern
 
 from .errors import StoreUnavailable
+from .metrics import ROUND_TRIPS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class Database:
             serverSelectionTimeoutMS=timeout_ms,
             socketTimeoutMS=max(timeout_ms * 6, 60000),
             appname="duck",
+            # Counts round trips per protocol command (metrics.py; read by bench/).
+            event_listeners=[ROUND_TRIPS],
         )
         self.write_concern = WriteConcern(w=1, j=True)
         self.db: MongoDatabase[dict[str, Any]] = self.client.get_database(
