@@ -1,0 +1,16 @@
+"""Benchmark scenarios: each module has ``async def run(bench) -> dict``."""
+
+from __future__ import annotations
+
+from ..harness import Scenario
+from . import concurrency, delivery, fetch, memory, search, store
+
+#: Scenario name -> coroutine function, in the order a full run takes them.
+SCENARIOS: dict[str, Scenario] = {
+    "fetch": fetch.run,
+    "search": search.run,
+    "delivery": delivery.run,
+    "concurrency": concurrency.run,
+    "store": store.run,
+    "memory": memory.run,
+}
