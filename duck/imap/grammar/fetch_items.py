@@ -151,6 +151,43 @@ def parse_fetch_att(c: Cursor, *, response: bool = False) -> FetchItem:
     raise c.error("unexpected section")
 
 
+# The common shapes of a section in one match; anything else takes the general path.
+_SECTION_FAST_RE = re.compile(
+    rb"\[(?P<part>[1-9]\d{0,9}(?:\.[1-9]\d{0,9})*)?"
+    rb"(?:(?(part)\.)(?P<text>(?i:HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)))?"
+    rb"(?: \((?P<fields>[!#$&'+-\[^-z|}~]+(?: [!#$&'+-\[^-z|}~]+)*)\))?\]"
+    rb"(?:<(?P<start>\d{1,10})(?:\.(?P<len>[1-9]\d{0,9}))?>)?"
+)
+_SECTION_TEXT = {t.value.encode(): t for t in SectionText}
+
+
+def _parse_section_fast(c: Cursor, peek: bool, binary: bool, response: bool) -> BodySection | None:
+    m = _SECTION_FAST_RE.match(c.buf, c.pos)
+    if m is None:
+        return None
+    part_b, text_b, fields_b, start_b, len_b = m.group("part", "text", "fields", "start", "len")
+    if (text_b is None) != (fields_b is None) and fields_b is not None:
+        return None
+    if (response and len_b is not None) or (not response and start_b is not None and len_b is None):
+        return None
+    if fields_b is not None and c.depth >= c.max_depth:
+        return None
+    text = None if text_b is None else _SECTION_TEXT[text_b.upper()]
+    partial: tuple[int, int | None] | None = None
+    if start_b is not None:
+        partial = (int(start_b), None if len_b is None else int(len_b))
+    try:
+        section = BodySection(
+            () if part_b is None else tuple(int(n) for n in part_b.split(b".")), text,
+            () if fields_b is None else tuple(fields_b.decode("ascii").split(" ")),
+            peek, binary, partial,
+        )
+    except ValueError:
+        return None  # the general path reports the precise error
+    c.pos = m.end()
+    return section
+
+
 def _parse_part(c: Cursor) -> tuple[int, ...]:
     m = _SECTION_PART_RE.match(c.buf, c.pos)
     if m is None:
@@ -163,6 +200,9 @@ def _parse_part(c: Cursor) -> tuple[int, ...]:
 
 
 def _parse_section(c: Cursor, *, peek: bool, binary: bool, response: bool) -> BodySection:
+    fast = _parse_section_fast(c, peek, binary, response)
+    if fast is not None:
+        return fast
     c.pos += 1  # "["
     part = _parse_part(c)
     text = None
