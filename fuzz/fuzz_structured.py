@@ -46,7 +46,7 @@ def round_trip(cmd: g.Command, resp: g.Response, noise: bytes, where: int, utf8:
 
 def main() -> None:
     """Run atheris over the Hypothesis-driven target."""
-    atheris.Setup(sys.argv, round_trip.hypothesis.fuzz_one_input)
+    atheris.Setup(sys.argv, round_trip.hypothesis.fuzz_one_input)  # type: ignore[attr-defined]
     atheris.Fuzz()
 
 
