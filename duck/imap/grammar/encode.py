@@ -34,10 +34,11 @@ class Encoder:
     """Accumulates output parts. ``utf8`` allows 8-bit quoted strings and raw UTF-8
     mailbox names (RFC 6855); ``literal_plus`` makes client literals ``{n+}``."""
 
-    __slots__ = ("literal_plus", "out", "utf8")
+    __slots__ = ("literal_plus", "out", "streamed", "utf8")
 
     def __init__(self, *, utf8: bool = False, literal_plus: bool = False) -> None:
         self.out: list[bytes | LiteralBody] = []
+        self.streamed = False
         self.utf8 = utf8
         self.literal_plus = literal_plus
 
@@ -69,6 +70,7 @@ class Encoder:
         prefix = b"~{" if body.binary else b"{"
         self.out.append(b"%s%d}\r\n" % (prefix, body.size))
         self.out.append(body)
+        self.streamed = True
 
     def string(self, data: bytes | str) -> None:
         """``string``: quoted when every octet may be quoted, else a literal."""
@@ -138,9 +140,8 @@ class Encoder:
 
     def join(self) -> bytes:
         """All output as bytes; TypeError if a streamed placeholder is present."""
-        for part in self.out:
-            if not isinstance(part, bytes):
-                raise TypeError("response holds a LiteralBody; use serialize_chunks")
+        if self.streamed:
+            raise TypeError("response holds a LiteralBody; use serialize_chunks")
         return b"".join(self.out)  # type: ignore[arg-type]
 
 

@@ -207,3 +207,34 @@ def test_command_size_cap_counts_the_final_line() -> None:
     r = g.CommandReader(g.Limits(max_command=40))
     events = drive(r, [b"a1 LOGIN {20+}\r\n" + b"u" * 20 + b" " + b"p" * 20 + b"\r\na2 NOOP\r\n"])
     assert events == [("error", "CommandTooLarge", "a1", False), g.Noop("a2")]
+
+
+def test_huge_non_synchronizing_literal_is_fatal_beyond_max_discard() -> None:
+    r = g.CommandReader(g.Limits(max_literal=10, max_discard=1000))
+    r.receive_data(b"a1 APPEND INBOX {5000+}\r\n")
+    with pytest.raises(g.LiteralTooLarge) as info:
+        r.next_event()
+    assert info.value.fatal and info.value.tag == "a1"
+
+
+def test_synchronizing_literal_over_command_cap_is_refused_before_reading() -> None:
+    r = g.CommandReader(g.Limits(max_command=50))
+    r.receive_data(b"a1 APPEND INBOX {100}\r\na2 NOOP\r\n")
+    with pytest.raises(g.CommandTooLarge) as info:
+        r.next_event()
+    assert not info.value.fatal and info.value.code == "TOOBIG"
+    assert r.next_event() == g.Noop("a2")
+
+
+def test_zero_length_synchronizing_literal_still_needs_a_continuation() -> None:
+    r = g.CommandReader()
+    assert drive(r, [b'a1 LOGIN {0}\r\n "x"\r\n']) == [
+        ("continue", "a1", 0, False), g.Login("a1", "", "x")]
+
+
+def test_error_codes_follow_rfc5530() -> None:
+    assert g.ParseError("x").code == "PARSE"
+    assert g.LiteralTooLarge("x").code == "TOOBIG"
+    assert g.NestingTooDeep("x").code == "LIMIT"
+    assert g.UnknownCommand("x").code is None
+    assert g.ParseError("x", code="CLIENTBUG").code == "CLIENTBUG"

@@ -236,3 +236,19 @@ def test_response_reader_frames_literals() -> None:
 def test_malformed_responses(line: bytes) -> None:
     with pytest.raises(g.ImapProtocolError):
         g.parse_response(line)
+
+
+def test_streamed_binary_section_uses_literal8_when_declared() -> None:
+    body = g.LiteralBody(3, "src", binary=True)
+    chunks = list(g.serialize_chunks(g.FetchData(1, [(g.BodySection(binary=True), body)])))
+    assert chunks[0] == b"* 1 FETCH (BINARY[] ~{3}\r\n" and chunks[1] == body
+    # A BODY[] section never uses literal8, even if the source says binary.
+    chunks = list(g.serialize_chunks(g.FetchData(1, [(g.BodySection(), body)])))
+    assert chunks[0] == b"* 1 FETCH (BODY[] {3}\r\n"
+
+
+def test_response_reader_sasl_mode() -> None:
+    r = g.ResponseReader()
+    r.sasl = True
+    r.receive_data(b"+ aGk=\r\n")
+    assert r.next_response() == g.SaslChallenge(b"hi")
