@@ -90,10 +90,10 @@ def table(results: dict[str, Any]) -> str:
 def plot(results: dict[str, Any], path: Path) -> Path | None:
     """Median SEARCH/FETCH latency against mailbox size (log-log); None without matplotlib."""
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
     sc = results.get("scenarios", {})
@@ -108,10 +108,14 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
                 series.setdefault(f"FETCH {key}", []).append((int(size), row[key]["median_ms"]))
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(11, 7))
-    for name, points in sorted(series.items()):
+    fig, ax = plt.subplots(figsize=(13, 7))
+    cmap = plt.get_cmap("tab20")
+    colors = [cmap(i / 19) for i in range(20)]
+    markers = "os^vD<>ph*"
+    for i, (name, points) in enumerate(sorted(series.items())):
         points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name,
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=name,
+                color=colors[i % len(colors)], marker=markers[i % len(markers)],
                 linestyle="--" if name.startswith("FETCH") else "-")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -119,7 +123,7 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel("median latency (ms)")
     ax.set_title("duck: latency against mailbox size")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
