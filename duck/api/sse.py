@@ -3,10 +3,11 @@
 Each event's id is the change-feed cursor after it (``store.events``: the last
 modseq delivered per mailbox), so a client reconnecting with ``Last-Event-ID``
 gets exactly what it has not seen, from any process, for as long as the journal
-keeps it. The stream is pulled: events are read from the journal only as fast as
-the client takes them, so a slow client costs one batch of memory, never a
-growing queue; one that stops reading is dropped when a send blocks for
-``send_timeout`` seconds (it reconnects with its last id and loses nothing).
+keeps it. Events are read from the journal only as fast as the client takes them: a
+producer task fills a bounded buffer (``buffer`` events) that the response
+drains, so a slow client costs at most that much memory, never a growing queue;
+one that leaves the buffer full for ``send_timeout`` seconds is dropped (it
+reconnects with its last id and loses nothing).
 
 Wake-ups come from the notifier (change streams reach every process). Several
 streams of one user in this process share one journal read per wake-up (a
@@ -59,7 +60,10 @@ class SseHub:
     """Live SSE streams of this process: caps, shared reads, statistics."""
 
     heartbeat: float = 15.0
+    #: Seconds a client may leave its buffer full before it is dropped.
     send_timeout: float = 30.0
+    #: Events buffered per stream (beyond the socket's own buffers).
+    buffer: int = 256
     max_per_user: int = 256
     max_streams: int = 10000
     streams: int = 0
@@ -120,30 +124,53 @@ def _sse(name: str, cursor: Cursor, data: dict[str, Any]) -> ServerSentEvent:
                            event=name, id=cursor.encode())
 
 
-async def _events(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
-                  sub: Subscription, gen: _Gen, release: Callable[[], None]
-                  ) -> AsyncIterator[ServerSentEvent]:
+async def _produce(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
+                   sub: Subscription, gen: _Gen, send: trio.MemorySendChannel[ServerSentEvent],
+                   release: Callable[[], None]) -> None:
+    """Read the feed into the stream's bounded buffer; give up on a client that
+    leaves it full for ``send_timeout`` seconds."""
+
+    async def put(event: ServerSentEvent) -> bool:
+        with trio.move_on_after(hub.send_timeout):
+            await send.send(event)
+            return True
+        return False
+
     try:
-        # The first event tells a fresh client its position, so that even a
-        # reconnect before any change resumes from here.
-        yield _sse("ready", cursor, {"user": user_id})
-        woken = gen.sub.wakeups
-        while True:
-            batch = await hub.read(store, user_id, cursor, woken)
-            for event in batch.events:
-                hub.events_sent += 1
-                yield _sse(event.kind, event.cursor, user_event(user_id, event))
-            cursor = batch.cursor
-            if batch.more:
-                continue
-            # A read is repeated at least every heartbeat: a gap in a mailbox's
-            # modseqs (a writer that died after allocating) is stepped over by
-            # time (journal.GAP_GRACE) and wakes nobody.
-            with trio.move_on_after(hub.heartbeat):
-                await sub.wait()
+        async with send:
+            # The first event tells a fresh client its position, so that even a
+            # reconnect before any change resumes from here.
+            if not await put(_sse("ready", cursor, {"user": user_id})):
+                return
             woken = gen.sub.wakeups
+            while True:
+                batch = await hub.read(store, user_id, cursor, woken)
+                for event in batch.events:
+                    if not await put(_sse(event.kind, event.cursor,
+                                          user_event(user_id, event))):
+                        hub.dropped += 1
+                        log.info("SSE stream of %s dropped: the client stopped reading",
+                                 user_id)
+                        return
+                    hub.events_sent += 1
+                cursor = batch.cursor
+                if batch.more:
+                    continue
+                # A read is repeated at least every heartbeat: a gap in a mailbox's
+                # modseqs (a writer that died after allocating) is stepped over by
+                # time (journal.GAP_GRACE) and wakes nobody.
+                with trio.move_on_after(hub.heartbeat):
+                    await sub.wait()
+                woken = gen.sub.wakeups
     finally:
         release()
+
+
+async def _drain(receive: trio.MemoryReceiveChannel[ServerSentEvent]
+                 ) -> AsyncIterator[ServerSentEvent]:
+    async with receive:
+        async for event in receive:
+            yield event
 
 
 async def updates(request: Request) -> Response:
@@ -183,8 +210,16 @@ async def updates(request: Request) -> Response:
         release()
         raise
 
+    # The stream's buffer: the producer below fills it, the response drains it.
+    # Hypercorn shields its socket writes from cancellation, so a send timeout in
+    # the response cannot fire; the bound is enforced here instead.
+    send, receive = trio.open_memory_channel[ServerSentEvent](hub.buffer)
+
+    async def producer() -> None:
+        await _produce(hub, store, user_id, cursor, sub, gen, send, release)
+
     response = EventSourceResponse(
-        _events(hub, store, user_id, cursor, sub, gen, release),
+        _drain(receive), data_sender_callable=producer,
         ping=hub.heartbeat, send_timeout=hub.send_timeout,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from duck.store import Store
 
@@ -72,9 +74,53 @@ class SseReader:
                 event[name] = value
         raise EOFError("stream ended")
 
+    async def pump(self, send: trio.MemorySendChannel[dict[str, Any]]) -> None:
+        """Forward every event to ``send`` (run as a task: reading is then cancel-safe)."""
+        async with send:
+            while True:
+                try:
+                    event = await self.next()
+                except EOFError:
+                    return
+                await send.send(event)
+
     async def until(self, kind: str) -> dict[str, Any]:
         """Skip events up to the next one of ``kind``."""
         while True:
             event = await self.next()
             if event.get("event") == kind:
                 return event
+
+
+class SseEvents:
+    """Events of a stream read by a background task (safe to wait with a timeout)."""
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
+        self._receive = receive
+
+    async def next(self) -> dict[str, Any]:
+        """The next event (EOFError when the stream ended)."""
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            raise EOFError("stream ended") from None
+
+    async def until(self, kind: str) -> dict[str, Any]:
+        """Skip events up to the next one of ``kind``."""
+        while True:
+            event = await self.next()
+            if event.get("event") == kind:
+                return event
+
+
+@asynccontextmanager
+async def open_sse(client: httpx.AsyncClient, url: str,
+                   headers: dict[str, str] | None = None) -> AsyncIterator[SseEvents]:
+    """``async with open_sse(client, url) as events:`` — closed on exit."""
+    async with client.stream("GET", url, headers=headers) as response:
+        assert response.status_code == 200, await response.aread()
+        send, receive = trio.open_memory_channel[dict[str, Any]](1000)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(SseReader(response).pump, send)
+            yield SseEvents(receive)
+            nursery.cancel_scope.cancel()
