@@ -46,10 +46,10 @@ async def test_out_of_order_commit_is_never_skipped(duck_server: Any, client: ht
         # Resuming from before N gives N and N+1 again, in order.
         async with client.stream("GET", f"/users/{user}/updates",
                                  headers={"Last-Event-ID": ready["id"]}) as response:
-            sse = SseReader(response)
-            await sse.next()
+            again = SseReader(response)
+            await again.next()
             kinds = [(e["event"], e["data"].get("modseq")) for e in
-                     [await sse.next(), await sse.next()]]
+                     [await again.next(), await again.next()]]
             assert kinds == [("message.flags", slow), ("message.new", slow + 1)]
 
 

@@ -84,7 +84,7 @@ async def test_changes_reach_the_other_process(mongo_uri: str, db_name: str, tmp
                 async with open_sse(client, f"/users/{user}/updates",
                                     headers={"Last-Event-ID": last_id}) as sse:
                     await sse.next()
-                    got = []
+                    got: list[tuple[str, int, Any]] = []
                     while len(got) < 3:
                         event = await sse.next()
                         if event["event"].startswith("message."):
