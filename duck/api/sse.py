@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 @attrs.define
 class _Flight:
     gen: int
+    t: int
     done: trio.Event = attrs.Factory(trio.Event)
     result: FeedBatch | None = None
 
@@ -100,14 +101,17 @@ class SseHub:
 
     async def read(self, store: Store, user_id: str, cursor: Cursor, woken: int) -> FeedBatch:
         """The changes after ``cursor``, from a read that started after wake ``woken``."""
-        key = (user_id, cursor.encode())
+        # Streams opened at different times have different cursor times: the key
+        # leaves the time out, and a stream joins a read that looks back at least
+        # as far as it would itself (a flight's time is not later than ours).
+        key = (user_id, Cursor(cursor.modseqs).encode())
         flight = self._flights.get(key)
-        if flight is not None and flight.gen >= woken:
+        if flight is not None and flight.gen >= woken and flight.t <= cursor.t:
             await flight.done.wait()
             if flight.result is not None:
                 self.shared_reads += 1
                 return flight.result
-        flight = _Flight(self._gens[user_id].sub.wakeups)
+        flight = _Flight(self._gens[user_id].sub.wakeups, cursor.t)
         self._flights[key] = flight
         try:
             self.reads += 1
