@@ -282,18 +282,17 @@ class CommandReader:
     def _fail_command(self, exc: ImapProtocolError, literal: re.Match[bytes]) -> ImapProtocolError:
         """Non-fatal failure at a line ending in a literal: drop the rest of the command."""
         exc.tag = self._tag
-        self._errors += 1
         self._reset_command()
         size = int(literal.group(2))
         if literal.group(3):
             # RFC 7888 §4: the client sends a non-synchronizing literal regardless, so
             # the server must swallow it to stay in step, or close the connection.
             if size > self.limits.max_discard:
-                exc.fatal = True
                 return self._fail_fatal(exc)
             self._state = _State.DISCARD_LITERAL
             self._remaining = size
         # A synchronizing literal is never sent without our "+": the command ends here.
+        self._errors += 1
         return exc
 
     def _discard_after(self, line: bytes) -> None:

@@ -238,3 +238,9 @@ def test_error_codes_follow_rfc5530() -> None:
     assert g.NestingTooDeep("x").code == "LIMIT"
     assert g.UnknownCommand("x").code is None
     assert g.ParseError("x", code="CLIENTBUG").code == "CLIENTBUG"
+
+
+def test_statistics_count_a_fatal_error_once() -> None:
+    r = g.CommandReader(g.Limits(max_literal=10, max_discard=100))
+    drive(r, [b"a1 APPEND INBOX {500+}\r\n"])
+    assert r.statistics().errors == 1
