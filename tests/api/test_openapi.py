@@ -62,4 +62,3 @@ async def test_schemathesis_finds_nothing(duck_server: Any, client: httpx.AsyncC
                                         check=False, cwd=tmp_path)
     output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
     assert result.returncode == 0, output[-12000:]
-    print(output[-3000:])
