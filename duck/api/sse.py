@@ -46,6 +46,8 @@ class _Flight:
     t: int
     done: trio.Event = attrs.Factory(trio.Event)
     result: FeedBatch | None = None
+    #: The batch's events rendered once for every stream that shares the read.
+    rendered: list[ServerSentEvent] = attrs.Factory(list)
 
 
 @attrs.define
@@ -73,7 +75,7 @@ class SseHub:
     shared_reads: int = 0
     events_sent: int = 0
     _gens: dict[str, _Gen] = attrs.Factory(dict)
-    _flights: dict[tuple[str, str], _Flight] = attrs.Factory(dict)
+    _flights: dict[tuple[str, tuple[tuple[str, int], ...]], _Flight] = attrs.Factory(dict)
 
     def statistics(self) -> dict[str, int]:
         """Streams open, dropped, journal reads made and shared, events sent."""
@@ -99,24 +101,29 @@ class SseHub:
             gen.sub.close()
             del self._gens[user_id]
 
-    async def read(self, store: Store, user_id: str, cursor: Cursor, woken: int) -> FeedBatch:
-        """The changes after ``cursor``, from a read that started after wake ``woken``."""
+    async def read(self, store: Store, user_id: str, cursor: Cursor, woken: int
+                   ) -> tuple[FeedBatch, list[ServerSentEvent]]:
+        """The changes after ``cursor`` (and their rendering), from a read that
+        started after wake-up number ``woken``."""
         # Streams opened at different times have different cursor times: the key
         # leaves the time out, and a stream joins a read that looks back at least
         # as far as it would itself (a flight's time is not later than ours).
-        key = (user_id, Cursor(cursor.modseqs).encode())
+        key = (user_id, tuple(sorted(cursor.modseqs.items())))
         flight = self._flights.get(key)
         if flight is not None and flight.gen >= woken and flight.t <= cursor.t:
             await flight.done.wait()
             if flight.result is not None:
                 self.shared_reads += 1
-                return flight.result
+                return flight.result, flight.rendered
         flight = _Flight(self._gens[user_id].sub.wakeups, cursor.t)
         self._flights[key] = flight
         try:
             self.reads += 1
-            flight.result = await store.events.read(user_id, cursor)
-            return flight.result
+            batch = await store.events.read(user_id, cursor)
+            flight.rendered = [_sse(e.kind, e.cursor, user_event(user_id, e))
+                               for e in batch.events]
+            flight.result = batch
+            return batch, flight.rendered
         finally:
             if self._flights.get(key) is flight:
                 del self._flights[key]
@@ -148,10 +155,9 @@ async def _produce(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
                 return
             woken = gen.sub.wakeups
             while True:
-                batch = await hub.read(store, user_id, cursor, woken)
-                for event in batch.events:
-                    if not await put(_sse(event.kind, event.cursor,
-                                          user_event(user_id, event))):
+                batch, rendered = await hub.read(store, user_id, cursor, woken)
+                for event in rendered:
+                    if not await put(event):
                         hub.dropped += 1
                         log.info("SSE stream of %s dropped: the client stopped reading",
                                  user_id)

@@ -93,7 +93,7 @@ class Cursor:
         for mailbox, modseq in sorted(self.modseqs.items()):
             out += bytes.fromhex(mailbox) + _varint(modseq)
         raw = bytes(out)
-        packed = zlib.compress(raw, 9)
+        packed = zlib.compress(raw, 6)
         body = b"\x02" + packed if len(packed) < len(raw) else b"\x01" + raw
         return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii")
 
