@@ -56,6 +56,8 @@ SCAN_MARGIN = dt.timedelta(seconds=10)
 #: Most journal entries one ``produce`` call reads.
 SCAN_LIMIT = 5000
 MAX_HOOKS = 10000
+#: Most mailbox -> user mappings kept for message entries (which lack the user).
+MAILBOX_CACHE = 100_000
 MAX_URL = 2048
 #: Attempts before a delivery is given up (with the default backoff: ~4 days).
 MAX_ATTEMPTS = 20
@@ -235,6 +237,8 @@ class Webhooks:
     def _enqueue(self, docs: list[dict[str, Any]], hooks: list[Hook],
                  render: Callable[[HookEvent], bytes]) -> int:
         missing = {d["mailbox"] for d in docs if "user" not in d} - set(self._mailbox_users)
+        if len(self._mailbox_users) > MAILBOX_CACHE:
+            self._mailbox_users.clear()  # a bounded cache: refilled on demand
         if missing:
             for box in self._coll(schema.MAILBOXES).find({"_id": {"$in": list(missing)}},
                                                          {"user": 1}):
