@@ -334,6 +334,13 @@ class Session:
         except StoreError as exc:
             err = from_store_error(exc)
             status, text, code = err.status, err.text, err.code
+        except ImapProtocolError as exc:
+            # From a line read inside a command (SASL response, IDLE's DONE).
+            if exc.fatal:
+                await self.bye(_text(exc.message), _code(exc.code))
+                await self._drain()
+                return
+            status, text, code = "BAD", _text(exc.message), _code(exc.code)
         except (StreamClosed, trio.Cancelled):
             raise
         except Exception:

@@ -216,3 +216,22 @@ async def test_odd_commands_never_break_the_session(imap_server: Any) -> None:
             assert b"SERVERBUG" not in last, (text, lines)
             pong = await c.command(b"p%d" % i, b"NOOP")
             assert pong[-1].startswith(b"p%d OK" % i), (text, pong)
+
+
+async def test_overlong_sasl_response_ends_session_cleanly(imap_server: Any) -> None:
+    with trio.fail_after(20):
+        c = await _open(imap_server)
+        await c.send(b"a AUTHENTICATE PLAIN\r\n")
+        assert await c.line() == b"+ \r\n"
+
+        async def flood() -> None:
+            try:
+                await c.send(b"A" * (200 * 1024) + b"\r\n")
+            except trio.BrokenResourceError:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            line = await c.line()
+        assert line.startswith(b"* BYE"), line[:80]
+        assert await c.eof()
