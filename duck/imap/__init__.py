@@ -1,0 +1,20 @@
+"""duck's IMAP server: sessions (session.py), one module per command family
+(commands/), the selected-mailbox view (view.py), the listeners (server.py).
+
+Deliberate differences from RFC 3501, each also commented where it is made:
+
+- \\Recent is claimed only by SELECT (never by EXAMINE, §6.3.2) and STATUS RECENT
+  is always 0: the store hands \\Recent to the first session that selects, so
+  counting it without selecting is not offered (§6.3.10).
+- Subscriptions live on mailboxes: deleting a mailbox drops its subscription
+  (§6.3.6 asks to keep it); SUBSCRIBE of a nonexistent name is refused.
+- A FETCH (non-UID) that names a message another session expunged since the last
+  update returns nothing for it and completes OK (RFC 2180 §4.1.2 leaves this open).
+- After a SELECT (QRESYNC ...), VANISHED (EARLIER) lists every known UID that no
+  longer exists, not only those expunged after the client's modseq (RFC 7162 §3.2.5).
+- When the selected mailbox is deleted by another session the session ends with
+  BYE [NONEXISTENT] rather than continuing in an undefined state.
+- INTERNALDATE is returned in UTC (the instant is kept, the client's zone is not).
+- An APPEND literal is held in memory (up to APPENDLIMIT) before it is stored;
+  FETCH bodies are streamed from the store.
+"""
