@@ -3,7 +3,10 @@
 
 The literal's size is checked when it is announced, before a byte of it is read:
 the session refuses a synchronizing literal over the limit with NO [TOOBIG]
-(the reader reports the announcement as ContinuationNeeded).
+(the reader reports the announcement as ContinuationNeeded). An accepted literal
+is framed whole by the grammar's reader, so it is held in memory (at most
+APPENDLIMIT octets) until the store has it; the store then streams it into its
+bodies.
 """
 
 from __future__ import annotations

@@ -86,6 +86,8 @@ def _spec(section: BodySection) -> SectionSpec:
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime:
+    # RFC 3501 §2.3.3 lets the server pick the zone; the store keeps UTC instants,
+    # so the zone the client gave at APPEND is not repeated back.
     if value is None:
         return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
