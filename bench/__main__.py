@@ -17,7 +17,9 @@ from . import harness, report
 from .scenarios import SCENARIOS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "bench.json"
-DEFAULT_SIZES = "1000,10000,100000"
+#: 100k does not fit the 15-minute budget on the embedded database today (a
+#: substring SEARCH scans ~1-2k messages/s): run it with --sizes 1000,10000,100000.
+DEFAULT_SIZES = "1000,10000"
 QUICK_SIZES = "50,200"
 
 
