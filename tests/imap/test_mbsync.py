@@ -1,5 +1,6 @@
-"""isync/mbsync against the server over implicit TLS, syncing both ways: server →
-Maildir and back, with flag changes, deletions and new messages on either side."""
+"""isync/mbsync against the server (implicit TLS, and STARTTLS on the plain port),
+syncing both ways: server → Maildir and back, with flag changes, deletions and new
+messages on either side."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _without_tuid(data: bytes) -> bytes:
     return re.sub(rb"(?m)^X-TUID: [^\r\n]*\r?\n", b"", data)
 
 
-def _config(tmp: Path, server: Any) -> Path:
+def _config(tmp: Path, server: Any, tls: str) -> Path:
     maildir = tmp / "mail"
     maildir.mkdir()
     cert = server.config.data_dir / "tls" / "cert.pem"
@@ -38,10 +39,10 @@ def _config(tmp: Path, server: Any) -> Path:
     cfg.write_text(f"""
 IMAPAccount duck
 Host localhost
-Port {server.ports["imaps"]}
+Port {server.ports["imaps" if tls == "IMAPS" else "imap"]}
 User {USER}
 Pass "{PASSWORD}"
-SSLType IMAPS
+SSLType {tls}
 CertificateFile {cert}
 AuthMechs LOGIN
 
@@ -99,7 +100,8 @@ async def _server_messages(server: Any, path: str) -> dict[bytes, tuple[bytes, t
     return out
 
 
-async def test_mbsync_both_ways(imap_server: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", ["IMAPS", "STARTTLS"])
+async def test_mbsync_both_ways(imap_server: Any, tmp_path: Path, tls: str) -> None:
     with trio.fail_after(90):
         store = imap_server.store
         user = await store.users.by_username(USER)
@@ -107,7 +109,7 @@ async def test_mbsync_both_ways(imap_server: Any, tmp_path: Path) -> None:
             await store.messages.append(user.id, "INBOX", _message(n),
                                         ["\\Flagged"] if n == 1 else [])
         await store.messages.append(user.id, "Archive", _message(4), ["\\Seen"])
-        cfg = _config(tmp_path, imap_server)
+        cfg = _config(tmp_path, imap_server, tls)
 
         # 1. Server -> Maildir: everything arrives, byte-identical, with flags.
         await _mbsync(cfg)
