@@ -10,6 +10,7 @@ Fields (short names keep thousands of documents per FETCH small):
 - ``bodies``: the distinct hashes referenced (one reference per message);
 - ``root`` (MIME part tree with offsets), ``env`` (envelope), ``hdr`` (top-level
   header fields ``{k, v}`` for SEARCH), ``text`` (decoded text for SEARCH),
+  ``g``/``gv`` (SEARCH's substring index and its version, textindex.py),
   ``date`` (Date: header), ``msgid``, ``refs`` (thread ancestors), ``subject``;
 - ``emailid``/``threadid`` (RFC 8474 OBJECTID).
 """
@@ -25,7 +26,7 @@ from bson import ObjectId
 
 from duck.mime.model import IndexedMessage, Part
 
-from . import schema
+from . import schema, textindex
 from .convert import to_bson
 from .errors import InvalidInput
 from .models import Ingested, Segment
@@ -36,6 +37,9 @@ MAX_HEADER_VALUE = 8 * 1024
 MAX_HEADERS = 500
 #: Largest per-recipient prepend (Delivered-To, Return-Path...).
 MAX_PREPEND = 16 * 1024
+
+#: Fields with a (mailbox, field) index for SEARCH prefilters.
+SEARCH_FIELDS = ("g", "kw", "seen", "idate", "sdate", "date", "size", "modseq")
 
 _PREPEND = re.compile(rb"^(?:[!-9;-~]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)*$")
 
@@ -48,6 +52,11 @@ schema.register(
                           name="user_msgid"),
         schema.IndexModel([("user", schema.ASCENDING), ("emailid", schema.ASCENDING)],
                           name="user_emailid"),
+        # SEARCH prefilters (query.py): each is (mailbox, field) so that a first
+        # $match on exactly these two fields is an index scan on every engine.
+        *(schema.IndexModel([("mailbox", schema.ASCENDING), (field, schema.ASCENDING)],
+                            name=f"mailbox_{field}")
+          for field in SEARCH_FIELDS),
     ],
 )
 
@@ -125,6 +134,8 @@ def content(ingested: Ingested, prepend: bytes = b"") -> dict[str, Any]:
         "env": to_bson(message.envelope),
         "hdr": hdr,
         "text": message.text,
+        "g": textindex.document_grams(((h["k"], h["v"]) for h in hdr), message.text),
+        "gv": textindex.VERSION,
         "date": message.date,
         "msgid": message.message_id,
         "refs": thread_ids[-100:],

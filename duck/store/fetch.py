@@ -15,7 +15,7 @@ from .database import Database
 from .documents import segment_from_bson
 from .errors import InvalidInput
 from .models import FETCH_FIELDS, MessageRecord, MessageSummary
-from .query import Query, compile_query, uid_ranges
+from .query import Query, compile_search, uid_ranges
 from .users import parse_id
 
 #: FETCH field -> document fields it needs.
@@ -106,16 +106,20 @@ async def fetch(
 
 
 async def search(database: Database, mailbox_id: str, query: Query) -> list[int]:
-    """UIDs of the messages matching ``query``, sorted (one query)."""
+    """UIDs of the messages matching ``query``, sorted (one aggregate, one round trip).
+
+    Stage one matches the mailbox plus the prefilter (one index's fields only, so
+    an index scan); stage two is the exact filter on those candidates (query.py).
+    """
     mailbox = parse_id(mailbox_id)
-    compiled = compile_query(query)
-    filter_ = {"mailbox": mailbox, **compiled} if "mailbox" not in compiled else {
-        "$and": [{"mailbox": mailbox}, compiled]}
+    prefilter, exact = compile_search(query)
+    pipeline: list[dict[str, Any]] = [{"$match": {"mailbox": mailbox, **prefilter}}]
+    if exact:
+        pipeline.append({"$match": exact})
+    pipeline += [{"$project": {"_id": 0, "uid": 1}}, {"$sort": {"uid": 1}}]
 
     def run() -> list[int]:
-        cursor = database.collection(schema.MESSAGES).find(
-            filter_, {"_id": 0, "uid": 1}
-        ).sort("uid", 1)
+        cursor = database.collection(schema.MESSAGES).aggregate(pipeline)
         return [int(d["uid"]) for d in cursor]
 
     return await database.run(run)

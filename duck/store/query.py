@@ -5,11 +5,21 @@ numbers become UID sets there, from the session's view); the HTTP API builds the
 from JSON. Everything here compiles into a single ``find`` filter:
 
 - substring criteria (headers, addresses, subject, body, text) are case-insensitive
-  as RFC 3501 §6.4.4 asks: an escaped ``$regex`` with ``i`` over the decoded header
-  values and the extracted text (the embedded server has no ``$text``). This scans
-  the mailbox's documents; measured in bench/.
-- BODY/TEXT search the text extracted from text/* parts (capped by the indexer),
-  not attachments' encoded bytes — a documented deviation every large server makes.
+  substrings as RFC 3501 §6.4.4 asks: an escaped ``$regex`` with ``i`` over the
+  decoded header values and the extracted text is the exact check (the embedded
+  server has no ``$text``, and ``$text`` matches words anyway).
+- BODY/TEXT search the text extracted from text/* parts (all of them, transfer and
+  charset decoded, up to the MIME indexer's per-message text budget), not
+  attachments' encoded bytes — a documented deviation every large server makes.
+
+``compile_search`` also derives a *prefilter*: index-only conditions whose matches
+are a superset of the query's (textindex.py's trigrams for substrings, flag/date/
+size/modseq/uid fields otherwise). The search runs as one aggregate: ``$match`` on
+the prefilter (an index scan), then ``$match`` on the exact filter. Two stages
+because the embedded Rust engine plans a ``find`` whose filter has any field not in
+one index as a collection scan (measured with explain()); a first ``$match`` made
+only of one index's fields is an index scan on both embedded engines, and real
+MongoDB merges the two stages itself.
 - Dates: BEFORE/ON/SINCE compare calendar days (RFC 3501 "disregarding time and
   timezone"), here in UTC.
 """
@@ -22,6 +32,7 @@ from typing import Any, Literal
 
 import attrs
 
+from . import textindex
 from .errors import InvalidInput
 
 DateField = Literal["internal", "sent", "saved"]
@@ -177,7 +188,7 @@ def _day(day: dt.date) -> dt.datetime:
 
 
 def compile_query(query: Query, now: dt.datetime | None = None, depth: int = 0) -> dict[str, Any]:
-    """The MongoDB filter for ``query`` (the caller adds the mailbox condition)."""
+    """The exact MongoDB filter for ``query`` (the caller adds the mailbox condition)."""
     if depth > MAX_DEPTH:
         raise InvalidInput("search criteria nested too deeply")
     match query:
@@ -235,6 +246,116 @@ def compile_query(query: Query, now: dt.datetime | None = None, depth: int = 0) 
         case Not(item=item):
             return {"$nor": [compile_query(item, now, depth + 1)]}
     raise InvalidInput(f"unknown search criterion {query!r}")
+
+
+@attrs.frozen
+class Prefilter:
+    """Index-only conditions on one field whose matches include every real match.
+
+    ``rank`` orders the choice inside an AND (lower is expected to be more
+    selective); there are no statistics, and a second query to get some would be
+    a second round trip.
+    """
+
+    field: str
+    condition: Any
+    rank: int
+
+
+#: Gram lookups also match messages without usable grams: saturated ones and
+#: documents written before the index existed (no ``g``: null in the index).
+_ALWAYS = [textindex.SATURATED, None]
+_BOOLEAN_FLAGS = {"\\seen": "seen"}
+
+
+def _gram(gram: int) -> Prefilter:
+    return Prefilter("g", [gram], 2)
+
+
+def _substring(needle: str, name: str | None) -> Prefilter | None:
+    """The prefilter of a substring search in a header field (or all text: None)."""
+    tag = name if name in textindex.TAGGED else ""
+    grams = textindex.needle_grams(needle, tag or "")
+    if grams:
+        return _gram(grams[0])
+    if name is not None:
+        # Too short for a trigram: the field must at least exist.
+        return Prefilter("g", [textindex.presence(name)], 6)
+    return None  # BODY/TEXT with a 1-2 character needle: the exact check scans
+
+
+def prefilter(query: Query, now: dt.datetime | None = None) -> Prefilter | None:
+    """A prefilter for ``query`` (None: the whole mailbox is the candidate set)."""
+    match query:
+        case Flag(flag=flag, present=present):
+            key = flag.lower()
+            if present:
+                return Prefilter("kw", [key], 4 if key != "\\seen" else 8)
+            if key in _BOOLEAN_FLAGS:
+                return Prefilter(_BOOLEAN_FLAGS[key], [False], 4)
+            return None
+        case Date(field=field, op=op):
+            cond = compile_query(query)[_DATE_FIELDS[field]]
+            return Prefilter(_DATE_FIELDS[field], cond, 3 if op == "on" else 5)
+        case Age():
+            return Prefilter("idate", compile_query(query, now)["idate"], 5)
+        case Size():
+            return Prefilter("size", compile_query(query)["size"], 6)
+        case ModSeq(value=value):
+            return Prefilter("modseq", {"$gte": value}, 3)
+        case Uids(ranges=ranges) if len(ranges) == 1:
+            return Prefilter("uid", {"$gte": ranges[0][0], "$lte": ranges[0][1]}, 1)
+        case Header(name=name, value=value):
+            name = name.lower()
+            if not value:
+                return Prefilter("g", [textindex.presence(name)], 6)
+            return _substring(value, name)
+        case Address(field=field, value=value):
+            return _substring(value, field) if value else Prefilter(
+                "g", [textindex.presence(field)], 6)
+        case Subject(value=value):
+            return _substring(value, "subject") if value else Prefilter(
+                "g", [textindex.presence("subject")], 6)
+        case Body(value=value) | Text(value=value):
+            return _substring(value, None) if value else None
+        case And(items=items):
+            found = [p for p in (prefilter(q, now) for q in items) if p is not None]
+            return min(found, key=lambda p: p.rank) if found else None
+        case Or(items=items):
+            # A union is only expressible on one field of equalities ($in).
+            parts = [prefilter(q, now) for q in items]
+            if not parts or any(p is None or not isinstance(p.condition, list) for p in parts):
+                return None
+            fields = {p.field for p in parts if p is not None}
+            if len(fields) != 1:
+                return None
+            values: list[Any] = []
+            for p in parts:
+                assert p is not None
+                values += [v for v in p.condition if v not in values]
+            return Prefilter(fields.pop(), values, max(p.rank for p in parts if p) + 1)
+    return None  # All, Not, EmailId, ThreadId, several UID ranges: no index narrows them
+
+
+def prefilter_match(found: Prefilter | None) -> dict[str, Any]:
+    """The prefilter as a filter (without the mailbox condition)."""
+    if found is None:
+        return {}
+    cond = found.condition
+    if isinstance(cond, list):
+        if found.field == "g":
+            cond = cond + _ALWAYS
+        return {found.field: cond[0] if len(cond) == 1 else {"$in": cond}}
+    return {found.field: cond}
+
+
+def compile_search(
+    query: Query, now: dt.datetime | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(prefilter, exact filter) for ``query``; both without the mailbox condition."""
+    now = now or dt.datetime.now(dt.UTC)
+    exact = compile_query(query, now)
+    return prefilter_match(prefilter(query, now)), exact
 
 
 def uid_ranges(uids: list[int]) -> tuple[tuple[int, int], ...]:
