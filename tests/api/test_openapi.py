@@ -55,7 +55,7 @@ async def test_schemathesis_finds_nothing(duck_server: Any, client: httpx.AsyncC
         # The stream never ends by itself; it is tested in test_sse.py.
         "--exclude-path", "/users/{user}/updates",
         "--workers", "4", "--no-color", "--suppress-health-check", "all",
-        "--seed", "7",
+        "--seed", "7", "--request-timeout", "30",
     ]
     with trio.fail_after(600):
         result = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True,
