@@ -59,7 +59,7 @@ class RawClient:
 
     async def until_tagged(self, tag: bytes) -> list[bytes]:
         """Every line up to and including the one tagged ``tag``."""
-        lines = []
+        lines: list[bytes] = []
         while True:
             line = await self.line()
             if not line:

@@ -4,6 +4,7 @@ round trips of appended messages, large bodies streamed."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from typing import Any
 
@@ -130,7 +131,7 @@ async def test_fetch_range_of_many(imap_server: Any) -> None:
 
         msgs = [simple_message(n) for n in range(1, 31)]
         for m in msgs:
-            await blocking(lambda m=m: c.append("INBOX", m))
+            await blocking(functools.partial(c.append, "INBOX", m))
         await blocking(lambda: c.select_folder("INBOX"))
         data = await blocking(lambda: c.fetch(c.search(), ["BODY.PEEK[]", "FLAGS"]))
         assert [data[u][b"BODY[]"] for u in sorted(data)] == msgs

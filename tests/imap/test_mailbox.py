@@ -3,6 +3,7 @@ attributes, LIST-EXTENDED, LIST-STATUS, STATUS, NAMESPACE."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import trio
@@ -81,8 +82,8 @@ async def test_subscriptions_and_lsub(imap_server: Any) -> None:
         await blocking(lambda: c.create_folder("A/B"))
         await blocking(lambda: c.unsubscribe_folder("A"))
         await blocking(lambda: c.subscribe_folder("A/B"))
-        lsub = {n: f for f, _, n in await blocking(lambda: c.list_sub_folders("", "%"))}
-        assert "A" in lsub and b"\\Noselect" in lsub["A"]
+        flags = {n: f for f, _, n in await blocking(lambda: c.list_sub_folders("", "%"))}
+        assert "A" in flags and b"\\Noselect" in flags["A"]
         lsub = {n for _, _, n in await blocking(lambda: c.list_sub_folders("", "*"))}
         assert "A/B" in lsub and "A" not in lsub
         r = await RawClient.open(imap_server.ports["imap"])
@@ -99,8 +100,8 @@ async def test_status_and_list_extended(imap_server: Any) -> None:
     with trio.fail_after(30):
         c = await blocking(lambda: _client(imap_server))
         for n in range(3):
-            await blocking(lambda n=n: c.append("INBOX", simple_message(n),
-                                                flags=("\\Seen",) if n == 0 else ()))
+            flags = ("\\Seen",) if n == 0 else ()
+            await blocking(functools.partial(c.append, "INBOX", simple_message(n), flags=flags))
         st = await blocking(lambda: c.folder_status("INBOX", [
             "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "RECENT", "HIGHESTMODSEQ", "SIZE",
         ]))

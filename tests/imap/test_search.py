@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import trio
@@ -66,7 +67,7 @@ async def test_search_keys(imap_server: Any) -> None:
             (["FLAGGED", "FROM", "dave"], [2]),
         ]
         for criteria, expected in cases:
-            got = await blocking(lambda criteria=criteria: c.search(criteria))
+            got = await blocking(functools.partial(c.search, criteria))
             assert sorted(got) == expected, (criteria, got)
         await blocking(c.logout)
 
