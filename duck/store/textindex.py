@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import Any
 
 #: Trigrams: shorter needles cannot use the index (see ``needle_grams``).
 N = 3
@@ -150,3 +151,31 @@ def needle_grams(needle: str, tag: str = "") -> list[int]:
     """
     grams = sorted(_trigrams(fold(needle)), key=lambda g: (_rarity(g), g))
     return [_hash(g, tag) for g in grams]
+
+
+def backfill_sync(messages: Any, batch: int = 200) -> int:
+    """Compute ``g`` for documents stored before this index version (blocking).
+
+    Returns how many were updated. Safe to run while mail flows: a document is
+    rewritten only if its ``gv`` is still outdated, and until then query.py's
+    prefilter matches it anyway (a missing ``g`` is null in the index). Rewrites
+    ``g`` in place, which is fine: ``(mailbox, g)`` is not a unique index.
+    """
+    from pymongo import UpdateOne
+
+    done = 0
+    while True:
+        docs = list(messages.find({"gv": {"$ne": VERSION}}, {"hdr": 1, "text": 1})
+                    .limit(batch))
+        if not docs:
+            return done
+        ops = [
+            UpdateOne({"_id": d["_id"], "gv": {"$ne": VERSION}}, {"$set": {
+                "g": document_grams(((h["k"], h["v"]) for h in d.get("hdr", ())),
+                                    d.get("text", "")),
+                "gv": VERSION,
+            }})
+            for d in docs
+        ]
+        messages.bulk_write(ops, ordered=False)
+        done += len(ops)
