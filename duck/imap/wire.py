@@ -124,14 +124,23 @@ class Wire:
     async def _stream_literal(self, body: LiteralBody) -> None:
         source: ChunkSource = body.source  # type: ignore[assignment]
         sent = 0
-        async for chunk in source():
-            if sent + len(chunk) > body.size:
-                chunk = chunk[: body.size - sent]
-            if chunk:
-                await self._send(chunk)
-                sent += len(chunk)
-            if sent >= body.size:
-                break
+        chunks = source()
+        try:
+            async for chunk in chunks:
+                if sent + len(chunk) > body.size:
+                    chunk = chunk[: body.size - sent]
+                if chunk:
+                    await self._send(chunk)
+                    sent += len(chunk)
+                if sent >= body.size:
+                    break
+        finally:
+            # Close the store's reader now (its GridFS handles), also when the
+            # client went away mid-literal, rather than whenever GC gets to it.
+            closer = getattr(chunks, "aclose", None)
+            if closer is not None:
+                with trio.CancelScope(shield=True):
+                    await closer()
         if sent != body.size:
             # The announced size cannot be taken back: the stream is out of step.
             raise StreamClosed(f"literal source gave {sent} of {body.size} octets")

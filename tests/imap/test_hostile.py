@@ -235,3 +235,27 @@ async def test_overlong_sasl_response_ends_session_cleanly(imap_server: Any) -> 
             line = await c.line()
         assert line.startswith(b"* BYE"), line[:80]
         assert await c.eof()
+
+
+async def test_disconnect_mid_fetch_stream(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        user = await imap_server.store.users.by_username(USER)
+        big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 4000
+        await imap_server.store.messages.append(user.id, "INBOX", big)
+        c = await _open(imap_server)
+        await c.login(USER, PASSWORD)
+        await c.command(b"s", b"SELECT INBOX")
+        await c.send(b"f FETCH 1 (BODY.PEEK[])\r\n")
+        while len(c.buf) < 10000:
+            assert await c._fill()
+        await c.aclose()
+        for _ in range(100):
+            if imap_server._imap_context.statistics()["sessions"] == 0:
+                break
+            await trio.sleep(0.05)
+        assert imap_server._imap_context.statistics()["sessions"] == 0
+        # The server is still fine for others.
+        d = await _open(imap_server)
+        await d.login(USER, PASSWORD)
+        lines = await d.command(b"s", b"EXAMINE INBOX")
+        assert lines[-1].startswith(b"s OK")
