@@ -202,3 +202,26 @@ async def test_concurrent_sessions_stay_consistent(imap_server: Any) -> None:
             model.absorb(await c.command(b"N", b"NOOP"))
             model.absorb(await c.command(b"F", b"FETCH 1:* (UID)") if model.uids else [])
             assert model.uids == truth
+
+
+async def test_selected_mailbox_renamed_or_deleted_elsewhere(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a = await RawClient.open(imap_server.ports["imap"])
+        await a.login(USER, PASSWORD)
+        await a.command(b"c", b"CREATE Box")
+        lines = await a.command(b"s", b"SELECT Box")
+        assert lines[-1].startswith(b"s OK"), lines
+        b = await RawClient.open(imap_server.ports["imap"])
+        await b.login(USER, PASSWORD)
+        await b.command(b"r", b"RENAME Box Crate")
+        msg = simple_message(1)
+        await b.send(b"a APPEND Crate {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        await b.until_tagged(b"a")
+        # The session follows its mailbox under the new name.
+        lines = await a.command(b"n", b"NOOP")
+        assert b"* 1 EXISTS\r\n" in lines, lines
+        await b.command(b"d", b"DELETE Crate")
+        await a.send(b"n2 NOOP\r\n")
+        lines = [await a.line()]
+        assert any(x.startswith(b"* BYE") for x in lines), lines
+        assert await a.eof()
