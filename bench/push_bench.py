@@ -49,7 +49,7 @@ def _rss_kib(pid: int) -> int:
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _latency(a: Any, b: Any, user: str, client: httpx.AsyncClient,
@@ -77,19 +77,19 @@ async def _latency(a: Any, b: Any, user: str, client: httpx.AsyncClient,
             if line.endswith(b" EXISTS"):
                 idle_at[int(line.split()[1])] = trio.current_time()
 
-    async with client.stream("GET", f"/users/{user}/updates") as response:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read_sse, response)
-            nursery.start_soon(read_idle)
-            await trio.sleep(0.5)
-            for uid in range(1, deliveries + 1):
-                await lmtp_deliver(b.ports["lmtp"], ADDRESS, message(f"latency {uid}"))
-                done_at[uid] = trio.current_time()
-                with trio.fail_after(10):
-                    while uid not in sse_at or uid not in idle_at:
-                        await trio.sleep(0.001)
-                await trio.sleep(0.02)
-            nursery.cancel_scope.cancel()
+    async with client.stream("GET", f"/users/{user}/updates") as response, \
+            trio.open_nursery() as nursery:
+        nursery.start_soon(read_sse, response)
+        nursery.start_soon(read_idle)
+        await trio.sleep(0.5)
+        for uid in range(1, deliveries + 1):
+            await lmtp_deliver(b.ports["lmtp"], ADDRESS, message(f"latency {uid}"))
+            done_at[uid] = trio.current_time()
+            with trio.fail_after(10):
+                while uid not in sse_at or uid not in idle_at:
+                    await trio.sleep(0.001)
+            await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
     await imap.stream.aclose()
     # An event may beat our reading of the 250 (it is pushed as soon as committed).
     sse_ms = [max(0.0, sse_at[u] - done_at[u]) * 1000 for u in done_at]
@@ -117,20 +117,20 @@ async def _fanout(a: Any, b: Any, user: str, base: str, subscribers: int) -> dic
             await reader.until("message.new")
             got.append(trio.current_time())
 
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
-        async with trio.open_nursery() as nursery:
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client, \
+            trio.open_nursery() as nursery:
+        for _ in range(subscribers):
+            nursery.start_soon(listen, client)
+        with trio.fail_after(300):
             for _ in range(subscribers):
-                nursery.start_soon(listen, client)
-            with trio.fail_after(300):
-                for _ in range(subscribers):
-                    await ready.acquire()
-            await trio.sleep(2)
-            after = _rss_kib(a.process.pid)
-            await lmtp_deliver(b.ports["lmtp"], ADDRESS, message("fan-out"))
-            start = trio.current_time()
-            with trio.fail_after(120):
-                while len(got) < subscribers:
-                    await trio.sleep(0.005)
+                await ready.acquire()
+        await trio.sleep(2)
+        after = _rss_kib(a.process.pid)
+        await lmtp_deliver(b.ports["lmtp"], ADDRESS, message("fan-out"))
+        start = trio.current_time()
+        with trio.fail_after(120):
+            while len(got) < subscribers:
+                await trio.sleep(0.005)
     spread = [max(0.0, t - start) * 1000 for t in got]
     return {
         "subscribers": subscribers,
@@ -144,9 +144,8 @@ async def _fanout(a: Any, b: Any, user: str, base: str, subscribers: int) -> dic
 
 async def run(uri: str, deliveries: int, subscribers: int, tmp: Path) -> dict[str, Any]:
     database = f"bench_{uuid.uuid4().hex[:8]}"
-    env = {"DUCK_SSE_MAX_PER_USER": str(subscribers + 10), "DUCK_LOG_LEVEL": "WARNING"}
-    # "duck ready" is logged at INFO: keep INFO for the start, quiet otherwise.
-    env["DUCK_LOG_LEVEL"] = "INFO"
+    # "duck ready" (with the ports) is logged at INFO.
+    env = {"DUCK_SSE_MAX_PER_USER": str(subscribers + 10), "DUCK_LOG_LEVEL": "INFO"}
     async with duck_process(uri, database, tmp / "a", **env) as a, \
             duck_process(uri, database, tmp / "b") as b:
         base = f"http://127.0.0.1:{a.ports['api']}"
