@@ -28,7 +28,7 @@ from .grammar.cmd_base import Command
 from .grammar.errors import ImapProtocolError
 from .grammar.limits import Limits
 from .grammar.reader import NEED_DATA, CommandReader, ContinuationNeeded
-from .grammar.resp_codes import Code, ResponseCode
+from .grammar.resp_codes import SIMPLE_CODES, CapabilityCode, Code, ResponseCode
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
 from .limits import PREAUTH_LITERAL_MAX, ServerLimits
 from .view import SelectedView
@@ -443,14 +443,11 @@ class Session:
 
 
 def _capability_code(values: tuple[str, ...]) -> ResponseCode:
-    from .grammar.resp_codes import CapabilityCode
-
     return CapabilityCode(values)
 
 
 def _code(name: str | None) -> ResponseCode | None:
-    from .grammar.resp_codes import SIMPLE_CODES
-
+    """The grammar's suggested RFC 5530 code, when it is one without arguments."""
     if name and name in SIMPLE_CODES:
         return Code(name)
     return None
