@@ -434,6 +434,19 @@ class Session:
         self.state = State.AUTHENTICATED
         self.reader.limits = self._limits()
 
+    def logout_user(self) -> None:
+        """Back to NOT AUTHENTICATED (RFC 8437 UNAUTHENTICATE): the user's slot and
+        everything enabled are given up; a TLS layer stays."""
+        self.unselect()
+        if self._user_slot is not None:
+            self.ctx.limits.per_user.release(self._user_slot)
+            self._user_slot = None
+        self.user = None
+        self.enabled.clear()
+        self.reader.utf8_enabled = False
+        self.state = State.NOT_AUTHENTICATED
+        self.reader.limits = self._limits()
+
     def take_user_slot(self, user: User) -> bool:
         """Reserve one of the user's connection slots (per process)."""
         if not self.ctx.limits.per_user.try_acquire(user.id):

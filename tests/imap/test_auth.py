@@ -39,6 +39,13 @@ async def test_login_and_capabilities(imap_server: Any) -> None:
             assert cap in lines[-1]
         lines = await c.command(b"l3", f'LOGIN "{USER}" "{PASSWORD}"'.encode())
         assert lines[-1].startswith(b"l3 BAD"), lines
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"u", b"UNAUTHENTICATE")  # RFC 8437
+        assert lines == [b"u OK UNAUTHENTICATE completed\r\n"], lines
+        lines = await c.command(b"n", b"NAMESPACE")
+        assert lines[-1].startswith(b"n BAD"), lines
+        lines = await c.command(b"l4", f'LOGIN "{USER}" "{PASSWORD}"'.encode())
+        assert lines[-1].startswith(b"l4 OK"), lines
 
 
 async def test_authenticate_plain(imap_server: Any) -> None:

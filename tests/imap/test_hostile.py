@@ -196,7 +196,6 @@ ODD_COMMANDS = [
     b"SETQUOTA \"\" (STORAGE 1)",
     b"NOTIFY NONE",
     b"COMPRESS DEFLATE",
-    b"UNAUTHENTICATE",
 ]
 
 

@@ -18,14 +18,14 @@ import trio
 from duck.store.errors import AuthenticationFailed, StoreUnavailable
 
 from ..errors import CommandError, bad, no
-from ..grammar.cmd_any import Authenticate, Login, StartTLS
+from ..grammar.cmd_any import Authenticate, Login, StartTLS, Unauthenticate
 from ..grammar.reader import CommandReader
 from ..grammar.resp_codes import CapabilityCode
 from ..grammar.responses import Continuation
 from ..session import ANSWERED, Done
 from ..wire import StreamClosed
 from .registry import command
-from .states import NOT_AUTHENTICATED
+from .states import AUTHENTICATED, NOT_AUTHENTICATED
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -105,6 +105,12 @@ async def authenticate(s: Session, cmd: Authenticate) -> Done:
             raise bad("invalid base64") from None
     username, password = _parse_plain(data)
     return await _authenticate(s, username, password)
+
+
+@command(Unauthenticate, AUTHENTICATED, updates=False)
+async def unauthenticate(s: Session, cmd: Unauthenticate) -> None:
+    """RFC 8437: end the login without closing the connection."""
+    s.logout_user()
 
 
 @command(StartTLS, NOT_AUTHENTICATED, updates=False)
