@@ -113,6 +113,7 @@ class Session:
         self._stream = stream
         self._input_scope: trio.CancelScope | None = None
         self._user_slot: str | None = None
+        self._journal_unread = False
 
     # -- derived state ------------------------------------------------------------------
 
@@ -365,6 +366,9 @@ class Session:
         self.state = State.SELECTED
         if self.ctx.notifier is not None:
             self.subscription = self.ctx.notifier.subscribe(mailbox_key(view.mailbox.id))
+        # A change between SELECT's reads and the subscription woke nobody: the
+        # next update point reads the journal once regardless.
+        self._journal_unread = True
 
     def unselect(self) -> None:
         """Leave the selected mailbox (no expunge)."""
@@ -406,7 +410,8 @@ class Session:
         if view is None:
             return
         woken = self.subscription is None or self.subscription.pending()
-        if poll or woken:
+        if poll or woken or self._journal_unread:
+            self._journal_unread = False
             try:
                 await self.sync_view()
             except StoreError as exc:
