@@ -106,20 +106,30 @@ async def fetch(
 
 
 async def search(database: Database, mailbox_id: str, query: Query) -> list[int]:
-    """UIDs of the messages matching ``query``, sorted (one aggregate, one round trip).
+    """UIDs of the messages matching ``query``, sorted (one round trip).
 
-    Stage one matches the mailbox plus the prefilter (one index's fields only, so
-    an index scan); stage two is the exact filter on those candidates (query.py).
+    When the prefilter is the whole criterion (flags, dates, sizes, modseq, a UID
+    range) it is one ``find`` on its index. Otherwise one aggregate: stage one
+    matches the mailbox plus the prefilter (one index's fields only, so an index
+    scan), stage two the exact filter on those candidates (query.py). ``find`` is
+    preferred where possible: on the embedded Rust engine an aggregate costs
+    ~10x more per document it passes along (measured, bench/search_bench.py).
     """
     mailbox = parse_id(mailbox_id)
-    prefilter, exact = compile_search(query)
-    pipeline: list[dict[str, Any]] = [{"$match": {"mailbox": mailbox, **prefilter}}]
-    if exact:
-        pipeline.append({"$match": exact})
-    pipeline += [{"$project": {"_id": 0, "uid": 1}}, {"$sort": {"uid": 1}}]
+    compiled = compile_search(query)
+    first = {"mailbox": mailbox, **compiled.prefilter}
+    pipeline: list[dict[str, Any]] = [{"$match": first}]
+    if compiled.exact:
+        pipeline.append({"$match": compiled.exact})
+    pipeline.append({"$project": {"_id": 0, "uid": 1}})
 
     def run() -> list[int]:
-        cursor = database.collection(schema.MESSAGES).aggregate(pipeline)
-        return [int(d["uid"]) for d in cursor]
+        messages = database.collection(schema.MESSAGES)
+        if compiled.covered:
+            cursor = messages.find(first, {"_id": 0, "uid": 1})
+        else:
+            cursor = messages.aggregate(pipeline)
+        # Sorted here: a $sort stage or sort() would cost the engine more.
+        return sorted(int(d["uid"]) for d in cursor)
 
     return await database.run(run)

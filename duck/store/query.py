@@ -260,6 +260,8 @@ class Prefilter:
     field: str
     condition: Any
     rank: int
+    #: The condition is the criterion itself (no exact check needed after it).
+    exact: bool = False
 
 
 #: Gram lookups also match messages without usable grams: saturated ones and
@@ -290,21 +292,22 @@ def prefilter(query: Query, now: dt.datetime | None = None) -> Prefilter | None:
         case Flag(flag=flag, present=present):
             key = flag.lower()
             if present:
-                return Prefilter("kw", [key], 4 if key != "\\seen" else 8)
+                return Prefilter("kw", [key], 4 if key != "\\seen" else 8, exact=True)
             if key in _BOOLEAN_FLAGS:
-                return Prefilter(_BOOLEAN_FLAGS[key], [False], 4)
+                return Prefilter(_BOOLEAN_FLAGS[key], [False], 4, exact=True)
             return None
         case Date(field=field, op=op):
             cond = compile_query(query)[_DATE_FIELDS[field]]
-            return Prefilter(_DATE_FIELDS[field], cond, 3 if op == "on" else 5)
+            return Prefilter(_DATE_FIELDS[field], cond, 3 if op == "on" else 5, exact=True)
         case Age():
-            return Prefilter("idate", compile_query(query, now)["idate"], 5)
+            return Prefilter("idate", compile_query(query, now)["idate"], 5, exact=True)
         case Size():
-            return Prefilter("size", compile_query(query)["size"], 6)
+            return Prefilter("size", compile_query(query)["size"], 6, exact=True)
         case ModSeq(value=value):
-            return Prefilter("modseq", {"$gte": value}, 3)
+            return Prefilter("modseq", {"$gte": value}, 3, exact=True)
         case Uids(ranges=ranges) if len(ranges) == 1:
-            return Prefilter("uid", {"$gte": ranges[0][0], "$lte": ranges[0][1]}, 1)
+            return Prefilter("uid", {"$gte": ranges[0][0], "$lte": ranges[0][1]}, 1,
+                             exact=True)
         case Header(name=name, value=value):
             name = name.lower()
             if not value:
@@ -320,7 +323,10 @@ def prefilter(query: Query, now: dt.datetime | None = None) -> Prefilter | None:
             return _substring(value, None) if value else None
         case And(items=items):
             found = [p for p in (prefilter(q, now) for q in items) if p is not None]
-            return min(found, key=lambda p: p.rank) if found else None
+            if not found:
+                return None
+            best = min(found, key=lambda p: p.rank)
+            return best if len(items) == 1 else attrs.evolve(best, exact=False)
         case Or(items=items):
             # A union is only expressible on one field of equalities ($in).
             parts = [prefilter(q, now) for q in items]
@@ -333,7 +339,8 @@ def prefilter(query: Query, now: dt.datetime | None = None) -> Prefilter | None:
             for p in parts:
                 assert p is not None
                 values += [v for v in p.condition if v not in values]
-            return Prefilter(fields.pop(), values, max(p.rank for p in parts if p) + 1)
+            return Prefilter(fields.pop(), values, max(p.rank for p in parts if p) + 1,
+                             exact=all(p is not None and p.exact for p in parts))
     return None  # All, Not, EmailId, ThreadId, several UID ranges: no index narrows them
 
 
@@ -349,13 +356,25 @@ def prefilter_match(found: Prefilter | None) -> dict[str, Any]:
     return {found.field: cond}
 
 
-def compile_search(
-    query: Query, now: dt.datetime | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(prefilter, exact filter) for ``query``; both without the mailbox condition."""
+@attrs.frozen
+class CompiledSearch:
+    """A query as the search runs it (filters without the mailbox condition)."""
+
+    #: Index-only conditions: a superset of the matches.
+    prefilter: dict[str, Any]
+    #: The exact filter.
+    exact: dict[str, Any]
+    #: The prefilter alone is exact: one ``find`` answers, no second stage.
+    covered: bool
+
+
+def compile_search(query: Query, now: dt.datetime | None = None) -> CompiledSearch:
+    """Prefilter and exact filter for ``query``."""
     now = now or dt.datetime.now(dt.UTC)
     exact = compile_query(query, now)
-    return prefilter_match(prefilter(query, now)), exact
+    found = prefilter(query, now)
+    return CompiledSearch(prefilter_match(found), exact,
+                          covered=not exact or (found is not None and found.exact))
 
 
 def uid_ranges(uids: list[int]) -> tuple[tuple[int, int], ...]:

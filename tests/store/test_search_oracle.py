@@ -159,6 +159,8 @@ def _queries(rnd: random.Random, needles: list[str]) -> list[q.Query]:
         lambda n: q.Header("SUBJECT", n),
     ]
     out: list[q.Query] = [make(n) for n in needles for make in makers]
+    out += [q.Flag("$todo"), q.Flag("\\Seen", present=False),
+            q.Or((q.Flag("$todo"), q.Flag("\\Seen"))), q.And((q.Flag("$todo"),))]
     for _ in range(60):
         a, b = (rnd.choice(makers)(rnd.choice(needles)) for _ in range(2))
         out += [q.And((a, q.Flag("\\Seen"))), q.Or((a, b)), q.Not(a),
