@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--lmtp-port", type=int, help="LMTP port (default 2424)")
     serve.add_argument("--api-port", type=int, help="HTTP API port (default 8080)")
+    serve.add_argument(
+        "--api-host", help="address of the HTTP API (default 127.0.0.1; others need a token)"
+    )
+    serve.add_argument("--api-token", help="access token the HTTP API requires")
+    serve.add_argument("--lmtp-host", help="address of the LMTP listener (default 127.0.0.1)")
     serve.add_argument("--hostname", help="name in greetings and the self-signed certificate")
 
     user = sub.add_parser("user", help="manage users")
@@ -63,6 +68,7 @@ def _config(args: argparse.Namespace) -> Config:
     keys = [
         "data_dir", "mongo_uri", "database", "embedded_engine", "embedded_cache_size",
         "log_level", "host", "imap_port", "imaps_port", "lmtp_port", "api_port", "hostname",
+        "api_host", "api_token", "lmtp_host",
     ]
     overrides = {key: getattr(args, key, None) for key in keys}
     return load_config(args.config, overrides)

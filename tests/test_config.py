@@ -75,3 +75,10 @@ def test_user_create_command(tmp_path: Path, mongo_uri: str, db_name: str,
     assert main(["user", "create", "admin@example.com", *common]) == 1
     assert "exists" in capsys.readouterr().err
     assert main(["user", "create", "not-an-address", *common]) == 1
+
+
+def test_api_beyond_loopback_needs_a_token(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--api-host", "0.0.0.0", "--imap-port", "0"]) == 2
+    assert "api_token" in capsys.readouterr().err
+    config = load_config(overrides={"api_host": "0.0.0.0", "api_token": "t0ken"}, environ={})
+    assert config.api_token == "t0ken"
