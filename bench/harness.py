@@ -162,36 +162,6 @@ def round_trips(label_prefixes: Sequence[str] = ()) -> dict[str, Any]:
     return out
 
 
-# -- IMAP command attribution --------------------------------------------------------
-
-
-def imap_label(cmd: Any) -> str:
-    """The round-trip label of an IMAP command: its verb, with UID when used."""
-    verb = getattr(cmd, "VERB", type(cmd).__name__.upper())
-    return f"UID {verb}" if getattr(cmd, "uid", False) else str(verb)
-
-
-def instrument_imap_sessions() -> None:
-    """Wrap every IMAP command in ``metrics.command_scope`` (idempotent).
-
-    The session module may set the scope itself; scopes do not nest, so wrapping
-    again costs nothing and never counts twice.
-    """
-    from duck.imap import session as session_module
-
-    cls = session_module.Session
-    original = cls._run_command
-    if getattr(original, "_bench_scoped", False):
-        return
-
-    async def _run_command(self: Any, cmd: Any) -> None:
-        with metrics.command_scope(imap_label(cmd)):
-            await original(self, cmd)
-
-    _run_command._bench_scoped = True  # type: ignore[attr-defined]
-    cls._run_command = _run_command  # type: ignore[method-assign]
-
-
 # -- server and corpus ---------------------------------------------------------------
 
 
@@ -295,7 +265,6 @@ Scenario = Callable[[Bench], Awaitable[dict[str, Any]]]
 
 async def run_all(settings: Settings, scenarios: dict[str, Scenario]) -> dict[str, Any]:
     """Start the server, load, run each scenario (an error is recorded, not raised)."""
-    instrument_imap_sessions()
     results: dict[str, Any] = {"settings": attrs.asdict(settings, value_serializer=_plain),
                                "scenarios": {}, "errors": {}}
     with tempfile.TemporaryDirectory(prefix="duck-bench-") as tmp:

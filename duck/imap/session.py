@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from duck.config import Config
-from duck.store import Store
+from duck.store import Store, metrics
 from duck.store.errors import StoreError
 from duck.store.notify import Notifier, Subscription, mailbox_key
 from duck.store.users import User
@@ -310,6 +310,13 @@ class Session:
         await self.send(Continuation("ready for literal data"))
 
     async def _run_command(self, cmd: Command) -> None:
+        # Database round trips are counted per command (DESIGN.md, "Sessions and
+        # round trips"), the journal reads of the updates sent with it included.
+        label = f"UID {cmd.VERB}" if getattr(cmd, "uid", False) else cmd.VERB
+        with metrics.command_scope(label):
+            await self._execute(cmd)
+
+    async def _execute(self, cmd: Command) -> None:
         from .commands import REGISTRY
 
         self.ctx.commands += 1
