@@ -80,5 +80,6 @@ def test_user_create_command(tmp_path: Path, mongo_uri: str, db_name: str,
 def test_api_beyond_loopback_needs_a_token(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--api-host", "0.0.0.0", "--imap-port", "0"]) == 2
     assert "api_token" in capsys.readouterr().err
-    config = load_config(overrides={"api_host": "0.0.0.0", "api_token": "t0ken-long-enough-1234"}, environ={})
-    assert config.api_token == "t0ken-long-enough-1234"
+    token = "t0ken-long-enough-1234"
+    config = load_config(overrides={"api_host": "0.0.0.0", "api_token": token}, environ={})
+    assert config.api_token == token
