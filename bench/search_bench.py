@@ -247,7 +247,14 @@ async def measure_cost(store: Store, corpus: Corpus, user: ObjectId, count: int)
     return out
 
 
-async def run(uri: str, sizes: list[int], reps: int, scan_max: int, cost_n: int) -> dict[str, Any]:
+def save(results: dict[str, Any]) -> None:
+    """Write what is measured so far (a long run keeps its figures if cut short)."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, default=str))
+
+
+async def run(uri: str, sizes: list[int], reps: int, scan_max: int, cost_n: int,
+              drop: bool) -> dict[str, Any]:
     store = await Store.open(uri, "searchbench")
     results: dict[str, Any] = {"sizes": {}}
     try:
@@ -280,8 +287,10 @@ async def run(uri: str, sizes: list[int], reps: int, scan_max: int, cost_n: int)
                 print(f"{size:>7} {label:<24} {n:>6} {row[label]['median_ms']:>9.1f}"
                       f" {row[label]['p95_ms']:>9.1f} {before:>10}", flush=True)
             results["sizes"][str(size)] = row
+            save(results)
     finally:
-        await store.database.run(store.database.client.drop_database, "searchbench")
+        if drop:  # an embedded server's directory is deleted whole: no drop needed
+            await store.database.run(store.database.client.drop_database, "searchbench")
         await store.aclose()
     return results
 
@@ -302,15 +311,16 @@ def main() -> None:
     started = time.time()
     print(f"{'size':>7} {'key':<24} {'hits':>6} {'median_ms':>9} {'p95_ms':>9} {'scan_ms':>10}")
     if args.mongo_uri:
-        results = trio.run(run, args.mongo_uri, args.sizes, args.reps, args.scan_max, args.cost_n)
+        results = trio.run(run, args.mongo_uri, args.sizes, args.reps, args.scan_max,
+                           args.cost_n, True)
     else:
         with tempfile.TemporaryDirectory() as tmp, BlockingEmbeddedDatabase(
                 Path(tmp), engine=args.engine) as uri:
-            results = trio.run(run, uri, args.sizes, args.reps, args.scan_max, args.cost_n)
+            results = trio.run(run, uri, args.sizes, args.reps, args.scan_max, args.cost_n,
+                               False)
     results["engine"] = args.engine if not args.mongo_uri else "external"
     results["seconds"] = round(time.time() - started)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, default=str))
+    save(results)
     print(f"wrote {RESULTS} in {results['seconds']} s")
 
 
