@@ -6,8 +6,12 @@ Each is one query with a projection of only what was asked for (DESIGN.md,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
+
+import bson
+from pymongo import UpdateOne
 
 from . import schema
 from .convert import envelope_from_bson, part_from_bson
@@ -32,6 +36,8 @@ _PROJECTION: dict[str, tuple[str, ...]] = {
     "content": ("segs",),
     "headers": ("hdr",),
 }
+#: Names of renderings: they are document field names (``render.<name>``).
+RENDERING_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: Most UIDs one fetch call may name (the IMAP layer batches larger ranges).
 MAX_FETCH = 100000
 
@@ -53,6 +59,7 @@ def _record(doc: dict[str, Any]) -> MessageRecord:
     flags = doc.get("flags")
     segs = doc.get("segs")
     hdr = doc.get("hdr")
+    render = doc.get("render")
     return MessageRecord(
         id=str(doc["_id"]),
         mailbox_id=str(doc["mailbox"]),
@@ -68,6 +75,7 @@ def _record(doc: dict[str, Any]) -> MessageRecord:
         threadid=doc.get("threadid"),
         segments=tuple(segment_from_bson(s) for s in segs) if segs is not None else None,
         headers=tuple((h["k"], h["v"]) for h in hdr) if hdr is not None else None,
+        renderings={k: bytes(v) for k, v in render.items()} if render else None,
     )
 
 
@@ -84,11 +92,7 @@ async def view(database: Database, mailbox_id: str) -> list[MessageSummary]:
     return await database.run(query)
 
 
-async def fetch(
-    database: Database, mailbox_id: str, uids: Iterable[int], fields: Iterable[str]
-) -> list[MessageRecord]:
-    """The messages with these UIDs (missing ones skipped), by UID, in one query."""
-    mailbox = parse_id(mailbox_id)
+def _projection(fields: Iterable[str], renderings: Iterable[str]) -> dict[str, Any]:
     wanted = set(fields)
     unknown = wanted - FETCH_FIELDS
     if unknown:
@@ -96,11 +100,98 @@ async def fetch(
     projection = {"uid": 1, "mailbox": 1}
     for field in wanted:
         projection.update(dict.fromkeys(_PROJECTION[field], 1))
-    query = {"mailbox": mailbox, **uid_filter(uids)}
+    for name in renderings:
+        projection[f"render.{check_rendering_name(name)}"] = 1
+    return projection
+
+
+def check_rendering_name(name: str) -> str:
+    """``name`` if it may name a rendering (a document field name), else InvalidInput."""
+    if not RENDERING_NAME_RE.fullmatch(name):
+        raise InvalidInput(f"bad rendering name {name!r}")
+    return name
+
+
+async def fetch(
+    database: Database, mailbox_id: str, uids: Iterable[int], fields: Iterable[str],
+    renderings: Iterable[str] = (),
+) -> list[MessageRecord]:
+    """The messages with these UIDs (missing ones skipped), by UID, in one query."""
+    mailbox = parse_id(mailbox_id)
+    projection = _projection(fields, renderings)
+    wanted = sorted(set(uids))
+    query = {"mailbox": mailbox, **uid_filter(wanted)}
 
     def run() -> list[MessageRecord]:
         cursor = database.collection(schema.MESSAGES).find(query, projection).sort("uid", 1)
-        return [_record(d) for d in cursor]
+        # One reply for the whole set where it fits (the server caps a batch at 16 MB).
+        # (One more than can match: a full batch would leave the cursor open.)
+        return [_record(d) for d in cursor.batch_size(len(wanted) + 1)]
+
+    return await database.run(run)
+
+
+async def fetch_batches(
+    database: Database, mailbox_id: str, uids: Iterable[int], fields: Iterable[str],
+    renderings: Iterable[str] = (),
+) -> AsyncIterator[list[MessageRecord]]:
+    """``fetch`` as the database's reply batches arrive: one query (a ``find`` plus a
+    ``getMore`` per further 16 MB), whatever the number of UIDs.
+
+    A sparse UID set is asked as its covering range when that is at most twice as
+    many UIDs (a short filter; the extra documents are dropped here).
+    """
+    mailbox = parse_id(mailbox_id)
+    projection = _projection(fields, renderings)
+    wanted = sorted(set(uids))
+    if not wanted:
+        return
+    span = wanted[-1] - wanted[0] + 1
+    if len(wanted) > 16 and span <= 2 * len(wanted):
+        keep: set[int] | None = set(wanted) if span != len(wanted) else None
+        query = {"mailbox": mailbox, "uid": {"$gte": wanted[0], "$lte": wanted[-1]}}
+        most = span
+    else:
+        keep = None
+        query = {"mailbox": mailbox, **uid_filter(wanted)}
+        most = len(wanted)
+    # One more than can match: a batch that is exactly full leaves the cursor open
+    # (and costs an empty getMore).
+    cursor = database.collection(schema.MESSAGES).find_raw_batches(
+        query, projection, sort=[("uid", 1)], batch_size=most + 1)
+
+    def next_batch() -> list[MessageRecord] | None:
+        raw = next(cursor, None)
+        if raw is None:
+            return None
+        docs = bson.decode_all(raw)
+        return [_record(d) for d in docs if keep is None or d["uid"] in keep]
+
+    try:
+        while (batch := await database.run(next_batch)) is not None:
+            yield batch
+    finally:
+        cursor.close()
+
+
+async def save_renderings(
+    database: Database, mailbox_id: str, renderings: dict[int, dict[str, bytes]]
+) -> int:
+    """Store renderings of messages (uid -> name -> bytes) in one bulk write; how many
+    messages were updated. Not a change of the message: no modseq, no journal."""
+    mailbox = parse_id(mailbox_id)
+    ops = [
+        UpdateOne({"mailbox": mailbox, "uid": uid},
+                  {"$set": {f"render.{check_rendering_name(k)}": bytes(v)
+                            for k, v in values.items()}})
+        for uid, values in sorted(renderings.items()) if values
+    ]
+    if not ops:
+        return 0
+
+    def run() -> int:
+        result = database.collection(schema.MESSAGES).bulk_write(ops, ordered=False)
+        return int(result.modified_count)
 
     return await database.run(run)
 

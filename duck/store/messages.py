@@ -12,14 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 from bson import ObjectId
 
-from duck.mime.model import IndexerLimits
+from duck.mime.model import IndexedMessage, IndexerLimits
 from duck.mime.sections import SectionSpec
 
 from . import documents, fetch, journal, quota, reader, schema
@@ -45,6 +45,9 @@ from .query import Query
 from .users import parse_id
 
 log = logging.getLogger(__name__)
+
+#: Computes a message's rendering (see ``Messages.register_renderer``).
+Renderer = Callable[[IndexedMessage], bytes | None]
 
 #: Copies of one delivery stored concurrently (each its own transaction).
 DELIVERY_CONCURRENCY = 8
@@ -78,6 +81,8 @@ class Messages:
         self._bodies = bodies
         self.max_size = max_size
         self._locks = KeyedLocks()
+        #: name -> renderer (see ``register_renderer``).
+        self.renderers: dict[str, Renderer] = {}
 
     @property
     def _messages(self) -> Any:
@@ -97,10 +102,47 @@ class Messages:
         """Journal entries after ``modseq``, gap-free (see journal.py)."""
         return await journal.Journal(self._database).changes_since(mailbox_id, modseq)
 
-    async def fetch(self, mailbox_id: str, uids: Iterable[int],
-                    fields: Iterable[str]) -> list[MessageRecord]:
-        """FETCH: the asked ``fields`` (models.FETCH_FIELDS) of ``uids``, one query."""
-        return await fetch.fetch(self._database, mailbox_id, uids, fields)
+    async def fetch(self, mailbox_id: str, uids: Iterable[int], fields: Iterable[str],
+                    renderings: Iterable[str] = ()) -> list[MessageRecord]:
+        """FETCH: the asked ``fields`` (models.FETCH_FIELDS) of ``uids``, one query;
+        with the ``renderings`` of those names the messages have."""
+        return await fetch.fetch(self._database, mailbox_id, uids, fields, renderings)
+
+    def fetch_batches(self, mailbox_id: str, uids: Iterable[int], fields: Iterable[str],
+                      renderings: Iterable[str] = ()) -> AsyncIterator[list[MessageRecord]]:
+        """``fetch`` as the reply batches arrive (one query for any number of UIDs)."""
+        return fetch.fetch_batches(self._database, mailbox_id, uids, fields, renderings)
+
+    # -- renderings ------------------------------------------------------------------
+
+    def register_renderer(self, name: str, renderer: Renderer) -> None:
+        """Have ``renderer`` called on every message delivered from now on; what it
+        returns is kept with the message as the rendering ``name`` (None: nothing).
+
+        Renderings are opaque bytes a protocol computes once per message instead of
+        once per read (IMAP's ENVELOPE and BODYSTRUCTURE wire forms); the store never
+        looks inside them. A protocol changes the name when it changes the format.
+        """
+        self.renderers[fetch.check_rendering_name(name)] = renderer
+
+    def render(self, message: IndexedMessage) -> dict[str, bytes]:
+        """Every registered rendering of ``message`` (a failing renderer is skipped)."""
+        out: dict[str, bytes] = {}
+        for name, renderer in list(self.renderers.items()):
+            try:
+                value = renderer(message)
+            except Exception:
+                log.exception("renderer %s failed", name)
+                continue
+            if value is not None:
+                out[name] = value
+        return out
+
+    async def save_renderings(self, mailbox_id: str,
+                              renderings: dict[int, dict[str, bytes]]) -> int:
+        """Keep renderings made later (uid -> name -> bytes), one bulk write; not a
+        change of the messages (no modseq)."""
+        return await fetch.save_renderings(self._database, mailbox_id, renderings)
 
     async def search(self, mailbox_id: str, query: Query) -> list[int]:
         """SEARCH: sorted UIDs matching the typed ``query``, one query."""
@@ -160,13 +202,17 @@ class Messages:
                 if missing:  # cannot happen while the hold is kept; never store holes
                     raise NotFound("message bodies vanished before delivery")
             bases: dict[bytes, dict[str, Any]] = {}
+            rendered = self.render(ingested.message) if self.renderers else {}
             limiter = trio.CapacityLimiter(DELIVERY_CONCURRENCY)
 
             async def one(i: int, target: DeliveryTarget) -> None:
                 async with limiter:
                     try:
                         if target.prepend not in bases:
-                            bases[target.prepend] = documents.content(ingested, target.prepend)
+                            base = documents.content(ingested, target.prepend)
+                            if rendered:
+                                base["render"] = rendered
+                            bases[target.prepend] = base
                         async with self._locks.hold(target.user_id):
                             results[i] = await self._database.run(
                                 self._deliver_sync, ingested, bases[target.prepend], target

@@ -96,6 +96,9 @@ class MessageRecord:
     segments: tuple[Segment, ...] | None = None
     #: Top-level header fields, (lowercased name, decoded value).
     headers: tuple[tuple[str, str], ...] | None = None
+    #: Renderings asked for that the message has (name -> opaque bytes; see
+    #: ``Messages.renderers``).
+    renderings: dict[str, bytes] | None = None
 
 
 @attrs.frozen
