@@ -8,6 +8,7 @@ import ssl
 import trio
 
 from ..net import is_tls, peer_address, serve_tcp
+from . import render
 from .grammar.resp_codes import Code
 from .grammar.responses import UntaggedStatus
 from .session import ServerContext, Session
@@ -28,6 +29,7 @@ async def serve_imap(
     (the IMAPS port), otherwise STARTTLS is offered when ``ctx.ssl_context`` is set."""
     if implicit_tls and ctx.ssl_context is None:
         raise ValueError("implicit TLS needs an SSL context")
+    render.register(ctx.store)  # ENVELOPE/BODYSTRUCTURE rendered once, at delivery
 
     async def handler(stream: trio.abc.Stream) -> None:
         peer, _ = peer_address(stream)

@@ -12,19 +12,21 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import quopri
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from duck.mime.sections import SectionSpec, resolve_part, section_range
+from duck.store.errors import StoreError
 from duck.store.models import MessageRecord
 
-from .. import convert
+from .. import convert, render
 from ..errors import bad, no
 from ..grammar.cmd_message import Fetch
 from ..grammar.encode import LiteralBody
 from ..grammar.fetch_items import BinarySize, BodySection, FetchAttr, FetchItem, SectionText
-from ..grammar.resp_fetch import FetchData
+from ..grammar.resp_fetch import FetchData, FetchTemplate
 from ..grammar.responses import VanishedData
 from ..view import InvalidSequence
 from .registry import command
@@ -32,6 +34,20 @@ from .states import SELECTED
 
 if TYPE_CHECKING:
     from ..session import Session
+
+log = logging.getLogger(__name__)
+
+#: Items the fast path serves: from the view, plain fields, and renderings.
+_FAST_ITEMS = frozenset({
+    FetchAttr.UID, FetchAttr.FLAGS, FetchAttr.MODSEQ, FetchAttr.RFC822_SIZE,
+    FetchAttr.INTERNALDATE, FetchAttr.ENVELOPE, FetchAttr.BODY, FetchAttr.BODYSTRUCTURE,
+})
+#: Most renderings made at FETCH time saved per command (the rest at the next one).
+FILL_MAX = 2000
+#: Most UIDs named in one store query (the store's limit).
+MAX_FETCH = 100_000
+#: FETCH responses sent per write.
+FAST_SEND = 500
 
 #: Messages per store query when message content is fetched (memory bound).
 CONTENT_BATCH = 50
@@ -237,6 +253,9 @@ async def fetch(s: Session, cmd: Fetch) -> None:
                 seen_now.add(change.uid)
             if result.changed:
                 s.changed(view.mailbox.id)
+    if not seen_now and _FAST_ITEMS.issuperset(items) and len(set(items)) == len(items):
+        await _fetch_fast(s, items, uids)
+        return
     fields = _fields(items)
     builder = _Builder(s, items)
     with_flags = [*items, FetchAttr.FLAGS] if FetchAttr.FLAGS not in items else items
@@ -262,3 +281,95 @@ async def fetch(s: Session, cmd: Fetch) -> None:
             responses.append(FetchData(seq, await b.build(uid, rec)))
         if responses:
             await s.send(*responses)
+
+
+async def _fetch_fast(s: Session, items: list[FetchItem], uids: list[int]) -> None:
+    """FETCH of view data, sizes, dates and rendered ENVELOPE/BODY/BODYSTRUCTURE:
+    one query for the whole set, responses serialized by a template and sent as
+    the database's batches arrive. Messages without a rendering (stored before
+    renderings existed) get one more query per batch, and the renderings made
+    then are saved with one bulk write at the end."""
+    view = s.view
+    assert view is not None
+    utf8 = s.utf8
+    pre = [k for k in items if isinstance(k, FetchAttr) and k in render.NAMES]
+    fields = {f for k, f in ((FetchAttr.RFC822_SIZE, "size"),
+                             (FetchAttr.INTERNALDATE, "internal_date")) if k in items}
+    names = sorted({n for k in pre for n in render.NAMES[k][: 2 if utf8 else 1]})
+    template = FetchTemplate(tuple(items), utf8=utf8)  # type: ignore[arg-type]
+    flags, modseqs, recent = view.flags, view.modseqs, view.recent
+    getters: list[Any] = []
+    for key in items:
+        if key is FetchAttr.UID:
+            getters.append(lambda uid, rec, got: uid)
+        elif key is FetchAttr.FLAGS:
+            getters.append(lambda uid, rec, got: (*flags.get(uid, ()), "\\Recent")
+                           if uid in recent else flags.get(uid, ()))
+        elif key is FetchAttr.MODSEQ:
+            getters.append(lambda uid, rec, got: modseqs.get(uid, 1))
+        elif key is FetchAttr.RFC822_SIZE:
+            getters.append(lambda uid, rec, got: int(rec.size or 0))
+        elif key is FetchAttr.INTERNALDATE:
+            getters.append(lambda uid, rec, got: _aware(rec.internal_date))
+        else:
+            getters.append(lambda uid, rec, got, key=key: got[key])
+    fill: dict[int, dict[str, bytes]] = {}
+    for start in range(0, len(uids), MAX_FETCH):
+        chunk = uids[start : start + MAX_FETCH]
+        async for batch in s.store.messages.fetch_batches(view.mailbox.id, chunk,
+                                                          sorted(fields), names):
+            values: list[dict[Any, Any]] = []
+            missing: list[int] = []
+            for rec in batch:
+                got = {}
+                for key in pre:
+                    value = render.lookup(key, rec.renderings, utf8=utf8)
+                    if value is None:
+                        missing.append(rec.uid)
+                        break
+                    got[key] = value
+                values.append(got)
+            if missing:
+                await _render_missing(s, pre, batch, values, missing, fill)
+            rows = []
+            seq_of = view.seq_of
+            for rec, got in zip(batch, values, strict=True):
+                uid = rec.uid
+                seq = seq_of(uid)
+                if seq is None:
+                    continue  # expunged since the view moved (RFC 2180 §4.1.2)
+                rows.append(template.row(seq, [g(uid, rec, got) for g in getters]))
+                if len(rows) >= FAST_SEND:
+                    await s.send(template.block(rows))
+                    rows = []
+            if rows:
+                await s.send(template.block(rows))
+    if fill:
+        try:
+            await s.store.messages.save_renderings(view.mailbox.id, fill)
+        except StoreError as exc:  # a cache: the next FETCH renders again
+            log.warning("saving renderings failed: %r", exc)
+
+
+async def _render_missing(s: Session, pre: list[FetchAttr], batch: list[MessageRecord],
+                          values: list[dict[Any, Any]], missing: list[int],
+                          fill: dict[int, dict[str, bytes]]) -> None:
+    """Render the ``pre`` items of the ``missing`` messages from their MIME model (one
+    query), into ``values``; keep the renderings for saving (up to FILL_MAX)."""
+    view = s.view
+    assert view is not None
+    sources = sorted({render.SOURCE_FIELD[k] for k in pre})
+    found = {r.uid: r for r in await s.store.messages.fetch(view.mailbox.id, missing,
+                                                            sources)}
+    for rec, got in zip(batch, values, strict=True):
+        src = found.get(rec.uid)
+        if src is None or len(got) == len(pre):
+            continue
+        made: dict[str, bytes] = {}
+        for key in pre:
+            made.update(render.renderings(key, src.envelope, src.structure))
+            value = render.lookup(key, made, utf8=s.utf8)
+            assert value is not None
+            got[key] = value
+        if len(fill) < FILL_MAX:
+            fill[rec.uid] = made

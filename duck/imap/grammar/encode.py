@@ -30,6 +30,20 @@ class LiteralBody:
     binary: bool = False
 
 
+@attrs.frozen
+class Preencoded:
+    """The wire form of one value, made earlier by this package's serializer and
+    kept elsewhere (the store's renderings) so that it is not encoded again.
+
+    ``kind`` names what it is (``envelope``, ``body``, ``bodystructure``); build it
+    with ``resp_fetch.preencoded``, which checks the bytes, never directly from
+    bytes of unknown origin.
+    """
+
+    kind: str
+    data: bytes
+
+
 class Encoder:
     """Accumulates output parts. ``utf8`` allows 8-bit quoted strings and raw UTF-8
     mailbox names (RFC 6855); ``literal_plus`` makes client literals ``{n+}``."""
@@ -64,6 +78,10 @@ class Encoder:
         prefix = b"~{" if binary else b"{"
         self.out.append(b"%s%d%s}\r\n" % (prefix, len(data), plus))
         self.out.append(data)
+
+    def preencoded(self, value: Preencoded) -> None:
+        """Append a value serialized earlier (see :class:`Preencoded`)."""
+        self.out.append(value.data)
 
     def literal_body(self, body: LiteralBody) -> None:
         """A streamed literal: the prefix now, the placeholder for the data."""

@@ -1,0 +1,92 @@
+"""IMAP renderings: ENVELOPE, BODY and BODYSTRUCTURE serialized once per message.
+
+The store keeps opaque per-message renderings (``store.messages.register_renderer``)
+and never looks inside; this module says what IMAP keeps there. Delivery renders
+every message once; a message stored before (or by a process that did not
+register) is rendered at its first FETCH and the result saved in bulk.
+
+A rendering name carries the format version: change it when the format changes
+and old renderings are simply not found. The UTF-8 form (for UTF8=ACCEPT
+sessions, RFC 6855, where 8-bit strings may be quoted) is kept only when it
+differs from the plain one, which is valid in every session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from duck.mime.model import Envelope as MimeEnvelope
+from duck.mime.model import IndexedMessage, Part
+from duck.store import Store
+
+from . import convert
+from .grammar.encode import Preencoded
+from .grammar.fetch_items import FetchAttr
+from .grammar.resp_fetch import preencoded, render
+
+#: FETCH key -> (plain rendering name, UTF-8 rendering name).
+NAMES: dict[FetchAttr, tuple[str, str]] = {
+    FetchAttr.ENVELOPE: ("imap_env1", "imap_env1u"),
+    FetchAttr.BODY: ("imap_body1", "imap_body1u"),
+    FetchAttr.BODYSTRUCTURE: ("imap_bs1", "imap_bs1u"),
+}
+#: The store fields a key's value is computed from when there is no rendering.
+SOURCE_FIELD = {FetchAttr.ENVELOPE: "envelope", FetchAttr.BODY: "structure",
+                FetchAttr.BODYSTRUCTURE: "structure"}
+
+
+def value_of(key: FetchAttr, envelope: MimeEnvelope | None, structure: Part | None) -> object:
+    """The grammar value of ``key`` from the MIME model."""
+    if key is FetchAttr.ENVELOPE:
+        assert envelope is not None
+        return convert.envelope(envelope)
+    assert structure is not None
+    return convert.body(structure, extensible=key is FetchAttr.BODYSTRUCTURE)
+
+
+def renderings(key: FetchAttr, envelope: MimeEnvelope | None,
+               structure: Part | None) -> dict[str, bytes]:
+    """The renderings of ``key`` (the UTF-8 one only when it differs)."""
+    plain_name, utf8_name = NAMES[key]
+    value = value_of(key, envelope, structure)
+    plain = render(key, value, utf8=False)  # type: ignore[arg-type]
+    utf8 = render(key, value, utf8=True)  # type: ignore[arg-type]
+    out = {plain_name: plain}
+    if utf8 != plain:
+        out[utf8_name] = utf8
+    return out
+
+
+def lookup(key: FetchAttr, stored: dict[str, bytes] | None, *, utf8: bool) -> Preencoded | None:
+    """The pre-encoded value of ``key`` among a message's renderings, if there (and
+    intact: damaged bytes count as missing)."""
+    if not stored:
+        return None
+    plain_name, utf8_name = NAMES[key]
+    data = stored.get(utf8_name) if utf8 else None
+    if data is None:
+        data = stored.get(plain_name)
+    if data is None:
+        return None
+    try:
+        return preencoded(key, data)
+    except ValueError:
+        return None
+
+
+def _renderer(key: FetchAttr, utf8: bool) -> Callable[[IndexedMessage], bytes | None]:
+    plain_name, utf8_name = NAMES[key]
+
+    def renderer(message: IndexedMessage) -> bytes | None:
+        out = renderings(key, message.envelope, message.root)
+        return out.get(utf8_name if utf8 else plain_name)
+
+    return renderer
+
+
+def register(store: Store) -> None:
+    """Have the store render every message delivered from now on (idempotent)."""
+    for key in NAMES:
+        plain_name, utf8_name = NAMES[key]
+        store.messages.register_renderer(plain_name, _renderer(key, False))
+        store.messages.register_renderer(utf8_name, _renderer(key, True))
