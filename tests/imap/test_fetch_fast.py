@@ -39,3 +39,40 @@ async def test_session_counts_round_trips_per_command(imap_server: Any) -> None:
         # One query for the whole range (the view and the journal are in memory).
         assert stats["UID FETCH"]["round_trips"] <= 1, stats["UID FETCH"]
         await client.aclose()
+
+
+def _fetch_lines(lines: list[bytes]) -> list[bytes]:
+    return [line for line in lines if b" FETCH (" in line]
+
+
+async def test_fast_path_matches_the_general_path_and_fills_renderings(
+        imap_server: Any) -> None:
+    with trio.fail_after(60):
+        store = imap_server.store
+        registered = dict(store.messages.renderers)
+        store.messages.renderers.clear()  # messages stored before renderings existed
+        try:
+            await _loaded(imap_server, 5)
+        finally:
+            store.messages.renderers.update(registered)
+        await _loaded(imap_server, 2)  # and two rendered at delivery
+        client = await RawClient.open(imap_server.ports["imap"])
+        await client.login(USER, PASSWORD)
+        await client.command(b"a1", b"SELECT INBOX")
+        items = b"UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODY BODYSTRUCTURE MODSEQ"
+        fast = _fetch_lines(await client.command(b"a2", b"FETCH 1:* (" + items + b")"))
+        # EMAILID is not on the fast path: the general serializer answers.
+        slow = _fetch_lines(await client.command(b"a3", b"FETCH 1:* (" + items + b" EMAILID)"))
+        assert len(fast) == len(slow) == 7
+        for f, s_ in zip(fast, slow, strict=True):
+            assert s_.startswith(f.rstrip(b"\r\n")[:-1] + b" EMAILID (M"), (f, s_)
+        # The first FETCH saved the missing renderings; the next one reads them.
+        user = await store.users.by_username(USER)
+        box = await store.mailboxes.get(user.id, "INBOX")
+        recs = await store.messages.fetch(box.id, range(1, 8), [],
+                                          renderings=["imap_env1", "imap_bs1", "imap_body1"])
+        assert all(r.renderings is not None and len(r.renderings) == 3 for r in recs)
+        again = _fetch_lines(await client.command(b"a4", b"FETCH 1:* (" + items + b")"))
+        assert again == fast
+        assert b'"hello 3"' in fast[3]
+        await client.aclose()

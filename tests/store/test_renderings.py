@@ -71,7 +71,7 @@ async def test_fetch_batches_is_one_query_for_a_range(store: Store, user: User) 
     box = await store.mailboxes.get(user.id, "INBOX")
     uids = [(await store.messages.append(user.id, "INBOX", simple_message(subject=f"m{i}")))
             .uid for i in range(150)]
-    sparse = uids[::3] + [uids[-1]]  # a covering range of at most twice the UIDs
+    sparse = [*uids[::3], uids[-1]]  # a covering range of at most twice the UIDs
     few = [uids[0], uids[70], uids[140]]
     for wanted in (uids, sparse, few, uids[:1]):
         metrics.reset()
