@@ -253,6 +253,30 @@ def save(results: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(results, indent=1, default=str))
 
 
+async def append_cost(store: Store, corpus: Corpus, count: int) -> dict[str, float]:
+    """End-to-end APPEND time per message (ingest, transaction, journal) with and
+    without the substring index (its index dropped and ``g`` left empty)."""
+    coll = store.database.collection(schema.MESSAGES)
+    raws = [corpus.message(i) for i in range(count)]
+    out: dict[str, float] = {}
+    original = textindex.document_grams
+    for variant in ("with_index", "without_index"):
+        user = await store.users.create(f"{variant.replace('_', '')}@example.com", "pw",
+                                        quota=10**13)
+        if variant == "without_index":
+            await store.database.run(coll.drop_index, "mailbox_g")
+            textindex.document_grams = lambda headers, text: []  # type: ignore[assignment]
+        try:
+            t = time.perf_counter()
+            for raw in raws:
+                await store.messages.append(user.id, "INBOX", raw)
+            out[variant] = round((time.perf_counter() - t) / count * 1000, 2)
+        finally:
+            textindex.document_grams = original  # type: ignore[assignment]
+    await store.database.run(coll.create_indexes, schema.INDEXES[schema.MESSAGES])
+    return out
+
+
 async def run(uri: str, sizes: list[int], reps: int, scan_max: int, cost_n: int,
               drop: bool) -> dict[str, Any]:
     store = await Store.open(uri, "searchbench")
@@ -263,6 +287,8 @@ async def run(uri: str, sizes: list[int], reps: int, scan_max: int, cost_n: int,
         user, mailbox = ObjectId(user_obj.id), ObjectId(mailbox_id)
         print(f"index cost on {cost_n} messages ...", flush=True)
         results["cost"] = await measure_cost(store, Corpus(seed=99), user, cost_n)
+        results["cost"]["append_ms_per_message"] = await append_cost(
+            store, Corpus(seed=7), max(50, cost_n // 2))
         print(json.dumps(results["cost"], indent=1), flush=True)
         corpus = Corpus()
         coll = store.database.collection(schema.MESSAGES)
