@@ -137,7 +137,8 @@ _COMMON = " etaoinsrhldcumfpgwybvk.,-@:/0123456789>=\n"
 
 def _rarity(gram: str) -> int:
     score = 0
-    for ch in gram:
+    # Folded grams are upper case (the smallest code point represents a class).
+    for ch in gram.lower():
         i = _COMMON.find(ch)
         score += (len(_COMMON) - i) if i >= 0 else 0
     return score
