@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import bson
+import trio
 from pymongo import UpdateOne
 
 from . import schema
@@ -171,7 +172,9 @@ async def fetch_batches(
         while (batch := await database.run(next_batch)) is not None:
             yield batch
     finally:
-        cursor.close()
+        if cursor.alive:  # left early: killCursors, in a worker thread like every call
+            with trio.CancelScope(shield=True):
+                await database.run(cursor.close)
 
 
 async def save_renderings(

@@ -83,3 +83,15 @@ async def test_fetch_batches_is_one_query_for_a_range(store: Store, user: User) 
         assert all(r.size for r in got)
         assert scope.round_trips == 1, metrics.statistics()["test"]["by_db_command"]
     assert [b async for b in store.messages.fetch_batches(box.id, [], ["size"])] == []
+
+
+async def test_fetch_batches_left_early_closes_its_cursor(store: Store, user: User) -> None:
+    box = await store.mailboxes.get(user.id, "INBOX")
+    uids = [(await store.messages.append(user.id, "INBOX", simple_message())).uid
+            for _ in range(3)]
+    batches = store.messages.fetch_batches(box.id, uids, ["size"])
+    first = await batches.__anext__()
+    assert [r.uid for r in first] == uids
+    await batches.aclose()  # type: ignore[attr-defined]
+    # The store still answers (no cursor left half-read on a connection).
+    assert len(await store.messages.fetch(box.id, uids, ["size"])) == 3
