@@ -76,13 +76,23 @@ class Database:
     def __init__(self, uri: str, name: str, *, timeout_ms: int = 10000) -> None:
         self.uri = uri
         self.name = name
+        # Timeouts given in the URI win over these defaults (keyword arguments
+        # would override the URI in pymongo).
+        given = uri.lower()
+        timeouts: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("connectTimeoutMS", timeout_ms),
+                ("serverSelectionTimeoutMS", timeout_ms),
+                ("socketTimeoutMS", max(timeout_ms * 6, 60000)),
+            )
+            if f"{key.lower()}=" not in given
+        }
         self.client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
             uri,
             tz_aware=True,
-            connectTimeoutMS=timeout_ms,
-            serverSelectionTimeoutMS=timeout_ms,
-            socketTimeoutMS=max(timeout_ms * 6, 60000),
             appname="duck",
+            **timeouts,
             # Counts round trips per protocol command (metrics.py; read by bench/).
             event_listeners=[ROUND_TRIPS],
         )

@@ -146,43 +146,42 @@ class Notifier:
     # -- the watcher -----------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Watch the journal until cancelled; survives database outages."""
+        """Watch the journal until cancelled; survives database outages.
+
+        Reports started at once: subscribers read the journal themselves when they
+        start, so nothing is lost while the watch is being opened.
+        """
         use_streams = self.change_streams
         if use_streams is None:
             use_streams = self._database.transactions  # a replica set or a cluster
-        started = False
+        task_status.started()
         while True:
             try:
                 if use_streams:
-                    await self._watch_stream(task_status if not started else None)
+                    await self._watch_stream()
                 else:
-                    await self._poll(task_status if not started else None)
+                    await self._poll()
                 return
             except StoreUnavailable as exc:
                 log.warning("notifier: %s; retrying", exc)
             except Exception:
                 # A deployment that claims change streams but refuses them: poll.
-                if use_streams:
-                    log.exception("notifier: change stream failed; falling back to polling")
-                    use_streams = False
-                else:
-                    raise
-            if not started:
-                started = True
-                task_status.started()
+                # Never let the notifier take the server down; keep retrying.
+                log.exception("notifier: watch failed%s",
+                              "; falling back to polling" if use_streams else "; retrying")
+                use_streams = False
+            self.mode = "retrying"
             # Anything may have happened while we were not watching.
             self.publish_nowait(*list(self._subscribers))
             await trio.sleep(self.poll_interval)
 
-    async def _watch_stream(self, task_status: trio.TaskStatus[None] | None) -> None:
+    async def _watch_stream(self) -> None:
         journal = self._database.collection(schema.JOURNAL)
         pipeline = [{"$match": {"operationType": "insert"}}]
         stream = await self._database.run(
             lambda: journal.watch(pipeline, max_await_time_ms=STREAM_AWAIT_MS)
         )
         self.mode = "change-stream"
-        if task_status is not None:
-            task_status.started()
         try:
             while True:
                 change = await self._database.run(stream.try_next)
@@ -225,10 +224,8 @@ class Notifier:
         self._mailbox_users[mailbox_id] = str(doc["user"])
         return self._mailbox_users[mailbox_id]
 
-    async def _poll(self, task_status: trio.TaskStatus[None] | None) -> None:
+    async def _poll(self) -> None:
         self.mode = "poll"
-        if task_status is not None:
-            task_status.started()
         mailboxes = self._database.collection(schema.MAILBOXES)
         while True:
             mailbox_ids = [ObjectId(k[2:]) for k in self._subscribers if k.startswith("m:")]

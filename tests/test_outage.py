@@ -1,0 +1,113 @@
+"""A database outage: every protocol answers "try later", nothing crashes, and
+service resumes when the database is back (no restart of duck)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from duck.config import Config
+from duck.server import Server
+from duck.store.embedded import BlockingEmbeddedDatabase
+from tests.lmtp.client import LmtpClient
+
+pytestmark = pytest.mark.slow
+
+
+async def _imap(port: int) -> tuple[trio.SocketStream, Any]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    buffer = bytearray()
+
+    async def command(line: bytes, tag: bytes) -> bytes:
+        await stream.send_all(line)
+        while not any(
+            ln.startswith(tag + b" ") for ln in bytes(buffer).split(b"\r\n")
+        ):
+            data = await stream.receive_some(65536)
+            assert data, "server closed the connection"
+            buffer.extend(data)
+        out = bytes(buffer)
+        buffer.clear()
+        return out
+
+    return stream, command
+
+
+def test_outage_and_recovery(tmp_path: Path) -> None:
+    database = BlockingEmbeddedDatabase(tmp_path / "db")
+    uri = database.__enter__()
+    port = database.spec.port
+    try:
+        trio.run(_scenario, tmp_path, uri, database)
+    finally:
+        database.__exit__()
+    assert port
+
+
+async def _scenario(tmp_path: Path, uri: str, database: BlockingEmbeddedDatabase) -> None:
+    fast_uri = uri.replace("serverSelectionTimeoutMS=5000", "serverSelectionTimeoutMS=1500")
+    fast_uri += "&connectTimeoutMS=1500"
+    config = Config(
+        data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0, api_port=0,
+        mongo_uri=fast_uri, database="outage", shutdown_grace=1.0,
+    )
+    server = Server(config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        assert server.store is not None
+        user = await server.store.users.create("o@example.com", "pw")
+        with trio.fail_after(120):
+            stream, imap = await _imap(server.ports["imap"])
+            await stream.receive_some(4096)  # greeting
+            assert b"a OK" in await imap(b"a LOGIN o@example.com pw\r\n", b"a")
+            assert b"b OK" in await imap(b"b SELECT INBOX\r\n", b"b")
+
+            # The database goes away.
+            await trio.to_thread.run_sync(database.__exit__)
+            reply = await imap(b"c APPEND INBOX {11+}\r\nSubject: x\r\n", b"c")
+            assert b"c NO [UNAVAILABLE]" in reply
+            assert b"d OK" in await imap(b"d NOOP\r\n", b"d")  # the session lives on
+            lmtp = await LmtpClient.connect(server.ports["lmtp"])
+            await lmtp.read_reply()
+            await lmtp.command("LHLO test")
+            await lmtp.command("MAIL FROM:<a@example.org>")
+            rcpt = await lmtp.command("RCPT TO:<o@example.com>")
+            assert (rcpt.code, rcpt.status) == (451, "4.3.0")
+            await lmtp.aclose()
+            async with httpx.AsyncClient() as client:
+                api = await client.get(
+                    f"http://127.0.0.1:{server.ports['api']}/users/{user.id}"
+                )
+            assert api.status_code == 503 and api.json()["success"] is False
+
+            # It comes back on the same port; duck recovers without a restart.
+            await trio.to_thread.run_sync(_restart, database)
+            deadline = trio.current_time() + 60
+            while True:
+                reply = await imap(b"e APPEND INBOX {11+}\r\nSubject: y\r\n", b"e")
+                if b"e OK" in reply or trio.current_time() > deadline:
+                    break
+                await trio.sleep(1)
+            assert b"e OK [APPENDUID" in reply
+            await stream.aclose()
+        server.request_shutdown()
+
+
+def _restart(database: BlockingEmbeddedDatabase) -> None:
+    port = database.spec.port
+    # The port must be free again before the server can bind it.
+    for _ in range(50):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                break
+        time.sleep(0.1)
+    database.__enter__()
+    assert database.spec.port == port, "restarted on another port"
+    assert isinstance(database.process, subprocess.Popen)
