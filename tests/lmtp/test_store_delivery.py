@@ -91,3 +91,38 @@ async def test_unknown_only_recipient_gets_no_data(duck_server: Any) -> None:
         await client.aclose()
     assert rcpts[0].code == 550
     assert data[0].code in (503, 554)
+
+
+async def test_read_back_over_imap_byte_identical(duck_server: Any) -> None:
+    """Delivered through LMTP, fetched through IMAP: the same bytes plus the trace headers."""
+    import imaplib
+
+    store: Store = duck_server.store
+    await store.users.create("dora@example.com", "pw")
+    message = _message(os.urandom(200_000)).replace(b"hello", b"caf\xc3\xa9 8-bit \x00 nul")
+    with trio.fail_after(30):
+        client = await LmtpClient.connect(duck_server.ports["lmtp"])
+        await client.read_reply()
+        await client.command("LHLO test")
+        _, data = await client.deliver("s@example.org", ["dora@example.com"], message)
+        await client.aclose()
+    assert [r.code for r in data] == [250]
+
+    def fetch() -> tuple[bytes, int]:
+        imap = imaplib.IMAP4("127.0.0.1", duck_server.ports["imap"])
+        try:
+            imap.login("dora@example.com", "pw")
+            imap.select("INBOX", readonly=True)
+            _, parts = imap.fetch("1", "(BODY.PEEK[])")
+            body = parts[0][1]  # type: ignore[index]
+            _, sized = imap.fetch("1", "(RFC822.SIZE)")
+            size = int(sized[0].split(b"RFC822.SIZE ")[1].rstrip(b")"))  # type: ignore[union-attr]
+            return body, size
+        finally:
+            imap.logout()
+
+    with trio.fail_after(30):
+        body, size = await trio.to_thread.run_sync(fetch)
+    expected = b"Return-Path: <s@example.org>\r\nDelivered-To: dora@example.com\r\n" + message
+    assert body == expected
+    assert size == len(expected)
