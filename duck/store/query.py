@@ -14,8 +14,9 @@ from JSON. Everything here compiles into a single ``find`` filter:
 
 ``compile_search`` also derives a *prefilter*: index-only conditions whose matches
 are a superset of the query's (textindex.py's trigrams for substrings, flag/date/
-size/modseq/uid fields otherwise). The search runs as one aggregate: ``$match`` on
-the prefilter (an index scan), then ``$match`` on the exact filter. Two stages
+size/modseq/uid fields otherwise). When the prefilter is the whole criterion the
+search is one ``find`` on it; otherwise one aggregate: ``$match`` on the prefilter
+(an index scan), then ``$match`` on the exact filter (fetch.py). Two stages
 because the embedded Rust engine plans a ``find`` whose filter has any field not in
 one index as a collection scan (measured with explain()); a first ``$match`` made
 only of one index's fields is an index scan on both embedded engines, and real
