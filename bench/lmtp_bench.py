@@ -100,7 +100,7 @@ async def _huge(uri: str, data_dir: Path, megabytes: int) -> dict[str, Any]:
         size = megabytes * 1024 * 1024
         server = await _server(nursery, uri, data_dir, size + 1024 * 1024)
         assert server.store is not None
-        await server.store.users.create("huge@example.com", "pw")
+        await server.store.users.create("huge@example.com", "pw", quota=4 * size)
         baseline = _rss_kb()
         client = await LmtpClient.connect(server.ports["lmtp"])
         await client.send(b"MAIL FROM:<s@example.org>\r\nRCPT TO:<huge@example.com>\r\nDATA\r\n")
