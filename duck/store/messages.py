@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pymongo.errors
 import trio
 from bson import ObjectId
 
@@ -344,18 +345,27 @@ class Messages:
 
     def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any]) -> list[int]:
         expunged: list[int] = []
+        limit = BATCH_MESSAGES
         while True:
-            docs = self._expunge_batch(mailbox, query)
+            try:
+                docs = self._expunge_batch(mailbox, query, limit)
+            except pymongo.errors.OperationFailure as exc:
+                if not _too_large(exc) or limit == 1:
+                    raise
+                limit = max(1, limit // 2)
+                continue
             expunged += [d["uid"] for d in docs]
-            if len(docs) < BATCH_MESSAGES:
+            if len(docs) < limit:
                 return expunged
 
-    def _expunge_batch(self, mailbox: ObjectId, query: dict[str, Any]) -> list[dict[str, Any]]:
+    def _expunge_batch(
+        self, mailbox: ObjectId, query: dict[str, Any], limit: int
+    ) -> list[dict[str, Any]]:
         def body(session: Any) -> list[dict[str, Any]]:
             docs = list(self._messages.find(
                 {"mailbox": mailbox, **query},
                 {"uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}, session=session,
-            ).sort("uid", 1).limit(BATCH_MESSAGES))
+            ).sort("uid", 1).limit(limit))
             if not docs:
                 return []
             self._messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}},
@@ -427,7 +437,7 @@ class Messages:
         done: list[int] = []  # destination uids inserted so far (undone on failure)
         try:
             for batch in _batches(index):
-                copied = self._copy_batch(src, [d["uid"] for d in batch], user, dst["_id"])
+                copied = self._copy_split(src, [d["uid"] for d in batch], user, dst["_id"])
                 pairs += copied
                 done += [d for _, d in copied]
         except BaseException:
@@ -435,6 +445,19 @@ class Messages:
                 self._expunge_sync(dst["_id"], {"uid": {"$in": done}})
             raise
         return CopyResult(int(dst["uidv"]), pairs)
+
+    def _copy_split(self, src: ObjectId, uids: list[int], user: ObjectId,
+                    dst: ObjectId) -> list[tuple[int, int]]:
+        """Copy a batch; halve it while the transaction is too large for the engine's
+        cache (documents carry index-heavy fields: the SEARCH trigram arrays)."""
+        try:
+            return self._copy_batch(src, uids, user, dst)
+        except pymongo.errors.OperationFailure as exc:
+            if not _too_large(exc) or len(uids) == 1:
+                raise
+        half = len(uids) // 2
+        return (self._copy_split(src, uids[:half], user, dst)
+                + self._copy_split(src, uids[half:], user, dst))
 
     def _copy_batch(self, src: ObjectId, uids: list[int], user: ObjectId,
                     dst: ObjectId) -> list[tuple[int, int]]:
@@ -513,6 +536,14 @@ class KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+#: "Transaction is too large and will not fit in the storage engine cache".
+TRANSACTION_TOO_LARGE = 313
+
+
+def _too_large(exc: pymongo.errors.OperationFailure) -> bool:
+    return exc.code == TRANSACTION_TOO_LARGE or "too large" in str(exc).lower()
 
 
 def _batches(index: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
