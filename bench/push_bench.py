@@ -9,6 +9,8 @@ Two real ``duck serve`` processes (A and B) on one embedded database:
 2. ``--subscribers`` concurrent SSE streams of one user on A (the worst case: one
    event reaches all of them): A's RSS growth per subscriber, and the fan-out time
    from LMTP 250 in B until every stream has the event (median and max).
+3. The same number of IMAP sessions IDLE on that user's INBOX in A: RSS per session
+   and the fan-out time of one delivery through B to every session's EXISTS.
 
 Prints the figures and writes them to bench/results/push.json.
 
@@ -142,10 +144,57 @@ async def _fanout(a: Any, b: Any, user: str, base: str, subscribers: int) -> dic
     }
 
 
+async def _idle_fanout(a: Any, b: Any, sessions: int) -> dict[str, Any]:
+    """``sessions`` IMAP sessions IDLE on INBOX in A; one delivery through B."""
+    before = _rss_kib(a.process.pid)
+    ready = trio.Semaphore(0)
+    got: list[float] = []
+    clients: list[LineClient] = []
+
+    async def idle() -> None:
+        imap = await LineClient.connect(a.ports["imap"])
+        clients.append(imap)
+        await imap.line()
+        await imap.command("a1", f"LOGIN {ADDRESS} {PASSWORD}")
+        await imap.command("a2", "SELECT INBOX")
+        await imap.send(b"a3 IDLE\r\n")
+        await imap.until(b"+")
+        ready.release()
+        while not (await imap.line()).endswith(b"EXISTS"):
+            pass
+        got.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(sessions):
+            nursery.start_soon(idle)
+        with trio.fail_after(600):
+            for _ in range(sessions):
+                await ready.acquire()
+        await trio.sleep(2)
+        after = _rss_kib(a.process.pid)
+        await lmtp_deliver(b.ports["lmtp"], ADDRESS, message("idle fan-out"))
+        start = trio.current_time()
+        with trio.fail_after(120):
+            while len(got) < sessions:
+                await trio.sleep(0.005)
+    for imap in clients:
+        await imap.stream.aclose()
+    spread = [max(0.0, t - start) * 1000 for t in got]
+    return {
+        "sessions": sessions,
+        "rss_per_session_kib": round((after - before) / sessions, 1),
+        "fanout_median_ms": round(statistics.median(spread), 1),
+        "fanout_max_ms": round(max(spread), 1),
+    }
+
+
 async def run(uri: str, deliveries: int, subscribers: int, tmp: Path) -> dict[str, Any]:
     database = f"bench_{uuid.uuid4().hex[:8]}"
     # "duck ready" (with the ports) is logged at INFO.
-    env = {"DUCK_SSE_MAX_PER_USER": str(subscribers + 10), "DUCK_LOG_LEVEL": "INFO"}
+    env = {"DUCK_SSE_MAX_PER_USER": str(subscribers + 10), "DUCK_LOG_LEVEL": "INFO",
+           # One user with many sessions from one address, on purpose.
+           "DUCK_IMAP_MAX_CONNECTIONS_PER_USER": str(subscribers + 10),
+           "DUCK_IMAP_MAX_CONNECTIONS_PER_IP": str(subscribers + 10)}
     async with duck_process(uri, database, tmp / "a", **env) as a, \
             duck_process(uri, database, tmp / "b") as b:
         base = f"http://127.0.0.1:{a.ports['api']}"
@@ -154,7 +203,9 @@ async def run(uri: str, deliveries: int, subscribers: int, tmp: Path) -> dict[st
             user = r.json()["id"]
             latency = await _latency(a, b, user, client, deliveries)
         fanout = await _fanout(a, b, user, base, subscribers)
-    return {"latency": latency, "fanout": fanout, "notifier": "change-stream",
+        idle = await _idle_fanout(a, b, subscribers)
+    return {"latency": latency, "fanout": fanout, "idle_fanout": idle,
+            "notifier": "change-stream",
             "database": "embedded (SecantusDB rust engine)"}
 
 
