@@ -54,6 +54,9 @@ async def test_health_and_user_create(duck_server: Any) -> None:
             assert created.status_code == 200
             data = created.json()
             assert data["success"] is True and data["username"] == "username@example.com"
+            # The documented shape, in the documented order.
+            assert list(data) == ["success", "id", "username"]
+            assert created.text.startswith('{"success":true,"id":"')
             store: Store = duck_server.store
             user = await store.users.get(data["id"])
             assert user.username == "username@example.com"

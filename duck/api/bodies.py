@@ -147,8 +147,12 @@ def _literal_choices(kind: Any) -> tuple[str, ...] | None:
 
 
 def ok(value: Any, status: int = 200) -> JSONResponse:
-    """A JSON response from an attrs response model."""
-    return JSONResponse(converter.unstructure(value), status_code=status)
+    """A JSON response from an attrs response model, ``success`` first as documented
+    (attrs puts the defaulted field last; a reader of the raw text expects it first)."""
+    data = converter.unstructure(value)
+    if isinstance(data, dict) and "success" in data:
+        data = {"success": data.pop("success"), **data}
+    return JSONResponse(data, status_code=status)
 
 
 async def read_json(request: Request) -> Any:
