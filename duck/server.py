@@ -28,7 +28,7 @@ from .imap.server import serve_imap
 from .imap.session import ServerContext
 from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
 from .lmtp.store_backend import StoreBackend
-from .store import EmbeddedDatabase, Store
+from .store import EmbeddedDatabase, Store, textindex
 from .store.notify import Notifier
 from .tls import ensure_self_signed, server_context
 
@@ -74,6 +74,7 @@ class Server:
                     cache_size=config.embedded_cache_size,
                 )
                 self.mongo_uri = await root.start(self.embedded.run)
+            textindex.configure(config.search_index)
             self.store = await Store.open(self.mongo_uri, config.database)
             self.api_state.store = self.store
             components["database"] = True

@@ -134,8 +134,7 @@ def content(ingested: Ingested, prepend: bytes = b"") -> dict[str, Any]:
         "env": to_bson(message.envelope),
         "hdr": hdr,
         "text": message.text,
-        "g": textindex.document_grams(((h["k"], h["v"]) for h in hdr), message.text),
-        "gv": textindex.VERSION,
+        **_grams(hdr, message.text),
         "date": message.date,
         "msgid": message.message_id,
         "refs": thread_ids[-100:],
@@ -170,4 +169,14 @@ def message_doc(
         "emailid": emailid,
         "threadid": threadid,
         **base,
+    }
+
+
+def _grams(hdr: list[dict[str, Any]], text: str) -> dict[str, Any]:
+    """The SEARCH trigram fields, when the index is on (textindex.ENABLED)."""
+    if not textindex.ENABLED:
+        return {}
+    return {
+        "g": textindex.document_grams(((h["k"], h["v"]) for h in hdr), text),
+        "gv": textindex.VERSION,
     }

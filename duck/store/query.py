@@ -275,15 +275,24 @@ def _gram(gram: int) -> Prefilter:
     return Prefilter("g", [gram], 2)
 
 
+def _presence(name: str) -> Prefilter | None:
+    """The prefilter "this header exists" (None while the index is off)."""
+    if not textindex.ENABLED:
+        return None
+    return Prefilter("g", [textindex.presence(name)], 6)
+
+
 def _substring(needle: str, name: str | None) -> Prefilter | None:
     """The prefilter of a substring search in a header field (or all text: None)."""
+    if not textindex.ENABLED:
+        return None  # the exact check scans the mailbox (one aggregate, one round trip)
     tag = name if name in textindex.TAGGED else ""
     grams = textindex.needle_grams(needle, tag or "")
     if grams:
         return _gram(grams[0])
     if name is not None:
         # Too short for a trigram: the field must at least exist.
-        return Prefilter("g", [textindex.presence(name)], 6)
+        return _presence(name)
     return None  # BODY/TEXT with a 1-2 character needle: the exact check scans
 
 
@@ -312,14 +321,12 @@ def prefilter(query: Query, now: dt.datetime | None = None) -> Prefilter | None:
         case Header(name=name, value=value):
             name = name.lower()
             if not value:
-                return Prefilter("g", [textindex.presence(name)], 6)
+                return _presence(name)
             return _substring(value, name)
         case Address(field=field, value=value):
-            return _substring(value, field) if value else Prefilter(
-                "g", [textindex.presence(field)], 6)
+            return _substring(value, field) if value else _presence(field)
         case Subject(value=value):
-            return _substring(value, "subject") if value else Prefilter(
-                "g", [textindex.presence("subject")], 6)
+            return _substring(value, "subject") if value else _presence("subject")
         case Body(value=value) | Text(value=value):
             return _substring(value, None) if value else None
         case And(items=items):

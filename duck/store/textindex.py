@@ -38,6 +38,21 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
+#: Whether deliveries store grams and SEARCH uses them. Off by default: on the
+#: embedded Rust engine the multikey entries (~700 per message) made APPEND ~2.3x
+#: slower and COPY 12-190x slower, with stalls over a minute under cache pressure
+#: (256 MB cache; measured with COPY of 400 messages: 0.33 s without grams, 4-64 s
+#: with). Without it SEARCH substrings scan the mailbox (correct, slower). A process-
+#: wide deployment choice (``search_index`` in the configuration), set at start-up.
+ENABLED = False
+
+
+def configure(enabled: bool) -> None:
+    """Turn the trigram index on or off for this process (at start-up)."""
+    global ENABLED
+    ENABLED = enabled
+
+
 #: Trigrams: shorter needles cannot use the index (see ``needle_grams``).
 N = 3
 #: Messages with more distinct grams than this store ``SATURATED`` instead.

@@ -15,7 +15,7 @@ import base64
 import datetime as dt
 import quopri
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.header import Header as MimeHeader
 from typing import Any
 
@@ -25,6 +25,16 @@ from duck.store import Store, User, schema, textindex
 from duck.store import query as q
 
 pytestmark = pytest.mark.store
+
+
+@pytest.fixture(autouse=True)
+def _trigram_index() -> Iterator[None]:
+    """These tests are about the trigram index: on for their duration."""
+    textindex.configure(True)
+    try:
+        yield
+    finally:
+        textindex.configure(False)
 
 # Letters whose case-insensitive equality is the same under every engine's regex
 # and str.lower() (no sharp s, final sigma, dotted I, long s: engines differ there).
