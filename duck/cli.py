@@ -15,7 +15,15 @@ import trio
 from . import __version__
 from .config import Config, ConfigError, load_config
 from .server import Server
-from .store import AlreadyExists, EmbeddedDatabase, InvalidInput, Store, StoreUnavailable
+from .store import (
+    AlreadyExists,
+    EmbeddedDatabase,
+    InvalidInput,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+from .store.embedded import EmbeddedDatabaseError
 
 log = logging.getLogger("duck")
 
@@ -147,6 +155,16 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
+_STARTUP_ERRORS = (OSError, StoreError, EmbeddedDatabaseError)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or ``exc`` itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``duck`` console script."""
     args = build_parser().parse_args(argv)
@@ -159,8 +177,13 @@ def main(argv: list[str] | None = None) -> Any:
     if args.command == "serve":
         try:
             trio.run(_serve, config)
-        except OSError as exc:
-            print(f"duck: {exc}", file=sys.stderr)
+        except (OSError, StoreError, EmbeddedDatabaseError, ExceptionGroup) as exc:
+            # A port in use, a database that never answered: one clear line, not a
+            # traceback. Anything else is a bug and keeps its traceback.
+            leaves = _leaves(exc)
+            if not all(isinstance(e, _STARTUP_ERRORS) for e in leaves):
+                raise
+            print(f"duck: {leaves[0]}", file=sys.stderr)
             return 1
         return 0
     if args.command == "user" and args.user_command == "create":

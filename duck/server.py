@@ -76,17 +76,23 @@ class Server:
                 self.mongo_uri = await root.start(self.embedded.run)
             textindex.configure(config.search_index)
             self.store = await Store.open(self.mongo_uri, config.database)
-            self.api_state.store = self.store
-            components["database"] = True
-            # Change notification reaches every session of every process (DESIGN.md).
-            self.notifier = Notifier(self.store.database)
-            await root.start(self.notifier.run)
             try:
-                await self._serve(task_status)
+                self.api_state.store = self.store
+                components["database"] = True
+                # The services nursery ends only when all its tasks have (a task in a
+                # worker thread finishes its call first), so the store outlives them.
+                async with trio.open_nursery() as services:
+                    # Change notification reaches every session of every process.
+                    self.notifier = Notifier(self.store.database)
+                    await services.start(self.notifier.run)
+                    try:
+                        await self._serve(task_status)
+                    finally:
+                        services.cancel_scope.cancel()
             finally:
                 with trio.CancelScope(shield=True):
                     await self.store.aclose()
-                root.cancel_scope.cancel()
+                root.cancel_scope.cancel()  # stops the embedded database last
         log.info("duck stopped")
 
     async def _serve(self, task_status: trio.TaskStatus[Server]) -> None:

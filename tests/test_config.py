@@ -83,3 +83,14 @@ def test_api_beyond_loopback_needs_a_token(capsys: pytest.CaptureFixture[str]) -
     token = "t0ken-long-enough-1234"
     config = load_config(overrides={"api_host": "0.0.0.0", "api_token": token}, environ={})
     assert config.api_token == token
+
+
+def test_serve_reports_startup_errors_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500&connectTimeoutMS=500"
+    argv = ["serve", "--mongo-uri", uri, "--data-dir", str(tmp_path), "--imap-port", "0",
+            "--imaps-port", "0", "--lmtp-port", "0", "--api-port", "0"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "duck: database unavailable" in err and "Traceback" not in err
