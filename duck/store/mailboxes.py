@@ -197,6 +197,18 @@ class Mailboxes:
             session,
         )
 
+    def _missing_parents(self, user: Any, path: str, session: Any) -> list[dict[str, Any]]:
+        """New documents for the ancestors of ``path`` that do not exist yet (blocking)."""
+        existing = {
+            d["path"] for d in self._coll.find(
+                {"user": user, "path": {"$in": parents(path)}}, {"path": 1}, session=session,
+            )
+        }
+        return [
+            new_mailbox_doc(user, p, next_uid_validity(self._database, user, session))
+            for p in parents(path) if p not in existing
+        ]
+
     async def list(self, user_id: str) -> list[Mailbox]:
         """Every mailbox of a user, sorted by path (one query)."""
         user = parse_id(user_id)
@@ -242,16 +254,7 @@ class Mailboxes:
                 raise InvalidInput("too many mailboxes")
             if self._coll.find_one({"user": user, "path": key}, {"_id": 1}, session=session):
                 raise AlreadyExists(f"mailbox {key} already exists")
-            existing = {
-                d["path"] for d in self._coll.find(
-                    {"user": user, "path": {"$in": parents(key)}}, {"path": 1},
-                    session=session,
-                )
-            }
-            docs = [
-                new_mailbox_doc(user, p, next_uid_validity(self._database, user, session))
-                for p in parents(key) if p not in existing
-            ]
+            docs = self._missing_parents(user, key, session)
             target = new_mailbox_doc(
                 user, key, next_uid_validity(self._database, user, session),
                 special_use=special_use,
@@ -357,16 +360,7 @@ class Mailboxes:
                 self._coll.delete_one({"_id": doc["_id"]}, session=session)
                 doc = dict(doc, path=dst + doc["path"][len(src):], modseq=doc["modseq"] + 1)
                 moved.append(doc)
-            existing = {
-                d["path"] for d in self._coll.find(
-                    {"user": user, "path": {"$in": parents(dst)}}, {"path": 1},
-                    session=session,
-                )
-            }
-            created = [
-                new_mailbox_doc(user, p, next_uid_validity(self._database, user, session))
-                for p in parents(dst) if p not in existing
-            ]
+            created = self._missing_parents(user, dst, session)
             if src == INBOX:
                 created.append(new_mailbox_doc(
                     user, INBOX, next_uid_validity(self._database, user, session)
