@@ -15,7 +15,7 @@ import base64
 import datetime as dt
 import quopri
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.header import Header as MimeHeader
 from typing import Any
 
@@ -24,17 +24,7 @@ import pytest
 from duck.store import Store, User, schema, textindex
 from duck.store import query as q
 
-pytestmark = pytest.mark.store
-
-
-@pytest.fixture(autouse=True)
-def _trigram_index() -> Iterator[None]:
-    """These tests are about the trigram index: on for their duration."""
-    textindex.configure(True)
-    try:
-        yield
-    finally:
-        textindex.configure(False)
+pytestmark = [pytest.mark.store, pytest.mark.usefixtures("trigram_index")]
 
 # Letters whose case-insensitive equality is the same under every engine's regex
 # and str.lower() (no sharp s, final sigma, dotted I, long s: engines differ there).

@@ -8,28 +8,17 @@ stage. These tests pin that on both embedded engines.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from store_samples import simple_message
 
-from duck.store import Store, User, schema, textindex
+from duck.store import Store, User, schema
 from duck.store import query as q
 from duck.store.query import compile_search
 from duck.store.users import parse_id
 
-pytestmark = pytest.mark.store
-
-
-@pytest.fixture(autouse=True)
-def _trigram_index() -> Iterator[None]:
-    """These tests are about the trigram index: on for their duration."""
-    textindex.configure(True)
-    try:
-        yield
-    finally:
-        textindex.configure(False)
+pytestmark = [pytest.mark.store, pytest.mark.usefixtures("trigram_index")]
 
 
 async def _plan(store: Store, mailbox_id: str, query: q.Query) -> str:
