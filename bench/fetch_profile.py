@@ -35,6 +35,8 @@ from .imap_client import ImapClient
 OUT = Path(__file__).parent / "results" / "fetch_profile.json"
 FIRST_SYNC = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)"
 MAILBOX = "profile"
+#: Messages appended one by one; the rest are COPYs of them.
+SEED = 1000
 
 
 def message(i: int) -> bytes:
@@ -54,7 +56,8 @@ def message(i: int) -> bytes:
 
 
 async def load(server: Server, n: int) -> float:
-    """Create the user and append ``n`` messages, 8 at a time; seconds taken."""
+    """Create the user, append up to SEED messages 8 at a time and COPY them until
+    there are ``n``; seconds taken."""
     store = server.store
     assert store is not None
     user = await store.users.create(USER, PASSWORD, quota=10**14)
@@ -69,8 +72,15 @@ async def load(server: Server, n: int) -> float:
 
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
-        for i in range(n):
+        for i in range(min(n, SEED)):
             nursery.start_soon(one, i)
+    # The rest by COPY into the same mailbox (doubling): far faster than APPEND.
+    box = await store.mailboxes.get(user.id, MAILBOX)
+    have = min(n, SEED)
+    while have < n:
+        take = min(have, n - have)
+        await store.messages.copy(box.id, range(1, take + 1), user.id, MAILBOX)
+        have += take
     return time.perf_counter() - started
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import bson
 import trio
+from bson import ObjectId
 from pymongo import UpdateOne
 
-from . import schema
+from . import digest, digestsearch, schema
 from .convert import envelope_from_bson, part_from_bson
 from .database import Database
 from .documents import segment_from_bson
@@ -39,6 +40,10 @@ _PROJECTION: dict[str, tuple[str, ...]] = {
 }
 #: Names of renderings: they are document field names (``render.<name>``).
 RENDERING_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+#: FETCH fields the digest has (digest.py); with renderings, a FETCH of at least
+#: DIGEST_MIN messages asking only for these reads the digest.
+DIGEST_FIELDS = frozenset({"size", "internal_date"})
+DIGEST_MIN = 128
 #: Most UIDs one fetch call may name (the IMAP layer batches larger ranges).
 MAX_FETCH = 100000
 
@@ -143,10 +148,19 @@ async def fetch_batches(
     many UIDs (a short filter; the extra documents are dropped here).
     """
     mailbox = parse_id(mailbox_id)
-    projection = _projection(fields, renderings)
     wanted = sorted(set(uids))
     if not wanted:
         return
+    if len(wanted) >= DIGEST_MIN and DIGEST_FIELDS.issuperset(fields):
+        missing: list[int] = []
+        async for records in _digest_batches(database, mailbox, wanted, renderings,
+                                             missing):
+            yield records
+        if not missing:
+            return
+        # Not in the digest: expunged meanwhile, or not digested (backfill race).
+        wanted = missing
+    projection = _projection(fields, renderings)
     span = wanted[-1] - wanted[0] + 1
     if len(wanted) > 16 and span <= 2 * len(wanted):
         keep: set[int] | None = set(wanted) if span != len(wanted) else None
@@ -160,12 +174,13 @@ async def fetch_batches(
     # (and costs an empty getMore).
     cursor = database.collection(schema.MESSAGES).find_raw_batches(
         query, projection, sort=[("uid", 1)], batch_size=most + 1)
+    codec = database.collection(schema.MESSAGES).codec_options
 
     def next_batch() -> list[MessageRecord] | None:
         raw = next(cursor, None)
         if raw is None:
             return None
-        docs = bson.decode_all(raw)
+        docs = bson.decode_all(raw, codec)
         return [_record(d) for d in docs if keep is None or d["uid"] in keep]
 
     try:
@@ -175,6 +190,51 @@ async def fetch_batches(
         if cursor.alive:  # left early: killCursors, in a worker thread like every call
             with trio.CancelScope(shield=True):
                 await database.run(cursor.close)
+
+
+async def _digest_batches(
+    database: Database, mailbox: ObjectId, wanted: list[int], renderings: Iterable[str],
+    missing: list[int],
+) -> AsyncIterator[list[MessageRecord]]:
+    """Records (uid, size, internal date, renderings) of ``wanted`` from the digest,
+    64 messages a document; UIDs it does not have are appended to ``missing``."""
+    names = [check_rendering_name(n) for n in renderings]
+    cursor = digest.chunk_cursor(database, mailbox, wanted[0], wanted[-1],
+                                 {"m": 1, **{f"R.{n}": 1 for n in names}})
+    keep = set(wanted) if wanted[-1] - wanted[0] + 1 != len(wanted) else None
+    codec = database.collection(digest.COLLECTION).codec_options
+    mailbox_id = str(mailbox)
+    seen: set[int] = set()
+
+    def next_batch() -> list[MessageRecord] | None:
+        raw = next(cursor, None)
+        if raw is None:
+            return None
+        out: list[MessageRecord] = []
+        for doc in bson.decode_all(raw, codec):
+            stored = doc.get("R") or {}
+            for key, (oid, size, idate) in (doc.get("m") or {}).items():
+                uid = int(key)
+                if uid < wanted[0] or uid > wanted[-1] or (keep is not None
+                                                           and uid not in keep):
+                    continue
+                found = {n: bytes(v[key]) for n, v in stored.items() if key in v}
+                out.append(MessageRecord(id=str(oid), mailbox_id=mailbox_id, uid=uid,
+                                         size=size, internal_date=idate,
+                                         renderings=found or None))
+        out.sort(key=lambda r: r.uid)
+        seen.update(r.uid for r in out)
+        return out
+
+    try:
+        while (batch := await database.run(next_batch)) is not None:
+            if batch:
+                yield batch
+    finally:
+        if cursor.alive:
+            with trio.CancelScope(shield=True):
+                await database.run(cursor.close)
+    missing += [u for u in wanted if u not in seen]
 
 
 async def save_renderings(
@@ -200,9 +260,11 @@ async def save_renderings(
 
 
 async def search(database: Database, mailbox_id: str, query: Query) -> list[int]:
-    """UIDs of the messages matching ``query``, sorted (one round trip).
+    """UIDs of the messages matching ``query``, sorted.
 
-    When the prefilter is the whole criterion (flags, dates, sizes, modseq, a UID
+    Substring criteria are first answered or narrowed from the mailbox digest
+    (digestsearch.py: one query; a query of header substrings alone ends there).
+    Then, when the prefilter is the whole criterion (flags, dates, sizes, modseq, a UID
     range) it is one ``find`` on its index. Otherwise one aggregate: stage one
     matches the mailbox plus the prefilter (one index's fields only, so an index
     scan), stage two the exact filter on those candidates (query.py). ``find`` is
@@ -210,14 +272,19 @@ async def search(database: Database, mailbox_id: str, query: Query) -> list[int]
     ~10x more per document it passes along (measured, bench/search_bench.py).
     """
     mailbox = parse_id(mailbox_id)
-    compiled = compile_search(query)
-    first = {"mailbox": mailbox, **compiled.prefilter}
-    pipeline: list[dict[str, Any]] = [{"$match": first}]
-    if compiled.exact:
-        pipeline.append({"$match": compiled.exact})
-    pipeline.append({"$project": {"_id": 0, "uid": 1}})
 
     def run() -> list[int]:
+        resolved = digestsearch.resolve(database, mailbox, query)
+        if resolved.universe is not None:
+            local = digestsearch.evaluate(resolved.query, resolved.universe)
+            if local is not None:
+                return sorted(local)
+        compiled = compile_search(resolved.query)
+        first = {"mailbox": mailbox, **compiled.prefilter}
+        pipeline: list[dict[str, Any]] = [{"$match": first}]
+        if compiled.exact:
+            pipeline.append({"$match": compiled.exact})
+        pipeline.append({"$project": {"_id": 0, "uid": 1}})
         messages = database.collection(schema.MESSAGES)
         if compiled.covered:
             cursor = messages.find(first, {"_id": 0, "uid": 1})

@@ -24,7 +24,7 @@ import pymongo.errors
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from . import journal, schema
+from . import digest, journal, schema
 from .database import Database
 from .errors import AlreadyExists, InvalidInput, NotFound
 from .models import SPECIAL_USES, Mailbox
@@ -133,6 +133,8 @@ def new_mailbox_doc(
         "unseen": 0,
         "size": 0,
         "recent": 0,
+        # Its digest (digest.py) is written from the first message on.
+        "dg": 1,
     }
 
 
@@ -323,6 +325,7 @@ class Mailboxes:
                 .limit(batch)
             )
             if not docs:
+                digest.purge(self._database, mailbox)
                 return total
             messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
             if self.release is not None:

@@ -23,7 +23,7 @@ from bson import ObjectId
 from duck.mime.model import IndexedMessage, IndexerLimits
 from duck.mime.sections import SectionSpec
 
-from . import documents, fetch, journal, quota, reader, schema
+from . import digest, documents, fetch, journal, quota, reader, schema
 from .bodies import Bodies
 from .database import Database
 from .errors import InvalidInput, NotFound, StoreError
@@ -268,11 +268,13 @@ class Messages:
                 self._database, {"user": user, "path": path}, uids=1, modseqs=1, count=1,
                 unseen=unseen, size=size, session=session,
             )
-            self._messages.insert_one(documents.message_doc(
+            doc = documents.message_doc(
                 base, user=user, mailbox=mailbox["_id"], uid=uid, modseq=modseq,
                 flag_fields=fields, internal_date=idate, savedate=journal.now(),
                 emailid="M" + str(oid), threadid=threadid, oid=oid,
-            ), session=session)
+            )
+            self._messages.insert_one(doc, session=session)
+            digest.add(self._database, mailbox["_id"], [doc], session)
             journal.write(self._database, [journal.entry_doc(
                 mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])], session)
             return Delivered(str(user), str(mailbox["_id"]), int(mailbox["uidv"]), uid,
@@ -372,6 +374,7 @@ class Messages:
                 return []
             self._messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}},
                                        session=session)
+            digest.remove(self._database, mailbox, [d["uid"] for d in docs], session)
             _, first, _ = allocate(
                 self._database, mailbox, modseqs=len(docs), count=-len(docs),
                 unseen=-sum(1 for d in docs if not d.get("seen")),
@@ -498,6 +501,7 @@ class Messages:
 
             def body(session: Any) -> None:
                 self._messages.insert_many(new, session=session)
+                digest.add(self._database, dst, new, session)
                 journal.write(self._database, entries, session)
 
             try:

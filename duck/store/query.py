@@ -125,6 +125,13 @@ class Uids:
 
 
 @attrs.frozen
+class UidSet:
+    """UID in the set: the store's own criterion (digest answers, digestsearch.py)."""
+
+    uids: frozenset[int]
+
+
+@attrs.frozen
 class ModSeq:
     """MODSEQ >= ``value`` (RFC 7162 §3.1.5)."""
 
@@ -175,8 +182,8 @@ class Not:
 
 
 Query = (
-    All | Flag | Date | Size | Header | Address | Subject | Body | Text | Uids | ModSeq
-    | EmailId | ThreadId | Age | And | Or | Not
+    All | Flag | Date | Size | Header | Address | Subject | Body | Text | Uids | UidSet
+    | ModSeq | EmailId | ThreadId | Age | And | Or | Not
 )
 
 
@@ -227,6 +234,8 @@ def compile_query(query: Query, now: dt.datetime | None = None, depth: int = 0) 
             if not ranges:
                 return {"uid": {"$in": []}}
             return {"$or": [{"uid": {"$gte": lo, "$lte": hi}} for lo, hi in ranges]}
+        case UidSet(uids=uids):
+            return {"uid": {"$in": sorted(uids)}}
         case ModSeq(value=value):
             return {"modseq": {"$gte": value}}
         case EmailId(value=value):
@@ -315,6 +324,8 @@ def prefilter(query: Query, now: dt.datetime | None = None) -> Prefilter | None:
             return Prefilter("size", compile_query(query)["size"], 6, exact=True)
         case ModSeq(value=value):
             return Prefilter("modseq", {"$gte": value}, 3, exact=True)
+        case UidSet(uids=uids):
+            return Prefilter("uid", sorted(uids), 0, exact=True)
         case Uids(ranges=ranges) if len(ranges) == 1:
             return Prefilter("uid", {"$gte": ranges[0][0], "$lte": ranges[0][1]}, 1,
                              exact=True)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from . import quota, schema
+from . import digest, quota, schema
 from .admin import Admin
 from .bodies import Bodies, SweepReport
 from .database import Database
@@ -45,6 +45,10 @@ class Store:
         try:
             await database.run(database.configure_durability)
             await database.run(schema.ensure_indexes, database.db)
+            # Mailboxes made before the digest existed get one (a no-op query after).
+            filled = await database.run(digest.backfill, database)
+            if filled:
+                log.info("built the digest of %d mailboxes", filled)
         except BaseException:
             database.close()
             raise

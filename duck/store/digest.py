@@ -1,0 +1,240 @@
+"""The mailbox digest: one document per 64 UIDs of a mailbox with what a client's
+first sync and a SEARCH read of every message, packed.
+
+Why: the embedded engine spends ~20-50 µs per document a query returns, so a FETCH
+or SEARCH that touches every message of a 100k-message mailbox costs seconds when it
+reads ``messages``. The digest holds the same facts 64 messages per document, so
+those commands read ~1,600 documents instead of 100,000. It is an index of the
+store's own (DESIGN.md, "SEARCH"): written in the same transaction as the messages it
+describes (delivery, COPY), its entries removed in the EXPUNGE transaction, dropped
+with the mailbox, and rebuilt for a mailbox that has none (``backfill``).
+
+A chunk document (``mailbox``, ``c`` = uid // 64), keys under each field being the
+UID as a string (a ``$set``/``$unset`` per message: no arrays to keep aligned, and a
+retried write is idempotent):
+
+- ``m.<uid>``: ``[message _id, size, internal date]`` (only immutable facts: flags
+  and modseqs change, and the IMAP view already holds them);
+- ``R.<name>.<uid>``: the message's renderings (ENVELOPE, BODYSTRUCTURE... as the
+  protocol stored them), left out when over ``MAX_ENTRY`` (the reader then falls back
+  to the message document);
+- ``H.<uid>``: the decoded values of From/To/Cc/Bcc/Subject (one string per field,
+  values joined by NUL), or ``None`` when over ``MAX_ENTRY`` ("unknown": SEARCH checks
+  that message in ``messages``);
+- ``b.<p>``: a bit-sliced Bloom filter of the message's text trigrams for BODY/TEXT:
+  bit ``uid % 64`` of the 64-bit word ``b.<p>`` is set when a trigram of the
+  message's header values or body text hashes to position ``p``. A set of positions
+  gives candidate messages (no false negatives); SEARCH checks candidates in
+  ``messages``. Bits are never cleared (an expunged UID is never reused).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from bson import Int64, ObjectId
+
+from . import schema
+from .database import Database
+
+COLLECTION = "digests"
+#: UIDs per chunk document (a 64-bit word per Bloom position).
+SPAN = 64
+#: Bloom positions per chunk (2,048: ~30% of bits set for a message of ~700
+#: distinct trigrams; a 5-trigram needle then passes ~0.2% of such messages).
+BLOOM_BITS = 2048
+#: Renderings or header text of one message over this are left out of the digest.
+MAX_ENTRY = 16 * 1024
+#: Text beyond this many characters sets every Bloom bit (a Bloom filter of a
+#: large text is saturated anyway; hashing it would slow delivery).
+MAX_BLOOM_TEXT = 128 * 1024
+#: Header name -> key in ``H``.
+HEADERS = {"from": "f", "to": "t", "cc": "c", "bcc": "b", "subject": "s"}
+#: Separates several values of one header field (a needle with NUL is not digested).
+SEPARATOR = "\x00"
+
+schema.register(COLLECTION, [
+    schema.IndexModel([("mailbox", schema.ASCENDING), ("c", schema.ASCENDING)],
+                      unique=True, name="mailbox_chunk"),
+])
+
+
+# -- text canonicalization for the Bloom filter ------------------------------------
+
+#: Non-ASCII letters that case-insensitive matching may equate with an ASCII letter,
+#: mapped to it (more than any engine equates, so that the filter never misses a
+#: match); tests/store/test_digest.py derives the list from Unicode again.
+ASCII_FOLDS = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
+_FOLD = {**{cp: chr(cp + 32) for cp in range(0x41, 0x5B)},
+         **{ord(k): v for k, v in ASCII_FOLDS.items()}}
+
+
+def canonical(text: str) -> str:
+    """``text`` with ASCII letters (and characters that case-fold to one) lowercased:
+    an ASCII needle that matches case-insensitively has its trigrams in here."""
+    return text.translate(_FOLD)
+
+
+def _position(gram: str) -> int:
+    return zlib.crc32(gram.encode("utf-8", "surrogatepass")) % BLOOM_BITS
+
+
+def text_positions(values: Iterable[str]) -> set[int] | None:
+    """Bloom positions of the trigrams of ``values`` (None: too much text, every
+    position)."""
+    total = 0
+    grams: set[str] = set()
+    for value in values:
+        total += len(value)
+        if total > MAX_BLOOM_TEXT:
+            return None
+        text = canonical(value)
+        grams.update(text[i : i + 3] for i in range(len(text) - 2))
+    return {_position(g) for g in grams}
+
+
+def needle_positions(needle: str) -> list[int] | None:
+    """Bloom positions every match of ``needle`` has, or None when the filter cannot
+    narrow it (shorter than 3 characters, or not ASCII: Unicode case-insensitive
+    equivalence outside ASCII is the engine's own)."""
+    if len(needle) < 3 or not needle.isascii() or SEPARATOR in needle:
+        return None
+    text = canonical(needle)
+    return sorted({_position(text[i : i + 3]) for i in range(len(text) - 2)})
+
+
+# -- writing -------------------------------------------------------------------------
+
+def chunk_of(uid: int) -> int:
+    """The chunk number of a UID."""
+    return uid // SPAN
+
+
+def _header_entry(hdr: list[dict[str, Any]]) -> dict[str, str] | None:
+    values: dict[str, list[str]] = defaultdict(list)
+    for h in hdr:
+        key = HEADERS.get(h["k"])
+        if key is not None:
+            values[key].append(h["v"])
+    entry = {k: SEPARATOR.join(v) for k, v in values.items()}
+    if sum(len(v) for v in entry.values()) > MAX_ENTRY:
+        return None
+    return entry
+
+
+def entry_update(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
+    """The ``$set`` fields and Bloom words (position -> mask) for one message
+    document (fields ``_id``, ``uid``, ``size``, ``idate``, ``hdr``, ``text``,
+    ``render``)."""
+    uid = int(doc["uid"])
+    key = str(uid)
+    hdr = doc.get("hdr") or []
+    fields: dict[str, Any] = {
+        f"m.{key}": [doc["_id"], int(doc["size"]), doc["idate"]],
+        f"H.{key}": _header_entry(hdr),
+    }
+    render = doc.get("render") or {}
+    if sum(len(v) for v in render.values()) <= MAX_ENTRY:
+        for name, value in render.items():
+            fields[f"R.{name}.{key}"] = value
+    positions = text_positions([*(h["v"] for h in hdr), doc.get("text") or ""])
+    bit = 1 << (uid % SPAN)
+    words = dict.fromkeys(range(BLOOM_BITS) if positions is None else positions, bit)
+    return fields, words
+
+
+def _signed(word: int) -> Int64:
+    return Int64(word - (1 << 64) if word >= 1 << 63 else word)
+
+
+def updates(docs: Iterable[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(chunk, update document) for message documents, one update per chunk."""
+    per_chunk: dict[int, tuple[dict[str, Any], dict[int, int]]] = {}
+    for doc in docs:
+        fields, words = entry_update(doc)
+        sets, bits = per_chunk.setdefault(chunk_of(int(doc["uid"])), ({}, {}))
+        sets.update(fields)
+        for p, mask in words.items():
+            bits[p] = bits.get(p, 0) | mask
+    return [
+        (c, {"$set": sets,
+             "$bit": {f"b.{p}": {"or": _signed(mask)} for p, mask in sorted(bits.items())}})
+        for c, (sets, bits) in sorted(per_chunk.items())
+    ]
+
+
+def add(database: Database, mailbox: ObjectId, docs: Iterable[dict[str, Any]],
+        session: Any = None) -> None:
+    """Write the entries of message documents of ``mailbox`` (blocking; in the
+    caller's transaction when ``session`` is given)."""
+    coll = database.collection(COLLECTION)
+    for c, update in updates(docs):
+        coll.update_one({"mailbox": mailbox, "c": c}, update, upsert=True, session=session)
+
+
+def remove(database: Database, mailbox: ObjectId, uids: Iterable[int],
+           session: Any = None) -> None:
+    """Remove the entries of expunged messages (their Bloom bits stay: a UID is
+    never reused, and a set bit only makes a candidate)."""
+    per_chunk: dict[int, list[int]] = defaultdict(list)
+    for uid in uids:
+        per_chunk[chunk_of(uid)].append(uid)
+    coll = database.collection(COLLECTION)
+    for c, members in sorted(per_chunk.items()):
+        unset: dict[str, str] = {}
+        for uid in members:
+            unset[f"m.{uid}"] = ""
+            unset[f"H.{uid}"] = ""
+        # Renderings: the names are not known here; R is small next to the rest and
+        # an orphaned rendering is never read (readers start from ``m``).
+        coll.update_one({"mailbox": mailbox, "c": c}, {"$unset": unset}, session=session)
+
+
+def purge(database: Database, mailbox: ObjectId) -> None:
+    """Drop a deleted mailbox's digest (blocking)."""
+    database.collection(COLLECTION).delete_many({"mailbox": mailbox})
+
+
+#: Fields a digest entry is built from.
+SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "hdr": 1, "text": 1, "render": 1}
+
+
+def backfill(database: Database, batch: int = 256) -> int:
+    """Build the digest of every mailbox without one (``dg`` unset: created before the
+    digest existed), then mark it; how many mailboxes were done (blocking).
+
+    Idempotent and safe beside deliveries (they write their own entries). A message
+    expunged while its mailbox is backfilled may leave an orphaned entry.
+    """
+    boxes = database.collection(schema.MAILBOXES)
+    messages = database.collection(schema.MESSAGES)
+    done = 0
+    for box in list(boxes.find({"dg": {"$ne": 1}}, {"_id": 1})):
+        cursor = messages.find({"mailbox": box["_id"]}, SOURCE_PROJECTION).sort("uid", 1)
+        pending: list[dict[str, Any]] = []
+        for doc in cursor:
+            pending.append(doc)
+            if len(pending) >= batch:
+                add(database, box["_id"], pending)
+                pending = []
+        if pending:
+            add(database, box["_id"], pending)
+        boxes.update_one({"_id": box["_id"]}, {"$set": {"dg": 1}})
+        done += 1
+    return done
+
+
+# -- reading -------------------------------------------------------------------------
+
+def chunk_cursor(database: Database, mailbox: ObjectId, lo: int, hi: int,
+                 projection: dict[str, Any]) -> Any:
+    """A raw-batch cursor over the chunk documents covering UIDs ``lo..hi``: one
+    query, the whole range in one reply unless it passes 16 MB (``bson.decode_all``
+    each batch, in a worker thread)."""
+    first, last = chunk_of(lo), chunk_of(hi)
+    return database.collection(COLLECTION).find_raw_batches(
+        {"mailbox": mailbox, "c": {"$gte": first, "$lte": last}},
+        {"_id": 0, "c": 1, **projection}, batch_size=last - first + 2)

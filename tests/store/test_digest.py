@@ -1,0 +1,171 @@
+"""The mailbox digest (duck/store/digest.py): kept in step with deliveries, COPY,
+EXPUNGE and mailbox deletion; FETCH and SEARCH through it give what the message
+documents give; its Bloom filter never loses a match."""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+import unicodedata
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from store_samples import simple_message
+from test_search_oracle import _message, oracle
+
+from duck.mime.model import IndexedMessage
+from duck.store import Store, User, digest, schema
+from duck.store import query as q
+
+pytestmark = pytest.mark.store
+
+
+def test_ascii_folds_are_every_letter_that_folds_to_ascii() -> None:
+    found: dict[str, str] = {}
+    ascii_letter = re.compile("[a-z]", re.IGNORECASE)
+    for cp in range(0x80, 0x110000):
+        ch = chr(cp)
+        if not unicodedata.category(ch).startswith("L"):
+            continue
+        for form in {ch.lower(), ch.upper(), ch.casefold(), ch}:
+            if len(form) == 1 and ascii_letter.fullmatch(form):
+                letter = next(c for c in string.ascii_lowercase
+                              if re.fullmatch(c, form, re.IGNORECASE))
+                found[ch] = letter
+    assert found == digest.ASCII_FOLDS
+
+
+@given(st.text(min_size=3, max_size=200), st.data())
+def test_the_bloom_filter_never_misses_an_ascii_needle(text: str, data: Any) -> None:
+    start = data.draw(st.integers(0, len(text) - 3))
+    length = data.draw(st.integers(3, len(text) - start))
+    needle = text[start : start + length]
+    needle = data.draw(st.sampled_from([needle, needle.swapcase(), needle.upper()]))
+    positions = digest.needle_positions(needle)
+    if positions is None:
+        assert not needle.isascii() or digest.SEPARATOR in needle
+        return
+    have = digest.text_positions([text])
+    assert have is not None and set(positions) <= have
+
+
+def test_case_variants_share_positions() -> None:
+    assert digest.needle_positions("KeLvIn") == digest.needle_positions("kelvin")
+    text = digest.text_positions(["\u212aelvin and \u017ftraße"])
+    assert text is not None
+    for needle in ("kelvin", "stra", "KELVIN"):
+        positions = digest.needle_positions(needle)
+        assert positions is not None and set(positions) <= text
+    assert digest.needle_positions("ab") is None  # too short to narrow
+    assert digest.needle_positions("été") is None  # not ASCII: the engine decides
+    assert digest.text_positions(["x" * (digest.MAX_BLOOM_TEXT + 1)]) is None
+
+
+def _entries(store: Store, mailbox: str) -> dict[int, Any]:
+    docs = store.database.collection(digest.COLLECTION).find({"mailbox": schema_id(mailbox)})
+    return {int(k): v for d in docs for k, v in (d.get("m") or {}).items()}
+
+
+def schema_id(mailbox_id: str) -> Any:
+    from bson import ObjectId
+    return ObjectId(mailbox_id)
+
+
+def _live(store: Store, mailbox: str) -> dict[int, Any]:
+    docs = store.database.collection(schema.MESSAGES).find(
+        {"mailbox": schema_id(mailbox)}, {"uid": 1, "size": 1, "idate": 1})
+    return {d["uid"]: [d["_id"], d["size"], d["idate"]] for d in docs}
+
+
+def _env(message: IndexedMessage) -> bytes:
+    return b"E:" + (message.envelope.subject or b"")
+
+
+async def test_the_digest_follows_every_write(store: Store, user: User) -> None:
+    store.messages.register_renderer("env", _env)
+    try:
+        for i in range(180):  # three chunks
+            await store.messages.append(user.id, "INBOX", simple_message(subject=f"s{i}"),
+                                        ["\\Deleted"] if i % 7 == 0 else [])
+    finally:
+        store.messages.renderers.clear()
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.mailboxes.create(user.id, "Other")
+    other = await store.mailboxes.get(user.id, "Other")
+    await store.messages.copy(inbox.id, range(60, 180), user.id, "Other")
+    await store.messages.move(inbox.id, range(100, 120), user.id, "Other")
+    await store.messages.expunge(inbox.id)
+
+    for box in (inbox, other):
+        entries = await store.database.run(_entries, store, box.id)
+        live = await store.database.run(_live, store, box.id)
+        assert entries == live and len(live) > 50
+    # FETCH of a range through the digest: the same records as from the messages.
+    uids = sorted((await store.database.run(_live, store, other.id)))
+    assert len(uids) >= 128
+    via_digest = [r async for batch in store.messages.fetch_batches(
+        other.id, uids, ["size", "internal_date"], ["env"]) for r in batch]
+    direct = await store.messages.fetch(other.id, uids, ["size", "internal_date"], ["env"])
+    assert via_digest == direct
+    assert all(r.renderings and r.renderings["env"].startswith(b"E:s") for r in direct)
+    # A UID the digest does not have is still fetched (from the message).
+    await store.database.run(digest.remove, store.database, schema_id(other.id), [uids[5]])
+    again = [r async for batch in store.messages.fetch_batches(
+        other.id, uids, ["size", "internal_date"], ["env"]) for r in batch]
+    assert sorted(r.uid for r in again) == uids
+
+    await store.mailboxes.delete(user.id, "Other")
+    assert await store.database.run(_entries, store, other.id) == {}
+
+
+async def test_backfill_builds_what_delivery_built(store: Store, user: User) -> None:
+    for i in range(70):
+        await store.messages.append(user.id, "INBOX", simple_message(subject=f"b{i}"))
+    coll = store.database.collection(digest.COLLECTION)
+    boxes = store.database.collection(schema.MAILBOXES)
+
+    def strip_and_backfill() -> tuple[list[Any], list[Any], int, int, int]:
+        before = list(coll.find({}, {"_id": 0}).sort("c", 1))
+        coll.delete_many({})
+        boxes.update_many({}, {"$unset": {"dg": ""}})
+        done = digest.backfill(store.database, batch=16)
+        after = list(coll.find({}, {"_id": 0}).sort("c", 1))
+        return (before, after, done, digest.backfill(store.database),
+                boxes.count_documents({}))
+
+    before, after, done, second, folders = await store.database.run(strip_and_backfill)
+    assert after == before and len(after) == 2
+    assert done == folders > 1 and second == 0  # every folder once, then nothing
+
+
+@pytest.mark.parametrize("max_entry", [digest.MAX_ENTRY, 200])
+async def test_search_through_the_digest_matches_the_oracle(
+    store: Store, user: User, monkeypatch: pytest.MonkeyPatch, max_entry: int
+) -> None:
+    # A small MAX_ENTRY leaves many messages' headers out of the digest ("unknown":
+    # decided from the message documents).
+    monkeypatch.setattr(digest, "MAX_ENTRY", max_entry)
+    rnd = random.Random(11)
+    for i in range(80):
+        await store.messages.append(user.id, "INBOX", _message(rnd, i == 9),
+                                    ["\\Seen"] if i % 3 else [])
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.store_flags(inbox.id, range(1, 80, 5), "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
+    docs = await store.database.run(lambda: list(store.database.collection(
+        schema.MESSAGES).find({}, {"uid": 1, "hdr": 1, "text": 1, "kw": 1})))
+    needles = ["meeting", "ALPHA", "a.*b", "(x)", "Bob", "example.org", "zzzqqq", "ΣΟΦΙΑ",
+               "москва", "c++", "Blue sky", "", "sky", "ar", "delta bravo"]
+    queries: list[q.Query] = []
+    for n in needles:
+        queries += [q.Body(n), q.Text(n), q.Subject(n), q.Address("from", n),
+                    q.Address("cc", n), q.Header("x-tag", n), q.Header("To", n),
+                    q.Not(q.Address("to", n)),
+                    q.And((q.Subject(n), q.Flag("\\Seen"))),
+                    q.Or((q.Body(n), q.Address("bcc", n)))]
+    for query in queries:
+        expected = sorted(d["uid"] for d in docs if oracle(d, query))
+        assert await store.messages.search(inbox.id, query) == expected, query
