@@ -22,7 +22,7 @@ from duck.store import Store
 from . import convert
 from .grammar.encode import Preencoded
 from .grammar.fetch_items import FetchAttr
-from .grammar.resp_fetch import preencoded, render
+from .grammar.resp_fetch import preencoder, render
 
 #: FETCH key -> (plain rendering name, UTF-8 rendering name).
 NAMES: dict[FetchAttr, tuple[str, str]] = {
@@ -60,18 +60,24 @@ def renderings(key: FetchAttr, envelope: MimeEnvelope | None,
 def lookup(key: FetchAttr, stored: dict[str, bytes] | None, *, utf8: bool) -> Preencoded | None:
     """The pre-encoded value of ``key`` among a message's renderings, if there (and
     intact: damaged bytes count as missing)."""
-    if not stored:
-        return None
+    return lookup_for(key, utf8=utf8)(stored)
+
+
+def lookup_for(key: FetchAttr, *, utf8: bool
+               ) -> Callable[[dict[str, bytes] | None], Preencoded | None]:
+    """``lookup`` of one key for many messages (the per-key work done once)."""
     plain_name, utf8_name = NAMES[key]
-    data = stored.get(utf8_name) if utf8 else None
-    if data is None:
-        data = stored.get(plain_name)
-    if data is None:
-        return None
-    try:
-        return preencoded(key, data)
-    except ValueError:
-        return None
+    check = preencoder(key)
+
+    def find(stored: dict[str, bytes] | None) -> Preencoded | None:
+        if not stored:
+            return None
+        data = stored.get(utf8_name) if utf8 else None
+        if data is None:
+            data = stored.get(plain_name)
+        return None if data is None else check(data)
+
+    return find
 
 
 def _renderer(key: FetchAttr, utf8: bool) -> Callable[[IndexedMessage], bytes | None]:

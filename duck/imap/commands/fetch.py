@@ -313,6 +313,7 @@ async def _fetch_fast(s: Session, items: list[FetchItem], uids: list[int]) -> No
             getters.append(lambda uid, rec, got: _aware(rec.internal_date))
         else:
             getters.append(lambda uid, rec, got, key=key: got[key])
+    finders = [(key, render.lookup_for(key, utf8=utf8)) for key in pre]
     fill: dict[int, dict[str, bytes]] = {}
     for start in range(0, len(uids), MAX_FETCH):
         chunk = uids[start : start + MAX_FETCH]
@@ -322,8 +323,8 @@ async def _fetch_fast(s: Session, items: list[FetchItem], uids: list[int]) -> No
             missing: list[int] = []
             for rec in batch:
                 got = {}
-                for key in pre:
-                    value = render.lookup(key, rec.renderings, utf8=utf8)
+                for key, find in finders:
+                    value = find(rec.renderings)
                     if value is None:
                         missing.append(rec.uid)
                         break

@@ -163,11 +163,17 @@ class Encoder:
         return b"".join(self.out)  # type: ignore[arg-type]
 
 
+_TITLE_MONTHS = tuple(m.title() for m in MONTHS)
+
+
 def format_date_time(t: dt.datetime) -> str:
     """``"dd-Mon-yyyy hh:mm:ss +zzzz"`` (space-padded day, RFC 3501 date-day-fixed)."""
     off = t.utcoffset()
     if off is None:
         raise ValueError("date-time needs a time zone")
+    if not off:  # UTC, what the store keeps: the common case of a FETCH of many
+        return (f'"{t.day:2d}-{_TITLE_MONTHS[t.month - 1]}-{t.year:04d} '
+                f'{t.hour:02d}:{t.minute:02d}:{t.second:02d} +0000"')
     total = int(off.total_seconds()) // 60
     sign = "-" if total < 0 else "+"
     total = abs(total)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -244,14 +245,28 @@ def render(key: FetchAttr, value: Envelope | BodyStructure, *, utf8: bool = Fals
 def preencoded(key: FetchAttr, stored: bytes) -> Preencoded:
     """The value of ``key`` from what :func:`render` made; ValueError for anything
     else (another kind, damaged or foreign bytes)."""
+    value = preencoder(key)(stored)
+    if value is None:
+        raise ValueError(f"not a rendered {key!r}")
+    return value
+
+
+def preencoder(key: FetchAttr) -> Callable[[bytes], Preencoded | None]:
+    """:func:`preencoded` for one key, for many values (None for bytes it refuses)."""
     kind = _PREENCODED_KIND.get(key)
     if kind is None:
         raise ValueError(f"{key!r} values are not pre-encoded")
-    data = stored[7:]
-    if (stored[:2] != _RENDER_MAGIC or stored[2:3] != _KIND_LETTER[kind]
-            or stored[3:7] != zlib.crc32(data).to_bytes(4, "big") or not data):
-        raise ValueError(f"not a rendered {kind}")
-    return Preencoded(kind, data)
+    head = _RENDER_MAGIC + _KIND_LETTER[kind]
+    crc32 = zlib.crc32
+
+    def check(stored: bytes) -> Preencoded | None:
+        data = stored[7:]
+        if (stored[:3] != head or not data
+                or int.from_bytes(stored[3:7], "big") != crc32(data)):
+            return None
+        return Preencoded(kind, data)
+
+    return check
 
 
 @attrs.frozen
@@ -275,10 +290,21 @@ def _modseq(value: object) -> bytes:
     return b"(" + _number(value) + b")"
 
 
+_DATE_CACHE: dict[dt.datetime, bytes] = {}
+
+
 def _date_time(value: object) -> bytes:
     if not isinstance(value, dt.datetime):
         raise ValueError("a date-time is an aware datetime")
-    return format_date_time(value).encode("ascii")
+    if value.utcoffset():  # equal instants in other zones hash alike: not cached
+        return format_date_time(value).encode("ascii")
+    # Copies of a message share their INTERNALDATE: remember the last few thousand.
+    out = _DATE_CACHE.get(value)
+    if out is None:
+        if len(_DATE_CACHE) >= 4096:
+            _DATE_CACHE.clear()
+        out = _DATE_CACHE[value] = format_date_time(value).encode("ascii")
+    return out
 
 
 class FetchTemplate:
@@ -305,6 +331,9 @@ class FetchTemplate:
             encode_fetch_att(e, key)
             name = e.join() + b" "
             self._encoders.append((name, fast.get(key) or self._generic(key)))
+        self._encode = [enc for _, enc in self._encoders]
+        self._format = b"* %d FETCH (" + b" ".join(
+            name.replace(b"%", b"%%") + b"%s" for name, _ in self._encoders) + b")"
 
     def _flag_list(self, value: tuple[str, ...]) -> bytes:
         out = self._flags.get(value)
@@ -334,8 +363,7 @@ class FetchTemplate:
             raise ValueError("a sequence number is a positive int")
         if len(values) != len(self._encoders):
             raise ValueError("one value per key")
-        return b"* %d FETCH (%s)" % (seq, b" ".join(
-            [name + enc(v) for (name, enc), v in zip(self._encoders, values, strict=True)]))
+        return self._format % (seq, *[enc(v) for enc, v in zip(self._encode, values, strict=True)])
 
     @staticmethod
     def block(rows: list[bytes]) -> FetchBlock:
