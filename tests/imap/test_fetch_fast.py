@@ -76,3 +76,34 @@ async def test_fast_path_matches_the_general_path_and_fills_renderings(
         assert again == fast
         assert b'"hello 3"' in fast[3]
         await client.aclose()
+
+
+async def test_a_large_range_reads_the_digest_and_matches_the_general_path(
+        imap_server: Any) -> None:
+    with trio.fail_after(120):
+        store = imap_server.store
+        await _loaded(imap_server, 100)
+        user = await store.users.by_username(USER)
+        box = await store.mailboxes.get(user.id, "INBOX")
+        await store.messages.copy(box.id, range(1, 101), user.id, "INBOX")  # 200
+        client = await RawClient.open(imap_server.ports["imap"])
+        await client.login(USER, PASSWORD)
+        await client.command(b"a1", b"SELECT INBOX")
+        await client.command(b"a0", b"NOOP")
+        items = b"UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE"
+        metrics.reset()
+        whole = _fetch_lines(await client.command(b"a2", b"FETCH 1:* (" + items + b")"))
+        # One query for the 200 messages: the digest (64 messages a document).
+        assert len(whole) == 200 and metrics.statistics()["FETCH"]["round_trips"] == 1
+        # Another session expunges two: this session still has them in its view.
+        await store.messages.store_flags(box.id, [5, 150], "add", ["\\Deleted"])
+        await store.messages.expunge(box.id)
+        fast = _fetch_lines(await client.command(b"a2", b"FETCH 1:* (" + items + b")"))
+        slow = _fetch_lines(await client.command(b"a3", b"FETCH 1:* (" + items + b" EMAILID)"))
+        assert len(fast) == len(slow) == 198
+        for f, s_ in zip(fast, slow, strict=True):
+            assert s_.startswith(f.rstrip(b"\r\n")[:-1] + b" EMAILID (M"), (f, s_)
+        # Sequence numbers stay (no EXPUNGE during FETCH); the gone ones are left out.
+        assert fast == [line for line in whole
+                        if b"(UID 5 " not in line and b"(UID 150 " not in line]
+        await client.aclose()
