@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
 from bson import Int64, ObjectId
 
 from . import schema
@@ -125,22 +126,38 @@ def _header_entry(hdr: list[dict[str, Any]]) -> dict[str, str] | None:
     return entry
 
 
-def entry_update(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
+@attrs.frozen
+class Known:
+    """A message's digest entry as another mailbox has it (COPY reuses it instead of
+    hashing the text again)."""
+
+    header: dict[str, str] | None
+    renderings: dict[str, bytes]
+    positions: set[int]
+
+
+def entry_update(doc: dict[str, Any], known: Known | None = None
+                 ) -> tuple[dict[str, Any], dict[int, int]]:
     """The ``$set`` fields and Bloom words (position -> mask) for one message
     document (fields ``_id``, ``uid``, ``size``, ``idate``, ``hdr``, ``text``,
-    ``render``)."""
+    ``render``; only the first three when ``known`` is given)."""
     uid = int(doc["uid"])
     key = str(uid)
-    hdr = doc.get("hdr") or []
-    fields: dict[str, Any] = {
-        f"m.{key}": [doc["_id"], int(doc["size"]), doc["idate"]],
-        f"H.{key}": _header_entry(hdr),
-    }
-    render = doc.get("render") or {}
-    if sum(len(v) for v in render.values()) <= MAX_ENTRY:
-        for name, value in render.items():
-            fields[f"R.{name}.{key}"] = value
-    positions = text_positions([*(h["v"] for h in hdr), doc.get("text") or ""])
+    fields: dict[str, Any] = {f"m.{key}": [doc["_id"], int(doc["size"]), doc["idate"]]}
+    positions: set[int] | None
+    if known is not None:
+        fields[f"H.{key}"] = known.header
+        render = known.renderings
+        positions = known.positions
+    else:
+        hdr = doc.get("hdr") or []
+        fields[f"H.{key}"] = _header_entry(hdr)
+        render = doc.get("render") or {}
+        if sum(len(v) for v in render.values()) > MAX_ENTRY:
+            render = {}
+        positions = text_positions([*(h["v"] for h in hdr), doc.get("text") or ""])
+    for name, value in render.items():
+        fields[f"R.{name}.{key}"] = value
     bit = 1 << (uid % SPAN)
     words = dict.fromkeys(range(BLOOM_BITS) if positions is None else positions, bit)
     return fields, words
@@ -150,11 +167,43 @@ def _signed(word: int) -> Int64:
     return Int64(word - (1 << 64) if word >= 1 << 63 else word)
 
 
-def updates(docs: Iterable[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
-    """(chunk, update document) for message documents, one update per chunk."""
+def known_entries(database: Database, mailbox: ObjectId, uids: list[int],
+                  session: Any = None) -> dict[int, Known]:
+    """The digest entries of ``uids`` in ``mailbox`` (those it has), for COPY."""
+    if not uids:
+        return {}
+    wanted = set(uids)
+    chunks = sorted({chunk_of(u) for u in wanted})
+    out: dict[int, Known] = {}
+    docs = database.collection(COLLECTION).find(
+        {"mailbox": mailbox, "c": {"$in": chunks}}, {"_id": 0, "H": 1, "R": 1, "b": 1},
+        session=session)
+    for doc in docs:
+        headers = doc.get("H") or {}
+        slots: dict[int, set[int]] = defaultdict(set)
+        for p, word in (doc.get("b") or {}).items():
+            word &= (1 << 64) - 1
+            position = int(p)
+            while word:
+                low = word & -word
+                slots[low.bit_length() - 1].add(position)
+                word ^= low
+        stored = doc.get("R") or {}
+        for key, header in headers.items():
+            uid = int(key)
+            if uid in wanted:
+                out[uid] = Known(header, {n: v[key] for n, v in stored.items() if key in v},
+                                 slots[uid % SPAN])
+    return out
+
+
+def updates(docs: Iterable[dict[str, Any]], known: dict[int, Known] | None = None
+            ) -> list[tuple[int, dict[str, Any]]]:
+    """(chunk, update document) for message documents, one update per chunk;
+    ``known`` maps a document's ``_src`` UID to its entry elsewhere (COPY)."""
     per_chunk: dict[int, tuple[dict[str, Any], dict[int, int]]] = {}
     for doc in docs:
-        fields, words = entry_update(doc)
+        fields, words = entry_update(doc, (known or {}).get(doc.get("_src", -1)))
         sets, bits = per_chunk.setdefault(chunk_of(int(doc["uid"])), ({}, {}))
         sets.update(fields)
         for p, mask in words.items():
@@ -167,11 +216,11 @@ def updates(docs: Iterable[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
 
 
 def add(database: Database, mailbox: ObjectId, docs: Iterable[dict[str, Any]],
-        session: Any = None) -> None:
+        session: Any = None, known: dict[int, Known] | None = None) -> None:
     """Write the entries of message documents of ``mailbox`` (blocking; in the
-    caller's transaction when ``session`` is given)."""
+    caller's transaction when ``session`` is given). ``known``: see ``updates``."""
     coll = database.collection(COLLECTION)
-    for c, update in updates(docs):
+    for c, update in updates(docs, known):
         coll.update_one({"mailbox": mailbox, "c": c}, update, upsert=True, session=session)
 
 

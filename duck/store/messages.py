@@ -498,10 +498,14 @@ class Messages:
                    for i, d in enumerate(docs)]
             entries = [journal.entry_doc(dst, n["modseq"], "exists", uid=n["uid"],
                                          flags=n["flags"]) for n in new]
+            # The copies' digest entries are the originals' (no text hashed again).
+            known = digest.known_entries(self._database, src, [d["uid"] for d in docs])
 
             def body(session: Any) -> None:
                 self._messages.insert_many(new, session=session)
-                digest.add(self._database, dst, new, session)
+                digest.add(self._database, dst,
+                           [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)],
+                           session, known)
                 journal.write(self._database, entries, session)
 
             try:
