@@ -21,6 +21,10 @@ retried write is idempotent):
 - ``H.<uid>``: the decoded values of From/To/Cc/Bcc/Subject (one string per field,
   values joined by NUL), or ``None`` when over ``MAX_ENTRY`` ("unknown": SEARCH checks
   that message in ``messages``);
+- ``L``: a 64-bit word, bit ``uid % 64`` set while that message exists;
+- ``F.<flag>``: a 64-bit word per flag (``flag_key``: the lowercased flag, hex), bit
+  ``uid % 64`` set while the message has it: STORE changes it in its transaction, so
+  flag SEARCHes read two words per 64 messages;
 - ``b.<p>``: a bit-sliced Bloom filter of the message's text trigrams for BODY/TEXT:
   bit ``uid % 64`` of the 64-bit word ``b.<p>`` is set when a trigram of the
   message's header values or body text hashes to position ``p``. A set of positions
@@ -137,7 +141,7 @@ class Known:
 
 
 def entry_update(doc: dict[str, Any], known: Known | None = None
-                 ) -> tuple[dict[str, Any], dict[int, int]]:
+                 ) -> tuple[dict[str, Any], dict[int | str, int]]:
     """The ``$set`` fields and Bloom words (position -> mask) for one message
     document (fields ``_id``, ``uid``, ``size``, ``idate``, ``hdr``, ``text``,
     ``render``; only the first three when ``known`` is given)."""
@@ -159,8 +163,56 @@ def entry_update(doc: dict[str, Any], known: Known | None = None
     for name, value in render.items():
         fields[f"R.{name}.{key}"] = value
     bit = 1 << (uid % SPAN)
-    words = dict.fromkeys(range(BLOOM_BITS) if positions is None else positions, bit)
+    words: dict[int | str, int] = dict.fromkeys(
+        range(BLOOM_BITS) if positions is None else positions, bit)
+    words["L"] = bit
+    for flag in doc.get("kw") or ():
+        words[f"F.{flag_key(flag)}"] = bit
     return fields, words
+
+
+def flag_key(flag: str) -> str:
+    """The field name of a flag's word (any keyword is a valid field name so)."""
+    return flag.lower().encode("utf-8").hex()
+
+
+def word_field(name: int | str) -> str:
+    """``b.<p>`` for a Bloom position, else the name itself (``L``, ``F.<flag>``)."""
+    return f"b.{name}" if isinstance(name, int) else name
+
+
+def unsigned(word: int) -> int:
+    """A stored word (BSON has signed 64-bit integers only) as 64 bits."""
+    return word & ((1 << 64) - 1)
+
+
+def flag_changes(database: Database, mailbox: ObjectId,
+                 changes: Iterable[tuple[int, Iterable[str], Iterable[str]]],
+                 session: Any = None) -> None:
+    """STORE's flag changes, (uid, old flags, new flags), into the flag words."""
+    set_: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    clear: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for uid, old, new in changes:
+        before = {f.lower() for f in old}
+        after = {f.lower() for f in new}
+        bit = 1 << (uid % SPAN)
+        for flag in after - before:
+            set_[chunk_of(uid)][f"F.{flag_key(flag)}"] |= bit
+        for flag in before - after:
+            clear[chunk_of(uid)][f"F.{flag_key(flag)}"] |= bit
+    coll = database.collection(COLLECTION)
+    for c in sorted(set(set_) | set(clear)):
+        ors, ands = set_.get(c, {}), clear.get(c, {})
+        # One $bit operation per field: a field both set and cleared (STORE FLAGS
+        # replacing them) takes a second update.
+        first = {f: {"or": _signed(m)} for f, m in ors.items()}
+        later: dict[str, dict[str, Int64]] = {}
+        for f, m in ands.items():
+            (later if f in first else first)[f] = {"and": _signed(~m & ((1 << 64) - 1))}
+        for bits in (first, later):
+            if bits:
+                coll.update_one({"mailbox": mailbox, "c": c}, {"$bit": bits},
+                                upsert=True, session=session)
 
 
 def _signed(word: int) -> Int64:
@@ -182,7 +234,7 @@ def known_entries(database: Database, mailbox: ObjectId, uids: list[int],
         headers = doc.get("H") or {}
         slots: dict[int, set[int]] = defaultdict(set)
         for p, word in (doc.get("b") or {}).items():
-            word &= (1 << 64) - 1
+            word = unsigned(word)
             position = int(p)
             while word:
                 low = word & -word
@@ -201,7 +253,7 @@ def updates(docs: Iterable[dict[str, Any]], known: dict[int, Known] | None = Non
             ) -> list[tuple[int, dict[str, Any]]]:
     """(chunk, update document) for message documents, one update per chunk;
     ``known`` maps a document's ``_src`` UID to its entry elsewhere (COPY)."""
-    per_chunk: dict[int, tuple[dict[str, Any], dict[int, int]]] = {}
+    per_chunk: dict[int, tuple[dict[str, Any], dict[int | str, int]]] = {}
     for doc in docs:
         fields, words = entry_update(doc, (known or {}).get(doc.get("_src", -1)))
         sets, bits = per_chunk.setdefault(chunk_of(int(doc["uid"])), ({}, {}))
@@ -210,7 +262,7 @@ def updates(docs: Iterable[dict[str, Any]], known: dict[int, Known] | None = Non
             bits[p] = bits.get(p, 0) | mask
     return [
         (c, {"$set": sets,
-             "$bit": {f"b.{p}": {"or": _signed(mask)} for p, mask in sorted(bits.items())}})
+             "$bit": {word_field(p): {"or": _signed(mask)} for p, mask in bits.items()}})
         for c, (sets, bits) in sorted(per_chunk.items())
     ]
 
@@ -234,12 +286,18 @@ def remove(database: Database, mailbox: ObjectId, uids: Iterable[int],
     coll = database.collection(COLLECTION)
     for c, members in sorted(per_chunk.items()):
         unset: dict[str, str] = {}
+        gone = 0
         for uid in members:
             unset[f"m.{uid}"] = ""
             unset[f"H.{uid}"] = ""
+            gone |= 1 << (uid % SPAN)
         # Renderings: the names are not known here; R is small next to the rest and
-        # an orphaned rendering is never read (readers start from ``m``).
-        coll.update_one({"mailbox": mailbox, "c": c}, {"$unset": unset}, session=session)
+        # an orphaned rendering is never read (readers start from ``m`` or ``L``).
+        # Flag words keep the bits: every reader masks them with ``L``.
+        coll.update_one({"mailbox": mailbox, "c": c},
+                        {"$unset": unset,
+                         "$bit": {"L": {"and": _signed(~gone & ((1 << 64) - 1))}}},
+                        session=session)
 
 
 def purge(database: Database, mailbox: ObjectId) -> None:
@@ -248,7 +306,8 @@ def purge(database: Database, mailbox: ObjectId) -> None:
 
 
 #: Fields a digest entry is built from.
-SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "hdr": 1, "text": 1, "render": 1}
+SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "hdr": 1, "text": 1, "render": 1,
+                     "kw": 1}
 
 
 def backfill(database: Database, batch: int = 256) -> int:

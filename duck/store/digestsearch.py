@@ -11,6 +11,11 @@ messages per document:
   filter of text trigrams; ``messages`` then checks only those (``uid $in``, an index
   scan, then the exact ``$regex``).
 
+- flag criteria (system flags and keywords) are read from per-flag words, 64
+  messages a word, when the digest answers the whole query (flags, header
+  substrings, UID sets and their AND/OR/NOT): a SEARCH UNSEEN of 100k messages reads
+  ~1,600 small documents instead of returning tens of thousands of ``messages``.
+
 ``resolve`` returns the query with each such criterion replaced by a ``UidSet`` (or
 ``UidSet AND criterion`` for candidates), which query.py compiles as an indexed
 ``uid $in``; ``evaluate`` answers a resolved query made only of UID sets without
@@ -34,6 +39,7 @@ from .query import (
     All,
     And,
     Body,
+    Flag,
     Header,
     Not,
     Or,
@@ -60,8 +66,22 @@ class _Bloom:
     positions: tuple[int, ...]
 
 
-def _plan(leaf: Query) -> _Exact | _Bloom | None:
+@attrs.frozen
+class _Flag:
+    """A flag criterion: the flag's word (``present``: set, else clear)."""
+
+    field: str
+    present: bool
+
+
+#: What the digest answers (_Exact, _Flag) or narrows (_Bloom).
+Plan = _Exact | _Bloom | _Flag
+
+
+def _plan(leaf: Query) -> Plan | None:
     match leaf:
+        case Flag(flag=flag, present=present):
+            return _Flag(f"F.{digest.flag_key(flag)}", present)
         case Address(field=field, value=value):
             return _plan(Header(field, value))
         case Subject(value=value):
@@ -89,13 +109,23 @@ def _leaves(query: Query) -> Iterable[Query]:
             yield query
 
 
-def plans(query: Query) -> dict[Query, _Exact | _Bloom]:
-    """The criteria of ``query`` the digest can answer or narrow."""
-    found: dict[Query, _Exact | _Bloom] = {}
+def plans(query: Query) -> dict[Query, Plan]:
+    """The criteria of ``query`` the digest can answer or narrow.
+
+    Flags are answered from the digest only when it answers the whole query (with
+    UID criteria): otherwise the flag indexes of ``messages`` serve them better than
+    a long ``uid $in``.
+    """
+    found: dict[Query, Plan] = {}
+    local = True
     for leaf in _leaves(query):
         plan = _plan(leaf)
         if plan is not None:
             found[leaf] = plan
+        local = local and (isinstance(plan, _Exact | _Flag)
+                           or isinstance(leaf, All | Uids | UidSet))
+    if not local:
+        found = {leaf: p for leaf, p in found.items() if not isinstance(p, _Flag)}
     return found
 
 
@@ -116,10 +146,13 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
         return Resolved(query, None)
     exact = {leaf: p for leaf, p in found.items() if isinstance(p, _Exact)}
     bloom = {leaf: p for leaf, p in found.items() if isinstance(p, _Bloom)}
+    flags = {leaf: p for leaf, p in found.items() if isinstance(p, _Flag)}
     positions = sorted({q for p in bloom.values() for q in p.positions})
-    # H's keys are the live messages; without a header criterion "m" is smaller.
-    projection: dict[str, Any] = {"H": 1} if exact else {"m": 1}
+    projection: dict[str, Any] = {"L": 1}
+    if exact:
+        projection["H"] = 1
     projection.update({f"b.{q}": 1 for q in positions})
+    projection.update({p.field: 1 for p in flags.values()})
     cursor = database.collection(digest.COLLECTION).find_raw_batches(
         {"mailbox": mailbox}, {"_id": 0, "c": 1, **projection}, batch_size=100000)
     patterns = {leaf: re.compile(re.escape(p.value), re.IGNORECASE)
@@ -129,11 +162,18 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
     universe: set[int] = set()
     for raw in cursor:
         for doc in bson.decode_all(raw):
-            entries: dict[str, Any] = doc.get("H") or doc.get("m") or {}
-            uids = [int(k) for k in entries]
+            base = int(doc["c"]) * digest.SPAN
+            live = digest.unsigned(doc.get("L") or 0)
+            uids = _members(base, live)
             universe.update(uids)
+            for leaf, f in flags.items():
+                word = digest.unsigned(_get(doc, f.field) or 0)
+                matched[leaf].update(_members(base, live & (word if f.present else ~word)))
             if exact:
+                entries: dict[str, Any] = doc.get("H") or {}
                 for key, entry in entries.items():
+                    if not live >> (int(key) % digest.SPAN) & 1:
+                        continue
                     if entry is None:
                         unknown.add(int(key))
                         continue
@@ -153,7 +193,7 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
                         if not mask:
                             break
                     if mask:
-                        matched[leaf].update(u for u in uids if mask >> (u % digest.SPAN) & 1)
+                        matched[leaf].update(_members(base, live & digest.unsigned(mask)))
 
     def substitute(node: Query) -> Query:
         match node:
@@ -163,6 +203,8 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
                 return Or(tuple(substitute(i) for i in items))
             case Not(item=item):
                 return Not(substitute(item))
+        if node in flags:
+            return UidSet(frozenset(matched[node]))
         if node in exact:
             hits = UidSet(frozenset(matched[node]))
             if unknown:  # entries too large for the digest: messages decides them
@@ -173,6 +215,25 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
         return node
 
     return Resolved(substitute(query), frozenset(universe))
+
+
+def _members(base: int, word: int) -> list[int]:
+    """The UIDs whose bits are set in a chunk's word."""
+    out = []
+    word &= (1 << 64) - 1
+    while word:
+        low = word & -word
+        out.append(base + low.bit_length() - 1)
+        word ^= low
+    return out
+
+
+def _get(doc: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)  # type: ignore[assignment]
+    return doc
 
 
 def evaluate(query: Query, universe: frozenset[int]) -> set[int] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from . import journal, schema
+from . import digest, journal, schema
 from .database import Database
 from .errors import InvalidInput, NotFound
 from .mailboxes import allocate
@@ -165,6 +165,8 @@ def _store_batch_sync(
                                              flags=new))
             changed.append(FlagChange(doc["uid"], tuple(new), modseq))
         messages.bulk_write(ops, ordered=False, session=session)
+        digest.flag_changes(db, mailbox, [(doc["uid"], doc["flags"], new)
+                                          for doc, new in todo], session)
         journal.write(db, entries, session)
         return StoreFlagsResult(changed, modified)
 

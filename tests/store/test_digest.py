@@ -190,3 +190,36 @@ async def test_search_through_the_digest_matches_the_oracle(
     for query in queries:
         expected = sorted(d["uid"] for d in docs if oracle(d, query))
         assert await store.messages.search(inbox.id, query) == expected, query
+
+
+async def test_flag_words_follow_store_and_expunge(store: Store, user: User) -> None:
+    rnd = random.Random(5)
+    pool = ["\\Seen", "\\Flagged", "\\Answered", "$Important", "$label.x"]
+    for i in range(140):
+        await store.messages.append(user.id, "INBOX", simple_message(subject=f"f{i}"),
+                                    [f for f in pool if rnd.random() < 0.4])
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    for _ in range(12):
+        uids = rnd.sample(range(1, 141), rnd.randrange(1, 90))
+        mode = rnd.choice(["add", "remove", "replace"])
+        await store.messages.store_flags(inbox.id, uids, mode,
+                                         [f for f in pool if rnd.random() < 0.5])
+    await store.messages.store_flags(inbox.id, range(1, 141, 9), "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
+    await store.messages.copy(inbox.id, range(1, 141), user.id, "Archive")
+    archive = await store.mailboxes.get(user.id, "Archive")
+    for box in (inbox, archive):
+        docs = await store.database.run(lambda b=box: list(store.database.collection(
+            schema.MESSAGES).find({"mailbox": schema_id(b.id)}, {"uid": 1, "kw": 1})))
+        assert len(docs) > 100
+        for flag in [*pool, "\\Deleted", "$never"]:
+            for present in (True, False):
+                query: q.Query = q.Flag(flag, present)
+                expected = sorted(d["uid"] for d in docs
+                                  if (flag.lower() in d["kw"]) == present)
+                assert await store.messages.search(box.id, query) == expected, query
+        combined = q.Or((q.And((q.Flag("\\Seen"), q.Not(q.Flag("$Important")))),
+                         q.Uids(((1, 20),))))
+        expected = sorted(d["uid"] for d in docs if d["uid"] <= 20 or (
+            "\\seen" in d["kw"] and "$important" not in d["kw"]))
+        assert await store.messages.search(box.id, combined) == expected
