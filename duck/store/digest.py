@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
+import bson
 from bson import Int64, ObjectId
 
 from . import schema
@@ -337,12 +338,36 @@ def backfill(database: Database, batch: int = 256) -> int:
 
 # -- reading -------------------------------------------------------------------------
 
-def chunk_cursor(database: Database, mailbox: ObjectId, lo: int, hi: int,
-                 projection: dict[str, Any]) -> Any:
-    """A raw-batch cursor over the chunk documents covering UIDs ``lo..hi``: one
-    query, the whole range in one reply unless it passes 16 MB (``bson.decode_all``
-    each batch, in a worker thread)."""
+#: Bytes one reply of a digest scan aims at: the embedded server does not split a
+#: reply at 16 MB as MongoDB does, and refuses one over 48 MB (measured: a 100k
+#: first sync asked as one batch was 48.2 MB).
+REPLY_TARGET = 8 * 1024 * 1024
+#: Chunks asked for in a scan's first query (its reply gives the size per chunk).
+FIRST_CHUNKS = 16
+
+
+def scan(database: Database, mailbox: ObjectId, lo: int, hi: int,
+         projection: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """The chunk documents covering UIDs ``lo..hi``, decoded, a reply at a time
+    (blocking iterator; each step is one query).
+
+    Each query asks for a range of chunks sized from the previous reply so that a
+    reply stays near REPLY_TARGET whatever the documents hold: a 100k-message first
+    sync is a handful of queries, a SEARCH of flag words one.
+    """
+    coll = database.collection(COLLECTION)
+    codec = coll.codec_options
     first, last = chunk_of(lo), chunk_of(hi)
-    return database.collection(COLLECTION).find_raw_batches(
-        {"mailbox": mailbox, "c": {"$gte": first, "$lte": last}},
-        {"_id": 0, "c": 1, **projection}, batch_size=last - first + 2)
+    step = FIRST_CHUNKS
+    while first <= last:
+        raw = b"".join(coll.find_raw_batches(
+            {"mailbox": mailbox, "c": {"$gte": first, "$lte": last}},
+            {"_id": 0, "c": 1, **projection}, sort=[("c", 1)], limit=step,
+            batch_size=step + 1))
+        docs = bson.decode_all(raw, codec)
+        if docs:
+            yield docs
+        if len(docs) < step:
+            return
+        first = int(docs[-1]["c"]) + 1
+        step = max(1, min(100000, REPLY_TARGET // max(1, len(raw) // len(docs))))

@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import bson
 from bson import ObjectId
 
 from . import digest
@@ -49,6 +48,9 @@ from .query import (
     Uids,
     UidSet,
 )
+
+#: Highest UID (RFC 3501: a 32-bit number).
+UID_MAX = 2**32 - 1
 
 
 @attrs.frozen
@@ -153,15 +155,14 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
         projection["H"] = 1
     projection.update({f"b.{q}": 1 for q in positions})
     projection.update({p.field: 1 for p in flags.values()})
-    cursor = database.collection(digest.COLLECTION).find_raw_batches(
-        {"mailbox": mailbox}, {"_id": 0, "c": 1, **projection}, batch_size=100000)
+    scan = digest.scan(database, mailbox, 0, UID_MAX, projection)
     patterns = {leaf: re.compile(re.escape(p.value), re.IGNORECASE)
                 for leaf, p in exact.items() if p.value}
     matched: dict[Query, set[int]] = {leaf: set() for leaf in found}
     unknown: set[int] = set()
     universe: set[int] = set()
-    for raw in cursor:
-        for doc in bson.decode_all(raw):
+    for docs in scan:
+        for doc in docs:
             base = int(doc["c"]) * digest.SPAN
             live = digest.unsigned(doc.get("L") or 0)
             uids = _members(base, live)

@@ -44,6 +44,9 @@ RENDERING_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: DIGEST_MIN messages asking only for these reads the digest.
 DIGEST_FIELDS = frozenset({"size", "internal_date"})
 DIGEST_MIN = 128
+#: Most message documents in one reply of ``fetch_batches`` (renderings of up to
+#: ~16 KB each stay under the engine's 48 MB reply limit).
+MESSAGES_BATCH = 2000
 #: Most UIDs one fetch call may name (the IMAP layer batches larger ranges).
 MAX_FETCH = 100000
 
@@ -171,9 +174,10 @@ async def fetch_batches(
         query = {"mailbox": mailbox, **uid_filter(wanted)}
         most = len(wanted)
     # One more than can match: a batch that is exactly full leaves the cursor open
-    # (and costs an empty getMore).
+    # (and costs an empty getMore). At most MESSAGES_BATCH a reply: the embedded
+    # server does not split replies at 16 MB and refuses one over 48 MB.
     cursor = database.collection(schema.MESSAGES).find_raw_batches(
-        query, projection, sort=[("uid", 1)], batch_size=most + 1)
+        query, projection, sort=[("uid", 1)], batch_size=min(most + 1, MESSAGES_BATCH))
     codec = database.collection(schema.MESSAGES).codec_options
 
     def next_batch() -> list[MessageRecord] | None:
@@ -199,19 +203,18 @@ async def _digest_batches(
     """Records (uid, size, internal date, renderings) of ``wanted`` from the digest,
     64 messages a document; UIDs it does not have are appended to ``missing``."""
     names = [check_rendering_name(n) for n in renderings]
-    cursor = digest.chunk_cursor(database, mailbox, wanted[0], wanted[-1],
-                                 {"m": 1, **{f"R.{n}": 1 for n in names}})
+    scan = digest.scan(database, mailbox, wanted[0], wanted[-1],
+                       {"m": 1, **{f"R.{n}": 1 for n in names}})
     keep = set(wanted) if wanted[-1] - wanted[0] + 1 != len(wanted) else None
-    codec = database.collection(digest.COLLECTION).codec_options
     mailbox_id = str(mailbox)
     seen: set[int] = set()
 
     def next_batch() -> list[MessageRecord] | None:
-        raw = next(cursor, None)
-        if raw is None:
+        docs = next(scan, None)
+        if docs is None:
             return None
         out: list[MessageRecord] = []
-        for doc in bson.decode_all(raw, codec):
+        for doc in docs:
             stored = doc.get("R") or {}
             for key, (oid, size, idate) in (doc.get("m") or {}).items():
                 uid = int(key)
@@ -226,14 +229,9 @@ async def _digest_batches(
         seen.update(r.uid for r in out)
         return out
 
-    try:
-        while (batch := await database.run(next_batch)) is not None:
-            if batch:
-                yield batch
-    finally:
-        if cursor.alive:
-            with trio.CancelScope(shield=True):
-                await database.run(cursor.close)
+    while (batch := await database.run(next_batch)) is not None:
+        if batch:
+            yield batch
     missing += [u for u in wanted if u not in seen]
 
 

@@ -223,3 +223,29 @@ async def test_flag_words_follow_store_and_expunge(store: Store, user: User) -> 
         expected = sorted(d["uid"] for d in docs if d["uid"] <= 20 or (
             "\\seen" in d["kw"] and "$important" not in d["kw"]))
         assert await store.messages.search(box.id, combined) == expected
+
+
+async def test_scans_split_replies_by_size(store: Store, user: User,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(260):
+        await store.messages.append(user.id, "INBOX", simple_message(subject=f"x{i}"),
+                                    ["\\Seen"] if i % 2 else [])
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.store_flags(inbox.id, range(60, 140), "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)  # chunk 1 (UIDs 64-127) is now empty
+    uids = [u for u in range(1, 261) if not 60 <= u < 140]
+    whole = [r async for b in store.messages.fetch_batches(
+        inbox.id, uids, ["size", "internal_date"]) for r in b]
+    # One chunk a query: four chunks, one of them without a message.
+    monkeypatch.setattr(digest, "FIRST_CHUNKS", 1)
+    monkeypatch.setattr(digest, "REPLY_TARGET", 1)
+    replies = [len(b) async for b in store.messages.fetch_batches(
+        inbox.id, uids, ["size", "internal_date"])]
+    # UIDs 1-59 (chunk 0 has no UID 0), none of 64-127, 140-191, 192-255, 256-260.
+    assert replies == [59, 52, 64, 5]
+    split = [r async for b in store.messages.fetch_batches(
+        inbox.id, uids, ["size", "internal_date"]) for r in b]
+    assert split == whole and [r.uid for r in whole] == uids
+    assert await store.messages.search(inbox.id, q.Flag("\\Seen", False)) == [
+        u for u in uids if u % 2]  # appended i is UID i+1: even i unseen
+    assert await store.messages.search(inbox.id, q.Subject("x19")) == [20, *range(191, 201)]
