@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> harness.Settings:
                    help="distinct generated messages (default 2000; quick 40)")
     p.add_argument("--connections", help="idle connection counts for the memory scenario "
                                          "(default 1000,10000; quick 20,100)")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="keep the embedded database and the loaded corpus in DIR and "
+                        "reuse them on the next run with the same DIR (no reload)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -60,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> harness.Settings:
         concurrency_seconds=1.0 if quick else 10.0,
         memory_connections=[int(x) for x in conns.split(",")],
         deliveries=10 if quick else 300,
+        keep=args.keep,
     )
 
 

@@ -14,6 +14,7 @@ size has the same mix and the same selectivity of each criterion.
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import tempfile
@@ -28,6 +29,7 @@ import trio
 from duck.config import Config
 from duck.server import Server
 from duck.store import DeliveryTarget, Store, User, metrics
+from duck.store.errors import NotFound
 
 from . import corpus
 from .imap_client import ImapClient
@@ -60,6 +62,8 @@ class Settings:
     concurrency_seconds: float
     memory_connections: list[int]
     deliveries: int
+    #: Keep the database and corpus here for the next run (``--keep``).
+    keep: Path | None = None
 
 
 @attrs.define
@@ -174,7 +178,7 @@ def server_config(settings: Settings, data_dir: Path) -> Config:
         lmtp_port=0,
         api_port=0,
         mongo_uri=settings.mongo_uri,
-        database=f"bench_{int(time.time())}",
+        database="bench_kept" if settings.keep else f"bench_{int(time.time())}",
         shutdown_grace=1.0,
         log_level="WARNING",
         imap_max_connections_per_ip=100_000,
@@ -246,13 +250,34 @@ async def prepare(settings: Settings, server: Server) -> Bench:
     """Create the user and load the corpus into mailboxes of every size."""
     assert server.store is not None
     store = server.store
-    user = await store.users.create(USER, PASSWORD, quota=10**14)
-    seed, seed_stats = await load_seed(store, user, settings)
-    print(f"seed: {seed_stats['messages']} messages, {seed_stats['bytes'] / 1e6:.1f} MB "
-          f"in {seed_stats['seconds']} s ({seed_stats['messages_per_s']} msg/s)", flush=True)
+    kept = settings.keep / "seed.json" if settings.keep else None
+    if kept is not None and kept.exists():
+        user = await store.users.by_username(USER)
+        saved = json.loads(kept.read_text())
+        seed = SeedInfo(**saved["seed"])
+        seed_stats = saved["stats"]
+        print("seed: kept from an earlier run", flush=True)
+    else:
+        user = await store.users.create(USER, PASSWORD, quota=10**14)
+        seed, seed_stats = await load_seed(store, user, settings)
+        print(f"seed: {seed_stats['messages']} messages, {seed_stats['bytes'] / 1e6:.1f} MB "
+              f"in {seed_stats['seconds']} s ({seed_stats['messages_per_s']} msg/s)",
+              flush=True)
+        if kept is not None:
+            kept.write_text(json.dumps({"seed": attrs.asdict(seed), "stats": seed_stats}))
     bench = Bench(settings=settings, server=server, store=store, user=user, seed=seed)
     bench.load["seed"] = seed_stats
     for size in sorted(settings.sizes):
+        if kept is not None:
+            try:
+                box = await store.mailboxes.get(user.id, f"size-{size}")
+            except NotFound:
+                pass
+            else:
+                if box.message_count == size:
+                    bench.mailboxes[size] = box.path
+                    continue
+                await store.mailboxes.delete(user.id, box.path)
         stats = await fill_mailbox(store, user, seed, size)
         bench.mailboxes[size] = f"size-{size}"
         bench.load[f"size-{size}"] = stats
@@ -268,7 +293,7 @@ async def run_all(settings: Settings, scenarios: dict[str, Scenario]) -> dict[st
     results: dict[str, Any] = {"settings": attrs.asdict(settings, value_serializer=_plain),
                                "scenarios": {}, "errors": {}}
     with tempfile.TemporaryDirectory(prefix="duck-bench-") as tmp:
-        config = server_config(settings, Path(tmp) / "data")
+        config = server_config(settings, (settings.keep or Path(tmp)) / "data")
         server = Server(config)
         async with trio.open_nursery() as nursery:
             started = time.perf_counter()
@@ -294,8 +319,9 @@ async def run_all(settings: Settings, scenarios: dict[str, Scenario]) -> dict[st
                 assert server.store is not None
                 with trio.CancelScope(shield=True):
                     try:
-                        await server.store.database.run(
-                            server.store.database.client.drop_database, config.database)
+                        if not settings.keep:  # kept: the next run starts from it
+                            await server.store.database.run(
+                                server.store.database.client.drop_database, config.database)
                     except Exception:
                         log.exception("dropping the benchmark database failed")
                 server.request_shutdown()

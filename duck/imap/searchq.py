@@ -51,29 +51,47 @@ def in_memory(key: k.SearchKey) -> bool:
                       | k.SearchModseq | k.SearchSaveDateSupported)
 
 
-def evaluate(view: SelectedView, key: k.SearchKey, uid: int) -> bool:
-    """Whether message ``uid`` matches ``key`` (only keys ``in_memory`` accepts)."""
+def matches(view: SelectedView, key: k.SearchKey) -> set[int]:
+    """The view's UIDs that match ``key`` (only keys ``in_memory`` accepts).
+
+    Set at a time, not message at a time: a flag is tested once per distinct flag
+    set of the mailbox (a few dozen), so UNSEEN over 100k messages is a pass over a
+    dict, not 100k case-folded set builds.
+    """
     if isinstance(key, k.SearchAll | k.SearchSaveDateSupported):
-        return True
+        return set(view.uids)
     if isinstance(key, k.SearchFlag):
-        if key.flag.lower() == "\\recent":
-            has = uid in view.recent
+        flag = key.flag.lower()
+        if flag == "\\recent":
+            has = {u for u in view.uids if u in view.recent}
         else:
-            has = key.flag.lower() in {f.lower() for f in view.flags.get(uid, ())}
-        return has == key.present
+            known: dict[tuple[str, ...], bool] = {}
+            has = set()
+            for uid, flags in view.flags.items():
+                hit = known.get(flags)
+                if hit is None:
+                    hit = known[flags] = flag in {f.lower() for f in flags}
+                if hit:
+                    has.add(uid)
+            has.intersection_update(view.uids)
+        return has if key.present else set(view.uids) - has
     if isinstance(key, k.SearchUid):
-        return key.set.contains(uid, view.uid_max)
+        return set(view.resolve_uids(key.set))
     if isinstance(key, k.SearchSeq):
-        seq = view.seq_of(uid)
-        return seq is not None and key.set.contains(seq, view.exists)
+        n = view.exists
+        return {view.uids[i - 1] for lo, hi in key.set.ranges(n)
+                for i in range(max(lo, 1), min(hi, n) + 1)}
     if isinstance(key, k.SearchModseq):
-        return view.modseqs.get(uid, 0) >= key.modseq
+        return {u for u in view.uids if view.modseqs.get(u, 0) >= key.modseq}
     if isinstance(key, k.SearchNot):
-        return not evaluate(view, key.key, uid)
+        return set(view.uids) - matches(view, key.key)
     if isinstance(key, k.SearchOr):
-        return evaluate(view, key.left, uid) or evaluate(view, key.right, uid)
+        return matches(view, key.left) | matches(view, key.right)
     if isinstance(key, k.SearchAnd):
-        return all(evaluate(view, x, uid) for x in key.keys)
+        out = set(view.uids)
+        for x in key.keys:
+            out &= matches(view, x)
+        return out
     raise TypeError(f"not answerable from the view: {key!r}")
 
 
@@ -127,4 +145,4 @@ def compile_criteria(view: SelectedView, criteria: Iterable[k.SearchKey]) -> q.Q
     return parts[0] if len(parts) == 1 else q.And(parts)
 
 
-__all__ = ["compile_criteria", "compile_key", "evaluate", "in_memory"]
+__all__ = ["compile_criteria", "compile_key", "in_memory", "matches"]

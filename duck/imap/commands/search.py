@@ -11,7 +11,7 @@ from ..grammar.cmd_search import Search
 from ..grammar.resp_codes import BadCharset
 from ..grammar.responses import ESearchData, SearchData
 from ..grammar.sequence import SequenceSet
-from ..searchq import compile_criteria, evaluate, in_memory
+from ..searchq import compile_criteria, in_memory, matches
 from .registry import command
 from .states import SELECTED
 
@@ -62,8 +62,8 @@ async def search(s: Session, cmd: Search) -> None:
     if _uses_saved(cmd.criteria):
         raise bad("SEARCHRES ($) is not supported")
     if all(in_memory(key) for key in cmd.criteria):
-        uids = [u for u in view.uids if u not in view.expunged
-                and all(evaluate(view, key, u) for key in cmd.criteria)]
+        hits = matches(view, k.SearchAnd(tuple(cmd.criteria)))
+        uids = [u for u in view.uids if u in hits and u not in view.expunged]
     else:
         found = await s.store.messages.search(view.mailbox.id,
                                               compile_criteria(view, cmd.criteria))
