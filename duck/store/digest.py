@@ -13,14 +13,16 @@ A chunk document (``mailbox``, ``c`` = uid // 64), keys under each field being t
 UID as a string (a ``$set``/``$unset`` per message: no arrays to keep aligned, and a
 retried write is idempotent):
 
-- ``m.<uid>``: ``[message _id, size, internal date]`` (only immutable facts: flags
-  and modseqs change, and the IMAP view already holds them);
+- ``m.<uid>``: the message's ``_id``; ``z.<uid>``: its size; ``d.<uid>``: its
+  internal date; ``s.<uid>``: its Date: header (when it has one). Only immutable
+  facts: flags and modseqs change, and the IMAP view already holds them;
 - ``R.<name>.<uid>``: the message's renderings (ENVELOPE, BODYSTRUCTURE... as the
   protocol stored them), left out when over ``MAX_ENTRY`` (the reader then falls back
   to the message document);
-- ``H.<uid>``: the decoded values of From/To/Cc/Bcc/Subject (one string per field,
-  values joined by NUL), or ``None`` when over ``MAX_ENTRY`` ("unknown": SEARCH checks
-  that message in ``messages``);
+- ``h<x>.<uid>``: the decoded values of From/To/Cc/Bcc/Subject (``x`` = f, t, c, b,
+  s; several values joined by NUL; absent when the message has no such field), or
+  ``hx.<uid>`` = true instead when they are over ``MAX_ENTRY`` ("unknown": SEARCH
+  checks that message in ``messages``);
 - ``L``: a 64-bit word, bit ``uid % 64`` set while that message exists;
 - ``F.<flag>``: a 64-bit word per flag (``flag_key``: the lowercased flag, hex), bit
   ``uid % 64`` set while the message has it: STORE changes it in its transaction, so
@@ -144,23 +146,31 @@ class Known:
 def entry_update(doc: dict[str, Any], known: Known | None = None
                  ) -> tuple[dict[str, Any], dict[int | str, int]]:
     """The ``$set`` fields and Bloom words (position -> mask) for one message
-    document (fields ``_id``, ``uid``, ``size``, ``idate``, ``hdr``, ``text``,
-    ``render``; only the first three when ``known`` is given)."""
+    document (fields ``_id``, ``uid``, ``size``, ``idate``, ``date``, ``kw``, ``hdr``,
+    ``text``, ``render``; not the last three when ``known`` is given)."""
     uid = int(doc["uid"])
     key = str(uid)
-    fields: dict[str, Any] = {f"m.{key}": [doc["_id"], int(doc["size"]), doc["idate"]]}
+    fields: dict[str, Any] = {f"m.{key}": doc["_id"], f"z.{key}": int(doc["size"]),
+                              f"d.{key}": doc["idate"]}
+    if doc.get("date") is not None:
+        fields[f"s.{key}"] = doc["date"]
     positions: set[int] | None
     if known is not None:
-        fields[f"H.{key}"] = known.header
+        header = known.header
         render = known.renderings
         positions = known.positions
     else:
         hdr = doc.get("hdr") or []
-        fields[f"H.{key}"] = _header_entry(hdr)
+        header = _header_entry(hdr)
         render = doc.get("render") or {}
         if sum(len(v) for v in render.values()) > MAX_ENTRY:
             render = {}
         positions = text_positions([*(h["v"] for h in hdr), doc.get("text") or ""])
+    if header is None:
+        fields[f"hx.{key}"] = True
+    else:
+        for code, text in header.items():
+            fields[f"h{code}.{key}"] = text
     for name, value in render.items():
         fields[f"R.{name}.{key}"] = value
     bit = 1 << (uid % SPAN)
@@ -229,10 +239,11 @@ def known_entries(database: Database, mailbox: ObjectId, uids: list[int],
     chunks = sorted({chunk_of(u) for u in wanted})
     out: dict[int, Known] = {}
     docs = database.collection(COLLECTION).find(
-        {"mailbox": mailbox, "c": {"$in": chunks}}, {"_id": 0, "H": 1, "R": 1, "b": 1},
+        {"mailbox": mailbox, "c": {"$in": chunks}},
+        {"_id": 0, "m": 1, "hx": 1, "R": 1, "b": 1,
+         **{f"h{code}": 1 for code in HEADERS.values()}},
         session=session)
     for doc in docs:
-        headers = doc.get("H") or {}
         slots: dict[int, set[int]] = defaultdict(set)
         for p, word in (doc.get("b") or {}).items():
             word = unsigned(word)
@@ -242,9 +253,13 @@ def known_entries(database: Database, mailbox: ObjectId, uids: list[int],
                 slots[low.bit_length() - 1].add(position)
                 word ^= low
         stored = doc.get("R") or {}
-        for key, header in headers.items():
+        big = doc.get("hx") or {}
+        for key in doc.get("m") or {}:
             uid = int(key)
             if uid in wanted:
+                header = None if key in big else {
+                    code: doc[f"h{code}"][key] for code in HEADERS.values()
+                    if key in doc.get(f"h{code}", {})}
                 out[uid] = Known(header, {n: v[key] for n, v in stored.items() if key in v},
                                  slots[uid % SPAN])
     return out
@@ -289,8 +304,8 @@ def remove(database: Database, mailbox: ObjectId, uids: Iterable[int],
         unset: dict[str, str] = {}
         gone = 0
         for uid in members:
-            unset[f"m.{uid}"] = ""
-            unset[f"H.{uid}"] = ""
+            for field in ("m", "z", "d", "s", "hx", *(f"h{c}" for c in HEADERS.values())):
+                unset[f"{field}.{uid}"] = ""
             gone |= 1 << (uid % SPAN)
         # Renderings: the names are not known here; R is small next to the rest and
         # an orphaned rendering is never read (readers start from ``m`` or ``L``).
@@ -307,8 +322,8 @@ def purge(database: Database, mailbox: ObjectId) -> None:
 
 
 #: Fields a digest entry is built from.
-SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "hdr": 1, "text": 1, "render": 1,
-                     "kw": 1}
+SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "date": 1, "hdr": 1, "text": 1,
+                     "render": 1, "kw": 1}
 
 
 def backfill(database: Database, batch: int = 256) -> int:

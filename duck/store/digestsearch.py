@@ -24,8 +24,9 @@ asking the database again.
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -35,18 +36,22 @@ from . import digest
 from .database import Database
 from .query import (
     Address,
+    Age,
     All,
     And,
     Body,
+    Date,
     Flag,
     Header,
     Not,
     Or,
     Query,
+    Size,
     Subject,
     Text,
     Uids,
     UidSet,
+    compile_query,
 )
 
 #: Highest UID (RFC 3501: a 32-bit number).
@@ -76,12 +81,32 @@ class _Flag:
     present: bool
 
 
-#: What the digest answers (_Exact, _Flag) or narrows (_Bloom).
-Plan = _Exact | _Bloom | _Flag
+@attrs.frozen
+class _Value:
+    """A size or date criterion: bounds on one of the digest's per-message values."""
+
+    field: str
+    bounds: tuple[tuple[str, Any], ...]
+
+    def test(self, value: Any) -> bool:
+        """Whether ``value`` is within the bounds."""
+        return all(_COMPARE[op](value, bound) for op, bound in self.bounds)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
+#: Document field -> digest field.
+_VALUE_FIELDS = {"size": "z", "idate": "d", "date": "s"}
+
+#: What the digest answers (_Exact, _Flag, _Value) or narrows (_Bloom).
+Plan = _Exact | _Bloom | _Flag | _Value
 
 
 def _plan(leaf: Query) -> Plan | None:
     match leaf:
+        case Size() | Age() | Date(field="internal" | "sent"):
+            ((name, cond),) = compile_query(leaf).items()
+            return _Value(_VALUE_FIELDS[name], tuple(sorted(cond.items())))
         case Flag(flag=flag, present=present):
             return _Flag(f"F.{digest.flag_key(flag)}", present)
         case Address(field=field, value=value):
@@ -124,10 +149,10 @@ def plans(query: Query) -> dict[Query, Plan]:
         plan = _plan(leaf)
         if plan is not None:
             found[leaf] = plan
-        local = local and (isinstance(plan, _Exact | _Flag)
+        local = local and (isinstance(plan, _Exact | _Flag | _Value)
                            or isinstance(leaf, All | Uids | UidSet))
     if not local:
-        found = {leaf: p for leaf, p in found.items() if not isinstance(p, _Flag)}
+        found = {leaf: p for leaf, p in found.items() if not isinstance(p, _Flag | _Value)}
     return found
 
 
@@ -149,42 +174,43 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
     exact = {leaf: p for leaf, p in found.items() if isinstance(p, _Exact)}
     bloom = {leaf: p for leaf, p in found.items() if isinstance(p, _Bloom)}
     flags = {leaf: p for leaf, p in found.items() if isinstance(p, _Flag)}
-    positions = sorted({q for p in bloom.values() for q in p.positions})
+    values = {leaf: p for leaf, p in found.items() if isinstance(p, _Value)}
     projection: dict[str, Any] = {"L": 1}
     if exact:
-        projection["H"] = 1
-    projection.update({f"b.{q}": 1 for q in positions})
+        projection["hx"] = 1
+    projection.update({f"h{p.key}": 1 for p in exact.values()})
+    projection.update({f"b.{q}": 1 for p in bloom.values() for q in p.positions})
     projection.update({p.field: 1 for p in flags.values()})
-    scan = digest.scan(database, mailbox, 0, UID_MAX, projection)
+    projection.update({p.field: 1 for p in values.values()})
     patterns = {leaf: re.compile(re.escape(p.value), re.IGNORECASE)
                 for leaf, p in exact.items() if p.value}
     matched: dict[Query, set[int]] = {leaf: set() for leaf in found}
     unknown: set[int] = set()
     universe: set[int] = set()
-    for docs in scan:
+    for docs in digest.scan(database, mailbox, 0, UID_MAX, projection):
         for doc in docs:
             base = int(doc["c"]) * digest.SPAN
             live = digest.unsigned(doc.get("L") or 0)
-            uids = _members(base, live)
-            universe.update(uids)
+            universe.update(_members(base, live))
             for leaf, f in flags.items():
                 word = digest.unsigned(_get(doc, f.field) or 0)
                 matched[leaf].update(_members(base, live & (word if f.present else ~word)))
-            if exact:
-                entries: dict[str, Any] = doc.get("H") or {}
-                for key, entry in entries.items():
-                    if not live >> (int(key) % digest.SPAN) & 1:
-                        continue
-                    if entry is None:
-                        unknown.add(int(key))
-                        continue
-                    for leaf, p in exact.items():
-                        value = entry.get(p.key)
-                        if value is None:
-                            continue
-                        pattern = patterns.get(leaf)
-                        if pattern is None or pattern.search(value):
-                            matched[leaf].add(int(key))
+            for leaf, v in values.items():
+                test = v.test
+                matched[leaf].update(int(k) for k, x in (doc.get(v.field) or {}).items()
+                                     if live >> (int(k) % digest.SPAN) & 1 and test(x))
+            for key in doc.get("hx") or {}:
+                if live >> (int(key) % digest.SPAN) & 1:
+                    unknown.add(int(key))
+            for leaf, e in exact.items():
+                entries: dict[str, str] = doc.get(f"h{e.key}") or {}
+                pattern = patterns.get(leaf)
+                hits = matched[leaf]
+                for key, value in entries.items():
+                    if pattern is None or pattern.search(value):
+                        uid = int(key)
+                        if live >> (uid % digest.SPAN) & 1:
+                            hits.add(uid)
             if bloom:
                 words = {int(k): v for k, v in (doc.get("b") or {}).items()}
                 for leaf, b in bloom.items():
@@ -204,7 +230,7 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
                 return Or(tuple(substitute(i) for i in items))
             case Not(item=item):
                 return Not(substitute(item))
-        if node in flags:
+        if node in flags or node in values:
             return UidSet(frozenset(matched[node]))
         if node in exact:
             hits = UidSet(frozenset(matched[node]))

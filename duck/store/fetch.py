@@ -204,7 +204,7 @@ async def _digest_batches(
     64 messages a document; UIDs it does not have are appended to ``missing``."""
     names = [check_rendering_name(n) for n in renderings]
     scan = digest.scan(database, mailbox, wanted[0], wanted[-1],
-                       {"m": 1, **{f"R.{n}": 1 for n in names}})
+                       {"m": 1, "z": 1, "d": 1, **{f"R.{n}": 1 for n in names}})
     keep = set(wanted) if wanted[-1] - wanted[0] + 1 != len(wanted) else None
     mailbox_id = str(mailbox)
     seen: set[int] = set()
@@ -216,8 +216,10 @@ async def _digest_batches(
         out: list[MessageRecord] = []
         for doc in docs:
             stored = doc.get("R") or {}
-            for key, (oid, size, idate) in (doc.get("m") or {}).items():
+            sizes, dates = doc.get("z") or {}, doc.get("d") or {}
+            for key, oid in (doc.get("m") or {}).items():
                 uid = int(key)
+                size, idate = sizes.get(key), dates.get(key)
                 if uid < wanted[0] or uid > wanted[-1] or (keep is not None
                                                            and uid not in keep):
                     continue

@@ -68,7 +68,8 @@ def test_case_variants_share_positions() -> None:
 
 def _entries(store: Store, mailbox: str) -> dict[int, Any]:
     docs = store.database.collection(digest.COLLECTION).find({"mailbox": schema_id(mailbox)})
-    return {int(k): v for d in docs for k, v in (d.get("m") or {}).items()}
+    return {int(k): [v, d["z"][k], d["d"][k]] for d in docs
+            for k, v in (d.get("m") or {}).items()}
 
 
 def schema_id(mailbox_id: str) -> Any:
@@ -249,3 +250,41 @@ async def test_scans_split_replies_by_size(store: Store, user: User,
     assert await store.messages.search(inbox.id, q.Flag("\\Seen", False)) == [
         u for u in uids if u % 2]  # appended i is UID i+1: even i unseen
     assert await store.messages.search(inbox.id, q.Subject("x19")) == [20, *range(191, 201)]
+
+
+async def test_sizes_and_dates_from_the_digest_match_the_message_indexes(
+        store: Store, user: User) -> None:
+    import datetime as dt
+    rnd = random.Random(9)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    for i in range(90):
+        when = start + dt.timedelta(hours=rnd.randrange(24 * 40), seconds=rnd.randrange(60))
+        sent = (f"Date: {rnd.randrange(1, 28)} Feb 2024 {rnd.randrange(24):02d}:00:00 "
+                f"{rnd.choice(['+0000', '-0800', '+1300'])}\r\n" if i % 4 else "")
+        data = (f"From: a@example.com\r\nSubject: s{i}\r\n{sent}\r\n"
+                + "x" * rnd.randrange(0, 3000) + "\r\n").encode()
+        await store.messages.append(user.id, "INBOX", data,
+                                    ["\\Seen"] if i % 3 else [], when)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    queries: list[q.Query] = []
+    for day in (dt.date(2024, 1, 1), dt.date(2024, 1, 17), dt.date(2024, 2, 9),
+                dt.date(2024, 3, 1)):
+        for field in ("internal", "sent"):
+            queries += [q.Date(field, op, day)  # type: ignore[arg-type]
+                        for op in ("before", "on", "since")]
+    queries += [q.Size("larger", n) for n in (0, 500, 1500, 2999)]
+    queries += [q.Size("smaller", n) for n in (100, 1500, 4000)]
+    queries += [q.Age("older", 3600), q.Age("younger", 10**9)]
+    queries += [q.And((q.Date("internal", "since", dt.date(2024, 1, 10)),
+                       q.Date("internal", "before", dt.date(2024, 1, 20)))),
+                q.Not(q.Date("sent", "before", dt.date(2024, 2, 10))),
+                q.Or((q.Size("larger", 2000), q.Flag("\\Seen", False))),
+                q.And((q.Subject("s1"), q.Size("smaller", 1000)))]
+    answered = 0
+    for query in queries:
+        local = await store.messages.search(inbox.id, query)
+        # MODSEQ >= 0 holds for every message and sends the whole query to messages.
+        indexed = await store.messages.search(inbox.id, q.And((query, q.ModSeq(0))))
+        assert local == indexed, query
+        answered += 0 < len(local) < 90
+    assert answered > len(queries) // 2
