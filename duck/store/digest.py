@@ -49,6 +49,9 @@ from . import schema
 from .database import Database
 
 COLLECTION = "digests"
+#: The layout's version, kept in each mailbox document (``dg``): a mailbox whose
+#: digest has another version gets it rebuilt at start-up (``backfill``).
+VERSION = 2
 #: UIDs per chunk document (a 64-bit word per Bloom position).
 SPAN = 64
 #: Bloom positions per chunk (2,048: ~30% of bits set for a message of ~700
@@ -327,16 +330,19 @@ SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "date": 1, "hdr": 1, "text
 
 
 def backfill(database: Database, batch: int = 256) -> int:
-    """Build the digest of every mailbox without one (``dg`` unset: created before the
-    digest existed), then mark it; how many mailboxes were done (blocking).
+    """Build the digest of every mailbox without a current one (``dg`` is not VERSION:
+    created before the digest existed, or by an older layout), then mark it; how
+    many mailboxes were done (blocking).
 
     Idempotent and safe beside deliveries (they write their own entries). A message
-    expunged while its mailbox is backfilled may leave an orphaned entry.
+    expunged while its mailbox is rebuilt may leave an orphaned entry.
     """
     boxes = database.collection(schema.MAILBOXES)
     messages = database.collection(schema.MESSAGES)
     done = 0
-    for box in list(boxes.find({"dg": {"$ne": 1}}, {"_id": 1})):
+    for box in list(boxes.find({"dg": {"$ne": VERSION}}, {"_id": 1, "dg": 1})):
+        if "dg" in box:  # another layout: start over
+            purge(database, box["_id"])
         cursor = messages.find({"mailbox": box["_id"]}, SOURCE_PROJECTION).sort("uid", 1)
         pending: list[dict[str, Any]] = []
         for doc in cursor:
@@ -346,7 +352,7 @@ def backfill(database: Database, batch: int = 256) -> int:
                 pending = []
         if pending:
             add(database, box["_id"], pending)
-        boxes.update_one({"_id": box["_id"]}, {"$set": {"dg": 1}})
+        boxes.update_one({"_id": box["_id"]}, {"$set": {"dg": VERSION}})
         done += 1
     return done
 

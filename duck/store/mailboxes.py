@@ -134,7 +134,7 @@ def new_mailbox_doc(
         "size": 0,
         "recent": 0,
         # Its digest (digest.py) is written from the first message on.
-        "dg": 1,
+        "dg": digest.VERSION,
     }
 
 

@@ -155,8 +155,14 @@ async def test_backfill_builds_what_delivery_built(store: Store, user: User) -> 
         boxes.update_many({}, {"$unset": {"dg": ""}})
         done = digest.backfill(store.database, batch=16)
         after = list(coll.find({}, {"_id": 0}).sort("c", 1))
-        return (before, after, done, digest.backfill(store.database),
-                boxes.count_documents({}))
+        second = digest.backfill(store.database)
+        # A digest of an older layout is rebuilt from scratch.
+        boxes.update_many({}, {"$set": {"dg": digest.VERSION - 1}})
+        mailbox = after[0]["mailbox"]
+        coll.insert_one({"mailbox": mailbox, "c": 99, "m": {"6336": "old"}})
+        digest.backfill(store.database)
+        assert list(coll.find({}, {"_id": 0}).sort("c", 1)) == before
+        return before, after, done, second, boxes.count_documents({})
 
     before, after, done, second, folders = await store.database.run(strip_and_backfill)
     assert after == before and len(after) == 2
