@@ -36,6 +36,7 @@ retried write is idempotent):
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -43,7 +44,9 @@ from typing import Any
 
 import attrs
 import bson
+import pymongo.errors
 from bson import Int64, ObjectId
+from pymongo import UpdateMany, UpdateOne
 
 from . import schema
 from .database import Database
@@ -51,7 +54,7 @@ from .database import Database
 COLLECTION = "digests"
 #: The layout's version, kept in each mailbox document (``dg``): a mailbox whose
 #: digest has another version gets it rebuilt at start-up (``backfill``).
-VERSION = 2
+VERSION = 4
 #: UIDs per chunk document (a 64-bit word per Bloom position).
 SPAN = 64
 #: Bloom positions per chunk (2,048: ~30% of bits set for a message of ~700
@@ -67,9 +70,16 @@ HEADERS = {"from": "f", "to": "t", "cc": "c", "bcc": "b", "subject": "s"}
 #: Separates several values of one header field (a needle with NUL is not digested).
 SEPARATOR = "\x00"
 
+#: A chunk is stored as several documents (``k``), one per way it is read: the
+#: embedded engine reads a whole document to project a field of it, so the parts a
+#: query does not need must not be in its documents.
+META = "m"  # m, z, d, s, L, F: small; FETCH and flag/size/date SEARCH
+HEAD = "h"  # h?, hx: header SEARCH
+BLOOM = "b"  # b: BODY/TEXT SEARCH
+RENDER = "r."  # r.<name>: v.<uid> = one rendering, and m/z/d again (first sync)
 schema.register(COLLECTION, [
-    schema.IndexModel([("mailbox", schema.ASCENDING), ("c", schema.ASCENDING)],
-                      unique=True, name="mailbox_chunk"),
+    schema.IndexModel([("mailbox", schema.ASCENDING), ("k", schema.ASCENDING),
+                       ("c", schema.ASCENDING)], unique=True, name="mailbox_part_chunk"),
 ])
 
 
@@ -214,7 +224,7 @@ def flag_changes(database: Database, mailbox: ObjectId,
             set_[chunk_of(uid)][f"F.{flag_key(flag)}"] |= bit
         for flag in before - after:
             clear[chunk_of(uid)][f"F.{flag_key(flag)}"] |= bit
-    coll = database.collection(COLLECTION)
+    ops = []
     for c in sorted(set(set_) | set(clear)):
         ors, ands = set_.get(c, {}), clear.get(c, {})
         # One $bit operation per field: a field both set and cleared (STORE FLAGS
@@ -223,10 +233,10 @@ def flag_changes(database: Database, mailbox: ObjectId,
         later: dict[str, dict[str, Int64]] = {}
         for f, m in ands.items():
             (later if f in first else first)[f] = {"and": _signed(~m & ((1 << 64) - 1))}
-        for bits in (first, later):
-            if bits:
-                coll.update_one({"mailbox": mailbox, "c": c}, {"$bit": bits},
-                                upsert=True, session=session)
+        ops += [UpdateOne(_key(mailbox, META, c), {"$bit": bits}, upsert=True)
+                for bits in (first, later) if bits]
+    if ops:
+        database.collection(COLLECTION).bulk_write(ops, ordered=True, session=session)
 
 
 def _signed(word: int) -> Int64:
@@ -241,82 +251,121 @@ def known_entries(database: Database, mailbox: ObjectId, uids: list[int],
     wanted = set(uids)
     chunks = sorted({chunk_of(u) for u in wanted})
     out: dict[int, Known] = {}
-    docs = database.collection(COLLECTION).find(
-        {"mailbox": mailbox, "c": {"$in": chunks}},
-        {"_id": 0, "m": 1, "hx": 1, "R": 1, "b": 1,
-         **{f"h{code}": 1 for code in HEADERS.values()}},
-        session=session)
-    for doc in docs:
+    parts: dict[tuple[int, str], dict[str, Any]] = {}
+    for doc in database.collection(COLLECTION).find(
+            {"mailbox": mailbox, "c": {"$in": chunks}}, {"_id": 0, "L": 0, "F": 0},
+            session=session):
+        parts[(doc["c"], doc["k"])] = doc
+    for c in chunks:
+        meta = parts.get((c, META), {})
+        head = parts.get((c, HEAD), {})
         slots: dict[int, set[int]] = defaultdict(set)
-        for p, word in (doc.get("b") or {}).items():
+        for p, word in (parts.get((c, BLOOM), {}).get("b") or {}).items():
             word = unsigned(word)
             position = int(p)
             while word:
                 low = word & -word
                 slots[low.bit_length() - 1].add(position)
                 word ^= low
-        stored = doc.get("R") or {}
-        big = doc.get("hx") or {}
-        for key in doc.get("m") or {}:
+        stored = {k[len(RENDER):]: doc.get("v") or {} for (cc, k), doc in parts.items()
+                  if cc == c and k.startswith(RENDER)}
+        big = head.get("hx") or {}
+        for key in meta.get("m") or {}:
             uid = int(key)
             if uid in wanted:
                 header = None if key in big else {
-                    code: doc[f"h{code}"][key] for code in HEADERS.values()
-                    if key in doc.get(f"h{code}", {})}
+                    code: head[f"h{code}"][key] for code in HEADERS.values()
+                    if key in head.get(f"h{code}", {})}
                 out[uid] = Known(header, {n: v[key] for n, v in stored.items() if key in v},
                                  slots[uid % SPAN])
     return out
 
 
-def updates(docs: Iterable[dict[str, Any]], known: dict[int, Known] | None = None
-            ) -> list[tuple[int, dict[str, Any]]]:
-    """(chunk, update document) for message documents, one update per chunk;
+def _part(field: str) -> tuple[str, str]:
+    """(part, field in that part's document) of an entry field."""
+    head, _, rest = field.partition(".")
+    if head == "R":
+        name, _, uid = rest.partition(".")
+        return RENDER + name, f"v.{uid}"
+    if head.startswith("h"):
+        return HEAD, field
+    if head == "b":
+        return BLOOM, field
+    return META, field
+
+
+def _key(mailbox: ObjectId, part: str, c: int) -> dict[str, Any]:
+    return {"mailbox": mailbox, "k": part, "c": c}
+
+
+def updates(mailbox: ObjectId, docs: Iterable[dict[str, Any]],
+            known: dict[int, Known] | None = None) -> list[UpdateOne]:
+    """The upserts writing message documents' entries: one per chunk and part;
     ``known`` maps a document's ``_src`` UID to its entry elsewhere (COPY)."""
-    per_chunk: dict[int, tuple[dict[str, Any], dict[int | str, int]]] = {}
+    sets: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
+    bits: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
     for doc in docs:
+        c = chunk_of(int(doc["uid"]))
         fields, words = entry_update(doc, (known or {}).get(doc.get("_src", -1)))
-        sets, bits = per_chunk.setdefault(chunk_of(int(doc["uid"])), ({}, {}))
-        sets.update(fields)
+        key = str(doc["uid"])
+        for field, value in fields.items():
+            part, name = _part(field)
+            sets[(c, part)][name] = value
+            if part.startswith(RENDER):
+                # A rendering part repeats the message's id, size and date: a
+                # first sync reads that one part only.
+                sets[(c, part)].update({f"{f}.{key}": fields[f"{f}.{key}"]
+                                        for f in ("m", "z", "d")})
         for p, mask in words.items():
-            bits[p] = bits.get(p, 0) | mask
-    return [
-        (c, {"$set": sets,
-             "$bit": {word_field(p): {"or": _signed(mask)} for p, mask in bits.items()}})
-        for c, (sets, bits) in sorted(per_chunk.items())
-    ]
+            name = word_field(p)
+            group = bits[(c, _part(name)[0])]
+            group[name] = group.get(name, 0) | mask
+    ops = []
+    for c, part in sorted(set(sets) | set(bits)):
+        update: dict[str, Any] = {}
+        if sets.get((c, part)):
+            update["$set"] = sets[(c, part)]
+        if bits.get((c, part)):
+            update["$bit"] = {f: {"or": _signed(m)} for f, m in bits[(c, part)].items()}
+        ops.append(UpdateOne(_key(mailbox, part, c), update, upsert=True))
+    return ops
 
 
 def add(database: Database, mailbox: ObjectId, docs: Iterable[dict[str, Any]],
         session: Any = None, known: dict[int, Known] | None = None) -> None:
-    """Write the entries of message documents of ``mailbox`` (blocking; in the
-    caller's transaction when ``session`` is given). ``known``: see ``updates``."""
-    coll = database.collection(COLLECTION)
-    for c, update in updates(docs, known):
-        coll.update_one({"mailbox": mailbox, "c": c}, update, upsert=True, session=session)
+    """Write the entries of message documents of ``mailbox`` (blocking, one round
+    trip; in the caller's transaction when ``session`` is given). ``known``: see
+    ``updates``."""
+    ops = updates(mailbox, docs, known)
+    if ops:
+        database.collection(COLLECTION).bulk_write(ops, ordered=False, session=session)
 
 
 def remove(database: Database, mailbox: ObjectId, uids: Iterable[int],
            session: Any = None) -> None:
-    """Remove the entries of expunged messages (their Bloom bits stay: a UID is
-    never reused, and a set bit only makes a candidate)."""
+    """Remove the entries of expunged messages (blocking, one round trip). Their
+    Bloom and flag bits stay: readers mask them with ``L``, and a UID is never
+    reused."""
     per_chunk: dict[int, list[int]] = defaultdict(list)
     for uid in uids:
         per_chunk[chunk_of(uid)].append(uid)
-    coll = database.collection(COLLECTION)
+    ops: list[UpdateOne | UpdateMany] = []
     for c, members in sorted(per_chunk.items()):
-        unset: dict[str, str] = {}
         gone = 0
         for uid in members:
-            for field in ("m", "z", "d", "s", "hx", *(f"h{c}" for c in HEADERS.values())):
-                unset[f"{field}.{uid}"] = ""
             gone |= 1 << (uid % SPAN)
-        # Renderings: the names are not known here; R is small next to the rest and
-        # an orphaned rendering is never read (readers start from ``m`` or ``L``).
-        # Flag words keep the bits: every reader masks them with ``L``.
-        coll.update_one({"mailbox": mailbox, "c": c},
-                        {"$unset": unset,
-                         "$bit": {"L": {"and": _signed(~gone & ((1 << 64) - 1))}}},
-                        session=session)
+        ops.append(UpdateOne(_key(mailbox, META, c), {
+            "$unset": {f"{f}.{uid}": "" for uid in members for f in ("m", "z", "d", "s")},
+            "$bit": {"L": {"and": _signed(~gone & ((1 << 64) - 1))}}}))
+        ops.append(UpdateMany({"mailbox": mailbox, "k": {"$regex": f"^{re.escape(RENDER)}"},
+                               "c": c},
+                              {"$unset": {f"{f}.{uid}": "" for uid in members
+                                          for f in ("m", "z", "d", "v")}}))
+        ops.append(UpdateOne(_key(mailbox, HEAD, c), {
+            "$unset": {f"{f}.{uid}": "" for uid in members
+                       for f in ("hx", *(f"h{x}" for x in HEADERS.values()))}}))
+    if ops:
+        database.collection(COLLECTION).bulk_write(ops, ordered=False, session=session)
 
 
 def purge(database: Database, mailbox: ObjectId) -> None:
@@ -361,34 +410,42 @@ def backfill(database: Database, batch: int = 256) -> int:
 
 #: Bytes one reply of a digest scan aims at: the embedded server does not split a
 #: reply at 16 MB as MongoDB does, and refuses one over 48 MB (measured: a 100k
-#: first sync asked as one batch was 48.2 MB).
-REPLY_TARGET = 8 * 1024 * 1024
-#: Chunks asked for in a scan's first query (its reply gives the size per chunk).
-FIRST_CHUNKS = 16
+#: first sync asked as one batch was 48.2 MB). A query per ~16 MB is what getMore
+#: batches cost on MongoDB.
+REPLY_TARGET = 16 * 1024 * 1024
+#: Expected bytes per chunk of each part, for a scan's first query.
+ESTIMATE = {META: 4096, HEAD: 16384, BLOOM: 32768}
+ESTIMATE_RENDER = 65536
 
 
-def scan(database: Database, mailbox: ObjectId, lo: int, hi: int,
-         projection: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-    """The chunk documents covering UIDs ``lo..hi``, decoded, a reply at a time
-    (blocking iterator; each step is one query).
+def scan(database: Database, mailbox: ObjectId, part: str, lo: int, hi: int,
+         projection: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+    """The ``part`` documents of the chunks covering UIDs ``lo..hi``, decoded, a
+    reply at a time (blocking iterator; each step is one query on the index).
 
-    Each query asks for a range of chunks sized from the previous reply so that a
-    reply stays near REPLY_TARGET whatever the documents hold: a 100k-message first
-    sync is a handful of queries, a SEARCH of flag words one.
+    Each query asks for a window of chunks sized from the previous reply so that a
+    reply stays near REPLY_TARGET whatever the documents hold; a reply the driver
+    refuses as too large is asked again in halves.
     """
     coll = database.collection(COLLECTION)
     codec = coll.codec_options
     first, last = chunk_of(lo), chunk_of(hi)
-    step = FIRST_CHUNKS
+    per_chunk = ESTIMATE.get(part, ESTIMATE_RENDER)
+    fields = {"_id": 0, "c": 1, **(projection or {})}
     while first <= last:
-        raw = b"".join(coll.find_raw_batches(
-            {"mailbox": mailbox, "c": {"$gte": first, "$lte": last}},
-            {"_id": 0, "c": 1, **projection}, sort=[("c", 1)], limit=step,
-            batch_size=step + 1))
+        window = max(1, min(last - first + 1, REPLY_TARGET // per_chunk))
+        try:
+            raw = b"".join(coll.find_raw_batches(
+                {"mailbox": mailbox, "k": part, "c": {"$gte": first,
+                                                      "$lt": first + window}},
+                fields, batch_size=window + 1))
+        except pymongo.errors.ProtocolError:
+            if window == 1:
+                raise
+            per_chunk = max(per_chunk * 2, REPLY_TARGET // (window // 2))
+            continue
         docs = bson.decode_all(raw, codec)
         if docs:
+            per_chunk = max(64, len(raw) // len(docs))
             yield docs
-        if len(docs) < step:
-            return
-        first = int(docs[-1]["c"]) + 1
-        step = max(1, min(100000, REPLY_TARGET // max(1, len(raw) // len(docs))))
+        first += window

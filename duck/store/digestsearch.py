@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 from bson import ObjectId
 
-from . import digest
+from . import digest, schema
 from .database import Database
 from .query import (
     Address,
@@ -166,8 +166,10 @@ class Resolved:
 
 
 def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
-    """``query`` with the digest's answers substituted (blocking; one query when the
-    query has criteria the digest serves, none otherwise)."""
+    """``query`` with the digest's answers substituted (blocking). No query when the
+    digest serves no criterion; else the mailbox's UIDNEXT, then a query per ~16 MB of
+    each part read (the small per-message part always, for which messages exist;
+    header values or Bloom words when asked)."""
     found = plans(query)
     if not found:
         return Resolved(query, None)
@@ -175,22 +177,23 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
     bloom = {leaf: p for leaf, p in found.items() if isinstance(p, _Bloom)}
     flags = {leaf: p for leaf, p in found.items() if isinstance(p, _Flag)}
     values = {leaf: p for leaf, p in found.items() if isinstance(p, _Value)}
-    projection: dict[str, Any] = {"L": 1}
-    if exact:
-        projection["hx"] = 1
-    projection.update({f"h{p.key}": 1 for p in exact.values()})
-    projection.update({f"b.{q}": 1 for p in bloom.values() for q in p.positions})
-    projection.update({p.field: 1 for p in flags.values()})
-    projection.update({p.field: 1 for p in values.values()})
+    box = database.collection(schema.MAILBOXES).find_one({"_id": mailbox},
+                                                          {"uid_next": 1})
+    top = int(box["uid_next"]) - 1 if box else 0
     patterns = {leaf: re.compile(re.escape(p.value), re.IGNORECASE)
                 for leaf, p in exact.items() if p.value}
     matched: dict[Query, set[int]] = {leaf: set() for leaf in found}
     unknown: set[int] = set()
     universe: set[int] = set()
-    for docs in digest.scan(database, mailbox, 0, UID_MAX, projection):
+    lives: dict[int, int] = {}
+    projection: dict[str, Any] = {"L": 1}
+    projection.update({p.field: 1 for p in flags.values()})
+    projection.update({p.field: 1 for p in values.values()})
+    for docs in digest.scan(database, mailbox, digest.META, 0, top, projection):
         for doc in docs:
-            base = int(doc["c"]) * digest.SPAN
-            live = digest.unsigned(doc.get("L") or 0)
+            c = int(doc["c"])
+            base = c * digest.SPAN
+            live = lives[c] = digest.unsigned(doc.get("L") or 0)
             universe.update(_members(base, live))
             for leaf, f in flags.items():
                 word = digest.unsigned(_get(doc, f.field) or 0)
@@ -199,19 +202,29 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
                 test = v.test
                 matched[leaf].update(int(k) for k, x in (doc.get(v.field) or {}).items()
                                      if live >> (int(k) % digest.SPAN) & 1 and test(x))
-            for key in doc.get("hx") or {}:
-                if live >> (int(key) % digest.SPAN) & 1:
-                    unknown.add(int(key))
-            for leaf, e in exact.items():
-                entries: dict[str, str] = doc.get(f"h{e.key}") or {}
-                pattern = patterns.get(leaf)
-                hits = matched[leaf]
-                for key, value in entries.items():
-                    if pattern is None or pattern.search(value):
-                        uid = int(key)
-                        if live >> (uid % digest.SPAN) & 1:
-                            hits.add(uid)
-            if bloom:
+
+    def alive(uid: int) -> bool:
+        return bool(lives.get(uid // digest.SPAN, 0) >> (uid % digest.SPAN) & 1)
+
+    if exact:
+        projection = {"hx": 1, **{f"h{p.key}": 1 for p in exact.values()}}
+        for docs in digest.scan(database, mailbox, digest.HEAD, 0, top, projection):
+            for doc in docs:
+                unknown.update(u for u in map(int, doc.get("hx") or {}) if alive(u))
+                for leaf, e in exact.items():
+                    pattern = patterns.get(leaf)
+                    hits = matched[leaf]
+                    for key, value in (doc.get(f"h{e.key}") or {}).items():
+                        if pattern is None or pattern.search(value):
+                            uid = int(key)
+                            if alive(uid):
+                                hits.add(uid)
+    if bloom:
+        projection = {f"b.{q}": 1 for p in bloom.values() for q in p.positions}
+        for docs in digest.scan(database, mailbox, digest.BLOOM, 0, top, projection):
+            for doc in docs:
+                c = int(doc["c"])
+                live = lives.get(c, 0)
                 words = {int(k): v for k, v in (doc.get("b") or {}).items()}
                 for leaf, b in bloom.items():
                     mask = -1
@@ -220,7 +233,8 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
                         if not mask:
                             break
                     if mask:
-                        matched[leaf].update(_members(base, live & digest.unsigned(mask)))
+                        matched[leaf].update(_members(c * digest.SPAN,
+                                                      live & digest.unsigned(mask)))
 
     def substitute(node: Query) -> Query:
         match node:

@@ -7,7 +7,8 @@ Each is one query with a projection of only what was asked for (DESIGN.md,
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import bson
@@ -203,35 +204,47 @@ async def _digest_batches(
     """Records (uid, size, internal date, renderings) of ``wanted`` from the digest,
     64 messages a document; UIDs it does not have are appended to ``missing``."""
     names = [check_rendering_name(n) for n in renderings]
-    scan = digest.scan(database, mailbox, wanted[0], wanted[-1],
-                       {"m": 1, "z": 1, "d": 1, **{f"R.{n}": 1 for n in names}})
-    keep = set(wanted) if wanted[-1] - wanted[0] + 1 != len(wanted) else None
+    lo, hi = wanted[0], wanted[-1]
+    keep = set(wanted) if hi - lo + 1 != len(wanted) else None
     mailbox_id = str(mailbox)
     seen: set[int] = set()
+    wanted_here = (lambda uid: lo <= uid <= hi) if keep is None else keep.__contains__
 
-    def next_batch() -> list[MessageRecord] | None:
-        docs = next(scan, None)
+    def entries(doc: dict[str, Any]) -> Iterator[tuple[int, tuple[Any, Any, Any]]]:
+        sizes, dates = doc.get("z") or {}, doc.get("d") or {}
+        for key, oid in (doc.get("m") or {}).items():
+            uid = int(key)
+            if wanted_here(uid):
+                yield uid, (oid, sizes.get(key), dates.get(key))
+
+    # The part of the first rendering asked for carries the ids, sizes and dates
+    # too: a first sync is one query per ~16 MB. Without renderings: the small part.
+    part = digest.RENDER + names[0] if names else digest.META
+    scans = digest.scan(database, mailbox, part, lo, hi,
+                        {"m": 1, "z": 1, "d": 1, "v": 1})
+
+    def next_window() -> list[MessageRecord] | None:
+        docs = next(scans, None)
         if docs is None:
             return None
-        out: list[MessageRecord] = []
-        for doc in docs:
-            stored = doc.get("R") or {}
-            sizes, dates = doc.get("z") or {}, doc.get("d") or {}
-            for key, oid in (doc.get("m") or {}).items():
-                uid = int(key)
-                size, idate = sizes.get(key), dates.get(key)
-                if uid < wanted[0] or uid > wanted[-1] or (keep is not None
-                                                           and uid not in keep):
-                    continue
-                found = {n: bytes(v[key]) for n, v in stored.items() if key in v}
-                out.append(MessageRecord(id=str(oid), mailbox_id=mailbox_id, uid=uid,
-                                         size=size, internal_date=idate,
-                                         renderings=found or None))
+        found: dict[int, dict[str, bytes]] = defaultdict(dict)
+        if names:
+            others = {n: list(database.collection(digest.COLLECTION).find(
+                {"mailbox": mailbox, "k": digest.RENDER + n,
+                 "c": {"$in": [int(d["c"]) for d in docs]}}, {"_id": 0, "v": 1}))
+                for n in names[1:]}  # the same chunks of the other renderings
+            for name, part_docs in [(names[0], docs), *others.items()]:
+                for doc in part_docs:
+                    for key, value in (doc.get("v") or {}).items():
+                        found[int(key)][name] = bytes(value)
+        out = [MessageRecord(id=str(oid), mailbox_id=mailbox_id, uid=uid, size=size,
+                             internal_date=idate, renderings=found.get(uid) or None)
+               for doc in docs for uid, (oid, size, idate) in entries(doc)]
         out.sort(key=lambda r: r.uid)
-        seen.update(r.uid for r in out)
         return out
 
-    while (batch := await database.run(next_batch)) is not None:
+    while (batch := await database.run(next_window)) is not None:
+        seen.update(r.uid for r in batch)
         if batch:
             yield batch
     missing += [u for u in wanted if u not in seen]

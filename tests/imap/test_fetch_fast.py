@@ -93,8 +93,9 @@ async def test_a_large_range_reads_the_digest_and_matches_the_general_path(
         items = b"UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE"
         metrics.reset()
         whole = _fetch_lines(await client.command(b"a2", b"FETCH 1:* (" + items + b")"))
-        # One query for the 200 messages: the digest (64 messages a document).
-        assert len(whole) == 200 and metrics.statistics()["FETCH"]["round_trips"] == 1
+        # The digest, 64 messages a document: one query for the 200 ENVELOPEs (with
+        # sizes and dates), one for the BODYSTRUCTUREs of the same chunks.
+        assert len(whole) == 200 and metrics.statistics()["FETCH"]["round_trips"] == 2
         # Another session expunges two: this session still has them in its view.
         await store.messages.store_flags(box.id, [5, 150], "add", ["\\Deleted"])
         await store.messages.expunge(box.id)
