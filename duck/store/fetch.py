@@ -22,7 +22,7 @@ from .database import Database
 from .documents import segment_from_bson
 from .errors import InvalidInput
 from .models import FETCH_FIELDS, MessageRecord, MessageSummary
-from .query import Query, compile_search, uid_ranges
+from .query import And, Not, Or, Query, Uids, UidSet, compile_search, uid_ranges
 from .users import parse_id
 
 #: FETCH field -> document fields it needs.
@@ -293,17 +293,82 @@ async def search(database: Database, mailbox_id: str, query: Query) -> list[int]
             if local is not None:
                 return sorted(local)
         compiled = compile_search(resolved.query)
-        first = {"mailbox": mailbox, **compiled.prefilter}
+        if compiled.covered:
+            return sorted(_matching(database, mailbox, compiled))
+        # The exact check reads whole message documents (~0.5 ms each on the
+        # embedded engine): a query per window of UIDs keeps each one well inside
+        # the socket timeout however many candidates there are.
+        box = database.collection(schema.MAILBOXES).find_one({"_id": mailbox},
+                                                              {"uid_next": 1})
+        top = int(box["uid_next"]) - 1 if box else 0
+        found: list[int] = []
+        for lo, hi in search_windows(resolved.query, top):
+            window = restrict(resolved.query, lo, hi) if (lo, hi) != (1, top) else resolved.query
+            found += _matching(database, mailbox, compile_search(window))
+        return sorted(set(found))
+
+    return await database.run(run)
+
+
+#: Most candidate messages (or UIDs, without a candidate set) one SEARCH query checks.
+SEARCH_WINDOW = 4000
+
+
+def _matching(database: Database, mailbox: ObjectId, compiled: Any) -> list[int]:
+    first = {"mailbox": mailbox, **compiled.prefilter}
+    messages = database.collection(schema.MESSAGES)
+    if compiled.covered:
+        cursor = messages.find(first, {"_id": 0, "uid": 1})
+    else:
         pipeline: list[dict[str, Any]] = [{"$match": first}]
         if compiled.exact:
             pipeline.append({"$match": compiled.exact})
         pipeline.append({"$project": {"_id": 0, "uid": 1}})
-        messages = database.collection(schema.MESSAGES)
-        if compiled.covered:
-            cursor = messages.find(first, {"_id": 0, "uid": 1})
-        else:
-            cursor = messages.aggregate(pipeline)
-        # Sorted here: a $sort stage or sort() would cost the engine more.
-        return sorted(int(d["uid"]) for d in cursor)
+        cursor = messages.aggregate(pipeline)
+    # Sorted by the caller: a $sort stage or sort() would cost the engine more.
+    return [int(d["uid"]) for d in cursor]
 
-    return await database.run(run)
+
+def _uid_sets(query: Query) -> Iterator[frozenset[int]]:
+    match query:
+        case UidSet(uids=uids):
+            yield uids
+        case And(items=items) | Or(items=items):
+            for item in items:
+                yield from _uid_sets(item)
+        case Not(item=item):
+            yield from _uid_sets(item)
+
+
+def search_windows(query: Query, top: int) -> list[tuple[int, int]]:
+    """UID ranges covering 1..top, each holding at most SEARCH_WINDOW members of the
+    query's candidate sets (or SEARCH_WINDOW UIDs when it has none)."""
+    if top <= 0:
+        return [(1, 1)]
+    members = sorted(frozenset().union(*_uid_sets(query)))
+    if not members:
+        members = list(range(1, top + 1))
+    if len(members) <= SEARCH_WINDOW:
+        return [(1, top)]
+    starts = [1, *(members[i] for i in range(SEARCH_WINDOW, len(members), SEARCH_WINDOW))]
+    return [(lo, (starts[n + 1] - 1) if n + 1 < len(starts) else max(top, members[-1]))
+            for n, lo in enumerate(starts)]
+
+
+def restrict(query: Query, lo: int, hi: int) -> Query:
+    """``query`` limited to UIDs lo..hi (its UID sets cut to the window, so that the
+    first stage is an index scan of the window's candidates only)."""
+
+    def cut(node: Query) -> Query:
+        match node:
+            case UidSet(uids=uids):
+                return UidSet(frozenset(u for u in uids if lo <= u <= hi))
+            case And(items=items):
+                return And(tuple(cut(i) for i in items))
+            case Or(items=items):
+                return Or(tuple(cut(i) for i in items))
+            case Not(item=item):
+                return Not(cut(item))
+        return node
+
+    return And((Uids(((lo, hi),)), cut(query)))

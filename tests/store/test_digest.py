@@ -17,7 +17,7 @@ from store_samples import simple_message
 from test_search_oracle import _message, oracle
 
 from duck.mime.model import IndexedMessage
-from duck.store import Store, User, digest, schema
+from duck.store import Store, User, digest, fetch, schema
 from duck.store import query as q
 
 pytestmark = pytest.mark.store
@@ -175,8 +175,11 @@ async def test_search_through_the_digest_matches_the_oracle(
     store: Store, user: User, monkeypatch: pytest.MonkeyPatch, max_entry: int
 ) -> None:
     # A small MAX_ENTRY leaves many messages' headers out of the digest ("unknown":
-    # decided from the message documents).
+    # decided from the message documents); then the exact checks also run in windows
+    # of a few candidates each.
     monkeypatch.setattr(digest, "MAX_ENTRY", max_entry)
+    if max_entry < digest.MAX_ENTRY:
+        monkeypatch.setattr(fetch, "SEARCH_WINDOW", 7)
     rnd = random.Random(11)
     for i in range(80):
         await store.messages.append(user.id, "INBOX", _message(rnd, i == 9),
@@ -298,3 +301,12 @@ async def test_sizes_and_dates_from_the_digest_match_the_message_indexes(
         assert local == indexed, query
         answered += 0 < len(local) < 90
     assert answered > len(queries) // 2
+
+
+def test_search_windows_cover_every_uid() -> None:
+    windows = fetch.search_windows(q.UidSet(frozenset(range(10, 20000, 3))), 25000)
+    assert windows[0][0] == 1 and windows[-1][1] == 25000
+    assert all(a[1] + 1 == b[0] for a, b in zip(windows, windows[1:], strict=False))
+    assert len(windows) == 2  # 6,664 candidates, 4,000 a window
+    assert fetch.search_windows(q.Body("x"), 9000) == [(1, 4000), (4001, 8000), (8001, 9000)]
+    assert fetch.search_windows(q.Body("x"), 300) == [(1, 300)]
