@@ -27,9 +27,9 @@ retried write is idempotent):
 - ``F.<flag>``: a 64-bit word per flag (``flag_key``: the lowercased flag, hex), bit
   ``uid % 64`` set while the message has it: STORE changes it in its transaction, so
   flag SEARCHes read two words per 64 messages;
-- ``b.<p>``: a bit-sliced Bloom filter of the message's text trigrams for BODY/TEXT:
-  bit ``uid % 64`` of the 64-bit word ``b.<p>`` is set when a trigram of the
-  message's header values or body text hashes to position ``p``. A set of positions
+- ``p.<uid>``: a Bloom filter of the message's text trigrams for BODY/TEXT, 2,048
+  bits (256 bytes, little-endian): bit ``p`` is set when a trigram of the message's
+  header values or body text hashes to position ``p``. A set of positions
   gives candidate messages (no false negatives); SEARCH checks candidates in
   ``messages``. Bits are never cleared (an expunged UID is never reused).
 """
@@ -45,7 +45,7 @@ from typing import Any
 import attrs
 import bson
 import pymongo.errors
-from bson import Int64, ObjectId
+from bson import Binary, Int64, ObjectId
 from pymongo import UpdateMany, UpdateOne
 
 from . import schema
@@ -54,10 +54,10 @@ from .database import Database
 COLLECTION = "digests"
 #: The layout's version, kept in each mailbox document (``dg``): a mailbox whose
 #: digest has another version gets it rebuilt at start-up (``backfill``).
-VERSION = 4
+VERSION = 5
 #: UIDs per chunk document (a 64-bit word per Bloom position).
 SPAN = 64
-#: Bloom positions per chunk (2,048: ~30% of bits set for a message of ~700
+#: Bloom filter bits per message (2,048: ~30% of bits set for a message of ~700
 #: distinct trigrams; a 5-trigram needle then passes ~0.2% of such messages).
 BLOOM_BITS = 2048
 #: Renderings or header text of one message over this are left out of the digest.
@@ -75,7 +75,7 @@ SEPARATOR = "\x00"
 #: query does not need must not be in its documents.
 META = "m"  # m, z, d, s, L, F: small; FETCH and flag/size/date SEARCH
 HEAD = "h"  # h?, hx: header SEARCH
-BLOOM = "b"  # b: BODY/TEXT SEARCH
+BLOOM = "b"  # p: BODY/TEXT SEARCH
 RENDER = "r."  # r.<name>: v.<uid> = one rendering, and m/z/d again (first sync)
 schema.register(COLLECTION, [
     schema.IndexModel([("mailbox", schema.ASCENDING), ("k", schema.ASCENDING),
@@ -153,11 +153,11 @@ class Known:
 
     header: dict[str, str] | None
     renderings: dict[str, bytes]
-    positions: set[int]
+    bloom: bytes
 
 
 def entry_update(doc: dict[str, Any], known: Known | None = None
-                 ) -> tuple[dict[str, Any], dict[int | str, int]]:
+                 ) -> tuple[dict[str, Any], dict[str, int]]:
     """The ``$set`` fields and Bloom words (position -> mask) for one message
     document (fields ``_id``, ``uid``, ``size``, ``idate``, ``date``, ``kw``, ``hdr``,
     ``text``, ``render``; not the last three when ``known`` is given)."""
@@ -167,18 +167,18 @@ def entry_update(doc: dict[str, Any], known: Known | None = None
                               f"d.{key}": doc["idate"]}
     if doc.get("date") is not None:
         fields[f"s.{key}"] = doc["date"]
-    positions: set[int] | None
+    bloom: bytes
     if known is not None:
         header = known.header
         render = known.renderings
-        positions = known.positions
+        bloom = known.bloom
     else:
         hdr = doc.get("hdr") or []
         header = _header_entry(hdr)
         render = doc.get("render") or {}
         if sum(len(v) for v in render.values()) > MAX_ENTRY:
             render = {}
-        positions = text_positions([*(h["v"] for h in hdr), doc.get("text") or ""])
+        bloom = bloom_bytes(text_positions([*(h["v"] for h in hdr), doc.get("text") or ""]))
     if header is None:
         fields[f"hx.{key}"] = True
     else:
@@ -186,23 +186,24 @@ def entry_update(doc: dict[str, Any], known: Known | None = None
             fields[f"h{code}.{key}"] = text
     for name, value in render.items():
         fields[f"R.{name}.{key}"] = value
+    fields[f"p.{key}"] = Binary(bloom)
     bit = 1 << (uid % SPAN)
-    words: dict[int | str, int] = dict.fromkeys(
-        range(BLOOM_BITS) if positions is None else positions, bit)
-    words["L"] = bit
+    words = {"L": bit}
     for flag in doc.get("kw") or ():
         words[f"F.{flag_key(flag)}"] = bit
     return fields, words
 
 
+def bloom_bytes(positions: set[int] | None) -> bytes:
+    """A message's Bloom filter (every bit for None: too much text to say)."""
+    if positions is None:
+        return b"\xff" * (BLOOM_BITS // 8)
+    return sum(1 << p for p in positions).to_bytes(BLOOM_BITS // 8, "little")
+
+
 def flag_key(flag: str) -> str:
     """The field name of a flag's word (any keyword is a valid field name so)."""
     return flag.lower().encode("utf-8").hex()
-
-
-def word_field(name: int | str) -> str:
-    """``b.<p>`` for a Bloom position, else the name itself (``L``, ``F.<flag>``)."""
-    return f"b.{name}" if isinstance(name, int) else name
 
 
 def unsigned(word: int) -> int:
@@ -259,14 +260,7 @@ def known_entries(database: Database, mailbox: ObjectId, uids: list[int],
     for c in chunks:
         meta = parts.get((c, META), {})
         head = parts.get((c, HEAD), {})
-        slots: dict[int, set[int]] = defaultdict(set)
-        for p, word in (parts.get((c, BLOOM), {}).get("b") or {}).items():
-            word = unsigned(word)
-            position = int(p)
-            while word:
-                low = word & -word
-                slots[low.bit_length() - 1].add(position)
-                word ^= low
+        blooms = parts.get((c, BLOOM), {}).get("p") or {}
         stored = {k[len(RENDER):]: doc.get("v") or {} for (cc, k), doc in parts.items()
                   if cc == c and k.startswith(RENDER)}
         big = head.get("hx") or {}
@@ -276,8 +270,11 @@ def known_entries(database: Database, mailbox: ObjectId, uids: list[int],
                 header = None if key in big else {
                     code: head[f"h{code}"][key] for code in HEADERS.values()
                     if key in head.get(f"h{code}", {})}
+                bloom = blooms.get(key)
+                if bloom is None:
+                    continue  # (an older entry) built from the text instead
                 out[uid] = Known(header, {n: v[key] for n, v in stored.items() if key in v},
-                                 slots[uid % SPAN])
+                                 bytes(bloom))
     return out
 
 
@@ -289,7 +286,7 @@ def _part(field: str) -> tuple[str, str]:
         return RENDER + name, f"v.{uid}"
     if head.startswith("h"):
         return HEAD, field
-    if head == "b":
+    if head == "p":
         return BLOOM, field
     return META, field
 
@@ -316,9 +313,8 @@ def updates(mailbox: ObjectId, docs: Iterable[dict[str, Any]],
                 # first sync reads that one part only.
                 sets[(c, part)].update({f"{f}.{key}": fields[f"{f}.{key}"]
                                         for f in ("m", "z", "d")})
-        for p, mask in words.items():
-            name = word_field(p)
-            group = bits[(c, _part(name)[0])]
+        for name, mask in words.items():
+            group = bits[(c, META)]
             group[name] = group.get(name, 0) | mask
     ops = []
     for c, part in sorted(set(sets) | set(bits)):
@@ -361,6 +357,8 @@ def remove(database: Database, mailbox: ObjectId, uids: Iterable[int],
                                "c": c},
                               {"$unset": {f"{f}.{uid}": "" for uid in members
                                           for f in ("m", "z", "d", "v")}}))
+        ops.append(UpdateOne(_key(mailbox, BLOOM, c), {
+            "$unset": {f"p.{uid}": "" for uid in members}}))
         ops.append(UpdateOne(_key(mailbox, HEAD, c), {
             "$unset": {f"{f}.{uid}": "" for uid in members
                        for f in ("hx", *(f"h{x}" for x in HEADERS.values()))}}))
@@ -414,7 +412,7 @@ def backfill(database: Database, batch: int = 256) -> int:
 #: batches cost on MongoDB.
 REPLY_TARGET = 16 * 1024 * 1024
 #: Expected bytes per chunk of each part, for a scan's first query.
-ESTIMATE = {META: 4096, HEAD: 16384, BLOOM: 32768}
+ESTIMATE = {META: 4096, HEAD: 16384, BLOOM: 20000}
 ESTIMATE_RENDER = 65536
 
 

@@ -220,21 +220,17 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
                             if alive(uid):
                                 hits.add(uid)
     if bloom:
-        projection = {f"b.{q}": 1 for p in bloom.values() for q in p.positions}
-        for docs in digest.scan(database, mailbox, digest.BLOOM, 0, top, projection):
+        masks = {leaf: sum(1 << q for q in b.positions) for leaf, b in bloom.items()}
+        for docs in digest.scan(database, mailbox, digest.BLOOM, 0, top, {"p": 1}):
             for doc in docs:
-                c = int(doc["c"])
-                live = lives.get(c, 0)
-                words = {int(k): v for k, v in (doc.get("b") or {}).items()}
-                for leaf, b in bloom.items():
-                    mask = -1
-                    for q in b.positions:
-                        mask &= words.get(q, 0)
-                        if not mask:
-                            break
-                    if mask:
-                        matched[leaf].update(_members(c * digest.SPAN,
-                                                      live & digest.unsigned(mask)))
+                for key, stored in (doc.get("p") or {}).items():
+                    uid = int(key)
+                    if not alive(uid):
+                        continue
+                    filt = int.from_bytes(stored, "little")
+                    for leaf, mask in masks.items():
+                        if filt & mask == mask:
+                            matched[leaf].add(uid)
 
     def substitute(node: Query) -> Query:
         match node:

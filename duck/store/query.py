@@ -2,7 +2,9 @@
 
 The IMAP layer translates the grammar's search keys into these values (sequence
 numbers become UID sets there, from the session's view); the HTTP API builds them
-from JSON. Everything here compiles into a single ``find`` filter:
+from JSON. Before compiling, the store answers or narrows what it can from the
+mailbox digest (digestsearch.py), substituting ``UidSet`` criteria. Everything here
+compiles into a single ``find`` filter:
 
 - substring criteria (headers, addresses, subject, body, text) are case-insensitive
   substrings as RFC 3501 §6.4.4 asks: an escaped ``$regex`` with ``i`` over the
