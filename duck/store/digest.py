@@ -156,6 +156,17 @@ class Known:
     bloom: bytes
 
 
+def prepare(doc: dict[str, Any]) -> Known:
+    """The uid-independent part of a message document's entry (its text hashed):
+    computed before a delivery's transaction, outside the user's lock."""
+    hdr = doc.get("hdr") or []
+    render = doc.get("render") or {}
+    if sum(len(v) for v in render.values()) > MAX_ENTRY:
+        render = {}
+    return Known(_header_entry(hdr), dict(render), bloom_bytes(
+        text_positions([*(h["v"] for h in hdr), doc.get("text") or ""])))
+
+
 def entry_update(doc: dict[str, Any], known: Known | None = None
                  ) -> tuple[dict[str, Any], dict[str, int]]:
     """The ``$set`` fields and Bloom words (position -> mask) for one message
@@ -168,17 +179,9 @@ def entry_update(doc: dict[str, Any], known: Known | None = None
     if doc.get("date") is not None:
         fields[f"s.{key}"] = doc["date"]
     bloom: bytes
-    if known is not None:
-        header = known.header
-        render = known.renderings
-        bloom = known.bloom
-    else:
-        hdr = doc.get("hdr") or []
-        header = _header_entry(hdr)
-        render = doc.get("render") or {}
-        if sum(len(v) for v in render.values()) > MAX_ENTRY:
-            render = {}
-        bloom = bloom_bytes(text_positions([*(h["v"] for h in hdr), doc.get("text") or ""]))
+    if known is None:
+        known = prepare(doc)
+    header, render, bloom = known.header, known.renderings, known.bloom
     if header is None:
         fields[f"hx.{key}"] = True
     else:
@@ -298,12 +301,13 @@ def _key(mailbox: ObjectId, part: str, c: int) -> dict[str, Any]:
 def updates(mailbox: ObjectId, docs: Iterable[dict[str, Any]],
             known: dict[int, Known] | None = None) -> list[UpdateOne]:
     """The upserts writing message documents' entries: one per chunk and part;
-    ``known`` maps a document's ``_src`` UID to its entry elsewhere (COPY)."""
+    ``known`` maps a document's ``_src`` UID (COPY: its entry in the source mailbox)
+    or its UID (``prepare`` done beforehand) to what is already known of it."""
     sets: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
     bits: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
     for doc in docs:
         c = chunk_of(int(doc["uid"]))
-        fields, words = entry_update(doc, (known or {}).get(doc.get("_src", -1)))
+        fields, words = entry_update(doc, (known or {}).get(doc.get("_src", doc["uid"])))
         key = str(doc["uid"])
         for field, value in fields.items():
             part, name = _part(field)

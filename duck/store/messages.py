@@ -205,21 +205,26 @@ class Messages:
                 if missing:  # cannot happen while the hold is kept; never store holes
                     raise NotFound("message bodies vanished before delivery")
             bases: dict[bytes, dict[str, Any]] = {}
+            prepared: dict[bytes, digest.Known] = {}
             rendered = self.render(ingested.message) if self.renderers else {}
             limiter = trio.CapacityLimiter(DELIVERY_CONCURRENCY)
 
             async def one(i: int, target: DeliveryTarget) -> None:
                 async with limiter:
                     try:
-                        if target.prepend not in bases:
+                        if target.prepend not in prepared:
                             base = documents.content(ingested, target.prepend)
                             if rendered:
                                 base["render"] = rendered
-                            bases[target.prepend] = base
+                            # Hashing the text for the digest: not under the lock.
+                            known = await trio.to_thread.run_sync(digest.prepare, base)
+                            # (Another target may have done the same meanwhile.)
+                            bases.setdefault(target.prepend, base)
+                            prepared.setdefault(target.prepend, known)
                         async with self._locks.hold(target.user_id):
                             results[i] = await self._database.run(
-                                self._deliver_sync, ingested, bases[target.prepend], target
-                            )
+                                self._deliver_sync, ingested, bases[target.prepend], target,
+                                prepared[target.prepend])
                     except StoreError as exc:
                         results[i] = exc
 
@@ -250,7 +255,8 @@ class Messages:
         return _object_id("T")
 
     def _deliver_sync(
-        self, ingested: Ingested, base: dict[str, Any], target: DeliveryTarget
+        self, ingested: Ingested, base: dict[str, Any], target: DeliveryTarget,
+        prepared: digest.Known | None = None,
     ) -> Delivered:
         user = parse_id(target.user_id)
         path = normalize_path(target.mailbox_path)
@@ -274,7 +280,8 @@ class Messages:
                 emailid="M" + str(oid), threadid=threadid, oid=oid,
             )
             self._messages.insert_one(doc, session=session)
-            digest.add(self._database, mailbox["_id"], [doc], session)
+            digest.add(self._database, mailbox["_id"], [doc], session,
+                       {uid: prepared} if prepared else None)
             journal.write(self._database, [journal.entry_doc(
                 mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])], session)
             return Delivered(str(user), str(mailbox["_id"]), int(mailbox["uidv"]), uid,
