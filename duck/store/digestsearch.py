@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -52,6 +52,8 @@ from .query import (
     Uids,
     UidSet,
     compile_query,
+    leaves,
+    map_leaves,
 )
 
 #: Highest UID (RFC 3501: a 32-bit number).
@@ -125,17 +127,6 @@ def _plan(leaf: Query) -> Plan | None:
     return None
 
 
-def _leaves(query: Query) -> Iterable[Query]:
-    match query:
-        case And(items=items) | Or(items=items):
-            for item in items:
-                yield from _leaves(item)
-        case Not(item=item):
-            yield from _leaves(item)
-        case _:
-            yield query
-
-
 def plans(query: Query) -> dict[Query, Plan]:
     """The criteria of ``query`` the digest can answer or narrow.
 
@@ -145,7 +136,7 @@ def plans(query: Query) -> dict[Query, Plan]:
     """
     found: dict[Query, Plan] = {}
     local = True
-    for leaf in _leaves(query):
+    for leaf in leaves(query):
         plan = _plan(leaf)
         if plan is not None:
             found[leaf] = plan
@@ -233,13 +224,6 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
                             matched[leaf].add(uid)
 
     def substitute(node: Query) -> Query:
-        match node:
-            case And(items=items):
-                return And(tuple(substitute(i) for i in items))
-            case Or(items=items):
-                return Or(tuple(substitute(i) for i in items))
-            case Not(item=item):
-                return Not(substitute(item))
         if node in flags or node in values:
             return UidSet(frozenset(matched[node]))
         if node in exact:
@@ -251,7 +235,7 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
             return And((UidSet(frozenset(matched[node])), node))
         return node
 
-    return Resolved(substitute(query), frozenset(universe))
+    return Resolved(map_leaves(query, substitute), frozenset(universe))
 
 
 def _members(base: int, word: int) -> list[int]:

@@ -23,7 +23,16 @@ from .database import Database
 from .documents import segment_from_bson
 from .errors import InvalidInput
 from .models import FETCH_FIELDS, MessageRecord, MessageSummary
-from .query import And, Not, Or, Query, Uids, UidSet, compile_search, uid_ranges
+from .query import (
+    And,
+    Query,
+    Uids,
+    UidSet,
+    compile_search,
+    leaves,
+    map_leaves,
+    uid_ranges,
+)
 from .users import parse_id
 
 #: FETCH field -> document fields it needs.
@@ -330,23 +339,13 @@ def _matching(database: Database, mailbox: ObjectId, compiled: Any) -> list[int]
     return [int(d["uid"]) for d in cursor]
 
 
-def _uid_sets(query: Query) -> Iterator[frozenset[int]]:
-    match query:
-        case UidSet(uids=uids):
-            yield uids
-        case And(items=items) | Or(items=items):
-            for item in items:
-                yield from _uid_sets(item)
-        case Not(item=item):
-            yield from _uid_sets(item)
-
-
 def search_windows(query: Query, top: int) -> list[tuple[int, int]]:
     """UID ranges covering 1..top, each holding at most SEARCH_WINDOW members of the
     query's candidate sets (or SEARCH_WINDOW UIDs when it has none)."""
     if top <= 0:
         return [(1, 1)]
-    members = sorted(frozenset().union(*_uid_sets(query)))
+    members = sorted(frozenset().union(
+        *(n.uids for n in leaves(query) if isinstance(n, UidSet))))
     if not members:
         members = list(range(1, top + 1))
     if len(members) <= SEARCH_WINDOW:
@@ -361,15 +360,8 @@ def restrict(query: Query, lo: int, hi: int) -> Query:
     first stage is an index scan of the window's candidates only)."""
 
     def cut(node: Query) -> Query:
-        match node:
-            case UidSet(uids=uids):
-                return UidSet(frozenset(u for u in uids if lo <= u <= hi))
-            case And(items=items):
-                return And(tuple(cut(i) for i in items))
-            case Or(items=items):
-                return Or(tuple(cut(i) for i in items))
-            case Not(item=item):
-                return Not(cut(item))
+        if isinstance(node, UidSet):
+            return UidSet(frozenset(u for u in node.uids if lo <= u <= hi))
         return node
 
-    return And((Uids(((lo, hi),)), cut(query)))
+    return And((Uids(((lo, hi),)), map_leaves(query, cut)))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import attrs
@@ -195,6 +196,30 @@ def _contains(value: str) -> dict[str, Any]:
 
 def _day(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def leaves(query: Query) -> Iterator[Query]:
+    """The criteria of ``query`` that are not AND/OR/NOT, in order."""
+    match query:
+        case And(items=items) | Or(items=items):
+            for item in items:
+                yield from leaves(item)
+        case Not(item=item):
+            yield from leaves(item)
+        case _:
+            yield query
+
+
+def map_leaves(query: Query, fn: Callable[[Query], Query]) -> Query:
+    """``query`` with each criterion that is not AND/OR/NOT replaced by ``fn(it)``."""
+    match query:
+        case And(items=items):
+            return And(tuple(map_leaves(i, fn) for i in items))
+        case Or(items=items):
+            return Or(tuple(map_leaves(i, fn) for i in items))
+        case Not(item=item):
+            return Not(map_leaves(item, fn))
+    return fn(query)
 
 
 def compile_query(query: Query, now: dt.datetime | None = None, depth: int = 0) -> dict[str, Any]:
