@@ -364,4 +364,6 @@ def restrict(query: Query, lo: int, hi: int) -> Query:
             return UidSet(frozenset(u for u in node.uids if lo <= u <= hi))
         return node
 
-    return And((Uids(((lo, hi),)), map_leaves(query, cut)))
+    # The query first: its own prefilter (a UID union under OR) ranks with the window's
+    # range, and the first of equals is taken.
+    return And((map_leaves(query, cut), Uids(((lo, hi),))))

@@ -4,6 +4,7 @@ documents give; its Bloom filter never loses a match."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import string
@@ -127,7 +128,7 @@ async def test_the_digest_follows_every_write(store: Store, user: User) -> None:
     assert before == after and any(d.get("p") for d in after)
 
     # FETCH of a range through the digest: the same records as from the messages.
-    uids = sorted((await store.database.run(_live, store, other.id)))
+    uids = sorted(await store.database.run(_live, store, other.id))
     assert len(uids) >= 128
     via_digest = [r async for batch in store.messages.fetch_batches(
         other.id, uids, ["size", "internal_date"], ["env"]) for r in batch]
@@ -306,7 +307,14 @@ async def test_sizes_and_dates_from_the_digest_match_the_message_indexes(
 def test_search_windows_cover_every_uid() -> None:
     windows = fetch.search_windows(q.UidSet(frozenset(range(10, 20000, 3))), 25000)
     assert windows[0][0] == 1 and windows[-1][1] == 25000
-    assert all(a[1] + 1 == b[0] for a, b in zip(windows, windows[1:], strict=False))
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(windows))
     assert len(windows) == 2  # 6,664 candidates, 4,000 a window
     assert fetch.search_windows(q.Body("x"), 9000) == [(1, 4000), (4001, 8000), (8001, 9000)]
     assert fetch.search_windows(q.Body("x"), 300) == [(1, 300)]
+
+
+def test_a_window_keeps_the_candidate_union_as_its_first_stage() -> None:
+    union = q.Or((q.UidSet(frozenset({3, 9})), q.And((q.UidSet(frozenset({5})), q.Body("x")))))
+    first = q.compile_search(fetch.restrict(union, 1, 4000)).prefilter
+    # The candidates, not the window's whole UID range (a scan of every message in it).
+    assert first == {"uid": {"$in": [3, 9, 5]}}
