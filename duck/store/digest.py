@@ -1,37 +1,39 @@
-"""The mailbox digest: one document per 64 UIDs of a mailbox with what a client's
-first sync and a SEARCH read of every message, packed.
+"""The mailbox digest: per 64 UIDs of a mailbox, packed documents with what a
+client's first sync and a SEARCH read of every message.
 
 Why: the embedded engine spends ~20-50 µs per document a query returns, so a FETCH
 or SEARCH that touches every message of a 100k-message mailbox costs seconds when it
 reads ``messages``. The digest holds the same facts 64 messages per document, so
-those commands read ~1,600 documents instead of 100,000. It is an index of the
-store's own (DESIGN.md, "SEARCH"): written in the same transaction as the messages it
-describes (delivery, COPY), its entries removed in the EXPUNGE transaction, dropped
-with the mailbox, and rebuilt for a mailbox that has none (``backfill``).
+those commands read ~1,600 documents per part instead of 100,000. It is an index of
+the store's own (DESIGN.md, "SEARCH"): written in the same transaction as the
+messages it describes (delivery, COPY; STORE for the flag words), its entries removed
+in the EXPUNGE transaction, dropped with the mailbox, and rebuilt for a mailbox that
+has none or an older layout (``backfill``).
 
-A chunk document (``mailbox``, ``c`` = uid // 64), keys under each field being the
-UID as a string (a ``$set``/``$unset`` per message: no arrays to keep aligned, and a
-retried write is idempotent):
+A chunk (``c`` = uid // 64) is several documents (``mailbox``, ``k``, ``c``), one per
+way it is read (the engine reads a whole document to project one field of it). Keys
+under each field are the UID as a string (a ``$set``/``$unset`` per message: no arrays
+to keep aligned, and a retried write is idempotent):
 
-- ``m.<uid>``: the message's ``_id``; ``z.<uid>``: its size; ``d.<uid>``: its
-  internal date; ``s.<uid>``: its Date: header (when it has one). Only immutable
-  facts: flags and modseqs change, and the IMAP view already holds them;
-- ``R.<name>.<uid>``: the message's renderings (ENVELOPE, BODYSTRUCTURE... as the
-  protocol stored them), left out when over ``MAX_ENTRY`` (the reader then falls back
-  to the message document);
-- ``h<x>.<uid>``: the decoded values of From/To/Cc/Bcc/Subject (``x`` = f, t, c, b,
-  s; several values joined by NUL; absent when the message has no such field), or
-  ``hx.<uid>`` = true instead when they are over ``MAX_ENTRY`` ("unknown": SEARCH
-  checks that message in ``messages``);
-- ``L``: a 64-bit word, bit ``uid % 64`` set while that message exists;
-- ``F.<flag>``: a 64-bit word per flag (``flag_key``: the lowercased flag, hex), bit
-  ``uid % 64`` set while the message has it: STORE changes it in its transaction, so
-  flag SEARCHes read two words per 64 messages;
-- ``p.<uid>``: a Bloom filter of the message's text trigrams for BODY/TEXT, 2,048
-  bits (256 bytes, little-endian): bit ``p`` is set when a trigram of the message's
-  header values or body text hashes to position ``p``. A set of positions
-  gives candidate messages (no false negatives); SEARCH checks candidates in
-  ``messages``. Bits are never cleared (an expunged UID is never reused).
+- part ``m`` (META): ``m.<uid>`` the message's ``_id``, ``z.<uid>`` its size,
+  ``d.<uid>`` its internal date, ``s.<uid>`` its Date: header (when it has one) — only
+  immutable facts; ``L``, a 64-bit word, bit ``uid % 64`` set while that message
+  exists; ``F.<flag>``, a 64-bit word per flag (``flag_key``: the lowercased flag,
+  hex), bit ``uid % 64`` set while the message has it (STORE changes it in its
+  transaction, so flag SEARCHes read two words per 64 messages);
+- part ``h`` (HEAD): ``h<x>.<uid>`` the decoded values of From/To/Cc/Bcc/Subject
+  (``x`` = f, t, c, b, s; several values joined by NUL; absent when the message has no
+  such field), or ``hx.<uid>`` = true instead when they are over ``MAX_ENTRY``
+  ("unknown": SEARCH checks that message in ``messages``);
+- part ``b`` (BLOOM): ``p.<uid>`` a Bloom filter of the message's text trigrams for
+  BODY/TEXT, 2,048 bits (256 bytes, little-endian): bit ``p`` is set when a trigram of
+  the message's header values or body text hashes to position ``p``. A set of
+  positions gives candidate messages (no false negatives); SEARCH checks candidates
+  in ``messages``;
+- part ``r.<name>`` (one per rendering: ENVELOPE, BODYSTRUCTURE... as the protocol
+  stored them): ``v.<uid>`` the rendering, and ``m``/``z``/``d`` again so that a first
+  sync reads this part only. Renderings over ``MAX_ENTRY`` are left out (the reader
+  falls back to the message document).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ COLLECTION = "digests"
 #: The layout's version, kept in each mailbox document (``dg``): a mailbox whose
 #: digest has another version gets it rebuilt at start-up (``backfill``).
 VERSION = 5
-#: UIDs per chunk document (a 64-bit word per Bloom position).
+#: UIDs per chunk (a 64-bit word per flag).
 SPAN = 64
 #: Bloom filter bits per message (2,048: ~30% of bits set for a message of ~700
 #: distinct trigrams; a 5-trigram needle then passes ~0.2% of such messages).
@@ -65,7 +67,7 @@ MAX_ENTRY = 16 * 1024
 #: Text beyond this many characters sets every Bloom bit (a Bloom filter of a
 #: large text is saturated anyway; hashing it would slow delivery).
 MAX_BLOOM_TEXT = 128 * 1024
-#: Header name -> key in ``H``.
+#: Header name -> ``x`` of its field ``h<x>``.
 HEADERS = {"from": "f", "to": "t", "cc": "c", "bcc": "b", "subject": "s"}
 #: Separates several values of one header field (a needle with NUL is not digested).
 SEPARATOR = "\x00"
