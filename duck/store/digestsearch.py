@@ -1,20 +1,20 @@
-"""SEARCH's substring criteria answered from the mailbox digest (digest.py).
+"""SEARCH criteria answered or narrowed from the mailbox digest (digest.py).
 
 A substring criterion over the whole mailbox read from ``messages`` is a scan (~0.3
-ms a message on the embedded engine). From the digest, one query returns 64
-messages per document:
+ms a message on the embedded engine). From the digest, a query returns 64 messages
+per document:
 
 - FROM/TO/CC/BCC/SUBJECT and HEADER of those fields are decided here, exactly: the
   digest keeps their decoded values, and the check is the same escaped,
   case-insensitive pattern the ``$regex`` of query.py is;
 - BODY, TEXT and HEADER of other fields get *candidates* from the digest's Bloom
-  filter of text trigrams; ``messages`` then checks only those (``uid $in``, an index
-  scan, then the exact ``$regex``).
-
-- flag criteria (system flags and keywords) are read from per-flag words, 64
-  messages a word, when the digest answers the whole query (flags, header
-  substrings, UID sets and their AND/OR/NOT): a SEARCH UNSEEN of 100k messages reads
-  ~1,600 small documents instead of returning tens of thousands of ``messages``.
+  filters of text trigrams; ``messages`` then checks only those (``uid $in``, an
+  index scan, then the exact ``$regex``);
+- flags (system flags and keywords, from per-flag words), sizes, dates and
+  OLDER/YOUNGER are answered here when the digest answers the whole query (with
+  header substrings, UID sets and their AND/OR/NOT): a SEARCH UNSEEN of 100k messages
+  reads ~1,600 small documents instead of returning tens of thousands of
+  ``messages``. Combined with anything else they are left to the message indexes.
 
 ``resolve`` returns the query with each such criterion replaced by a ``UidSet`` (or
 ``UidSet AND criterion`` for candidates), which query.py compiles as an indexed
