@@ -105,6 +105,24 @@ async def _latency(a: Any, b: Any, user: str, client: httpx.AsyncClient,
     }
 
 
+async def _deliver_to_all(a: Any, b: Any, ready: trio.Semaphore, got: list[float],
+                          count: int, subject: str, ready_timeout: float
+                          ) -> tuple[int, list[float]]:
+    """Once ``count`` listeners are ready: A's RSS, then one delivery through B and the
+    milliseconds until each listener saw it (``got`` fills with their arrival times)."""
+    with trio.fail_after(ready_timeout):
+        for _ in range(count):
+            await ready.acquire()
+    await trio.sleep(2)
+    after = _rss_kib(a.process.pid)
+    await lmtp_deliver(b.ports["lmtp"], ADDRESS, message(subject))
+    start = trio.current_time()
+    with trio.fail_after(120):
+        while len(got) < count:
+            await trio.sleep(0.005)
+    return after, [max(0.0, t - start) * 1000 for t in got]
+
+
 async def _fanout(a: Any, b: Any, user: str, base: str, subscribers: int) -> dict[str, Any]:
     before = _rss_kib(a.process.pid)
     ready = trio.Semaphore(0)
@@ -123,17 +141,7 @@ async def _fanout(a: Any, b: Any, user: str, base: str, subscribers: int) -> dic
             trio.open_nursery() as nursery:
         for _ in range(subscribers):
             nursery.start_soon(listen, client)
-        with trio.fail_after(300):
-            for _ in range(subscribers):
-                await ready.acquire()
-        await trio.sleep(2)
-        after = _rss_kib(a.process.pid)
-        await lmtp_deliver(b.ports["lmtp"], ADDRESS, message("fan-out"))
-        start = trio.current_time()
-        with trio.fail_after(120):
-            while len(got) < subscribers:
-                await trio.sleep(0.005)
-    spread = [max(0.0, t - start) * 1000 for t in got]
+        after, spread = await _deliver_to_all(a, b, ready, got, subscribers, "fan-out", 300)
     return {
         "subscribers": subscribers,
         "rss_before_kib": before,
@@ -167,19 +175,9 @@ async def _idle_fanout(a: Any, b: Any, sessions: int) -> dict[str, Any]:
     async with trio.open_nursery() as nursery:
         for _ in range(sessions):
             nursery.start_soon(idle)
-        with trio.fail_after(600):
-            for _ in range(sessions):
-                await ready.acquire()
-        await trio.sleep(2)
-        after = _rss_kib(a.process.pid)
-        await lmtp_deliver(b.ports["lmtp"], ADDRESS, message("idle fan-out"))
-        start = trio.current_time()
-        with trio.fail_after(120):
-            while len(got) < sessions:
-                await trio.sleep(0.005)
+        after, spread = await _deliver_to_all(a, b, ready, got, sessions, "idle fan-out", 600)
     for imap in clients:
         await imap.stream.aclose()
-    spread = [max(0.0, t - start) * 1000 for t in got]
     return {
         "sessions": sessions,
         "rss_per_session_kib": round((after - before) / sessions, 1),
