@@ -154,6 +154,8 @@ class Resolved:
     query: Query
     #: Every message of the mailbox (None when the digest query did not read them).
     universe: frozenset[int] | None
+    #: The mailbox's highest assigned UID, when it was read.
+    top: int | None = None
 
 
 def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
@@ -235,7 +237,7 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
             return And((UidSet(frozenset(matched[node])), node))
         return node
 
-    return Resolved(map_leaves(query, substitute), frozenset(universe))
+    return Resolved(map_leaves(query, substitute), frozenset(universe), top)
 
 
 def _members(base: int, word: int) -> list[int]:

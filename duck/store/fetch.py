@@ -286,7 +286,8 @@ async def search(database: Database, mailbox_id: str, query: Query) -> list[int]
     """UIDs of the messages matching ``query``, sorted.
 
     Substring criteria are first answered or narrowed from the mailbox digest
-    (digestsearch.py: one query; a query of header substrings alone ends there).
+    (digestsearch.py: a query per ~16 MB of it read; a query the digest answers whole
+    ends there). The exact checks left run in windows of SEARCH_WINDOW candidates.
     Then, when the prefilter is the whole criterion (flags, dates, sizes, modseq, a UID
     range) it is one ``find`` on its index. Otherwise one aggregate: stage one
     matches the mailbox plus the prefilter (one index's fields only, so an index
@@ -308,9 +309,11 @@ async def search(database: Database, mailbox_id: str, query: Query) -> list[int]
         # The exact check reads whole message documents (~0.5 ms each on the
         # embedded engine): a query per window of UIDs keeps each one well inside
         # the socket timeout however many candidates there are.
-        box = database.collection(schema.MAILBOXES).find_one({"_id": mailbox},
-                                                              {"uid_next": 1})
-        top = int(box["uid_next"]) - 1 if box else 0
+        top = resolved.top
+        if top is None:  # not read by the digest step
+            box = database.collection(schema.MAILBOXES).find_one({"_id": mailbox},
+                                                                  {"uid_next": 1})
+            top = int(box["uid_next"]) - 1 if box else 0
         found: list[int] = []
         for lo, hi in search_windows(resolved.query, top):
             window = restrict(resolved.query, lo, hi) if (lo, hi) != (1, top) else resolved.query
