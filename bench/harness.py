@@ -1,7 +1,7 @@
 """The benchmark harness: an in-process ``duck serve``, a loaded corpus, the scenarios.
 
 The server runs in this process (``duck.server.Server``, as the test fixture
-``duck_server`` does) so that the round-trip counters of ``duck.store.metrics``
+``duck_server`` does) so that the round-trip counters of ``duck.store.engine.metrics``
 can be read directly; the memory scenario alone starts ``duck serve`` as a
 subprocess, to read its RSS without the client's sockets in it.
 

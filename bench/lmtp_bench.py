@@ -29,7 +29,7 @@ from bench import corpus
 from bench.scenarios.delivery import LmtpClient
 from duck.config import Config
 from duck.server import Server
-from duck.store.embedded import BlockingEmbeddedDatabase
+from duck.store.engine.embedded import BlockingEmbeddedDatabase
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARALLEL = (1, 4, 16)

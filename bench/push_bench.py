@@ -34,7 +34,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from duck.store.embedded import BlockingEmbeddedDatabase  # noqa: E402
+from duck.store.engine.embedded import BlockingEmbeddedDatabase  # noqa: E402
 from tests.api.conftest import SseReader, message  # noqa: E402
 from tests.api.multiproc import LineClient, duck_process, lmtp_deliver  # noqa: E402
 

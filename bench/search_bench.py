@@ -1,5 +1,5 @@
 """SEARCH benchmark: latency of every key type at growing mailbox sizes, and what
-the substring index (duck/store/textindex.py) costs.
+the substring index (duck/store/index/textindex.py) costs.
 
 Starts its own embedded database in a temporary directory, prints a table and
 writes ``bench/results/search.json``.
@@ -42,11 +42,13 @@ from bson import ObjectId
 
 from duck.mime.indexer import MessageIndexer
 from duck.mime.model import IndexerLimits
-from duck.store import Store, schema, textindex
+from duck.store import Store
 from duck.store import query as q
-from duck.store.documents import content, message_doc
-from duck.store.embedded import BlockingEmbeddedDatabase
-from duck.store.flags import flag_fields
+from duck.store.engine import schema
+from duck.store.engine.embedded import BlockingEmbeddedDatabase
+from duck.store.index import textindex
+from duck.store.mail.documents import content, message_doc
+from duck.store.mail.flags import flag_fields
 from duck.store.models import Ingested, Segment
 
 #: Messages per insert_many (the Rust engine slows down on large multikey batches).

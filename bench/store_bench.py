@@ -1,6 +1,6 @@
 """Store benchmarks: ingest+store throughput, a 1 GB message, attachment dedup.
 
-Starts its own embedded database (duck.store.embedded.BlockingEmbeddedDatabase) in a
+Starts its own embedded database (duck.store.engine.embedded.BlockingEmbeddedDatabase) in a
 temporary directory, prints the figures and writes them as JSON to
 ``bench/results/store.json`` (git-ignored).
 
@@ -43,7 +43,7 @@ import trio
 
 from duck.store import DeliveryTarget, Store
 from duck.store import query as q
-from duck.store.embedded import BlockingEmbeddedDatabase
+from duck.store.engine.embedded import BlockingEmbeddedDatabase
 from duck.store.models import Delivered
 
 RESULTS = Path(__file__).parent / "results" / "store.json"
@@ -290,7 +290,7 @@ async def bench_big(store: Store, size: int) -> dict[str, Any]:
 async def bench_dedup(store: Store, users: int, data_dir: Path) -> dict[str, Any]:
     """The same 5 MB attachment delivered to ``users`` users in one deliver call."""
     # Password hashing (scrypt, ~0.35 s each) is not what this measures.
-    with mock.patch("duck.store.users.hash_password", lambda _password: "$bench$"):
+    with mock.patch("duck.store.accounts.users.hash_password", lambda _password: "$bench$"):
         ids = []
         limiter = trio.CapacityLimiter(8)
 

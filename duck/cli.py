@@ -18,12 +18,12 @@ from .server import Server
 from .store import (
     AlreadyExists,
     EmbeddedDatabase,
+    EmbeddedDatabaseError,
     InvalidInput,
     Store,
     StoreError,
     StoreUnavailable,
 )
-from .store.embedded import EmbeddedDatabaseError
 
 log = logging.getLogger("duck")
 

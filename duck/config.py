@@ -47,7 +47,7 @@ class Config:
     #: Journal retention in seconds (SSE replay, QRESYNC); 7 days.
     journal_retention: int = 7 * 24 * 3600
     #: SEARCH substring index (trigrams): fast BODY/TEXT/FROM searches at the cost
-    #: of slower delivery and COPY (duck/store/textindex.py has the figures).
+    #: of slower delivery and COPY (duck/store/index/textindex.py has the figures).
     search_index: bool = False
     #: API access token; without one the API serves loopback clients only.
     api_token: str | None = None

@@ -28,8 +28,7 @@ from .imap.server import serve_imap
 from .imap.session import ServerContext
 from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
 from .lmtp.store_backend import StoreBackend
-from .store import EmbeddedDatabase, Store, textindex
-from .store.notify import Notifier
+from .store import EmbeddedDatabase, Notifier, Store, textindex
 from .tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)

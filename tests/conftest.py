@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from duck.store import Store
-from duck.store.embedded import BlockingEmbeddedDatabase
+from duck.store.engine.embedded import BlockingEmbeddedDatabase
 
 settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]

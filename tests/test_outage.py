@@ -15,7 +15,7 @@ import trio
 
 from duck.config import Config
 from duck.server import Server
-from duck.store.embedded import BlockingEmbeddedDatabase
+from duck.store.engine.embedded import BlockingEmbeddedDatabase
 from tests.lmtp.client import LmtpClient
 
 pytestmark = pytest.mark.slow

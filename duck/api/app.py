@@ -12,8 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..store import Store, StoreUnavailable
-from ..store.notify import Notifier
+from ..store import Notifier, Store, StoreUnavailable
 from . import mailboxes, messages, sse, users, webhooks
 from .auth import AccessControl
 from .bodies import ApiError, error_response

@@ -25,8 +25,7 @@ import attrs
 import httpx
 import trio
 
-from ..store import Delivery, Hook, Store, StoreUnavailable
-from ..store.webhooks import MAX_ATTEMPTS, backoff
+from ..store import MAX_ATTEMPTS, Delivery, Hook, Store, StoreUnavailable, backoff
 from .convert import hook_body
 
 log = logging.getLogger(__name__)

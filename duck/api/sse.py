@@ -30,8 +30,7 @@ from sse_starlette.sse import EventSourceResponse, SendTimeoutError, ServerSentE
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..store import Cursor, FeedBatch, InvalidInput, Store
-from ..store.notify import Notifier, Subscription, user_key
+from ..store import Cursor, FeedBatch, InvalidInput, Notifier, Store, Subscription, user_key
 from .bodies import ApiError, path_id
 from .common import store_errors, store_of
 from .convert import user_event

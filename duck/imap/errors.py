@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from duck.store.errors import (
+from duck.store import (
     AlreadyExists,
     AuthenticationFailed,
     InvalidInput,

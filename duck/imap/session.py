@@ -8,21 +8,22 @@ module frames, dispatches, and keeps the selected mailbox's view current.
 
 from __future__ import annotations
 
-import enum
 import logging
-import ssl
 from typing import Any
 
-import attrs
 import trio
 
-from duck.config import Config
-from duck.store import Store, metrics
-from duck.store.errors import StoreError
-from duck.store.notify import Notifier, Subscription, mailbox_key
-from duck.store.users import User
+from duck.store import (
+    StoreError,
+    Subscription,
+    User,
+    mailbox_key,
+    metrics,
+)
 
 from . import capabilities as caps
+from .commands import REGISTRY
+from .context import ANSWERED, Done, ServerContext, State
 from .errors import CommandError, from_store_error
 from .grammar.cmd_base import Command
 from .grammar.errors import ImapProtocolError
@@ -30,7 +31,7 @@ from .grammar.limits import Limits
 from .grammar.reader import NEED_DATA, CommandReader, ContinuationNeeded
 from .grammar.resp_codes import SIMPLE_CODES, CapabilityCode, Code, ResponseCode
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
-from .limits import PREAUTH_LITERAL_MAX, ServerLimits
+from .limits import PREAUTH_LITERAL_MAX
 from .view import SelectedView
 from .wire import StreamClosed, Wire
 
@@ -41,55 +42,6 @@ DRAIN_SECONDS = 2.0
 DRAIN_BYTES = 16 * 1024 * 1024
 #: Journal entries read per query while catching up.
 JOURNAL_BATCH = 10000
-
-
-class State(enum.Enum):
-    """RFC 3501 §3 connection states."""
-
-    NOT_AUTHENTICATED = "not authenticated"
-    AUTHENTICATED = "authenticated"
-    SELECTED = "selected"
-    LOGOUT = "logout"
-
-
-@attrs.define
-class ServerContext:
-    """What every session of one server shares."""
-
-    store: Store
-    config: Config
-    shutdown: trio.Event
-    notifier: Notifier | None = None
-    ssl_context: ssl.SSLContext | None = None
-    limits: ServerLimits = attrs.Factory(ServerLimits)
-
-    #: Live sessions (``statistics()``).
-    sessions: dict[str, int] = attrs.Factory(dict)
-    commands: int = 0
-
-    def __attrs_post_init__(self) -> None:
-        self.limits.per_ip.limit = self.config.imap_max_connections_per_ip
-        self.limits.per_user.limit = self.config.imap_max_connections_per_user
-
-    def statistics(self) -> dict[str, object]:
-        """Live sessions, commands run, keys with failed logins remembered."""
-        return {
-            "sessions": sum(self.sessions.values()),
-            "commands": self.commands,
-            "throttled": len(self.limits.throttle.failures),
-        }
-
-
-#: A handler's return value when it sent its tagged response itself (STARTTLS).
-ANSWERED = object()
-
-
-@attrs.frozen
-class Done:
-    """How a command completed when not plainly ``OK <VERB> completed``."""
-
-    text: str = ""
-    code: ResponseCode | None = None
 
 
 class Session:
@@ -317,8 +269,6 @@ class Session:
             await self._execute(cmd)
 
     async def _execute(self, cmd: Command) -> None:
-        from .commands import REGISTRY
-
         self.ctx.commands += 1
         entry = REGISTRY.get(type(cmd))
         if entry is None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from duck.store.models import JournalEntry, Mailbox, MessageSummary
+from duck.store import JournalEntry, Mailbox, MessageSummary
 
 from .grammar.fetch_items import FetchAttr
 from .grammar.resp_fetch import FetchData

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Sequence
 
 from ..store import (
+    Delivered,
+    DeliveryTarget,
     NotFound,
     OverQuota,
     Store,
@@ -20,7 +22,6 @@ from ..store import (
     StoreUnavailable,
     TooBig,
 )
-from ..store.models import Delivered, DeliveryTarget
 from .address import NormalizedAddress
 from .backend import (
     Accepted,

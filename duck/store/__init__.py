@@ -2,13 +2,26 @@
 
 Protocols use this public API and the store's own models; the store never
 imports a protocol (DESIGN.md, "Layers").
+
+Inside, the store is laid out in rooms that show its data flow; arrows point
+down only (``tests/test_layers.py`` holds the order):
+
+- top: ``store.py`` (the one object the protocols hold), ``admin.py`` (account
+  administration across rooms) and this public API;
+- ``mail/``: the write side (mailboxes, delivery, APPEND/COPY/EXPUNGE, flags);
+- ``accounts/`` (users, passwords, addresses, quota), ``index/`` (the read side:
+  query model, digest, SEARCH and FETCH reads) and ``push/`` (journal, notifier,
+  change feed, webhooks), side by side: none of the three uses another;
+- ``engine/``: the database, the embedded server, schema, ids, GridFS bodies;
+- the vocabulary every room speaks: ``errors.py``, ``models.py``, ``limits.py``.
 """
 
-from . import query
-from .addresses import normalize_address, split_detail
-from .bodies import SweepReport
-from .database import STORE_LIMITER, Database, set_store_concurrency
-from .embedded import EmbeddedDatabase
+from .accounts.addresses import normalize_address, split_detail
+from .accounts.users import ResolvedAddress, User, Users
+from .engine import metrics
+from .engine.bodies import SweepReport
+from .engine.database import STORE_LIMITER, Database, set_store_concurrency
+from .engine.embedded import EmbeddedDatabase, EmbeddedDatabaseError
 from .errors import (
     AlreadyExists,
     AuthenticationFailed,
@@ -19,9 +32,9 @@ from .errors import (
     StoreUnavailable,
     TooBig,
 )
-from .events import Cursor, FeedBatch, MailboxCounters, MessageMeta, UserEvent
-from .ingest import Ingest
-from .mailboxes import DELIMITER, INBOX, normalize_path
+from .index import query, textindex
+from .mail.ingest import Ingest
+from .mail.mailboxes import DELIMITER, INBOX, normalize_path
 from .models import (
     FETCH_FIELDS,
     SPECIAL_USES,
@@ -39,15 +52,30 @@ from .models import (
     Segment,
     StoreFlagsResult,
 )
+from .push.events import (
+    Cursor,
+    FeedBatch,
+    MailboxCounters,
+    MessageMeta,
+    UserEvent,
+)
+from .push.notify import Notifier, Subscription, mailbox_key, user_key
+from .push.webhooks import (
+    EVENT_TYPES,
+    MAX_ATTEMPTS,
+    Delivery,
+    Hook,
+    HookEvent,
+    backoff,
+)
 from .store import Store, open_store
-from .users import ResolvedAddress, User, Users
-from .webhooks import EVENT_TYPES, Delivery, Hook, HookEvent
 
 __all__ = [
     "DELIMITER",
     "EVENT_TYPES",
     "FETCH_FIELDS",
     "INBOX",
+    "MAX_ATTEMPTS",
     "SPECIAL_USES",
     "STORE_LIMITER",
     "SYSTEM_FLAGS",
@@ -61,6 +89,7 @@ __all__ = [
     "Delivery",
     "DeliveryTarget",
     "EmbeddedDatabase",
+    "EmbeddedDatabaseError",
     "FeedBatch",
     "FlagChange",
     "Hook",
@@ -75,6 +104,7 @@ __all__ = [
     "MessageRecord",
     "MessageSummary",
     "NotFound",
+    "Notifier",
     "OverQuota",
     "ResolvedAddress",
     "Segment",
@@ -82,15 +112,21 @@ __all__ = [
     "StoreError",
     "StoreFlagsResult",
     "StoreUnavailable",
+    "Subscription",
     "SweepReport",
     "TooBig",
     "User",
     "UserEvent",
     "Users",
+    "backoff",
+    "mailbox_key",
+    "metrics",
     "normalize_address",
     "normalize_path",
     "open_store",
     "query",
     "set_store_concurrency",
     "split_detail",
+    "textindex",
+    "user_key",
 ]

@@ -12,13 +12,15 @@ from typing import Any
 import pymongo.errors
 from bson import ObjectId
 
-from . import journal, schema
-from .addresses import normalize_address
-from .database import Database
+from .accounts.addresses import normalize_address
+from .accounts.passwords import hash_password
+from .accounts.users import MAX_PASSWORD
+from .engine import schema
+from .engine.database import Database
+from .engine.ids import parse_id
 from .errors import AlreadyExists, InvalidInput, NotFound
-from .mailboxes import Mailboxes
-from .passwords import hash_password
-from .users import MAX_PASSWORD, parse_id
+from .mail.mailboxes import Mailboxes
+from .push import journal
 
 log = logging.getLogger(__name__)
 

@@ -7,16 +7,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from . import digest, quota, schema
+from .accounts import quota
+from .accounts.users import Users
 from .admin import Admin
-from .bodies import Bodies, SweepReport
-from .database import Database
-from .events import ChangeFeed
-from .journal import Journal
-from .mailboxes import Mailboxes
-from .messages import Messages
-from .users import Users
-from .webhooks import Webhooks
+from .engine import schema
+from .engine.bodies import Bodies, SweepReport
+from .engine.database import Database
+from .index import digest
+from .mail.mailboxes import Mailboxes
+from .mail.messages import Messages
+from .push.events import ChangeFeed
+from .push.journal import Journal
+from .push.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import trio
 from bson import ObjectId
 
 from duck.store import Store
-from duck.store import journal as journal_mod
-from duck.store.mailboxes import allocate
+from duck.store.mail.mailboxes import allocate
+from duck.store.push import journal as journal_mod
 
 from .conftest import SseReader, inbox_id, message, open_sse
 

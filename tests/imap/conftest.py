@@ -16,7 +16,7 @@ from duck.config import Config
 from duck.imap.server import serve_imap
 from duck.imap.session import ServerContext
 from duck.store import Store
-from duck.store.notify import Notifier
+from duck.store.push.notify import Notifier
 from duck.tls import ensure_self_signed, server_context
 
 USER = "alice@example.com"

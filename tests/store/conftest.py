@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from duck.store import Store, User, textindex
+from duck.store import Store, User
+from duck.store.index import textindex
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import trio
 from store_samples import simple_message
 
 from duck.store import Store, User
-from duck.store.mailboxes import allocate
-from duck.store.users import parse_id
+from duck.store.engine.ids import parse_id
+from duck.store.mail.mailboxes import allocate
 
 pytestmark = pytest.mark.store
 

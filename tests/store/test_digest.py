@@ -1,4 +1,4 @@
-"""The mailbox digest (duck/store/digest.py): kept in step with deliveries, COPY,
+"""The mailbox digest (duck/store/index/digest.py): kept in step with deliveries, COPY,
 EXPUNGE and mailbox deletion; FETCH and SEARCH through it give what the message
 documents give; its Bloom filter never loses a match."""
 
@@ -18,8 +18,10 @@ from store_samples import simple_message
 from test_search_oracle import _message, oracle
 
 from duck.mime.model import IndexedMessage
-from duck.store import Store, User, digest, fetch, schema
+from duck.store import Store, User
 from duck.store import query as q
+from duck.store.engine import schema
+from duck.store.index import digest, fetch
 
 pytestmark = pytest.mark.store
 

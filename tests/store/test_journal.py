@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from duck.store import JournalEntry, Store
-from duck.store.journal import DEFAULT_RETENTION, GAP_GRACE, contiguous
+from duck.store.push.journal import DEFAULT_RETENTION, GAP_GRACE, contiguous
 
 pytestmark = pytest.mark.store
 

@@ -8,7 +8,7 @@ import pymongo.errors
 import pytest
 
 from duck.store import Store, User
-from duck.store.messages import TRANSACTION_TOO_LARGE, Messages
+from duck.store.mail.messages import TRANSACTION_TOO_LARGE, Messages
 
 pytestmark = pytest.mark.store
 

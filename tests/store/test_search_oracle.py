@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 
-from duck.store import Store, User, schema, textindex
+from duck.store import Store, User
 from duck.store import query as q
+from duck.store.engine import schema
+from duck.store.index import textindex
 
 pytestmark = [pytest.mark.store, pytest.mark.usefixtures("trigram_index")]
 

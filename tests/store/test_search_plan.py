@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from store_samples import simple_message
 
-from duck.store import Store, User, schema
+from duck.store import Store, User
 from duck.store import query as q
-from duck.store.query import compile_search
-from duck.store.users import parse_id
+from duck.store.engine import schema
+from duck.store.engine.ids import parse_id
+from duck.store.index.query import compile_search
 
 pytestmark = [pytest.mark.store, pytest.mark.usefixtures("trigram_index")]
 

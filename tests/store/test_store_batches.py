@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from duck.store import Store, User
-from duck.store import flags as store_flags
+from duck.store.mail import flags as store_flags
 
 pytestmark = pytest.mark.store
 

@@ -14,24 +14,24 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from duck.store.errors import NotFound, StoreError
+from duck.store import NotFound, StoreError
 
+from ..context import Done
 from ..errors import no
 from ..grammar.cmd_append import Append, Catenate
 from ..grammar.resp_codes import AppendUid
 from ..grammar.sequence import SequenceSet
-from ..session import Done
 from .registry import command
 from .states import AUTHENTICATED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 log = logging.getLogger(__name__)
 
 
 @command(Append, AUTHENTICATED, poll=True)
-async def append(s: Session, cmd: Append) -> Done:
+async def append(s: CommandContext, cmd: Append) -> Done:
     """Store each message; all or nothing for MULTIAPPEND."""
     assert s.user is not None
     limit = s.config.max_message_size
@@ -64,7 +64,7 @@ async def append(s: Session, cmd: Append) -> Done:
     return Done("APPEND completed", AppendUid(uidvalidity, SequenceSet.from_ints(uids)))
 
 
-async def _undo(s: Session, mailbox_id: str, uids: list[int]) -> None:
+async def _undo(s: CommandContext, mailbox_id: str, uids: list[int]) -> None:
     """RFC 3502 §6.3.11: a failed MULTIAPPEND appends nothing; remove what went in."""
     try:
         await s.store.messages.store_flags(mailbox_id, uids, "add", ["\\Deleted"])

@@ -15,25 +15,25 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from duck.store.errors import AuthenticationFailed, StoreUnavailable
+from duck.store import AuthenticationFailed, StoreUnavailable
 
+from ..context import ANSWERED, Done
 from ..errors import CommandError, bad, no
 from ..grammar.cmd_any import Authenticate, Login, StartTLS, Unauthenticate
 from ..grammar.reader import CommandReader
 from ..grammar.resp_codes import CapabilityCode
 from ..grammar.responses import Continuation
-from ..session import ANSWERED, Done
 from ..wire import StreamClosed
 from .registry import command
 from .states import AUTHENTICATED, NOT_AUTHENTICATED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 log = logging.getLogger(__name__)
 
 
-def _check_allowed(s: Session) -> None:
+def _check_allowed(s: CommandContext) -> None:
     if not s.login_allowed:
         raise CommandError(
             "plaintext authentication is disabled: use STARTTLS or the TLS port",
@@ -41,7 +41,7 @@ def _check_allowed(s: Session) -> None:
         )
 
 
-async def _authenticate(s: Session, username: str, password: str) -> Done:
+async def _authenticate(s: CommandContext, username: str, password: str) -> Done:
     """Check credentials with the growing delay; enter AUTHENTICATED on success."""
     throttle = s.ctx.limits.throttle
     keys = (f"user:{username.lower()}", f"ip:{s.peer}")
@@ -64,7 +64,7 @@ async def _authenticate(s: Session, username: str, password: str) -> Done:
 
 
 @command(Login, NOT_AUTHENTICATED)
-async def login(s: Session, cmd: Login) -> Done:
+async def login(s: CommandContext, cmd: Login) -> Done:
     """LOGIN user password (RFC 3501 §6.2.3)."""
     _check_allowed(s)
     return await _authenticate(s, cmd.username, cmd.password)
@@ -85,7 +85,7 @@ def _parse_plain(data: bytes) -> tuple[str, str]:
 
 
 @command(Authenticate, NOT_AUTHENTICATED)
-async def authenticate(s: Session, cmd: Authenticate) -> Done:
+async def authenticate(s: CommandContext, cmd: Authenticate) -> Done:
     """AUTHENTICATE PLAIN, with or without an initial response (RFC 4959)."""
     if cmd.mechanism != "PLAIN":
         raise no(f"unsupported mechanism {cmd.mechanism}", "CANNOT")
@@ -108,13 +108,13 @@ async def authenticate(s: Session, cmd: Authenticate) -> Done:
 
 
 @command(Unauthenticate, AUTHENTICATED, updates=False)
-async def unauthenticate(s: Session, cmd: Unauthenticate) -> None:
+async def unauthenticate(s: CommandContext, cmd: Unauthenticate) -> None:
     """RFC 8437: end the login without closing the connection."""
     s.logout_user()
 
 
 @command(StartTLS, NOT_AUTHENTICATED, updates=False)
-async def starttls(s: Session, cmd: StartTLS) -> object:
+async def starttls(s: CommandContext, cmd: StartTLS) -> object:
     """Upgrade to TLS (RFC 3501 §6.2.1); anything pipelined after it is discarded."""
     context = s.ctx.ssl_context
     if context is None or s.tls:

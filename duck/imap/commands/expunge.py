@@ -11,11 +11,11 @@ from .registry import command
 from .states import SELECTED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 
 @command(Expunge, SELECTED)
-async def expunge(s: Session, cmd: Expunge) -> None:
+async def expunge(s: CommandContext, cmd: Expunge) -> None:
     """Remove \\Deleted messages (only those in the UID set for UID EXPUNGE); the
     untagged EXPUNGEs go out with the session's updates."""
     view = s.view

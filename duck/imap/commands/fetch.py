@@ -18,8 +18,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from duck.mime.sections import SectionSpec, resolve_part, section_range
-from duck.store.errors import StoreError
-from duck.store.models import MessageRecord
+from duck.store import MessageRecord, StoreError
 
 from .. import convert, render
 from ..errors import bad, no
@@ -33,7 +32,7 @@ from .registry import command
 from .states import SELECTED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime:
 class _Builder:
     """Builds one message's FETCH items."""
 
-    def __init__(self, s: Session, items: list[FetchItem]) -> None:
+    def __init__(self, s: CommandContext, items: list[FetchItem]) -> None:
         self.s = s
         self.items = items
 
@@ -211,7 +210,7 @@ class _Builder:
 
 
 @command(Fetch, SELECTED, expunge_unless_seq=True)
-async def fetch(s: Session, cmd: Fetch) -> None:
+async def fetch(s: CommandContext, cmd: Fetch) -> None:
     """FETCH: data from the view and one store query per batch; \\Seen set in one STORE."""
     view = s.view
     assert view is not None
@@ -283,7 +282,7 @@ async def fetch(s: Session, cmd: Fetch) -> None:
             await s.send(*responses)
 
 
-async def _fetch_fast(s: Session, items: list[FetchItem], uids: list[int]) -> None:
+async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]) -> None:
     """FETCH of view data, sizes, dates and rendered ENVELOPE/BODY/BODYSTRUCTURE:
     one query for the whole set, responses serialized by a template and sent as
     the database's batches arrive. Messages without a rendering (stored before
@@ -352,7 +351,7 @@ async def _fetch_fast(s: Session, items: list[FetchItem], uids: list[int]) -> No
             log.warning("saving renderings failed: %r", exc)
 
 
-async def _render_missing(s: Session, pre: list[FetchAttr], batch: list[MessageRecord],
+async def _render_missing(s: CommandContext, pre: list[FetchAttr], batch: list[MessageRecord],
                           values: list[dict[Any, Any]], missing: list[int],
                           fill: dict[int, dict[str, bytes]]) -> None:
     """Render the ``pre`` items of the ``missing`` messages from their MIME model (one

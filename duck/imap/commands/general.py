@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..capabilities import ENABLEABLE
+from ..context import State
 from ..grammar.cmd_any import Capability, Enable, Id, Logout, Namespace, Noop
 from ..grammar.responses import (
     CapabilityData,
@@ -15,30 +16,29 @@ from ..grammar.responses import (
     NamespaceDesc,
     UntaggedStatus,
 )
-from ..session import State
 from .registry import command
 from .states import ANY, AUTHENTICATED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 #: What ID tells clients about us (RFC 2971 §3.3 field names).
 SERVER_ID = (("name", "duck"), ("vendor", "duck"), ("support-url", None))
 
 
 @command(Capability, ANY)
-async def capability(s: Session, cmd: Capability) -> None:
+async def capability(s: CommandContext, cmd: Capability) -> None:
     """``* CAPABILITY ...`` for the current state."""
     await s.send(CapabilityData(s.capabilities()))
 
 
 @command(Noop, ANY, poll=True)
-async def noop(s: Session, cmd: Noop) -> None:
+async def noop(s: CommandContext, cmd: Noop) -> None:
     """Nothing; the session sends pending updates (RFC 3501 §6.1.2)."""
 
 
 @command(Logout, ANY, updates=False)
-async def logout(s: Session, cmd: Logout) -> None:
+async def logout(s: CommandContext, cmd: Logout) -> None:
     """``* BYE`` then the tagged OK, then close (RFC 3501 §6.1.3)."""
     await s.send(UntaggedStatus("BYE", None, "logging out"))
     s.unselect()
@@ -46,13 +46,13 @@ async def logout(s: Session, cmd: Logout) -> None:
 
 
 @command(Id, ANY)
-async def id_(s: Session, cmd: Id) -> None:
+async def id_(s: CommandContext, cmd: Id) -> None:
     """RFC 2971: say who we are; what the client says is only logged."""
     await s.send(IdData(tuple((k, v) for k, v in SERVER_ID if v is not None)))
 
 
 @command(Enable, frozenset({State.AUTHENTICATED}))
-async def enable(s: Session, cmd: Enable) -> None:
+async def enable(s: CommandContext, cmd: Enable) -> None:
     """RFC 5161 §3.1: turn on what we support (unknown names are ignored), only
     before a mailbox is selected."""
     newly = []
@@ -68,6 +68,6 @@ async def enable(s: Session, cmd: Enable) -> None:
 
 
 @command(Namespace, AUTHENTICATED)
-async def namespace(s: Session, cmd: Namespace) -> None:
+async def namespace(s: CommandContext, cmd: Namespace) -> None:
     """One personal namespace with "/" as delimiter; no others (RFC 2342)."""
     await s.send(NamespaceData((NamespaceDesc("", "/"),), None, None))

@@ -12,22 +12,22 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..context import ANSWERED, State
 from ..errors import bad
 from ..grammar.cmd_any import Idle
 from ..grammar.reader import NEED_DATA
 from ..grammar.responses import Continuation
-from ..session import ANSWERED, State
 from ..wire import StreamClosed
 from .registry import command
 from .states import AUTHENTICATED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 _WOKEN = object()
 
 
-async def _wait(s: Session, deadline: float) -> object:
+async def _wait(s: CommandContext, deadline: float) -> object:
     """Client bytes, None (timeout/shutdown/close) or _WOKEN."""
     result: list[object] = [_WOKEN]
     async with trio.open_nursery() as nursery:
@@ -54,7 +54,7 @@ async def _wait(s: Session, deadline: float) -> object:
 
 
 @command(Idle, AUTHENTICATED)
-async def idle(s: Session, cmd: Idle) -> object:
+async def idle(s: CommandContext, cmd: Idle) -> object:
     """``+ idling``, then untagged updates as they happen, until ``DONE``."""
     await s.send(Continuation("idling"))
     deadline = trio.current_time() + s.ctx.limits.idle_max

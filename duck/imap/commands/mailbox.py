@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from duck.store.mailboxes import DELIMITER, INBOX
-from duck.store.models import Mailbox
-from duck.store.query import Flag
+from duck.store import DELIMITER, INBOX, Mailbox, query
 
 from ..errors import no
 from ..grammar.cmd_mailbox import (
@@ -28,7 +26,7 @@ from .registry import command
 from .states import AUTHENTICATED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 
 def _strip(name: str) -> str:
@@ -38,7 +36,7 @@ def _strip(name: str) -> str:
 
 
 @command(Create, AUTHENTICATED)
-async def create(s: Session, cmd: Create) -> None:
+async def create(s: CommandContext, cmd: Create) -> None:
     """CREATE [USE (...)] (RFC 6154 §3: one special-use attribute at most here)."""
     assert s.user is not None
     if len(cmd.special_use) > 1:
@@ -50,7 +48,7 @@ async def create(s: Session, cmd: Create) -> None:
 
 
 @command(Delete, AUTHENTICATED)
-async def delete(s: Session, cmd: Delete) -> None:
+async def delete(s: CommandContext, cmd: Delete) -> None:
     """DELETE a mailbox and its messages; inferior names stay (RFC 3501 §6.3.4)."""
     assert s.user is not None
     if cmd.mailbox == INBOX:
@@ -62,21 +60,21 @@ async def delete(s: Session, cmd: Delete) -> None:
 
 
 @command(Rename, AUTHENTICATED)
-async def rename(s: Session, cmd: Rename) -> None:
+async def rename(s: CommandContext, cmd: Rename) -> None:
     """RENAME, children included; renaming INBOX moves its messages (RFC 3501 §6.3.5)."""
     assert s.user is not None
     await s.store.mailboxes.rename(s.user.id, cmd.old, _strip(cmd.new))
 
 
 @command(Subscribe, AUTHENTICATED)
-async def subscribe(s: Session, cmd: Subscribe) -> None:
+async def subscribe(s: CommandContext, cmd: Subscribe) -> None:
     """SUBSCRIBE (existing mailboxes only: RFC 3501 §6.3.6 allows either)."""
     assert s.user is not None
     await s.store.mailboxes.set_subscribed(s.user.id, cmd.mailbox, True)
 
 
 @command(Unsubscribe, AUTHENTICATED)
-async def unsubscribe(s: Session, cmd: Unsubscribe) -> None:
+async def unsubscribe(s: CommandContext, cmd: Unsubscribe) -> None:
     """UNSUBSCRIBE."""
     assert s.user is not None
     await s.store.mailboxes.set_subscribed(s.user.id, cmd.mailbox, False)
@@ -109,7 +107,7 @@ def _order(path: str) -> tuple[int, str]:
     return (0 if path == INBOX else 1, path)
 
 
-async def _status_items(s: Session, mailbox: Mailbox, items: tuple[StatusItem, ...]) -> list[
+async def _status_items(s: CommandContext, mailbox: Mailbox, items: tuple[StatusItem, ...]) -> list[
         tuple[StatusItem, int | str]]:
     out: list[tuple[StatusItem, int | str]] = []
     for item in items:
@@ -135,7 +133,7 @@ async def _status_items(s: Session, mailbox: Mailbox, items: tuple[StatusItem, .
         elif item is StatusItem.MAILBOXID:
             out.append((item, mailbox.id))
         elif item is StatusItem.DELETED:
-            deleted = await s.store.messages.search(mailbox.id, Flag("\\Deleted"))
+            deleted = await s.store.messages.search(mailbox.id, query.Flag("\\Deleted"))
             out.append((item, len(deleted)))
         else:
             raise no(f"STATUS {item.value} is not supported", "CANNOT")
@@ -143,7 +141,7 @@ async def _status_items(s: Session, mailbox: Mailbox, items: tuple[StatusItem, .
 
 
 @command(Status, AUTHENTICATED)
-async def status(s: Session, cmd: Status) -> None:
+async def status(s: CommandContext, cmd: Status) -> None:
     """STATUS from the mailbox's counters (one read)."""
     assert s.user is not None
     mailbox = await s.store.mailboxes.status(s.user.id, cmd.mailbox)
@@ -151,7 +149,7 @@ async def status(s: Session, cmd: Status) -> None:
 
 
 @command(List, AUTHENTICATED)
-async def list_(s: Session, cmd: List) -> None:
+async def list_(s: CommandContext, cmd: List) -> None:
     """LIST, basic and extended."""
     assert s.user is not None
     if cmd.patterns == ("",) and not cmd.extended:
@@ -204,7 +202,7 @@ async def list_(s: Session, cmd: List) -> None:
 
 
 @command(Lsub, AUTHENTICATED)
-async def lsub(s: Session, cmd: Lsub) -> None:
+async def lsub(s: CommandContext, cmd: Lsub) -> None:
     """LSUB: subscribed names; an unsubscribed parent matched by ``%`` is \\Noselect."""
     assert s.user is not None
     regex = pattern_regex(cmd.reference, cmd.pattern)

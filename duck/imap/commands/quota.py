@@ -12,12 +12,12 @@ from .registry import command
 from .states import AUTHENTICATED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 ROOT = ""
 
 
-async def _quota(s: Session) -> QuotaData:
+async def _quota(s: CommandContext) -> QuotaData:
     assert s.user is not None
     used, limit = await s.store.quota(s.user.id)
     # RFC 9208 §5.1: STORAGE is counted in units of 1024 octets.
@@ -25,7 +25,7 @@ async def _quota(s: Session) -> QuotaData:
 
 
 @command(GetQuota, AUTHENTICATED)
-async def getquota(s: Session, cmd: GetQuota) -> None:
+async def getquota(s: CommandContext, cmd: GetQuota) -> None:
     """GETQUOTA "" (the only root)."""
     if cmd.root != ROOT:
         raise no("no such quota root", "NONEXISTENT")
@@ -33,7 +33,7 @@ async def getquota(s: Session, cmd: GetQuota) -> None:
 
 
 @command(GetQuotaRoot, AUTHENTICATED)
-async def getquotaroot(s: Session, cmd: GetQuotaRoot) -> None:
+async def getquotaroot(s: CommandContext, cmd: GetQuotaRoot) -> None:
     """GETQUOTAROOT mailbox: every mailbox is under the user's root."""
     assert s.user is not None
     await s.store.mailboxes.get(s.user.id, cmd.mailbox)
@@ -41,6 +41,6 @@ async def getquotaroot(s: Session, cmd: GetQuotaRoot) -> None:
 
 
 @command(SetQuota, AUTHENTICATED)
-async def setquota(s: Session, cmd: SetQuota) -> None:
+async def setquota(s: CommandContext, cmd: SetQuota) -> None:
     """Quotas are set by the administrator (HTTP API), not by users."""
     raise no("quota is set by the administrator", "NOPERM")

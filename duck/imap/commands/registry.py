@@ -10,9 +10,9 @@ import attrs
 from ..grammar.cmd_base import Command
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
-Handler = Callable[["Session", Any], Awaitable[Any]]
+Handler = Callable[["CommandContext", Any], Awaitable[Any]]
 
 
 @attrs.frozen

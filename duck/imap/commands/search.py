@@ -16,7 +16,7 @@ from .registry import command
 from .states import SELECTED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 CHARSETS = ("US-ASCII", "UTF-8")
 
@@ -47,7 +47,7 @@ def _uses_modseq(key: k.SearchKey) -> bool:
 
 
 @command(Search, SELECTED, expunge_unless_seq=True)
-async def search(s: Session, cmd: Search) -> None:
+async def search(s: CommandContext, cmd: Search) -> None:
     """Answer from the view when it can; otherwise one store query."""
     view = s.view
     assert view is not None

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from duck.store.models import SYSTEM_FLAGS
+from duck.store import SYSTEM_FLAGS
 
+from ..context import Done
 from ..errors import bad
 from ..grammar.cmd_any import Check, Close, Unselect
 from ..grammar.cmd_mailbox import Examine, QresyncParams, Select
@@ -25,16 +26,15 @@ from ..grammar.responses import (
     UntaggedStatus,
     VanishedData,
 )
-from ..session import Done
 from ..view import SelectedView
 from .registry import command
 from .states import AUTHENTICATED, SELECTED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 
-async def _open(s: Session, cmd: Select | Examine, readonly: bool) -> Done:
+async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Done:
     assert s.user is not None
     # RFC 3501 §6.3.1: a SELECT first leaves the selected mailbox, even if it fails.
     was_selected = s.view is not None
@@ -105,19 +105,19 @@ def _resync(view: SelectedView, params: QresyncParams) -> list[object]:
 
 
 @command(Select, AUTHENTICATED, updates=False)
-async def select(s: Session, cmd: Select) -> Done:
+async def select(s: CommandContext, cmd: Select) -> Done:
     """SELECT mailbox [(CONDSTORE)]."""
     return await _open(s, cmd, readonly=False)
 
 
 @command(Examine, AUTHENTICATED, updates=False)
-async def examine(s: Session, cmd: Examine) -> Done:
+async def examine(s: CommandContext, cmd: Examine) -> Done:
     """EXAMINE mailbox: read-only, and \\Recent is left alone (RFC 3501 §6.3.2)."""
     return await _open(s, cmd, readonly=True)
 
 
 @command(Close, SELECTED, updates=False)
-async def close(s: Session, cmd: Close) -> None:
+async def close(s: CommandContext, cmd: Close) -> None:
     """Expunge silently (unless read-only) and leave the mailbox (RFC 3501 §6.4.2)."""
     view = s.view
     assert view is not None
@@ -127,11 +127,11 @@ async def close(s: Session, cmd: Close) -> None:
 
 
 @command(Unselect, SELECTED, updates=False)
-async def unselect(s: Session, cmd: Unselect) -> None:
+async def unselect(s: CommandContext, cmd: Unselect) -> None:
     """Leave the mailbox without expunging (RFC 3691)."""
     s.unselect()
 
 
 @command(Check, SELECTED, poll=True)
-async def check(s: Session, cmd: Check) -> None:
+async def check(s: CommandContext, cmd: Check) -> None:
     """Every write is durable when acknowledged; CHECK only reports updates."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..session import State
+from ..context import State
 
 ANY = frozenset({State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED})
 NOT_AUTHENTICATED = frozenset({State.NOT_AUTHENTICATED})

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..context import Done
 from ..errors import bad, no
 from ..grammar.cmd_message import Store, StoreMode
 from ..grammar.fetch_items import FetchAttr
 from ..grammar.resp_codes import Modified
 from ..grammar.resp_fetch import FetchData
 from ..grammar.sequence import SequenceSet
-from ..session import Done
 from ..view import InvalidSequence
 from .registry import command
 from .states import SELECTED
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..context import CommandContext
 
 _MODES = {StoreMode.REPLACE: "replace", StoreMode.ADD: "add", StoreMode.REMOVE: "remove"}
 
 
 @command(Store, SELECTED, expunge_unless_seq=True)
-async def store(s: Session, cmd: Store) -> Done | None:
+async def store(s: CommandContext, cmd: Store) -> Done | None:
     """Change flags in one store call; answer with FETCH FLAGS unless .SILENT."""
     view = s.view
     assert view is not None

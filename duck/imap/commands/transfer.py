@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from duck.store.errors import NotFound
+from duck.store import NotFound
 
+from ..context import Done
 from ..errors import bad, no
 from ..grammar.cmd_message import Copy, Move
 from ..grammar.resp_codes import CopyUid
 from ..grammar.responses import UntaggedStatus
 from ..grammar.sequence import SequenceSet
-from ..session import Done
 from ..view import InvalidSequence
 from .registry import command
 from .states import SELECTED
 
 if TYPE_CHECKING:
-    from duck.store.models import CopyResult
+    from duck.store import CopyResult
 
-    from ..session import Session
+    from ..context import CommandContext
 
 
-async def _transfer(s: Session, cmd: Copy | Move, move: bool) -> CopyResult | None:
+async def _transfer(s: CommandContext, cmd: Copy | Move, move: bool) -> CopyResult | None:
     view = s.view
     assert view is not None and s.user is not None
     if move and view.readonly:
@@ -56,7 +56,7 @@ def _copyuid(result: CopyResult) -> CopyUid | None:
 
 
 @command(Copy, SELECTED)
-async def copy(s: Session, cmd: Copy) -> Done | None:
+async def copy(s: CommandContext, cmd: Copy) -> Done | None:
     """Copy messages; COPYUID in the tagged OK."""
     result = await _transfer(s, cmd, move=False)
     if result is None:
@@ -65,7 +65,7 @@ async def copy(s: Session, cmd: Copy) -> Done | None:
 
 
 @command(Move, SELECTED)
-async def move(s: Session, cmd: Move) -> None:
+async def move(s: CommandContext, cmd: Move) -> None:
     """RFC 6851 §4.3: ``* OK [COPYUID ...]``, then the EXPUNGEs, then the tagged OK."""
     result = await _transfer(s, cmd, move=True)
     if result is None:

@@ -36,13 +36,14 @@ from bson import ObjectId
 
 from duck.mime.model import Envelope
 
-from . import journal, schema
-from .convert import envelope_from_bson
-from .database import Database
-from .errors import InvalidInput, NotFound
-from .mailboxes import MAX_MAILBOXES
-from .models import JournalEntry
-from .users import parse_id
+from ..engine import clock, schema
+from ..engine.convert import envelope_from_bson
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import InvalidInput, NotFound
+from ..limits import MAX_MAILBOXES
+from ..models import JournalEntry
+from . import journal
 
 #: How far before the cursor's time a mailbox-create entry is looked for: covers
 #: clock skew between processes and a transaction's commit latency.
@@ -200,7 +201,7 @@ class FeedBatch:
 
 
 def _now() -> dt.datetime:
-    return journal.now()
+    return clock.now()
 
 
 class ChangeFeed:

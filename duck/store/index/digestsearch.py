@@ -32,8 +32,9 @@ from typing import Any
 import attrs
 from bson import ObjectId
 
-from . import digest, schema
-from .database import Database
+from ..engine import schema
+from ..engine.database import Database
+from . import digest
 from .query import (
     Address,
     Age,

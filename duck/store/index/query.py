@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 import attrs
 
+from ..errors import InvalidInput
 from . import textindex
-from .errors import InvalidInput
 
 DateField = Literal["internal", "sent", "saved"]
 DateOp = Literal["before", "on", "since"]

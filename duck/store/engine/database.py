@@ -21,7 +21,7 @@ import trio
 from pymongo.database import Database as MongoDatabase
 from pymongo.write_concern import WriteConcern
 
-from .errors import StoreUnavailable
+from ..errors import StoreUnavailable
 from .metrics import ROUND_TRIPS
 
 log = logging.getLogger(__name__)

@@ -24,18 +24,19 @@ import pymongo.errors
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from . import digest, journal, schema
-from .database import Database
-from .errors import AlreadyExists, InvalidInput, NotFound
-from .models import SPECIAL_USES, Mailbox
-from .users import parse_id
+from ..engine import schema
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import AlreadyExists, InvalidInput, NotFound
+from ..index import digest
+from ..limits import MAX_MAILBOXES
+from ..models import SPECIAL_USES, Mailbox
+from ..push import journal
 
 DELIMITER = "/"
 INBOX = "INBOX"
 MAX_PATH = 1024
 MAX_DEPTH = 64
-#: Most mailboxes one user may have (a per-user cap, DESIGN.md house style).
-MAX_MAILBOXES = 10000
 
 #: Created with every user, atomically with it (RFC 6154 attributes).
 DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (

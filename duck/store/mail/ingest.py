@@ -18,10 +18,10 @@ from duck.mime.events import LargeBodyBytes, LargeBodyEnd, LargeBodyStart, Skele
 from duck.mime.indexer import MessageIndexer
 from duck.mime.model import IndexerLimits
 
-from .bodies import Bodies, Upload
-from .database import Database
-from .errors import InvalidInput, TooBig
-from .models import Ingested, Segment
+from ..engine.bodies import Bodies, Upload
+from ..engine.database import Database
+from ..errors import InvalidInput, TooBig
+from ..models import Ingested, Segment
 
 #: Most skeleton bytes kept inside the message document.
 INLINE_MAX = 2 * 1024 * 1024

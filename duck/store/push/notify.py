@@ -24,9 +24,9 @@ from typing import Any
 import trio
 from bson import ObjectId
 
-from . import schema
-from .database import Database
-from .errors import StoreUnavailable
+from ..engine import schema
+from ..engine.database import Database
+from ..errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

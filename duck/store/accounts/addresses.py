@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 # RFC 5321 §4.5.3.1: 64 octets of local part, 255 of domain, 256 of path (with <>).
 MAX_LOCAL = 64

@@ -18,10 +18,11 @@ from typing import Any
 
 from bson import ObjectId
 
-from . import schema
-from .database import Database
-from .models import JournalEntry, JournalKind
-from .users import parse_id
+from ..engine import schema
+from ..engine.clock import now
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..models import JournalEntry, JournalKind
 
 #: How long journal entries are kept (seconds): 7 days.
 DEFAULT_RETENTION = 7 * 24 * 3600
@@ -42,12 +43,6 @@ schema.register(
         ),
     ],
 )
-
-
-def now() -> dt.datetime:
-    """The current time in UTC, at the millisecond precision BSON keeps."""
-    t = dt.datetime.now(dt.UTC)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def entry_doc(

@@ -34,10 +34,10 @@ import pymongo.errors
 from bson import ObjectId
 from pymongo import ReturnDocument
 
+from ..errors import NotFound
 from . import schema
+from .clock import now
 from .database import Database
-from .errors import NotFound
-from .journal import now
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ import pymongo.errors
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from . import journal, schema
-from .convert import envelope_from_bson
-from .database import Database
-from .errors import InvalidInput, NotFound
+from ..engine import clock, schema
+from ..engine.convert import envelope_from_bson
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import InvalidInput, NotFound
 from .events import MessageMeta
-from .users import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class Webhooks:
         user = parse_id(user_id) if user_id is not None else None
         doc = {
             "_id": ObjectId(), "url": url, "events": sorted(set(events)),
-            "secret": secret or secrets.token_hex(32), "user": user, "created": journal.now(),
+            "secret": secret or secrets.token_hex(32), "user": user, "created": clock.now(),
         }
 
         def run() -> None:
@@ -206,7 +206,7 @@ class Webhooks:
         return await self._database.run(self._produce_sync, render)
 
     def _produce_sync(self, render: Callable[[HookEvent], bytes]) -> int:
-        started = journal.now()
+        started = clock.now()
         state = self._coll(STATE).find_one({"_id": "producer"})
         hooks = [_hook(d) for d in self._coll(HOOKS).find({}).limit(MAX_HOOKS)]
         if state is None or not hooks:
@@ -261,7 +261,7 @@ class Webhooks:
                     internal_date=m.get("idate"), emailid=m.get("emailid"),
                     envelope=envelope_from_bson(m["env"]) if "env" in m else None,
                 )
-        now = journal.now()
+        now = clock.now()
         rows = []
         for d in docs:
             user = d.get("user") or self._mailbox_users.get(d["mailbox"])
@@ -305,7 +305,7 @@ class Webhooks:
 
     def _claim_sync(self, owner: str, lease: float) -> tuple[Delivery, Hook] | None:
         while True:
-            now = journal.now()
+            now = clock.now()
             doc = self._coll(DELIVERIES).find_one_and_update(
                 {"status": "pending", "next_at": {"$lte": now}},
                 {"$set": {"next_at": now + dt.timedelta(seconds=lease), "owner": owner},
@@ -325,7 +325,7 @@ class Webhooks:
 
     async def complete(self, delivery: Delivery, owner: str, status: int) -> None:
         """Mark a claimed delivery done."""
-        now = journal.now()
+        now = clock.now()
         await self._database.run(
             self._coll(DELIVERIES).update_one, {"_id": ObjectId(delivery.id), "owner": owner},
             {"$set": {"status": "done", "response": status, "done_at": now, "expire": now}},
@@ -334,7 +334,7 @@ class Webhooks:
     async def retry(self, delivery: Delivery, owner: str, error: str, delay: float,
                     max_attempts: int = MAX_ATTEMPTS) -> bool:
         """Schedule another attempt after ``delay`` s; False when given up (failed)."""
-        now = journal.now()
+        now = clock.now()
         if delivery.attempts >= max_attempts:
             update = {"status": "failed", "error": error[:500], "done_at": now, "expire": now}
         else:

@@ -23,14 +23,15 @@ from bson import ObjectId
 from duck.mime.model import IndexedMessage, IndexerLimits
 from duck.mime.sections import SectionSpec
 
-from . import digest, documents, fetch, journal, quota, reader, schema
-from .bodies import Bodies
-from .database import Database
-from .errors import InvalidInput, NotFound, StoreError
-from .flags import claim_recent_sync, flag_fields, normalize_flags, store_flags_sync
-from .ingest import DEFAULT_MAX_SIZE, Ingest
-from .mailboxes import allocate, normalize_path
-from .models import (
+from ..accounts import quota
+from ..engine import clock, schema
+from ..engine.bodies import Bodies
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import InvalidInput, NotFound, StoreError
+from ..index import digest, fetch, reader
+from ..index.query import Query
+from ..models import (
     AppendResult,
     CopyResult,
     Delivered,
@@ -42,8 +43,16 @@ from .models import (
     MessageSummary,
     StoreFlagsResult,
 )
-from .query import Query
-from .users import parse_id
+from ..push import journal
+from . import documents
+from .flags import (
+    claim_recent_sync,
+    flag_fields,
+    normalize_flags,
+    store_flags_sync,
+)
+from .ingest import DEFAULT_MAX_SIZE, Ingest
+from .mailboxes import allocate, normalize_path
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +73,7 @@ BATCH_BYTES = 32 * 1024 * 1024
 def _internal_date(value: dt.datetime | None) -> dt.datetime:
     # IMAP INTERNALDATE has second precision; BSON keeps UTC milliseconds.
     if value is None:
-        return journal.now().replace(microsecond=0)
+        return clock.now().replace(microsecond=0)
     if value.tzinfo is None:
         raise InvalidInput("internal date must be timezone-aware")
     return value.astimezone(dt.UTC).replace(microsecond=0)
@@ -276,7 +285,7 @@ class Messages:
             )
             doc = documents.message_doc(
                 base, user=user, mailbox=mailbox["_id"], uid=uid, modseq=modseq,
-                flag_fields=fields, internal_date=idate, savedate=journal.now(),
+                flag_fields=fields, internal_date=idate, savedate=clock.now(),
                 emailid="M" + str(oid), threadid=threadid, oid=oid,
             )
             self._messages.insert_one(doc, session=session)
@@ -487,7 +496,7 @@ class Messages:
         if not docs:
             return []
         total = sum(int(d["size"]) for d in docs)
-        now = journal.now()
+        now = clock.now()
 
         unseen = sum(1 for d in docs if not d.get("seen"))
         try:

@@ -17,12 +17,14 @@ import trio
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from . import digest, digestsearch, schema
-from .convert import envelope_from_bson, part_from_bson
-from .database import Database
-from .documents import segment_from_bson
-from .errors import InvalidInput
-from .models import FETCH_FIELDS, MessageRecord, MessageSummary
+from ..engine import schema
+from ..engine.convert import envelope_from_bson, part_from_bson
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import InvalidInput
+from ..models import FETCH_FIELDS, MessageRecord, MessageSummary
+from . import digest, digestsearch
+from .layout import segment_from_bson
 from .query import (
     And,
     Query,
@@ -33,7 +35,6 @@ from .query import (
     map_leaves,
     uid_ranges,
 )
-from .users import parse_id
 
 #: FETCH field -> document fields it needs.
 _PROJECTION: dict[str, tuple[str, ...]] = {

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 from duck.mime.sections import HEADER_FIELDS_NOT, SectionSpec, filter_header_fields, section_range
 
-from .bodies import CHUNK_SIZE, Bodies
-from .database import Database
-from .errors import InvalidInput
-from .models import MessageRecord, Segment
+from ..engine.bodies import CHUNK_SIZE, Bodies
+from ..engine.database import Database
+from ..errors import InvalidInput
+from ..models import MessageRecord, Segment
 
 #: Largest piece ``stream`` yields (one GridFS chunk: one round trip each).
 STREAM_PIECE = CHUNK_SIZE

@@ -1,18 +1,6 @@
-"""The message document: how an ingested message is laid out in ``messages``.
+"""Building a message document (the write side): an ingested message as one stored copy.
 
-Fields (short names keep thousands of documents per FETCH small):
-
-- ``user``, ``mailbox``, ``uid`` (unique per mailbox), ``modseq``;
-- ``flags``/``kw``/``seen``/``deleted``/``flagged`` (flags.py);
-- ``idate`` (INTERNALDATE), ``sdate`` (SAVEDATE, RFC 8514), ``size`` (exact octets);
-- ``segs``: the stored bytes as runs ``{o, n, d}`` (inline skeleton) or
-  ``{o, n, h, f}`` (body with SHA-256 ``h`` in GridFS file ``f``), in order;
-- ``bodies``: the distinct hashes referenced (one reference per message);
-- ``root`` (MIME part tree with offsets), ``env`` (envelope), ``hdr`` (top-level
-  header fields ``{k, v}`` for SEARCH), ``text`` (decoded text for SEARCH),
-  ``g``/``gv`` (SEARCH's substring index and its version, textindex.py),
-  ``date`` (Date: header), ``msgid``, ``refs`` (thread ancestors), ``subject``;
-- ``emailid``/``threadid`` (RFC 8474 OBJECTID).
+The fields and indexes it fills are described in ``duck/store/index/layout.py``.
 """
 
 from __future__ import annotations
@@ -26,10 +14,13 @@ from bson import ObjectId
 
 from duck.mime.model import IndexedMessage, Part
 
-from . import schema, textindex
-from .convert import to_bson
-from .errors import InvalidInput
-from .models import Ingested, Segment
+from ..engine.convert import to_bson
+from ..errors import InvalidInput
+from ..index import (
+    layout,  # noqa: F401  (the indexes of the documents built here)
+    textindex,
+)
+from ..models import Ingested, Segment
 
 #: Each header value kept for SEARCH is cut at this many characters.
 MAX_HEADER_VALUE = 8 * 1024
@@ -38,28 +29,7 @@ MAX_HEADERS = 500
 #: Largest per-recipient prepend (Delivered-To, Return-Path...).
 MAX_PREPEND = 16 * 1024
 
-#: Fields with a (mailbox, field) index for SEARCH prefilters.
-SEARCH_FIELDS = ("g", "kw", "seen", "idate", "sdate", "date", "size", "modseq")
-
 _PREPEND = re.compile(rb"^(?:[!-9;-~]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)*$")
-
-schema.register(
-    schema.MESSAGES,
-    [
-        schema.IndexModel([("mailbox", schema.ASCENDING), ("uid", schema.ASCENDING)],
-                          unique=True, name="mailbox_uid"),
-        schema.IndexModel([("user", schema.ASCENDING), ("msgid", schema.ASCENDING)],
-                          name="user_msgid"),
-        schema.IndexModel([("user", schema.ASCENDING), ("emailid", schema.ASCENDING)],
-                          name="user_emailid"),
-        # SEARCH prefilters (query.py): each is (mailbox, field) so that a first
-        # $match on exactly these two fields is an index scan on every engine.
-        *(schema.IndexModel([("mailbox", schema.ASCENDING), (field, schema.ASCENDING)],
-                            name=f"mailbox_{field}")
-          for field in SEARCH_FIELDS),
-    ],
-)
-
 
 def segment_to_bson(segment: Segment) -> dict[str, Any]:
     """A segment as stored."""
@@ -67,13 +37,6 @@ def segment_to_bson(segment: Segment) -> dict[str, Any]:
         return {"o": segment.offset, "n": segment.length, "d": segment.data}
     return {"o": segment.offset, "n": segment.length, "h": segment.sha256,
             "f": ObjectId(segment.file_id)}
-
-
-def segment_from_bson(doc: dict[str, Any]) -> Segment:
-    """A stored segment."""
-    if "d" in doc:
-        return Segment(int(doc["o"]), int(doc["n"]), data=bytes(doc["d"]))
-    return Segment(int(doc["o"]), int(doc["n"]), sha256=doc["h"], file_id=str(doc["f"]))
 
 
 def shift_part(part: Part, n: int, *, root: bool = True) -> Part:

@@ -11,12 +11,17 @@ from typing import Any
 import attrs
 import pymongo.errors
 from bson import ObjectId
-from bson.errors import InvalidId
 
-from . import schema
+from ..engine import schema
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    InvalidInput,
+    NotFound,
+)
 from .addresses import normalize_address, split_detail
-from .database import Database
-from .errors import AlreadyExists, AuthenticationFailed, InvalidInput, NotFound
 from .passwords import hash_password, verify_password
 
 log = logging.getLogger(__name__)
@@ -45,14 +50,6 @@ class ResolvedAddress:
     user_id: str
     address: str
     detail: str | None = None
-
-
-def parse_id(value: str) -> ObjectId:
-    """A 24-hex id as an ObjectId, or :class:`NotFound` (an invalid id names nothing)."""
-    try:
-        return ObjectId(value)
-    except (InvalidId, TypeError) as exc:
-        raise NotFound("no such id") from exc
 
 
 def _user(doc: dict[str, Any]) -> User:

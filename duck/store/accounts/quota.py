@@ -12,10 +12,10 @@ from typing import Any
 
 from bson import ObjectId
 
-from . import schema
-from .database import Database
-from .errors import NotFound, OverQuota
-from .users import parse_id
+from ..engine import schema
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import NotFound, OverQuota
 
 
 def reserve(db: Database, user: ObjectId, size: int, session: Any = None) -> None:

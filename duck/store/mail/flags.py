@@ -16,12 +16,19 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from . import digest, journal, schema
-from .database import Database
-from .errors import InvalidInput, NotFound
+from ..engine import schema
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import InvalidInput, NotFound
+from ..index import digest
+from ..models import (
+    SYSTEM_FLAGS,
+    FlagChange,
+    FlagMode,
+    StoreFlagsResult,
+)
+from ..push import journal
 from .mailboxes import allocate
-from .models import SYSTEM_FLAGS, FlagChange, FlagMode, StoreFlagsResult
-from .users import parse_id
 
 #: Most flags one message may carry (a per-message cap).
 MAX_FLAGS = 128

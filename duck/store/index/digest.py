@@ -50,8 +50,8 @@ import pymongo.errors
 from bson import Binary, Int64, ObjectId
 from pymongo import UpdateMany, UpdateOne
 
-from . import schema
-from .database import Database
+from ..engine import schema
+from ..engine.database import Database
 
 COLLECTION = "digests"
 #: The layout's version, kept in each mailbox document (``dg``): a mailbox whose

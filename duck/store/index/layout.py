@@ -1,0 +1,53 @@
+"""The message document as read: its fields, their indexes, and stored segments decoded.
+
+The write side builds it (``duck/store/mail/documents.py``); every reader relies on the
+layout described here.
+
+Fields (short names keep thousands of documents per FETCH small):
+
+- ``user``, ``mailbox``, ``uid`` (unique per mailbox), ``modseq``;
+- ``flags``/``kw``/``seen``/``deleted``/``flagged`` (``duck/store/mail/flags.py``);
+- ``idate`` (INTERNALDATE), ``sdate`` (SAVEDATE, RFC 8514), ``size`` (exact octets);
+- ``segs``: the stored bytes as runs ``{o, n, d}`` (inline skeleton) or
+  ``{o, n, h, f}`` (body with SHA-256 ``h`` in GridFS file ``f``), in order;
+- ``bodies``: the distinct hashes referenced (one reference per message);
+- ``root`` (MIME part tree with offsets), ``env`` (envelope), ``hdr`` (top-level
+  header fields ``{k, v}`` for SEARCH), ``text`` (decoded text for SEARCH),
+  ``g``/``gv`` (SEARCH's substring index and its version, ``textindex.py``),
+  ``date`` (Date: header), ``msgid``, ``refs`` (thread ancestors), ``subject``;
+- ``emailid``/``threadid`` (RFC 8474 OBJECTID).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine import schema
+from ..models import Segment
+
+#: Fields with a (mailbox, field) index for SEARCH prefilters.
+SEARCH_FIELDS = ("g", "kw", "seen", "idate", "sdate", "date", "size", "modseq")
+
+schema.register(
+    schema.MESSAGES,
+    [
+        schema.IndexModel([("mailbox", schema.ASCENDING), ("uid", schema.ASCENDING)],
+                          unique=True, name="mailbox_uid"),
+        schema.IndexModel([("user", schema.ASCENDING), ("msgid", schema.ASCENDING)],
+                          name="user_msgid"),
+        schema.IndexModel([("user", schema.ASCENDING), ("emailid", schema.ASCENDING)],
+                          name="user_emailid"),
+        # SEARCH prefilters (``query.py``): each is (mailbox, field) so that a first
+        # $match on exactly these two fields is an index scan on every engine.
+        *(schema.IndexModel([("mailbox", schema.ASCENDING), (field, schema.ASCENDING)],
+                            name=f"mailbox_{field}")
+          for field in SEARCH_FIELDS),
+    ],
+)
+
+
+def segment_from_bson(doc: dict[str, Any]) -> Segment:
+    """A stored segment."""
+    if "d" in doc:
+        return Segment(int(doc["o"]), int(doc["n"]), data=bytes(doc["d"]))
+    return Segment(int(doc["o"]), int(doc["n"]), sha256=doc["h"], file_id=str(doc["f"]))
