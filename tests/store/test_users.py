@@ -62,3 +62,49 @@ async def test_unknown_id(store: Store) -> None:
         await store.users.get("not-an-id")
     with pytest.raises(NotFound):
         await store.users.get(str(ObjectId()))
+
+
+async def test_verified_passwords_are_remembered_per_stored_hash(store: Store) -> None:
+    user = await store.users.create("frank@example.com", "first")
+    cache = store.users.verified
+    assert len(cache._entries) == 0
+    await store.users.authenticate("frank@example.com", "first")
+    assert len(cache._entries) == 1  # remembered: the next login hashes nothing
+    await store.users.authenticate("frank@example.com", "first")
+    assert len(cache._entries) == 1
+    with pytest.raises(AuthenticationFailed):  # a wrong password is never cached
+        await store.users.authenticate("frank@example.com", "wrong")
+    assert len(cache._entries) == 1
+
+    # A password change reaches every process through the stored hash: the old
+    # password fails at once although it is still in this cache.
+    await store.admin.set_password(user.id, "second")
+    with pytest.raises(AuthenticationFailed):
+        await store.users.authenticate("frank@example.com", "first")
+    assert (await store.users.authenticate("frank@example.com", "second")).id == user.id
+
+    # Disabling is read from the user's document on every login, cached or not.
+    await store.database.run(
+        store.database.collection("users").update_one,
+        {"_id": ObjectId(user.id)}, {"$set": {"disabled": True}},
+    )
+    with pytest.raises(AuthenticationFailed):
+        await store.users.authenticate("frank@example.com", "second")
+
+
+def test_verified_cache_expires_and_is_bounded() -> None:
+    from duck.store.accounts.passwords import VerifiedCache, hash_password
+
+    cache = VerifiedCache(ttl=10.0, size=2)
+    stored = hash_password("pw", log_n=4)
+    keys = [cache.key(p, stored) for p in ("a", "b", "c")]
+    assert len(set(keys)) == 3 and cache.key("a", stored) == keys[0]
+    assert cache.key("a", hash_password("pw", log_n=4)) != keys[0]  # another salt
+    cache.remember(keys[0], now=0.0)
+    assert cache.fresh(keys[0], now=9.9)
+    assert not cache.fresh(keys[0], now=10.0)  # expired, and dropped
+    assert not cache.fresh(keys[0], now=0.0)
+    for i, key in enumerate(keys):
+        cache.remember(key, now=float(i))
+    assert len(cache._entries) == 2 and not cache.fresh(keys[0], now=3.0)
+    assert cache.fresh(keys[2], now=3.0)

@@ -58,3 +58,46 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, KeyError):
         return False
     return hmac.compare_digest(digest, expected)
+
+
+class VerifiedCache:
+    """Recently verified (stored hash, password) pairs, so that a client logging in
+    again and again does not pay a scrypt each time (Dovecot's auth cache).
+
+    An entry is a keyed digest (a secret drawn per process) of the stored hash and
+    the password, never the password itself. Because the stored hash is part of the
+    key, a password change misses the cache at once in every process; whether the
+    account is disabled is read from the user's document on every login, not
+    cached. Entries expire after ``ttl`` seconds; at most ``size`` are kept (the
+    oldest go first). Only successes are cached: a wrong password always costs a
+    full verification (and the login throttle counts it).
+    """
+
+    def __init__(self, *, ttl: float = 600.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._secret = secrets.token_bytes(32)
+        self._entries: dict[bytes, float] = {}
+
+    def key(self, password: str, stored: str) -> bytes:
+        """The cache key of a (password, stored hash) pair."""
+        message = stored.encode("utf-8") + b"\0" + password.encode("utf-8")
+        return hmac.digest(self._secret, message, "sha256")
+
+    def fresh(self, key: bytes, *, now: float) -> bool:
+        """Whether this pair was verified less than ``ttl`` seconds ago."""
+        expires = self._entries.get(key)
+        if expires is None:
+            return False
+        if expires > now:
+            return True
+        del self._entries[key]
+        return False
+
+    def remember(self, key: bytes, *, now: float) -> None:
+        """Record a successful verification."""
+        self._entries.pop(key, None)
+        if len(self._entries) >= self.size:
+            # Dicts keep insertion order: the first key is the oldest entry.
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = now + self.ttl

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from ..errors import (
     NotFound,
 )
 from .addresses import normalize_address, split_detail
-from .passwords import hash_password, verify_password
+from .passwords import VerifiedCache, hash_password, verify_password
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Users:
     def __init__(self, database: Database) -> None:
         self._database = database
         self.create_hooks: list[CreateHook] = []
+        #: Successful password checks remembered for a while (passwords.py).
+        self.verified = VerifiedCache()
 
     @property
     def _users(self) -> Any:
@@ -149,7 +152,8 @@ class Users:
         """Check a password; AuthenticationFailed for an unknown user or a wrong one.
 
         An unknown user costs as much as a known one (a dummy hash is checked), so
-        response times do not reveal which user names exist.
+        response times do not reveal which user names exist. A password verified
+        recently for the same stored hash is not hashed again (``verified``).
         """
         try:
             name = normalize_address(username)
@@ -158,8 +162,16 @@ class Users:
         doc = None
         if name is not None:
             doc = await self._database.run(self._users.find_one, {"username": name})
-        stored = doc["password"] if doc is not None else _dummy_hash()
-        ok = await self._database.run(verify_password, password, stored)
+        if doc is not None:
+            stored = doc["password"]
+            key = self.verified.key(password, stored)
+            ok = self.verified.fresh(key, now=time.monotonic())
+            if not ok:
+                ok = await self._database.run(verify_password, password, stored)
+                if ok:
+                    self.verified.remember(key, now=time.monotonic())
+        else:
+            ok = await self._database.run(verify_password, password, _dummy_hash())
         if doc is None or not ok or doc.get("disabled"):
             raise AuthenticationFailed("invalid credentials")
         return _user(doc)
