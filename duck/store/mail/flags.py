@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 
 from ..engine import schema
 from ..engine.database import Database
@@ -181,23 +181,24 @@ def _store_batch_sync(
 
 
 def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int) -> int:
-    """Compare-and-set the mailbox's recent mark; the first UID recent for the caller.
+    """Advance the mailbox's recent mark; the first UID recent for the caller.
 
     RFC 3501 §2.3.2: exactly one session sees a message as \\Recent. The mark is
     the highest UID already claimed; the claimant gets (mark, up_to_uid], i.e. UIDs
-    from the returned value to ``up_to_uid`` (none when it is above). A plain CAS
-    loop: no BEFORE image is read (stale under concurrency on the embedded server).
+    from the returned value to ``up_to_uid`` (none when it is above).
+
+    One round trip: an update pipeline keeps the mark it replaced in ``rp`` and the
+    post-image (exact under concurrency, unlike a BEFORE image on the embedded
+    server) returns both, so no compare-and-set loop is needed.
     """
     mailbox = parse_id(mailbox_id)
-    coll = db.collection(schema.MAILBOXES)
-    while True:
-        doc = coll.find_one({"_id": mailbox}, {"recent": 1})
-        if doc is None:
-            raise NotFound("no such mailbox")
-        mark = int(doc.get("recent", 0))
-        if mark >= up_to_uid:
-            return up_to_uid + 1
-        result = coll.update_one({"_id": mailbox, "recent": doc.get("recent", 0)},
-                                 {"$set": {"recent": up_to_uid}})
-        if result.modified_count:
-            return mark + 1
+    mark = {"$ifNull": ["$recent", 0]}
+    doc = db.collection(schema.MAILBOXES).find_one_and_update(
+        {"_id": mailbox},
+        [{"$set": {"rp": mark, "recent": {"$max": [mark, up_to_uid]}}}],
+        projection={"rp": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        raise NotFound("no such mailbox")
+    return min(int(doc["rp"]), up_to_uid) + 1
