@@ -366,7 +366,9 @@ class Session:
         view = self.view
         if view is None:
             return
-        woken = self.subscription is None or self.subscription.pending()
+        # A wake-up for a change the view already has (this session's own write,
+        # read back when it published it) costs no query.
+        woken = self.subscription is None or self.subscription.behind(view.modseq)
         if poll or woken or self._journal_unread:
             self._journal_unread = False
             try:

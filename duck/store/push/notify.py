@@ -1,9 +1,11 @@
 """Change notification: every journal write wakes the subscribers it concerns.
 
-Wake-ups carry no payload. A subscriber (an IDLE session, an SSE stream, the
-webhook dispatcher) reads the journal from its own last position when woken, so
-a missed or merged wake-up can never lose an event; a spurious one costs one
-query.
+A subscriber (an IDLE session, an SSE stream, the webhook dispatcher) reads the
+journal from its own last position when woken, so a missed or merged wake-up can
+never lose an event; a spurious one costs one query. A wake-up may carry the
+journal modseq that caused it: a mailbox subscriber already at or past that
+modseq (its own write, read back once) skips the query (``Subscription.behind``).
+A wake-up without one ("blind": a local write, a watch restart) always reads.
 
 Where the deployment has change streams (replica sets, sharded clusters, the
 embedded server) the notifier watches inserts into the journal, which reach every
@@ -44,13 +46,25 @@ class Subscription:
         self._notifier = notifier
         self.keys = keys
         self._pending = False
+        self._blind = False
+        #: Highest journal modseq a wake-up announced (per-mailbox keys only).
+        self.high = 0
         self._event = trio.Event()
         self.wakeups = 0
 
-    def _wake(self) -> None:
+    def _wake(self, modseq: int | None = None) -> None:
         self._pending = True
+        if modseq is None:
+            self._blind = True
+        elif modseq > self.high:
+            self.high = modseq
         self.wakeups += 1
         self._event.set()
+
+    def behind(self, modseq: int) -> bool:
+        """Whether a wake-up since the last ``clear`` may announce a change after
+        ``modseq`` (always, for a wake-up that carried no modseq)."""
+        return self._pending and (self._blind or self.high > modseq)
 
     def pending(self) -> bool:
         """True if woken since the last wait (does not reset the flag)."""
@@ -59,6 +73,7 @@ class Subscription:
     def clear(self) -> None:
         """Forget a pending wake-up (the caller is about to read the journal anyway)."""
         self._pending = False
+        self._blind = False
         if self._event.is_set():
             self._event = trio.Event()
 
@@ -129,13 +144,14 @@ class Notifier:
                 if not subs:
                     del self._subscribers[key]
 
-    def publish_nowait(self, *keys: str) -> None:
-        """Wake every subscriber of any of ``keys`` (never blocks)."""
+    def publish_nowait(self, *keys: str, modseq: int | None = None) -> None:
+        """Wake every subscriber of any of ``keys`` (never blocks); ``modseq`` is the
+        mailbox's journal modseq that caused it, when known."""
         woken: set[Subscription] = set()
         for key in keys:
             woken.update(self._subscribers.get(key, ()))
         for sub in woken:
-            sub._wake()
+            sub._wake(modseq)
 
     def statistics(self) -> dict[str, Any]:
         """Figures: mode, keys and subscriptions live, journal events seen."""
@@ -205,7 +221,8 @@ class Notifier:
             user = await self._user_of(str(mailbox))
         if user is not None:
             keys.append(user_key(str(user)))
-        self.publish_nowait(*keys)
+        modseq = doc.get("modseq")
+        self.publish_nowait(*keys, modseq=int(modseq) if isinstance(modseq, int) else None)
 
     async def _user_of(self, mailbox_id: str) -> str | None:
         cached = self._mailbox_users.get(mailbox_id)
@@ -242,5 +259,6 @@ class Notifier:
                     self._seen_modseqs[key] = modseq
                     if previous is not None and modseq != previous:
                         self.events_seen += 1
-                        self.publish_nowait(mailbox_key(key), user_key(str(doc.get("user"))))
+                        self.publish_nowait(mailbox_key(key), user_key(str(doc.get("user"))),
+                                            modseq=modseq)
             await trio.sleep(self.poll_interval)
