@@ -187,18 +187,21 @@ def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int) -> int:
     the highest UID already claimed; the claimant gets (mark, up_to_uid], i.e. UIDs
     from the returned value to ``up_to_uid`` (none when it is above).
 
-    One round trip: an update pipeline keeps the mark it replaced in ``rp`` and the
-    post-image (exact under concurrency, unlike a BEFORE image on the embedded
-    server) returns both, so no compare-and-set loop is needed.
+    One round trip, and a write only when there is something to claim (a write to
+    the mailbox document makes concurrent transactions on it retry): the update
+    matches only a mark below ``up_to_uid``, and its pipeline keeps the mark it
+    replaced in ``rp``, read from the post-image (exact under concurrency, unlike a
+    BEFORE image on the embedded server). No match: nothing is recent for the
+    caller (or the mailbox is gone, which the journal tells the session).
     """
     mailbox = parse_id(mailbox_id)
     mark = {"$ifNull": ["$recent", 0]}
     doc = db.collection(schema.MAILBOXES).find_one_and_update(
-        {"_id": mailbox},
+        {"_id": mailbox, "$or": [{"recent": {"$lt": up_to_uid}}, {"recent": None}]},
         [{"$set": {"rp": mark, "recent": {"$max": [mark, up_to_uid]}}}],
         projection={"rp": 1},
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:
-        raise NotFound("no such mailbox")
+        return up_to_uid + 1
     return min(int(doc["rp"]), up_to_uid) + 1
