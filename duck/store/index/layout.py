@@ -42,7 +42,7 @@ schema.register(
         *(schema.IndexModel([("mailbox", schema.ASCENDING), (field, schema.ASCENDING)],
                             name=f"mailbox_{field}")
           for field in SEARCH_FIELDS),
-        # EXPUNGE's read of the \\Deleted messages (a filter with a field outside
+        # EXPUNGE's read of the \Deleted messages (a filter with a field outside
         # every index is a collection scan on the embedded engine).
         schema.IndexModel([("mailbox", schema.ASCENDING), ("deleted", schema.ASCENDING)],
                           name="mailbox_deleted"),
