@@ -28,3 +28,11 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
         assert "seconds" in scenario, name
     assert "UID FETCH" in results["round_trips_per_command"]
     assert "UID SEARCH" in results["round_trips_per_command"]
+    # The load scenario: every run produced figures (commands, CPU, round trips).
+    load = results["scenarios"]["load"]
+    for name, run in load["runs"].items():
+        assert "error" not in run, (name, run.get("error"))
+        assert run["commands"] > 0, name
+        assert "duck_ms_per_op" in run["cpu"], name
+        assert run["round_trips"], name
+    assert any(run["deliveries"] > 0 for run in load["runs"].values())

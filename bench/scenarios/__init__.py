@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..harness import Scenario
-from . import concurrency, delivery, fetch, memory, search, store
+from . import concurrency, delivery, fetch, load, memory, search, store
 
 #: Scenario name -> coroutine function, in the order a full run takes them.
 SCENARIOS: dict[str, Scenario] = {
@@ -11,6 +11,7 @@ SCENARIOS: dict[str, Scenario] = {
     "search": search.run,
     "delivery": delivery.run,
     "concurrency": concurrency.run,
+    "load": load.run,
     "store": store.run,
     "memory": memory.run,
 }
