@@ -105,6 +105,13 @@ def _position(gram: str) -> int:
     return zlib.crc32(gram.encode("utf-8", "surrogatepass")) % BLOOM_BITS
 
 
+#: Positions of trigrams already hashed. Text reuses a few thousand trigrams, so
+#: every delivery looks most of its trigrams up instead of hashing them again.
+_POSITIONS: dict[str, int] = {}
+#: Most trigrams remembered (a few MB); past it new ones are hashed each time.
+MAX_REMEMBERED = 200_000
+
+
 def text_positions(values: Iterable[str]) -> set[int] | None:
     """Bloom positions of the trigrams of ``values`` (None: too much text, every
     position)."""
@@ -115,8 +122,17 @@ def text_positions(values: Iterable[str]) -> set[int] | None:
         if total > MAX_BLOOM_TEXT:
             return None
         text = canonical(value)
-        grams.update(text[i : i + 3] for i in range(len(text) - 2))
-    return {_position(g) for g in grams}
+        grams.update([text[i : i + 3] for i in range(len(text) - 2)])
+    known = _POSITIONS
+    positions: set[int] = set()
+    for gram in grams:
+        position = known.get(gram)
+        if position is None:
+            position = _position(gram)
+            if len(known) < MAX_REMEMBERED:
+                known[gram] = position
+        positions.add(position)
+    return positions
 
 
 def needle_positions(needle: str) -> list[int] | None:

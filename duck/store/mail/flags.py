@@ -19,7 +19,7 @@ from pymongo import ReturnDocument, UpdateOne
 from ..engine import schema
 from ..engine.database import Database
 from ..engine.ids import parse_id
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput
 from ..index import digest
 from ..models import (
     SYSTEM_FLAGS,
