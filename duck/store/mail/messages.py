@@ -245,8 +245,9 @@ class Messages:
             drop: Counter[str] = Counter(ingested.bodies)  # the ingest's holds
             for h in distinct:
                 drop[h] += failed
-            with trio.CancelScope(shield=True):
-                await self._database.run(self._bodies.drop_refs, drop)
+            if +drop:  # small messages hold no bodies: no worker thread for nothing
+                with trio.CancelScope(shield=True):
+                    await self._database.run(self._bodies.drop_refs, drop)
         return results
 
     async def discard(self, ingested: Ingested) -> None:
