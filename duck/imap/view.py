@@ -5,6 +5,12 @@ Loaded once at SELECT and then kept current by applying journal entries
 session is told: new messages wait in ``new`` until an EXISTS is sent, expunged
 ones stay in ``uids`` until an EXPUNGE is sent, which happens only where RFC 3501
 §7.4.1 allows it (never during FETCH, STORE or SEARCH).
+
+Keywords follow the same rule: a client builds its list of the mailbox's flags from
+FLAGS (RFC 3501 §7.2.6), so a keyword is announced in FLAGS (and PERMANENTFLAGS)
+before the first FETCH that shows it. The view remembers what it announced; each
+batch of responses showing flags asks ``announce`` first, which costs one set
+comparison per message when nothing is new.
 """
 
 from __future__ import annotations
@@ -14,14 +20,26 @@ from collections.abc import Iterable
 
 import attrs
 
-from duck.store import JournalEntry, Mailbox, MessageSummary
+from duck.store import SYSTEM_FLAGS, JournalEntry, Mailbox, MessageSummary
 
 from .grammar.fetch_items import FetchAttr
+from .grammar.resp_codes import PermanentFlags
 from .grammar.resp_fetch import FetchData
-from .grammar.responses import ExistsData, ExpungeData, RecentData, VanishedData
+from .grammar.responses import (
+    ExistsData,
+    ExpungeData,
+    FlagsData,
+    RecentData,
+    UntaggedStatus,
+    VanishedData,
+)
 from .grammar.sequence import SequenceSet
 
 Response = object
+
+
+#: Flags any FLAGS response covers: the system flags, and \Recent (never a keyword).
+_ALWAYS_DEFINED = frozenset((*SYSTEM_FLAGS, "\\Recent"))
 
 
 class InvalidSequence(ValueError):
@@ -52,6 +70,14 @@ class SelectedView:
     gone: bool = False
     announced_exists: int = 0
     announced_recent: int = 0
+    #: Keywords announced in FLAGS, lowercased -> the spelling sent. It never
+    #: shrinks while the mailbox is selected: a keyword a client has seen on a
+    #: message must stay in every FLAGS it is sent (RFC 3501 §7.2.6).
+    announced_keywords: dict[str, str] = attrs.Factory(dict)
+    #: Every flag spelling the last FLAGS covers (system flags, \Recent, each
+    #: spelling met of an announced keyword): flags need a look only when this is
+    #: not a superset of them (keywords compare case-insensitively).
+    _covered: set[str] = attrs.field(init=False, factory=lambda: set(_ALWAYS_DEFINED))
 
     @classmethod
     def load(
@@ -60,10 +86,14 @@ class SelectedView:
     ) -> SelectedView:
         """A view from SELECT's one query; ``modseq`` is where the journal is read from."""
         view = cls(mailbox, readonly, modseq=modseq)
+        covered = view._covered
         for s in sorted(summaries, key=lambda s: s.uid):
             view.uids.append(s.uid)
-            view.flags[s.uid] = tuple(s.flags)
+            flags = view.flags[s.uid] = tuple(s.flags)
             view.modseqs[s.uid] = s.modseq
+            if not covered.issuperset(flags):
+                view._cover(flags)
+        # What SELECT's FLAGS announces: every keyword on a message of the mailbox.
         view.announced_exists = len(view.uids)
         return view
 
@@ -179,8 +209,9 @@ class SelectedView:
         """Untagged responses for everything pending, in a correct order.
 
         EXPUNGEs first (highest sequence number first, so that each number is still
-        valid when sent; one VANISHED instead once QRESYNC is on), then EXISTS/RECENT,
-        then FETCH for flag changes.
+        valid when sent; one VANISHED instead once QRESYNC is on), then FLAGS and
+        PERMANENTFLAGS if the new messages or the changed flags bring a keyword this
+        session was not told of, then EXISTS/RECENT, then FETCH for flag changes.
         """
         out: list[Response] = []
         if allow_expunge and self.expunged:
@@ -200,21 +231,32 @@ class SelectedView:
                 out.append(VanishedData(SequenceSet.from_ints(gone)))
             self.expunged.clear()
             self.announced_exists = len(self.uids)
+        added: list[int] = []
         if self.new:
-            self.uids.extend(self.new)
+            added = list(self.new)
+            self.uids.extend(added)
             self.new.clear()
+        shown: list[tuple[int, int]] = []
+        for uid in sorted(self.changed):
+            seq = self.seq_of(uid)
+            if seq is None or uid in self.expunged:
+                continue
+            shown.append((seq, uid))
+        self.changed.clear()
+        # The new messages' keywords too, so that a client's first FETCH of them
+        # finds every keyword already in its FLAGS.
+        if added or shown:
+            flags = self.flags
+            out += self.announce([*(flags.get(u, ()) for u in added),
+                                  *(flags.get(u, ()) for _, u in shown)])
         if len(self.uids) != self.announced_exists:
             out.append(ExistsData(len(self.uids)))
             self.announced_exists = len(self.uids)
             recent = len(self.recent)
             out.append(RecentData(recent))
             self.announced_recent = recent
-        for uid in sorted(self.changed):
-            seq = self.seq_of(uid)
-            if seq is None or uid in self.expunged:
-                continue
+        for seq, uid in shown:
             out.append(self.flag_fetch(seq, uid, condstore=condstore, with_uid=uid_fetch))
-        self.changed.clear()
         return out
 
     def flag_fetch(self, seq: int, uid: int, *, condstore: bool, with_uid: bool) -> FetchData:
@@ -255,11 +297,51 @@ class SelectedView:
                 out.append((nxt, hi))
         return SequenceSet(tuple(out)) if out else None
 
-    def keywords(self) -> list[str]:
-        """Keywords in use in the mailbox (for FLAGS / PERMANENTFLAGS)."""
-        seen: dict[str, str] = {}
-        for flags in self.flags.values():
-            for f in flags:
-                if not f.startswith("\\"):
-                    seen.setdefault(f.lower(), f)
-        return sorted(seen.values(), key=str.lower)
+    # -- keywords ----------------------------------------------------------------------
+
+    def defined_flags(self) -> tuple[str, ...]:
+        """The FLAGS list: system flags, then every keyword announced (RFC 3501 §7.2.6)."""
+        announced = self.announced_keywords
+        return (*SYSTEM_FLAGS, *(announced[k] for k in sorted(announced)))
+
+    def permanent_flags(self) -> tuple[str, ...]:
+        """PERMANENTFLAGS: the defined flags and \\* (new keywords may be made); none
+        when read-only (RFC 3501 §7.1)."""
+        return () if self.readonly else (*self.defined_flags(), "\\*")
+
+    def flag_definitions(self) -> list[Response]:
+        """``* FLAGS (...)`` and ``* OK [PERMANENTFLAGS (...)]`` for the flags now defined."""
+        return [FlagsData(self.defined_flags()),
+                UntaggedStatus("OK", PermanentFlags(self.permanent_flags()),
+                               "flags permitted")]
+
+    def announce(self, flag_lists: Iterable[tuple[str, ...]]) -> list[Response]:
+        """What to send ahead of responses showing these flag lists: FLAGS and
+        PERMANENTFLAGS when one of them holds a keyword not announced yet (they are
+        then counted as announced), else nothing. RFC 3501 §7.2.6: a client learns
+        the mailbox's keywords from FLAGS, and imaptest holds a keyword shown before
+        it was listed there for an error.
+
+        One subset test per list when nothing is new; no database query."""
+        covered = self._covered
+        new = False
+        for flags in flag_lists:
+            if not covered.issuperset(flags):
+                new = self._cover(flags) or new
+        return self.flag_definitions() if new else []
+
+    def _cover(self, flags: Iterable[str]) -> bool:
+        """Count ``flags`` as announced; True when one was a keyword new to the session."""
+        covered, announced = self._covered, self.announced_keywords
+        new = False
+        for flag in flags:
+            if flag in covered:
+                continue
+            covered.add(flag)
+            if flag.startswith("\\"):
+                continue  # the store holds only system flags so spelled
+            key = flag.lower()
+            if key not in announced:
+                announced[key] = flag
+                new = True
+        return new

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import imaplib
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,41 @@ def simple_message(n: int, subject: str = "note") -> bytes:
         f"Subject: {subject} {n}\r\nMessage-ID: <m{n}@example.com>\r\n\r\n"
         f"body of message {n}\r\n"
     ).encode()
+
+
+_FLAGS = re.compile(rb"^\* FLAGS \(([^)]*)\)")
+_PERMANENT = re.compile(rb"^\* OK \[PERMANENTFLAGS \(([^)]*)\)\]")
+_FETCH_FLAGS = re.compile(rb"^\* \d+ FETCH \(.*?\bFLAGS \(([^)]*)\)")
+
+
+class KeywordChecker:
+    """What Dovecot's imaptest checks of keywords, over one selection's responses:
+    a keyword a FETCH shows is in the last FLAGS ("Keyword used without being in
+    FLAGS"), a FLAGS keeps every keyword already shown, and PERMANENTFLAGS lists
+    the same keywords (plus \\*) or nothing (read-only)."""
+
+    def __init__(self) -> None:
+        self.defined: set[bytes] | None = None
+        self.shown: set[bytes] = set()
+        self.flags_responses = 0
+
+    def absorb(self, lines: list[bytes]) -> None:
+        for line in lines:
+            m = _FLAGS.match(line)
+            if m is not None:
+                defined = {f.lower() for f in m.group(1).split()}
+                assert self.shown <= defined, ("keyword dropped", self.shown, line)
+                self.defined = defined
+                self.flags_responses += 1
+                continue
+            m = _PERMANENT.match(line)
+            if m is not None:
+                perm = {f.lower() for f in m.group(1).split()}
+                assert not perm or perm - {b"\\*"} == self.defined, (perm, self.defined)
+                continue
+            m = _FETCH_FLAGS.match(line)
+            if m is not None:
+                keywords = {f.lower() for f in m.group(1).split() if not f.startswith(b"\\")}
+                assert self.defined is not None and keywords <= self.defined, (
+                    "keyword used without being in FLAGS", line, self.defined)
+                self.shown |= keywords

@@ -61,3 +61,25 @@ async def test_id_and_enable(imap_server: Any) -> None:
         assert lines[-1].startswith(b"c OK"), lines
         lines = await c.command(b"l", b'LIST "" "B*"')
         assert lines[0] == '* LIST (\\HasNoChildren) "/" "Bücher"\r\n'.encode(), lines
+
+
+async def test_select_lists_every_keyword_in_use(imap_server: Any) -> None:
+    """FLAGS at SELECT holds every keyword on a message of the mailbox, in the
+    spelling first met, and PERMANENTFLAGS the same with \\* (none when read-only)."""
+    with trio.fail_after(20):
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        for i, flags in enumerate([b"($Zeta \\Seen)", b"(Alpha $zeta)", b"()", b"($Mid)"]):
+            msg = simple_message(i)
+            await c.send(b"a APPEND INBOX " + flags + b" {%d+}\r\n" % len(msg) + msg + b"\r\n")
+            assert (await c.until_tagged(b"a"))[-1].startswith(b"a OK")
+        lines = await c.command(b"s", b"SELECT INBOX")
+        defined = b"\\Seen \\Answered \\Flagged \\Deleted \\Draft $Mid $Zeta Alpha"
+        assert b"* FLAGS (" + defined + b")\r\n" in lines, lines
+        assert b"* OK [PERMANENTFLAGS (" + defined + b" \\*)] flags permitted\r\n" in lines
+        # Every FETCH then shows only flags already listed: no FLAGS again.
+        lines = await c.command(b"f", b"FETCH 1:* (FLAGS)")
+        assert not [x for x in lines if x.startswith(b"* FLAGS")], lines
+        lines = await c.command(b"x", b"EXAMINE INBOX")
+        assert b"* FLAGS (" + defined + b")\r\n" in lines, lines
+        assert b"* OK [PERMANENTFLAGS ()] flags permitted\r\n" in lines, lines

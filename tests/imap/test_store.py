@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from .conftest import PASSWORD, USER, simple_message
+from .conftest import PASSWORD, USER, KeywordChecker, simple_message
 from .raw import RawClient
 
 
@@ -69,3 +69,32 @@ async def test_unchangedsince(imap_server: Any) -> None:
         assert len(fetched) == 2 and all(b"MODSEQ" in x for x in fetched), lines
         lines = await c.command(b"w", b"SEARCH MODSEQ %d" % (max(modseqs) + 1))
         assert lines[0].startswith(b"* SEARCH 1 2 (MODSEQ "), lines
+
+
+async def test_store_announces_new_keywords(imap_server: Any) -> None:
+    """A keyword STORE makes goes out in FLAGS and PERMANENTFLAGS ahead of the FETCH
+    showing it (RFC 3501 §7.2.6), once; after a .SILENT STORE too."""
+    with trio.fail_after(20):
+        c = await _mailbox_with(imap_server, 2)
+        await c.command(b"u", b"UNSELECT")
+        checker = KeywordChecker()
+        checker.absorb(await c.command(b"s", b"SELECT INBOX"))
+        lines = await c.command(b"t1", b"STORE 1 +FLAGS (\\Seen $Work)")
+        checker.absorb(lines)
+        assert lines[:3] == [
+            b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Work)\r\n",
+            b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Work \\*)]"
+            b" flags permitted\r\n",
+            b"* 1 FETCH (FLAGS (\\Seen $Work))\r\n",
+        ], lines
+        # Known already (keywords compare case-insensitively): nothing more.
+        lines = await c.command(b"t2", b"STORE 2 +FLAGS ($WORK)")
+        assert lines == [b"* 2 FETCH (FLAGS ($WORK))\r\n",
+                         b"t2 OK STORE completed\r\n"], lines
+        lines = await c.command(b"t3", b"UID STORE 2 +FLAGS.SILENT ($Home)")
+        checker.absorb(lines)
+        assert lines[0].startswith(b"* FLAGS (") and b" $Home $WORK" not in lines[0], lines
+        assert lines[0].endswith(b"\\Draft $Home $Work)\r\n"), lines
+        assert b"$Home $Work \\*" in lines[1] and lines[2].startswith(b"t3 OK"), lines
+        checker.absorb(await c.command(b"f", b"FETCH 1:* (FLAGS)"))
+        assert checker.flags_responses == 3

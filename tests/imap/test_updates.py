@@ -6,16 +6,23 @@ from typing import Any
 
 import trio
 
-from .conftest import PASSWORD, USER, simple_message
+from .conftest import PASSWORD, USER, KeywordChecker, simple_message
 from .raw import RawClient
 
 
-async def _selected(server: Any) -> RawClient:
+async def _selected(server: Any, checker: KeywordChecker | None = None) -> RawClient:
     c = await RawClient.open(server.ports["imap"])
     await c.login(USER, PASSWORD)
     lines = await c.command(b"S", b"SELECT INBOX")
     assert lines[-1].startswith(b"S OK [READ-WRITE]"), lines
+    if checker is not None:
+        checker.absorb(lines)
     return c
+
+
+def _first(lines: list[bytes], start: bytes, has: bytes = b"") -> int:
+    """Index of the first line starting with ``start`` that contains ``has``."""
+    return next(i for i, x in enumerate(lines) if x.startswith(start) and has in x)
 
 
 async def _append(c: RawClient, n: int) -> list[bytes]:
@@ -58,6 +65,91 @@ async def test_flags_from_other_session(imap_server: Any) -> None:
         # The session that made the change is not told twice.
         lines = await b.command(b"N", b"NOOP")
         assert not [x for x in lines if b" FETCH " in x], lines
+
+
+async def test_new_keyword_announced_in_every_session(imap_server: Any) -> None:
+    """RFC 3501 §7.2.6: a keyword is in an untagged FLAGS (and PERMANENTFLAGS) before
+    the first FETCH that shows it, in the session that made it and in the others."""
+    with trio.fail_after(30):
+        ca, cb = KeywordChecker(), KeywordChecker()
+        a = await _selected(imap_server, ca)
+        await _append(a, 1)
+        await _append(a, 2)
+        ca.absorb(await a.command(b"N", b"NOOP"))
+        b = await _selected(imap_server, cb)
+        lines = await a.command(b"T", b"STORE 1 +FLAGS ($Label2)")
+        ca.absorb(lines)
+        flags = _first(lines, b"* FLAGS", b"$Label2")
+        perm = _first(lines, b"* OK [PERMANENTFLAGS", b"$Label2")
+        assert b"\\*)" in lines[perm], lines
+        assert flags < perm < _first(lines, b"* 1 FETCH"), lines
+        # Said once: a second STORE with it announces nothing.
+        lines = await a.command(b"T", b"STORE 2 +FLAGS ($label2)")
+        ca.absorb(lines)
+        assert not [x for x in lines if x.startswith(b"* FLAGS")], lines
+        lines = await b.command(b"N", b"NOOP")
+        cb.absorb(lines)
+        assert _first(lines, b"* FLAGS", b"$Label2") < _first(lines, b"* 1 FETCH"), lines
+        assert _first(lines, b"* OK [PERMANENTFLAGS", b"$Label2") < _first(lines, b"* 1 FETCH")
+        lines = await b.command(b"F", b"FETCH 1:2 (FLAGS)")
+        cb.absorb(lines)
+        assert not [x for x in lines if x.startswith(b"* FLAGS")], lines
+        assert cb.flags_responses == 2 and ca.flags_responses == 2
+
+
+async def test_store_shows_keyword_from_elsewhere(imap_server: Any) -> None:
+    """imaptest's case: B's STORE answers with the message's flags as they are in the
+    store, keywords set by A included, before B's view has heard of them."""
+    with trio.fail_after(30):
+        ca, cb = KeywordChecker(), KeywordChecker()
+        a = await _selected(imap_server, ca)
+        await _append(a, 1)
+        await _append(a, 2)
+        ca.absorb(await a.command(b"N", b"NOOP"))
+        b = await _selected(imap_server, cb)
+        ca.absorb(await a.command(b"T", b"STORE 1:2 +FLAGS.SILENT ($Label2 $Other)"))
+        lines = await b.command(b"T", b"STORE 1 +FLAGS (\\Answered)")
+        cb.absorb(lines)
+        fetch = _first(lines, b"* 1 FETCH")
+        assert b"$Label2" in lines[fetch] and _first(lines, b"* FLAGS") < fetch, lines
+        # FETCH BODY[] sets \Seen, and the FLAGS it adds carry A's keywords.
+        ca.absorb(await a.command(b"T", b"STORE 2 +FLAGS.SILENT ($Third)"))
+        lines = await b.command(b"F", b"FETCH 2 (BODY[TEXT])")
+        cb.absorb(lines)
+        fetch = _first(lines, b"* 2 FETCH")
+        assert b"$Third" in lines[fetch] and _first(lines, b"* FLAGS", b"$Third") < fetch
+
+
+async def test_appended_keyword_announced(imap_server: Any) -> None:
+    """A message that arrives with a keyword new to the mailbox: the FLAGS naming it
+    comes with the EXISTS, before any FETCH of the message."""
+    with trio.fail_after(30):
+        ca, cb = KeywordChecker(), KeywordChecker()
+        a = await _selected(imap_server, ca)
+        b = await _selected(imap_server, cb)
+        msg = simple_message(1)
+        await a.send(b"A APPEND INBOX ($Fresh \\Flagged) {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        lines = await a.until_tagged(b"A")
+        ca.absorb(lines)
+        assert _first(lines, b"* FLAGS", b"$Fresh") < _first(lines, b"* 1 EXISTS"), lines
+        lines = await b.command(b"N", b"NOOP")
+        cb.absorb(lines)
+        assert _first(lines, b"* FLAGS", b"$Fresh") < _first(lines, b"* 1 EXISTS"), lines
+        for c, checker in ((a, ca), (b, cb)):
+            lines = await c.command(b"F", b"FETCH 1 (FLAGS)")
+            checker.absorb(lines)
+            assert b"$Fresh" in lines[0] and len(lines) == 2, lines
+        # Copied in from another mailbox by a session elsewhere: the same.
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        await c.send(b"A APPEND Archive ($Copied) {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        await c.until_tagged(b"A")
+        await c.command(b"s", b"SELECT Archive")
+        assert (await c.command(b"c", b"COPY 1 INBOX"))[-1].startswith(b"c OK")
+        lines = await b.command(b"N", b"NOOP")
+        cb.absorb(lines)
+        assert _first(lines, b"* FLAGS", b"$Copied") < _first(lines, b"* 2 EXISTS"), lines
+        await c.aclose()
 
 
 async def test_expunge_only_where_allowed(imap_server: Any) -> None:
@@ -123,8 +215,10 @@ class _Model:
 
     def __init__(self) -> None:
         self.uids: list[int | None] = []
+        self.keywords = KeywordChecker()
 
     def absorb(self, lines: list[bytes]) -> None:
+        self.keywords.absorb(lines)
         for line in lines:
             parts = line.split(b" ")
             if not line.startswith(b"* ") or len(parts) < 3 or not parts[1].isdigit():
@@ -155,7 +249,7 @@ async def _random_op(rng: Any, c: RawClient, model: _Model, step: int) -> None:
         await c.send(b"A APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
         lines = await c.until_tagged(b"A")
     elif op == "store" and n:
-        flag = rng.choice([b"\\Deleted", b"\\Seen", b"$k"])
+        flag = rng.choice([b"\\Deleted", b"\\Seen", b"$k", b"$Label%d" % rng.randint(1, 5)])
         lines = await c.command(b"T", b"STORE %d +FLAGS (%s)" % (rng.randint(1, n), flag))
         assert not any(b"EXPUNGE" in x for x in lines), lines
     elif op == "uidstore" and n:
@@ -179,12 +273,12 @@ async def _random_op(rng: Any, c: RawClient, model: _Model, step: int) -> None:
 async def test_concurrent_sessions_stay_consistent(imap_server: Any) -> None:
     """Three sessions interleave APPEND/STORE/EXPUNGE/FETCH/SEARCH at random; each
     one's sequence numbers follow only from what it was told, and end up agreeing
-    with the store."""
+    with the store; no FETCH shows a keyword its FLAGS did not list."""
     import random
 
     with trio.fail_after(90):
-        clients = [await _selected(imap_server) for _ in range(3)]
-        models = [_Model() for _ in clients]
+        models = [_Model() for _ in range(3)]
+        clients = [await _selected(imap_server, m.keywords) for m in models]
 
         async def run(i: int) -> None:
             rng = random.Random(i)

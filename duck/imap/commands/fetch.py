@@ -260,13 +260,15 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
     with_flags = [*items, FetchAttr.FLAGS] if FetchAttr.FLAGS not in items else items
     flag_builder = _Builder(s, with_flags) if seen_now else builder
     batch = CONTENT_BATCH if "content" in fields else META_BATCH
+    flags_asked = FetchAttr.FLAGS in items
     for i in range(0, len(uids), batch):
         chunk = uids[i : i + batch]
         records: dict[int, MessageRecord] = {}
         if fields:
             for found in await s.store.messages.fetch(view.mailbox.id, chunk, sorted(fields)):
                 records[found.uid] = found
-        responses = []
+        responses: list[object] = []
+        shown: list[int] = []
         for uid in chunk:
             rec = records.get(uid)
             if fields and rec is None:
@@ -278,8 +280,13 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
                 continue
             b = flag_builder if uid in seen_now else builder
             responses.append(FetchData(seq, await b.build(uid, rec)))
+            if flags_asked or uid in seen_now:
+                shown.append(uid)
         if responses:
-            await s.send(*responses)
+            # Keywords the session was not told of go out in FLAGS first (RFC 3501
+            # §7.2.6): one from a message another session added, say.
+            flags = view.flags
+            await s.send(*view.announce([flags.get(u, ()) for u in shown]), *responses)
 
 
 async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]) -> None:
@@ -297,6 +304,7 @@ async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]
     names = sorted({n for k in pre for n in render.NAMES[k][: 2 if utf8 else 1]})
     template = FetchTemplate(tuple(items), utf8=utf8)  # type: ignore[arg-type]
     flags, modseqs, recent = view.flags, view.modseqs, view.recent
+    flags_asked = FetchAttr.FLAGS in items
     getters: list[Any] = []
     for key in items:
         if key is FetchAttr.UID:
@@ -331,6 +339,11 @@ async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]
                 values.append(got)
             if missing:
                 await _render_missing(s, pre, batch, values, missing, fill)
+            if flags_asked:
+                # RFC 3501 §7.2.6: keywords not yet in a FLAGS response first.
+                defined = view.announce([flags.get(rec.uid, ()) for rec in batch])
+                if defined:
+                    await s.send(*defined)
             rows = []
             seq_of = view.seq_of
             for rec, got in zip(batch, values, strict=True):

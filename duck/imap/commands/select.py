@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from duck.store import SYSTEM_FLAGS
-
 from ..context import Done
 from ..errors import bad
 from ..grammar.cmd_any import Check, Close, Unselect
@@ -56,9 +54,10 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
         first = await s.store.messages.claim_recent(mailbox.id, view.uid_max)
         view.recent.update(u for u in view.uids if u >= first)
     view.announced_recent = len(view.recent)
-    flags = (*SYSTEM_FLAGS, *view.keywords())
+    # Every keyword on a message of the mailbox (the view was loaded from all of
+    # them); one that appears later is announced before the first FETCH showing it.
     responses: list[object] = [
-        FlagsData(flags),
+        FlagsData(view.defined_flags()),
         ExistsData(view.exists),
         RecentData(len(view.recent)),
     ]
@@ -68,9 +67,8 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
     if unseen is not None:
         responses.append(UntaggedStatus("OK", Unseen(unseen), "first unseen"))
     # RFC 3501 §7.1: a read-only mailbox has no permanent flags to offer.
-    permanent = () if readonly else (*flags, "\\*")
     responses += [
-        UntaggedStatus("OK", PermanentFlags(permanent), "flags permitted"),
+        UntaggedStatus("OK", PermanentFlags(view.permanent_flags()), "flags permitted"),
         UntaggedStatus("OK", UidValidity(mailbox.uid_validity), "UIDs valid"),
         UntaggedStatus("OK", UidNext(max(mailbox.uid_next, view.uid_max + 1)), "next UID"),
         UntaggedStatus("OK", HighestModseq(max(view.highest_modseq, 1)), "highest modseq"),

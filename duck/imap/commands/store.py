@@ -49,7 +49,8 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
         view.set_flags(change.uid, change.flags, change.modseq)
         changed.add(change.uid)
     modified = set(result.modified)
-    responses = []
+    responses: list[object] = []
+    shown: list[tuple[str, ...]] = []
     for uid in uids:
         if uid in modified:
             continue
@@ -60,14 +61,20 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
         if cmd.uid:
             items.append((FetchAttr.UID, uid))
         if not cmd.silent:
-            items.append((FetchAttr.FLAGS, view.flags_with_recent(uid)))
+            now = view.flags_with_recent(uid)
+            items.append((FetchAttr.FLAGS, now))
+            shown.append(now)
         if s.condstore and (not cmd.silent or uid in changed):
             # RFC 7162 §3.2: with CONDSTORE the new MODSEQ is reported, even for .SILENT.
             items.append((FetchAttr.MODSEQ, view.modseqs.get(uid, 1)))
         if any(k is not FetchAttr.UID for k, _ in items):
             responses.append(FetchData(seq, items))
-    if responses:
-        await s.send(*responses)
+    # A keyword new to this session is announced ahead of its FETCH (RFC 3501
+    # §7.2.6), and after a .SILENT STORE that made it, as Dovecot does; the other
+    # sessions announce it when the journal brings it.
+    defined = view.announce(shown if not cmd.silent else [c.flags for c in result.changed])
+    if defined or responses:
+        await s.send(*defined, *responses)
     if modified:
         numbers = sorted(modified) if cmd.uid else sorted(
             n for n in (view.seq_of(u) for u in modified) if n is not None
