@@ -143,10 +143,11 @@ class Delivered:
 
 @attrs.frozen
 class AppendResult:
-    """APPENDUID data (RFC 4315)."""
+    """APPENDUID data (RFC 4315), and the mailbox the message went into."""
 
     uid_validity: int
     uid: int
+    mailbox_id: str = ""
 
 
 @attrs.frozen

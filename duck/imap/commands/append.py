@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from duck.store import NotFound, StoreError
+from duck.store import InvalidInput, NotFound, StoreError, normalize_path
 
 from ..context import Done
 from ..errors import no
@@ -40,27 +40,34 @@ async def append(s: CommandContext, cmd: Append) -> Done:
             raise no("CATENATE is not supported", "CANNOT")
         if len(msg.data) > limit:
             raise no(f"message larger than {limit} octets", "TOOBIG")
+    # The mailbox is not looked up first: the delivery finds it by name in the
+    # same round trip that allocates the UID, and says NotFound when it is not there.
     try:
-        mailbox = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
-    except NotFound:
+        path = normalize_path(cmd.mailbox)
+    except InvalidInput:
         raise no("no such mailbox", "TRYCREATE") from None
     uids: list[int] = []
-    uidvalidity = mailbox.uid_validity
+    uidvalidity = 0
+    mailbox_id = ""
     try:
         for msg in cmd.messages:
             assert isinstance(msg.data, bytes)
             # RFC 3501 §2.3.2: \Recent is not a client's to set.
             flags = [f for f in msg.flags if f.lower() != "\\recent"]
             result = await s.store.messages.append(
-                s.user.id, mailbox.path, msg.data, flags, msg.date
+                s.user.id, path, msg.data, flags, msg.date
             )
             uids.append(result.uid)
-            uidvalidity = result.uid_validity
+            uidvalidity, mailbox_id = result.uid_validity, result.mailbox_id
+    except NotFound:
+        if uids:
+            await _undo(s, mailbox_id, uids)
+        raise no("no such mailbox", "TRYCREATE") from None
     except StoreError:
         if uids:
-            await _undo(s, mailbox.id, uids)
+            await _undo(s, mailbox_id, uids)
         raise
-    s.changed(mailbox.id)
+    s.changed(mailbox_id)
     return Done("APPEND completed", AppendUid(uidvalidity, SequenceSet.from_ints(uids)))
 
 

@@ -329,7 +329,7 @@ class Messages:
         (result,) = await self.deliver(ingested, [target])
         if isinstance(result, StoreError):
             raise result
-        return AppendResult(result.uid_validity, result.uid)
+        return AppendResult(result.uid_validity, result.uid, result.mailbox_id)
 
     # -- STORE, \Recent --------------------------------------------------------------
 
