@@ -63,6 +63,8 @@ HIGH = 50
 GRACE = 15.0
 #: Seconds to connect and log in before the window.
 SETUP_TIMEOUT = 60.0
+#: A command slower than this (seconds) is listed in the result's ``slow``.
+SLOW = 1.0
 #: Messages larger than this are not used (the corpus also has attachments).
 MAX_MESSAGE = 16 * 1024
 MAILBOXES = ("INBOX", "Archive")
@@ -129,13 +131,19 @@ class Tally:
     errors: dict[str, int] = attrs.Factory(dict)
     #: The first few error texts, to tell a server bug from a client one.
     samples: list[str] = attrs.Factory(list)
+    #: The slowest commands (over ``SLOW`` seconds): (ms, type, line), at most 20.
+    slow: list[tuple[float, str, str]] = attrs.Factory(list)
     #: False before ``go``: setup commands are not counted.
     counting: bool = False
 
-    def ok(self, kind: str, seconds: float) -> None:
+    def ok(self, kind: str, seconds: float, line: str = "") -> None:
         """One command of ``kind`` completed with OK."""
         if self.counting:
             self.latencies.setdefault(kind, []).append(seconds)
+            if seconds > SLOW:
+                self.slow.append((round(seconds * 1000, 1), kind, line[:100]))
+                self.slow.sort(reverse=True)
+                del self.slow[20:]
 
     def error(self, kind: str, text: str) -> None:
         """One command of ``kind`` failed (NO/BAD, lost connection, timeout)."""
@@ -197,7 +205,8 @@ class Session:
             else:
                 self.exists = max(0, self.exists - 1)
         if reply.status == "OK":
-            self.tally.ok(kind, reply.seconds)
+            self.tally.ok(kind, reply.seconds,
+                          f"{line} [{self.selected}, {self.exists} messages]")
         else:
             self.tally.error(kind, f"{line[:60]!r}: {reply.status} {reply.text}")
         return reply
@@ -475,6 +484,8 @@ class Load:
             "seconds": round(elapsed, 3),
             "commands": commands,
             "error_samples": self.tally.samples,
+            "slow": [{"ms": ms, "type": kind, "line": line}
+                     for ms, kind, line in self.tally.slow],
             "deliveries": _summary(self.lmtp_latencies, self.lmtp_errors),
             "delivery_error_samples": self.lmtp_samples,
             "connections": self.connections,

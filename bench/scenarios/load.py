@@ -344,6 +344,7 @@ def summarize(result: dict[str, Any], stopped: dict[str, Any], before: CpuSample
         "commands_per_s": round(completed / window, 1) if window else None,
         "errors": errors,
         "error_samples": result["error_samples"],
+        "slowest": result.get("slow", []),
         "deliveries": delivered,
         "deliveries_per_s": round(delivered / window, 1) if window else None,
         "delivery_latency": {k: v for k, v in deliveries.items() if k.endswith("_ms")},
