@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 
 from ..engine import schema
 from ..engine.database import Database
@@ -20,17 +21,23 @@ from ..errors import NotFound, OverQuota
 
 def reserve(db: Database, user: ObjectId, size: int, session: Any = None) -> None:
     """Add ``size`` to the user's usage, or OverQuota / NotFound (blocking)."""
-    users = db.collection(schema.USERS)
-    result = users.update_one(
-        {"_id": user, "$expr": {"$lte": [{"$add": ["$storage_used", size]}, "$quota"]}},
-        {"$inc": {"storage_used": size}},
+    # The filter is ``_id`` alone (the embedded engine scans the whole collection for
+    # a filter with anything outside an index, ``$expr`` included): the pipeline
+    # adds only when it fits and says in ``qok`` whether it did, in the post-image.
+    used = {"$ifNull": ["$storage_used", 0]}
+    fits = {"$lte": [{"$add": [used, size]}, "$quota"]}
+    doc = db.collection(schema.USERS).find_one_and_update(
+        {"_id": user},
+        [{"$set": {"qok": fits,
+                   "storage_used": {"$cond": [fits, {"$add": [used, size]}, used]}}}],
+        projection={"qok": 1},
+        return_document=ReturnDocument.AFTER,
         session=session,
     )
-    if result.matched_count:
-        return
-    if users.count_documents({"_id": user}, session=session) == 0:
+    if doc is None:
         raise NotFound("no such user")
-    raise OverQuota("mailbox full")
+    if not doc.get("qok"):
+        raise OverQuota("mailbox full")
 
 
 def release(db: Database, user: ObjectId, size: int, session: Any = None) -> None:

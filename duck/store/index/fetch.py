@@ -33,7 +33,6 @@ from .query import (
     compile_search,
     leaves,
     map_leaves,
-    uid_ranges,
 )
 
 #: FETCH field -> document fields it needs.
@@ -64,15 +63,16 @@ MAX_FETCH = 100000
 
 
 def uid_filter(uids: Iterable[int]) -> dict[str, Any]:
-    """A compact filter for a UID set: ranges where consecutive, else ``$in``."""
+    """A filter for a UID set: one range where consecutive, else ``$in``.
+
+    Never an ``$or`` of ranges: the embedded engine answers one with a scan of the
+    whole collection (~50 ms at 30k messages against ~1 ms for ``$in``).
+    """
     values = sorted(set(uids))
     if len(values) > MAX_FETCH:
         raise InvalidInput("too many UIDs in one request")
-    ranges = uid_ranges(values)
-    if len(ranges) <= 16:
-        if len(ranges) == 1:
-            return {"uid": {"$gte": ranges[0][0], "$lte": ranges[0][1]}}
-        return {"$or": [{"uid": {"$gte": lo, "$lte": hi}} for lo, hi in ranges]}
+    if values and values[-1] - values[0] + 1 == len(values):
+        return {"uid": {"$gte": values[0], "$lte": values[-1]}}
     return {"uid": {"$in": values}}
 
 

@@ -19,7 +19,7 @@ from pymongo import ReturnDocument, UpdateOne
 from ..engine import schema
 from ..engine.database import Database
 from ..engine.ids import parse_id
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..index import digest
 from ..models import (
     SYSTEM_FLAGS,
@@ -187,21 +187,27 @@ def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int) -> int:
     the highest UID already claimed; the claimant gets (mark, up_to_uid], i.e. UIDs
     from the returned value to ``up_to_uid`` (none when it is above).
 
-    One round trip, and a write only when there is something to claim (a write to
-    the mailbox document makes concurrent transactions on it retry): the update
-    matches only a mark below ``up_to_uid``, and its pipeline keeps the mark it
-    replaced in ``rp``, read from the post-image (exact under concurrency, unlike a
-    BEFORE image on the embedded server). No match: nothing is recent for the
-    caller (or the mailbox is gone, which the journal tells the session).
+    A read by ``_id`` first, and a write only when there is something to claim (a
+    write to the mailbox document makes concurrent transactions on it retry). The
+    write's pipeline keeps the mark it replaced in ``rp``, read from the post-image
+    (exact under concurrency, unlike a BEFORE image on the embedded server), so no
+    compare-and-set loop is needed. Both filters are ``_id`` alone: the embedded
+    engine scans the whole collection for a filter with a field outside an index.
     """
     mailbox = parse_id(mailbox_id)
+    coll = db.collection(schema.MAILBOXES)
+    doc = coll.find_one({"_id": mailbox}, {"recent": 1})
+    if doc is None:
+        raise NotFound("no such mailbox")
+    if int(doc.get("recent", 0)) >= up_to_uid:
+        return up_to_uid + 1
     mark = {"$ifNull": ["$recent", 0]}
-    doc = db.collection(schema.MAILBOXES).find_one_and_update(
-        {"_id": mailbox, "$or": [{"recent": {"$lt": up_to_uid}}, {"recent": None}]},
+    doc = coll.find_one_and_update(
+        {"_id": mailbox},
         [{"$set": {"rp": mark, "recent": {"$max": [mark, up_to_uid]}}}],
         projection={"rp": 1},
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:
-        return up_to_uid + 1
+        raise NotFound("no such mailbox")
     return min(int(doc["rp"]), up_to_uid) + 1
