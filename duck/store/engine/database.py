@@ -123,9 +123,21 @@ class Database:
         """
         if not self.transactions:
             return fn(None)
+
+        def body(session: Any) -> T:
+            try:
+                return fn(session)
+            except _UNAVAILABLE_ERRORS as exc:
+                # pymongo labels a network error inside a transaction transient and
+                # with_transaction would retry it for two minutes; an outage is
+                # answered at once instead (NO [UNAVAILABLE], LMTP 4xx). Write
+                # conflicts (OperationFailure) are still retried.
+                raise StoreUnavailable(
+                    f"database unavailable: {exc.__class__.__name__}") from exc
+
         with self.client.start_session() as session:
             return session.with_transaction(
-                fn, write_concern=self.write_concern, max_commit_time_ms=30000
+                body, write_concern=self.write_concern, max_commit_time_ms=30000
             )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
