@@ -82,8 +82,17 @@ def _segments(record: MessageRecord) -> tuple[Segment, ...]:
 
 async def read(database: Database, bodies: Bodies, record: MessageRecord, start: int = 0,
                end: int | None = None) -> bytes:
-    """The bytes ``[start, end)`` of a fetched message (``end=None``: to the end)."""
-    return await database.run(read_sync, bodies, _segments(record), start, end)
+    """The bytes ``[start, end)`` of a fetched message (``end=None``: to the end).
+
+    A range within the inline skeleton (every header section, and the whole of most
+    messages) is cut out here: no worker thread, no database.
+    """
+    segments = _segments(record)
+    lo, hi = _clamp(segments, start, end)
+    pieces = list(_pieces(segments, lo, hi, max(hi - lo, 1) + CHUNK_SIZE))
+    if all(seg.data is not None for seg, _, _ in pieces):
+        return b"".join(seg.data[a:b] for seg, a, b in pieces if seg.data is not None)
+    return await database.run(read_sync, bodies, segments, start, end)
 
 
 async def stream(database: Database, bodies: Bodies, record: MessageRecord, start: int = 0,
