@@ -114,6 +114,16 @@ class _Builder:
     def __init__(self, s: CommandContext, items: list[FetchItem]) -> None:
         self.s = s
         self.items = items
+        utf8 = s.utf8
+        #: ENVELOPE/BODY/BODYSTRUCTURE as stored at delivery (render.py), when asked.
+        self.finders = {k: render.lookup_for(k, utf8=utf8)
+                        for k in items if isinstance(k, FetchAttr) and k in render.NAMES}
+        self.renderings = sorted({n for k in self.finders
+                                  for n in render.NAMES[k][: 2 if utf8 else 1]})
+
+    def _rendered(self, item: FetchAttr, rec: MessageRecord) -> Any:
+        """The stored rendering of ``item``, or None (older messages: made here)."""
+        return self.finders[item](rec.renderings)
 
     async def build(self, uid: int, rec: MessageRecord | None) -> list[tuple[Any, Any]]:
         view = self.s.view
@@ -135,12 +145,18 @@ class _Builder:
             elif item is FetchAttr.RFC822_SIZE:
                 out.append((item, int(rec.size or 0)))
             elif item is FetchAttr.ENVELOPE:
-                assert rec.envelope is not None
-                out.append((item, convert.envelope(rec.envelope)))
+                done = self._rendered(item, rec)
+                if done is None:
+                    assert rec.envelope is not None
+                    done = convert.envelope(rec.envelope)
+                out.append((item, done))
             elif item in (FetchAttr.BODY, FetchAttr.BODYSTRUCTURE):
-                assert rec.structure is not None
-                out.append((item, convert.body(
-                    rec.structure, extensible=item is FetchAttr.BODYSTRUCTURE)))
+                done = self._rendered(item, rec)
+                if done is None:
+                    assert rec.structure is not None
+                    done = convert.body(rec.structure,
+                                        extensible=item is FetchAttr.BODYSTRUCTURE)
+                out.append((item, done))
             elif item is FetchAttr.EMAILID:
                 out.append((item, rec.emailid or f"M{rec.id}"))
             elif item is FetchAttr.THREADID:
@@ -265,7 +281,8 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
         chunk = uids[i : i + batch]
         records: dict[int, MessageRecord] = {}
         if fields:
-            for found in await s.store.messages.fetch(view.mailbox.id, chunk, sorted(fields)):
+            for found in await s.store.messages.fetch(view.mailbox.id, chunk, sorted(fields),
+                                                      builder.renderings):
                 records[found.uid] = found
         responses: list[object] = []
         shown: list[int] = []
