@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
-import signal
 import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import trio
 
 from . import __version__
 from .config import Config, ConfigError, load_config
-from .server import Server
+from .server import Server, stop_on_signals
 from .store import (
     AlreadyExists,
     EmbeddedDatabase,
@@ -24,6 +25,7 @@ from .store import (
     StoreError,
     StoreUnavailable,
 )
+from .workers import WorkerPool, WorkerSpec, run_worker
 
 log = logging.getLogger("duck")
 
@@ -61,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-token", help="access token the HTTP API requires")
     serve.add_argument("--lmtp-host", help="address of the LMTP listener (default 127.0.0.1)")
     serve.add_argument("--hostname", help="name in greetings and the self-signed certificate")
+    serve.add_argument(
+        "--workers", type=int,
+        help="server processes sharing the ports and the database (default 1)",
+    )
+    # Internal: a worker of `duck serve --workers N`, its settings on stdin.
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -76,40 +84,30 @@ def _config(args: argparse.Namespace) -> Config:
     keys = [
         "data_dir", "mongo_uri", "database", "embedded_engine", "embedded_cache_size",
         "log_level", "host", "imap_port", "imaps_port", "lmtp_port", "api_port", "hostname",
-        "api_host", "api_token", "lmtp_host",
+        "api_host", "api_token", "lmtp_host", "workers",
     ]
     overrides = {key: getattr(args, key, None) for key in keys}
     return load_config(args.config, overrides)
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, tag: str = "") -> None:
     logging.basicConfig(
         level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
         stream=sys.stderr,
     )
 
 
-async def _serve(config: Config) -> None:
-    server = Server(config)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-
-            async def watch_signals() -> None:
-                count = 0
-                async for signum in signals:
-                    count += 1
-                    if count == 1:
-                        log.info("received %s: shutting down", signal.Signals(signum).name)
-                        server.request_shutdown()
-                    else:
-                        log.warning("second signal: stopping now")
-                        server_scope.cancel()
-
-            with trio.CancelScope() as server_scope:
-                nursery.start_soon(watch_signals)
-                await server.run()
-            nursery.cancel_scope.cancel()
+async def _serve(config: Config) -> int:
+    """Serve until a signal: the first stops gracefully, a second at once. With
+    ``workers`` > 1 this process supervises that many server processes."""
+    server = Server(config) if config.workers == 1 else WorkerPool(config)
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as server_scope:
+            await nursery.start(stop_on_signals, server.request_shutdown, server_scope.cancel)
+            await server.run()
+        nursery.cancel_scope.cancel()
+    return server.exit_code if isinstance(server, WorkerPool) else 0
 
 
 async def _create_user(config: Config, address: str, password: str, quota: int | None) -> str:
@@ -165,9 +163,36 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+def _run_serve(async_fn: Callable[[], Awaitable[int | None]]) -> int:
+    try:
+        return trio.run(async_fn) or 0
+    except (OSError, StoreError, EmbeddedDatabaseError, ExceptionGroup) as exc:
+        # A port in use, a database that never answered: one clear line, not a
+        # traceback. Anything else is a bug and keeps its traceback.
+        leaves = _leaves(exc)
+        if not all(isinstance(e, _STARTUP_ERRORS) for e in leaves):
+            raise
+        print(f"duck: {leaves[0]}", file=sys.stderr)
+        return 1
+
+
+def _worker() -> int:
+    try:
+        spec = WorkerSpec.read(sys.stdin.buffer)
+    except ConfigError as exc:
+        print(f"duck worker: {exc}", file=sys.stderr)
+        return 2
+    if spec is None:
+        return 0  # the parent stopped before it handed over the settings
+    _setup_logging(spec.config.log_level, f"worker-{spec.index} ")
+    return _run_serve(partial(run_worker, spec))
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``duck`` console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "serve" and args.worker:
+        return _worker()
     try:
         config = _config(args)
     except ConfigError as exc:
@@ -175,17 +200,7 @@ def main(argv: list[str] | None = None) -> Any:
         return 2
     _setup_logging(config.log_level)
     if args.command == "serve":
-        try:
-            trio.run(_serve, config)
-        except (OSError, StoreError, EmbeddedDatabaseError, ExceptionGroup) as exc:
-            # A port in use, a database that never answered: one clear line, not a
-            # traceback. Anything else is a bug and keeps its traceback.
-            leaves = _leaves(exc)
-            if not all(isinstance(e, _STARTUP_ERRORS) for e in leaves):
-                raise
-            print(f"duck: {leaves[0]}", file=sys.stderr)
-            return 1
-        return 0
+        return _run_serve(partial(_serve, config))
     if args.command == "user" and args.user_command == "create":
         password = _read_password(args)
         try:

@@ -10,6 +10,9 @@ from typing import Any
 
 import attrs
 
+#: More worker processes than this is a typo, not a deployment.
+MAX_WORKERS = 256
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key."""
@@ -44,6 +47,9 @@ class Config:
     max_message_size: int = 64 * 1024 * 1024
     #: Seconds in-flight work may take to finish at shutdown.
     shutdown_grace: float = 10.0
+    #: Server processes sharing the listening ports (duck/workers.py); 1 serves in
+    #: this process. Per-process limits below apply per worker.
+    workers: int = 1
     #: Journal retention in seconds (SSE replay, QRESYNC); 7 days.
     journal_retention: int = 7 * 24 * 3600
     #: SEARCH substring index (trigrams): fast BODY/TEXT/FROM searches at the cost
@@ -81,6 +87,8 @@ class Config:
             raise ConfigError("tls_cert and tls_key must be given together")
         if self.max_message_size <= 0:
             raise ConfigError("max_message_size: must be positive")
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"workers: must be 1 to {MAX_WORKERS}, not {self.workers!r}")
         if self.api_token is None and not _loopback(self.api_host):
             raise ConfigError(
                 f"api_host: {self.api_host!r} is not a loopback address; set api_token "

@@ -2,13 +2,21 @@
 
 A crash in one connection's handler is logged and closes that connection only
 (DESIGN.md); the listener keeps accepting.
+
+With ``duck serve --workers N`` the parent binds the listening sockets and each
+worker process serves the ones it inherited (:func:`inherit_listeners`,
+:func:`open_listeners`); :func:`bind_tcp` binds them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
@@ -34,6 +42,100 @@ def peer_address(stream: trio.abc.Stream) -> tuple[str, int]:
 def is_tls(stream: trio.abc.Stream) -> bool:
     """True when the stream is TLS-wrapped."""
     return isinstance(stream, trio.SSLStream)
+
+
+#: The kernel caps it at net.core.somaxconn; trio asks for the same.
+LISTEN_BACKLOG = 0xFFFF
+
+#: Listening sockets handed down by the parent process, as file descriptors by port.
+_INHERITED: ContextVar[Mapping[int, Sequence[int]] | None] = ContextVar(
+    "duck_inherited_listeners", default=None
+)
+
+
+@contextlib.contextmanager
+def inherit_listeners(fds: Mapping[int, Sequence[int]]) -> Iterator[None]:
+    """Within this block (and in the tasks started from it), a listener asked for one
+    of these ports serves the given already-listening sockets instead of binding.
+
+    A context variable rather than a parameter, so that the protocol servers
+    (``serve_imap``) need not know how a worker came by its sockets.
+    """
+    token = _INHERITED.set(fds)
+    try:
+        yield
+    finally:
+        _INHERITED.reset(token)
+
+
+def inherited_fds(port: int) -> Sequence[int] | None:
+    """The inherited listening sockets for ``port`` (see :func:`inherit_listeners`)."""
+    fds = _INHERITED.get()
+    return None if fds is None else fds.get(port)
+
+
+async def open_listeners(port: int, host: str | None) -> list[trio.SocketListener]:
+    """Listeners on ``host:port``: the inherited sockets for the port if there are
+    any, else new ones (``trio.open_tcp_listeners``)."""
+    fds = inherited_fds(port)
+    if fds is None:
+        return await trio.open_tcp_listeners(port, host=host)
+    return [
+        trio.SocketListener(trio.socket.from_stdlib_socket(socket.socket(fileno=fd)))
+        for fd in fds
+    ]
+
+
+def bind_tcp(
+    host: str | None, port: int, *, reuse_port: bool, probe: bool = True
+) -> list[socket.socket]:
+    """Bind and listen on every address of ``host:port`` as ``trio.open_tcp_listeners``
+    does, blocking; with port 0 every address gets the same free port.
+
+    With ``reuse_port`` the sockets have SO_REUSEPORT, so that the same call again
+    (same user, same port) adds sockets to the group and the kernel spreads new
+    connections over the group's sockets. ``probe`` first binds the port without
+    SO_REUSEPORT, so that a port some other process already serves, even one of
+    this user with SO_REUSEPORT, is refused (EADDRINUSE) instead of shared (and
+    port 0 picks a port no such group holds).
+    """
+    infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
+                               socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, type_, proto, _, sockaddr in infos:
+            try:
+                sock = socket.socket(family, type_, proto)
+            except OSError as exc:
+                if exc.errno == errno.EAFNOSUPPORT:
+                    continue
+                raise
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                # The first address picked the port; the others follow it.
+                sockaddr = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
+            if probe:
+                with socket.socket(family, type_, proto) as probing:
+                    probing.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        probing.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    probing.bind(sockaddr)
+                    # Port 0: the probe's free port, never one a reuse-port group holds.
+                    sockaddr = (sockaddr[0], probing.getsockname()[1], *sockaddr[2:])
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(sockaddr)
+            sock.listen(LISTEN_BACKLOG)
+        if not sockets:
+            raise OSError(errno.EAFNOSUPPORT, f"no usable address for {host!r}")
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 @attrs.define
@@ -63,7 +165,7 @@ async def serve_tcp(
     handler has finished (handlers watch ``shutdown`` themselves to end politely;
     the caller cancels after its grace period).
     """
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = await open_listeners(port, host)
     bound = listeners[0].socket.getsockname()[1]
     stats = stats if stats is not None else ConnectionStats()
 

@@ -4,13 +4,18 @@ Start order: the embedded database (unless a URI is configured), the store, then
 the listeners (IMAP, IMAPS, LMTP, HTTP API). Shutdown: stop accepting, let
 sessions close politely and in-flight work finish within the grace period, then
 cancel what is left and stop the embedded database.
+
+With ``--workers N`` each worker process runs one :class:`Server` on the parent's
+database URI and on listening sockets the parent bound (duck/workers.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import ssl
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -28,6 +33,7 @@ from .imap.server import serve_imap
 from .imap.session import ServerContext
 from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
 from .lmtp.store_backend import StoreBackend
+from .net import inherit_listeners, inherited_fds, open_listeners
 from .store import EmbeddedDatabase, Notifier, Store, textindex
 from .tls import ensure_self_signed, server_context
 
@@ -48,6 +54,11 @@ class Server:
     ssl_context: ssl.SSLContext | None = None
     notifier: Notifier | None = None
     dispatcher: Dispatcher | None = None
+    #: Listening sockets inherited from the parent process, as descriptors by port
+    #: (``--workers``); a port not here is bound by this process.
+    listen_fds: dict[int, list[int]] = attrs.Factory(dict)
+    #: This process's number among the parent's workers; None when serving alone.
+    worker: int | None = None
     #: Shared by the IMAP listeners (connection limits, login throttle).
     _imap_context: ServerContext | None = None
 
@@ -57,6 +68,10 @@ class Server:
 
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until ``request_shutdown`` (or cancellation); reports itself once ready."""
+        with inherit_listeners(self.listen_fds):
+            await self._run(task_status)
+
+    async def _run(self, task_status: trio.TaskStatus[Server]) -> None:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         components = self.api_state.components
@@ -117,9 +132,11 @@ class Server:
                     components["lmtp"] = True
                     self.ports["api"] = await nursery.start(self._api)
                     components["api"] = True
-                    log.info(
-                        "duck ready: %s", ", ".join(f"{k}={v}" for k, v in self.ports.items())
-                    )
+                    ports = ", ".join(f"{k}={v}" for k, v in self.ports.items())
+                    if self.worker is None:
+                        log.info("duck ready: %s", ports)
+                    else:
+                        log.info("worker %d ready: %s", self.worker, ports)
                     task_status.started(self)
             # Every listener has returned (or the grace period ran out).
             watcher.cancel_scope.cancel()
@@ -155,12 +172,10 @@ class Server:
             grace_period=config.shutdown_grace,
         )
         backend = StoreBackend(self.store, max_message_size=config.max_message_size)
+        listeners = await open_listeners(config.lmtp_port, config.lmtp_host)
         async with trio.open_nursery() as nursery:
             lmtp: LmtpServer = await nursery.start(
-                partial(
-                    serve_lmtp, backend, host=config.lmtp_host, port=config.lmtp_port,
-                    config=lmtp_config,
-                )
+                partial(serve_lmtp, backend, listeners=listeners, config=lmtp_config)
             )
             port = lmtp.ports()[0]
             log.info("LMTP listening on %s:%d", config.lmtp_host, port)
@@ -174,7 +189,11 @@ class Server:
             # Without a token the API would be open to the network (issue 7).
             raise OSError(f"refusing to serve the API on {config.api_host} without api_token")
         hconfig = HypercornConfig()
-        hconfig.bind = [f"{config.api_host}:{config.api_port}"]
+        fds = inherited_fds(config.api_port)
+        if fds is None:
+            hconfig.bind = [f"{config.api_host}:{config.api_port}"]
+        else:
+            hconfig.bind = [f"fd://{fd}" for fd in fds]
         hconfig.accesslog = None
         hconfig.graceful_timeout = config.shutdown_grace
         hconfig.errorlog = logging.getLogger("duck.api.hypercorn")  # type: ignore[assignment]
@@ -211,6 +230,27 @@ async def _hypercorn(
     app: Any, config: HypercornConfig, trigger: Any, *, task_status: trio.TaskStatus[list[str]]
 ) -> None:
     await hypercorn_serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+
+
+async def stop_on_signals(
+    graceful: Callable[[], None],
+    at_once: Callable[[], None],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Until cancelled: the first SIGINT or SIGTERM calls ``graceful``, any later one
+    ``at_once``. Reports once the handlers are installed."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        count = 0
+        async for signum in signals:
+            count += 1
+            if count == 1:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                graceful()
+            else:
+                log.warning("second signal: stopping now")
+                at_once()
 
 
 async def run_server(
