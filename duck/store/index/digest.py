@@ -105,9 +105,10 @@ def _position(gram: str) -> int:
     return zlib.crc32(gram.encode("utf-8", "surrogatepass")) % BLOOM_BITS
 
 
-#: Positions of trigrams already hashed. Text reuses a few thousand trigrams, so
-#: every delivery looks most of its trigrams up instead of hashing them again.
-_POSITIONS: dict[str, int] = {}
+#: Positions of trigrams already hashed, by their three characters. Text reuses a
+#: few thousand trigrams, so a delivery looks most of its trigrams up instead of
+#: hashing them again.
+_POSITIONS: dict[tuple[str, str, str], int] = {}
 #: Most trigrams remembered (a few MB); past it new ones are hashed each time.
 MAX_REMEMBERED = 200_000
 
@@ -116,19 +117,21 @@ def text_positions(values: Iterable[str]) -> set[int] | None:
     """Bloom positions of the trigrams of ``values`` (None: too much text, every
     position)."""
     total = 0
-    grams: set[str] = set()
+    grams: set[tuple[str, str, str]] = set()
     for value in values:
         total += len(value)
         if total > MAX_BLOOM_TEXT:
             return None
         text = canonical(value)
-        grams.update([text[i : i + 3] for i in range(len(text) - 2)])
+        # Trigrams as character triples: built and hashed in C (zip, set), ~2x
+        # faster than slicing each position in Python.
+        grams.update(zip(text, text[1:], text[2:], strict=False))
     known = _POSITIONS
     positions: set[int] = set()
     for gram in grams:
         position = known.get(gram)
         if position is None:
-            position = _position(gram)
+            position = _position("".join(gram))
             if len(known) < MAX_REMEMBERED:
                 known[gram] = position
         positions.add(position)
