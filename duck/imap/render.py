@@ -84,10 +84,20 @@ def _renderer(key: FetchAttr, utf8: bool) -> Callable[[IndexedMessage], bytes | 
     plain_name, utf8_name = NAMES[key]
 
     def renderer(message: IndexedMessage) -> bytes | None:
-        out = renderings(key, message.envelope, message.root)
+        # The plain and the UTF-8 renderer of a key are called one after the other
+        # on the same message: the second takes what the first made. (The message
+        # itself is held, not its id, which a later message could reuse.)
+        held, out = _LAST.get(key, (None, None))
+        if held is not message or out is None:
+            out = renderings(key, message.envelope, message.root)
+            _LAST[key] = (message, out)
         return out.get(utf8_name if utf8 else plain_name)
 
     return renderer
+
+
+#: The last message each key was rendered for, and its renderings.
+_LAST: dict[FetchAttr, tuple[IndexedMessage, dict[str, bytes]]] = {}
 
 
 def register(store: Store) -> None:

@@ -222,7 +222,10 @@ def bloom_bytes(positions: set[int] | None) -> bytes:
     """A message's Bloom filter (every bit for None: too much text to say)."""
     if positions is None:
         return b"\xff" * (BLOOM_BITS // 8)
-    return sum(1 << p for p in positions).to_bytes(BLOOM_BITS // 8, "little")
+    bits = bytearray(BLOOM_BITS // 8)
+    for p in positions:  # bit p of the little-endian bitmap
+        bits[p >> 3] |= 1 << (p & 7)
+    return bytes(bits)
 
 
 def flag_key(flag: str) -> str:
