@@ -338,6 +338,23 @@ async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]
         else:
             getters.append(lambda uid, rec, got, key=key: got[key])
     finders = [(key, render.lookup_for(key, utf8=utf8)) for key in pre]
+    if not fields and not names:
+        # UID, FLAGS and MODSEQ only: the view has them all, the store is not asked.
+        if flags_asked:
+            defined = view.announce([flags.get(uid, ()) for uid in uids])
+            if defined:
+                await s.send(*defined)
+        rows = []
+        for uid in uids:
+            seq = view.seq_of(uid)
+            if seq is not None:
+                rows.append(template.row(seq, [g(uid, None, None) for g in getters]))
+            if len(rows) >= FAST_SEND:
+                await s.send(template.block(rows))
+                rows = []
+        if rows:
+            await s.send(template.block(rows))
+        return
     fill: dict[int, dict[str, bytes]] = {}
     for start in range(0, len(uids), MAX_FETCH):
         chunk = uids[start : start + MAX_FETCH]
