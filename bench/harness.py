@@ -33,6 +33,7 @@ from duck.store.errors import NotFound
 
 from . import corpus
 from .imap_client import ImapClient
+from .stats import percentile
 
 log = logging.getLogger("bench")
 
@@ -112,13 +113,6 @@ class Bench:
 # -- statistics helpers -------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """The p-th percentile (nearest rank) of ``values``."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
 
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, Any]:

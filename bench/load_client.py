@@ -46,7 +46,6 @@ import re
 import resource
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -54,6 +53,7 @@ import trio
 
 from . import corpus
 from .imap_client import ImapClient, ImapError, Reply
+from .stats import percentile
 
 HOST = "127.0.0.1"
 #: Bounds of the selected mailbox (messages): trimmed to LOW when above HIGH.
@@ -104,13 +104,6 @@ def small_messages(count: int, seed: int) -> list[bytes]:
     return out
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """The p-th percentile (nearest rank), as bench.harness.percentile."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
 
 
 def _summary(latencies: list[float], errors: int) -> dict[str, Any]:

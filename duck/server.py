@@ -40,6 +40,22 @@ from .tls import ensure_self_signed, server_context
 log = logging.getLogger(__name__)
 
 
+async def open_database(
+    config: Config, nursery: trio.Nursery
+) -> tuple[str, EmbeddedDatabase | None]:
+    """The database's URI: the configured deployment's, or that of an embedded server
+    started in ``nursery`` (which then stops it when it is cancelled)."""
+    if config.mongo_uri:
+        return config.mongo_uri, None
+    embedded = EmbeddedDatabase(
+        data_dir=config.data_dir,
+        engine=config.embedded_engine,  # type: ignore[arg-type]
+        cache_size=config.embedded_cache_size,
+    )
+    uri: str = await nursery.start(embedded.run)
+    return uri, embedded
+
+
 @attrs.define
 class Server:
     """A running server: its ports, its store, and the switch that stops it."""
@@ -79,15 +95,7 @@ class Server:
             components[name] = False
         async with trio.open_nursery() as root:
             # The database outlives the listeners: it is stopped last.
-            if config.mongo_uri:
-                self.mongo_uri = config.mongo_uri
-            else:
-                self.embedded = EmbeddedDatabase(
-                    data_dir=config.data_dir,
-                    engine=config.embedded_engine,  # type: ignore[arg-type]
-                    cache_size=config.embedded_cache_size,
-                )
-                self.mongo_uri = await root.start(self.embedded.run)
+            self.mongo_uri, self.embedded = await open_database(config, root)
             textindex.configure(config.search_index)
             self.store = await Store.open(self.mongo_uri, config.database)
             try:

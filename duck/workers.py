@@ -41,7 +41,7 @@ import trio
 
 from .config import Config, ConfigError
 from .net import bind_tcp
-from .server import Server, stop_on_signals
+from .server import Server, open_database, stop_on_signals
 from .store import EmbeddedDatabase, Store
 from .tls import ensure_self_signed
 
@@ -161,15 +161,7 @@ class WorkerPool:
             self._bind_all()
             async with trio.open_nursery() as root:
                 # The database outlives the workers: it is stopped last.
-                if config.mongo_uri:
-                    self.mongo_uri = config.mongo_uri
-                else:
-                    self.embedded = EmbeddedDatabase(
-                        data_dir=config.data_dir,
-                        engine=config.embedded_engine,  # type: ignore[arg-type]
-                        cache_size=config.embedded_cache_size,
-                    )
-                    self.mongo_uri = await root.start(self.embedded.run)
+                self.mongo_uri, self.embedded = await open_database(config, root)
                 if not self.shutdown.is_set():
                     await self._supervise()
                 root.cancel_scope.cancel()

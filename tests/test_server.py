@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from duck.store import Store
+from tests.api.multiproc import processes_using
 
 
 async def _read_line(stream: trio.SocketStream) -> bytes:
@@ -103,20 +104,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _processes_using(path: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(path).encode() in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.slow
 def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
     """The real command on its embedded default: start, answer, SIGTERM, clean exit."""
@@ -139,13 +126,13 @@ def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "server did not become healthy"
             time.sleep(0.2)
-        assert _processes_using(data_dir / "db"), "no embedded database process found"
+        assert processes_using(data_dir / "db"), "no embedded database process found"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         deadline = time.monotonic() + 10
-        while _processes_using(data_dir / "db") and time.monotonic() < deadline:
+        while processes_using(data_dir / "db") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _processes_using(data_dir / "db") == []
+        assert processes_using(data_dir / "db") == []
     finally:
         if process.poll() is None:
             process.kill()

@@ -32,7 +32,7 @@ from duck.cli import build_parser
 from duck.config import Config, ConfigError, load_config
 from duck.net import bind_tcp
 from duck.workers import WorkerPool
-from tests.api.multiproc import LineClient
+from tests.api.multiproc import LineClient, lmtp_deliver, processes_using
 
 ADDRESS = "walt@example.com"
 PASSWORD = "walt-secret"
@@ -187,25 +187,11 @@ async def duck_workers(data_dir: Path, workers: int) -> AsyncIterator[Duck]:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-            for pid in left + _processes_using(data_dir / "db"):
+            for pid in left + processes_using(data_dir / "db"):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-
-
-def _processes_using(path: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(path).encode() in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -260,26 +246,6 @@ async def _session(duck: Duck, *, idle: bool) -> tuple[LineClient, int]:
     return client, pid
 
 
-async def _deliver(port: int) -> float:
-    """One message over LMTP; the time its 250 reply arrived."""
-    c = await LineClient.connect(port)
-    assert (await c.line()).startswith(b"220")
-    await c.send(b"LHLO test\r\n")
-    await c.until(b"250 ")
-    await c.send(b"MAIL FROM:<sender@example.org>\r\n")
-    assert (await c.line()).startswith(b"250")
-    await c.send(f"RCPT TO:<{ADDRESS}>\r\n".encode())
-    assert (await c.line()).startswith(b"250")
-    await c.send(b"DATA\r\n")
-    assert (await c.line()).startswith(b"354")
-    await c.send(b"From: a@example.org\r\nSubject: to all workers\r\n\r\nhello\r\n.\r\n")
-    reply = await c.line()
-    at = trio.current_time()
-    assert reply.startswith(b"250"), reply
-    await c.stream.aclose()
-    return at
-
-
 # -- the real command -------------------------------------------------------------
 
 
@@ -326,7 +292,9 @@ async def test_two_workers_serve_one_port_and_stop_cleanly(tmp_path: Path) -> No
             async with trio.open_nursery() as nursery:
                 for number, (client, _) in enumerate(sessions):
                     nursery.start_soon(wait_exists, number, client)
-                delivered = await _deliver(duck.ports["lmtp"])
+                delivered = await lmtp_deliver(
+                    duck.ports["lmtp"], ADDRESS,
+                    b"From: a@example.org\r\nSubject: to all workers\r\n\r\nhello\r\n")
         late = {n: round(t - delivered, 3) for n, t in seen.items() if t - delivered > 0.1}
         assert late == {}, f"EXISTS later than 100 ms after the 250: {late}"
 
@@ -362,7 +330,7 @@ async def test_two_workers_serve_one_port_and_stop_cleanly(tmp_path: Path) -> No
 
         # 5. SIGTERM on the parent: BYE to the IDLE sessions, the workers stop, then
         #    the database; nothing is left running.
-        assert _processes_using(data_dir / "db"), "no embedded database process"
+        assert processes_using(data_dir / "db"), "no embedded database process"
         duck.process.send_signal(signal.SIGTERM)
         with trio.fail_after(30):
             for client, _ in survivors:
@@ -372,7 +340,7 @@ async def test_two_workers_serve_one_port_and_stop_cleanly(tmp_path: Path) -> No
         for pid in [*first_pids, new]:
             assert not _alive(pid), f"worker {pid} left behind"
         with trio.fail_after(5):
-            while _processes_using(data_dir / "db"):
+            while processes_using(data_dir / "db"):
                 await trio.sleep(0.1)
         stopped = [i for i, line in enumerate(duck.log) if b"duck stopped" in line]
         database = [i for i, line in enumerate(duck.log) if b"duck.workers: duck stopped" in line]

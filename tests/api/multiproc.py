@@ -118,8 +118,9 @@ class LineClient:
         return lines
 
 
-async def lmtp_deliver(port: int, rcpt: str, data: bytes) -> None:
-    """Deliver one message over LMTP; asserts the per-recipient 250."""
+async def lmtp_deliver(port: int, rcpt: str, data: bytes) -> float:
+    """Deliver one message over LMTP; asserts the per-recipient 250 and returns the
+    (trio) time it arrived."""
     c = await LineClient.connect(port)
     assert (await c.line()).startswith(b"220")
     await c.send(b"LHLO test\r\n")
@@ -133,6 +134,23 @@ async def lmtp_deliver(port: int, rcpt: str, data: bytes) -> None:
     body = data.replace(b"\r\n.", b"\r\n..")
     await c.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
     reply = await c.line()
+    at = trio.current_time()
     assert reply.startswith(b"250"), reply
     await c.send(b"QUIT\r\n")
     await c.stream.aclose()
+    return at
+
+
+def processes_using(path: Path) -> list[int]:
+    """Pids of the processes whose command line names ``path``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(path).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
