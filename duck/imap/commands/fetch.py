@@ -14,7 +14,7 @@ import binascii
 import datetime as dt
 import logging
 import quopri
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from duck.mime.sections import SectionSpec, resolve_part, section_range
@@ -344,16 +344,10 @@ async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]
             defined = view.announce([flags.get(uid, ()) for uid in uids])
             if defined:
                 await s.send(*defined)
-        rows = []
-        for uid in uids:
-            seq = view.seq_of(uid)
-            if seq is not None:
-                rows.append(template.row(seq, [g(uid, None, None) for g in getters]))
-            if len(rows) >= FAST_SEND:
-                await s.send(template.block(rows))
-                rows = []
-        if rows:
-            await s.send(template.block(rows))
+        seq_of = view.seq_of
+        await _send_rows(s, template, (
+            template.row(seq, [g(uid, None, None) for g in getters])
+            for uid in uids if (seq := seq_of(uid)) is not None))
         return
     fill: dict[int, dict[str, bytes]] = {}
     for start in range(0, len(uids), MAX_FETCH):
@@ -378,24 +372,29 @@ async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]
                 defined = view.announce([flags.get(rec.uid, ()) for rec in batch])
                 if defined:
                     await s.send(*defined)
-            rows = []
             seq_of = view.seq_of
-            for rec, got in zip(batch, values, strict=True):
-                uid = rec.uid
-                seq = seq_of(uid)
-                if seq is None:
-                    continue  # expunged since the view moved (RFC 2180 §4.1.2)
-                rows.append(template.row(seq, [g(uid, rec, got) for g in getters]))
-                if len(rows) >= FAST_SEND:
-                    await s.send(template.block(rows))
-                    rows = []
-            if rows:
-                await s.send(template.block(rows))
+            # A message expunged since the view moved is skipped (RFC 2180 §4.1.2).
+            await _send_rows(s, template, (
+                template.row(seq, [g(rec.uid, rec, got) for g in getters])
+                for rec, got in zip(batch, values, strict=True)
+                if (seq := seq_of(rec.uid)) is not None))
     if fill:
         try:
             await s.store.messages.save_renderings(view.mailbox.id, fill)
         except StoreError as exc:  # a cache: the next FETCH renders again
             log.warning("saving renderings failed: %r", exc)
+
+
+async def _send_rows(s: CommandContext, template: FetchTemplate, rows: Iterable[bytes]) -> None:
+    """Send FETCH rows made by ``template``, FAST_SEND of them per write."""
+    block: list[bytes] = []
+    for row in rows:
+        block.append(row)
+        if len(block) >= FAST_SEND:
+            await s.send(template.block(block))
+            block = []
+    if block:
+        await s.send(template.block(block))
 
 
 async def _render_missing(s: CommandContext, pre: list[FetchAttr], batch: list[MessageRecord],
