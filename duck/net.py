@@ -1,7 +1,7 @@
 """TCP listeners shared by the protocol servers: one task per connection.
 
 A crash in one connection's handler is logged and closes that connection only
-(DESIGN.md); the listener keeps accepting.
+(docs/architecture.md); the listener keeps accepting.
 
 With ``duck serve --workers N`` the parent binds the listening sockets and each
 worker process serves the ones it inherited (:func:`inherit_listeners`,

@@ -1,4 +1,4 @@
-"""``duck serve``: one trio nursery supervising every component (DESIGN.md).
+"""``duck serve``: one trio nursery supervising every component (docs/architecture.md).
 
 Start order: the embedded database (unless a URI is configured), the store, then
 the listeners (IMAP, IMAPS, LMTP, HTTP API). Shutdown: stop accepting, let

@@ -1,8 +1,9 @@
 """atheris target: raw bytes into the command reader and both parsers.
 
-Any exception other than an ImapProtocolError subclass is a bug (DESIGN.md), and
-atheris reports it as a crash. The first input byte chooses how the rest is split
-into receive_data() chunks and whether continuations are accepted.
+Any exception other than an ImapProtocolError subclass is a bug
+(docs/architecture.md, "Grammar"), and atheris reports it as a crash. The first
+input byte chooses how the rest is split into receive_data() chunks and whether
+continuations are accepted.
 
     python fuzz/fuzz_raw.py CORPUS_DIR fuzz/seeds -max_total_time=600
 """

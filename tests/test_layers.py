@@ -1,4 +1,4 @@
-"""The layer rules of DESIGN.md, enforced."""
+"""The layer rules of docs/architecture.md, enforced."""
 
 from __future__ import annotations
 

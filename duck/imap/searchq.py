@@ -2,7 +2,7 @@
 
 Sequence numbers and \\Recent are session state: they become UID sets here, from
 the view. Keys the view alone can answer (flags, UIDs, sequence numbers, modseqs)
-are evaluated in memory without a store round trip (DESIGN.md).
+are evaluated in memory without a store round trip (docs/architecture.md).
 """
 
 from __future__ import annotations

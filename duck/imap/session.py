@@ -262,7 +262,7 @@ class Session:
         await self.send(Continuation("ready for literal data"))
 
     async def _run_command(self, cmd: Command) -> None:
-        # Database round trips are counted per command (DESIGN.md, "Sessions and
+        # Database round trips are counted per command (docs/architecture.md, "Sessions and
         # round trips"), the journal reads of the updates sent with it included.
         label = f"UID {cmd.VERB}" if getattr(cmd, "uid", False) else cmd.VERB
         with metrics.command_scope(label):

@@ -1,7 +1,7 @@
 """The selected mailbox as one session sees it: sequence numbers, flags, modseqs.
 
 Loaded once at SELECT and then kept current by applying journal entries
-(DESIGN.md, "Sessions and round trips"). Sequence numbers only move when the
+(docs/architecture.md, "Sessions and round trips"). Sequence numbers only move when the
 session is told: new messages wait in ``new`` until an EXISTS is sent, expunged
 ones stay in ``uids`` until an EXPUNGE is sent, which happens only where RFC 3501
 §7.4.1 allows it (never during FETCH, STORE or SEARCH).

@@ -230,7 +230,7 @@ class LmtpServer:
         try:
             await conn.run()
         except Exception:
-            # A bug in one connection closes that connection only (DESIGN.md).
+            # A bug in one connection closes that connection only (docs/architecture.md).
             log.exception("LMTP connection failed")
         finally:
             self._connections.discard(conn)

@@ -1,6 +1,6 @@
 """The store behind LMTP: recipient lookup and streamed, per-recipient delivery.
 
-This is the translation layer of DESIGN.md: LMTP's backend interface on one side,
+This is the translation layer of docs/architecture.md: LMTP's backend interface on one side,
 the store's public API on the other. The message streams through the store's
 ingest (MIME indexer, large bodies to GridFS once) as it arrives; then one copy
 per recipient goes to that user's INBOX with the recipient's trace headers in

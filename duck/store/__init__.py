@@ -1,7 +1,7 @@
 """The mail store: the only package that imports pymongo, bson or gridfs.
 
 Protocols use this public API and the store's own models; the store never
-imports a protocol (DESIGN.md, "Layers").
+imports a protocol (docs/architecture.md, "Layers").
 
 Inside, the store is laid out in rooms that show its data flow; arrows point
 down only (``tests/test_layers.py`` holds the order):

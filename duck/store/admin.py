@@ -1,7 +1,7 @@
 """Account administration: password and quota changes, addresses, user deletion.
 
 Addresses are under a unique index, so an address is only ever inserted or
-deleted, never changed in place (DESIGN.md, the Rust engine's stale unique keys).
+deleted, never changed in place (docs/architecture.md, the Rust engine's stale unique keys).
 """
 
 from __future__ import annotations

@@ -2,5 +2,5 @@
 
 from __future__ import annotations
 
-#: Most mailboxes one user may have (a per-user cap, DESIGN.md house style).
+#: Most mailboxes one user may have (docs/architecture.md, "Per-user caps").
 MAX_MAILBOXES = 10000

@@ -2,7 +2,7 @@
 RFC 3516; OBJECTID RFC 8474).
 
 Flags, UIDs and modseqs come from the session's view; everything else from the
-store in one query per batch of messages (DESIGN.md), with only the fields asked
+store in one query per batch of messages (docs/architecture.md), with only the fields asked
 for. Section data is read by byte range; large ranges are streamed to the client
 from the store, never held whole.
 """

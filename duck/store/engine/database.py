@@ -70,7 +70,7 @@ class Database:
 
     ``uri`` may point at the embedded server, a standalone mongod, a replica set or
     a sharded cluster; writes that acknowledge mail use journaled write concern,
-    and majority where there is a replica set (DESIGN.md).
+    and majority where there is a replica set (docs/architecture.md, "Durability").
     """
 
     def __init__(self, uri: str, name: str, *, timeout_ms: int = 10000) -> None:

@@ -5,7 +5,7 @@ With no MongoDB URI configured duck runs SecantusDB's server (``secantusd-rs``, 
 its files under the data directory. duck never imports it (it is GPL-2.0-only); it
 only speaks the wire protocol to it.
 
-Facts designed around (DESIGN.md): always ``--sync-on-commit`` (without it the Rust
+Facts designed around (docs/architecture.md): always ``--sync-on-commit`` (without it the Rust
 server lost acknowledged writes on kill -9); a restart can take 3-12 s after a
 crash; an early SIGTERM is sometimes ignored, so it is repeated before SIGKILL.
 """
@@ -79,7 +79,7 @@ class EmbeddedDatabase:
 
     @property
     def uri(self) -> str:
-        """The pymongo URI of the running server (settings required by DESIGN.md)."""
+        """The pymongo URI of the running server (settings docs/architecture.md requires)."""
         return (
             f"mongodb://{self.host}:{self.port}/"
             "?retryWrites=false&directConnection=true&serverSelectionTimeoutMS=5000"

@@ -1,6 +1,6 @@
 """Database round-trip counting, attributed to the protocol command that caused it.
 
-The database is the scarce resource (DESIGN.md, "Sessions and round trips"), so the
+The database is the scarce resource (docs/architecture.md, "Sessions and round trips"), so the
 number of commands sent to it per IMAP command is the figure that matters. A
 pymongo ``CommandListener`` registered on the store's client (database.py) counts
 every command started; each is attributed to the *scope* active in the calling

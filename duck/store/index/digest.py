@@ -5,7 +5,7 @@ Why: the embedded engine spends ~20-50 µs per document a query returns, so a FE
 or SEARCH that touches every message of a 100k-message mailbox costs seconds when it
 reads ``messages``. The digest holds the same facts 64 messages per document, so
 those commands read ~1,600 documents per part instead of 100,000. It is an index of
-the store's own (DESIGN.md, "SEARCH"): written in the same transaction as the
+the store's own (docs/architecture.md, "SEARCH"): written in the same transaction as the
 messages it describes (delivery, COPY; STORE for the flag words), its entries removed
 in the EXPUNGE transaction, dropped with the mailbox, and rebuilt for a mailbox that
 has none or an older layout (``backfill``).

@@ -1,6 +1,6 @@
 """The read side of messages: the selected-mailbox view, FETCH, SEARCH.
 
-Each is one query with a projection of only what was asked for (DESIGN.md,
+Each is one query with a projection of only what was asked for (docs/architecture.md,
 "Sessions and round trips"); FETCH of a large range and SEARCH's substring, flag,
 size and date keys read the mailbox digest first (digest.py), a query per ~16 MB.
 """

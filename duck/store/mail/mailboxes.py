@@ -3,7 +3,7 @@
 A mailbox document holds the counters every write allocates from:
 ``uid_next`` and ``modseq`` (highest modseq) grow by atomic ``$inc`` read back
 with ``ReturnDocument.AFTER`` (the embedded server returns stale pre-images to
-concurrent BEFORE reads; DESIGN.md), and ``count``/``unseen``/``size`` move in
+concurrent BEFORE reads; docs/architecture.md), and ``count``/``unseen``/``size`` move in
 the same update, so STATUS is one read. ``path`` is under a unique index, so it is
 never updated in place: RENAME deletes and re-inserts the same ``_id`` in one
 transaction (the Rust engine keeps stale keys otherwise).
@@ -340,7 +340,7 @@ class Mailboxes:
         the INBOX document itself (with its messages, uidValidity and UIDs) takes
         the new path, and a fresh INBOX is created; its inferiors stay where they
         are. Every document changes path by delete + insert of the same ``_id`` in
-        one transaction (DESIGN.md, the Rust engine's stale unique keys).
+        one transaction (docs/architecture.md, the Rust engine's stale unique keys).
         """
         user = parse_id(user_id)
         src = normalize_path(old)

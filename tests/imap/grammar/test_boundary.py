@@ -1,4 +1,5 @@
-"""The grammar is a bottom layer: it imports neither trio nor pymongo (DESIGN.md)."""
+"""The grammar is a bottom layer: it imports neither trio nor pymongo
+(docs/architecture.md, "Layers")."""
 
 from __future__ import annotations
 
