@@ -20,6 +20,17 @@ async def _selected(server: Any, checker: KeywordChecker | None = None) -> RawCl
     return c
 
 
+async def _two_with_messages(
+    server: Any, ca: KeywordChecker, cb: KeywordChecker
+) -> tuple[RawClient, RawClient]:
+    """Session A with two messages appended and seen, then session B on the same INBOX."""
+    a = await _selected(server, ca)
+    await _append(a, 1)
+    await _append(a, 2)
+    ca.absorb(await a.command(b"N", b"NOOP"))
+    return a, await _selected(server, cb)
+
+
 def _first(lines: list[bytes], start: bytes, has: bytes = b"") -> int:
     """Index of the first line starting with ``start`` that contains ``has``."""
     return next(i for i, x in enumerate(lines) if x.startswith(start) and has in x)
@@ -72,11 +83,7 @@ async def test_new_keyword_announced_in_every_session(imap_server: Any) -> None:
     the first FETCH that shows it, in the session that made it and in the others."""
     with trio.fail_after(30):
         ca, cb = KeywordChecker(), KeywordChecker()
-        a = await _selected(imap_server, ca)
-        await _append(a, 1)
-        await _append(a, 2)
-        ca.absorb(await a.command(b"N", b"NOOP"))
-        b = await _selected(imap_server, cb)
+        a, b = await _two_with_messages(imap_server, ca, cb)
         lines = await a.command(b"T", b"STORE 1 +FLAGS ($Label2)")
         ca.absorb(lines)
         flags = _first(lines, b"* FLAGS", b"$Label2")
@@ -102,11 +109,7 @@ async def test_store_shows_keyword_from_elsewhere(imap_server: Any) -> None:
     store, keywords set by A included, before B's view has heard of them."""
     with trio.fail_after(30):
         ca, cb = KeywordChecker(), KeywordChecker()
-        a = await _selected(imap_server, ca)
-        await _append(a, 1)
-        await _append(a, 2)
-        ca.absorb(await a.command(b"N", b"NOOP"))
-        b = await _selected(imap_server, cb)
+        a, b = await _two_with_messages(imap_server, ca, cb)
         ca.absorb(await a.command(b"T", b"STORE 1:2 +FLAGS.SILENT ($Label2 $Other)"))
         lines = await b.command(b"T", b"STORE 1 +FLAGS (\\Answered)")
         cb.absorb(lines)
