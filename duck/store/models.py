@@ -77,7 +77,8 @@ class Segment:
 
 @attrs.frozen
 class MessageRecord:
-    """A message as FETCH needs it; only the fields asked for are filled in."""
+    """A message as FETCH needs it: the fields asked for are filled in (a record
+    from the record cache may carry more)."""
 
     id: str
     mailbox_id: str

@@ -35,7 +35,8 @@ async def test_delivery_stores_the_registered_renderings(store: Store, user: Use
     # None and a failing renderer store nothing; the delivery itself succeeded.
     assert rec.renderings == {"subj": b"S:hi"}
     assert rec.size is not None and rec.size > 0
-    # Not asked for, not loaded.
+    # Not asked for, not loaded (from the database: the record cache may hold more).
+    store.messages.cache.clear()
     (plain,) = await store.messages.fetch(box.id, [result.uid], ["size"])
     assert plain.renderings is None
 
@@ -74,6 +75,7 @@ async def test_fetch_batches_is_one_query_for_a_range(store: Store, user: User) 
     sparse = [*uids[::3], uids[-1]]  # a covering range of at most twice the UIDs
     few = [uids[0], uids[70], uids[140]]
     for wanted in (uids, sparse, few, uids[:1]):
+        store.messages.cache.clear()  # the database's side is what is measured here
         metrics.reset()
         with metrics.command_scope("test") as scope:
             got = []
@@ -83,6 +85,12 @@ async def test_fetch_batches_is_one_query_for_a_range(store: Store, user: User) 
         assert all(r.size for r in got)
         assert scope.round_trips == 1, metrics.statistics()["test"]["by_db_command"]
     assert [b async for b in store.messages.fetch_batches(box.id, [], ["size"])] == []
+    # Asked again, the sizes come from the record cache: no query.
+    [b async for b in store.messages.fetch_batches(box.id, uids, ["size"])]
+    with metrics.command_scope("again") as scope:
+        again = [r async for b in store.messages.fetch_batches(box.id, sparse, ["size"])
+                 for r in b]
+    assert [r.uid for r in again] == sorted(set(sparse)) and scope.round_trips == 0
 
 
 async def test_fetch_batches_left_early_closes_its_cursor(store: Store, user: User) -> None:

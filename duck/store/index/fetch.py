@@ -126,6 +126,11 @@ def _projection(fields: Iterable[str], renderings: Iterable[str]) -> dict[str, A
     return projection
 
 
+def check_fields(fields: Iterable[str], renderings: Iterable[str]) -> None:
+    """InvalidInput unless every field is a FETCH field and every name a rendering name."""
+    _projection(fields, renderings)
+
+
 def check_rendering_name(name: str) -> str:
     """``name`` if it may name a rendering (a document field name), else InvalidInput."""
     if not RENDERING_NAME_RE.fullmatch(name):

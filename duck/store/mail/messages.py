@@ -30,6 +30,7 @@ from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import InvalidInput, NotFound, StoreError
 from ..index import digest, fetch, reader
+from ..index.cache import RecordCache, usable
 from ..index.query import Query
 from ..models import (
     AppendResult,
@@ -88,10 +89,12 @@ class Messages:
     """Message operations of the store (``store.messages``)."""
 
     def __init__(self, database: Database, bodies: Bodies, *,
-                 max_size: int = DEFAULT_MAX_SIZE) -> None:
+                 max_size: int = DEFAULT_MAX_SIZE, cache: RecordCache | None = None) -> None:
         self._database = database
         self._bodies = bodies
         self.max_size = max_size
+        #: What never changes of messages read or delivered here (index/cache.py).
+        self.cache = cache if cache is not None else RecordCache()
         self._locks = KeyedLocks()
         #: name -> renderer (see ``register_renderer``).
         self.renderers: dict[str, Renderer] = {}
@@ -117,13 +120,53 @@ class Messages:
     async def fetch(self, mailbox_id: str, uids: Iterable[int], fields: Iterable[str],
                     renderings: Iterable[str] = ()) -> list[MessageRecord]:
         """FETCH: the asked ``fields`` (models.FETCH_FIELDS) of ``uids``, one query;
-        with the ``renderings`` of those names the messages have."""
-        return await fetch.fetch(self._database, mailbox_id, uids, fields, renderings)
+        with the ``renderings`` of those names the messages have.
 
-    def fetch_batches(self, mailbox_id: str, uids: Iterable[int], fields: Iterable[str],
-                      renderings: Iterable[str] = ()) -> AsyncIterator[list[MessageRecord]]:
-        """``fetch`` as the reply batches arrive (one query for any number of UIDs)."""
-        return fetch.fetch_batches(self._database, mailbox_id, uids, fields, renderings)
+        Immutable fields come from the record cache where it has them (index/cache.py:
+        then a message expunged by another process may still be answered, as RFC 2180
+        §4.1.2 allows); only the others are asked of the database, in one query.
+        """
+        asked, names = frozenset(fields), frozenset(renderings)
+        if not usable(asked, names):
+            return await fetch.fetch(self._database, mailbox_id, uids, asked, names)
+        fetch.check_fields(asked, names)
+        found, missing = self.cache.lookup(mailbox_id, sorted(set(uids)), asked, names)
+        if missing:
+            read = await fetch.fetch(self._database, mailbox_id, missing, asked, names)
+            self.cache.add(read, asked, names)
+            found.update((r.uid, r) for r in read)
+        return [found[uid] for uid in sorted(found)]
+
+    async def fetch_batches(
+        self, mailbox_id: str, uids: Iterable[int], fields: Iterable[str],
+        renderings: Iterable[str] = (),
+    ) -> AsyncIterator[list[MessageRecord]]:
+        """``fetch`` as the reply batches arrive (one query for any number of UIDs),
+        in UID order; cached records are merged in between the database's batches."""
+        asked, names = frozenset(fields), frozenset(renderings)
+        if not usable(asked, names):
+            async for batch in fetch.fetch_batches(self._database, mailbox_id, uids,
+                                                   asked, names):
+                yield batch
+            return
+        fetch.check_fields(asked, names)
+        found, missing = self.cache.lookup(mailbox_id, sorted(set(uids)), asked, names)
+        hits = [found[uid] for uid in sorted(found)]
+        i = 0
+        if missing:
+            async for batch in fetch.fetch_batches(self._database, mailbox_id, missing,
+                                                   asked, names):
+                self.cache.add(batch, asked, names)
+                top = batch[-1].uid if batch else 0
+                j = i
+                while j < len(hits) and hits[j].uid < top:
+                    j += 1
+                if j > i:
+                    batch = sorted([*hits[i:j], *batch], key=_uid_of)
+                    i = j
+                yield batch
+        if i < len(hits):
+            yield hits[i:]
 
     # -- renderings ------------------------------------------------------------------
 
@@ -572,6 +615,10 @@ class KeyedLocks:
 
 #: "Transaction is too large and will not fit in the storage engine cache".
 TRANSACTION_TOO_LARGE = 313
+
+
+def _uid_of(record: MessageRecord) -> int:
+    return record.uid
 
 
 def _too_large(exc: pymongo.errors.OperationFailure) -> bool:
