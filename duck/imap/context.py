@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from duck.config import Config
-from duck.store import Notifier, Store, Subscription, User
+from duck.store import JournalEntry, Notifier, Store, Subscription, User
 
 from .grammar.reader import CommandReader
 from .grammar.resp_codes import ResponseCode
@@ -123,6 +123,8 @@ class CommandContext(Protocol):
     async def flush_updates(self, *, allow_expunge: bool, poll: bool = False) -> None: ...
 
     def changed(self, *mailbox_ids: str) -> None: ...
+
+    def wrote(self, mailbox_id: str, entries: list[JournalEntry]) -> bool: ...
 
     def login_as(self, user: User) -> None: ...
 

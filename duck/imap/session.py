@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from duck.store import (
+    JournalEntry,
     StoreError,
     Subscription,
     User,
@@ -383,6 +384,26 @@ class Session:
             # RFC 3501 §7.1.5 lets the server end the session when the selected
             # mailbox disappears under it; clients then re-sync from LIST.
             await self.bye("selected mailbox was deleted", Code("NONEXISTENT"))
+
+    def wrote(self, mailbox_id: str, entries: list[JournalEntry]) -> bool:
+        """This session's own write, described by the journal entries it made: applied
+        to the view when they follow on from the view's modseq without a gap (then no
+        journal read is needed to learn it), and announced to the other sessions with
+        its modseq (a session already past it reads nothing). Whether it was applied."""
+        if not entries:
+            return False
+        ordered = sorted(entries, key=lambda e: e.modseq)
+        last = ordered[-1].modseq
+        view = self.view
+        applied = (view is not None and view.mailbox.id == mailbox_id
+                   and [e.modseq for e in ordered]
+                   == list(range(view.modseq + 1, view.modseq + 1 + len(ordered))))
+        if applied:
+            assert view is not None
+            view.apply(ordered)
+        if self.ctx.notifier is not None:
+            self.ctx.notifier.publish_nowait(mailbox_key(mailbox_id), modseq=last)
+        return applied
 
     def changed(self, *mailbox_ids: str) -> None:
         """Wake this process's sessions on these mailboxes now (other processes learn

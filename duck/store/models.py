@@ -128,6 +128,10 @@ class DeliveryTarget:
     flags: tuple[str, ...] = ()
     internal_date: dt.datetime | None = None
     prepend: bytes = b""
+    #: (mailbox id, modseq) of a session that has the mailbox selected: the copy is
+    #: \\Recent for that session when the mailbox is still at that modseq
+    #: (mailboxes.allocate); ``Delivered.recent_from`` then says from which UID.
+    claim_recent: tuple[str, int] | None = None
 
 
 @attrs.frozen
@@ -140,15 +144,26 @@ class Delivered:
     uid: int
     modseq: int
     size: int
+    #: The flags stored (normalized), as the journal has them.
+    flags: tuple[str, ...] = ()
+    #: With ``DeliveryTarget.claim_recent`` granted: the first UID that is \\Recent
+    #: for the claimant (up to and including ``uid``); else None.
+    recent_from: int | None = None
 
 
 @attrs.frozen
 class AppendResult:
-    """APPENDUID data (RFC 4315), and the mailbox the message went into."""
+    """APPENDUID data (RFC 4315), and the mailbox the message went into; with its
+    modseq and flags, a session can apply its own APPEND to its view (the journal
+    entry the delivery wrote says the same)."""
 
     uid_validity: int
     uid: int
     mailbox_id: str = ""
+    modseq: int = 0
+    flags: tuple[str, ...] = ()
+    #: See ``Delivered.recent_from``.
+    recent_from: int | None = None
 
 
 @attrs.frozen

@@ -322,3 +322,55 @@ async def test_selected_mailbox_renamed_or_deleted_elsewhere(imap_server: Any) -
         lines = [await a.line()]
         assert any(x.startswith(b"* BYE") for x in lines), lines
         assert await a.eof()
+
+
+async def test_own_writes_reach_the_view_without_a_journal_read(imap_server: Any) -> None:
+    """APPEND, STORE and EXPUNGE into the selected mailbox, with nothing else
+    changing it: the session applies what its write did (the journal entries it
+    made say the same) and reads no journal; the untagged responses are those the
+    journal read would have given (RFC 3501 §7.3.1, §7.4.1, §2.3.2)."""
+    from duck.store import metrics
+
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        await _append(a, 1)  # the journal is read once after SELECT's state
+        metrics.reset()
+        lines = await _append(a, 2)
+        assert b"* 2 EXISTS\r\n" in lines and b"* 2 RECENT\r\n" in lines, lines
+        lines = await a.command(b"T", b"STORE 2 +FLAGS (\\Deleted)")
+        assert lines[0] == b"* 2 FETCH (FLAGS (\\Deleted \\Recent))\r\n", lines
+        lines = await a.command(b"X", b"EXPUNGE")
+        assert lines[:-1] == [b"* 2 EXPUNGE\r\n"], lines
+        lines = await a.command(b"N", b"NOOP")  # NOOP always reads: nothing new
+        assert lines[:-1] == [], lines
+        await a.command(b"N2", b"LOGOUT")
+        by_command = {k: v["by_db_command"] for k, v in metrics.statistics().items()}
+        # The finds left are the writes' own (STORE reads the messages it changes,
+        # EXPUNGE looks for \Deleted ones first); no journal read, and \Recent's
+        # claim is part of the delivery's write (no read of the mailbox document).
+        for verb, finds in (("APPEND", 0), ("STORE", 1), ("EXPUNGE", 2)):
+            assert by_command[verb].get("find", 0) == finds, (verb, by_command[verb])
+        # Another session: the message is \Recent for the appender only.
+        b = await _selected(imap_server)
+        lines = await b.command(b"F", b"FETCH 1 (FLAGS)")
+        assert b"\\Recent" not in lines[0]
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_own_write_after_a_rival_change_reads_the_journal(imap_server: Any) -> None:
+    """When another session changed the mailbox first, the own write cannot be applied
+    alone: the journal is read and both changes are reported, in order."""
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        b = await _selected(imap_server)
+        await _append(b, 1)  # B's: A has not read it yet
+        lines = await _append(a, 2)
+        assert b"* 2 EXISTS\r\n" in lines, lines
+        lines = await a.command(b"F", b"FETCH 1:* (UID FLAGS)")
+        fetched = [x for x in lines if b" FETCH (" in x]
+        assert len(fetched) == 2 and b"\\Recent" not in fetched[0], fetched
+        # The message B appended is \Recent for B, A's own for A.
+        assert b"\\Recent" in fetched[1], fetched
+        await a.aclose()
+        await b.aclose()

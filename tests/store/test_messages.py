@@ -245,3 +245,33 @@ async def test_large_message_byte_exact_streaming(store: Store, user: User) -> N
     assert await store.messages.read(record, start, start + 5000) == data[start:start + 5000]
     chunks = [c async for c in store.messages.stream(record)]
     assert b"".join(chunks) == data and max(map(len, chunks)) <= 1024 * 1024
+
+
+async def test_append_claims_recent_only_on_the_modseq_it_was_given(store: Store,
+                                                                     user: User) -> None:
+    """RFC 3501 §2.3.2: one session sees a new message as \\Recent. A session whose
+    view is at the mailbox's modseq claims its own APPEND in the delivery's write;
+    a stale view claims nothing (it reads the journal and claims as usual)."""
+    from store_samples import simple_message
+
+    box = await store.mailboxes.get(user.id, "INBOX")
+    first = await store.messages.append(user.id, "INBOX", simple_message(subject="a"))
+    # Unclaimed so far; a session current at first.modseq claims both.
+    second = await store.messages.append(user.id, "INBOX", simple_message(subject="b"),
+                                         claim_recent=(box.id, first.modseq))
+    assert second.recent_from == first.uid and second.modseq == first.modseq + 1
+    assert second.flags == ()
+    # Already claimed: a later claimant from second's UID gets nothing before it.
+    assert await store.messages.claim_recent(box.id, second.uid) == second.uid + 1
+    # A stale modseq, or another mailbox's id: nothing claimed, nothing moved.
+    third = await store.messages.append(user.id, "INBOX", simple_message(subject="c"),
+                                        ["\\Seen"], claim_recent=(box.id, first.modseq))
+    assert third.recent_from is None and third.flags == ("\\Seen",)
+    sent = await store.mailboxes.get(user.id, "Sent")
+    fourth = await store.messages.append(user.id, "INBOX", simple_message(subject="d"),
+                                         claim_recent=(sent.id, third.modseq))
+    assert fourth.recent_from is None
+    # Both still unclaimed: the next claimant gets them.
+    assert await store.messages.claim_recent(box.id, fourth.uid) == third.uid
+    after = await store.mailboxes.get(user.id, "INBOX")
+    assert after.uid_next == fourth.uid + 1 and after.highest_modseq == fourth.modseq

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from duck.store import InvalidInput, NotFound, StoreError, normalize_path
+from duck.store import InvalidInput, JournalEntry, NotFound, StoreError, normalize_path
 
 from ..context import Done
 from ..errors import no
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@command(Append, AUTHENTICATED, poll=True)
+@command(Append, AUTHENTICATED)
 async def append(s: CommandContext, cmd: Append) -> Done:
     """Store each message; all or nothing for MULTIAPPEND."""
     assert s.user is not None
@@ -54,11 +54,22 @@ async def append(s: CommandContext, cmd: Append) -> Done:
             assert isinstance(msg.data, bytes)
             # RFC 3501 §2.3.2: \Recent is not a client's to set.
             flags = [f for f in msg.flags if f.lower() != "\\recent"]
+            # Into the selected mailbox: the message is \Recent for this session
+            # when nothing else changed the mailbox since the view last moved (the
+            # claim is part of the delivery's write), and the view takes the new
+            # message from the result instead of reading the journal.
+            view = s.view
+            claim = (None if view is None or view.readonly or view.mailbox.path != path
+                     else (view.mailbox.id, view.modseq))
             result = await s.store.messages.append(
-                s.user.id, path, msg.data, flags, msg.date
+                s.user.id, path, msg.data, flags, msg.date, claim_recent=claim
             )
             uids.append(result.uid)
             uidvalidity, mailbox_id = result.uid_validity, result.mailbox_id
+            applied = s.wrote(mailbox_id, [JournalEntry(
+                mailbox_id, result.modseq, "exists", uid=result.uid, flags=result.flags)])
+            if applied and result.recent_from is not None and view is not None:
+                view.recent.update(u for u in view.new if u >= result.recent_from)
     except NotFound:
         if uids:
             await _undo(s, mailbox_id, uids)
@@ -67,7 +78,6 @@ async def append(s: CommandContext, cmd: Append) -> Done:
         if uids:
             await _undo(s, mailbox_id, uids)
         raise
-    s.changed(mailbox_id)
     return Done("APPEND completed", AppendUid(uidvalidity, SequenceSet.from_ints(uids)))
 
 
@@ -76,5 +86,6 @@ async def _undo(s: CommandContext, mailbox_id: str, uids: list[int]) -> None:
     try:
         await s.store.messages.store_flags(mailbox_id, uids, "add", ["\\Deleted"])
         await s.store.messages.expunge(mailbox_id, uids)
+        s.changed(mailbox_id)  # the view took the messages in: it reads the removal
     except StoreError as exc:
         log.warning("could not undo a partial MULTIAPPEND: %r", exc)

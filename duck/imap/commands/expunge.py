@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from duck.store import JournalEntry
+
 from ..errors import bad, no
 from ..grammar.cmd_message import Expunge
 from ..view import InvalidSequence
@@ -30,7 +32,7 @@ async def expunge(s: CommandContext, cmd: Expunge) -> None:
             raise bad(str(exc)) from None
         if not uids:
             return
-    gone = await s.store.messages.expunge(view.mailbox.id, uids)
-    if gone:
-        s.changed(view.mailbox.id)
-    view.remove_now(gone)
+    removed = await s.store.messages.expunge_journaled(view.mailbox.id, uids)
+    s.wrote(view.mailbox.id, [JournalEntry(view.mailbox.id, modseq, "expunge", uid=uid)
+                              for uid, modseq in removed])
+    view.remove_now([uid for uid, _ in removed])

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from duck.mime.sections import SectionSpec, resolve_part, section_range
-from duck.store import MessageRecord, StoreError
+from duck.store import JournalEntry, MessageRecord, StoreError
 
 from .. import convert, render
 from ..errors import bad, no
@@ -266,8 +266,9 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
             for change in result.changed:
                 view.set_flags(change.uid, change.flags, change.modseq)
                 seen_now.add(change.uid)
-            if result.changed:
-                s.changed(view.mailbox.id)
+            s.wrote(view.mailbox.id, [JournalEntry(view.mailbox.id, c.modseq, "flags",
+                                                   uid=c.uid, flags=c.flags)
+                                      for c in result.changed])
     if not seen_now and _FAST_ITEMS.issuperset(items) and len(set(items)) == len(items):
         await _fetch_fast(s, items, uids)
         return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from duck.store import JournalEntry
+
 from ..context import Done
 from ..errors import bad, no
 from ..grammar.cmd_message import Store, StoreMode
@@ -42,12 +44,12 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
         view.mailbox.id, uids, _MODES[cmd.mode], flags,  # type: ignore[arg-type]
         cmd.unchangedsince,
     )
-    if result.changed:
-        s.changed(view.mailbox.id)
     changed = set()
     for change in result.changed:
         view.set_flags(change.uid, change.flags, change.modseq)
         changed.add(change.uid)
+    s.wrote(view.mailbox.id, [JournalEntry(view.mailbox.id, c.modseq, "flags", uid=c.uid,
+                                           flags=c.flags) for c in result.changed])
     modified = set(result.modified)
     responses: list[object] = []
     shown: list[tuple[str, ...]] = []

@@ -149,6 +149,7 @@ def allocate(
     unseen: int = 0,
     size: int = 0,
     session: Any = None,
+    claim_recent: tuple[ObjectId, int] | None = None,
 ) -> tuple[int, int, dict[str, Any]]:
     """Reserve ``uids`` UIDs and ``modseqs`` modseqs, moving the counters (blocking).
 
@@ -156,11 +157,38 @@ def allocate(
     allocation in one round trip). Returns (first uid, first modseq, the mailbox
     document after the update). The post-image is exact under concurrency; the
     unique (mailbox, uid) index on messages is the second guard.
+
+    ``claim_recent`` = (mailbox id, modseq): when the mailbox is that one and its
+    modseq is still that, the \\Recent mark (flags.claim_recent_sync) moves up to
+    the last UID reserved in the same write, and the document's ``rp`` is the mark
+    it replaced (else ``rp`` is -1: nothing claimed). A session that has the mailbox
+    selected and current claims the messages it appends this way, without the
+    read and the write of a separate claim.
     """
+    update: dict[str, Any] | list[dict[str, Any]]
+    if claim_recent is None:
+        update = {"$inc": {"uid_next": uids, "modseq": modseqs, "count": count,
+                           "unseen": unseen, "size": size}}
+    else:
+        oid, expected = claim_recent
+        mark = {"$ifNull": ["$recent", 0]}
+        current = {"$and": [{"$eq": ["$_id", oid]}, {"$eq": ["$modseq", expected]}]}
+
+        def plus(field: str, n: int) -> dict[str, Any]:
+            return {"$add": [{"$ifNull": [f"${field}", 0]}, n]}
+
+        # One stage: every expression sees the document as it was before the write.
+        update = [{"$set": {
+            "uid_next": plus("uid_next", uids), "modseq": plus("modseq", modseqs),
+            "count": plus("count", count), "unseen": plus("unseen", unseen),
+            "size": plus("size", size),
+            "rp": {"$cond": [current, mark, -1]},
+            "recent": {"$cond": [current, {"$max": [mark, plus("uid_next", uids - 1)]},
+                                 mark]},
+        }}]
     doc = db.collection(schema.MAILBOXES).find_one_and_update(
         mailbox if isinstance(mailbox, dict) else {"_id": mailbox},
-        {"$inc": {"uid_next": uids, "modseq": modseqs, "count": count,
-                  "unseen": unseen, "size": size}},
+        update,
         return_document=ReturnDocument.AFTER,
         session=session,
     )

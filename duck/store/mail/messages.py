@@ -320,12 +320,14 @@ class Messages:
 
         unseen = 0 if fields["seen"] else 1
         oid = ObjectId()
+        claim = (None if target.claim_recent is None
+                 else (parse_id(target.claim_recent[0]), int(target.claim_recent[1])))
 
         def body(session: Any) -> Delivered:
             quota.reserve(self._database, user, size, session)
             uid, modseq, mailbox = allocate(
                 self._database, {"user": user, "path": path}, uids=1, modseqs=1, count=1,
-                unseen=unseen, size=size, session=session,
+                unseen=unseen, size=size, session=session, claim_recent=claim,
             )
             doc = documents.message_doc(
                 base, user=user, mailbox=mailbox["_id"], uid=uid, modseq=modseq,
@@ -337,8 +339,10 @@ class Messages:
                        {uid: prepared} if prepared else None)
             journal.write(self._database, [journal.entry_doc(
                 mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])], session)
+            mark = int(mailbox.get("rp", -1)) if claim is not None else -1
             return Delivered(str(user), str(mailbox["_id"]), int(mailbox["uidv"]), uid,
-                             modseq, size)
+                             modseq, size, tuple(fields["flags"]),
+                             recent_from=min(mark, uid - 1) + 1 if mark >= 0 else None)
 
         result: Delivered = self._database.in_transaction(body)
         return result
@@ -363,16 +367,20 @@ class Messages:
         data: bytes,
         flags: Iterable[str] = (),
         internal_date: dt.datetime | None = None,
+        claim_recent: tuple[str, int] | None = None,
     ) -> AppendResult:
-        """APPEND a whole message held in memory (RFC 3501 §6.3.11, RFC 4315)."""
+        """APPEND a whole message held in memory (RFC 3501 §6.3.11, RFC 4315);
+        ``claim_recent`` as in DeliveryTarget."""
         ingest = self.ingest()
         await ingest.write(data)
         ingested = await ingest.finish()
-        target = DeliveryTarget(user_id, mailbox_path, tuple(flags), internal_date)
+        target = DeliveryTarget(user_id, mailbox_path, tuple(flags), internal_date,
+                                claim_recent=claim_recent)
         (result,) = await self.deliver(ingested, [target])
         if isinstance(result, StoreError):
             raise result
-        return AppendResult(result.uid_validity, result.uid, result.mailbox_id)
+        return AppendResult(result.uid_validity, result.uid, result.mailbox_id,
+                            result.modseq, result.flags, result.recent_from)
 
     # -- STORE, \Recent --------------------------------------------------------------
 
@@ -402,18 +410,24 @@ class Messages:
 
     async def expunge(self, mailbox_id: str, uids: Iterable[int] | None = None) -> list[int]:
         """Remove the \\Deleted messages (only those in ``uids`` for UID EXPUNGE)."""
+        return [uid for uid, _ in await self.expunge_journaled(mailbox_id, uids)]
+
+    async def expunge_journaled(self, mailbox_id: str, uids: Iterable[int] | None = None,
+                                ) -> list[tuple[int, int]]:
+        """``expunge``, with the modseq of each removal: (uid, modseq) pairs, as the
+        journal entries written have them."""
         query: dict[str, Any] = {"deleted": True}
         if uids is not None:
             query["uid"] = {"$in": sorted(set(uids))}
         return await self._database.run(self._expunge_sync, parse_id(mailbox_id), query)
 
-    def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any]) -> list[int]:
+    def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any]) -> list[tuple[int, int]]:
         # Most EXPUNGEs find nothing to remove: one indexed read outside a
         # transaction says so (a transaction would add its commit). What it finds
         # is read again inside the transaction below.
         if self._messages.find_one({"mailbox": mailbox, **query}, {"_id": 1}) is None:
             return []
-        expunged: list[int] = []
+        expunged: list[tuple[int, int]] = []
         limit = BATCH_MESSAGES
         while True:
             try:
@@ -423,7 +437,7 @@ class Messages:
                     raise
                 limit = max(1, limit // 2)
                 continue
-            expunged += [d["uid"] for d in docs]
+            expunged += [(d["uid"], d["modseq"]) for d in docs]
             if len(docs) < limit:
                 return expunged
 
@@ -445,9 +459,11 @@ class Messages:
                 unseen=-sum(1 for d in docs if not d.get("seen")),
                 size=-sum(d["size"] for d in docs), session=session,
             )
+            for i, d in enumerate(docs):
+                d["modseq"] = first + i  # the removal's, reported to the caller
             journal.write(self._database, [
-                journal.entry_doc(mailbox, first + i, "expunge", uid=d["uid"])
-                for i, d in enumerate(docs)
+                journal.entry_doc(mailbox, d["modseq"], "expunge", uid=d["uid"])
+                for d in docs
             ], session)
             self._release_quota(docs, session)
             return docs
