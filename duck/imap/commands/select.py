@@ -47,7 +47,7 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
     mailbox = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
     # The mailbox is read first: journal entries after its modseq are applied on
     # top of the view, so nothing between the two reads is lost.
-    summaries = await s.store.messages.view(mailbox.id)
+    summaries = await s.store.messages.view(mailbox.id, mailbox)
     view = SelectedView.load(mailbox, summaries, readonly=readonly,
                              modseq=mailbox.highest_modseq)
     if not readonly and view.uids:

@@ -20,7 +20,9 @@ to keep aligned, and a retried write is idempotent):
   immutable facts; ``L``, a 64-bit word, bit ``uid % 64`` set while that message
   exists; ``F.<flag>``, a 64-bit word per flag (``flag_key``: the lowercased flag,
   hex), bit ``uid % 64`` set while the message has it (STORE changes it in its
-  transaction, so flag SEARCHes read two words per 64 messages);
+  transaction, so flag SEARCHes read two words per 64 messages); ``f.<uid>`` its
+  flags as stored and ``q.<uid>`` its modseq (STORE sets both in the same update as
+  the words), so that SELECT loads its view from 64 messages a document;
 - part ``h`` (HEAD): ``h<x>.<uid>`` the decoded values of From/To/Cc/Bcc/Subject
   (``x`` = f, t, c, b, s; several values joined by NUL; absent when the message has no
   such field), or ``hx.<uid>`` = true instead when they are over ``MAX_ENTRY``
@@ -56,7 +58,7 @@ from ..engine.database import Database
 COLLECTION = "digests"
 #: The layout's version, kept in each mailbox document (``dg``): a mailbox whose
 #: digest has another version gets it rebuilt at start-up (``backfill``).
-VERSION = 5
+VERSION = 6
 #: UIDs per chunk (a 64-bit word per flag).
 SPAN = 64
 #: Bloom filter bits per message (2,048: ~30% of bits set for a message of ~700
@@ -191,12 +193,14 @@ def prepare(doc: dict[str, Any]) -> Known:
 def entry_update(doc: dict[str, Any], known: Known | None = None
                  ) -> tuple[dict[str, Any], dict[str, int]]:
     """The ``$set`` fields and Bloom words (position -> mask) for one message
-    document (fields ``_id``, ``uid``, ``size``, ``idate``, ``date``, ``kw``, ``hdr``,
-    ``text``, ``render``; not the last three when ``known`` is given)."""
+    document (fields ``_id``, ``uid``, ``size``, ``idate``, ``date``, ``kw``, ``flags``,
+    ``modseq``, ``hdr``, ``text``, ``render``; not the last three when ``known`` is
+    given)."""
     uid = int(doc["uid"])
     key = str(uid)
     fields: dict[str, Any] = {f"m.{key}": doc["_id"], f"z.{key}": int(doc["size"]),
-                              f"d.{key}": doc["idate"]}
+                              f"d.{key}": doc["idate"], f"f.{key}": list(doc["flags"]),
+                              f"q.{key}": int(doc["modseq"])}
     if doc.get("date") is not None:
         fields[f"s.{key}"] = doc["date"]
     bloom: bytes
@@ -239,12 +243,16 @@ def unsigned(word: int) -> int:
 
 
 def flag_changes(database: Database, mailbox: ObjectId,
-                 changes: Iterable[tuple[int, Iterable[str], Iterable[str]]],
+                 changes: Iterable[tuple[int, Iterable[str], Iterable[str], int]],
                  session: Any = None) -> None:
-    """STORE's flag changes, (uid, old flags, new flags), into the flag words."""
+    """STORE's flag changes, (uid, old flags, new flags, new modseq), into the flag
+    words and the entries' flags and modseqs."""
     set_: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     clear: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for uid, old, new in changes:
+    entries: dict[int, dict[str, Any]] = defaultdict(dict)
+    for uid, old, new, modseq in changes:
+        new = list(new)
+        entries[chunk_of(uid)].update({f"f.{uid}": new, f"q.{uid}": int(modseq)})
         before = {f.lower() for f in old}
         after = {f.lower() for f in new}
         bit = 1 << (uid % SPAN)
@@ -253,7 +261,7 @@ def flag_changes(database: Database, mailbox: ObjectId,
         for flag in before - after:
             clear[chunk_of(uid)][f"F.{flag_key(flag)}"] |= bit
     ops = []
-    for c in sorted(set(set_) | set(clear)):
+    for c in sorted(entries):
         ors, ands = set_.get(c, {}), clear.get(c, {})
         # One $bit operation per field: a field both set and cleared (STORE FLAGS
         # replacing them) takes a second update.
@@ -261,8 +269,12 @@ def flag_changes(database: Database, mailbox: ObjectId,
         later: dict[str, dict[str, Int64]] = {}
         for f, m in ands.items():
             (later if f in first else first)[f] = {"and": _signed(~m & ((1 << 64) - 1))}
-        ops += [UpdateOne(_key(mailbox, META, c), {"$bit": bits}, upsert=True)
-                for bits in (first, later) if bits]
+        update: dict[str, Any] = {"$set": entries[c]}
+        if first:
+            update["$bit"] = first
+        ops.append(UpdateOne(_key(mailbox, META, c), update, upsert=True))
+        if later:
+            ops.append(UpdateOne(_key(mailbox, META, c), {"$bit": later}, upsert=True))
     if ops:
         database.collection(COLLECTION).bulk_write(ops, ordered=True, session=session)
 
@@ -379,7 +391,8 @@ def remove(database: Database, mailbox: ObjectId, uids: Iterable[int],
         for uid in members:
             gone |= 1 << (uid % SPAN)
         ops.append(UpdateOne(_key(mailbox, META, c), {
-            "$unset": {f"{f}.{uid}": "" for uid in members for f in ("m", "z", "d", "s")},
+            "$unset": {f"{f}.{uid}": "" for uid in members
+                       for f in ("m", "z", "d", "s", "f", "q")},
             "$bit": {"L": {"and": _signed(~gone & ((1 << 64) - 1))}}}))
         ops.append(UpdateMany({"mailbox": mailbox, "k": {"$regex": f"^{re.escape(RENDER)}"},
                                "c": c},
@@ -401,7 +414,7 @@ def purge(database: Database, mailbox: ObjectId) -> None:
 
 #: Fields a digest entry is built from.
 SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "date": 1, "hdr": 1, "text": 1,
-                     "render": 1, "kw": 1}
+                     "render": 1, "kw": 1, "flags": 1, "modseq": 1}
 
 
 def backfill(database: Database, batch: int = 256) -> int:

@@ -100,17 +100,45 @@ def _record(doc: dict[str, Any]) -> MessageRecord:
     )
 
 
-async def view(database: Database, mailbox_id: str) -> list[MessageSummary]:
-    """Every message of a mailbox as (uid, modseq, flags), by UID (one query)."""
+async def view(database: Database, mailbox_id: str, count: int | None = None,
+               top: int | None = None) -> list[MessageSummary]:
+    """Every message of a mailbox as (uid, modseq, flags), by UID.
+
+    With the mailbox's message ``count`` and highest UID ``top`` as just read, from
+    the digest (64 messages a document: a 100k-message mailbox is ~1,600 documents
+    instead of 100,000 read whole); when the digest does not hold ``count``
+    messages (a change landed between the two reads, or entries are missing) from
+    the messages themselves, one query either way.
+    """
     mailbox = parse_id(mailbox_id)
 
     def query() -> list[MessageSummary]:
+        if count is not None and top is not None:
+            found = _view_from_digest(database, mailbox, top)
+            if len(found) == count:
+                return found
         cursor = database.collection(schema.MESSAGES).find(
             {"mailbox": mailbox}, {"_id": 0, "uid": 1, "modseq": 1, "flags": 1}
         ).sort("uid", 1)
         return [MessageSummary(d["uid"], d["modseq"], tuple(d["flags"])) for d in cursor]
 
     return await database.run(query)
+
+
+def _view_from_digest(database: Database, mailbox: ObjectId, top: int
+                      ) -> list[MessageSummary]:
+    out: list[MessageSummary] = []
+    if top < 1:
+        return out
+    for docs in digest.scan(database, mailbox, digest.META, 1, top, {"f": 1, "q": 1}):
+        for doc in docs:
+            flags, modseqs = doc.get("f") or {}, doc.get("q") or {}
+            for key, value in flags.items():
+                modseq = modseqs.get(key)
+                if modseq is not None:
+                    out.append(MessageSummary(int(key), int(modseq), tuple(value)))
+    out.sort(key=lambda m: m.uid)
+    return out
 
 
 def _projection(fields: Iterable[str], renderings: Iterable[str]) -> dict[str, Any]:

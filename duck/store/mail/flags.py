@@ -172,8 +172,8 @@ def _store_batch_sync(
                                              flags=new))
             changed.append(FlagChange(doc["uid"], tuple(new), modseq))
         messages.bulk_write(ops, ordered=False, session=session)
-        digest.flag_changes(db, mailbox, [(doc["uid"], doc["flags"], new)
-                                          for doc, new in todo], session)
+        digest.flag_changes(db, mailbox, [(doc["uid"], doc["flags"], new, first + i)
+                                          for i, (doc, new) in enumerate(todo)], session)
         journal.write(db, entries, session)
         return StoreFlagsResult(changed, modified)
 

@@ -40,6 +40,7 @@ from ..models import (
     FlagMode,
     Ingested,
     JournalEntry,
+    Mailbox,
     MessageRecord,
     MessageSummary,
     StoreFlagsResult,
@@ -109,9 +110,14 @@ class Messages:
 
     # -- read side (fetch.py, reader.py, journal.py) ---------------------------------
 
-    async def view(self, mailbox_id: str) -> list[MessageSummary]:
-        """The selected-mailbox view: (uid, modseq, flags) of every message, one query."""
-        return await fetch.view(self._database, mailbox_id)
+    async def view(self, mailbox_id: str, mailbox: Mailbox | None = None
+                   ) -> list[MessageSummary]:
+        """The selected-mailbox view: (uid, modseq, flags) of every message, one query;
+        given the ``mailbox`` as just read, from its digest (index/fetch.py)."""
+        if mailbox is None:
+            return await fetch.view(self._database, mailbox_id)
+        return await fetch.view(self._database, mailbox_id, mailbox.message_count,
+                                mailbox.uid_next - 1)
 
     async def changes_since(self, mailbox_id: str, modseq: int) -> list[JournalEntry]:
         """Journal entries after ``modseq``, gap-free (see journal.py)."""
