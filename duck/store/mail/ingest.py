@@ -103,6 +103,24 @@ class Ingest:
         self._done = True
         await self._database.run(self._abort_sync)
 
+    def whole_sync(self, data: bytes) -> Ingested:
+        """``write(data)`` then ``finish()`` in the calling (worker) thread: a message
+        already whole in memory (IMAP APPEND) costs one thread hand-off, not two."""
+        if self._done:
+            raise InvalidInput("ingest already finished")
+        self._size = len(data)
+        try:
+            if self._size > self.max_size:
+                raise TooBig(f"message larger than {self.max_size} octets")
+            self._feed_sync(bytes(data))
+            result = self._finish_sync()
+        except BaseException:
+            self._done = True
+            self._abort_sync()
+            raise
+        self._done = True
+        return result
+
     # -- blocking internals, run in a worker thread ---------------------------------
 
     def _feed_sync(self, chunk: bytes) -> None:

@@ -28,7 +28,7 @@ from ..engine import clock, schema
 from ..engine.bodies import Bodies
 from ..engine.database import Database
 from ..engine.ids import parse_id
-from ..errors import InvalidInput, NotFound, StoreError
+from ..errors import InvalidInput, NotFound, StoreError, TooBig
 from ..index import digest, fetch, reader
 from ..index.cache import RecordCache, usable
 from ..index.query import Query
@@ -353,6 +353,20 @@ class Messages:
         result: Delivered = self._database.in_transaction(body)
         return result
 
+    def _append_sync(self, data: bytes, target: DeliveryTarget) -> Delivered:
+        ingested = self.ingest().whole_sync(data)
+        try:
+            base = documents.content(ingested)
+            rendered = self.render(ingested.message) if self.renderers else {}
+            if rendered:
+                base["render"] = rendered
+            # The ingest's hold on each body becomes the message's reference.
+            return self._deliver_sync(ingested, base, target, digest.prepare(base))
+        except BaseException:
+            if ingested.bodies:
+                self._bodies.drop_refs(Counter(ingested.bodies))
+            raise
+
     def _undo(self, mailbox: ObjectId, user: ObjectId, *, count: int, unseen: int,
               size: int) -> None:
         """Give back counters and quota of an insert that failed (best effort).
@@ -376,15 +390,18 @@ class Messages:
         claim_recent: tuple[str, int] | None = None,
     ) -> AppendResult:
         """APPEND a whole message held in memory (RFC 3501 §6.3.11, RFC 4315);
-        ``claim_recent`` as in DeliveryTarget."""
-        ingest = self.ingest()
-        await ingest.write(data)
-        ingested = await ingest.finish()
+        ``claim_recent`` as in DeliveryTarget.
+
+        ``deliver`` for one target, in one worker-thread call under the user's lock:
+        ingest, renderings, the digest's hashing and the transaction (the data is
+        here already, and one hand-off instead of four is CPU saved per APPEND).
+        """
+        if len(data) > self.max_size:
+            raise TooBig(f"message larger than {self.max_size} octets")
         target = DeliveryTarget(user_id, mailbox_path, tuple(flags), internal_date,
                                 claim_recent=claim_recent)
-        (result,) = await self.deliver(ingested, [target])
-        if isinstance(result, StoreError):
-            raise result
+        async with self._locks.hold(user_id):
+            result = await self._database.run(self._append_sync, bytes(data), target)
         return AppendResult(result.uid_validity, result.uid, result.mailbox_id,
                             result.modseq, result.flags, result.recent_from)
 
