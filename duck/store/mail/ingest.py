@@ -31,6 +31,8 @@ SKELETON_BLOB_MAX = 64 * 1024 * 1024
 DEFAULT_MAX_SIZE = 1024 * 1024 * 1024 + 64 * 1024 * 1024
 #: Large bodies are written to GridFS in pieces of at least this many bytes.
 WRITE_BATCH = 1024 * 1024
+#: Bytes ``write`` gathers before feeding them to the indexer in a worker thread.
+FEED_BATCH = 256 * 1024
 
 
 class Ingest:
@@ -60,6 +62,7 @@ class Ingest:
         self._upload: Upload | None = None
         self._upload_kind = ""
         self._pending = bytearray()  # large-body bytes not yet written to GridFS
+        self._unfed = bytearray()  # bytes written, not yet fed to the indexer
         self._pos = 0  # offset of the next byte the events carry
         self._done = False
 
@@ -78,8 +81,14 @@ class Ingest:
         if self._size > self.max_size:
             await self.abort()
             raise TooBig(f"message larger than {self.max_size} octets")
+        # Small writes wait here (at most FEED_BATCH bytes) and go to a worker thread
+        # together: a message of a few kilobytes arriving in several chunks costs
+        # one hand-off (with the finish), not one per chunk.
+        self._unfed += chunk
+        if len(self._unfed) < FEED_BATCH:
+            return
         try:
-            await self._database.run(self._feed_sync, bytes(chunk))
+            await self._database.run(self._feed_unfed_sync)
         except BaseException:
             await self.abort()
             raise
@@ -89,7 +98,7 @@ class Ingest:
         if self._done:
             raise InvalidInput("ingest already finished")
         try:
-            result = await self._database.run(self._finish_sync)
+            result = await self._database.run(self._finish_unfed_sync)
         except BaseException:
             await self.abort()
             raise
@@ -123,6 +132,16 @@ class Ingest:
 
     # -- blocking internals, run in a worker thread ---------------------------------
 
+    def _feed_unfed_sync(self) -> None:
+        data = bytes(self._unfed)
+        self._unfed.clear()
+        self._feed_sync(data)
+
+    def _finish_unfed_sync(self) -> Ingested:
+        if self._unfed:
+            self._feed_unfed_sync()
+        return self._finish_sync()
+
     def _feed_sync(self, chunk: bytes) -> None:
         self._hash.update(chunk)
         self._handle(self._indexer.feed(chunk))
@@ -141,6 +160,7 @@ class Ingest:
         )
 
     def _abort_sync(self) -> None:
+        self._unfed.clear()
         if self._upload is not None:
             self._upload.abort()
             self._upload = None

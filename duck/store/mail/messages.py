@@ -267,22 +267,25 @@ class Messages:
             rendered = self.render(ingested.message) if self.renderers else {}
             limiter = trio.CapacityLimiter(DELIVERY_CONCURRENCY)
 
+            def deliver_sync(target: DeliveryTarget) -> Delivered:
+                # The document and the digest's hashing once per distinct prepend, in
+                # the same worker-thread call as the transaction (one hand-off).
+                if target.prepend not in prepared:
+                    base = documents.content(ingested, target.prepend)
+                    if rendered:
+                        base["render"] = rendered
+                    known = digest.prepare(base)
+                    # (Another target may have done the same meanwhile.)
+                    bases.setdefault(target.prepend, base)
+                    prepared.setdefault(target.prepend, known)
+                return self._deliver_sync(ingested, bases[target.prepend], target,
+                                          prepared[target.prepend])
+
             async def one(i: int, target: DeliveryTarget) -> None:
                 async with limiter:
                     try:
-                        if target.prepend not in prepared:
-                            base = documents.content(ingested, target.prepend)
-                            if rendered:
-                                base["render"] = rendered
-                            # Hashing the text for the digest: not under the lock.
-                            known = await trio.to_thread.run_sync(digest.prepare, base)
-                            # (Another target may have done the same meanwhile.)
-                            bases.setdefault(target.prepend, base)
-                            prepared.setdefault(target.prepend, known)
                         async with self._locks.hold(target.user_id):
-                            results[i] = await self._database.run(
-                                self._deliver_sync, ingested, bases[target.prepend], target,
-                                prepared[target.prepend])
+                            results[i] = await self._database.run(deliver_sync, target)
                     except StoreError as exc:
                         results[i] = exc
 
