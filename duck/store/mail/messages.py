@@ -97,6 +97,9 @@ class Messages:
         #: What never changes of messages read or delivered here (index/cache.py).
         self.cache = cache if cache is not None else RecordCache()
         self._locks = KeyedLocks()
+        #: mailbox id -> its user's id, as learnt from SELECT's view and deliveries (a
+        #: mailbox never changes owner): STORE and EXPUNGE then take the user's lock.
+        self._owners: dict[str, str] = {}
         #: name -> renderer (see ``register_renderer``).
         self.renderers: dict[str, Renderer] = {}
 
@@ -116,8 +119,25 @@ class Messages:
         given the ``mailbox`` as just read, from its digest (index/fetch.py)."""
         if mailbox is None:
             return await fetch.view(self._database, mailbox_id)
+        self._owned(mailbox_id, mailbox.user_id)
         return await fetch.view(self._database, mailbox_id, mailbox.message_count,
                                 mailbox.uid_next - 1)
+
+    def _owned(self, mailbox_id: str, user_id: str) -> None:
+        if len(self._owners) >= MAX_OWNERS:
+            self._owners.clear()
+        self._owners[mailbox_id] = user_id
+
+    @asynccontextmanager
+    async def _writing(self, mailbox_id: str) -> AsyncIterator[None]:
+        """Hold the lock of the mailbox's user when its owner is known here (see
+        KeyedLocks); without it the transaction may conflict and be retried."""
+        owner = self._owners.get(mailbox_id)
+        if owner is None:
+            yield
+            return
+        async with self._locks.hold(owner):
+            yield
 
     async def changes_since(self, mailbox_id: str, modseq: int) -> list[JournalEntry]:
         """Journal entries after ``modseq``, gap-free (see journal.py)."""
@@ -285,7 +305,9 @@ class Messages:
                 async with limiter:
                     try:
                         async with self._locks.hold(target.user_id):
-                            results[i] = await self._database.run(deliver_sync, target)
+                            done = await self._database.run(deliver_sync, target)
+                        results[i] = done
+                        self._owned(done.mailbox_id, done.user_id)
                     except StoreError as exc:
                         results[i] = exc
 
@@ -405,6 +427,7 @@ class Messages:
                                 claim_recent=claim_recent)
         async with self._locks.hold(user_id):
             result = await self._database.run(self._append_sync, bytes(data), target)
+        self._owned(result.mailbox_id, user_id)
         return AppendResult(result.uid_validity, result.uid, result.mailbox_id,
                             result.modseq, result.flags, result.recent_from)
 
@@ -423,9 +446,10 @@ class Messages:
         values = normalize_flags(flags)
         if not wanted:
             return StoreFlagsResult([], [])
-        return await self._database.run(
-            store_flags_sync, self._database, mailbox_id, wanted, mode, values, unchangedsince
-        )
+        async with self._writing(mailbox_id):
+            return await self._database.run(
+                store_flags_sync, self._database, mailbox_id, wanted, mode, values,
+                unchangedsince)
 
     async def claim_recent(self, mailbox_id: str, up_to_uid: int) -> int:
         """First UID that is \\Recent for the caller (see flags.claim_recent_sync)."""
@@ -445,7 +469,9 @@ class Messages:
         query: dict[str, Any] = {"deleted": True}
         if uids is not None:
             query["uid"] = {"$in": sorted(set(uids))}
-        return await self._database.run(self._expunge_sync, parse_id(mailbox_id), query)
+        async with self._writing(mailbox_id):
+            return await self._database.run(self._expunge_sync, parse_id(mailbox_id),
+                                            query)
 
     def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any]) -> list[tuple[int, int]]:
         # Most EXPUNGEs find nothing to remove: one indexed read outside a
@@ -519,7 +545,9 @@ class Messages:
         src = parse_id(src_mailbox_id)
         user = parse_id(dst_user_id)
         path = normalize_path(dst_path)
-        return await self._database.run(self._copy_sync, src, sorted(set(uids)), user, path)
+        async with self._locks.hold(dst_user_id):
+            return await self._database.run(self._copy_sync, src, sorted(set(uids)), user,
+                                            path)
 
     async def move(
         self, src_mailbox_id: str, uids: Iterable[int], dst_user_id: str, dst_path: str
@@ -531,9 +559,9 @@ class Messages:
         result = await self.copy(src_mailbox_id, uids, dst_user_id, dst_path)
         moved = [s for s, _ in result.uids]
         if moved:
-            await self._database.run(
-                self._expunge_sync, parse_id(src_mailbox_id), {"uid": {"$in": moved}}
-            )
+            async with self._writing(src_mailbox_id):
+                await self._database.run(
+                    self._expunge_sync, parse_id(src_mailbox_id), {"uid": {"$in": moved}})
         return result
 
     def _copy_sync(self, src: ObjectId, uids: list[int], user: ObjectId,
@@ -624,6 +652,11 @@ class Messages:
             self._bodies.drop_refs(counts)
             raise
         return [(d["uid"], n["uid"]) for d, n in zip(docs, new, strict=True)]
+
+
+#: Most mailbox owners remembered (then forgotten all at once; a miss only costs
+#: a possible retry).
+MAX_OWNERS = 100_000
 
 
 class KeyedLocks:
