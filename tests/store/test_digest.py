@@ -57,6 +57,20 @@ def test_the_bloom_filter_never_misses_an_ascii_needle(text: str, data: Any) -> 
     assert have is not None and set(positions) <= have
 
 
+def test_trigrams_spread_over_the_whole_filter() -> None:
+    # 1,000 distinct trigrams in 2,048 positions: ~790 distinct ones if the hash is
+    # uniform; a table left constant (or a high part lost) would give 256 at most.
+    letters = string.ascii_lowercase + string.digits
+    grams = {a + b + c for a in letters for b in letters for c in letters}
+    chosen = sorted(grams)[::47][:1000]
+    positions = set().union(*(digest.needle_positions(g) or [] for g in chosen))
+    assert 700 <= len(positions) <= 900 and max(positions) >= 1800
+    # Values do not join: the last two characters of one and the first of the next
+    # make no trigram of the text (only a NUL-spanning one no needle has).
+    joined = digest.text_positions(["xyz", "abc"])
+    assert joined is not None and set(digest.needle_positions("yza") or []) - joined
+
+
 def test_case_variants_share_positions() -> None:
     assert digest.needle_positions("KeLvIn") == digest.needle_positions("kelvin")
     text = digest.text_positions(["\u212aelvin and \u017ftraße"])

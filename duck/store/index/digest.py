@@ -41,7 +41,6 @@ to keep aligned, and a retried write is idempotent):
 from __future__ import annotations
 
 import re
-import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -58,7 +57,7 @@ from ..engine.database import Database
 COLLECTION = "digests"
 #: The layout's version, kept in each mailbox document (``dg``): a mailbox whose
 #: digest has another version gets it rebuilt at start-up (``backfill``).
-VERSION = 6
+VERSION = 7
 #: UIDs per chunk (a 64-bit word per flag).
 SPAN = 64
 #: Bloom filter bits per message (2,048: ~30% of bits set for a message of ~700
@@ -87,57 +86,78 @@ schema.register(COLLECTION, [
 ])
 
 
-# -- text canonicalization for the Bloom filter ------------------------------------
+# -- text canonicalization and hashing for the Bloom filter ---------------------------
 
 #: Non-ASCII letters that case-insensitive matching may equate with an ASCII letter,
 #: mapped to it (more than any engine equates, so that the filter never misses a
 #: match); tests/store/test_digest.py derives the list from Unicode again.
 ASCII_FOLDS = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
-_FOLD = {**{cp: chr(cp + 32) for cp in range(0x41, 0x5B)},
-         **{ord(k): v for k, v in ASCII_FOLDS.items()}}
 
 
-def canonical(text: str) -> str:
-    """``text`` with ASCII letters (and characters that case-fold to one) lowercased:
-    an ASCII needle that matches case-insensitively has its trigrams in here."""
-    return text.translate(_FOLD)
+def canonical(text: str) -> bytes:
+    """``text`` as the filter hashes it: one byte per character, ASCII letters (and
+    characters that case-fold to one) lowercase, any other non-ASCII character
+    ``?``. An ASCII needle that matches case-insensitively has its trigrams in
+    here, at the same positions (one byte per character keeps the adjacency)."""
+    if not text.isascii():
+        for letter, folded in ASCII_FOLDS.items():
+            if letter in text:
+                text = text.replace(letter, folded)
+    # bytes.lower() touches A-Z only; encoding first keeps it to one byte a character.
+    return text.encode("ascii", "replace").lower()
 
 
-def _position(gram: str) -> int:
-    return zlib.crc32(gram.encode("utf-8", "surrogatepass")) % BLOOM_BITS
+def _tables(seed: int, top: int) -> tuple[bytes, bytes, bytes]:
+    # A fixed generator (not Python's random, whose algorithm may change): the
+    # tables are part of the stored layout (VERSION).
+    out = []
+    state = seed
+    for _ in range(3):
+        row = bytearray()
+        for _ in range(256):
+            state = (state * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+            row.append((state >> 33) % top)
+        out.append(bytes(row))
+    return out[0], out[1], out[2]
 
 
-#: Positions of trigrams already hashed, by their three characters. Text reuses a
-#: few thousand trigrams, so a delivery looks most of its trigrams up instead of
-#: hashing them again.
-_POSITIONS: dict[tuple[str, str, str], int] = {}
-#: Most trigrams remembered (a few MB); past it new ones are hashed each time.
-MAX_REMEMBERED = 200_000
+#: Tabulation hashing of a trigram (a, b, c) to its Bloom position: the low byte is
+#: LOW[0][a] ^ LOW[1][b] ^ LOW[2][c], the high three bits the same with HIGH. Each
+#: table lookup of a whole text is one bytes.translate and the XORs are done on
+#: big integers, so a delivery's text is hashed in C, ~2.4x faster than per
+#: trigram in Python (and the position of a trigram needs no cache).
+LOW = _tables(0x6475636b, 256)
+HIGH = _tables(0x626c6f6f, BLOOM_BITS // 256)
+
+
+def _hashes(data: bytes, tables: tuple[bytes, bytes, bytes]) -> bytes:
+    n = len(data) - 2
+    a = int.from_bytes(data.translate(tables[0])[:n], "little")
+    b = int.from_bytes(data.translate(tables[1])[1 : n + 1], "little")
+    c = int.from_bytes(data.translate(tables[2])[2:], "little")
+    return (a ^ b ^ c).to_bytes(n, "little")
+
+
+def _positions_of(data: bytes) -> set[int]:
+    """Bloom positions of every trigram of ``data`` (canonical bytes)."""
+    n = len(data) - 2
+    if n <= 0:
+        return set()
+    pairs = bytearray(2 * n)
+    pairs[0::2] = _hashes(data, LOW)
+    pairs[1::2] = _hashes(data, HIGH)
+    # Little-endian 16-bit units: low | high << 8, i.e. the position.
+    return set(memoryview(pairs).cast("H"))
 
 
 def text_positions(values: Iterable[str]) -> set[int] | None:
     """Bloom positions of the trigrams of ``values`` (None: too much text, every
-    position)."""
-    total = 0
-    grams: set[tuple[str, str, str]] = set()
-    for value in values:
-        total += len(value)
-        if total > MAX_BLOOM_TEXT:
-            return None
-        text = canonical(value)
-        # Trigrams as character triples: built and hashed in C (zip, set), ~2x
-        # faster than slicing each position in Python.
-        grams.update(zip(text, text[1:], text[2:], strict=False))
-    known = _POSITIONS
-    positions: set[int] = set()
-    for gram in grams:
-        position = known.get(gram)
-        if position is None:
-            position = _position("".join(gram))
-            if len(known) < MAX_REMEMBERED:
-                known[gram] = position
-        positions.add(position)
-    return positions
+    position). Trigrams do not span two values (a NUL between them is no
+    character of a needle)."""
+    values = list(values)
+    if sum(len(v) for v in values) > MAX_BLOOM_TEXT:
+        return None
+    return _positions_of(canonical(SEPARATOR.join(values)))
 
 
 def needle_positions(needle: str) -> list[int] | None:
@@ -146,8 +166,7 @@ def needle_positions(needle: str) -> list[int] | None:
     equivalence outside ASCII is the engine's own)."""
     if len(needle) < 3 or not needle.isascii() or SEPARATOR in needle:
         return None
-    text = canonical(needle)
-    return sorted({_position(text[i : i + 3]) for i in range(len(text) - 2)})
+    return sorted(_positions_of(canonical(needle)))
 
 
 # -- writing -------------------------------------------------------------------------
