@@ -122,3 +122,24 @@ async def test_status_and_list_extended(imap_server: Any) -> None:
         lines = await r.command(b"p", b"STATUS NoSuch (MESSAGES)")
         assert lines[-1].startswith(b"p NO [NONEXISTENT]"), lines
         await blocking(c.logout)
+
+
+async def test_a_name_that_is_not_modified_utf7_names_no_mailbox(imap_server: Any) -> None:
+    """RFC 3501 §5.1.3 / §6.3.1: "&'+,-" is a valid astring but bad modified UTF-7.
+    The command is not a syntax error: SELECT and CREATE say NO, LIST matches
+    nothing, and the connection carries on (imaptest's "atoms" group)."""
+    name = b"!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    with trio.fail_after(30):
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        for tag, command in ((b"s", b"SELECT "), (b"c", b"CREATE "), (b"t", b"STATUS ")):
+            rest = b" (MESSAGES)" if tag == b"t" else b""
+            lines = await c.command(tag, command + name + rest)
+            assert lines[-1].startswith(tag + b" NO "), lines
+        lines = await c.command(b"l", b'LIST "" ' + name + b"%*")
+        assert lines == [b"l OK LIST completed\r\n"], lines
+        lines = await c.command(b"l2", b'LIST "" &Jjo-*')  # valid: a snowman, no match
+        assert lines[-1].startswith(b"l2 OK"), lines
+        lines = await c.command(b"n", b"NOOP")
+        assert lines[-1].startswith(b"n OK"), lines
+        await c.aclose()

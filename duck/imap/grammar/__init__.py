@@ -76,7 +76,12 @@ from .errors import (
 )
 from .fetch_items import MACROS, BinarySize, BodySection, FetchAttr, FetchItem, SectionText
 from .limits import Limits
-from .mutf7 import decode_mailbox_name, encode_mailbox_name, normalize_mailbox
+from .mutf7 import (
+    decode_mailbox_name,
+    encode_mailbox_name,
+    invalid_mailbox_name,
+    normalize_mailbox,
+)
 from .reader import NEED_DATA, CommandReader, ContinuationNeeded, ReaderStatistics, Sentinel
 from .resp_codes import (
     AppendUid,
@@ -299,6 +304,7 @@ __all__ = [
     "VanishedData",
     "decode_mailbox_name",
     "encode_mailbox_name",
+    "invalid_mailbox_name",
     "normalize_mailbox",
     "parse_command",
     "parse_response",

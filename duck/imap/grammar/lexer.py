@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .errors import NestingTooDeep, ParseError
-from .mutf7 import decode_mailbox_name, normalize_mailbox
+from .mutf7 import decode_mailbox_name, invalid_mailbox_name, normalize_mailbox
 from .sequence import MAX_NUMBER, STAR, SequenceSet
 
 T = TypeVar("T")
@@ -275,13 +275,19 @@ class Cursor:
     # -- mailboxes ---------------------------------------------------------------
 
     def decode_mailbox(self, raw: bytes) -> str:
-        """Bytes of a mailbox name as ``str``: UTF-8 when enabled, else modified UTF-7."""
+        """Bytes of a mailbox name as ``str``: UTF-8 when enabled, else modified UTF-7.
+
+        A name that does not decode is still a valid astring, so the command is not
+        a syntax error (BAD): it names a mailbox that cannot exist, and is answered
+        NO (SELECT) or matches nothing (LIST), as RFC 3501 §6.3 expects. It comes out
+        as ``invalid_mailbox_name(raw)``, which no mailbox is called.
+        """
         try:
             if self.utf8:
                 return raw.decode("utf-8")
             return decode_mailbox_name(raw)
-        except ValueError as exc:
-            raise self.error(f"bad mailbox name ({exc})") from None
+        except ValueError:
+            return invalid_mailbox_name(raw)
 
     def mailbox(self) -> str:
         """``mailbox = "INBOX" / astring``, decoded and INBOX-normalised."""

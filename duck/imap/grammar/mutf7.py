@@ -32,6 +32,17 @@ def _encode_run(run: str) -> bytes:
     return b"&" + base64.b64encode(raw).rstrip(b"=").replace(b"/", b",") + b"-"
 
 
+#: Leads the text of a mailbox name that is not valid modified UTF-7 (or UTF-8):
+#: a control character, which no stored mailbox name has (the store refuses them).
+INVALID_MARK = "\x00"
+
+
+def invalid_mailbox_name(data: bytes) -> str:
+    """A ``str`` for undecodable mailbox-name bytes that names no mailbox and matches
+    no mailbox as a LIST pattern (the bytes kept after INVALID_MARK, for messages)."""
+    return INVALID_MARK + data.decode("latin-1")
+
+
 def decode_mailbox_name(data: bytes) -> str:
     """Decode a modified UTF-7 mailbox name; raise ValueError if it is malformed.
 
