@@ -3,9 +3,9 @@
 
 Deliberate differences from RFC 3501, each also commented where it is made:
 
-- \\Recent is claimed only by SELECT (never by EXAMINE, §6.3.2) and STATUS RECENT
-  is always 0: the store hands \\Recent to the first session that selects, so
-  counting it without selecting is not offered (§6.3.10).
+- \\Recent in an EXAMINEd mailbox: EXAMINE and STATUS RECENT report the messages no
+  session has taken without taking them (§6.3.2, §6.3.10), and messages arriving
+  later are not shown \\Recent in that session (it takes none; a later SELECT will).
 - Subscriptions live on mailboxes: deleting a mailbox drops its subscription
   (§6.3.6 asks to keep it); SUBSCRIBE of a nonexistent name is refused.
 - A FETCH (non-UID) that names a message another session expunged since the last

@@ -49,6 +49,9 @@ class Mailbox:
     message_count: int
     unseen_count: int
     size: int
+    #: The highest UID a session has taken as \\Recent (RFC 3501 §2.3.2): the
+    #: messages above it are \\Recent for the next session that selects.
+    recent_mark: int = 0
 
 
 @attrs.frozen

@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from .conftest import PASSWORD, USER, simple_message
+from .conftest import MESSAGE, PASSWORD, USER, simple_message
 from .raw import RawClient
 
 
@@ -83,3 +83,35 @@ async def test_select_lists_every_keyword_in_use(imap_server: Any) -> None:
         lines = await c.command(b"x", b"EXAMINE INBOX")
         assert b"* FLAGS (" + defined + b")\r\n" in lines, lines
         assert b"* OK [PERMANENTFLAGS ()] flags permitted\r\n" in lines, lines
+
+
+async def test_examine_and_status_report_recent_without_taking_it(imap_server: Any) -> None:
+    """RFC 3501 §6.3.2: EXAMINE MUST NOT cause messages to lose \\Recent; §6.3.10:
+    STATUS RECENT counts them. Only SELECT takes them (imaptest's "select" group)."""
+    with trio.fail_after(30):
+        user = await imap_server.store.users.by_username(USER)
+        for i in range(2):
+            await imap_server.store.messages.append(user.id, "INBOX", MESSAGE.replace(
+                b"hello there", b"hello %d" % i))
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        status = b"STATUS INBOX (MESSAGES RECENT UNSEEN)"
+        lines = await c.command(b"s1", status)
+        assert lines[0] == b"* STATUS INBOX (MESSAGES 2 RECENT 2 UNSEEN 2)\r\n", lines
+        lines = await c.command(b"e", b"EXAMINE INBOX")
+        assert b"* 2 RECENT\r\n" in lines and lines[-1].startswith(b"e OK [READ-ONLY]")
+        lines = await c.command(b"f", b"FETCH 1:* (FLAGS)")
+        assert all(b"\\Recent" in x for x in lines[:-1]) and len(lines) == 3, lines
+        await c.command(b"c", b"CLOSE")
+        lines = await c.command(b"s2", status)
+        assert lines[0] == b"* STATUS INBOX (MESSAGES 2 RECENT 2 UNSEEN 2)\r\n", lines
+        lines = await c.command(b"x", b"SELECT INBOX")
+        assert b"* 2 RECENT\r\n" in lines and lines[-1].startswith(b"x OK [READ-WRITE]")
+        await c.command(b"c2", b"CLOSE")
+        lines = await c.command(b"s3", status)
+        assert lines[0] == b"* STATUS INBOX (MESSAGES 2 RECENT 0 UNSEEN 2)\r\n", lines
+        # A third message: recent again for the next one to look.
+        await imap_server.store.messages.append(user.id, "INBOX", MESSAGE)
+        lines = await c.command(b"s4", status)
+        assert lines[0] == b"* STATUS INBOX (MESSAGES 3 RECENT 1 UNSEEN 3)\r\n", lines
+        await c.aclose()

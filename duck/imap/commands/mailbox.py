@@ -114,9 +114,8 @@ async def _status_items(s: CommandContext, mailbox: Mailbox, items: tuple[Status
         if item is StatusItem.MESSAGES:
             out.append((item, mailbox.message_count))
         elif item is StatusItem.RECENT:
-            # Deviation (RFC 3501 §6.3.10): \Recent is handed to sessions as they
-            # select; counting it without selecting is not offered, so 0.
-            out.append((item, 0))
+            # RFC 3501 §6.3.10: the messages the next SELECT would see as \Recent.
+            out.append((item, await s.store.messages.count_recent(mailbox)))
         elif item is StatusItem.UIDNEXT:
             out.append((item, mailbox.uid_next))
         elif item is StatusItem.UIDVALIDITY:

@@ -53,6 +53,9 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
     if not readonly and view.uids:
         first = await s.store.messages.claim_recent(mailbox.id, view.uid_max)
         view.recent.update(u for u in view.uids if u >= first)
+    elif readonly:
+        # RFC 3501 §6.3.2: EXAMINE shows \Recent as it stands and takes none of it.
+        view.recent.update(u for u in view.uids if u > mailbox.recent_mark)
     view.announced_recent = len(view.recent)
     # Every keyword on a message of the mailbox (the view was loaded from all of
     # them); one that appears later is announced before the first FETCH showing it.

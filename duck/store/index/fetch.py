@@ -125,6 +125,26 @@ async def view(database: Database, mailbox_id: str, count: int | None = None,
     return await database.run(query)
 
 
+async def count_between(database: Database, mailbox_id: str, lo: int, hi: int) -> int:
+    """How many messages the mailbox has with UIDs ``lo..hi``: the digest's existence
+    words, one document per 64 UIDs of the range (STATUS RECENT)."""
+    if hi < lo:
+        return 0
+    mailbox = parse_id(mailbox_id)
+
+    def count() -> int:
+        total = 0
+        for docs in digest.scan(database, mailbox, digest.META, lo, hi, {"L": 1}):
+            for doc in docs:
+                base = int(doc["c"]) * digest.SPAN
+                word = digest.unsigned(int(doc.get("L", 0)))
+                for bit in range(max(lo - base, 0), min(hi - base, digest.SPAN - 1) + 1):
+                    total += (word >> bit) & 1
+        return total
+
+    return await database.run(count)
+
+
 def _view_from_digest(database: Database, mailbox: ObjectId, top: int
                       ) -> list[MessageSummary]:
     out: list[MessageSummary] = []

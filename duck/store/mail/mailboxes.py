@@ -94,6 +94,7 @@ def mailbox_from_doc(doc: dict[str, Any]) -> Mailbox:
         message_count=int(doc.get("count", 0)),
         unseen_count=int(doc.get("unseen", 0)),
         size=int(doc.get("size", 0)),
+        recent_mark=int(doc.get("recent", 0)),
     )
 
 

@@ -123,6 +123,12 @@ class Messages:
         return await fetch.view(self._database, mailbox_id, mailbox.message_count,
                                 mailbox.uid_next - 1)
 
+    async def count_recent(self, mailbox: Mailbox) -> int:
+        """Messages \\Recent for the next session that selects ``mailbox`` (those above
+        its recent mark): STATUS RECENT (RFC 3501 §6.3.10), without claiming them."""
+        return await fetch.count_between(self._database, mailbox.id,
+                                         mailbox.recent_mark + 1, mailbox.uid_next - 1)
+
     def _owned(self, mailbox_id: str, user_id: str) -> None:
         if len(self._owners) >= MAX_OWNERS:
             self._owners.clear()
