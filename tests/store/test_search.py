@@ -45,7 +45,12 @@ async def mailbox_id(store: Store, user: User) -> str:
     (q.Date("internal", "on", dt.date(2024, 3, 11)), [2]),
     (q.Date("internal", "before", dt.date(2024, 3, 11)), [1]),
     (q.Date("internal", "since", dt.date(2024, 3, 11)), [2, 3]),
-    (q.Date("sent", "on", dt.date(1994, 2, 8)), [1, 2]),
+    # RFC 3501 §6.4.4: the Date: header's own day ("Mon, 7 Feb 1994 21:52:25 -0800"
+    # is 8 Feb in UTC), disregarding time and timezone.
+    (q.Date("sent", "on", dt.date(1994, 2, 7)), [1, 2]),
+    (q.Date("sent", "on", dt.date(1994, 2, 8)), []),
+    (q.Date("sent", "before", dt.date(1994, 2, 8)), [1, 2]),
+    (q.Date("sent", "since", dt.date(1994, 2, 8)), []),
     (q.Uids(((2, 3),)), [2, 3]),
     (q.ModSeq(3), [2, 3]),
     (q.Or((q.Flag("\\Seen"), q.Body("pizza"))), [1, 2]),
@@ -82,3 +87,21 @@ async def test_search_too_deep(store: Store, mailbox_id: str) -> None:
 
 def test_uid_ranges() -> None:
     assert q.uid_ranges([5, 1, 2, 3, 9, 10]) == ((1, 3), (5, 5), (9, 10))
+
+
+async def test_sent_dates_are_the_headers_own_days(store: Store, user: User) -> None:
+    """RFC 3501 §6.4.4: SENTBEFORE/SENTON/SENTSINCE compare the Date: header's date
+    "disregarding time and timezone" (imaptest's search-date group crosses zone
+    changes the same way): the day in the header's own zone, not in UTC."""
+    dates = ["Sun, 25 Mar 2007 23:59:59 -0500",  # 26 Mar in UTC
+             "Mon, 26 Mar 2007 00:30:00 +0300",  # 25 Mar in UTC
+             "Mon, 26 Mar 2007 12:00:00 +0000"]
+    for i, date in enumerate(dates):
+        await store.messages.append(user.id, "INBOX", (
+            f"From: a@example.com\r\nSubject: d{i}\r\nDate: {date}\r\n\r\nx\r\n").encode())
+    box = await store.mailboxes.get(user.id, "INBOX")
+    day = dt.date(2007, 3, 26)
+    assert await store.messages.search(box.id, q.Date("sent", "on", day)) == [2, 3]
+    assert await store.messages.search(box.id, q.Date("sent", "before", day)) == [1]
+    assert await store.messages.search(box.id, q.Date("sent", "since", day)) == [2, 3]
+    assert await store.messages.search(box.id, q.Date("sent", "on", dt.date(2007, 3, 25))) == [1]

@@ -14,7 +14,9 @@ Fields (short names keep thousands of documents per FETCH small):
 - ``root`` (MIME part tree with offsets), ``env`` (envelope), ``hdr`` (top-level
   header fields ``{k, v}`` for SEARCH), ``text`` (decoded text for SEARCH),
   ``g``/``gv`` (SEARCH's substring index and its version, ``textindex.py``),
-  ``date`` (Date: header), ``msgid``, ``refs`` (thread ancestors), ``subject``;
+  ``date`` (the Date: header's wall-clock time, kept as if UTC, so that its day is
+  the header's own) and ``dtz`` (its zone offset, minutes), ``msgid``, ``refs``
+  (thread ancestors), ``subject``;
 - ``emailid``/``threadid`` (RFC 8474 OBJECTID).
 """
 

@@ -98,11 +98,24 @@ def content(ingested: Ingested, prepend: bytes = b"") -> dict[str, Any]:
         "hdr": hdr,
         "text": message.text,
         **_grams(hdr, message.text),
-        "date": message.date,
+        **_sent(message.date),
         "msgid": message.message_id,
         "refs": thread_ids[-100:],
         "subject": message.subject[:MAX_HEADER_VALUE],
     }
+
+
+def _sent(date: dt.datetime | None) -> dict[str, Any]:
+    """The Date: header as SENTBEFORE/SENTON/SENTSINCE compare it (RFC 3501 §6.4.4:
+    the date, "disregarding time and timezone"): ``date`` is its wall-clock time in
+    its own zone, kept as if it were UTC, so that its UTC calendar day is the
+    header's own day; ``dtz`` is the zone's offset in minutes (the instant is
+    ``date - dtz``)."""
+    if date is None:
+        return {"date": None}
+    offset = date.utcoffset() or dt.timedelta(0)
+    return {"date": date.replace(tzinfo=dt.UTC),
+            "dtz": int(offset.total_seconds() // 60)}
 
 
 def message_doc(
