@@ -30,7 +30,13 @@ from .grammar.cmd_base import Command
 from .grammar.errors import ImapProtocolError
 from .grammar.limits import Limits
 from .grammar.reader import NEED_DATA, CommandReader, ContinuationNeeded
-from .grammar.resp_codes import SIMPLE_CODES, CapabilityCode, Code, ResponseCode
+from .grammar.resp_codes import (
+    SIMPLE_CODES,
+    CapabilityCode,
+    Code,
+    HighestModseq,
+    ResponseCode,
+)
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
 from .limits import PREAUTH_LITERAL_MAX
 from .view import SelectedView
@@ -384,6 +390,17 @@ class Session:
             # RFC 3501 §7.1.5 lets the server end the session when the selected
             # mailbox disappears under it; clients then re-sync from LIST.
             await self.bye("selected mailbox was deleted", Code("NONEXISTENT"))
+
+    async def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 §3.1): CONDSTORE is on from now,
+        and when it comes on with a mailbox selected, the client is told that
+        mailbox's HIGHESTMODSEQ at once (it had no reason to ask at SELECT)."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.view is not None:
+            await self.send(UntaggedStatus(
+                "OK", HighestModseq(max(self.view.highest_modseq, 1)), "Highest"))
 
     def wrote(self, mailbox_id: str, entries: list[JournalEntry]) -> bool:
         """This session's own write, described by the journal entries it made: applied

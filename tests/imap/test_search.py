@@ -91,3 +91,38 @@ async def test_search_returns_sequence_numbers_and_esearch(imap_server: Any) -> 
         assert lines[-1].startswith(b"d NO [BADCHARSET"), lines
         lines = await r.command(b"e", b"SEARCH CHARSET UTF-8 SUBJECT \"Lunch\"")
         assert lines[0] == b"* SEARCH 1 3\r\n", lines
+
+
+async def test_condstore_enabled_by_a_command_and_min_max_modseq(imap_server: Any) -> None:
+    """RFC 7162 §3.1: a CONDSTORE-enabling command with a mailbox selected gets the
+    mailbox's HIGHESTMODSEQ at once; §3.1.5: ESEARCH RETURN (MIN) / (MAX) report
+    the modseq of the message returned, with ALL the highest of all (imaptest's
+    esearch-condstore group)."""
+    import re
+
+    from .conftest import MESSAGE
+    from .raw import RawClient
+
+    with trio.fail_after(30):
+        user = await imap_server.store.users.by_username(USER)
+        for _ in range(4):
+            await imap_server.store.messages.append(user.id, "INBOX", MESSAGE)
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"f", b"FETCH 1 (MODSEQ)")
+        assert lines[0].startswith(b"* OK [HIGHESTMODSEQ "), lines
+        lines = await c.command(b"f2", b"FETCH 1 (MODSEQ)")  # told once
+        assert not any(b"HIGHESTMODSEQ" in x for x in lines), lines
+        mod = {}
+        for n in (1, 3, 2, 4):
+            lines = await c.command(b"t", b"STORE %d +FLAGS (\\Seen)" % n)
+            mod[n] = int(re.search(rb"MODSEQ \((\d+)\)", lines[0]).group(1))  # type: ignore[union-attr]
+        query = b' 1:3 MODSEQ "/flags/\\\\seen" all 1'
+        for ret, expected in ((b"MIN", b"MIN 1 MODSEQ %d" % mod[1]),
+                              (b"MAX", b"MAX 3 MODSEQ %d" % mod[3]),
+                              (b"", b"ALL 1:3 MODSEQ %d" % mod[2]),
+                              (b"MIN MAX", b"MIN 1 MAX 3 MODSEQ %d" % max(mod[1], mod[3]))):
+            lines = await c.command(b"e", b"SEARCH RETURN (" + ret + b")" + query)
+            assert lines[0] == b'* ESEARCH (TAG "e") ' + expected + b"\r\n", lines
+        await c.aclose()

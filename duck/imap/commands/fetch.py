@@ -238,7 +238,7 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
         if FetchAttr.UID not in items:
             items.insert(0, FetchAttr.UID)
     if cmd.changedsince is not None or FetchAttr.MODSEQ in items:
-        s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+        await s.enable_condstore()  # RFC 7162 §3.1
         if FetchAttr.MODSEQ not in items:
             items.append(FetchAttr.MODSEQ)
     try:

@@ -123,7 +123,7 @@ async def _status_items(s: CommandContext, mailbox: Mailbox, items: tuple[Status
         elif item is StatusItem.UNSEEN:
             out.append((item, mailbox.unseen_count))
         elif item is StatusItem.HIGHESTMODSEQ:
-            s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+            await s.enable_condstore()  # RFC 7162 §3.1
             out.append((item, mailbox.highest_modseq))
         elif item is StatusItem.SIZE:
             out.append((item, mailbox.size))

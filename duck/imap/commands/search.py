@@ -58,7 +58,7 @@ async def search(s: CommandContext, cmd: Search) -> None:
         raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
     with_modseq = any(_uses_modseq(key) for key in cmd.criteria)
     if with_modseq:
-        s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+        await s.enable_condstore()  # RFC 7162 §3.1
     if _uses_saved(cmd.criteria):
         raise bad("SEARCHRES ($) is not supported")
     if all(in_memory(key) for key in cmd.criteria):
@@ -70,12 +70,17 @@ async def search(s: CommandContext, cmd: Search) -> None:
         known = set(view.uids)
         uids = [u for u in found if u in known]
     numbers = uids if cmd.uid else [n for n in (view.seq_of(u) for u in uids) if n]
-    modseq = max((view.modseqs.get(u, 0) for u in uids), default=None) if with_modseq else None
+    opts = (set(returns) or {"ALL"}) if returns is not None else set()
+    # RFC 7162 §3.1.5: the highest modseq of the messages the answer names, so
+    # for RETURN (MIN/MAX) alone that of the message(s) returned.
+    named = uids
+    if uids and opts and opts <= {"MIN", "MAX"}:
+        named = [u for u, want in ((uids[0], "MIN" in opts), (uids[-1], "MAX" in opts)) if want]
+    modseq = max((view.modseqs.get(u, 0) for u in named), default=None) if with_modseq else None
     response: Any
     if returns is None:
         response = SearchData(tuple(numbers), modseq or None)
     else:
-        opts = set(returns) or {"ALL"}
         response = ESearchData(
             tag=cmd.tag, uid=cmd.uid,
             min=min(numbers) if numbers and "MIN" in opts else None,

@@ -31,7 +31,7 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
     if view.readonly:
         raise no("mailbox is read-only", "READ-ONLY")
     if cmd.unchangedsince is not None:
-        s.enabled.add("CONDSTORE")  # RFC 7162 §3.1
+        await s.enable_condstore()  # RFC 7162 §3.1
     try:
         uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
     except InvalidSequence as exc:
