@@ -171,3 +171,45 @@ async def test_nested_message_sections(imap_server: Any) -> None:
         assert data[b"BODY[2.MIME]"].startswith(b"Content-Type: message/rfc822\r\n")
         assert data[b"BODY"][0][0][0].lower() == b"text"
         await blocking(c.logout)
+
+
+QP_PART = (b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\n"
+           b"bar\r\nfoo =\r\n=62\r\nfoo  \r\nbar=\r\n\r\nfoo_bar\r\n")
+BINARY_MESSAGE = (
+    b"From: user@domain.org\r\nMime-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\nprologue\r\n'
+    b"--b1\r\nContent-Type: text/x-myown\r\nContent-Transfer-Encoding: quoted-printable"
+    b"\r\n\r\n" + QP_PART + b"\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"Subject: inner\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n"
+    b"\r\n--b1--\r\nepilogue\r\n")
+
+
+async def test_binary_of_parts_and_of_the_whole(imap_server: Any) -> None:
+    """RFC 3516 §4.2: BINARY decodes the section's own transfer encoding (RFC 2045
+    §6.7 for quoted-printable: trailing whitespace dropped, soft breaks joined); a
+    multipart or an encapsulated message is sent as it is, BINARY[] of a multipart
+    message included (imaptest's fetch-binary-mime and -qp groups)."""
+    with trio.fail_after(30):
+        user = await imap_server.store.users.by_username(USER)
+        await imap_server.store.messages.append(user.id, "INBOX", BINARY_MESSAGE)
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        await c.command(b"s", b"SELECT INBOX")
+        whole = b"BINARY[] {%d}\r\n" % len(BINARY_MESSAGE) + BINARY_MESSAGE
+        lines = await c.command(b"a", b"FETCH 1 (BINARY.SIZE[] BINARY.PEEK[])")
+        assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY.SIZE[] %d " % len(BINARY_MESSAGE)
+                                        + whole + b")\r\n"), lines
+        decoded = (b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\nfoo\r\n"
+                   b"bar\r\nfoo_bar\r\n")
+        lines = await c.command(b"b", b"FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")
+        assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY.SIZE[1] 65 BINARY[1] {65}\r\n"
+                                        + decoded + b")\r\n"), lines
+        lines = await c.command(b"c", b"FETCH 1 (BINARY.PEEK[1]<10.10>)")
+        assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY[1]<10> {10}\r\n" + decoded[10:20]
+                                        + b")\r\n"), lines
+        # The encapsulated message as it is; its own body part decoded.
+        inner = b"Subject: inner\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n"
+        lines = await c.command(b"d", b"FETCH 1 (BINARY.PEEK[2] BINARY.PEEK[2.1])")
+        assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY[2] {%d}\r\n" % len(inner) + inner
+                                        + b" BINARY[2.1] {2}\r\nhi)\r\n"), lines
+        await c.aclose()

@@ -9,14 +9,12 @@ from the store, never held whole.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import logging
-import quopri
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
+from duck.mime import transfer
 from duck.mime.sections import SectionSpec, resolve_part, section_range
 from duck.store import JournalEntry, MessageRecord, StoreError
 
@@ -198,31 +196,40 @@ class _Builder:
         return await messages.read_section(rec, spec, window)
 
     async def binary(self, rec: MessageRecord, section: BodySection) -> bytes:
-        """BINARY[part]<partial> (RFC 3516): the part's body with its transfer
-        encoding removed. Decoded in memory: BINARY is for parts, not whole mailboxes."""
+        """BINARY[section]<partial> (RFC 3516 §4.2): the section with its own transfer
+        encoding removed. A leaf's body is decoded; a multipart's or an
+        encapsulated message's content is sent as it is (RFC 2045 §6.4: they carry
+        no encoding of their own, their parts keep theirs); BINARY[] is the header
+        and the decoded body of a single-part message, a multipart message as it
+        is. Decoded in memory: BINARY is for parts, not whole mailboxes."""
         assert rec.structure is not None
-        part = resolve_part(rec.structure, section.part) if section.part else rec.structure
-        if part is None:
-            return b""
-        if part.is_multipart or part.content_type == "message":
-            raise no("BINARY applies to leaf parts", "UNKNOWN-CTE")
-        raw = await self.s.store.messages.read(rec, part.body_start, part.body_end)
-        encoding = part.encoding.lower()
-        try:
-            if encoding == "base64":
-                data = base64.b64decode(b"".join(raw.split()), validate=False)
-            elif encoding == "quoted-printable":
-                data = quopri.decodestring(raw)
-            elif encoding in ("7bit", "8bit", "binary", ""):
-                data = raw
-            else:
-                raise no(f"unknown transfer encoding {encoding}", "UNKNOWN-CTE")
-        except (binascii.Error, ValueError):
-            raise no("cannot decode the part", "UNKNOWN-CTE") from None
+        root = rec.structure
+        messages = self.s.store.messages
+        if section.part:
+            part = resolve_part(root, section.part)
+            if part is None:
+                return b""
+            raw = await messages.read(rec, part.body_start, part.body_end)
+            data = raw if part.is_multipart else _decoded(raw, part.encoding)
+        elif root.is_multipart:
+            data = await messages.read(rec, 0, root.body_end)
+        else:
+            whole = await messages.read(rec, 0, root.body_end)
+            data = whole[: root.body_start] + _decoded(whole[root.body_start :],
+                                                       root.encoding)
         if section.partial is not None:
             start, length = section.partial
             data = data[start : start + (length or 0)]
         return data
+
+
+def _decoded(raw: bytes, encoding: str) -> bytes:
+    try:
+        return transfer.decode_body(raw, encoding)
+    except transfer.UnknownEncoding:
+        raise no(f"unknown transfer encoding {encoding}", "UNKNOWN-CTE") from None
+    except ValueError:
+        raise no("cannot decode the part", "UNKNOWN-CTE") from None
 
 
 @command(Fetch, SELECTED, expunge_unless_seq=True)
