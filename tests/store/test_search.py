@@ -105,3 +105,24 @@ async def test_sent_dates_are_the_headers_own_days(store: Store, user: User) -> 
     assert await store.messages.search(box.id, q.Date("sent", "before", day)) == [1]
     assert await store.messages.search(box.id, q.Date("sent", "since", day)) == [2, 3]
     assert await store.messages.search(box.id, q.Date("sent", "on", dt.date(2007, 3, 25))) == [1]
+
+
+async def test_address_searches_match_the_parsed_addresses(store: Store, user: User) -> None:
+    """SEARCH FROM/TO/CC/BCC match an address however the header spells it (RFC 5322
+    comments, spaces around "@"), and the display name; a HEADER search of the field
+    is unaffected in what it matches of the text (imaptest's search-addresses)."""
+    froms = ["<user-from (comment)@ (comment) domain.org>",
+             '"Real From" <user-from@domain.org>',
+             "=?utf-8?q?R=C3=A9al?= <other@domain.org>",
+             "undisclosed-recipients:;"]
+    for i, value in enumerate(froms):
+        await store.messages.append(user.id, "INBOX", (
+            f"From: {value}\r\nSubject: a{i}\r\n\r\nx\r\n").encode())
+    box = await store.mailboxes.get(user.id, "INBOX")
+    assert await store.messages.search(box.id, q.Address("from", "user-from@domain.org")) == [
+        1, 2]
+    assert await store.messages.search(box.id, q.Address("from", "ser-fro")) == [1, 2]
+    assert await store.messages.search(box.id, q.Address("from", "real from")) == [2]
+    assert await store.messages.search(box.id, q.Address("from", "réal")) == [3]
+    assert await store.messages.search(box.id, q.Address("from", "")) == [1, 2, 3, 4]
+    assert await store.messages.search(box.id, q.Header("from", "(comment)")) == [1]

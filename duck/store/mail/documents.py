@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 from bson import ObjectId
 
+from duck.mime.headers import decode_words
 from duck.mime.model import IndexedMessage, Part
 
 from ..engine.convert import to_bson
@@ -74,6 +75,29 @@ def prepend_headers(prepend: bytes) -> list[tuple[str, str]]:
     return fields
 
 
+#: Address fields, by header name: the envelope's parsed list of each.
+_ADDRESS_FIELDS = {"from": "from_", "sender": "sender", "reply-to": "reply_to",
+                   "to": "to", "cc": "cc", "bcc": "bcc"}
+
+
+def _searched(name: str, value: str, message: IndexedMessage) -> str:
+    """A header value as SEARCH matches it. An address field also gets its parsed
+    addresses, ``name <mailbox@host>`` each, after a NUL (which no needle has): a
+    search for ``user@example.org`` finds ``<user (comment)@ example.org>`` too,
+    as RFC 3501's SEARCH FROM is meant (imaptest's search-addresses group)."""
+    attr = _ADDRESS_FIELDS.get(name)
+    if attr is None:
+        return value
+    forms = []
+    for a in getattr(message.envelope, attr):
+        if a.mailbox is None or a.host is None:
+            continue  # a group marker
+        address = (a.mailbox + (b"@" + a.host if a.host else b"")).decode("utf-8", "replace")
+        shown = decode_words(a.name) if a.name else ""
+        forms.append(f"{shown} <{address}>" if shown else f"<{address}>")
+    return value + "\x00" + ", ".join(forms) if forms else value
+
+
 def content(ingested: Ingested, prepend: bytes = b"") -> dict[str, Any]:
     """The uid-independent part of a message document for one stored copy."""
     message: IndexedMessage = ingested.message
@@ -87,7 +111,8 @@ def content(ingested: Ingested, prepend: bytes = b"") -> dict[str, Any]:
             attrs.evolve(s, offset=s.offset + n) for s in segments
         ]
         root = shift_part(root, n)
-    hdr = [{"k": k, "v": v[:MAX_HEADER_VALUE]} for k, v in headers[:MAX_HEADERS]]
+    hdr = [{"k": k, "v": _searched(k, v, message)[:MAX_HEADER_VALUE]}
+           for k, v in headers[:MAX_HEADERS]]
     thread_ids = list(dict.fromkeys(message.references + message.in_reply_to))
     return {
         "size": ingested.size + n,
