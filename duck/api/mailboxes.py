@@ -12,10 +12,14 @@ from .models import MailboxInfo, MailboxList, NewMailbox, RenameMailbox, Success
 from .routing import Endpoint
 
 
-def mailbox_info(m: Mailbox) -> MailboxInfo:
-    """A mailbox as JSON."""
+async def _subscribed(request: Request, m: Mailbox) -> bool:
+    return m.path in await store_of(request).mailboxes.subscriptions(m.user_id)
+
+
+def mailbox_info(m: Mailbox, subscribed: bool) -> MailboxInfo:
+    """A mailbox as JSON (``subscribed``: its name is in the user's subscriptions)."""
     return MailboxInfo(
-        id=m.id, path=m.path, special_use=m.special_use, subscribed=m.subscribed,
+        id=m.id, path=m.path, special_use=m.special_use, subscribed=subscribed,
         uid_validity=m.uid_validity, uid_next=m.uid_next, highest_modseq=m.highest_modseq,
         messages=m.message_count, unseen=m.unseen_count, size=m.size,
     )
@@ -28,7 +32,8 @@ async def list_mailboxes(request: Request) -> Response:
     with store_errors("user"):
         await store.users.get(user_id)
         boxes = await store.mailboxes.list(user_id)
-    return ok(MailboxList([mailbox_info(m) for m in boxes]))
+        subscribed = set(await store.mailboxes.subscriptions(user_id))
+    return ok(MailboxList([mailbox_info(m, m.path in subscribed) for m in boxes]))
 
 
 async def create_mailbox(request: Request) -> Response:
@@ -39,12 +44,13 @@ async def create_mailbox(request: Request) -> Response:
     with store_errors("user"):
         await store.users.get(user_id)
         mailbox = await store.mailboxes.create(user_id, body.path, body.special_use)
-    return ok(mailbox_info(mailbox))
+    return ok(mailbox_info(mailbox, await _subscribed(request, mailbox)))
 
 
 async def get_mailbox(request: Request) -> Response:
     """One mailbox with counters."""
-    return ok(mailbox_info(await mailbox_of(request)))
+    mailbox = await mailbox_of(request)
+    return ok(mailbox_info(mailbox, await _subscribed(request, mailbox)))
 
 
 async def rename_mailbox(request: Request) -> Response:
@@ -55,7 +61,7 @@ async def rename_mailbox(request: Request) -> Response:
         renamed = await store_of(request).mailboxes.rename(
             mailbox.user_id, mailbox.path, body.path
         )
-    return ok(mailbox_info(renamed))
+    return ok(mailbox_info(renamed, await _subscribed(request, renamed)))
 
 
 async def delete_mailbox(request: Request) -> Response:

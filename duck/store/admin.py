@@ -131,6 +131,7 @@ class Admin:
         if self._users.count_documents({"_id": user}) == 0:
             raise NotFound("no such user")
         self._addresses.delete_many({"user": user})
+        self._mailboxes.purge_subscriptions_sync(user)
         boxes = self._database.collection(schema.MAILBOXES)
         for doc in list(boxes.find({"user": user}, {"path": 1})):
 

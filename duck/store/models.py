@@ -42,7 +42,6 @@ class Mailbox:
     user_id: str
     path: str
     special_use: str | None
-    subscribed: bool
     uid_validity: int
     uid_next: int
     highest_modseq: int

@@ -54,8 +54,16 @@ class Store:
         except BaseException:
             database.close()
             raise
+        store = cls(database)
+        try:
+            moved = await database.run(store.mailboxes.migrate_subscriptions_sync)
+            if moved:
+                log.info("moved %d subscriptions to their own collection", moved)
+        except BaseException:
+            database.close()
+            raise
         log.info("store ready (database %r)", name)
-        return cls(database)
+        return store
 
     async def quota(self, user_id: str) -> tuple[int, int]:
         """(bytes used, quota in bytes) of a user."""

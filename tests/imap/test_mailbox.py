@@ -79,8 +79,7 @@ async def test_rename_inbox_moves_messages(imap_server: Any) -> None:
 async def test_subscriptions_and_lsub(imap_server: Any) -> None:
     with trio.fail_after(30):
         c = await blocking(lambda: _client(imap_server))
-        await blocking(lambda: c.create_folder("A/B"))
-        await blocking(lambda: c.unsubscribe_folder("A"))
+        await blocking(lambda: c.create_folder("A/B"))  # CREATE subscribes nothing
         await blocking(lambda: c.subscribe_folder("A/B"))
         flags = {n: f for f, _, n in await blocking(lambda: c.list_sub_folders("", "%"))}
         assert "A" in flags and b"\\Noselect" in flags["A"]
@@ -93,6 +92,13 @@ async def test_subscriptions_and_lsub(imap_server: Any) -> None:
         await blocking(lambda: c.unsubscribe_folder("A/B"))
         lsub = {n for _, _, n in await blocking(lambda: c.list_sub_folders("", "A/*"))}
         assert lsub == set()
+        # RFC 5258 §3.1: a subscribed name whose mailbox is gone is \NonExistent.
+        await blocking(lambda: c.subscribe_folder("A/B"))
+        await blocking(lambda: c.delete_folder("A/B"))
+        lines = await r.command(b"y", b'LIST (SUBSCRIBED) "" "A/*"')
+        assert lines[0] == b'* LIST (\\NonExistent \\Subscribed) "/" A/B\r\n', lines
+        lines = await r.command(b"z", b'LSUB "" "A/*"')
+        assert lines[0] == b'* LSUB () "/" A/B\r\n', lines
         await blocking(c.logout)
 
 

@@ -6,6 +6,7 @@ import pytest
 from store_samples import simple_message
 
 from duck.store import AlreadyExists, InvalidInput, NotFound, Store, User
+from duck.store.engine.ids import parse_id as fetch_parse_id
 
 pytestmark = pytest.mark.store
 
@@ -93,14 +94,36 @@ async def test_delete_frees_messages_and_quota(store: Store, user: User) -> None
         await store.mailboxes.delete(user.id, "Nope")
 
 
-async def test_subscribe(store: Store, user: User) -> None:
+async def test_subscriptions_are_names(store: Store, user: User) -> None:
+    """RFC 3501 §6.3.6: subscriptions are names: the default folders start
+    subscribed, a CREATE does not subscribe, a name may be subscribed before its
+    mailbox exists and stays subscribed after DELETE."""
+    defaults = await store.mailboxes.subscriptions(user.id)
+    assert "INBOX" in defaults and "Sent" in defaults
     await store.mailboxes.create(user.id, "News")
-    await store.mailboxes.set_subscribed(user.id, "News", False)
-    assert not (await store.mailboxes.get(user.id, "News")).subscribed
+    assert "News" not in await store.mailboxes.subscriptions(user.id)
     await store.mailboxes.set_subscribed(user.id, "News", True)
-    assert (await store.mailboxes.get(user.id, "News")).subscribed
+    await store.mailboxes.set_subscribed(user.id, "News", True)  # idempotent
+    await store.mailboxes.set_subscribed(user.id, "Later/On", True)  # no mailbox yet
+    await store.mailboxes.delete(user.id, "News")
+    subs = await store.mailboxes.subscriptions(user.id)
+    assert "News" in subs and "Later/On" in subs and list(subs) == sorted(subs)
+    await store.mailboxes.set_subscribed(user.id, "News", False)
+    assert "News" not in await store.mailboxes.subscriptions(user.id)
     with pytest.raises(NotFound):
-        await store.mailboxes.set_subscribed(user.id, "Nope", True)
+        await store.mailboxes.set_subscribed(user.id, "News", False)
+    with pytest.raises(InvalidInput):
+        await store.mailboxes.set_subscribed(user.id, "a//b", True)
+
+
+async def test_subscription_flags_of_an_older_layout_move(store: Store, user: User) -> None:
+    box = await store.mailboxes.create(user.id, "Old")
+    coll = store.database.collection("mailboxes")
+    await store.database.run(coll.update_one, {"_id": fetch_parse_id(box.id)},
+                             {"$set": {"subscribed": True}})
+    assert await store.database.run(store.mailboxes.migrate_subscriptions_sync) == 1
+    assert "Old" in await store.mailboxes.subscriptions(user.id)
+    assert await store.database.run(store.mailboxes.migrate_subscriptions_sync) == 0
 
 
 async def test_mailbox_events_journaled(store: Store, user: User) -> None:

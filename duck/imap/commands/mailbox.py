@@ -68,7 +68,7 @@ async def rename(s: CommandContext, cmd: Rename) -> None:
 
 @command(Subscribe, AUTHENTICATED)
 async def subscribe(s: CommandContext, cmd: Subscribe) -> None:
-    """SUBSCRIBE (existing mailboxes only: RFC 3501 §6.3.6 allows either)."""
+    """SUBSCRIBE a name, whether or not its mailbox exists (RFC 3501 §6.3.6)."""
     assert s.user is not None
     await s.store.mailboxes.set_subscribed(s.user.id, cmd.mailbox, True)
 
@@ -149,7 +149,8 @@ async def status(s: CommandContext, cmd: Status) -> None:
 
 @command(List, AUTHENTICATED)
 async def list_(s: CommandContext, cmd: List) -> None:
-    """LIST, basic and extended."""
+    """LIST, basic and extended (RFC 5258: SUBSCRIBED names whether or not their
+    mailbox exists; RECURSIVEMATCH's CHILDINFO)."""
     assert s.user is not None
     if cmd.patterns == ("",) and not cmd.extended:
         # RFC 3501 §6.3.8: the hierarchy delimiter and root of the reference.
@@ -160,21 +161,28 @@ async def list_(s: CommandContext, cmd: List) -> None:
     select = set(cmd.selection_options)
     returns = set(cmd.return_options)
     regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns if p]
-    candidates = set(by_path)
-    for path in by_path:
+
+    def matches(path: str) -> bool:
+        return any(r.fullmatch(path) for r in regexes)
+
+    subscribed: set[str] = set()
+    if "SUBSCRIBED" in select or "SUBSCRIBED" in returns:
+        subscribed = set(await s.store.mailboxes.subscriptions(s.user.id))
+    candidates = set(by_path) | subscribed
+    for path in list(candidates):
         candidates.update(_ancestors(path))
-    subscribed = {p for p, m in by_path.items() if m.subscribed}
+    listed = {p for p in candidates if matches(p)}
     responses: list[Any] = []
-    for path in sorted(candidates, key=_order):
-        if not any(r.fullmatch(path) for r in regexes):
-            continue
+    for path in sorted(listed, key=_order):
         mb = by_path.get(path)
         childinfo: tuple[str, ...] = ()
-        if "SUBSCRIBED" in select and (mb is None or not mb.subscribed):
-            # RFC 5258 §3.5: with RECURSIVEMATCH a parent of subscribed names is
-            # listed with CHILDINFO ("SUBSCRIBED").
+        if "SUBSCRIBED" in select and path not in subscribed:
+            # RFC 5258 §3.5: with RECURSIVEMATCH a name that is not subscribed is
+            # listed for its subscribed descendants the patterns leave out, with
+            # CHILDINFO ("SUBSCRIBED").
             below = path + DELIMITER
-            if "RECURSIVEMATCH" in select and any(p.startswith(below) for p in subscribed):
+            if "RECURSIVEMATCH" in select and any(
+                    p.startswith(below) and p not in listed for p in subscribed):
                 childinfo = ("SUBSCRIBED",)
             else:
                 continue
@@ -182,16 +190,18 @@ async def list_(s: CommandContext, cmd: List) -> None:
             continue
         attrs_: list[str] = []
         if mb is None:
-            attrs_ += ["\\NonExistent", "\\Noselect"] if cmd.extended else ["\\Noselect"]
+            # RFC 5258 §3.4: \NonExistent implies \Noselect, which is not repeated.
+            attrs_ += ["\\NonExistent"] if cmd.extended else ["\\Noselect"]
         prefix = path + DELIMITER
-        has_children = any(p.startswith(prefix) for p in by_path)
-        attrs_.append("\\HasChildren" if has_children else "\\HasNoChildren")
+        if mb is not None or not cmd.extended or "CHILDREN" in returns:
+            has_children = any(p.startswith(prefix) for p in by_path)
+            attrs_.append("\\HasChildren" if has_children else "\\HasNoChildren")
         if mb is not None and mb.special_use and (
             not cmd.extended or "SPECIAL-USE" in returns or "SPECIAL-USE" in select
             or not returns
         ):
             attrs_.append(mb.special_use)
-        if mb is not None and mb.subscribed and ("SUBSCRIBED" in returns or "SUBSCRIBED" in select):
+        if path in subscribed:
             attrs_.append("\\Subscribed")
         responses.append(ListData(tuple(attrs_), DELIMITER, path, childinfo))
         if cmd.return_status is not None and mb is not None:
@@ -205,8 +215,7 @@ async def lsub(s: CommandContext, cmd: Lsub) -> None:
     """LSUB: subscribed names; an unsubscribed parent matched by ``%`` is \\Noselect."""
     assert s.user is not None
     regex = pattern_regex(cmd.reference, cmd.pattern)
-    mailboxes = await s.store.mailboxes.list(s.user.id)
-    subscribed = {m.path for m in mailboxes if m.subscribed}
+    subscribed = set(await s.store.mailboxes.subscriptions(s.user.id))
     candidates = set(subscribed)
     if "%" in cmd.pattern:
         for path in subscribed:

@@ -55,6 +55,14 @@ schema.register(
     [schema.IndexModel([("user", schema.ASCENDING), ("path", schema.ASCENDING)],
                        unique=True, name="user_path")],
 )
+#: A user's subscribed names (RFC 3501 §6.3.6): names, not mailboxes: a name may be
+#: subscribed before its mailbox exists and stays subscribed after it is deleted.
+SUBSCRIPTIONS = "subscriptions"
+schema.register(
+    SUBSCRIPTIONS,
+    [schema.IndexModel([("user", schema.ASCENDING), ("path", schema.ASCENDING)],
+                       unique=True, name="user_path")],
+)
 
 
 def normalize_path(path: str) -> str:
@@ -87,7 +95,6 @@ def mailbox_from_doc(doc: dict[str, Any]) -> Mailbox:
         user_id=str(doc["user"]),
         path=doc["path"],
         special_use=doc.get("special_use"),
-        subscribed=bool(doc.get("subscribed", False)),
         uid_validity=int(doc["uidv"]),
         uid_next=int(doc["uid_next"]),
         highest_modseq=int(doc["modseq"]),
@@ -119,7 +126,7 @@ def next_uid_validity(db: Database, user: ObjectId, session: Any = None) -> int:
 
 def new_mailbox_doc(
     user: ObjectId, path: str, uidv: int, *, special_use: str | None = None,
-    subscribed: bool = True, oid: ObjectId | None = None,
+    oid: ObjectId | None = None,
 ) -> dict[str, Any]:
     """A fresh mailbox document; its creation is modseq 1."""
     return {
@@ -127,7 +134,6 @@ def new_mailbox_doc(
         "user": user,
         "path": path,
         "special_use": special_use,
-        "subscribed": subscribed,
         "uidv": uidv,
         "uid_next": 1,
         "modseq": 1,
@@ -222,6 +228,9 @@ class Mailboxes:
             uidv = next_uid_validity(self._database, user, session)
             docs.append(new_mailbox_doc(user, path, uidv, special_use=special_use))
         self._coll.insert_many(docs, session=session)
+        # The default folders start subscribed (clients list subscriptions).
+        self._database.collection(SUBSCRIPTIONS).insert_many(
+            [{"user": user, "path": d["path"]} for d in docs], session=session)
         journal.write(
             self._database,
             [journal.entry_doc(d["_id"], 1, "mailbox-create", path=d["path"], user=user)
@@ -304,16 +313,54 @@ class Mailboxes:
         doc = await self._run_tx(body, key)
         return mailbox_from_doc(doc)
 
+    async def subscriptions(self, user_id: str) -> tuple[str, ...]:
+        """The user's subscribed names, sorted (one query)."""
+        user = parse_id(user_id)
+        docs = await self._database.run(lambda: tuple(
+            self._database.collection(SUBSCRIPTIONS).find({"user": user}, {"path": 1})
+            .sort("path", 1).limit(MAX_MAILBOXES)))
+        return tuple(d["path"] for d in docs)
+
     async def set_subscribed(self, user_id: str, path: str, subscribed: bool) -> None:
-        """SUBSCRIBE/UNSUBSCRIBE. Only existing mailboxes can be subscribed here."""
+        """SUBSCRIBE/UNSUBSCRIBE a name (RFC 3501 §6.3.6-7): any valid name, existing
+        or not; unsubscribing a name that is not subscribed is NotFound."""
         user = parse_id(user_id)
         key = normalize_path(path)
-        result = await self._database.run(
-            self._coll.update_one, {"user": user, "path": key},
-            {"$set": {"subscribed": bool(subscribed)}},
-        )
-        if result.matched_count == 0:
-            raise NotFound(f"no such mailbox: {key}")
+        coll = self._database.collection(SUBSCRIPTIONS)
+
+        def run() -> None:
+            if not subscribed:
+                if coll.delete_one({"user": user, "path": key}).deleted_count == 0:
+                    raise NotFound(f"not subscribed: {key}")
+                return
+            if coll.count_documents({"user": user}) >= MAX_MAILBOXES:
+                raise InvalidInput("too many subscriptions")
+            try:
+                coll.insert_one({"user": user, "path": key})
+            except pymongo.errors.DuplicateKeyError:
+                pass  # subscribed already: SUBSCRIBE is idempotent
+
+        await self._database.run(run)
+
+    def migrate_subscriptions_sync(self) -> int:
+        """Subscriptions kept as a flag on mailbox documents (an older layout) moved
+        to their own collection; how many (blocking, idempotent, at start-up)."""
+        moved = 0
+        subs = self._database.collection(SUBSCRIPTIONS)
+        for doc in list(self._coll.find({"subscribed": {"$exists": True}},
+                                        {"user": 1, "path": 1, "subscribed": 1})):
+            if doc.get("subscribed"):
+                try:
+                    subs.insert_one({"user": doc["user"], "path": doc["path"]})
+                    moved += 1
+                except pymongo.errors.DuplicateKeyError:
+                    pass
+            self._coll.update_one({"_id": doc["_id"]}, {"$unset": {"subscribed": ""}})
+        return moved
+
+    def purge_subscriptions_sync(self, user: ObjectId) -> None:
+        """Forget every subscription of a user (a deleted user; blocking)."""
+        self._database.collection(SUBSCRIPTIONS).delete_many({"user": user})
 
     async def delete(self, user_id: str, path: str) -> None:
         """Delete a mailbox and its messages, freeing their bodies and quota.
