@@ -88,3 +88,25 @@ async def test_odd_bytes_round_trip(imap_server: Any) -> None:
                 b"* %d FETCH (RFC822.SIZE %d BODY[] {%d}\r\n" % (i, len(msg), len(msg))
                 + msg + b")\r\n"
             ), lines
+
+
+async def test_binary_append_is_stored_so_that_body_carries_no_nul(imap_server: Any) -> None:
+    """RFC 3516 §4.3 (imaptest's append-binary group): a literal8 APPEND of a part
+    with NUL octets is kept base64-encoded; BODY[1] carries no NUL and BINARY[1]
+    gives the octets back."""
+    octets = b"\x00 -\xff\r\n\r\n"
+    msg = (b"From: user@domain.org\r\nMime-Version: 1.0\r\n"
+           b"Content-Type: application/octet-stream\r\n"
+           b"Content-Transfer-Encoding: binary\r\n\r\n" + octets)
+    with trio.fail_after(30):
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        await c.send(b"a APPEND INBOX ~{%d+}\r\n" % len(msg) + msg + b"\r\n")
+        assert (await c.until_tagged(b"a"))[-1].startswith(b"a OK")
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"f", b"FETCH 1 (BODY.PEEK[1])")
+        assert b"\x00" not in b"".join(lines) and lines[-1].startswith(b"f OK"), lines
+        lines = await c.command(b"g", b"FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")
+        assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY.SIZE[1] %d BINARY[1] ~{%d}\r\n"
+                                        % (len(octets), len(octets)) + octets + b")\r\n")
+        await c.aclose()

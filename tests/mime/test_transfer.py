@@ -38,3 +38,29 @@ def test_identity_and_unknown() -> None:
     assert decode_body(b"\x00 raw", "binary") == b"\x00 raw"
     with pytest.raises(UnknownEncoding):
         decode_body(b"", "x-uuencode")
+
+
+def test_binary_parts_are_stored_base64() -> None:
+    """RFC 3516 §4.3: a literal8 APPEND's parts with NUL octets are re-encoded as
+    base64; decoding gives back the octets; everything else is unchanged."""
+    from duck.mime.binary import encode_binary_parts
+
+    octets = bytes(range(256)) * 3
+    single = (b"From: a@example.org\r\nContent-Type: application/octet-stream\r\n"
+              b"Content-Transfer-Encoding: binary\r\n\r\n" + octets)
+    out = encode_binary_parts(single)
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"\x00" not in out and b"Content-Transfer-Encoding: base64" in head
+    assert b"binary" not in head and decode_body(body, "base64") == octets
+    multi = (b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+             b"--x\r\nContent-Type: text/plain\r\n\r\nplain text\r\n"
+             b"--x\r\nContent-Type: application/octet-stream\r\n\r\n" + octets +
+             b"\r\n--x--\r\n")
+    out = encode_binary_parts(multi)
+    assert b"\x00" not in out and b"--x\r\nContent-Type: text/plain\r\n\r\nplain text\r\n" in out
+    assert out.endswith(b"\r\n--x--\r\n")
+    part = out.split(b"--x\r\n")[2]
+    head, _, body = part.partition(b"\r\n\r\n")
+    assert head.endswith(b"Content-Transfer-Encoding: base64")
+    assert decode_body(body.removesuffix(b"\r\n--x--\r\n"), "base64") == octets
+    assert encode_binary_parts(b"no nul here") == b"no nul here"

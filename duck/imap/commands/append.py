@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from duck.mime.binary import encode_binary_parts
 from duck.store import InvalidInput, JournalEntry, NotFound, StoreError, normalize_path
 
 from ..context import Done
@@ -61,8 +62,11 @@ async def append(s: CommandContext, cmd: Append) -> Done:
             view = s.view
             claim = (None if view is None or view.readonly or view.mailbox.path != path
                      else (view.mailbox.id, view.modseq))
+            # RFC 3516 §4.3: parts sent as binary octets with NUL in them are kept
+            # base64-encoded (BODY[] may not carry NUL; BINARY[] decodes them).
+            data = encode_binary_parts(msg.data) if msg.binary else msg.data
             result = await s.store.messages.append(
-                s.user.id, path, msg.data, flags, msg.date, claim_recent=claim
+                s.user.id, path, data, flags, msg.date, claim_recent=claim
             )
             uids.append(result.uid)
             uidvalidity, mailbox_id = result.uid_validity, result.mailbox_id
