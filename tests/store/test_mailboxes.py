@@ -114,6 +114,13 @@ async def test_subscriptions_are_names(store: Store, user: User) -> None:
         await store.mailboxes.set_subscribed(user.id, "News", False)
     with pytest.raises(InvalidInput):
         await store.mailboxes.set_subscribed(user.id, "a//b", True)
+    # RENAME carries the subscriptions of the name and its inferiors along.
+    await store.mailboxes.create(user.id, "P/Q")
+    await store.mailboxes.set_subscribed(user.id, "P", True)
+    await store.mailboxes.set_subscribed(user.id, "P/Q", True)
+    await store.mailboxes.rename(user.id, "P", "R")
+    subs = await store.mailboxes.subscriptions(user.id)
+    assert {"R", "R/Q"} <= set(subs) and not {"P", "P/Q"} & set(subs)
 
 
 async def test_subscription_flags_of_an_older_layout_move(store: Store, user: User) -> None:

@@ -457,7 +457,27 @@ class Mailboxes:
             return next(d for d in moved if d["path"] == dst)
 
         doc = await self._run_tx(body, dst)
+        if src != INBOX:
+            await self._database.run(self._rename_subscriptions_sync, user, src, dst)
         return mailbox_from_doc(doc)
+
+    def _rename_subscriptions_sync(self, user: ObjectId, src: str, dst: str) -> None:
+        """Subscriptions of a renamed name and its inferiors follow it (what clients
+        expect; RFC 3501 §6.3.5 is silent). Delete and insert, as the embedded engine
+        needs for a field under a unique index (docs/architecture.md); a crash in
+        between leaves the old names subscribed, which only costs a re-subscribe."""
+        coll = self._database.collection(SUBSCRIPTIONS)
+        pattern = "^" + re.escape(src + DELIMITER)
+        docs = list(coll.find({"user": user, "path": {"$regex": pattern}}, {"path": 1}))
+        docs += list(coll.find({"user": user, "path": src}, {"path": 1}))
+        if not docs:
+            return
+        coll.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        for d in docs:
+            try:
+                coll.insert_one({"user": user, "path": dst + d["path"][len(src):]})
+            except pymongo.errors.DuplicateKeyError:
+                pass  # the new name was subscribed already
 
     async def _run_tx(self, body: Callable[[Any], Any], key: str) -> Any:
         def run() -> Any:
