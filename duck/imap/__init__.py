@@ -6,10 +6,9 @@ Deliberate differences from RFC 3501, each also commented where it is made:
 - \\Recent in an EXAMINEd mailbox: EXAMINE and STATUS RECENT report the messages no
   session has taken without taking them (§6.3.2, §6.3.10), and messages arriving
   later are not shown \\Recent in that session (it takes none; a later SELECT will).
-- Subscriptions live on mailboxes: deleting a mailbox drops its subscription
-  (§6.3.6 asks to keep it); SUBSCRIBE of a nonexistent name is refused.
 - A FETCH (non-UID) that names a message another session expunged since the last
-  update returns nothing for it and completes OK (RFC 2180 §4.1.2 leaves this open).
+  update returns its data when this process still has it (the record cache), else
+  nothing for it, and completes OK (RFC 2180 §4.1.2 allows either).
 - After a SELECT (QRESYNC ...), VANISHED (EARLIER) lists every known UID that no
   longer exists, not only those expunged after the client's modseq (RFC 7162 §3.2.5).
 - When the selected mailbox is deleted by another session the session ends with
