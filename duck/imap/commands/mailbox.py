@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from duck.store import DELIMITER, INBOX, Mailbox, query
 
+from ..context import Done
 from ..errors import no
 from ..grammar.cmd_mailbox import (
     Create,
@@ -21,6 +22,7 @@ from ..grammar.cmd_mailbox import (
     Subscribe,
     Unsubscribe,
 )
+from ..grammar.resp_codes import MailboxId
 from ..grammar.responses import ListData, LsubData, StatusData
 from .registry import command
 from .states import AUTHENTICATED
@@ -36,15 +38,18 @@ def _strip(name: str) -> str:
 
 
 @command(Create, AUTHENTICATED)
-async def create(s: CommandContext, cmd: Create) -> None:
-    """CREATE [USE (...)] (RFC 6154 §3: one special-use attribute at most here)."""
+async def create(s: CommandContext, cmd: Create) -> Done:
+    """CREATE [USE (...)] (RFC 6154 §3: one special-use attribute at most here); the
+    new mailbox's MAILBOXID in the tagged OK (RFC 8474 §4.1)."""
     assert s.user is not None
     if len(cmd.special_use) > 1:
         raise no("one special-use attribute per mailbox", "USEATTR")
     name = _strip(cmd.mailbox)
     if name.upper() == INBOX:
         raise no("INBOX always exists", "ALREADYEXISTS")
-    await s.store.mailboxes.create(s.user.id, name, cmd.special_use[0] if cmd.special_use else None)
+    made = await s.store.mailboxes.create(s.user.id, name,
+                                          cmd.special_use[0] if cmd.special_use else None)
+    return Done("CREATE completed", MailboxId(made.id))
 
 
 @command(Delete, AUTHENTICATED)

@@ -12,6 +12,7 @@ from ..grammar.cmd_mailbox import Examine, QresyncParams, Select
 from ..grammar.resp_codes import (
     Code,
     HighestModseq,
+    MailboxId,
     PermanentFlags,
     UidNext,
     UidValidity,
@@ -75,6 +76,7 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
         UntaggedStatus("OK", UidValidity(mailbox.uid_validity), "UIDs valid"),
         UntaggedStatus("OK", UidNext(max(mailbox.uid_next, view.uid_max + 1)), "next UID"),
         UntaggedStatus("OK", HighestModseq(max(view.highest_modseq, 1)), "highest modseq"),
+        UntaggedStatus("OK", MailboxId(mailbox.id), "mailbox id"),  # RFC 8474 §4.2
     ]
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uid_validity:
         responses += _resync(view, cmd.qresync)
