@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     quota,
     search,
     select,
+    sort,
     store,
     transfer,
 )

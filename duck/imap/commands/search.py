@@ -46,29 +46,36 @@ def _uses_modseq(key: k.SearchKey) -> bool:
     return False
 
 
+async def matching_uids(s: CommandContext, charset: str | None,
+                        criteria: tuple[k.SearchKey, ...]) -> list[int]:
+    """UIDs of the selected mailbox's messages matching every key, in view order:
+    from the view when it can, otherwise one store query (SEARCH, SORT)."""
+    view = s.view
+    assert view is not None
+    if charset is not None and charset.upper() not in CHARSETS:
+        raise CommandError("unsupported charset", code=BadCharset(CHARSETS))
+    if _uses_saved(criteria):
+        raise bad("SEARCHRES ($) is not supported")
+    if all(in_memory(key) for key in criteria):
+        hits = matches(view, k.SearchAnd(tuple(criteria)))
+        return [u for u in view.uids if u in hits and u not in view.expunged]
+    found = set(await s.store.messages.search(view.mailbox.id,
+                                              compile_criteria(view, criteria)))
+    return [u for u in view.uids if u in found]
+
+
 @command(Search, SELECTED, expunge_unless_seq=True)
 async def search(s: CommandContext, cmd: Search) -> None:
     """Answer from the view when it can; otherwise one store query."""
     view = s.view
     assert view is not None
-    if cmd.charset is not None and cmd.charset.upper() not in CHARSETS:
-        raise CommandError("unsupported charset", code=BadCharset(CHARSETS))
     returns = cmd.return_options
     if returns is not None and any(r not in ("MIN", "MAX", "COUNT", "ALL") for r in returns):
         raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
     with_modseq = any(_uses_modseq(key) for key in cmd.criteria)
     if with_modseq:
         await s.enable_condstore()  # RFC 7162 §3.1
-    if _uses_saved(cmd.criteria):
-        raise bad("SEARCHRES ($) is not supported")
-    if all(in_memory(key) for key in cmd.criteria):
-        hits = matches(view, k.SearchAnd(tuple(cmd.criteria)))
-        uids = [u for u in view.uids if u in hits and u not in view.expunged]
-    else:
-        found = await s.store.messages.search(view.mailbox.id,
-                                              compile_criteria(view, cmd.criteria))
-        known = set(view.uids)
-        uids = [u for u in found if u in known]
+    uids = await matching_uids(s, cmd.charset, cmd.criteria)
     numbers = uids if cmd.uid else [n for n in (view.seq_of(u) for u in uids) if n]
     opts = (set(returns) or {"ALL"}) if returns is not None else set()
     # RFC 7162 §3.1.5: the highest modseq of the messages the answer names, so

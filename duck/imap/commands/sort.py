@@ -1,0 +1,77 @@
+"""SORT and UID SORT (RFC 5256 §3) with DISPLAYFROM/DISPLAYTO (RFC 5957).
+
+The messages are those SEARCH would give (the same code); their envelopes, sizes
+and dates come from the store in one query (usually the record cache), and the
+keys are made here (sortkeys.py). Ties keep sequence order, as §3 requires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from duck.mime.model import Envelope
+from duck.store import MessageRecord
+
+from ..errors import bad
+from ..grammar.cmd_search import Sort, SortKey
+from ..grammar.responses import SortData
+from ..sortkeys import addr_mailbox, base_subject, display, sent_date
+from .registry import command
+from .search import matching_uids
+from .states import SELECTED
+
+if TYPE_CHECKING:
+    from ..context import CommandContext
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NO_ENVELOPE = Envelope()
+
+
+def _envelope(rec: MessageRecord) -> Envelope:
+    return rec.envelope if rec.envelope is not None else _NO_ENVELOPE
+
+
+def _idate(rec: MessageRecord) -> dt.datetime:
+    value = rec.internal_date
+    if value is None:
+        return _EPOCH
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+#: sort-key -> the key of a record.
+_KEYS: dict[SortKey, Callable[[MessageRecord], Any]] = {
+    SortKey.ARRIVAL: _idate,
+    SortKey.CC: lambda r: addr_mailbox(_envelope(r).cc),
+    SortKey.DATE: lambda r: sent_date(_envelope(r), _idate(r)),
+    SortKey.FROM: lambda r: addr_mailbox(_envelope(r).from_),
+    SortKey.SIZE: lambda r: int(r.size or 0),
+    SortKey.SUBJECT: lambda r: base_subject(_envelope(r).subject),
+    SortKey.TO: lambda r: addr_mailbox(_envelope(r).to),
+    SortKey.DISPLAYFROM: lambda r: display(_envelope(r).from_),
+    SortKey.DISPLAYTO: lambda r: display(_envelope(r).to),
+}
+
+
+@command(Sort, SELECTED, expunge_unless_seq=True)
+async def sort(s: CommandContext, cmd: Sort) -> None:
+    """SORT: the matching messages ordered by the criteria, ties by sequence number."""
+    view = s.view
+    assert view is not None
+    if cmd.return_options is not None:
+        raise bad("SORT RETURN (ESORT) is not supported")
+    uids = await matching_uids(s, cmd.charset, cmd.criteria)
+    records = {r.uid: r for r in await s.store.messages.fetch(
+        view.mailbox.id, uids, ["envelope", "size", "internal_date"])}
+    # A message expunged elsewhere whose data is gone is left out (RFC 2180 §4.1.2).
+    ordered = [records[u] for u in uids if u in records]
+    # Stable sorts from the last criterion to the first: equal keys keep the order of
+    # the criteria after them, and in the end sequence order.
+    for criterion in reversed(cmd.sort_criteria):
+        ordered.sort(key=_KEYS[criterion.key], reverse=criterion.reverse)
+    if cmd.uid:
+        numbers = [r.uid for r in ordered]
+    else:
+        numbers = [n for n in (view.seq_of(r.uid) for r in ordered) if n is not None]
+    await s.send(SortData(tuple(numbers)))

@@ -1,0 +1,92 @@
+"""SORT (RFC 5256 §3) and SORT=DISPLAY (RFC 5957), through imapclient; the base
+subject (§2.1) and the address keys on their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+import trio
+from imapclient import IMAPClient
+
+from duck.imap.sortkeys import addr_mailbox, base_subject, display
+from duck.mime.model import Address
+
+from .conftest import PASSWORD, USER, blocking
+
+
+def test_base_subject_follows_rfc5256() -> None:
+    # §2.1: (2) trailing (fwd) and blanks, (3) Re:/Fw:/Fwd: with blobs, (4) a blob
+    # that leaves something, (6) [fwd: ...] unwrapped; then i;ascii-casemap.
+    cases = {
+        b"Re: [FWD: c]": "C",
+        b"[foo] Fwd: [bar] Re: fw: b (fWd)  (fwd)": "B",
+        b"re: [fwd: [fwd: re: [fwd: babylon]]]": "BABYLON",
+        b"[xyz]": "[XYZ]",  # a blob that would leave nothing stays
+        b"=?iso-8859-1?q?RE:_C?=": "C",
+        b"Ad: Re: Ad: Re: Ad: x": "AD: RE: AD: RE: AD: X",
+        b"  b (a)  ": "B (A)",
+        b"r\xc3\xa9sum\xc3\xa9": "R\u00e9SUM\u00e9",  # only a-z are folded
+    }
+    for raw, expected in cases.items():
+        assert base_subject(raw) == expected, raw
+    assert base_subject(None) == ""
+
+
+def test_address_keys() -> None:
+    group = [Address(None, None, b"team", None), Address(None, None, b"x", b"y.org"),
+             Address(None, None, None, None)]
+    assert addr_mailbox(group) == "TEAM"  # the group's start is the first address
+    assert addr_mailbox([Address(b"Z", None, b"bob", b"b.org")]) == "BOB"
+    assert addr_mailbox([]) == ""
+    assert display([Address(b"=?utf-8?q?=C3=89mile?=", None, b"e", b"f.g")]) == "émile"
+    assert display([Address(None, None, b"e", b"f.g")]) == "e@f.g"
+    assert display(group) == "team"
+
+
+def _sorted_client(server: Any) -> IMAPClient:
+    c = IMAPClient("127.0.0.1", port=server.ports["imap"], ssl=False, timeout=20)
+    c.login(USER, PASSWORD)
+    c.create_folder("Sorting")
+    base = dt.datetime(2022, 5, 1, 12, 0, tzinfo=dt.UTC)
+    rows = [  # (from, to, subject, date header, body size)
+        ("Carol <carol@x.org>", "zed@x.org", "Re: lunch", "Mon, 2 May 2022 10:00 +0000", 10),
+        ("alice@x.org", "Bob <bob@x.org>", "[list] Fwd: budget", None, 300),
+        ("Bob <bob@x.org>", "amy@x.org", "lunch (fwd)", "Sun, 1 May 2022 09:00 +0200", 40),
+    ]
+    for i, (frm, to, subject, date, size) in enumerate(rows):
+        head = f"From: {frm}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        if date:
+            head += f"Date: {date}\r\n"
+        c.append("Sorting", (head + "\r\n" + "x" * size + "\r\n").encode(),
+                 msg_time=base + dt.timedelta(hours=i))
+    c.select_folder("Sorting")
+    return c
+
+
+async def test_sort_through_imapclient(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        c = await blocking(functools.partial(_sorted_client, imap_server))
+        caps = await blocking(c.capabilities)
+        assert b"SORT" in caps and b"SORT=DISPLAY" in caps
+
+        async def sort(*criteria: str, search: str = "ALL") -> list[int]:
+            uids = await blocking(lambda: c.sort(list(criteria), search))
+            return list(uids)
+
+        # UIDs 1, 2, 3 in arrival order.
+        assert await sort("ARRIVAL") == [1, 2, 3]
+        assert await sort("REVERSE", "ARRIVAL") == [3, 2, 1]
+        assert await sort("SUBJECT") == [2, 1, 3]  # BUDGET, LUNCH, LUNCH (ties by arrival)
+        assert await sort("SUBJECT", "REVERSE", "SIZE") == [2, 3, 1]
+        assert await sort("FROM") == [2, 3, 1]  # alice, bob, carol
+        assert await sort("TO") == [3, 2, 1]  # amy, bob, zed
+        assert await sort("DISPLAYFROM") == [2, 3, 1]  # alice@x.org, bob, carol
+        assert await sort("DISPLAYTO") == [3, 2, 1]  # amy@x.org, bob, zed@x.org
+        # DATE: the Date: header as an instant (UID 3: 1 May 07:00 UTC); without one
+        # the internal date (UID 2: 1 May 13:00); UID 1: 2 May.
+        assert await sort("DATE") == [3, 2, 1]
+        assert await sort("SIZE") == [1, 3, 2]
+        assert await sort("SIZE", search="FROM bob") == [3]
+        await blocking(c.logout)
