@@ -14,6 +14,7 @@ from duck.imap.sortkeys import addr_mailbox, base_subject, display
 from duck.mime.model import Address
 
 from .conftest import PASSWORD, USER, blocking
+from .raw import RawClient
 
 
 def test_base_subject_follows_rfc5256() -> None:
@@ -90,3 +91,27 @@ async def test_sort_through_imapclient(imap_server: Any) -> None:
         assert await sort("SIZE") == [1, 3, 2]
         assert await sort("SIZE", search="FROM bob") == [3]
         await blocking(c.logout)
+
+
+async def test_thread_orderedsubject_through_imapclient(imap_server: Any) -> None:
+    """RFC 5256 §4 ORDEREDSUBJECT: one thread per base subject, its first message
+    (by sent date) the parent of all the others, threads in their first messages'
+    order; an unsupported algorithm is BAD."""
+    with trio.fail_after(30):
+        c = await blocking(functools.partial(_sorted_client, imap_server))
+        assert b"THREAD=ORDEREDSUBJECT" in await blocking(c.capabilities)
+        msg = (b"From: d@x.org\r\nSubject: Re: lunch\r\n"
+               b"Date: Tue, 3 May 2022 08:00 +0000\r\n\r\nx\r\n")
+        await blocking(lambda: c.append("Sorting", msg))
+        await blocking(lambda: c.select_folder("Sorting"))
+        threads = await blocking(lambda: c.thread("ORDEREDSUBJECT"))
+        # "lunch": UID 3 (1 May), then 1 (2 May) and 4 (3 May) as its children;
+        # "budget": UID 2 alone (1 May 13:00, after UID 3's 07:00 UTC).
+        assert [tuple(t) for t in threads] == [(3, (1,), (4,)), (2,)]
+        await blocking(c.logout)
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        await r.command(b"s", b"SELECT Sorting")
+        lines = await r.command(b"t", b"THREAD REFERENCES US-ASCII ALL")
+        assert lines[-1].startswith(b"t BAD"), lines
+        await r.aclose()

@@ -1,4 +1,5 @@
-"""SORT and UID SORT (RFC 5256 §3) with DISPLAYFROM/DISPLAYTO (RFC 5957).
+"""SORT and UID SORT (RFC 5256 §3) with DISPLAYFROM/DISPLAYTO (RFC 5957); THREAD
+ORDEREDSUBJECT (RFC 5256 §4).
 
 The messages are those SEARCH would give (the same code); their envelopes, sizes
 and dates come from the store in one query (usually the record cache), and the
@@ -15,8 +16,8 @@ from duck.mime.model import Envelope
 from duck.store import MessageRecord
 
 from ..errors import bad
-from ..grammar.cmd_search import Sort, SortKey
-from ..grammar.responses import SortData
+from ..grammar.cmd_search import Sort, SortKey, Thread
+from ..grammar.responses import SortData, ThreadData, ThreadNode
 from ..sortkeys import addr_mailbox, base_subject, display, sent_date
 from .registry import command
 from .search import matching_uids
@@ -75,3 +76,45 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     else:
         numbers = [n for n in (view.seq_of(r.uid) for r in ordered) if n is not None]
     await s.send(SortData(tuple(numbers)))
+
+
+def _ordered_subject(ordered: list[tuple[int, MessageRecord]]) -> list[ThreadNode]:
+    """RFC 5256 §4 ORDEREDSUBJECT: messages grouped by base subject; in a group the
+    first (by sent date, then sequence) is the parent of all the others; groups in
+    the order of their first messages."""
+    groups: dict[str, list[tuple[dt.datetime, int]]] = {}
+    for number, rec in ordered:
+        date = sent_date(_envelope(rec), _idate(rec))
+        groups.setdefault(base_subject(_envelope(rec).subject), []).append((date, number))
+    threads = sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+    out = []
+    for group in threads:
+        numbers = [n for _, n in group]
+        if len(numbers) <= 2:
+            out.append(ThreadNode(tuple(numbers)))
+        else:
+            out.append(ThreadNode((numbers[0],), tuple(ThreadNode((n,)) for n in numbers[1:])))
+    return out
+
+
+#: THREAD algorithms served (RFC 5256 §4), as CAPABILITY names them.
+ALGORITHMS = ("ORDEREDSUBJECT",)
+
+
+@command(Thread, SELECTED, expunge_unless_seq=True)
+async def thread(s: CommandContext, cmd: Thread) -> None:
+    """THREAD: the matching messages as threads (ORDEREDSUBJECT)."""
+    view = s.view
+    assert view is not None
+    if cmd.algorithm not in ALGORITHMS:
+        raise bad(f"THREAD {cmd.algorithm} is not supported")
+    uids = await matching_uids(s, cmd.charset, cmd.criteria)
+    records = {r.uid: r for r in await s.store.messages.fetch(
+        view.mailbox.id, uids, ["envelope", "internal_date"])}
+    numbered: list[tuple[int, MessageRecord]] = []
+    for uid in uids:
+        rec = records.get(uid)
+        number = uid if cmd.uid else view.seq_of(uid)
+        if rec is not None and number is not None:
+            numbered.append((number, rec))
+    await s.send(ThreadData(tuple(_ordered_subject(numbered))))
