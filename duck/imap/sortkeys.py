@@ -27,18 +27,28 @@ _BLOB_PREFIX = re.compile(_BLOB)
 
 def base_subject(raw: bytes | None) -> str:
     """RFC 5256 §2.1's base subject, uppercased for i;ascii-casemap comparison."""
+    return subject_info(raw)[0]
+
+
+def subject_info(raw: bytes | None) -> tuple[str, bool]:
+    """The base subject, and whether its extraction removed a reply or forward
+    marker ("Re:", "Fwd:", a "[fwd: ...]" wrapper, a "(fwd)" trailer: what THREAD
+    REFERENCES calls a reply or forward, RFC 5256 §4 (6))."""
     if not raw:
-        return ""
+        return "", False
     text = _WSP.sub(" ", decode_words(raw))  # (1) decoded, whitespace runs as one SP
+    reply = False
     while True:
         # (2) trailing "(fwd)" and whitespace.
         while (m := _TRAILER.search(text)) is not None:
+            reply = reply or m.group() not in (" ", "\t")
             text = text[: m.start()]
         # (3)-(5) leading "Re:", "Fwd:", "[blob] Re:" and whitespace, and a "[blob]"
         # that does not leave the subject empty, until none is left.
         while True:
             m = _LEADER.match(text)
             if m is not None and m.end() > 0:
+                reply = reply or m.group() not in (" ", "\t")
                 text = text[m.end():]
                 continue
             m = _BLOB_PREFIX.match(text)
@@ -49,9 +59,10 @@ def base_subject(raw: bytes | None) -> str:
         # (6) "[fwd: ...]" wrapping the rest: unwrap and go again from (2).
         if text[:5].lower() == "[fwd:" and text.endswith("]"):
             text = text[5:-1]
+            reply = True
             continue
         break
-    return _ascii_upper(text)
+    return _ascii_upper(text), reply
 
 
 def _ascii_upper(text: str) -> str:

@@ -112,6 +112,42 @@ async def test_thread_orderedsubject_through_imapclient(imap_server: Any) -> Non
         r = await RawClient.open(imap_server.ports["imap"])
         await r.login(USER, PASSWORD)
         await r.command(b"s", b"SELECT Sorting")
-        lines = await r.command(b"t", b"THREAD REFERENCES US-ASCII ALL")
+        lines = await r.command(b"t", b"THREAD X-NONE US-ASCII ALL")
         assert lines[-1].startswith(b"t BAD"), lines
         await r.aclose()
+
+
+def _t(number: int, mid: str | None, refs: list[str], subject: bytes, day: int) -> Any:
+    from duck.imap.sortkeys import subject_info
+    from duck.imap.threading import Threadable
+
+    base, reply = subject_info(subject)
+    return Threadable(number, mid, refs, base, reply,
+                      dt.datetime(2022, 1, day, tzinfo=dt.UTC), number)
+
+
+def _shape(c: Any) -> Any:
+    own = c.msg.number if c.msg is not None else None
+    return (own, [_shape(x) for x in c.children]) if c.children else own
+
+
+def test_references_algorithm() -> None:
+    """RFC 5256 §4: parents from References (or In-Reply-To), dummies for missing
+    parents pruned, no loops, one base subject gathered under a dummy or the
+    non-reply; threads and children by sent date."""
+    from duck.imap.threading import references
+
+    roots = references([
+        _t(1, "<a>", [], b"plan", 1),
+        _t(2, "<b>", ["<a>"], b"Re: plan", 2),
+        _t(3, "<c>", ["<missing>", "<b>"], b"Re: plan", 4),
+        _t(4, "<d>", ["<missing>"], b"Re: plan", 3),  # parent never arrived
+        _t(5, "<e>", ["<f>"], b"loop", 5),
+        _t(6, "<f>", ["<e>"], b"Re: loop", 6),  # 5 is its child already: no loop
+        _t(7, "<g>", [], b"other", 7),
+        _t(8, "<g>", [], b"other", 8),  # a duplicate Message-ID: its own message
+    ])
+    # <missing> (a dummy) gets 4; 3's last reference is <b>; 4's thread joins "plan"
+    # under 1 (a non-reply), the two "other" messages go under a new dummy.
+    assert [_shape(c) for c in roots] == [
+        (1, [(2, [3]), 4]), (6, [5]), (None, [7, 8])]

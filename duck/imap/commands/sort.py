@@ -1,5 +1,5 @@
 """SORT and UID SORT (RFC 5256 §3) with DISPLAYFROM/DISPLAYTO (RFC 5957); THREAD
-ORDEREDSUBJECT (RFC 5256 §4).
+ORDEREDSUBJECT and REFERENCES (RFC 5256 §4, threading.py).
 
 The messages are those SEARCH would give (the same code); their envelopes, sizes
 and dates come from the store in one query (usually the record cache), and the
@@ -18,7 +18,8 @@ from duck.store import MessageRecord
 from ..errors import bad
 from ..grammar.cmd_search import Sort, SortKey, Thread
 from ..grammar.responses import SortData, ThreadData, ThreadNode
-from ..sortkeys import addr_mailbox, base_subject, display, sent_date
+from ..sortkeys import addr_mailbox, base_subject, display, sent_date, subject_info
+from ..threading import Container, Threadable, message_ids, references
 from .registry import command
 from .search import matching_uids
 from .states import SELECTED
@@ -98,23 +99,49 @@ def _ordered_subject(ordered: list[tuple[int, MessageRecord]]) -> list[ThreadNod
 
 
 #: THREAD algorithms served (RFC 5256 §4), as CAPABILITY names them.
-ALGORITHMS = ("ORDEREDSUBJECT",)
+ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
+
+
+def _threadable(number: int, rec: MessageRecord, order: int) -> Threadable:
+    envelope = _envelope(rec)
+    refs = message_ids(next((v for k, v in rec.headers or () if k == "references"), None))
+    if not refs:
+        refs = message_ids((envelope.in_reply_to or b"").decode("utf-8", "replace"))[:1]
+    own = message_ids((envelope.message_id or b"").decode("utf-8", "replace"))
+    subject, reply = subject_info(envelope.subject)
+    return Threadable(number, own[0] if own else None, refs, subject, reply,
+                      sent_date(envelope, _idate(rec)), order)
+
+
+def _node(c: Container) -> ThreadNode:
+    ids: list[int] = []
+    while True:
+        if c.msg is not None:
+            ids.append(c.msg.number)
+        if len(c.children) != 1:
+            return ThreadNode(tuple(ids), tuple(_node(child) for child in c.children))
+        c = c.children[0]
 
 
 @command(Thread, SELECTED, expunge_unless_seq=True)
 async def thread(s: CommandContext, cmd: Thread) -> None:
-    """THREAD: the matching messages as threads (ORDEREDSUBJECT)."""
+    """THREAD: the matching messages as threads (ORDEREDSUBJECT, REFERENCES)."""
     view = s.view
     assert view is not None
     if cmd.algorithm not in ALGORITHMS:
         raise bad(f"THREAD {cmd.algorithm} is not supported")
     uids = await matching_uids(s, cmd.charset, cmd.criteria)
     records = {r.uid: r for r in await s.store.messages.fetch(
-        view.mailbox.id, uids, ["envelope", "internal_date"])}
+        view.mailbox.id, uids, ["envelope", "headers", "internal_date"])}
     numbered: list[tuple[int, MessageRecord]] = []
     for uid in uids:
         rec = records.get(uid)
         number = uid if cmd.uid else view.seq_of(uid)
         if rec is not None and number is not None:
             numbered.append((number, rec))
-    await s.send(ThreadData(tuple(_ordered_subject(numbered))))
+    if cmd.algorithm == "ORDEREDSUBJECT":
+        threads = _ordered_subject(numbered)
+    else:
+        roots = references(_threadable(n, rec, i) for i, (n, rec) in enumerate(numbered))
+        threads = [_node(c) for c in roots]
+    await s.send(ThreadData(tuple(threads)))
