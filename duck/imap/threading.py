@@ -92,6 +92,15 @@ def _prune(nodes: list[Container], root: bool) -> list[Container]:
     return out
 
 
+def _take_place(result: list[Container], old: Container, new: Container) -> None:
+    """``new`` where ``old`` is in the gathered roots (at the end if not there yet)."""
+    index = next((i for i, r in enumerate(result) if r is old), None)
+    if index is None:
+        result.append(new)
+    else:
+        result[index] = new
+
+
 def references(messages: Iterable[Threadable]) -> list[Container]:
     """The root set of threads, sorted, subjects gathered (RFC 5256 §4 steps 1-7)."""
     table: dict[str, Container] = {}
@@ -164,25 +173,18 @@ def references(messages: Iterable[Threadable]) -> list[Container]:
             entry.add(c)
         elif dummy and not entry_dummy:
             # The dummy takes the table's place and the message becomes its child.
-            entry_index = next((i for i, r in enumerate(result) if r is entry), None)
+            _take_place(result, entry, c)
             c.add(entry)
             by_subject[subject] = c
-            if entry_index is not None:
-                result[entry_index] = c
-            else:
-                result.append(c)
         elif not entry_reply and reply:
             entry.add(c)
         else:
+            # Both replies or neither: siblings under a new dummy.
             merged = Container()
-            entry_index = next((i for i, r in enumerate(result) if r is entry), None)
+            _take_place(result, entry, merged)
             merged.add(entry)
             merged.add(c)
             by_subject[subject] = merged
-            if entry_index is not None:
-                result[entry_index] = merged
-            else:
-                result.append(merged)
     # (7) Sorted again: the groups made above hold messages out of order.
     _sort(result)
     return result
