@@ -43,8 +43,10 @@ async def test_unknown_and_malformed_commands_keep_connection(imap_server: Any) 
         assert lines[-1].startswith(b"a8b BAD"), lines
         lines = await c.command(b"a8c", b"SEARCH UID $")
         assert lines[-1].startswith(b"a8c BAD"), lines
-        lines = await c.command(b"a8d", b"SORT (DATE) UTF-8 ALL")
+        lines = await c.command(b"a8d", b"SORT (NOSUCHKEY) UTF-8 ALL")
         assert lines[-1].startswith(b"a8d BAD"), lines
+        lines = await c.command(b"a8e", b"SORT (DATE) UTF-8 ALL")  # empty mailbox
+        assert lines == [b"* SORT\r\n", b"a8e OK SORT completed\r\n"], lines
         lines = await c.command(b"a9", b"SELECT NoSuchBox")
         assert lines[-1].startswith(b"a9 NO [NONEXISTENT]"), lines
         lines = await c.command(b"b1", b"FETCH 1 FLAGS")  # SELECT failed: unselected

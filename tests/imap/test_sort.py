@@ -151,3 +151,23 @@ def test_references_algorithm() -> None:
     # under 1 (a non-reply), the two "other" messages go under a new dummy.
     assert [_shape(c) for c in roots] == [
         (1, [(2, [3]), 4]), (6, [5]), (None, [7, 8])]
+
+
+async def test_esort_returns(imap_server: Any) -> None:
+    """RFC 5267 §3.1: SORT RETURN gives ESEARCH: MIN/MAX the first and last in sort
+    order, ALL the numbers in that order, COUNT; an unknown option is BAD."""
+    with trio.fail_after(30):
+        c = await blocking(functools.partial(_sorted_client, imap_server))
+        assert b"ESORT" in await blocking(c.capabilities)
+        await blocking(c.logout)
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        await r.command(b"s", b"SELECT Sorting")
+        lines = await r.command(b"e", b"SORT RETURN (MIN MAX COUNT ALL) (REVERSE ARRIVAL) "
+                                      b"US-ASCII ALL")
+        assert lines[0] == b'* ESEARCH (TAG "e") MIN 3 MAX 1 ALL 3,2,1 COUNT 3\r\n', lines
+        lines = await r.command(b"u", b"UID SORT RETURN () (SIZE) US-ASCII ALL")
+        assert lines[0] == b'* ESEARCH (TAG "u") UID ALL 1,3,2\r\n', lines
+        lines = await r.command(b"b", b"SORT RETURN (PARTIAL 1:2) (SIZE) US-ASCII ALL")
+        assert lines[-1].startswith(b"b BAD"), lines
+        await r.aclose()

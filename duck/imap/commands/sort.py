@@ -17,7 +17,8 @@ from duck.store import MessageRecord
 
 from ..errors import bad
 from ..grammar.cmd_search import Sort, SortKey, Thread
-from ..grammar.responses import SortData, ThreadData, ThreadNode
+from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
+from ..grammar.sequence import SequenceSet
 from ..sortkeys import addr_mailbox, base_subject, display, sent_date, subject_info
 from ..threading import Container, Threadable, message_ids, references
 from .registry import command
@@ -61,8 +62,9 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     """SORT: the matching messages ordered by the criteria, ties by sequence number."""
     view = s.view
     assert view is not None
-    if cmd.return_options is not None:
-        raise bad("SORT RETURN (ESORT) is not supported")
+    returns = cmd.return_options
+    if returns is not None and any(r not in ("MIN", "MAX", "COUNT", "ALL") for r in returns):
+        raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
     uids = await matching_uids(s, cmd.charset, cmd.criteria)
     records = {r.uid: r for r in await s.store.messages.fetch(
         view.mailbox.id, uids, ["envelope", "size", "internal_date"])}
@@ -76,7 +78,30 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
         numbers = [r.uid for r in ordered]
     else:
         numbers = [n for n in (view.seq_of(r.uid) for r in ordered) if n is not None]
-    await s.send(SortData(tuple(numbers)))
+    if returns is None:
+        await s.send(SortData(tuple(numbers)))
+        return
+    # RFC 5267 §3.1 (ESORT): MIN and MAX are the first and last in sort order, ALL
+    # the numbers in sort order (ranges only where they ascend by one).
+    opts = set(returns) or {"ALL"}
+    await s.send(ESearchData(
+        tag=cmd.tag, uid=cmd.uid,
+        min=numbers[0] if numbers and "MIN" in opts else None,
+        max=numbers[-1] if numbers and "MAX" in opts else None,
+        all=_in_order(numbers) if numbers and "ALL" in opts else None,
+        count=len(numbers) if "COUNT" in opts else None,
+    ))
+
+
+def _in_order(numbers: list[int]) -> SequenceSet:
+    """A sequence-set listing ``numbers`` in their order."""
+    items: list[tuple[int, int]] = []
+    for n in numbers:
+        if items and items[-1][1] + 1 == n:
+            items[-1] = (items[-1][0], n)
+        else:
+            items.append((n, n))
+    return SequenceSet(tuple(items))
 
 
 def _ordered_subject(ordered: list[tuple[int, MessageRecord]]) -> list[ThreadNode]:
