@@ -1,4 +1,5 @@
-"""SEARCH: each kind of key at each mailbox size, median and p95 latency."""
+"""SEARCH, SORT and THREAD: each kind of key at each mailbox size, median and p95
+latency."""
 
 from __future__ import annotations
 
@@ -38,12 +39,31 @@ CRITERIA = {
     "modseq": "MODSEQ {modseq}",
     "uid_range_unseen": "UID 1:500 UNSEEN",
 }
+#: name -> the command after ``UID `` (SORT and THREAD, RFC 5256, over ALL).
+ORDERINGS = {
+    "sort_arrival": "SORT (ARRIVAL) UTF-8 ALL",
+    "sort_date": "SORT (DATE) UTF-8 ALL",
+    "sort_subject": "SORT (SUBJECT) UTF-8 ALL",
+    "sort_from": "SORT (FROM) UTF-8 ALL",
+    "sort_size": "SORT (REVERSE SIZE) UTF-8 ALL",
+    "thread_references": "THREAD REFERENCES UTF-8 ALL",
+}
 
 
 def _hits(reply_untagged: list[bytes]) -> int:
+    """Messages in a SEARCH or SORT answer; threads in a THREAD answer."""
     for resp in reply_untagged:
-        if resp.startswith(b"* SEARCH"):
+        if resp.startswith((b"* SEARCH", b"* SORT")):
             return len(resp.split()) - 2
+        if resp.startswith(b"* THREAD"):
+            depth = threads = 0
+            for ch in resp[8:]:
+                if ch == 0x28:  # "("
+                    threads += depth == 0
+                    depth += 1
+                elif ch == 0x29:
+                    depth -= 1
+            return threads
     return 0
 
 
@@ -60,8 +80,11 @@ async def run(bench: Bench) -> dict[str, Any]:
             sel = await client.command(f'EXAMINE "{path}"')
             highest = next((int(m.group(1)) for r in sel.untagged
                             if (m := _MODSEQ.search(r))), 1)
-            for name, criteria in CRITERIA.items():
-                line = "UID SEARCH " + criteria.format(modseq=max(1, highest - 50))
+            lines = {name: "UID SEARCH " + criteria.format(modseq=max(1, highest - 50))
+                     for name, criteria in CRITERIA.items()}
+            lines.update({name: "UID " + command for name, command in ORDERINGS.items()})
+            for name, line in lines.items():
+                verb = " ".join(line.split()[:2])
                 metrics.reset()
                 hits = 0
 
@@ -78,7 +101,7 @@ async def run(bench: Bench) -> dict[str, Any]:
                 except Exception as exc:  # one failing key must not hide the others
                     row[name] = {"criteria": line, "error": f"{type(exc).__name__}: {exc}"}
                     continue
-                rt = round_trips(("UID SEARCH",)).get("UID SEARCH", {})
+                rt = round_trips((verb,)).get(verb, {})
                 merge_round_trips(total_rt, round_trips())
                 row[name] = summary_ms(runs) | {
                     "criteria": line, "hits": hits,

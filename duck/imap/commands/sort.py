@@ -66,18 +66,25 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     if returns is not None and any(r not in ("MIN", "MAX", "COUNT", "ALL") for r in returns):
         raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
     uids = await matching_uids(s, cmd.charset, cmd.criteria)
-    records = {r.uid: r for r in await s.store.messages.fetch(
-        view.mailbox.id, uids, ["envelope", "size", "internal_date"])}
+    criteria = cmd.sort_criteria
+    makers = [_KEYS[c.key] for c in criteria]
+    # (uid, key per criterion), made batch by batch as the store sends them: memory
+    # holds keys, not envelopes, however many messages match.
+    keyed: dict[int, tuple[Any, ...]] = {}
+    async for batch in s.store.messages.fetch_batches(
+            view.mailbox.id, uids, ["envelope", "size", "internal_date"]):
+        for rec in batch:
+            keyed[rec.uid] = tuple(make(rec) for make in makers)
     # A message expunged elsewhere whose data is gone is left out (RFC 2180 §4.1.2).
-    ordered = [records[u] for u in uids if u in records]
+    ordered = [(u, keyed[u]) for u in uids if u in keyed]
     # Stable sorts from the last criterion to the first: equal keys keep the order of
     # the criteria after them, and in the end sequence order.
-    for criterion in reversed(cmd.sort_criteria):
-        ordered.sort(key=_KEYS[criterion.key], reverse=criterion.reverse)
+    for i in reversed(range(len(criteria))):
+        ordered.sort(key=_nth_key(i), reverse=criteria[i].reverse)
     if cmd.uid:
-        numbers = [r.uid for r in ordered]
+        numbers = [u for u, _ in ordered]
     else:
-        numbers = [n for n in (view.seq_of(r.uid) for r in ordered) if n is not None]
+        numbers = [n for n in (view.seq_of(u) for u, _ in ordered) if n is not None]
     if returns is None:
         await s.send(SortData(tuple(numbers)))
         return
@@ -93,6 +100,10 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     ))
 
 
+def _nth_key(i: int) -> Callable[[tuple[int, tuple[Any, ...]]], Any]:
+    return lambda row: row[1][i]
+
+
 def _in_order(numbers: list[int]) -> SequenceSet:
     """A sequence-set listing ``numbers`` in their order."""
     items: list[tuple[int, int]] = []
@@ -104,18 +115,17 @@ def _in_order(numbers: list[int]) -> SequenceSet:
     return SequenceSet(tuple(items))
 
 
-def _ordered_subject(ordered: list[tuple[int, MessageRecord]]) -> list[ThreadNode]:
+def _ordered_subject(items: list[Threadable]) -> list[ThreadNode]:
     """RFC 5256 §4 ORDEREDSUBJECT: messages grouped by base subject; in a group the
     first (by sent date, then sequence) is the parent of all the others; groups in
     the order of their first messages."""
-    groups: dict[str, list[tuple[dt.datetime, int]]] = {}
-    for number, rec in ordered:
-        date = sent_date(_envelope(rec), _idate(rec))
-        groups.setdefault(base_subject(_envelope(rec).subject), []).append((date, number))
+    groups: dict[str, list[tuple[dt.datetime, int, int]]] = {}
+    for t in items:
+        groups.setdefault(t.subject, []).append((t.date, t.order, t.number))
     threads = sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
     out = []
     for group in threads:
-        numbers = [n for _, n in group]
+        numbers = [n for _, _, n in group]
         if len(numbers) <= 2:
             out.append(ThreadNode(tuple(numbers)))
         else:
@@ -156,17 +166,17 @@ async def thread(s: CommandContext, cmd: Thread) -> None:
     if cmd.algorithm not in ALGORITHMS:
         raise bad(f"THREAD {cmd.algorithm} is not supported")
     uids = await matching_uids(s, cmd.charset, cmd.criteria)
-    records = {r.uid: r for r in await s.store.messages.fetch(
-        view.mailbox.id, uids, ["envelope", "headers", "internal_date"])}
-    numbered: list[tuple[int, MessageRecord]] = []
-    for uid in uids:
-        rec = records.get(uid)
-        number = uid if cmd.uid else view.seq_of(uid)
-        if rec is not None and number is not None:
-            numbered.append((number, rec))
+    order = {uid: i for i, uid in enumerate(uids)}
+    # What threading needs of each message, batch by batch (not whole envelopes).
+    items: list[Threadable] = []
+    async for batch in s.store.messages.fetch_batches(
+            view.mailbox.id, uids, ["envelope", "headers", "internal_date"]):
+        for rec in batch:
+            number = rec.uid if cmd.uid else view.seq_of(rec.uid)
+            if number is not None:
+                items.append(_threadable(number, rec, order[rec.uid]))
     if cmd.algorithm == "ORDEREDSUBJECT":
-        threads = _ordered_subject(numbered)
+        threads = _ordered_subject(items)
     else:
-        roots = references(_threadable(n, rec, i) for i, (n, rec) in enumerate(numbered))
-        threads = [_node(c) for c in roots]
+        threads = [_node(c) for c in references(items)]
     await s.send(ThreadData(tuple(threads)))
