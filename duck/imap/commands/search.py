@@ -46,6 +46,13 @@ def _uses_modseq(key: k.SearchKey) -> bool:
     return False
 
 
+def check_returns(returns: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The RETURN options (RFC 4731, RFC 5267) if all are served, else BAD."""
+    if returns is not None and any(r not in ("MIN", "MAX", "COUNT", "ALL") for r in returns):
+        raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
+    return returns
+
+
 async def matching_uids(s: CommandContext, charset: str | None,
                         criteria: tuple[k.SearchKey, ...]) -> list[int]:
     """UIDs of the selected mailbox's messages matching every key, in view order:
@@ -69,9 +76,7 @@ async def search(s: CommandContext, cmd: Search) -> None:
     """Answer from the view when it can; otherwise one store query."""
     view = s.view
     assert view is not None
-    returns = cmd.return_options
-    if returns is not None and any(r not in ("MIN", "MAX", "COUNT", "ALL") for r in returns):
-        raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
+    returns = check_returns(cmd.return_options)
     with_modseq = any(_uses_modseq(key) for key in cmd.criteria)
     if with_modseq:
         await s.enable_condstore()  # RFC 7162 §3.1

@@ -22,7 +22,7 @@ from ..grammar.sequence import SequenceSet
 from ..sortkeys import addr_mailbox, base_subject, display, sent_date, subject_info
 from ..threading import Container, Threadable, message_ids, references
 from .registry import command
-from .search import matching_uids
+from .search import check_returns, matching_uids
 from .states import SELECTED
 
 if TYPE_CHECKING:
@@ -62,9 +62,7 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     """SORT: the matching messages ordered by the criteria, ties by sequence number."""
     view = s.view
     assert view is not None
-    returns = cmd.return_options
-    if returns is not None and any(r not in ("MIN", "MAX", "COUNT", "ALL") for r in returns):
-        raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
+    returns = check_returns(cmd.return_options)
     uids = await matching_uids(s, cmd.charset, cmd.criteria)
     criteria = cmd.sort_criteria
     makers = [_KEYS[c.key] for c in criteria]
