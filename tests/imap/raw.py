@@ -23,6 +23,13 @@ class RawClient:
         client.greeting = await client.line()
         return client
 
+    @classmethod
+    async def logged_in(cls, port: int, user: str, password: str) -> RawClient:
+        """Connect and LOGIN (asserting OK)."""
+        client = await cls.open(port)
+        await client.login(user, password)
+        return client
+
     greeting: bytes = b""
 
     async def _fill(self) -> bool:

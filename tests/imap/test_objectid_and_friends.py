@@ -13,15 +13,9 @@ from .conftest import PASSWORD, USER, simple_message
 from .raw import RawClient
 
 
-async def _client(server: Any) -> RawClient:
-    c = await RawClient.open(server.ports["imap"])
-    await c.login(USER, PASSWORD)
-    return c
-
-
 async def test_capabilities_are_advertised(imap_server: Any) -> None:
     with trio.fail_after(20):
-        c = await _client(imap_server)
+        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
         lines = await c.command(b"c", b"CAPABILITY")
         caps = lines[0].split()
         for cap in (b"OBJECTID", b"STATUS=SIZE", b"SAVEDATE", b"WITHIN"):
@@ -34,7 +28,7 @@ async def test_objectid(imap_server: Any) -> None:
     STATUS (§4.3), stable across RENAME; EMAILID and THREADID by FETCH, and SEARCH
     EMAILID finds the message (§5, §6)."""
     with trio.fail_after(30):
-        c = await _client(imap_server)
+        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
         lines = await c.command(b"a", b"CREATE Objects")
         m = re.match(rb"a OK \[MAILBOXID \(([A-Za-z0-9_-]{1,255})\)\]", lines[-1])
         assert m, lines
@@ -60,7 +54,7 @@ async def test_status_size_and_savedate_and_within(imap_server: Any) -> None:
     SAVEDATE and SEARCH SAVEDSINCE / SAVEDATESUPPORTED; RFC 5032: YOUNGER/OLDER
     in seconds against INTERNALDATE."""
     with trio.fail_after(30):
-        c = await _client(imap_server)
+        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
         await c.command(b"a", b"CREATE Sized")
         for i, date in ((1, b'"01-Jan-2001 00:00:00 +0000" '), (2, b"")):
             msg = simple_message(i)

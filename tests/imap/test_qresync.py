@@ -12,9 +12,7 @@ from .raw import RawClient
 
 
 async def _client(server: Any) -> RawClient:
-    c = await RawClient.open(server.ports["imap"])
-    await c.login(USER, PASSWORD)
-    return c
+    return await RawClient.logged_in(server.ports["imap"], USER, PASSWORD)
 
 
 async def test_qresync(imap_server: Any) -> None:
