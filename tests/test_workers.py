@@ -32,7 +32,7 @@ from duck.cli import build_parser
 from duck.config import Config, ConfigError, load_config
 from duck.net import bind_tcp
 from duck.workers import WorkerPool
-from tests.api.multiproc import LineClient, lmtp_deliver, processes_using
+from tests.api.multiproc import LineClient, lmtp_deliver, processes, processes_using
 
 ADDRESS = "walt@example.com"
 PASSWORD = "walt-secret"
@@ -113,20 +113,8 @@ class Duck:
 
     def workers(self) -> list[int]:
         """Pids of the live worker processes (children started with --worker)."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            state = stat.rsplit(")", 1)[1].split()[0]
-            if ppid == self.process.pid and b"--worker" in cmdline and state != "Z":
-                found.append(int(entry.name))
-        return sorted(found)
+        return sorted(pid for pid, ppid, state, cmdline in processes()
+                      if ppid == self.process.pid and b"--worker" in cmdline and state != "Z")
 
 
 async def _drain(duck: Duck) -> None:

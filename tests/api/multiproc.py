@@ -141,16 +141,22 @@ async def lmtp_deliver(port: int, rcpt: str, data: bytes) -> float:
     return at
 
 
-def processes_using(path: Path) -> list[int]:
-    """Pids of the processes whose command line names ``path``."""
+def processes() -> list[tuple[int, int, str, bytes]]:
+    """(pid, parent pid, state letter, command line) of every live process here."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
-            continue
-        if str(path).encode() in cmdline:
-            found.append(int(entry.name))
+            continue  # gone meanwhile
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        found.append((int(entry.name), int(ppid), state, cmdline))
     return found
+
+
+def processes_using(path: Path) -> list[int]:
+    """Pids of the processes whose command line names ``path``."""
+    return [pid for pid, _, _, cmdline in processes() if str(path).encode() in cmdline]
