@@ -7,9 +7,9 @@ Pure functions over the MIME model's envelope; the SORT command gets the envelop
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import re
 
+from duck.mime.envelope import parse_date
 from duck.mime.headers import decode_words
 from duck.mime.model import Address, Envelope
 
@@ -108,12 +108,4 @@ def display(addresses: list[Address]) -> str:
 def sent_date(envelope: Envelope, internal: dt.datetime) -> dt.datetime:
     """RFC 5256 §3 DATE: the Date: header as an instant (UTC); when it is missing or
     cannot be parsed, the internal date."""
-    if envelope.date:
-        try:
-            parsed = email.utils.parsedate_to_datetime(
-                envelope.date.decode("ascii", "replace"))
-        except (TypeError, ValueError, IndexError, OverflowError):
-            parsed = None
-        if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    return internal
+    return parse_date(envelope.date) or internal

@@ -6,17 +6,9 @@ gives one ``Threadable`` per message and sends what ``references`` returns.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable
 
 import attrs
-
-_MSG_ID = re.compile(r"<[^<>\s]+>")
-
-
-def message_ids(value: str | None) -> list[str]:
-    """The <msg-id>s of a header value, in order."""
-    return _MSG_ID.findall(value) if value else []
 
 
 @attrs.frozen

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from duck.mime.envelope import message_ids
 from duck.mime.model import Envelope
 from duck.store import MessageRecord
 
@@ -20,7 +21,7 @@ from ..grammar.cmd_search import Sort, SortKey, Thread
 from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
 from ..grammar.sequence import SequenceSet
 from ..sortkeys import addr_mailbox, base_subject, display, sent_date, subject_info
-from ..threading import Container, Threadable, message_ids, references
+from ..threading import Container, Threadable, references
 from .registry import command
 from .search import check_returns, matching_uids
 from .states import SELECTED
@@ -135,12 +136,18 @@ def _ordered_subject(items: list[Threadable]) -> list[ThreadNode]:
 ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
 
 
+def _ids(value: bytes | None) -> list[str]:
+    # An empty "<>" names no message.
+    return [m for m in message_ids(value) if m != "<>"]
+
+
 def _threadable(number: int, rec: MessageRecord, order: int) -> Threadable:
     envelope = _envelope(rec)
-    refs = message_ids(next((v for k, v in rec.headers or () if k == "references"), None))
+    references_value = next((v for k, v in rec.headers or () if k == "references"), "")
+    refs = _ids(references_value.encode("utf-8", "replace"))
     if not refs:
-        refs = message_ids((envelope.in_reply_to or b"").decode("utf-8", "replace"))[:1]
-    own = message_ids((envelope.message_id or b"").decode("utf-8", "replace"))
+        refs = _ids(envelope.in_reply_to)[:1]
+    own = _ids(envelope.message_id)
     subject, reply = subject_info(envelope.subject)
     return Threadable(number, own[0] if own else None, refs, subject, reply,
                       sent_date(envelope, _idate(rec)), order)
