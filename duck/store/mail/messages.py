@@ -297,10 +297,7 @@ class Messages:
                 # The document and the digest's hashing once per distinct prepend, in
                 # the same worker-thread call as the transaction (one hand-off).
                 if target.prepend not in prepared:
-                    base = documents.content(ingested, target.prepend)
-                    if rendered:
-                        base["render"] = rendered
-                    known = digest.prepare(base)
+                    base, known = _document_base(ingested, target.prepend, rendered)
                     # (Another target may have done the same meanwhile.)
                     bases.setdefault(target.prepend, base)
                     prepared.setdefault(target.prepend, known)
@@ -387,12 +384,10 @@ class Messages:
     def _append_sync(self, data: bytes, target: DeliveryTarget) -> Delivered:
         ingested = self.ingest().whole_sync(data)
         try:
-            base = documents.content(ingested)
             rendered = self.render(ingested.message) if self.renderers else {}
-            if rendered:
-                base["render"] = rendered
+            base, known = _document_base(ingested, b"", rendered)
             # The ingest's hold on each body becomes the message's reference.
-            return self._deliver_sync(ingested, base, target, digest.prepare(base))
+            return self._deliver_sync(ingested, base, target, known)
         except BaseException:
             if ingested.bodies:
                 self._bodies.drop_refs(Counter(ingested.bodies))
@@ -696,6 +691,16 @@ class KeyedLocks:
 
 #: "Transaction is too large and will not fit in the storage engine cache".
 TRANSACTION_TOO_LARGE = 313
+
+
+def _document_base(ingested: Ingested, prepend: bytes, rendered: dict[str, bytes]
+                   ) -> tuple[dict[str, Any], digest.Known]:
+    """The uid-independent message document of one copy, with its renderings, and
+    its digest entry (the text hashed): blocking, once per distinct prepend."""
+    base = documents.content(ingested, prepend)
+    if rendered:
+        base["render"] = rendered
+    return base, digest.prepare(base)
 
 
 def _uid_of(record: MessageRecord) -> int:
