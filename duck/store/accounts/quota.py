@@ -14,6 +14,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from ..engine import schema
+from ..engine.batch import WriteBatch
 from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import NotFound, OverQuota
@@ -46,6 +47,12 @@ def release(db: Database, user: ObjectId, size: int, session: Any = None) -> Non
         db.collection(schema.USERS).update_one(
             {"_id": user}, {"$inc": {"storage_used": -size}}, session=session
         )
+
+
+def release_in(batch: WriteBatch, user: ObjectId, size: int) -> None:
+    """``release``, as a write of ``batch`` (sent with the rest of its change)."""
+    if size:
+        batch.update(schema.USERS, {"_id": user}, {"$inc": {"storage_used": -size}})
 
 
 async def quota(db: Database, user_id: str) -> tuple[int, int]:

@@ -42,6 +42,10 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: First wire version with the client-level ``bulkWrite`` command (MongoDB 8.0).
+CLIENT_BULK_WIRE_VERSION = 25
+
+
 def set_store_concurrency(threads: int) -> None:
     """Change how many pymongo calls may run at once in this process."""
     STORE_LIMITER.total_tokens = threads
@@ -103,10 +107,14 @@ class Database:
         #: Whether multi-document transactions are available (replica set or
         #: sharded cluster; the embedded server is a one-node replica set).
         self.transactions = False
+        #: Whether the server takes the client-level ``bulkWrite`` command
+        #: (MongoDB 8.0; batch.py sends a change's writes in one round trip with it).
+        self.client_bulk = False
 
     def configure_durability(self) -> None:
         """Pick majority write concern when the deployment is a replica set (blocking)."""
         hello = self.client.admin.command("hello")
+        self.client_bulk = int(hello.get("maxWireVersion", 0)) >= CLIENT_BULK_WIRE_VERSION
         # The embedded server advertises a one-node set; majority there is the same
         # node, so it costs nothing and keeps one code path.
         if hello.get("setName") or hello.get("msg") == "isdbgrid":

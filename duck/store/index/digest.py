@@ -265,7 +265,16 @@ def flag_changes(database: Database, mailbox: ObjectId,
                  changes: Iterable[tuple[int, Iterable[str], Iterable[str], int]],
                  session: Any = None) -> None:
     """STORE's flag changes, (uid, old flags, new flags, new modseq), into the flag
-    words and the entries' flags and modseqs."""
+    words and the entries' flags and modseqs (blocking, one round trip)."""
+    ops = flag_change_ops(mailbox, changes)
+    if ops:
+        database.collection(COLLECTION).bulk_write(ops, ordered=True, session=session)
+
+
+def flag_change_ops(mailbox: ObjectId,
+                    changes: Iterable[tuple[int, Iterable[str], Iterable[str], int]],
+                    namespace: str | None = None) -> list[UpdateOne]:
+    """The updates of ``flag_changes``, in order (``namespace`` for a WriteBatch)."""
     set_: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     clear: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     entries: dict[int, dict[str, Any]] = defaultdict(dict)
@@ -291,11 +300,12 @@ def flag_changes(database: Database, mailbox: ObjectId,
         update: dict[str, Any] = {"$set": entries[c]}
         if first:
             update["$bit"] = first
-        ops.append(UpdateOne(_key(mailbox, META, c), update, upsert=True))
+        ops.append(UpdateOne(_key(mailbox, META, c), update, upsert=True,
+                             namespace=namespace))
         if later:
-            ops.append(UpdateOne(_key(mailbox, META, c), {"$bit": later}, upsert=True))
-    if ops:
-        database.collection(COLLECTION).bulk_write(ops, ordered=True, session=session)
+            ops.append(UpdateOne(_key(mailbox, META, c), {"$bit": later}, upsert=True,
+                                 namespace=namespace))
+    return ops
 
 
 def _signed(word: int) -> Int64:
@@ -354,7 +364,8 @@ def _key(mailbox: ObjectId, part: str, c: int) -> dict[str, Any]:
 
 
 def updates(mailbox: ObjectId, docs: Iterable[dict[str, Any]],
-            known: dict[int, Known] | None = None) -> list[UpdateOne]:
+            known: dict[int, Known] | None = None,
+            namespace: str | None = None) -> list[UpdateOne]:
     """The upserts writing message documents' entries: one per chunk and part;
     ``known`` maps a document's ``_src`` UID (COPY: its entry in the source mailbox)
     or its UID (``prepare`` done beforehand) to what is already known of it."""
@@ -382,7 +393,8 @@ def updates(mailbox: ObjectId, docs: Iterable[dict[str, Any]],
             update["$set"] = sets[(c, part)]
         if bits.get((c, part)):
             update["$bit"] = {f: {"or": _signed(m)} for f, m in bits[(c, part)].items()}
-        ops.append(UpdateOne(_key(mailbox, part, c), update, upsert=True))
+        ops.append(UpdateOne(_key(mailbox, part, c), update, upsert=True,
+                             namespace=namespace))
     return ops
 
 
@@ -401,6 +413,14 @@ def remove(database: Database, mailbox: ObjectId, uids: Iterable[int],
     """Remove the entries of expunged messages (blocking, one round trip). Their
     Bloom and flag bits stay: readers mask them with ``L``, and a UID is never
     reused."""
+    ops = remove_ops(mailbox, uids)
+    if ops:
+        database.collection(COLLECTION).bulk_write(ops, ordered=False, session=session)
+
+
+def remove_ops(mailbox: ObjectId, uids: Iterable[int],
+               namespace: str | None = None) -> list[UpdateOne | UpdateMany]:
+    """The updates of ``remove`` (``namespace`` for a WriteBatch)."""
     per_chunk: dict[int, list[int]] = defaultdict(list)
     for uid in uids:
         per_chunk[chunk_of(uid)].append(uid)
@@ -412,18 +432,20 @@ def remove(database: Database, mailbox: ObjectId, uids: Iterable[int],
         ops.append(UpdateOne(_key(mailbox, META, c), {
             "$unset": {f"{f}.{uid}": "" for uid in members
                        for f in ("m", "z", "d", "s", "f", "q")},
-            "$bit": {"L": {"and": _signed(~gone & ((1 << 64) - 1))}}}))
+            "$bit": {"L": {"and": _signed(~gone & ((1 << 64) - 1))}}},
+            namespace=namespace))
         ops.append(UpdateMany({"mailbox": mailbox, "k": {"$regex": f"^{re.escape(RENDER)}"},
                                "c": c},
                               {"$unset": {f"{f}.{uid}": "" for uid in members
-                                          for f in ("m", "z", "d", "v")}}))
+                                          for f in ("m", "z", "d", "v")}},
+                              namespace=namespace))
         ops.append(UpdateOne(_key(mailbox, BLOOM, c), {
-            "$unset": {f"p.{uid}": "" for uid in members}}))
+            "$unset": {f"p.{uid}": "" for uid in members}}, namespace=namespace))
         ops.append(UpdateOne(_key(mailbox, HEAD, c), {
             "$unset": {f"{f}.{uid}": "" for uid in members
-                       for f in ("hx", *(f"h{x}" for x in HEADERS.values()))}}))
-    if ops:
-        database.collection(COLLECTION).bulk_write(ops, ordered=False, session=session)
+                       for f in ("hx", *(f"h{x}" for x in HEADERS.values()))}},
+            namespace=namespace))
+    return ops
 
 
 def purge(database: Database, mailbox: ObjectId) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 
 from ..engine import schema
+from ..engine.batch import WriteBatch
 from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import InvalidInput, NotFound
@@ -162,19 +163,25 @@ def _store_batch_sync(
         )
         _, first, _ = allocate(db, mailbox, modseqs=len(todo), unseen=unseen, session=session)
         changed: list[FlagChange] = []
+        batch = WriteBatch(db)
         ops = []
         entries = []
         for i, (doc, new) in enumerate(todo):
             modseq = first + i
             ops.append(UpdateOne({"_id": doc["_id"]},
-                                 {"$set": {**flag_fields(new), "modseq": modseq}}))
+                                 {"$set": {**flag_fields(new), "modseq": modseq}},
+                                 namespace=batch.namespace(schema.MESSAGES)))
             entries.append(journal.entry_doc(mailbox, modseq, "flags", uid=doc["uid"],
                                              flags=new))
             changed.append(FlagChange(doc["uid"], tuple(new), modseq))
-        messages.bulk_write(ops, ordered=False, session=session)
-        digest.flag_changes(db, mailbox, [(doc["uid"], doc["flags"], new, first + i)
-                                          for i, (doc, new) in enumerate(todo)], session)
-        journal.write(db, entries, session)
+        # Messages, digest and journal: one round trip.
+        batch.extend(ops)
+        batch.extend(digest.flag_change_ops(
+            mailbox, [(doc["uid"], doc["flags"], new, first + i)
+                      for i, (doc, new) in enumerate(todo)],
+            batch.namespace(digest.COLLECTION)))
+        batch.insert(schema.JOURNAL, entries)
+        batch.flush(session)
         return StoreFlagsResult(changed, modified)
 
     return db.in_transaction(body)

@@ -25,6 +25,7 @@ from duck.mime.sections import SectionSpec
 
 from ..accounts import quota
 from ..engine import clock, schema
+from ..engine.batch import WriteBatch
 from ..engine.bodies import Bodies
 from ..engine.database import Database
 from ..engine.ids import parse_id
@@ -368,11 +369,15 @@ class Messages:
                 flag_fields=fields, internal_date=idate, savedate=clock.now(),
                 emailid="M" + str(oid), threadid=threadid, oid=oid,
             )
-            self._messages.insert_one(doc, session=session)
-            digest.add(self._database, mailbox["_id"], [doc], session,
-                       {uid: prepared} if prepared else None)
-            journal.write(self._database, [journal.entry_doc(
-                mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])], session)
+            # The message, its digest entry and its journal entry: one round trip.
+            batch = WriteBatch(self._database)
+            batch.insert(schema.MESSAGES, [doc])
+            batch.extend(digest.updates(mailbox["_id"], [doc],
+                                        {uid: prepared} if prepared else None,
+                                        batch.namespace(digest.COLLECTION)))
+            batch.insert(schema.JOURNAL, [journal.entry_doc(
+                mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])])
+            batch.flush(session)
             mark = int(mailbox.get("rp", -1)) if claim is not None else -1
             return Delivered(str(user), str(mailbox["_id"]), int(mailbox["uidv"]), uid,
                              modseq, size, tuple(fields["flags"]),
@@ -504,9 +509,6 @@ class Messages:
             ).sort("uid", 1).limit(limit))
             if not docs:
                 return []
-            self._messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}},
-                                       session=session)
-            digest.remove(self._database, mailbox, [d["uid"] for d in docs], session)
             _, first, _ = allocate(
                 self._database, mailbox, modseqs=len(docs), count=-len(docs),
                 unseen=-sum(1 for d in docs if not d.get("seen")),
@@ -514,11 +516,18 @@ class Messages:
             )
             for i, d in enumerate(docs):
                 d["modseq"] = first + i  # the removal's, reported to the caller
-            journal.write(self._database, [
+            # Messages, digest entries, journal and quota: one round trip.
+            batch = WriteBatch(self._database)
+            batch.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
+            batch.extend(digest.remove_ops(mailbox, [d["uid"] for d in docs],
+                                           batch.namespace(digest.COLLECTION)))
+            batch.insert(schema.JOURNAL, [
                 journal.entry_doc(mailbox, d["modseq"], "expunge", uid=d["uid"])
                 for d in docs
-            ], session)
-            self._release_quota(docs, session)
+            ])
+            for user, size in _sizes_per_user(docs).items():
+                quota.release_in(batch, user, size)
+            batch.flush(session)
             return docs
 
         docs: list[dict[str, Any]] = self._database.in_transaction(body)
@@ -526,10 +535,7 @@ class Messages:
         return docs
 
     def _release_quota(self, docs: list[dict[str, Any]], session: Any = None) -> None:
-        per_user: Counter[ObjectId] = Counter()
-        for d in docs:
-            per_user[d["user"]] += int(d["size"])
-        for user, size in per_user.items():
+        for user, size in _sizes_per_user(docs).items():
             quota.release(self._database, user, size, session)
 
     def release_sync(self, docs: list[dict[str, Any]]) -> None:
@@ -722,3 +728,11 @@ def _batches(index: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
         size += int(doc["size"])
     if batch:
         yield batch
+
+
+def _sizes_per_user(docs: list[dict[str, Any]]) -> Counter[ObjectId]:
+    """Octets of message documents per owner (the quota they free)."""
+    per_user: Counter[ObjectId] = Counter()
+    for d in docs:
+        per_user[d["user"]] += int(d["size"])
+    return per_user
