@@ -1,5 +1,5 @@
 """APPEND with flags and date (RFC 3501 §6.3.11), APPENDUID (RFC 4315), MULTIAPPEND
-(RFC 3502) and APPENDLIMIT (RFC 7889).
+(RFC 3502), APPENDLIMIT (RFC 7889) and CATENATE (RFC 4469, catenate.py).
 
 The literal's size is checked when it is announced, before a byte of it is read:
 the session refuses a synchronizing literal over the limit with NO [TOOBIG]
@@ -15,17 +15,27 @@ import logging
 from typing import TYPE_CHECKING
 
 from duck.mime.binary import encode_binary_parts
-from duck.store import InvalidInput, JournalEntry, NotFound, StoreError, normalize_path
+from duck.store import (
+    DeliveryTarget,
+    InvalidInput,
+    JournalEntry,
+    NotFound,
+    StoreError,
+    normalize_path,
+)
 
 from ..context import Done
 from ..errors import no
 from ..grammar.cmd_append import Append, Catenate
 from ..grammar.resp_codes import AppendUid
 from ..grammar.sequence import SequenceSet
+from . import catenate
 from .registry import command
 from .states import AUTHENTICATED
 
 if TYPE_CHECKING:
+    from duck.store import AppendResult, Delivered
+
     from ..context import CommandContext
 
 log = logging.getLogger(__name__)
@@ -37,9 +47,7 @@ async def append(s: CommandContext, cmd: Append) -> Done:
     assert s.user is not None
     limit = s.config.max_message_size
     for msg in cmd.messages:
-        if isinstance(msg.data, Catenate):
-            raise no("CATENATE is not supported", "CANNOT")
-        if len(msg.data) > limit:
+        if not isinstance(msg.data, Catenate) and len(msg.data) > limit:
             raise no(f"message larger than {limit} octets", "TOOBIG")
     # The mailbox is not looked up first: the delivery finds it by name in the
     # same round trip that allocates the UID, and says NotFound when it is not there.
@@ -47,12 +55,23 @@ async def append(s: CommandContext, cmd: Append) -> Done:
         path = normalize_path(cmd.mailbox)
     except InvalidInput:
         raise no("no such mailbox", "TRYCREATE") from None
+    pieces: dict[int, list[catenate.Piece]] = {}
+    if any(isinstance(msg.data, Catenate) for msg in cmd.messages):
+        # RFC 4469 §5: every URL is checked before anything is appended; a missing
+        # target mailbox is told first (TRYCREATE), as a plain APPEND tells it.
+        try:
+            await s.store.mailboxes.get(s.user.id, path)
+        except NotFound:
+            raise no("no such mailbox", "TRYCREATE") from None
+        resolver = catenate.Resolver(s)
+        for i, msg in enumerate(cmd.messages):
+            if isinstance(msg.data, Catenate):
+                pieces[i] = await catenate.resolve_all(s, msg.data, resolver, limit)
     uids: list[int] = []
     uidvalidity = 0
     mailbox_id = ""
     try:
-        for msg in cmd.messages:
-            assert isinstance(msg.data, bytes)
+        for i, msg in enumerate(cmd.messages):
             # RFC 3501 §2.3.2: \Recent is not a client's to set.
             flags = [f for f in msg.flags if f.lower() != "\\recent"]
             # Into the selected mailbox: the message is \Recent for this session
@@ -62,12 +81,19 @@ async def append(s: CommandContext, cmd: Append) -> Done:
             view = s.view
             claim = (None if view is None or view.readonly or view.mailbox.path != path
                      else (view.mailbox.id, view.modseq))
-            # RFC 3516 §4.3: parts sent as binary octets with NUL in them are kept
-            # base64-encoded (BODY[] may not carry NUL; BINARY[] decodes them).
-            data = encode_binary_parts(msg.data) if msg.binary else msg.data
-            result = await s.store.messages.append(
-                s.user.id, path, data, flags, msg.date, claim_recent=claim
-            )
+            result: AppendResult | Delivered
+            if i in pieces:
+                target = DeliveryTarget(s.user.id, path, tuple(flags), msg.date,
+                                        claim_recent=claim)
+                result = await catenate.store(s, pieces[i], target, limit)
+            else:
+                assert isinstance(msg.data, bytes)
+                # RFC 3516 §4.3: parts sent as binary octets with NUL in them are kept
+                # base64-encoded (BODY[] may not carry NUL; BINARY[] decodes them).
+                data = encode_binary_parts(msg.data) if msg.binary else msg.data
+                result = await s.store.messages.append(
+                    s.user.id, path, data, flags, msg.date, claim_recent=claim
+                )
             uids.append(result.uid)
             uidvalidity, mailbox_id = result.uid_validity, result.mailbox_id
             applied = s.wrote(mailbox_id, [JournalEntry(

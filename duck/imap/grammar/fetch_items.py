@@ -241,6 +241,18 @@ def _parse_section(c: Cursor, *, peek: bool, binary: bool, response: bool) -> Bo
         raise c.error(str(exc)) from None
 
 
+def parse_section_text(text: bytes) -> BodySection:
+    """A ``section-spec`` on its own (what is between ``BODY[`` and ``]``), as an IMAP
+    URL's ``;SECTION=`` carries it (RFC 5092 §6); ValueError when it is not one."""
+    if any(ch in text for ch in b"[]<"):
+        raise ValueError("a section holds no brackets")
+    c = Cursor(b"[" + text + b"]")
+    section = _parse_section(c, peek=True, binary=False, response=False)
+    if not c.at_end():
+        raise c.error("unexpected octets after the section")
+    return section
+
+
 def encode_fetch_att(e: Encoder, item: FetchItem) -> None:
     """Write one fetch item (command form, or response key when partial has no length)."""
     if isinstance(item, FetchAttr):
