@@ -151,6 +151,9 @@ class Delivered:
     #: With ``DeliveryTarget.claim_recent`` granted: the first UID that is \\Recent
     #: for the claimant (up to and including ``uid``); else None.
     recent_from: int | None = None
+    #: What never changes of the stored copy, as a FETCH would read it back (the
+    #: store's record cache takes it: a FETCH right after delivery asks nothing).
+    record: MessageRecord | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

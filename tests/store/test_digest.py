@@ -268,6 +268,7 @@ async def test_scans_split_replies_by_size(store: Store, user: User,
     uids = [u for u in range(1, 261) if not 60 <= u < 140]
     cache = store.messages.cache
     cache.max_bytes = 0  # the digest's replies are what is measured here
+    cache.clear()
     whole = [r async for b in store.messages.fetch_batches(
         inbox.id, uids, ["size", "internal_date"], ["env"]) for r in b]
     # One chunk a query: four chunks, one of them without a message.

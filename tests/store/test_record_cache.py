@@ -4,17 +4,20 @@ from it; it stays under its cap."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import pytest
 from store_samples import multipart_message, simple_message
 
 from duck.store import NotFound, Store, User, metrics
-from duck.store.index.cache import RecordCache
+from duck.store.index.cache import IMMUTABLE, RecordCache
 
 pytestmark = pytest.mark.store
 
 FIELDS = ["size", "internal_date", "envelope", "structure", "headers", "content"]
+#: Every field the cache keeps.
+ALL = sorted(IMMUTABLE)
 
 
 async def _appended(store: Store, user: User, n: int) -> tuple[str, list[int]]:
@@ -102,3 +105,24 @@ async def test_batches_merge_cached_and_read_records_in_uid_order(store: Store,
     await store.messages.fetch(box, uids[::2], ["size"])  # every other one cached
     got = [r async for b in store.messages.fetch_batches(box, uids, ["size"]) for r in b]
     assert [r.uid for r in got] == uids and all(r.size for r in got)
+
+
+async def test_a_delivered_copy_is_cached_as_a_read_would_give_it(store: Store,
+                                                                  user: User) -> None:
+    """APPEND and LMTP delivery put the stored copy's immutable facts in the cache:
+    the FETCH that follows a delivery asks the database nothing, and what it answers
+    equals what the database gives (dates at BSON's millisecond precision, in UTC)."""
+    store.messages.register_renderer("probe", lambda m: b"rendered")
+    box = await store.mailboxes.get(user.id, "INBOX")
+    zone = dt.timezone(dt.timedelta(hours=-7))
+    appended = await store.messages.append(
+        user.id, "INBOX", multipart_message(os.urandom(300_000)),
+        internal_date=dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=zone))
+    with metrics.command_scope("after append") as scope:
+        (cached,) = await store.messages.fetch(box.id, [appended.uid], ALL, ["probe"])
+    assert scope.round_trips == 0
+    store.messages.cache.clear()
+    (read,) = await store.messages.fetch(box.id, [appended.uid], ALL, ["probe"])
+    assert cached == read
+    assert cached.renderings == {"probe": b"rendered"}
+    assert await store.messages.read(cached) == await store.messages.read(read)

@@ -151,6 +151,23 @@ class RecordCache:
         self._entries[key] = entry
         self._bytes += entry.cost
 
+    def add_renderings(self, mailbox_id: str,
+                       renderings: dict[int, dict[str, bytes]]) -> None:
+        """Renderings made after delivery and saved with their messages (uid -> name
+        -> bytes): the cached entries have them from now on, instead of the absence
+        they were cached with."""
+        for uid, values in renderings.items():
+            entry = self._entries.get((mailbox_id, uid))
+            if entry is None or not values:
+                continue
+            self._bytes -= entry.cost
+            entry.record = attrs.evolve(
+                entry.record, renderings={**(entry.record.renderings or {}), **values})
+            entry.names |= frozenset(values)
+            entry.cost = _cost(entry.record)
+            self._bytes += entry.cost
+        self._shrink()
+
     def _shrink(self) -> None:
         while self._bytes > self.max_bytes and self._entries:
             _, entry = self._entries.popitem(last=False)

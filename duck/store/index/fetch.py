@@ -76,6 +76,19 @@ def uid_filter(uids: Iterable[int]) -> dict[str, Any]:
     return {"uid": {"$in": values}}
 
 
+#: The fields of a message document that ``stored_record`` reads.
+_IMMUTABLE_KEYS = ("_id", "mailbox", "uid", "idate", "sdate", "size", "env", "root",
+                   "emailid", "threadid", "segs", "hdr", "render")
+
+
+def stored_record(doc: dict[str, Any], codec_options: Any) -> MessageRecord:
+    """The record a FETCH of every immutable field would read of ``doc``, a message
+    document just written: passed through BSON with the client's codec options, so
+    that dates (millisecond precision, UTC) and types are as a read gives them."""
+    kept = {k: doc[k] for k in _IMMUTABLE_KEYS if k in doc}
+    return _record(bson.decode(bson.encode(kept), codec_options))
+
+
 def _record(doc: dict[str, Any]) -> MessageRecord:
     flags = doc.get("flags")
     segs = doc.get("segs")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import pymongo.errors
 import trio
 from bson import ObjectId
@@ -31,7 +32,7 @@ from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import InvalidInput, NotFound, StoreError, TooBig
 from ..index import digest, fetch, reader
-from ..index.cache import RecordCache, usable
+from ..index.cache import IMMUTABLE, RecordCache, usable
 from ..index.query import Query
 from ..models import (
     AppendResult,
@@ -230,7 +231,9 @@ class Messages:
                               renderings: dict[int, dict[str, bytes]]) -> int:
         """Keep renderings made later (uid -> name -> bytes), one bulk write; not a
         change of the messages (no modseq)."""
-        return await fetch.save_renderings(self._database, mailbox_id, renderings)
+        saved = await fetch.save_renderings(self._database, mailbox_id, renderings)
+        self.cache.add_renderings(mailbox_id, renderings)
+        return saved
 
     async def search(self, mailbox_id: str, query: Query) -> list[int]:
         """SEARCH: sorted UIDs matching the typed ``query``, one query."""
@@ -312,6 +315,7 @@ class Messages:
                             done = await self._database.run(deliver_sync, target)
                         results[i] = done
                         self._owned(done.mailbox_id, done.user_id)
+                        self._remember(done)
                     except StoreError as exc:
                         results[i] = exc
 
@@ -358,6 +362,8 @@ class Messages:
         claim = (None if target.claim_recent is None
                  else (parse_id(target.claim_recent[0]), int(target.claim_recent[1])))
 
+        written: list[dict[str, Any]] = []  # (the last try's document)
+
         def body(session: Any) -> Delivered:
             quota.reserve(self._database, user, size, session)
             uid, modseq, mailbox = allocate(
@@ -369,6 +375,7 @@ class Messages:
                 flag_fields=fields, internal_date=idate, savedate=clock.now(),
                 emailid="M" + str(oid), threadid=threadid, oid=oid,
             )
+            written.append(doc)
             # The message, its digest entry and its journal entry: one round trip.
             batch = WriteBatch(self._database)
             batch.insert(schema.MESSAGES, [doc])
@@ -384,6 +391,9 @@ class Messages:
                              recent_from=min(mark, uid - 1) + 1 if mark >= 0 else None)
 
         result: Delivered = self._database.in_transaction(body)
+        if self.cache.max_bytes > 0:
+            result = attrs.evolve(result, record=fetch.stored_record(
+                written[-1], self._database.client.codec_options))
         return result
 
     def _append_sync(self, data: bytes, target: DeliveryTarget) -> Delivered:
@@ -397,6 +407,11 @@ class Messages:
             if ingested.bodies:
                 self._bodies.drop_refs(Counter(ingested.bodies))
             raise
+
+    def _remember(self, done: Delivered) -> None:
+        """Put a delivered copy's immutable facts in the record cache (trio thread)."""
+        if done.record is not None:
+            self.cache.add([done.record], ALL_IMMUTABLE, frozenset(self.renderers))
 
     def _undo(self, mailbox: ObjectId, user: ObjectId, *, count: int, unseen: int,
               size: int) -> None:
@@ -434,6 +449,7 @@ class Messages:
         async with self._locks.hold(user_id):
             result = await self._database.run(self._append_sync, bytes(data), target)
         self._owned(result.mailbox_id, user_id)
+        self._remember(result)
         return AppendResult(result.uid_validity, result.uid, result.mailbox_id,
                             result.modseq, result.flags, result.recent_from)
 
@@ -728,6 +744,10 @@ def _batches(index: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
         size += int(doc["size"])
     if batch:
         yield batch
+
+
+#: Every field the record cache keeps (a delivered copy has them all).
+ALL_IMMUTABLE = frozenset(IMMUTABLE)
 
 
 def _sizes_per_user(docs: list[dict[str, Any]]) -> Counter[ObjectId]:
