@@ -346,14 +346,44 @@ async def test_own_writes_reach_the_view_without_a_journal_read(imap_server: Any
         await a.command(b"N2", b"LOGOUT")
         by_command = {k: v["by_db_command"] for k, v in metrics.statistics().items()}
         # The finds left are the writes' own (STORE reads the messages it changes,
-        # EXPUNGE looks for \Deleted ones first); no journal read, and \Recent's
-        # claim is part of the delivery's write (no read of the mailbox document).
-        for verb, finds in (("APPEND", 0), ("STORE", 1), ("EXPUNGE", 2)):
+        # EXPUNGE the \Deleted ones, without looking first: the view knows of one);
+        # no journal read, and \Recent's claim is part of the delivery's write (no
+        # read of the mailbox document).
+        for verb, finds in (("APPEND", 0), ("STORE", 1), ("EXPUNGE", 1)):
             assert by_command[verb].get("find", 0) == finds, (verb, by_command[verb])
         # Another session: the message is \Recent for the appender only.
         b = await _selected(imap_server)
         lines = await b.command(b"F", b"FETCH 1 (FLAGS)")
         assert b"\\Recent" not in lines[0]
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_expunge_of_a_deletion_the_view_has_not_seen(imap_server: Any) -> None:
+    """EXPUNGE with no \\Deleted message in the view still removes one another
+    session flagged a moment before (RFC 3501 §6.4.3: every message with the flag),
+    and with none at all it is one read and no transaction."""
+    from duck.store import metrics
+
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        b = await _selected(imap_server)
+        await _append(a, 1)
+        await _append(a, 2)
+        await a.command(b"N", b"NOOP")
+        metrics.reset()
+        lines = await a.command(b"X", b"EXPUNGE")
+        assert lines[:-1] == [] and lines[-1].startswith(b"X OK"), lines
+        assert metrics.statistics()["EXPUNGE"]["by_db_command"] == {"find": 1}
+        # B flags message 1; A's view has not been told yet when A expunges.
+        user = await imap_server.store.users.by_username(USER)
+        box = await imap_server.store.mailboxes.get(user.id, "INBOX")
+        await imap_server.store.messages.store_flags(box.id, [1], "add", ["\\Deleted"])
+        lines = await a.command(b"X2", b"EXPUNGE")
+        assert b"* 1 EXPUNGE\r\n" in lines, lines
+        await b.command(b"N", b"NOOP")
+        lines = await b.command(b"F", b"FETCH 1:* (UID)")
+        assert lines[:-1] == [b"* 1 FETCH (UID 2)\r\n"], lines
         await a.aclose()
         await b.aclose()
 

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from ..context import CommandContext
 
 
+#: Mailboxes up to this many messages have their view scanned for \Deleted first.
+EXPECT_SCAN = 20_000
+
+
 @command(Expunge, SELECTED)
 async def expunge(s: CommandContext, cmd: Expunge) -> None:
     """Remove \\Deleted messages (only those in the UID set for UID EXPUNGE); the
@@ -32,7 +36,13 @@ async def expunge(s: CommandContext, cmd: Expunge) -> None:
             raise bad(str(exc)) from None
         if not uids:
             return
-    removed = await s.store.messages.expunge_journaled(view.mailbox.id, uids)
+    # The view knows of a \Deleted message in scope: the store need not look first
+    # (a look at every flag set costs more than the read it saves in a big mailbox).
+    expected = view.exists <= EXPECT_SCAN and any(
+        "\\Deleted" in view.flags.get(uid, ())
+        for uid in (view.uids if uids is None else uids))
+    removed = await s.store.messages.expunge_journaled(view.mailbox.id, uids,
+                                                       expected=expected)
     s.wrote(view.mailbox.id, [JournalEntry(view.mailbox.id, modseq, "expunge", uid=uid)
                               for uid, modseq in removed])
     view.remove_now([uid for uid, _ in removed])

@@ -485,21 +485,25 @@ class Messages:
         return [uid for uid, _ in await self.expunge_journaled(mailbox_id, uids)]
 
     async def expunge_journaled(self, mailbox_id: str, uids: Iterable[int] | None = None,
-                                ) -> list[tuple[int, int]]:
+                                *, expected: bool = False) -> list[tuple[int, int]]:
         """``expunge``, with the modseq of each removal: (uid, modseq) pairs, as the
-        journal entries written have them."""
+        journal entries written have them. ``expected``: the caller knows of a
+        \\Deleted message (its view), so the read that looks for one first is
+        skipped; what is removed is decided in the transaction either way."""
         query: dict[str, Any] = {"deleted": True}
         if uids is not None:
             query["uid"] = {"$in": sorted(set(uids))}
         async with self._writing(mailbox_id):
             return await self._database.run(self._expunge_sync, parse_id(mailbox_id),
-                                            query)
+                                            query, expected)
 
-    def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any]) -> list[tuple[int, int]]:
+    def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any],
+                      expected: bool = False) -> list[tuple[int, int]]:
         # Most EXPUNGEs find nothing to remove: one indexed read outside a
         # transaction says so (a transaction would add its commit). What it finds
         # is read again inside the transaction below.
-        if self._messages.find_one({"mailbox": mailbox, **query}, {"_id": 1}) is None:
+        if not expected and self._messages.find_one({"mailbox": mailbox, **query},
+                                                    {"_id": 1}) is None:
             return []
         expunged: list[tuple[int, int]] = []
         limit = BATCH_MESSAGES
@@ -584,7 +588,8 @@ class Messages:
         if moved:
             async with self._writing(src_mailbox_id):
                 await self._database.run(
-                    self._expunge_sync, parse_id(src_mailbox_id), {"uid": {"$in": moved}})
+                    self._expunge_sync, parse_id(src_mailbox_id), {"uid": {"$in": moved}},
+                    True)
         return result
 
     def _copy_sync(self, src: ObjectId, uids: list[int], user: ObjectId,
