@@ -15,6 +15,8 @@ AUTHENTICATED = (
     "OBJECTID", "STATUS=SIZE", "SAVEDATE", "WITHIN",
     # RFC 5256, RFC 5957, RFC 5267 (ESORT only; CONTEXT=SORT is not served).
     "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESORT",
+    # RFC 9394 (SEARCH and SORT RETURN (PARTIAL first:last)).
+    "PARTIAL",
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.

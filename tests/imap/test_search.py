@@ -126,3 +126,42 @@ async def test_condstore_enabled_by_a_command_and_min_max_modseq(imap_server: An
             lines = await c.command(b"e", b"SEARCH RETURN (" + ret + b")" + query)
             assert lines[0] == b'* ESEARCH (TAG "e") ' + expected + b"\r\n", lines
         await c.aclose()
+
+
+async def test_search_partial(imap_server: Any) -> None:
+    """RFC 9394 §3: RETURN (PARTIAL first:last) gives the results at those positions
+    (negative ones from the end), NIL when none is there; MIN/MAX/COUNT still see
+    the whole result; a range that is not one is BAD, PARTIAL with ALL too."""
+    from .conftest import simple_message
+    from .raw import RawClient
+
+    with trio.fail_after(30):
+        user = await imap_server.store.users.by_username(USER)
+        for n in range(1, 8):
+            await imap_server.store.messages.append(
+                user.id, "INBOX", simple_message(n), ["\\Seen"] if n % 2 else [])
+        r = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        assert b" PARTIAL" in (await r.command(b"c", b"CAPABILITY"))[0]
+        await r.command(b"s", b"SELECT INBOX")
+        await r.command(b"x", b"STORE 2 +FLAGS (\\Deleted)")
+        await r.command(b"x", b"EXPUNGE")  # UIDs 1,3..7 at sequence numbers 1..6
+        cases = [
+            (b"SEARCH RETURN (PARTIAL 2:4) ALL", b"PARTIAL (2:4 2:4)"),
+            (b"SEARCH RETURN (PARTIAL 4:2) ALL", b"PARTIAL (2:4 2:4)"),
+            (b"SEARCH RETURN (PARTIAL -1:-2) ALL", b"PARTIAL (-1:-2 5:6)"),
+            (b"SEARCH RETURN (PARTIAL 6:9) ALL", b"PARTIAL (6:9 6)"),
+            (b"SEARCH RETURN (PARTIAL 7:9) ALL", b"PARTIAL (7:9 NIL)"),
+            (b"SEARCH RETURN (PARTIAL -3:-9) SEEN", b"PARTIAL (-3:-9 1:2)"),  # seen: 1,2,4,6
+            (b"SEARCH RETURN (COUNT MIN PARTIAL 2:3) SEEN",
+             b"MIN 1 COUNT 4 PARTIAL (2:3 2,4)"),
+            (b"UID SEARCH RETURN (PARTIAL 1:2) ALL", b"UID PARTIAL (1:2 1,3)"),
+            (b"UID SEARCH RETURN (PARTIAL -1:-1) UNSEEN", b"UID PARTIAL (-1:-1 6)"),
+        ]
+        for command, expected in cases:
+            lines = await r.command(b"p", command)
+            assert lines[0] == b'* ESEARCH (TAG "p") ' + expected + b"\r\n", (command, lines)
+        for wrong in (b"(PARTIAL 1)", b"(PARTIAL 1:*)", b"(PARTIAL *:1)", b"(PARTIAL 0:3)",
+                      b"(PARTIAL -1:2)", b"(PARTIAL 1:2 ALL)", b"(PARTIAL 1:2 PARTIAL 3:4)"):
+            lines = await r.command(b"b", b"SEARCH RETURN " + wrong + b" ALL")
+            assert lines[-1].startswith(b"b BAD"), (wrong, lines)
+        await r.aclose()

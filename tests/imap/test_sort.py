@@ -168,6 +168,12 @@ async def test_esort_returns(imap_server: Any) -> None:
         assert lines[0] == b'* ESEARCH (TAG "e") MIN 3 MAX 1 ALL 3,2,1 COUNT 3\r\n', lines
         lines = await r.command(b"u", b"UID SORT RETURN () (SIZE) US-ASCII ALL")
         assert lines[0] == b'* ESEARCH (TAG "u") UID ALL 1,3,2\r\n', lines
-        lines = await r.command(b"b", b"SORT RETURN (PARTIAL 1:2) (SIZE) US-ASCII ALL")
+        # RFC 9394 §3: PARTIAL windows of the sorted result, in sort order.
+        lines = await r.command(b"p", b"SORT RETURN (PARTIAL 1:2) (SIZE) US-ASCII ALL")
+        assert lines[0] == b'* ESEARCH (TAG "p") PARTIAL (1:2 1,3)\r\n', lines
+        lines = await r.command(b"p", b"UID SORT RETURN (COUNT PARTIAL -1:-2) (SIZE) "
+                                      b"US-ASCII ALL")
+        assert lines[0] == b'* ESEARCH (TAG "p") UID COUNT 3 PARTIAL (-1:-2 3,2)\r\n', lines
+        lines = await r.command(b"b", b"SORT RETURN (PARTIAL 1:*) (SIZE) US-ASCII ALL")
         assert lines[-1].startswith(b"b BAD"), lines
         await r.aclose()

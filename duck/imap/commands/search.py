@@ -1,5 +1,6 @@
-"""SEARCH and UID SEARCH (RFC 3501 §6.4.4), with MODSEQ (RFC 7162 §3.1.5) and the
-ESEARCH result options MIN/MAX/COUNT/ALL (RFC 4731)."""
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4), with MODSEQ (RFC 7162 §3.1.5), the
+ESEARCH result options MIN/MAX/COUNT/ALL (RFC 4731), PARTIAL (RFC 9394) and the
+CONTEXT options of RFC 5267 (UPDATE: contexts.py; the CONTEXT hint is taken)."""
 
 from __future__ import annotations
 
@@ -46,11 +47,50 @@ def _uses_modseq(key: k.SearchKey) -> bool:
     return False
 
 
+#: RETURN options served. RFC 5267 §4.2: CONTEXT is a hint, which a server may
+#: ignore (each search here is computed afresh).
+SERVED_RETURNS = frozenset({"MIN", "MAX", "COUNT", "ALL", "PARTIAL", "CONTEXT"})
+
+
 def check_returns(returns: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """The RETURN options (RFC 4731, RFC 5267) if all are served, else BAD."""
-    if returns is not None and any(r not in ("MIN", "MAX", "COUNT", "ALL") for r in returns):
-        raise bad("only RETURN (MIN MAX COUNT ALL) is supported")
+    """The RETURN options (RFC 4731, RFC 5267, RFC 9394) if all are served, else BAD."""
+    if returns is None:
+        return None
+    if any(r not in SERVED_RETURNS for r in returns):
+        raise bad("only RETURN (" + " ".join(sorted(SERVED_RETURNS)) + ") is supported")
+    if "PARTIAL" in returns and "ALL" in returns:
+        # RFC 9394 §3: PARTIAL asks for a window of what ALL would give; both at once
+        # make no sense (Dovecot refuses it the same way).
+        raise bad("PARTIAL cannot be used with ALL")
     return returns
+
+
+def in_order(numbers: list[int]) -> SequenceSet:
+    """A sequence-set listing ``numbers`` in their order (ranges only where they
+    ascend by one): ESORT's ALL (RFC 5267 §3.2) and any PARTIAL window."""
+    items: list[tuple[int, int]] = []
+    for n in numbers:
+        if items and items[-1][1] + 1 == n:
+            items[-1] = (items[-1][0], n)
+        else:
+            items.append((n, n))
+    return SequenceSet(tuple(items))
+
+
+def partial_result(numbers: list[int], window: tuple[int, int] | None
+                   ) -> tuple[tuple[int, int], SequenceSet | None] | None:
+    """RFC 9394 §3 ``PARTIAL (range set)``: the results at positions ``first`` to
+    ``last`` (1-based; negative ones count from the end, -1 the last), in result
+    order, or NIL when none is there."""
+    if window is None:
+        return None
+    first, last = window
+    n = len(numbers)
+    if first > 0:
+        picked = numbers[first - 1 : last]
+    else:
+        picked = numbers[max(n + last, 0) : max(n + first + 1, 0)]
+    return window, in_order(picked) if picked else None
 
 
 async def matching_uids(s: CommandContext, charset: str | None,
@@ -93,6 +133,9 @@ async def search(s: CommandContext, cmd: Search) -> None:
     if returns is None:
         response = SearchData(tuple(numbers), modseq or None)
     else:
+        if opts <= {"UPDATE", "CONTEXT"}:
+            # RFC 5267 §4.3: UPDATE alone asks for no data now, only the updates.
+            opts = set() if "UPDATE" in opts else {"ALL"}
         response = ESearchData(
             tag=cmd.tag, uid=cmd.uid,
             min=min(numbers) if numbers and "MIN" in opts else None,
@@ -100,5 +143,6 @@ async def search(s: CommandContext, cmd: Search) -> None:
             all=SequenceSet.from_ints(numbers) if numbers and "ALL" in opts else None,
             count=len(numbers) if "COUNT" in opts else None,
             modseq=modseq or None if numbers else None,
+            partial=partial_result(numbers, cmd.partial),
         )
     await s.send(response)

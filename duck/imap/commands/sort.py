@@ -19,11 +19,10 @@ from duck.store import MessageRecord
 from ..errors import bad
 from ..grammar.cmd_search import Sort, SortKey, Thread
 from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
-from ..grammar.sequence import SequenceSet
 from ..sortkeys import addr_mailbox, base_subject, display, sent_date, subject_info
 from ..threading import Container, Threadable, references
 from .registry import command
-from .search import check_returns, matching_uids
+from .search import check_returns, in_order, matching_uids, partial_result
 from .states import SELECTED
 
 if TYPE_CHECKING:
@@ -90,28 +89,20 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     # RFC 5267 §3.1 (ESORT): MIN and MAX are the first and last in sort order, ALL
     # the numbers in sort order (ranges only where they ascend by one).
     opts = set(returns) or {"ALL"}
+    if opts <= {"UPDATE", "CONTEXT"}:
+        opts = set() if "UPDATE" in opts else {"ALL"}
     await s.send(ESearchData(
         tag=cmd.tag, uid=cmd.uid,
         min=numbers[0] if numbers and "MIN" in opts else None,
         max=numbers[-1] if numbers and "MAX" in opts else None,
-        all=_in_order(numbers) if numbers and "ALL" in opts else None,
+        all=in_order(numbers) if numbers and "ALL" in opts else None,
         count=len(numbers) if "COUNT" in opts else None,
+        partial=partial_result(numbers, cmd.partial),
     ))
 
 
 def _nth_key(i: int) -> Callable[[tuple[int, tuple[Any, ...]]], Any]:
     return lambda row: row[1][i]
-
-
-def _in_order(numbers: list[int]) -> SequenceSet:
-    """A sequence-set listing ``numbers`` in their order."""
-    items: list[tuple[int, int]] = []
-    for n in numbers:
-        if items and items[-1][1] + 1 == n:
-            items[-1] = (items[-1][0], n)
-        else:
-            items.append((n, n))
-    return SequenceSet(tuple(items))
 
 
 def _ordered_subject(items: list[Threadable]) -> list[ThreadNode]:

@@ -1,5 +1,5 @@
 """SEARCH (RFC 3501 §6.4.4, ESEARCH/SEARCHRES RFC 4731/5182), SORT and THREAD
-(RFC 5256, SORT=DISPLAY RFC 5957, ESORT RFC 5267)."""
+(RFC 5256, SORT=DISPLAY RFC 5957, ESORT and CONTEXT RFC 5267, PARTIAL RFC 9394)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ from .encode import Encoder
 from .lexer import Cursor, decode_text
 from .search_keys import SearchKey, encode_search_key, parse_search_key
 
-SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+SEARCH_RETURN_OPTIONS = frozenset({
+    "MIN", "MAX", "ALL", "COUNT", "SAVE",
+    "UPDATE", "CONTEXT",  # RFC 5267 §4.2, §4.3
+    "PARTIAL",  # RFC 9394 §3 (with its range in the command's ``partial``)
+})
+
+#: ``partial-range``: ``(first, last)``, both positive (counted from the start) or
+#: both negative (from the end), ``abs(first) <= abs(last)``.
+PartialRange = tuple[int, int]
+_UINT32 = 2**32 - 1
 
 
 def _check_return(instance: object, attribute: object, value: tuple[str, ...] | None) -> None:
@@ -20,6 +29,41 @@ def _check_return(instance: object, attribute: object, value: tuple[str, ...] | 
         for opt in value:
             if opt not in SEARCH_RETURN_OPTIONS:
                 raise ValueError(f"unknown search return option {opt!r}")
+        if len(set(value)) != len(value):
+            raise ValueError("a search return option is given twice")
+
+
+def check_partial(instance: object, attribute: object, value: PartialRange | None) -> None:
+    """``partial`` goes with a "PARTIAL" return option, and is a well-formed range."""
+    options = getattr(instance, "return_options", None) or ()
+    if (value is not None) != ("PARTIAL" in options):
+        raise ValueError("a PARTIAL return option and only it has a range")
+    if value is not None:
+        first, last = value
+        if not (0 < first <= last <= _UINT32 or -_UINT32 <= last <= first < 0):
+            raise ValueError(f"bad partial range {value!r}")
+
+
+def parse_partial_range(c: Cursor) -> PartialRange:
+    """``partial-range = partial-range-first / partial-range-last`` (RFC 9394 §3)::
+
+        partial-range-first = nz-number ":" nz-number
+        partial-range-last  = MINUS nz-number ":" MINUS nz-number
+
+    Either end may come first (``4:2`` is ``2:4``, as for a seq-range)."""
+    negative = c.accept(b"-")
+    a = c.nz_number()
+    c.expect(b":")
+    if negative:
+        c.expect(b"-")
+    b = c.nz_number()
+    lo, hi = sorted((a, b))
+    return (-lo, -hi) if negative else (lo, hi)
+
+
+def format_partial_range(value: PartialRange) -> str:
+    """The wire form of a partial-range."""
+    return f"{value[0]}:{value[1]}"
 
 
 def _check_criteria(instance: object, attribute: object, value: tuple[SearchKey, ...]) -> None:
@@ -31,14 +75,33 @@ def _to_return(value: object) -> tuple[str, ...] | None:
     return None if value is None else tuple(v.upper() for v in value)  # type: ignore[attr-defined]
 
 
-def _parse_return(c: Cursor) -> tuple[str, ...]:
-    """``RETURN SP "(" [search-return-opt *(SP search-return-opt)] ")"`` after SP."""
+def _parse_return(c: Cursor) -> tuple[tuple[str, ...], PartialRange | None]:
+    """``RETURN SP "(" [search-return-opt *(SP search-return-opt)] ")"`` after SP,
+    with ``search-return-opt =/ "PARTIAL" SP partial-range`` (RFC 9394)."""
     c.sp()
-    opts = tuple(c.paren_list(c.keyword))
-    for opt in opts:
+    partial: list[PartialRange] = []
+
+    def option() -> str:
+        opt = c.keyword()
         if opt not in SEARCH_RETURN_OPTIONS:
             raise c.error("unknown search return option")
-    return opts
+        if opt == "PARTIAL":
+            c.sp()
+            partial.append(parse_partial_range(c))
+        return opt
+
+    opts = tuple(c.paren_list(option))
+    if len(set(opts)) != len(opts):
+        raise c.error("a search return option is given twice")
+    return opts, partial[0] if partial else None
+
+
+def _encode_return(e: Encoder, options: tuple[str, ...] | None,
+                   partial: PartialRange | None) -> None:
+    if options is not None:
+        words = [f"PARTIAL {format_partial_range(partial)}" if o == "PARTIAL" and partial
+                 else o for o in options]
+        e.text(" RETURN (" + " ".join(words) + ")")
 
 
 def _parse_keys(c: Cursor) -> tuple[SearchKey, ...]:
@@ -64,7 +127,8 @@ class Search(Command):
     """``[UID] SEARCH [RETURN (...)] [CHARSET charset] 1*search-key``.
 
     ``criteria`` holds the top-level keys (implicitly AND-ed); ``return_options`` is
-    None without RETURN and ``()`` for ``RETURN ()`` (RFC 4731: same as ALL).
+    None without RETURN and ``()`` for ``RETURN ()`` (RFC 4731: same as ALL);
+    ``partial`` is the range of a PARTIAL return option (RFC 9394).
     """
 
     VERB = "SEARCH"
@@ -76,13 +140,15 @@ class Search(Command):
         default=None, converter=_to_return, validator=_check_return
     )
     uid: bool = False
+    partial: PartialRange | None = attrs.field(default=None, validator=check_partial)
 
     @classmethod
     def parse_args(cls, c: Cursor, tag: str, uid: bool) -> Search:
         c.sp()
-        returns = None
+        returns: tuple[str, ...] | None = None
+        partial: PartialRange | None = None
         if c.accept_word(b"RETURN"):
-            returns = _parse_return(c)
+            returns, partial = _parse_return(c)
             c.sp()
         charset = None
         if c.accept_word(b"CHARSET"):
@@ -91,11 +157,10 @@ class Search(Command):
             if not charset:
                 raise c.error("empty charset")
             c.sp()
-        return cls(tag, _parse_keys(c), charset, returns, uid)
+        return cls(tag, _parse_keys(c), charset, returns, uid, partial)
 
     def encode_args(self, e: Encoder) -> None:
-        if self.return_options is not None:
-            e.text(" RETURN (" + " ".join(self.return_options) + ")")
+        _encode_return(e, self.return_options, self.partial)
         if self.charset is not None:
             e.raw(b" CHARSET ")
             e.astring(self.charset)
@@ -155,13 +220,15 @@ class Sort(Command):
         default=None, converter=_to_return, validator=_check_return
     )
     uid: bool = False
+    partial: PartialRange | None = attrs.field(default=None, validator=check_partial)
 
     @classmethod
     def parse_args(cls, c: Cursor, tag: str, uid: bool) -> Sort:
         c.sp()
-        returns = None
+        returns: tuple[str, ...] | None = None
+        partial: PartialRange | None = None
         if c.accept_word(b"RETURN"):
-            returns = _parse_return(c)
+            returns, partial = _parse_return(c)
             c.sp()
         crit = tuple(c.paren_list(lambda: _parse_criterion(c), allow_empty=False))
         c.sp()
@@ -169,11 +236,10 @@ class Sort(Command):
         if not charset:
             raise c.error("empty charset")
         c.sp()
-        return cls(tag, crit, charset, _parse_keys(c), returns, uid)
+        return cls(tag, crit, charset, _parse_keys(c), returns, uid, partial)
 
     def encode_args(self, e: Encoder) -> None:
-        if self.return_options is not None:
-            e.text(" RETURN (" + " ".join(self.return_options) + ")")
+        _encode_return(e, self.return_options, self.partial)
         e.text(
             " (" + " ".join(("REVERSE " if s.reverse else "") + s.key.value
                             for s in self.sort_criteria) + ") "

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from .bodystructure import parse_address_list  # noqa: F401  (re-export for clients)
 from .cmd_mailbox import StatusItem, parse_status_att
+from .cmd_search import parse_partial_range
 from .errors import ImapProtocolError, LineTooLong, ParseError
 from .fetch_items import parse_fetch_att
 from .lexer import ATOM_RE, TAG_RE, Cursor, decode_text
@@ -45,6 +46,7 @@ from .responses import (
     UntaggedStatus,
     VanishedData,
 )
+from .sequence import SequenceSet
 from .serializer import Response
 
 _STATUS_WORDS = ("OK", "NO", "BAD", "PREAUTH", "BYE")
@@ -220,6 +222,13 @@ def _parse_search(c: Cursor, cls: type[SearchData] = SearchData) -> SearchData:
     return cls(tuple(nums), modseq)
 
 
+def _context_item(c: Cursor) -> tuple[int, SequenceSet]:
+    """``context-position SP sequence-set`` (RFC 5267 §4.3)."""
+    position = c.number()
+    c.sp()
+    return position, c.sequence_set(allow_saved=False)
+
+
 def _parse_esearch(c: Cursor) -> ESearchData:
     tag = None
     uid = False
@@ -244,6 +253,16 @@ def _parse_esearch(c: Cursor) -> ESearchData:
             values[name.lower()] = c.number()
         elif name == "MODSEQ":
             values["modseq"] = c.number64()
+        elif name == "PARTIAL":
+            c.open()
+            window = parse_partial_range(c)
+            c.sp()
+            found = None if c.accept_word(b"NIL") else c.sequence_set(allow_saved=False)
+            c.close()
+            values["partial"] = (window, found)
+        elif name in ("ADDTO", "REMOVEFROM"):
+            values[name.lower()] = tuple(c.paren_list(lambda: _context_item(c),
+                                                      allow_empty=False))
         else:
             raise c.error("unknown ESEARCH item")
     return ESearchData(tag, uid, **values)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ import attrs
 from .cmd_any import Id as _IdCommand
 from .cmd_base import is_token, to_flags, to_pairs, to_tuple, to_upper
 from .cmd_mailbox import StatusItem
+from .cmd_search import check_partial, format_partial_range
 from .encode import Encoder
 from .lexer import TAG_RE
 from .resp_codes import ResponseCode, encode_code
@@ -237,9 +238,29 @@ class SortData(SearchData):
     NAME = "SORT"
 
 
+def _check_partial_data(instance: object, attribute: object,
+                        value: tuple[tuple[int, int], SequenceSet | None] | None) -> None:
+    if value is not None:
+        check_partial(_HasPartial(), attribute, value[0])
+
+
+@attrs.frozen
+class _HasPartial:
+    return_options: tuple[str, ...] = ("PARTIAL",)
+
+
+def _check_context_items(instance: object, attribute: object,
+                         value: tuple[tuple[int, SequenceSet], ...]) -> None:
+    for position, _ in value:
+        if not 0 <= position <= 2**32 - 1:
+            raise ValueError(f"bad context position {position}")
+
+
 @attrs.frozen
 class ESearchData:
-    """``"ESEARCH" [search-correlator] [SP "UID"] *(SP search-return-data)`` (RFC 4731)."""
+    """``"ESEARCH" [search-correlator] [SP "UID"] *(SP search-return-data)`` (RFC 4731),
+    with ``PARTIAL (range set/NIL)`` (RFC 9394 §3) and the context updates ``ADDTO``
+    and ``REMOVEFROM`` (``(position set)`` pairs, RFC 5267 §4.3)."""
 
     tag: str | None = None
     uid: bool = False
@@ -248,6 +269,12 @@ class ESearchData:
     all: SequenceSet | None = None
     count: int | None = None
     modseq: int | None = None
+    partial: tuple[tuple[int, int], SequenceSet | None] | None = attrs.field(
+        default=None, validator=_check_partial_data)
+    addto: tuple[tuple[int, SequenceSet], ...] = attrs.field(
+        default=(), converter=to_tuple, validator=_check_context_items)
+    removefrom: tuple[tuple[int, SequenceSet], ...] = attrs.field(
+        default=(), converter=to_tuple, validator=_check_context_items)
 
     def encode(self, e: Encoder) -> None:
         """Write the response without CRLF."""
@@ -262,6 +289,13 @@ class ESearchData:
                             ("COUNT", self.count), ("MODSEQ", self.modseq)):
             if value is not None:
                 e.text(f" {name} {value}")
+        if self.partial is not None:
+            found = self.partial[1]
+            e.text(f" PARTIAL ({format_partial_range(self.partial[0])} "
+                   f"{'NIL' if found is None else found})")
+        for name, items in (("ADDTO", self.addto), ("REMOVEFROM", self.removefrom)):
+            if items:
+                e.text(f" {name} (" + " ".join(f"{p} {s}" for p, s in items) + ")")
 
 
 @attrs.frozen

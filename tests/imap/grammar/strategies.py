@@ -89,8 +89,18 @@ search_keys = st.recursive(
 )
 search_programs = st.lists(search_keys, min_size=1, max_size=3).map(tuple)
 search_returns = st.none() | st.lists(
-    st.sampled_from(["MIN", "MAX", "ALL", "COUNT", "SAVE"]), max_size=3, unique=True
+    st.sampled_from(["MIN", "MAX", "ALL", "COUNT", "SAVE", "UPDATE", "CONTEXT"]), max_size=3,
+    unique=True,
 ).map(tuple)
+#: RFC 9394 partial-range: both ends positive or both negative, the smaller first.
+partial_ranges = st.tuples(numbers, numbers).map(
+    lambda t: (min(t), max(t))) | st.tuples(numbers, numbers).map(lambda t: (-min(t), -max(t)))
+#: (return options, partial range) as Search and Sort take them.
+returns_and_partial = st.one_of(
+    search_returns.map(lambda r: (r, None)),
+    st.tuples(st.lists(st.sampled_from(["MIN", "MAX", "COUNT", "ALL"]), max_size=2, unique=True),
+              partial_ranges).map(lambda t: ((*t[0], "PARTIAL"), t[1])),
+)
 charsets = st.sampled_from(["UTF-8", "US-ASCII", "ISO-8859-1"])
 
 # -- fetch items -----------------------------------------------------------------
@@ -212,17 +222,19 @@ commands = st.one_of(
     st.builds(g.Status, tags, mailboxes, status_items),
     st.builds(g.Append, tags, mailboxes, st.lists(append_messages, min_size=1, max_size=3)),
     st.builds(g.Expunge, tags, st.none() | sequence_sets_or_saved),
-    st.builds(g.Search, tags, search_programs, st.none() | charsets, search_returns,
-              st.booleans()),
+    returns_and_partial.flatmap(lambda rp: st.builds(
+        g.Search, tags, search_programs, st.none() | charsets, st.just(rp[0]), st.booleans(),
+        st.just(rp[1]))),
     fetch_commands(),
     st.builds(g.Store, tags, sequence_sets_or_saved, st.sampled_from(g.StoreMode), flag_tuples,
               st.booleans(), st.none() | st.integers(0, 2**63 - 1), st.booleans()),
     st.builds(g.Copy, tags, sequence_sets_or_saved, mailboxes, st.booleans()),
     st.builds(g.Move, tags, sequence_sets_or_saved, mailboxes, st.booleans()),
-    st.builds(g.Sort, tags,
-              st.lists(st.builds(g.SortCriterion, st.sampled_from(g.SortKey), st.booleans()),
-                       min_size=1, max_size=3).map(tuple),
-              charsets, search_programs, search_returns, st.booleans()),
+    returns_and_partial.flatmap(lambda rp: st.builds(
+        g.Sort, tags,
+        st.lists(st.builds(g.SortCriterion, st.sampled_from(g.SortKey), st.booleans()),
+                 min_size=1, max_size=3).map(tuple),
+        charsets, search_programs, st.just(rp[0]), st.booleans(), st.just(rp[1]))),
     st.builds(g.Thread, tags, st.sampled_from(["REFERENCES", "ORDEREDSUBJECT", "REFS"]), charsets,
               search_programs, st.booleans()),
     st.builds(g.GetQuota, tags, texts),
@@ -402,7 +414,10 @@ responses = st.one_of(
     st.builds(g.SortData, st.lists(numbers, max_size=5).map(tuple), st.none() | modseqs),
     st.builds(g.ESearchData, st.none() | tags, st.booleans(), st.none() | numbers,
               st.none() | numbers, st.none() | sequence_sets, st.none() | numbers0,
-              st.none() | modseqs),
+              st.none() | modseqs, st.none() | st.tuples(partial_ranges,
+                                                         st.none() | sequence_sets),
+              st.lists(st.tuples(numbers0, sequence_sets), max_size=2).map(tuple),
+              st.lists(st.tuples(numbers0, sequence_sets), max_size=2).map(tuple)),
     st.builds(g.FlagsData, flag_tuples),
     st.builds(g.ExistsData, numbers0), st.builds(g.RecentData, numbers0),
     st.builds(g.ExpungeData, numbers),

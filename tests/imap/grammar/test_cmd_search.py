@@ -9,7 +9,7 @@ import pytest
 
 import duck.imap.grammar as g
 
-from .helpers import roundtrip
+from .helpers import drive, roundtrip
 
 S = g.SequenceSet.parse
 
@@ -115,3 +115,19 @@ def test_thread_rfc5256() -> None:
         g.SearchDate("SINCE", g.DateField.INTERNAL, dt.date(2000, 3, 5)),))
     cmd = roundtrip(b"A284 UID THREAD REFERENCES US-ASCII TEXT gewp")
     assert isinstance(cmd, g.Thread) and cmd.uid and cmd.algorithm == "REFERENCES"
+
+
+def test_partial_and_context_return_options_rfc9394_rfc5267() -> None:
+    cmd = roundtrip(b"A01 UID SEARCH RETURN (PARTIAL -1:-100) UNDELETED")
+    assert isinstance(cmd, g.Search) and cmd.partial == (-1, -100) and cmd.uid
+    cmd = roundtrip(b"A02 SEARCH RETURN (COUNT PARTIAL 4:2) ALL", canonical=False)
+    assert isinstance(cmd, g.Search) and cmd.partial == (2, 4)
+    assert cmd.return_options == ("COUNT", "PARTIAL")
+    cmd = roundtrip(b"B01 UID SORT RETURN (UPDATE CONTEXT) (SUBJECT) UTF-8 ALL")
+    assert isinstance(cmd, g.Sort) and cmd.return_options == ("UPDATE", "CONTEXT")
+    for wrong in (b"(PARTIAL 1)", b"(PARTIAL 1:*)", b"(PARTIAL -1:2)", b"(PARTIAL 0:1)",
+                  b"(MIN MIN)", b"(PARTIAL)"):
+        events = drive(g.CommandReader(), [b"X SEARCH RETURN " + wrong + b" ALL\r\n"])
+        assert events == [("error", "ParseError", "X", False)], wrong
+    with pytest.raises(ValueError):
+        g.Search("X", (g.SearchAll(),), return_options=("PARTIAL",))

@@ -82,6 +82,11 @@ F = g.FetchAttr
     b"* 1 FETCH (EMAILID (M6d99ac3275bb4e) THREADID (T64b478a75b7ea9))",
     b"* 2 FETCH (THREADID NIL SAVEDATE NIL)",
     b"* 3 FETCH (BINARY.SIZE[1.2] 1234 BINARY.SIZE[] 9)",
+    # RFC 9394 §3, RFC 5267 §4.3.
+    b'* ESEARCH (TAG "A01") UID PARTIAL (-1:-100 200:250,252:300)',
+    b'* ESEARCH (TAG "A02") COUNT 0 PARTIAL (1:10 NIL)',
+    b'* ESEARCH (TAG "B01") UID ADDTO (0 32768:32769)',
+    b'* ESEARCH (TAG "C01") UID ADDTO (1 7 5 9,8) REMOVEFROM (0 32768)',
 ])
 def test_rfc_response_examples(line: bytes) -> None:
     response_roundtrip(line)
