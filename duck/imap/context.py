@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import ssl
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -22,6 +22,9 @@ from .grammar.resp_codes import ResponseCode
 from .limits import ServerLimits
 from .view import SelectedView
 from .wire import Wire
+
+if TYPE_CHECKING:
+    from .searchcontext import SearchContexts
 
 
 class State(enum.Enum):
@@ -89,6 +92,7 @@ class CommandContext(Protocol):
     enabled: set[str]
     reader: CommandReader
     wire: Wire | None
+    contexts: SearchContexts
 
     @property
     def login_allowed(self) -> bool: ...

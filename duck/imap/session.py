@@ -39,6 +39,7 @@ from .grammar.resp_codes import (
 )
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
 from .limits import PREAUTH_LITERAL_MAX
+from .searchcontext import SearchContexts
 from .view import SelectedView
 from .wire import StreamClosed, Wire
 
@@ -67,6 +68,8 @@ class Session:
         self.view: SelectedView | None = None
         self.subscription: Subscription | None = None
         self.enabled: set[str] = set()
+        #: SEARCH/SORT RETURN (UPDATE) results kept current (RFC 5267 §4.3).
+        self.contexts = SearchContexts()
         self.reader = CommandReader(self._limits())
         self.wire: Wire | None = None
         self._stream = stream
@@ -339,6 +342,7 @@ class Session:
         if self.subscription is not None:
             self.subscription.close()
             self.subscription = None
+        self.contexts.clear()
         self.view = None
         if self.state is State.SELECTED:
             self.state = State.AUTHENTICATED
@@ -382,10 +386,16 @@ class Session:
                 await self.sync_view()
             except StoreError as exc:
                 log.warning("journal read failed: %r", exc)
+        contexts = self.contexts
+        # RFC 5267 §4.3: REMOVEFROM names messages by the numbers they have until
+        # their EXPUNGE is sent, ADDTO by those they have once EXISTS is.
+        removed = contexts.before_updates(view, allow_expunge=allow_expunge) if contexts else []
         responses = view.updates(allow_expunge=allow_expunge, condstore=self.condstore,
                                  vanished=self.qresync)
-        if responses:
-            await self.send(*responses)
+        if contexts:
+            responses += await contexts.after_updates(self.store, view)
+        if removed or responses:
+            await self.send(*removed, *responses)
         if view.gone:
             # RFC 3501 §7.1.5 lets the server end the session when the selected
             # mailbox disappears under it; clients then re-sync from LIST.

@@ -1,4 +1,5 @@
-"""SORT keys (RFC 5256 §3, RFC 5957): the base subject, first addresses, sent dates.
+"""SORT keys (RFC 5256 §3, RFC 5957): the base subject, first addresses, sent dates,
+and the key per sort criterion of a stored message.
 
 Pure functions over the MIME model's envelope; the SORT command gets the envelopes
 (and sizes, dates) from the store in one query, usually from the record cache.
@@ -8,10 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
+from typing import Any
 
 from duck.mime.envelope import parse_date
 from duck.mime.headers import decode_words
 from duck.mime.model import Address, Envelope
+from duck.store import MessageRecord
+
+from .grammar.cmd_search import SortCriterion, SortKey
 
 _WSP = re.compile(r"[ \t\r\n]+")
 # subj-trailer = "(fwd)" / WSP
@@ -109,3 +115,43 @@ def sent_date(envelope: Envelope, internal: dt.datetime) -> dt.datetime:
     """RFC 5256 §3 DATE: the Date: header as an instant (UTC); when it is missing or
     cannot be parsed, the internal date."""
     return parse_date(envelope.date) or internal
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NO_ENVELOPE = Envelope()
+
+
+def envelope_of(rec: MessageRecord) -> Envelope:
+    """The record's envelope (an empty one when it has none)."""
+    return rec.envelope if rec.envelope is not None else _NO_ENVELOPE
+
+
+def arrival(rec: MessageRecord) -> dt.datetime:
+    """The internal date (RFC 5256 ARRIVAL) as an aware instant."""
+    value = rec.internal_date
+    if value is None:
+        return _EPOCH
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+#: sort-key -> the key of a record.
+_KEYS: dict[SortKey, Callable[[MessageRecord], Any]] = {
+    SortKey.ARRIVAL: arrival,
+    SortKey.CC: lambda r: addr_mailbox(envelope_of(r).cc),
+    SortKey.DATE: lambda r: sent_date(envelope_of(r), arrival(r)),
+    SortKey.FROM: lambda r: addr_mailbox(envelope_of(r).from_),
+    SortKey.SIZE: lambda r: int(r.size or 0),
+    SortKey.SUBJECT: lambda r: base_subject(envelope_of(r).subject),
+    SortKey.TO: lambda r: addr_mailbox(envelope_of(r).to),
+    SortKey.DISPLAYFROM: lambda r: display(envelope_of(r).from_),
+    SortKey.DISPLAYTO: lambda r: display(envelope_of(r).to),
+}
+
+
+#: What the sort keys are made of.
+SORT_FIELDS = ["envelope", "size", "internal_date"]
+
+
+def record_keys(criteria: tuple[SortCriterion, ...], rec: MessageRecord) -> tuple[Any, ...]:
+    """A record's key per criterion (REVERSE not applied)."""
+    return tuple(_KEYS[c.key](rec) for c in criteria)

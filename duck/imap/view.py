@@ -68,6 +68,9 @@ class SelectedView:
     changed: set[int] = attrs.Factory(set)
     #: The mailbox was deleted or renamed away by someone else.
     gone: bool = False
+    #: UIDs that arrived or whose flags changed (anyone's change), while a search
+    #: context (RFC 5267 §4.3) wants to know: None when none does.
+    touched: set[int] | None = None
     announced_exists: int = 0
     announced_recent: int = 0
     #: Keywords announced in FLAGS, lowercased -> the spelling sent. It never
@@ -164,6 +167,8 @@ class SelectedView:
                     continue
                 bisect.insort(self.new, uid)
                 self.modseqs[uid] = e.modseq
+                if self.touched is not None:
+                    self.touched.add(uid)
                 if e.flags is not None:
                     self.flags[uid] = tuple(e.flags)
                 else:
@@ -183,6 +188,8 @@ class SelectedView:
                     self.flags[uid] = tuple(e.flags)
                 if uid in known and uid not in self.expunged:
                     self.changed.add(uid)
+                    if self.touched is not None:
+                        self.touched.add(uid)
             elif e.kind == "mailbox-delete":
                 self.gone = True
             elif e.kind == "mailbox-rename" and e.path is not None:
@@ -195,6 +202,8 @@ class SelectedView:
         self.flags[uid] = tuple(flags)
         self.modseqs[uid] = max(modseq, self.modseqs.get(uid, 0))
         self.changed.discard(uid)
+        if self.touched is not None:
+            self.touched.add(uid)
 
     def remove_now(self, uids: Iterable[int]) -> list[int]:
         """Mark UIDs expunged by this session; the EXPUNGEs go out with ``updates``."""

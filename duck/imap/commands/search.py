@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CommandError, bad
 from ..grammar import search_keys as k
-from ..grammar.cmd_search import Search
+from ..grammar.cmd_search import CancelUpdate, Search
 from ..grammar.resp_codes import BadCharset
 from ..grammar.responses import ESearchData, SearchData
 from ..grammar.sequence import SequenceSet
@@ -49,7 +49,7 @@ def _uses_modseq(key: k.SearchKey) -> bool:
 
 #: RETURN options served. RFC 5267 §4.2: CONTEXT is a hint, which a server may
 #: ignore (each search here is computed afresh).
-SERVED_RETURNS = frozenset({"MIN", "MAX", "COUNT", "ALL", "PARTIAL", "CONTEXT"})
+SERVED_RETURNS = frozenset({"MIN", "MAX", "COUNT", "ALL", "PARTIAL", "CONTEXT", "UPDATE"})
 
 
 def check_returns(returns: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -146,3 +146,19 @@ async def search(s: CommandContext, cmd: Search) -> None:
             partial=partial_result(numbers, cmd.partial),
         )
     await s.send(response)
+    if returns is not None and "UPDATE" in returns:
+        # RFC 5267 §4.3 (CONTEXT=SEARCH): the result is kept current from now on.
+        refused = s.contexts.start(view, tag=cmd.tag, uid=cmd.uid, criteria=cmd.criteria,
+                                   uids=uids)
+        if refused is not None:
+            await s.send(refused)
+
+
+@command(CancelUpdate, SELECTED)
+async def cancel_update(s: CommandContext, cmd: CancelUpdate) -> None:
+    """CANCELUPDATE (RFC 5267 §4.3): no more updates for these searches."""
+    unknown = [t for t in cmd.tags if t not in s.contexts.contexts]
+    s.contexts.cancel(cmd.tags, s.view)
+    if unknown:
+        # RFC 5267 §4.3 does not say; telling the client beats a silent OK.
+        raise bad(f"no search context with tag {unknown[0]}")

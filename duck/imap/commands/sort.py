@@ -1,4 +1,5 @@
-"""SORT and UID SORT (RFC 5256 §3) with DISPLAYFROM/DISPLAYTO (RFC 5957); THREAD
+"""SORT and UID SORT (RFC 5256 §3) with DISPLAYFROM/DISPLAYTO (RFC 5957), ESORT,
+CONTEXT=SORT (RFC 5267; updates in duck/imap/searchcontext.py) and PARTIAL (RFC 9394); THREAD
 ORDEREDSUBJECT and REFERENCES (RFC 5256 §4, threading.py).
 
 The messages are those SEARCH would give (the same code); their envelopes, sizes
@@ -13,13 +14,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from duck.mime.envelope import message_ids
-from duck.mime.model import Envelope
 from duck.store import MessageRecord
 
 from ..errors import bad
-from ..grammar.cmd_search import Sort, SortKey, Thread
+from ..grammar.cmd_search import Sort, Thread
 from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
-from ..sortkeys import addr_mailbox, base_subject, display, sent_date, subject_info
+from ..sortkeys import SORT_FIELDS, arrival, envelope_of, record_keys, sent_date, subject_info
 from ..threading import Container, Threadable, references
 from .registry import command
 from .search import check_returns, in_order, matching_uids, partial_result
@@ -27,35 +27,6 @@ from .states import SELECTED
 
 if TYPE_CHECKING:
     from ..context import CommandContext
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_NO_ENVELOPE = Envelope()
-
-
-def _envelope(rec: MessageRecord) -> Envelope:
-    return rec.envelope if rec.envelope is not None else _NO_ENVELOPE
-
-
-def _idate(rec: MessageRecord) -> dt.datetime:
-    value = rec.internal_date
-    if value is None:
-        return _EPOCH
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-#: sort-key -> the key of a record.
-_KEYS: dict[SortKey, Callable[[MessageRecord], Any]] = {
-    SortKey.ARRIVAL: _idate,
-    SortKey.CC: lambda r: addr_mailbox(_envelope(r).cc),
-    SortKey.DATE: lambda r: sent_date(_envelope(r), _idate(r)),
-    SortKey.FROM: lambda r: addr_mailbox(_envelope(r).from_),
-    SortKey.SIZE: lambda r: int(r.size or 0),
-    SortKey.SUBJECT: lambda r: base_subject(_envelope(r).subject),
-    SortKey.TO: lambda r: addr_mailbox(_envelope(r).to),
-    SortKey.DISPLAYFROM: lambda r: display(_envelope(r).from_),
-    SortKey.DISPLAYTO: lambda r: display(_envelope(r).to),
-}
-
 
 @command(Sort, SELECTED, expunge_unless_seq=True)
 async def sort(s: CommandContext, cmd: Sort) -> None:
@@ -65,14 +36,12 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     returns = check_returns(cmd.return_options)
     uids = await matching_uids(s, cmd.charset, cmd.criteria)
     criteria = cmd.sort_criteria
-    makers = [_KEYS[c.key] for c in criteria]
     # (uid, key per criterion), made batch by batch as the store sends them: memory
     # holds keys, not envelopes, however many messages match.
     keyed: dict[int, tuple[Any, ...]] = {}
-    async for batch in s.store.messages.fetch_batches(
-            view.mailbox.id, uids, ["envelope", "size", "internal_date"]):
+    async for batch in s.store.messages.fetch_batches(view.mailbox.id, uids, SORT_FIELDS):
         for rec in batch:
-            keyed[rec.uid] = tuple(make(rec) for make in makers)
+            keyed[rec.uid] = record_keys(criteria, rec)
     # A message expunged elsewhere whose data is gone is left out (RFC 2180 §4.1.2).
     ordered = [(u, keyed[u]) for u in uids if u in keyed]
     # Stable sorts from the last criterion to the first: equal keys keep the order of
@@ -86,6 +55,12 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     if returns is None:
         await s.send(SortData(tuple(numbers)))
         return
+    if "UPDATE" in returns:
+        # RFC 5267 §4.3 (CONTEXT=SORT): the result is kept current from now on.
+        refused = s.contexts.start(view, tag=cmd.tag, uid=cmd.uid, criteria=cmd.criteria,
+                                   uids=[u for u, _ in ordered], sort=criteria, keys=keyed)
+        if refused is not None:
+            await s.send(refused)
     # RFC 5267 §3.1 (ESORT): MIN and MAX are the first and last in sort order, ALL
     # the numbers in sort order (ranges only where they ascend by one).
     opts = set(returns) or {"ALL"}
@@ -133,7 +108,7 @@ def _ids(value: bytes | None) -> list[str]:
 
 
 def _threadable(number: int, rec: MessageRecord, order: int) -> Threadable:
-    envelope = _envelope(rec)
+    envelope = envelope_of(rec)
     references_value = next((v for k, v in rec.headers or () if k == "references"), "")
     refs = _ids(references_value.encode("utf-8", "replace"))
     if not refs:
@@ -141,7 +116,7 @@ def _threadable(number: int, rec: MessageRecord, order: int) -> Threadable:
     own = _ids(envelope.message_id)
     subject, reply = subject_info(envelope.subject)
     return Threadable(number, own[0] if own else None, refs, subject, reply,
-                      sent_date(envelope, _idate(rec)), order)
+                      sent_date(envelope, arrival(rec)), order)
 
 
 def _node(c: Container) -> ThreadNode:

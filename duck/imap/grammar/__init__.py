@@ -61,7 +61,7 @@ from .cmd_mailbox import (
     Unsubscribe,
 )
 from .cmd_message import Copy, Expunge, Fetch, Move, Store, StoreMode
-from .cmd_search import Search, Sort, SortCriterion, SortKey, Thread
+from .cmd_search import CancelUpdate, Search, Sort, SortCriterion, SortKey, Thread
 from .commands import COMMANDS, parse_command, serialize_command
 from .encode import LiteralBody
 from .errors import (
@@ -170,6 +170,7 @@ __all__ = [
     "BodyExtension",
     "BodySection",
     "BodyStructure",
+    "CancelUpdate",
     "Capability",
     "CapabilityCode",
     "CapabilityData",

@@ -18,11 +18,11 @@ def is_token(value: object, regex: re.Pattern[bytes] = ATOM_RE) -> bool:
     return isinstance(value, str) and value.isascii() and bool(regex.fullmatch(value.encode()))
 
 
-_TAG_STR_RE = re.compile(TAG_RE.pattern.decode("ascii"))
+TAG_STR_RE = re.compile(TAG_RE.pattern.decode("ascii"))
 
 
 def _check_tag(instance: object, attribute: object, value: str) -> None:
-    if not (isinstance(value, str) and value.isascii() and _TAG_STR_RE.fullmatch(value)):
+    if not (isinstance(value, str) and value.isascii() and TAG_STR_RE.fullmatch(value)):
         raise ValueError(f"invalid tag {value!r}")
 
 

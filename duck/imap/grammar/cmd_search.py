@@ -7,7 +7,7 @@ import enum
 
 import attrs
 
-from .cmd_base import Command, is_token, to_tuple, to_upper
+from .cmd_base import TAG_STR_RE, Command, is_token, to_tuple, to_upper
 from .encode import Encoder
 from .lexer import Cursor, decode_text
 from .search_keys import SearchKey, encode_search_key, parse_search_key
@@ -280,3 +280,38 @@ class Thread(Command):
         e.text(f" {self.algorithm} ")
         e.astring(self.charset)
         _encode_keys(e, self.criteria)
+
+
+def _check_tags(instance: object, attribute: object, value: tuple[str, ...]) -> None:
+    if not value:
+        raise ValueError("CANCELUPDATE names at least one search")
+    for tag in value:
+        if not (tag.isascii() and TAG_STR_RE.fullmatch(tag)):
+            raise ValueError(f"not a tag: {tag!r}")
+
+
+@attrs.frozen
+class CancelUpdate(Command):
+    """``"CANCELUPDATE" 1*(SP quoted)`` (RFC 5267 §4.3): the tags of the searches
+    whose updates stop."""
+
+    VERB = "CANCELUPDATE"
+
+    tags: tuple[str, ...] = attrs.field(converter=to_tuple, validator=_check_tags)
+
+    @classmethod
+    def parse_args(cls, c: Cursor, tag: str, uid: bool) -> CancelUpdate:
+        tags = []
+        while c.accept(b" "):
+            tags.append(decode_text(c.quoted()))
+        if not tags:
+            raise c.error("CANCELUPDATE needs a quoted tag")
+        try:
+            return cls(tag, tuple(tags))
+        except ValueError as exc:
+            raise c.error(str(exc)) from None
+
+    def encode_args(self, e: Encoder) -> None:
+        for t in self.tags:
+            e.sp()
+            e.string(t)

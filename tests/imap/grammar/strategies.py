@@ -237,6 +237,7 @@ commands = st.one_of(
         charsets, search_programs, st.just(rp[0]), st.booleans(), st.just(rp[1]))),
     st.builds(g.Thread, tags, st.sampled_from(["REFERENCES", "ORDEREDSUBJECT", "REFS"]), charsets,
               search_programs, st.booleans()),
+    st.builds(g.CancelUpdate, tags, st.lists(tags, min_size=1, max_size=3).map(tuple)),
     st.builds(g.GetQuota, tags, texts),
     st.builds(g.SetQuota, tags, texts,
               st.lists(st.tuples(st.sampled_from(["STORAGE", "MESSAGE", "MAILBOX"]),

@@ -131,3 +131,12 @@ def test_partial_and_context_return_options_rfc9394_rfc5267() -> None:
         assert events == [("error", "ParseError", "X", False)], wrong
     with pytest.raises(ValueError):
         g.Search("X", (g.SearchAll(),), return_options=("PARTIAL",))
+
+
+def test_cancelupdate_rfc5267() -> None:
+    cmd = roundtrip(b'C01 CANCELUPDATE "B01" "B02"')
+    assert cmd == g.CancelUpdate("C01", ("B01", "B02"))
+    for wrong in (b"C02 CANCELUPDATE\r\n", b"C03 CANCELUPDATE B01\r\n",
+                  b'C04 CANCELUPDATE "a b"\r\n'):
+        events = drive(g.CommandReader(), [wrong])
+        assert len(events) == 1 and events[0][0] == "error", (wrong, events)  # type: ignore[index]
