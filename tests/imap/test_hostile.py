@@ -30,6 +30,10 @@ async def test_unknown_and_malformed_commands_keep_connection(imap_server: Any) 
         assert line.startswith(b"* BAD") or b" BAD" in line, line
         lines = await c.command(b"a4", b"NOOP")
         assert lines[-1] == b"a4 OK NOOP completed\r\n"
+        # An empty line is no command (RFC 3501 §2.2.1): an untagged BAD, not silence.
+        await c.send(b"\r\n")
+        line = await c.line()
+        assert line.startswith(b"* BAD") and b"empty" in line, line
         await c.login(USER, PASSWORD)
         lines = await c.command(b"a5", b"FETCH 1 (FLAGS)")
         assert lines[-1].startswith(b"a5 BAD") and b"authenticated" in lines[-1], lines

@@ -215,9 +215,11 @@ class CommandReader:
     def _on_line(self, line: bytes) -> Command | ContinuationNeeded | None:
         first = not self._parts
         if first and not line:
-            # Deviation (RFC 3501 §2.2.1): an empty line is ignored rather than
-            # answered with an untagged BAD; telnet users and keep-alives send them.
-            return None
+            # RFC 3501 §2.2.1 / §7.1.5: a line without a tag is no command; it is
+            # answered with an untagged BAD (counted with the other errors, so a
+            # flood of them ends the connection like any other garbage).
+            self._errors += 1
+            raise ParseError("empty command line")
         literal = _LITERAL_TAIL_RE.search(line, max(0, len(line) - 24)) if line.endswith(
             b"}") else None
         self._size += len(line) + 2

@@ -113,14 +113,21 @@ def test_bad_command_is_not_fatal_and_keeps_its_tag() -> None:
 def test_bad_command_spanning_literals_is_dropped_whole() -> None:
     r = g.CommandReader()
     events = drive(r, [b"a1 FROB {5+}\r\na2 NO\r\n\r\na3 NOOP\r\n"])
-    assert events == [("error", "UnknownCommand", "a1", False), g.Noop("a3")]
+    # (The literal's 5 octets are "a2 NO"; the empty line after a1's end is an
+    # error of its own.)
+    assert events == [("error", "UnknownCommand", "a1", False),
+                      ("error", "ParseError", None, False), g.Noop("a3")]
 
 
 def test_bare_lf_and_empty_lines() -> None:
+    """An empty line (CRLF or bare LF) is no command: an untagged error each
+    (RFC 3501 §2.2.1: every command starts with a tag), then reading goes on."""
     r = g.CommandReader()
     assert drive(r, [b"\r\n\na1 NOOP\na2 LOGIN {1}\n", b"x y\n"]) == [
+        ("error", "ParseError", None, False), ("error", "ParseError", None, False),
         g.Noop("a1"), ("continue", "a2", 1, False), g.Login("a2", "x", "y"),
     ]
+    assert r.statistics().errors == 2
 
 
 def test_next_line_for_idle_done_and_sasl() -> None:
