@@ -79,6 +79,8 @@ class UserInfo:
     quota: Quota
     created: str
     disabled: bool
+    #: The folder POP3 serves as the user's maildrop.
+    pop3_folder: str = "INBOX"
     success: bool = True
 
 
@@ -87,6 +89,14 @@ class ChangePassword:
     """New password."""
 
     password: str = attrs.field(validator=v.min_len(1))
+
+
+@attrs.frozen
+class Pop3Settings:
+    """The user's POP3 settings: which folder POP3 serves as the maildrop."""
+
+    folder: str = attrs.field(validator=v.and_(v.min_len(1), v.max_len(1024)))
+    success: bool = True
 
 
 @attrs.frozen

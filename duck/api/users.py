@@ -19,6 +19,7 @@ from .models import (
     Created,
     CreateUser,
     NewAddress,
+    Pop3Settings,
     Quota,
     SetQuota,
     Success,
@@ -52,6 +53,7 @@ async def get_user(request: Request) -> JSONResponse:
     return ok(UserInfo(
         id=user.id, username=user.username, quota=Quota(user.quota, user.storage_used),
         created=iso(user.created) or "", disabled=user.disabled,
+        pop3_folder=user.pop3_folder,
     ))
 
 
@@ -89,6 +91,15 @@ async def set_quota(request: Request) -> Response:
         await store.admin.set_quota(user_id, body.quota)
         used, allowed = await store.quota(user_id)
     return ok(Quota(allowed=allowed, used=used))
+
+
+async def set_pop3(request: Request) -> Response:
+    """Choose the folder POP3 serves (an existing mailbox of the user)."""
+    user_id = path_id(request, "user")
+    body = await read_model(request, Pop3Settings)
+    with store_errors("user"):
+        folder = await store_of(request).admin.set_pop3_folder(user_id, body.folder)
+    return ok(Pop3Settings(folder=folder))
 
 
 async def list_addresses(request: Request) -> Response:
@@ -131,6 +142,8 @@ endpoints = [
              response=Quota),
     Endpoint("PUT", "/users/{user}/quota", set_quota, "Set the quota", "users",
              body=SetQuota, response=Quota),
+    Endpoint("PUT", "/users/{user}/pop3", set_pop3, "Set the POP3 folder", "users",
+             body=Pop3Settings, response=Pop3Settings),
     Endpoint("GET", "/users/{user}/addresses", list_addresses, "List addresses",
              "addresses", response=AddressList),
     Endpoint("POST", "/users/{user}/addresses", add_address, "Add an address",

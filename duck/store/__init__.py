@@ -34,6 +34,7 @@ from .errors import (
 )
 from .index import query, textindex
 from .mail.ingest import Ingest
+from .mail.leases import Lease, Leases, Refusal
 from .mail.mailboxes import DELIMITER, INBOX, normalize_path
 from .models import (
     FETCH_FIELDS,
@@ -98,6 +99,8 @@ __all__ = [
     "Ingested",
     "InvalidInput",
     "JournalEntry",
+    "Lease",
+    "Leases",
     "Mailbox",
     "MailboxCounters",
     "MessageMeta",
@@ -106,6 +109,7 @@ __all__ = [
     "NotFound",
     "Notifier",
     "OverQuota",
+    "Refusal",
     "ResolvedAddress",
     "Segment",
     "Store",

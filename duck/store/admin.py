@@ -19,7 +19,7 @@ from .engine import schema
 from .engine.database import Database
 from .engine.ids import parse_id
 from .errors import AlreadyExists, InvalidInput, NotFound
-from .mail.mailboxes import Mailboxes
+from .mail.mailboxes import Mailboxes, normalize_path
 from .push import journal
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,25 @@ class Admin:
         )
         if result.matched_count == 0:
             raise NotFound("no such user")
+
+    async def set_pop3_folder(self, user_id: str, path: str) -> str:
+        """Choose the folder POP3 serves the user as its maildrop (an existing one);
+        returns its normalised path."""
+        user = parse_id(user_id)
+        if not isinstance(path, str):
+            raise InvalidInput("folder must be a string")
+        normal = normalize_path(path)
+
+        def run() -> None:
+            if self._users.count_documents({"_id": user}) == 0:
+                raise NotFound("no such user")
+            boxes = self._database.collection(schema.MAILBOXES)
+            if boxes.count_documents({"user": user, "path": normal}) == 0:
+                raise NotFound(f"no such mailbox: {normal}")
+            self._users.update_one({"_id": user}, {"$set": {"pop3_folder": normal}})
+
+        await self._database.run(run)
+        return normal
 
     async def addresses(self, user_id: str) -> list[tuple[str, bool]]:
         """(address, is main) of a user, sorted (NotFound for an unknown user)."""

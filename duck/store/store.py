@@ -14,6 +14,7 @@ from .engine import schema
 from .engine.bodies import Bodies, SweepReport
 from .engine.database import Database
 from .index import digest
+from .mail.leases import Leases
 from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
 from .push.events import ChangeFeed
@@ -36,6 +37,7 @@ class Store:
         self.events = ChangeFeed(database)
         self.admin = Admin(database, self.mailboxes)
         self.webhooks = Webhooks(database)
+        self.leases = Leases(database)
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync

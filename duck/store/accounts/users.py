@@ -42,6 +42,8 @@ class User:
     storage_used: int
     created: dt.datetime
     disabled: bool = False
+    #: The folder POP3 serves as the maildrop (a per-user setting).
+    pop3_folder: str = "INBOX"
 
 
 @attrs.frozen
@@ -61,6 +63,7 @@ def _user(doc: dict[str, Any]) -> User:
         storage_used=int(doc.get("storage_used", 0)),
         created=doc["created"],
         disabled=bool(doc.get("disabled", False)),
+        pop3_folder=str(doc.get("pop3_folder") or "INBOX"),
     )
 
 

@@ -497,6 +497,19 @@ class Messages:
             return await self._database.run(self._expunge_sync, parse_id(mailbox_id),
                                             query, expected)
 
+    async def remove(self, mailbox_id: str, uids: Iterable[int]) -> list[tuple[int, int]]:
+        """Remove exactly these messages, \\Deleted or not (POP3's UPDATE state):
+        the same journaled path as EXPUNGE, so IMAP sessions see EXPUNGEs and push
+        subscribers ``message.deleted``; (uid, modseq) of each removal. UIDs already
+        gone are skipped."""
+        wanted = sorted(set(uids))
+        if not wanted:
+            return []
+        async with self._writing(mailbox_id):
+            # The caller listed them a moment ago: no read to look for them first.
+            return await self._database.run(self._expunge_sync, parse_id(mailbox_id),
+                                            {"uid": {"$in": wanted}}, True)
+
     def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any],
                       expected: bool = False) -> list[tuple[int, int]]:
         # Most EXPUNGEs find nothing to remove: one indexed read outside a
