@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--imaps-port", type=int, help="implicit-TLS IMAP port (default 1993; 0 disables)"
     )
     serve.add_argument("--lmtp-port", type=int, help="LMTP port (default 2424)")
+    serve.add_argument(
+        "--pop3-port", type=int, help="POP3 port with STLS (default 1110; 0 disables)"
+    )
+    serve.add_argument(
+        "--pop3s-port", type=int, help="implicit-TLS POP3 port (default 1995; 0 disables)"
+    )
     serve.add_argument("--api-port", type=int, help="HTTP API port (default 8080)")
     serve.add_argument(
         "--api-host", help="address of the HTTP API (default 127.0.0.1; others need a token)"
@@ -84,7 +90,7 @@ def _config(args: argparse.Namespace) -> Config:
     keys = [
         "data_dir", "mongo_uri", "database", "embedded_engine", "embedded_cache_size",
         "log_level", "host", "imap_port", "imaps_port", "lmtp_port", "api_port", "hostname",
-        "api_host", "api_token", "lmtp_host", "workers",
+        "api_host", "api_token", "lmtp_host", "workers", "pop3_port", "pop3s_port",
     ]
     overrides = {key: getattr(args, key, None) for key in keys}
     return load_config(args.config, overrides)

@@ -28,6 +28,9 @@ class Config:
     #: 0 disables the implicit-TLS listener.
     imaps_port: int = 1993
     lmtp_port: int = 2424
+    #: POP3 with STLS, and POP3 over implicit TLS; 0 disables either.
+    pop3_port: int = 1110
+    pop3s_port: int = 1995
     lmtp_host: str = "127.0.0.1"
     api_port: int = 8080
     api_host: str = "127.0.0.1"
@@ -70,10 +73,23 @@ class Config:
     webhook_timeout: float = 10.0
     #: Webhook POSTs in flight at once per process.
     webhook_concurrency: int = 8
+    #: What POP3's QUIT does with deleted messages: "expunge", or "trash" (move
+    #: them to the user's \\Trash folder).
+    pop3_delete_mode: str = "expunge"
+    #: Seconds a POP3 maildrop lease lasts unless renewed (a session renews it at a
+    #: third of this; a crashed process blocks the maildrop at most this long).
+    pop3_lease_seconds: float = 60.0
+    #: RFC 2449 LOGIN-DELAY: least seconds between two POP3 sessions on one
+    #: maildrop; 0 for none.
+    pop3_login_delay: int = 0
+    #: RFC 2449 EXPIRE: "NEVER" (mail stays until deleted), or a number of days;
+    #: 0 removes retrieved messages at QUIT.
+    pop3_expire: str = "NEVER"
 
     def validate(self) -> Config:
         """Check value ranges; raise ConfigError naming the bad key."""
-        for key in ("imap_port", "imaps_port", "lmtp_port", "api_port"):
+        for key in ("imap_port", "imaps_port", "lmtp_port", "api_port", "pop3_port",
+                    "pop3s_port"):
             value = getattr(self, key)
             if not isinstance(value, int) or not 0 <= value <= 65535:
                 raise ConfigError(f"{key}: not a port number: {value!r}")
@@ -89,6 +105,17 @@ class Config:
             raise ConfigError("max_message_size: must be positive")
         if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"workers: must be 1 to {MAX_WORKERS}, not {self.workers!r}")
+        if self.pop3_delete_mode not in ("expunge", "trash"):
+            raise ConfigError(
+                f"pop3_delete_mode: must be expunge or trash, not {self.pop3_delete_mode!r}")
+        if not self.pop3_lease_seconds >= 1:
+            raise ConfigError("pop3_lease_seconds: must be at least 1")
+        if not isinstance(self.pop3_login_delay, int) or self.pop3_login_delay < 0:
+            raise ConfigError("pop3_login_delay: must be a non-negative number of seconds")
+        self.pop3_expire = str(self.pop3_expire).strip().upper()
+        if self.pop3_expire != "NEVER" and not (
+                self.pop3_expire.isdigit() and len(self.pop3_expire) < 6):
+            raise ConfigError(f"pop3_expire: must be NEVER or days, not {self.pop3_expire!r}")
         if self.api_token is None and not _loopback(self.api_host):
             raise ConfigError(
                 f"api_host: {self.api_host!r} is not a loopback address; set api_token "

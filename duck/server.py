@@ -29,12 +29,17 @@ from .api.auth import is_loopback
 from .api.dispatch import Dispatcher
 from .api.sse import SseHub
 from .config import Config
+from .imap.limits import ServerLimits
 from .imap.server import serve_imap
 from .imap.session import ServerContext
 from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
 from .lmtp.store_backend import StoreBackend
 from .net import inherit_listeners, inherited_fds, open_listeners
+from .pop3.server import Pop3Config, Pop3Context, serve_pop3
+from .pop3.store_backend import StoreBackend as Pop3StoreBackend
+from .pop3.store_backend import StoreSettings as Pop3StoreSettings
 from .store import EmbeddedDatabase, Notifier, Store, textindex
+from .throttle import ConnectionCounter, LoginThrottle
 from .tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
@@ -77,6 +82,10 @@ class Server:
     worker: int | None = None
     #: Shared by the IMAP listeners (connection limits, login throttle).
     _imap_context: ServerContext | None = None
+    #: Shared by the POP3 listeners.
+    _pop3_context: Pop3Context | None = None
+    #: Failed logins over IMAP and POP3 alike slow both down.
+    _throttle: LoginThrottle = attrs.Factory(LoginThrottle)
 
     def request_shutdown(self) -> None:
         """Begin a graceful shutdown (idempotent)."""
@@ -91,7 +100,9 @@ class Server:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         components = self.api_state.components
-        for name in ("database", "imap", "lmtp", "api") + (("imaps",) if config.imaps_port else ()):
+        optional = {"imaps": config.imaps_port, "pop3": config.pop3_port,
+                    "pop3s": config.pop3s_port}
+        for name in ("database", "imap", "lmtp", "api", *(k for k, v in optional.items() if v)):
             components[name] = False
         async with trio.open_nursery() as root:
             # The database outlives the listeners: it is stopped last.
@@ -136,6 +147,11 @@ class Server:
                             self._imap, config.imaps_port, self.ssl_context
                         )
                         components["imaps"] = True
+                    for name, port, tls in (("pop3", config.pop3_port, None),
+                                            ("pop3s", config.pop3s_port, self.ssl_context)):
+                        if port:
+                            self.ports[name] = await nursery.start(self._pop3, port, tls)
+                            components[name] = True
                     self.ports["lmtp"] = await nursery.start(self._lmtp)
                     components["lmtp"] = True
                     self.ports["api"] = await nursery.start(self._api)
@@ -163,9 +179,37 @@ class Server:
             self._imap_context = ServerContext(
                 store=self.store, config=self.config, shutdown=self.shutdown,
                 notifier=self.notifier, ssl_context=self.ssl_context,
+                limits=ServerLimits(throttle=self._throttle),
             )
         await serve_imap(
             self._imap_context, self.config.host, port, implicit_tls=context is not None,
+            task_status=task_status,
+        )
+
+    async def _pop3(
+        self, port: int, context: ssl.SSLContext | None, *, task_status: trio.TaskStatus[int]
+    ) -> None:
+        assert self.store is not None
+        config = self.config
+        if self._pop3_context is None:
+            backend = Pop3StoreBackend(
+                self.store,
+                Pop3StoreSettings(lease_seconds=config.pop3_lease_seconds,
+                                  login_delay=config.pop3_login_delay,
+                                  delete_mode=config.pop3_delete_mode),
+                notifier=self.notifier,
+            )
+            self._pop3_context = Pop3Context(
+                backend=backend,
+                config=Pop3Config(hostname=config.hostname,
+                                  allow_plaintext_auth=config.allow_plaintext_auth,
+                                  expire=config.pop3_expire,
+                                  login_delay=config.pop3_login_delay),
+                shutdown=self.shutdown, ssl_context=self.ssl_context, throttle=self._throttle,
+                per_ip=ConnectionCounter(config.imap_max_connections_per_ip),
+            )
+        await serve_pop3(
+            self._pop3_context, config.host, port, implicit_tls=context is not None,
             task_status=task_status,
         )
 

@@ -174,6 +174,10 @@ class WorkerPool:
         services = [("imap", config.host, config.imap_port)]
         if config.imaps_port:
             services.append(("imaps", config.host, config.imaps_port))
+        if config.pop3_port:
+            services.append(("pop3", config.host, config.pop3_port))
+        if config.pop3s_port:
+            services.append(("pop3s", config.host, config.pop3s_port))
         services += [("lmtp", config.lmtp_host, config.lmtp_port),
                      ("api", config.api_host, config.api_port)]
         return services
@@ -223,6 +227,7 @@ class WorkerPool:
             config, mongo_uri=self.mongo_uri, tls_cert=cert, tls_key=key, workers=1,
             imap_port=self.ports["imap"], imaps_port=self.ports.get("imaps", 0),
             lmtp_port=self.ports["lmtp"], api_port=self.ports["api"],
+            pop3_port=self.ports.get("pop3", 0), pop3s_port=self.ports.get("pop3s", 0),
         )
         async with trio.open_nursery() as outer:
             outer.start_soon(self._stop_when_asked)

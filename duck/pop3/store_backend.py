@@ -1,0 +1,241 @@
+"""The store behind POP3: credentials, the maildrop lease, reads, and UPDATE.
+
+The translation layer of docs/architecture.md: POP3's backend interface on one side, the
+store's public API on the other.
+
+- The maildrop is the user's POP3 folder (a per-user setting, INBOX by default),
+  held with a lease (``store.leases``) named after the mailbox, renewed while the
+  session lives: one POP3 session per mailbox across every duck process.
+- The message list is read once, after the lease is taken: the mailbox's view
+  (from its digest), then ids and sizes in one query. The unique-id (UIDL) is the
+  message document's id, the same from any duck process and never reused.
+- Reads ask the database for the message each time (not only the record cache),
+  so a message expunged over IMAP during the session is reported gone.
+- UPDATE removes the deleted messages in one store call on the journaled EXPUNGE
+  path (IMAP sessions see EXPUNGEs, push subscribers ``message.deleted``), or
+  moves them to the Trash folder when so configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+from ..store import (
+    AuthenticationFailed,
+    Lease,
+    Mailbox,
+    NotFound,
+    Notifier,
+    Refusal,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    mailbox_key,
+)
+from .backend import (
+    Account,
+    BadCredentials,
+    InUse,
+    LeaseLost,
+    MessageGone,
+    NoMaildrop,
+    TooSoon,
+    Unavailable,
+)
+from .maildrop import Entry
+
+log = logging.getLogger(__name__)
+
+#: Most messages one session lists (the oldest): a per-session memory cap, and the
+#: store's cap on UIDs per read. A client that deletes what it downloads sees the
+#: rest in later sessions.
+MAX_MESSAGES = 100_000
+#: Seconds a lease release may take when the session ends.
+RELEASE_TIMEOUT = 5.0
+
+
+@attrs.frozen
+class StoreSettings:
+    """How POP3 uses the store."""
+
+    #: Seconds a maildrop lease lasts unless renewed (renewed at a third of it).
+    lease_seconds: float = 60.0
+    #: RFC 2449 LOGIN-DELAY: least seconds between two sessions on one maildrop.
+    login_delay: float = 0.0
+    #: What QUIT does with deleted messages: "expunge", or "trash" (move them to
+    #: the user's \\Trash folder).
+    delete_mode: str = "expunge"
+
+
+class StoreMaildrop:
+    """``OpenMaildrop`` on a mailbox of the store."""
+
+    def __init__(self, store: Store, mailbox: Mailbox, entries: Sequence[Entry],
+                 lease: Lease, settings: StoreSettings, notifier: Notifier | None) -> None:
+        self._store = store
+        self._mailbox = mailbox
+        self._entries = tuple(entries)
+        self._lease: Lease | None = lease
+        self._settings = settings
+        self._notifier = notifier
+
+    @property
+    def entries(self) -> Sequence[Entry]:
+        """The messages, oldest first."""
+        return self._entries
+
+    @property
+    def lost(self) -> bool:
+        """The lease could not be renewed."""
+        return self._lease is None
+
+    @property
+    def lease(self) -> Lease | None:
+        """The held lease (None once lost)."""
+        return self._lease
+
+    async def keep_lease(self) -> None:
+        """Renew the lease at a third of its period until cancelled."""
+        period = self._settings.lease_seconds
+        while self._lease is not None:
+            await trio.sleep(period / 3)
+            try:
+                renewed = await self._store.leases.renew(self._lease, period)
+            except StoreError as exc:
+                # Try again at the next tick: the lease has two more thirds to go.
+                log.warning("POP3 lease renewal failed: %r", exc)
+                continue
+            if renewed is None:
+                log.warning("POP3 lease of %s lost", self._mailbox.id)
+            self._lease = renewed
+
+    async def read(self, uid: int) -> AsyncGenerator[bytes, None]:
+        """The message's stored bytes in the store's chunks."""
+        try:
+            # "flags" is not in the record cache: the database says whether the
+            # message is still there.
+            records = await self._store.messages.fetch(self._mailbox.id, [uid],
+                                                       ["content", "flags"])
+        except StoreUnavailable as exc:
+            raise Unavailable("the mail store is unavailable, try again later") from exc
+        if not records:
+            raise MessageGone("message was deleted by another session")
+        try:
+            async for chunk in self._store.messages.stream(records[0]):
+                yield chunk
+        except NotFound as exc:
+            # Its body was freed after an expunge elsewhere between the two reads.
+            raise MessageGone("message was deleted by another session") from exc
+        except StoreUnavailable as exc:
+            raise Unavailable("the mail store is unavailable, try again later") from exc
+
+    async def remove(self, uids: Sequence[int]) -> int:
+        """Expunge (or move to Trash) these messages in one store call."""
+        if self._lease is None:
+            raise LeaseLost("the maildrop lock was lost; nothing was deleted")
+        if not uids:
+            return 0
+        mailbox = self._mailbox
+        try:
+            trash = await self._trash() if self._settings.delete_mode == "trash" else None
+            if trash is not None and trash.id != mailbox.id:
+                result = await self._store.messages.move(mailbox.id, uids, mailbox.user_id,
+                                                         trash.path)
+                self._wake(mailbox.id, trash.id)
+                return len(result.uids)
+            removed = await self._store.messages.remove(mailbox.id, uids)
+        except StoreUnavailable as exc:
+            raise Unavailable("the mail store is unavailable; nothing was deleted") from exc
+        if removed and self._notifier is not None:
+            self._notifier.publish_nowait(mailbox_key(mailbox.id),
+                                          modseq=max(m for _, m in removed))
+        return len(removed)
+
+    async def _trash(self) -> Mailbox | None:
+        boxes = await self._store.mailboxes.list(self._mailbox.user_id)
+        return next((b for b in boxes if b.special_use == "\\Trash"), None)
+
+    def _wake(self, *mailbox_ids: str) -> None:
+        # Sessions of this process at once; other processes through the notifier's
+        # watch of the journal.
+        if self._notifier is not None:
+            self._notifier.publish_nowait(*(mailbox_key(m) for m in mailbox_ids))
+
+
+class StoreBackend:
+    """``Pop3Backend`` over duck's store."""
+
+    def __init__(self, store: Store, settings: StoreSettings | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self._store = store
+        self.settings = settings or StoreSettings()
+        self._notifier = notifier
+
+    async def authenticate(self, username: str, password: str) -> Account:
+        """The store's password check (the one IMAP LOGIN uses)."""
+        try:
+            user = await self._store.users.authenticate(username, password)
+        except AuthenticationFailed as exc:
+            raise BadCredentials("invalid credentials") from exc
+        except StoreUnavailable as exc:
+            raise Unavailable("authentication is unavailable, try again later") from exc
+        return Account(user.id, user.username)
+
+    @asynccontextmanager
+    async def open(self, account: Account) -> AsyncIterator[StoreMaildrop]:
+        """Lease the user's POP3 folder and list it; release the lease at the end."""
+        settings = self.settings
+        try:
+            user = await self._store.users.get(account.id)
+            mailbox = await self._store.mailboxes.get(user.id, user.pop3_folder)
+        except NotFound as exc:
+            raise NoMaildrop("the POP3 folder does not exist") from exc
+        except StoreUnavailable as exc:
+            raise Unavailable("the mail store is unavailable, try again later") from exc
+        try:
+            got = await self._store.leases.acquire(
+                f"pop3:{mailbox.id}", settings.lease_seconds, min_delay=settings.login_delay)
+        except StoreUnavailable as exc:
+            raise Unavailable("the mail store is unavailable, try again later") from exc
+        if isinstance(got, Refusal):
+            if got.too_soon:
+                raise TooSoon("logged in too recently, try again later")
+            raise InUse("the maildrop is in use by another session")
+        drop: StoreMaildrop | None = None
+        try:
+            # Read after the lease is ours: no other POP3 session changes it now.
+            mailbox = await self._store.mailboxes.get_by_id(mailbox.id)
+            entries = await self._entries(mailbox)
+            drop = StoreMaildrop(self._store, mailbox, entries, got, settings,
+                                 self._notifier)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(drop.keep_lease)
+                try:
+                    yield drop
+                finally:
+                    nursery.cancel_scope.cancel()
+        except StoreUnavailable as exc:
+            raise Unavailable("the mail store is unavailable, try again later") from exc
+        finally:
+            held = got if drop is None else drop.lease
+            if held is not None:
+                with trio.move_on_after(RELEASE_TIMEOUT) as scope:
+                    scope.shield = True
+                    try:
+                        await self._store.leases.release(held)
+                    except StoreError as exc:
+                        # It runs out by itself after lease_seconds.
+                        log.warning("POP3 lease release failed: %r", exc)
+
+    async def _entries(self, mailbox: Mailbox) -> list[Entry]:
+        view = await self._store.messages.view(mailbox.id, mailbox)
+        uids = [s.uid for s in view][:MAX_MESSAGES]
+        entries: list[Entry] = []
+        async for batch in self._store.messages.fetch_batches(mailbox.id, uids, ["size"]):
+            entries += [Entry(r.uid, int(r.size or 0), r.id) for r in batch]
+        return entries
