@@ -147,3 +147,20 @@ def test_imap_commands_and_session_do_not_import_each_other() -> None:
     assert offenders == []
     context = _absolute_imports(DUCK / "imap" / "context.py")
     assert not any(m.startswith(("duck.imap.session", "duck.imap.commands")) for m in context)
+
+
+@pytest.mark.parametrize("module", ["duck.pop3.protocol", "duck.pop3.multiline",
+                                    "duck.pop3.maildrop"])
+def test_pop3_sans_io_modules_import_no_io(module: str) -> None:
+    # LMTP's shape (docs/architecture.md): the protocol machine does no I/O.
+    test_bottom_layers_import_no_io(module)
+
+
+def test_pop3_imports_no_other_protocol() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in (DUCK / "pop3").glob("*.py")
+        for module in _absolute_imports(path)
+        if module.startswith(("duck.imap", "duck.lmtp", "duck.api"))
+    ]
+    assert offenders == []
