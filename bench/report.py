@@ -58,6 +58,13 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             rows.append(("memory", key, "-",
                          f"{_fmt(r['kb_per_connection'])} KB/connection "
                          f"(RSS {_fmt(r['rss_mb'])} MB)"))
+    for size, row in sc.get("pop3", {}).get("sizes", {}).items():
+        for key in ("login", "list", "uidl", "imap_uid_fetch_sizes"):
+            if key in row:
+                rows.append(("pop3", key, size, f"med {_fmt(row[key]['median_ms'])} ms"))
+        for key in ("retr", "imap_fetch_body", "imap_fetch_body_range"):
+            if key in row:
+                rows.append(("pop3", f"{key} (MB/s)", size, _fmt(row[key]["mb_per_s"])))
     for name, err in results.get("errors", {}).items():
         rows.append((name, "ERROR", "-", err[:100]))
     return rows

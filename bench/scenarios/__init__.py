@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..harness import Scenario
-from . import concurrency, delivery, fetch, load, memory, search, store
+from . import concurrency, delivery, fetch, load, memory, pop3, search, store
 
 #: Scenario name -> coroutine function, in the order a full run takes them.
 SCENARIOS: dict[str, Scenario] = {
@@ -14,4 +14,5 @@ SCENARIOS: dict[str, Scenario] = {
     "load": load.run,
     "store": store.run,
     "memory": memory.run,
+    "pop3": pop3.run,
 }

@@ -55,6 +55,8 @@ class Account:
 
     id: str
     name: str
+    #: The backend's name for the account's maildrop (opaque to POP3).
+    maildrop: str = ""
 
 
 class OpenMaildrop(Protocol):

@@ -26,6 +26,7 @@ import attrs
 import trio
 
 from ..store import (
+    INBOX,
     AuthenticationFailed,
     Lease,
     Mailbox,
@@ -184,15 +185,14 @@ class StoreBackend:
             raise BadCredentials("invalid credentials") from exc
         except StoreUnavailable as exc:
             raise Unavailable("authentication is unavailable, try again later") from exc
-        return Account(user.id, user.username)
+        return Account(user.id, user.username, user.pop3_folder)
 
     @asynccontextmanager
     async def open(self, account: Account) -> AsyncIterator[StoreMaildrop]:
         """Lease the user's POP3 folder and list it; release the lease at the end."""
         settings = self.settings
         try:
-            user = await self._store.users.get(account.id)
-            mailbox = await self._store.mailboxes.get(user.id, user.pop3_folder)
+            mailbox = await self._store.mailboxes.get(account.id, account.maildrop or INBOX)
         except NotFound as exc:
             raise NoMaildrop("the POP3 folder does not exist") from exc
         except StoreUnavailable as exc:
@@ -208,8 +208,8 @@ class StoreBackend:
             raise InUse("the maildrop is in use by another session")
         drop: StoreMaildrop | None = None
         try:
-            # Read after the lease is ours: no other POP3 session changes it now.
-            mailbox = await self._store.mailboxes.get_by_id(mailbox.id)
+            # A delivery between the mailbox read and the view makes the view's
+            # digest read disagree with the count: it then reads the messages.
             entries = await self._entries(mailbox)
             drop = StoreMaildrop(self._store, mailbox, entries, got, settings,
                                  self._notifier)
