@@ -110,6 +110,7 @@ class Server:
             textindex.configure(config.search_index)
             self.store = await Store.open(self.mongo_uri, config.database)
             try:
+                await self.store.set_journal_retention(config.journal_retention)
                 self.api_state.store = self.store
                 components["database"] = True
                 # The services nursery ends only when all its tasks have (a task in a

@@ -121,6 +121,11 @@ class SseHub:
             batch = await store.events.read(user_id, cursor)
             flight.rendered = [_sse(e.kind, e.cursor, user_event(user_id, e))
                                for e in batch.events]
+            if batch.resync:
+                # The cursor is older than the journal: the client reloads what it
+                # shows (the API's lists) and goes on from this event's id.
+                flight.rendered = [_sse("resync", batch.cursor, {
+                    "user": user_id, "reason": "the cursor is older than the journal"})]
             flight.result = batch
             return batch, flight.rendered
         finally:

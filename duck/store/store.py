@@ -67,6 +67,12 @@ class Store:
         log.info("store ready (database %r)", name)
         return store
 
+    async def set_journal_retention(self, seconds: int) -> None:
+        """Keep journal entries ``seconds`` long (the TTL index of every process's
+        database), and have the change feed tell cursors older than that to resync."""
+        await self.journal.set_retention(seconds)
+        self.events.retention = seconds
+
     async def quota(self, user_id: str) -> tuple[int, int]:
         """(bytes used, quota in bytes) of a user."""
         return await quota.quota(self.database, user_id)

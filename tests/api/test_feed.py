@@ -69,3 +69,59 @@ async def test_mailbox_events(duck_server: Any, client: httpx.AsyncClient, user:
                     kinds.append((event["event"], event["data"]["path"]))
     assert kinds[0] == ("mailbox.deleted", "Old")
     assert kinds[1:] == [("mailbox.created", "Fleeting"), ("mailbox.deleted", "Fleeting")]
+
+
+def _told(events: list[Any]) -> list[tuple[str, str]]:
+    return [(e.kind, e.mailbox_id) for e in events if e.kind != "mailbox.counters"]
+
+
+async def test_a_fleeting_mailbox_is_told_once(duck_server: Any, user: str) -> None:
+    """A mailbox created and deleted between two reads comes back once: reading on
+    from the cursor that told it repeats nothing, however often, and a reader that
+    starts "now" is not told the past of one deleted a moment before."""
+    store: Store = duck_server.store
+    start = await store.events.current(user)
+    box = await store.mailboxes.create(user, "Fleeting")
+    await store.mailboxes.delete(user, "Fleeting")
+    batch = await store.events.read(user, start)
+    assert _told(batch.events) == [("mailbox.created", box.id), ("mailbox.deleted", box.id)]
+    cursor = batch.cursor
+    for _ in range(3):
+        again = await store.events.read(user, cursor)
+        assert _told(again.events) == [] and not again.more
+        cursor = again.cursor
+    # Later changes still come, once.
+    other = await store.mailboxes.create(user, "Stays")
+    batch = await store.events.read(user, cursor)
+    assert _told(batch.events) == [("mailbox.created", other.id)]
+    assert _told((await store.events.read(user, batch.cursor)).events) == []
+    # A new reader.
+    fresh = await store.events.current(user)
+    assert _told((await store.events.read(user, fresh)).events) == []
+
+
+async def test_a_cursor_older_than_the_journal_is_told_to_resync(
+        duck_server: Any, client: httpx.AsyncClient, user: str) -> None:
+    store: Store = duck_server.store
+    cursor = await store.events.current(user)
+    await store.mailboxes.create(user, "Before")
+    saved = store.events.retention
+    store.events.retention = 60
+    try:
+        old = Cursor(cursor.modseqs, cursor.t - 3600)
+        batch = await store.events.read(user, old)
+        assert batch.resync and batch.events == [] and not batch.more
+        assert batch.cursor.modseqs == (await store.events.current(user)).modseqs
+        assert _told((await store.events.read(user, batch.cursor)).events) == []
+        # Over SSE: a "resync" event whose id is the position to go on from.
+        with trio.fail_after(30):
+            async with open_sse(client, f"/users/{user}/updates",
+                                headers={"Last-Event-ID": old.encode()}) as sse:
+                await sse.next()  # ready
+                event = await sse.next()
+                assert event["event"] == "resync", event
+                box = await store.mailboxes.create(user, "After")
+                created = await sse.until("mailbox.created")
+                assert created["data"]["mailbox"] == box.id
+    finally:
+        store.events.retention = saved

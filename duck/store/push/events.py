@@ -15,7 +15,14 @@ A cursor is ``{mailbox id: last modseq delivered}`` plus the time ``t`` of the
 last complete read. A mailbox not in the cursor is read from modseq 0 (it was
 created after the cursor was made); a mailbox created *and* deleted between two
 reads is found through its ``mailbox-create`` entry (which carries the user)
-written at or after ``t - CREATE_MARGIN``.
+written at or after ``t - CREATE_MARGIN``. So that such a mailbox is told once,
+a deleted mailbox stays in the cursor (at its last modseq) for as long as its
+``mailbox-create`` entry is inside that look-back, and a cursor made "now"
+(``current``) has the ones deleted within it.
+
+A cursor older than the journal's retention cannot be served exactly (entries are
+gone): ``read`` says ``resync`` and starts from "now" instead of replaying what
+is left.
 
 One ``read`` costs one query on ``mailboxes`` (counters and highest modseqs:
 mailboxes with nothing new are not read further), one query on the journal for
@@ -193,15 +200,23 @@ class UserEvent:
 
 @attrs.frozen
 class FeedBatch:
-    """The events of one read; ``more`` when the read was cut at READ_LIMIT."""
+    """The events of one read; ``more`` when the read was cut at READ_LIMIT;
+    ``resync`` when the cursor was older than the journal's retention (no events:
+    the reader must reload its state, and continues from ``cursor``, "now")."""
 
     events: list[UserEvent]
     cursor: Cursor
     more: bool
+    resync: bool = False
 
 
 def _now() -> dt.datetime:
     return clock.now()
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC datetime (the client may be naive)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 class ChangeFeed:
@@ -209,21 +224,34 @@ class ChangeFeed:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        #: Seconds the journal keeps entries (journal.set_retention changes it).
+        self.retention = journal.DEFAULT_RETENTION
 
     async def current(self, user_id: str) -> Cursor:
-        """A cursor at "now": the highest modseq of every mailbox (NotFound)."""
+        """A cursor at "now": the highest modseq of every mailbox, and of every
+        mailbox deleted within the create look-back (NotFound)."""
         user = parse_id(user_id)
+        return await self._database.run(self._current_sync, user)
 
-        def run() -> Cursor:
-            if self._database.collection(schema.USERS).count_documents({"_id": user}) == 0:
-                raise NotFound("no such user")
-            boxes = self._database.collection(schema.MAILBOXES).find(
-                {"user": user}, {"modseq": 1}
-            ).limit(MAX_MAILBOXES)
-            return Cursor({str(b["_id"]): int(b["modseq"]) for b in boxes},
-                          int(_now().timestamp()))
-
-        return await self._database.run(run)
+    def _current_sync(self, user: ObjectId) -> Cursor:
+        if self._database.collection(schema.USERS).count_documents({"_id": user}) == 0:
+            raise NotFound("no such user")
+        started = _now()
+        boxes = self._database.collection(schema.MAILBOXES).find(
+            {"user": user}, {"modseq": 1}
+        ).limit(MAX_MAILBOXES)
+        modseqs = {str(b["_id"]): int(b["modseq"]) for b in boxes}
+        # Created and already deleted within the look-back: without them here the
+        # next read would find their creation and tell their whole past.
+        coll = self._database.collection(schema.JOURNAL)
+        gone = {d["mailbox"] for d in coll.find(
+            {"user": user, "kind": "mailbox-create", "at": {"$gte": started - CREATE_MARGIN}},
+            {"mailbox": 1}) if str(d["mailbox"]) not in modseqs}
+        if gone:
+            for d in coll.find({"mailbox": {"$in": sorted(gone)}}, {"mailbox": 1, "modseq": 1}):
+                key = str(d["mailbox"])
+                modseqs[key] = max(modseqs.get(key, 0), int(d["modseq"]))
+        return Cursor(modseqs, int(started.timestamp()))
 
     async def read(self, user_id: str, cursor: Cursor, *,
                    limit: int = READ_LIMIT) -> FeedBatch:
@@ -233,6 +261,10 @@ class ChangeFeed:
 
     def _read_sync(self, user: ObjectId, cursor: Cursor, limit: int) -> FeedBatch:
         started = _now()
+        if cursor.t < started.timestamp() - self.retention:
+            # What happened since may have expired from the journal: replaying the
+            # rest would look complete and is not.
+            return FeedBatch([], self._current_sync(user), more=False, resync=True)
         boxes = {
             str(b["_id"]): b
             for b in self._database.collection(schema.MAILBOXES).find(
@@ -257,6 +289,11 @@ class ChangeFeed:
         docs = list(coll.find({"$or": clauses}, {"_id": 0})
                     .sort([("mailbox", 1), ("modseq", 1)]).limit(limit))
         more = len(docs) >= limit
+        # Mailboxes whose creation the next read's look-back will find again.
+        look_back = started - CREATE_MARGIN
+        recent = {str(d["mailbox"]) for d in docs
+                  if d["kind"] == "mailbox-create" and d.get("at") is not None
+                  and _aware(d["at"]) >= look_back}
         # Created and deleted (or renamed away) between two reads: read them whole.
         fleeting = {str(d["mailbox"]) for d in docs if d["kind"] == "mailbox-create"}
         fleeting -= set(boxes) | set(since)
@@ -294,9 +331,8 @@ class ChangeFeed:
             for entry in runs[mailbox]:
                 if entry.kind in ("mailbox-create", "mailbox-rename", "mailbox-delete"):
                     path = entry.path
+                # (A deleted mailbox keeps its place: see the end of this read.)
                 since[mailbox] = entry.modseq
-                if entry.kind == "mailbox-delete":
-                    since.pop(mailbox, None)
                 events.append(UserEvent(
                     kind=_KINDS[entry.kind], mailbox_id=mailbox, path=path,
                     cursor=Cursor(dict(since), cursor.t), modseq=entry.modseq,
@@ -304,7 +340,7 @@ class ChangeFeed:
                     message=meta.get((mailbox, entry.uid or 0))
                     if entry.kind == "exists" else None,
                 ))
-            if doc is not None and mailbox in since:
+            if doc is not None:
                 events.append(UserEvent(
                     kind="mailbox.counters", mailbox_id=mailbox, path=doc["path"],
                     cursor=Cursor(dict(since), cursor.t),
@@ -313,12 +349,15 @@ class ChangeFeed:
                         int(doc.get("size", 0)), int(doc["modseq"]), int(doc["uid_next"]),
                     ),
                 ))
-        # A cursor mailbox that is gone with nothing left to read (its journal
-        # expired) is forgotten. With transactions the delete entry commits with
-        # the delete itself, so nothing is lost by this.
-        for mailbox in list(since):
-            if mailbox not in boxes and mailbox not in per_mailbox:
-                since.pop(mailbox)
+        # A mailbox that is gone is forgotten once the next read cannot find its
+        # creation again (then nothing of it can come back); until then it stays,
+        # at the modseq of its deletion, so that its past is not told twice. With
+        # transactions the delete entry commits with the delete itself, so nothing
+        # is lost by this.
+        if not more:
+            for mailbox in list(since):
+                if mailbox not in boxes and mailbox not in recent:
+                    since.pop(mailbox)
         t = cursor.t if more else int(started.timestamp())
         return FeedBatch(events, Cursor(since, t), more)
 
