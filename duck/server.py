@@ -264,6 +264,10 @@ class Server:
             port = int(binds[0].rsplit(":", 1)[1])
             log.info("HTTP API listening on %s:%d", config.api_host, port)
             task_status.started(port)
+            # Update streams never end by themselves: they end when shutdown begins,
+            # so the HTTP server is not kept waiting its grace period for them.
+            await self.shutdown.wait()
+            self.api_state.sse.close()
 
     async def _webhooks(self, *, task_status: trio.TaskStatus[None]) -> None:
         assert self.store is not None

@@ -75,6 +75,19 @@ class SseHub:
     events_sent: int = 0
     _gens: dict[str, _Gen] = attrs.Factory(dict)
     _flights: dict[tuple[str, tuple[tuple[str, int], ...]], _Flight] = attrs.Factory(dict)
+    #: The producers of open streams (cancelled by ``close``).
+    _producers: set[trio.CancelScope] = attrs.Factory(set)
+    closed: bool = False
+
+    def close(self) -> None:
+        """End every stream now (server shutdown): a stream never ends by itself,
+        and the HTTP server would otherwise wait its whole grace period for it.
+        Clients reconnect elsewhere with their last event id and lose nothing."""
+        self.closed = True
+        if self._producers:
+            log.info("closing %d update stream(s)", len(self._producers))
+        for scope in list(self._producers):
+            scope.cancel()
 
     def statistics(self) -> dict[str, int]:
         """Streams open, dropped, journal reads made and shared, events sent."""
@@ -143,7 +156,23 @@ async def _produce(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
                    sub: Subscription, gen: _Gen, send: trio.MemorySendChannel[ServerSentEvent],
                    release: Callable[[], None]) -> None:
     """Read the feed into the stream's bounded buffer; give up on a client that
-    leaves it full for ``send_timeout`` seconds."""
+    leaves it full for ``send_timeout`` seconds; stop at once when the hub closes."""
+    scope = trio.CancelScope()
+    hub._producers.add(scope)
+    if hub.closed:
+        scope.cancel()
+    try:
+        with scope:
+            await _stream(hub, store, user_id, cursor, sub, gen, send)
+    finally:
+        hub._producers.discard(scope)
+        release()
+
+
+async def _stream(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
+                  sub: Subscription, gen: _Gen,
+                  send: trio.MemorySendChannel[ServerSentEvent]) -> None:
+    """``_produce``'s loop: events into the buffer until the client lags or leaves."""
 
     async def put(event: ServerSentEvent) -> bool:
         with trio.move_on_after(hub.send_timeout):
@@ -151,33 +180,30 @@ async def _produce(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
             return True
         return False
 
-    try:
-        async with send:
-            # The first event tells a fresh client its position, so that even a
-            # reconnect before any change resumes from here.
-            if not await put(_sse("ready", cursor, {"user": user_id})):
-                return
+    async with send:
+        # The first event tells a fresh client its position, so that even a
+        # reconnect before any change resumes from here.
+        if not await put(_sse("ready", cursor, {"user": user_id})):
+            return
+        woken = gen.sub.wakeups
+        while True:
+            batch, rendered = await hub.read(store, user_id, cursor, woken)
+            for event in rendered:
+                if not await put(event):
+                    hub.dropped += 1
+                    log.info("SSE stream of %s dropped: the client stopped reading",
+                             user_id)
+                    return
+                hub.events_sent += 1
+            cursor = batch.cursor
+            if batch.more:
+                continue
+            # A read is repeated at least every heartbeat: a gap in a mailbox's
+            # modseqs (a writer that died after allocating) is stepped over by
+            # time (journal.GAP_GRACE) and wakes nobody.
+            with trio.move_on_after(hub.heartbeat):
+                await sub.wait()
             woken = gen.sub.wakeups
-            while True:
-                batch, rendered = await hub.read(store, user_id, cursor, woken)
-                for event in rendered:
-                    if not await put(event):
-                        hub.dropped += 1
-                        log.info("SSE stream of %s dropped: the client stopped reading",
-                                 user_id)
-                        return
-                    hub.events_sent += 1
-                cursor = batch.cursor
-                if batch.more:
-                    continue
-                # A read is repeated at least every heartbeat: a gap in a mailbox's
-                # modseqs (a writer that died after allocating) is stepped over by
-                # time (journal.GAP_GRACE) and wakes nobody.
-                with trio.move_on_after(hub.heartbeat):
-                    await sub.wait()
-                woken = gen.sub.wakeups
-    finally:
-        release()
 
 
 async def _drain(receive: trio.MemoryReceiveChannel[ServerSentEvent]

@@ -150,3 +150,35 @@ async def test_errors(client: httpx.AsyncClient, user: str) -> None:
         assert r.status_code == 404 and r.json()["success"] is False
         r = await client.get(f"/users/{user}/updates", headers={"Last-Event-ID": "!!!"})
         assert r.status_code == 400 and "Last-Event-ID" in r.json()["error"]
+
+
+async def test_shutdown_ends_open_streams_at_once(mongo_uri: str, db_name: str,
+                                                  tmp_path: Any) -> None:
+    """An open update stream does not hold shutdown for the grace period: it ends
+    when shutdown begins, and the client sees the end of the stream."""
+    from duck.config import Config
+    from duck.server import Server
+
+    server = Server(Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0,
+                           lmtp_port=0, pop3_port=0, pop3s_port=0, api_port=0,
+                           mongo_uri=mongo_uri, database=db_name, shutdown_grace=60.0))
+    ended = False
+    # Bounded far below the 60 s grace: an open stream must not hold shutdown.
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            assert server.store is not None
+            store = server.store
+            created = await store.users.create("carol@example.com", "secret-pass")
+            base = f"http://127.0.0.1:{server.ports['api']}"
+            async with httpx.AsyncClient(base_url=base, timeout=20) as c:
+                async with open_sse(c, f"/users/{created.id}/updates") as sse:
+                    assert (await sse.next())["event"] == "ready"
+                    await store.database.run(store.database.client.drop_database, db_name)
+                    server.request_shutdown()
+                    try:
+                        while True:
+                            await sse.next()
+                    except EOFError:
+                        ended = True
+    assert ended and server.api_state.sse.statistics()["streams"] == 0
