@@ -171,14 +171,14 @@ async def test_shutdown_ends_open_streams_at_once(mongo_uri: str, db_name: str,
             store = server.store
             created = await store.users.create("carol@example.com", "secret-pass")
             base = f"http://127.0.0.1:{server.ports['api']}"
-            async with httpx.AsyncClient(base_url=base, timeout=20) as c:
-                async with open_sse(c, f"/users/{created.id}/updates") as sse:
-                    assert (await sse.next())["event"] == "ready"
-                    await store.database.run(store.database.client.drop_database, db_name)
-                    server.request_shutdown()
-                    try:
-                        while True:
-                            await sse.next()
-                    except EOFError:
-                        ended = True
+            async with (httpx.AsyncClient(base_url=base, timeout=20) as c,
+                        open_sse(c, f"/users/{created.id}/updates") as sse):
+                assert (await sse.next())["event"] == "ready"
+                await store.database.run(store.database.client.drop_database, db_name)
+                server.request_shutdown()
+                try:
+                    while True:
+                        await sse.next()
+                except EOFError:
+                    ended = True
     assert ended and server.api_state.sse.statistics()["streams"] == 0
