@@ -107,14 +107,13 @@ class StoreBackend:
         full = f"{local}+{address.detail}@{domain}" if address.detail else address.lookup
         try:
             # An address that itself contains the separator wins over sub-addressing.
-            resolved = await self._store.users.resolve_address(full)
-            if resolved is None:
-                return Refused(Failure.UNKNOWN_USER)
-            user = await self._store.users.get(resolved.user_id)
+            # The address and its user in one query.
+            found = await self._store.users.recipient(full)
         except StoreUnavailable as exc:
             raise BackendUnavailable(str(exc)) from exc
-        except NotFound:
+        if found is None or found[1] is None:
             return Refused(Failure.UNKNOWN_USER)
+        user = found[1]
         if user.disabled:
             return Refused(Failure.MAILBOX_DISABLED)
         if user.quota and user.storage_used >= user.quota:

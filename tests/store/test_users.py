@@ -57,6 +57,21 @@ async def test_resolve_address_with_detail(store: Store) -> None:
     assert await store.users.resolve_address("eve@example.com") is None
 
 
+async def test_recipient_is_the_address_and_its_user_in_one_query(store: Store) -> None:
+    from duck.store import metrics
+
+    user = await store.users.create("frank@example.com", "pw")
+    with metrics.command_scope("RCPT") as scope:
+        found = await store.users.recipient("Frank+news@example.com")
+    assert scope.round_trips == 1
+    assert found is not None
+    resolved, owner = found
+    assert (resolved.user_id, resolved.detail) == (user.id, "news")
+    assert owner == await store.users.get(user.id)
+    assert await store.users.recipient("nobody@example.com") is None
+    assert await store.users.recipient("not an address") is None
+
+
 async def test_unknown_id(store: Store) -> None:
     with pytest.raises(NotFound):
         await store.users.get("not-an-id")

@@ -181,21 +181,37 @@ class Users:
 
     async def resolve_address(self, address: str) -> ResolvedAddress | None:
         """Route an address to its user: exact match first, then ``user+tag@`` → user."""
+        found = await self.recipient(address, with_user=False)
+        return None if found is None else found[0]
+
+    async def recipient(self, address: str, *, with_user: bool = True,
+                        ) -> tuple[ResolvedAddress, User | None] | None:
+        """``resolve_address`` and the user it routes to, in one query (a delivery
+        asks both for every recipient); None for an unknown address. The user is
+        None when it vanished meanwhile (or ``with_user`` is false)."""
         try:
             normal = normalize_address(address)
         except InvalidInput:
             return None
         base, detail = split_detail(normal)
         candidates = [normal] if base == normal else [normal, base]
+        pipeline: list[dict[str, Any]] = [{"$match": {"address": {"$in": candidates}}}]
+        if with_user:
+            pipeline.append({"$lookup": {"from": schema.USERS, "localField": "user",
+                                         "foreignField": "_id", "as": "owner"}})
         docs = await self._database.run(
-            lambda: list(self._addresses.find({"address": {"$in": candidates}}))
-        )
+            lambda: list(self._addresses.aggregate(pipeline)))
         by_address = {d["address"]: d for d in docs}
         if normal in by_address:
-            return ResolvedAddress(str(by_address[normal]["user"]), normal, None)
-        if base in by_address:
-            return ResolvedAddress(str(by_address[base]["user"]), base, detail)
-        return None
+            doc, resolved = by_address[normal], ResolvedAddress(
+                str(by_address[normal]["user"]), normal, None)
+        elif base in by_address:
+            doc, resolved = by_address[base], ResolvedAddress(
+                str(by_address[base]["user"]), base, detail)
+        else:
+            return None
+        owners = doc.get("owner") or []
+        return resolved, (_user(owners[0]) if owners else None)
 
 
 @functools.cache
