@@ -32,7 +32,7 @@ def capabilities(
         if not tls:
             caps.append("STARTTLS")
         if login_allowed:
-            caps.append("AUTH=PLAIN")
+            caps.extend(("AUTH=PLAIN", "AUTH=LOGIN"))
         else:
             # RFC 3501 §6.2.3: LOGINDISABLED while plaintext auth is refused.
             caps.append("LOGINDISABLED")

@@ -78,6 +78,41 @@ async def test_authenticate_plain(imap_server: Any) -> None:
         await blocking(client.logout)
 
 
+async def test_authenticate_login(imap_server: Any) -> None:
+    """AUTH=LOGIN (draft-murchison-sasl-login): "Username:" and "Password:"
+    challenges; with SASL-IR (RFC 4959) the initial response is the user name;
+    a wrong password fails as for PLAIN, "*" cancels."""
+    port = imap_server.ports["imap"]
+    b64 = base64.b64encode
+    with trio.fail_after(20):
+        c = await RawClient.open(port)
+        assert b" AUTH=LOGIN" in c.greeting, c.greeting
+        await c.send(b"a AUTHENTICATE LOGIN\r\n")
+        assert await c.line() == b"+ " + b64(b"Username:") + b"\r\n"
+        await c.send(b64(USER.encode()) + b"\r\n")
+        assert await c.line() == b"+ " + b64(b"Password:") + b"\r\n"
+        await c.send(b64(PASSWORD.encode()) + b"\r\n")
+        lines = await c.until_tagged(b"a")
+        assert lines[-1].startswith(b"a OK"), lines
+        d = await RawClient.open(port)
+        await d.send(b"b AUTHENTICATE LOGIN " + b64(USER.encode()) + b"\r\n")
+        assert await d.line() == b"+ " + b64(b"Password:") + b"\r\n"
+        await d.send(b64(b"wrong") + b"\r\n")
+        lines = await d.until_tagged(b"b")
+        assert lines[-1].startswith(b"b NO [AUTHENTICATIONFAILED]"), lines
+        await d.send(b"c AUTHENTICATE LOGIN\r\n")
+        await d.line()
+        await d.send(b"*\r\n")
+        lines = await d.until_tagged(b"c")
+        assert lines[-1].startswith(b"c BAD"), lines
+        # imaplib answers each challenge through its callback.
+        client = await blocking(lambda: imaplib.IMAP4("127.0.0.1", port, timeout=20))
+        answers = {b"Username:": USER, b"Password:": PASSWORD}
+        typ, _ = await blocking(lambda: client.authenticate("LOGIN", answers.__getitem__))
+        assert typ == "OK"
+        await blocking(client.logout)
+
+
 async def test_starttls_then_login(imap_server: Any) -> None:
     with trio.fail_after(20):
         port = imap_server.ports["imap"]

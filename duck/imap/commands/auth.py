@@ -1,4 +1,5 @@
-"""Authentication: LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 4959, RFC 4616), STARTTLS.
+"""Authentication: LOGIN, AUTHENTICATE PLAIN (RFC 4616) and LOGIN
+(draft-murchison-sasl-login) with SASL-IR (RFC 4959), STARTTLS.
 
 Plaintext credentials are refused on a non-TLS connection from a non-loopback
 peer unless the configuration allows them (RFC 3501 §6.2.3, LOGINDISABLED).
@@ -22,7 +23,7 @@ from ..errors import CommandError, bad, no
 from ..grammar.cmd_any import Authenticate, Login, StartTLS, Unauthenticate
 from ..grammar.reader import CommandReader
 from ..grammar.resp_codes import CapabilityCode
-from ..grammar.responses import Continuation
+from ..grammar.responses import Continuation, SaslChallenge
 from ..wire import StreamClosed
 from .registry import command
 from .states import AUTHENTICATED, NOT_AUTHENTICATED
@@ -84,25 +85,50 @@ def _parse_plain(data: bytes) -> tuple[str, str]:
     return authcid, passwd
 
 
+#: SASL mechanisms served (AUTH=... in CAPABILITY while plaintext login is allowed).
+MECHANISMS = ("PLAIN", "LOGIN")
+
+
+async def _response(s: CommandContext, challenge: bytes | None) -> bytes:
+    """Send a challenge (None: the empty ``+ ``) and read the client's base64 line
+    (RFC 3501 §6.2.2: ``*`` cancels the exchange)."""
+    await s.send(Continuation("") if challenge is None else SaslChallenge(challenge))
+    line = await s.read_line()
+    if line is None:
+        raise no("connection closed")
+    if line.strip() == b"*":
+        raise bad("authentication cancelled")
+    try:
+        return base64.b64decode(line.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise bad("invalid base64") from None
+
+
+def _text(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad(f"the {what} is not UTF-8") from None
+
+
 @command(Authenticate, NOT_AUTHENTICATED)
 async def authenticate(s: CommandContext, cmd: Authenticate) -> Done:
-    """AUTHENTICATE PLAIN, with or without an initial response (RFC 4959)."""
-    if cmd.mechanism != "PLAIN":
+    """AUTHENTICATE PLAIN or LOGIN, with or without an initial response (RFC 4959)."""
+    if cmd.mechanism not in MECHANISMS:
         raise no(f"unsupported mechanism {cmd.mechanism}", "CANNOT")
     _check_allowed(s)
     data = cmd.initial_response
+    if cmd.mechanism == "LOGIN":
+        # draft-murchison-sasl-login §2: "Username:" then "Password:", each answered
+        # with the value alone; an initial response (SASL-IR) is the user name.
+        if data is None:
+            data = await _response(s, b"Username:")
+        username = _text(data, "user name")
+        password = _text(await _response(s, b"Password:"), "password")
+        return await _authenticate(s, username, password)
     if data is None:
         # RFC 4959 §3: an empty challenge, then the client's base64 line.
-        await s.send(Continuation(""))
-        line = await s.read_line()
-        if line is None:
-            raise no("connection closed")
-        if line.strip() == b"*":
-            raise bad("authentication cancelled")
-        try:
-            data = base64.b64decode(line.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise bad("invalid base64") from None
+        data = await _response(s, None)
     username, password = _parse_plain(data)
     return await _authenticate(s, username, password)
 
