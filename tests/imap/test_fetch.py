@@ -213,3 +213,30 @@ async def test_binary_of_parts_and_of_the_whole(imap_server: Any) -> None:
         assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY[2] {%d}\r\n" % len(inner) + inner
                                         + b" BINARY[2.1] {2}\r\nhi)\r\n"), lines
         await c.aclose()
+
+
+async def test_fetch_preview(imap_server: Any) -> None:
+    """RFC 8970 §3: FETCH PREVIEW (and PREVIEW (LAZY)) gives the first text part's
+    preview, UTF-8 in a literal when it is not ASCII, "" without text; it does not
+    set \\Seen; an unknown modifier is BAD."""
+    with trio.fail_after(30):
+        user = await imap_server.store.users.by_username(USER)
+        text = (b"Subject: hi\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                b"Bonjour=C2=A0=E2=80=94  \r\n le  caf=C3=A9\r\n")
+        for data in (MESSAGE, text, b"Subject: none\r\nContent-Type: image/gif\r\n\r\nGIF"):
+            await imap_server.store.messages.append(user.id, "INBOX", data)
+        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        assert b" PREVIEW" in (await c.command(b"c", b"CAPABILITY"))[0]
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"f", b"FETCH 1:3 (PREVIEW (LAZY) FLAGS)")
+        assert lines[0] == b'* 1 FETCH (PREVIEW "first part body" FLAGS (\\Recent))\r\n', lines
+        expected = "Bonjour \u2014 le café".encode()  # the no-break space is whitespace too
+        assert lines[1] == (b"* 2 FETCH (PREVIEW {%d}\r\n" % len(expected) + expected
+                            + b" FLAGS (\\Recent))\r\n"), lines
+        assert lines[2] == b'* 3 FETCH (PREVIEW "" FLAGS (\\Recent))\r\n', lines
+        lines = await c.command(b"u", b"UID FETCH 1 PREVIEW")
+        assert lines[0] == b'* 1 FETCH (UID 1 PREVIEW "first part body")\r\n', lines
+        lines = await c.command(b"b", b"FETCH 1 (PREVIEW (EAGER))")
+        assert lines[-1].startswith(b"b BAD"), lines
+        await c.aclose()

@@ -1,5 +1,5 @@
 """FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8; CONDSTORE RFC 7162 §3.1.4; BINARY
-RFC 3516; OBJECTID RFC 8474).
+RFC 3516; OBJECTID RFC 8474; PREVIEW RFC 8970).
 
 Flags, UIDs and modseqs come from the session's view; everything else from the
 store in one query per batch of messages (docs/architecture.md), with only the fields asked
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from duck.mime import transfer
+from duck.mime.preview import READ_MAX, make_preview, preview_part
 from duck.mime.sections import SectionSpec, resolve_part, section_range
 from duck.store import JournalEntry, MessageRecord, StoreError
 
@@ -65,6 +66,7 @@ _FIELDS_OF: dict[FetchAttr, tuple[str, ...]] = {
     FetchAttr.EMAILID: ("emailid",),
     FetchAttr.THREADID: ("threadid",),
     FetchAttr.SAVEDATE: ("savedate",),
+    FetchAttr.PREVIEW: ("structure", "content"),
 }
 #: RFC822.* are the old names of BODY sections (RFC 3501 §6.4.5).
 _RFC822_SECTION = {
@@ -159,6 +161,8 @@ class _Builder:
                 out.append((item, rec.emailid or f"M{rec.id}"))
             elif item is FetchAttr.THREADID:
                 out.append((item, rec.threadid))
+            elif item is FetchAttr.PREVIEW:
+                out.append((item, await self.preview(rec)))
             elif item in _RFC822_SECTION:
                 assert isinstance(item, FetchAttr)
                 out.append((item, await self.section(rec, _RFC822_SECTION[item])))
@@ -194,6 +198,16 @@ class _Builder:
             return await messages.read(rec, lo, hi)
         window = None if partial is None else (partial[0], part_len or 0)
         return await messages.read_section(rec, spec, window)
+
+    async def preview(self, rec: MessageRecord) -> str:
+        """RFC 8970 §2: the preview, from the start of the first text part (read up
+        to READ_MAX octets); "" for a message without one. It never sets \\Seen."""
+        assert rec.structure is not None
+        part = preview_part(rec.structure)
+        if part is None:
+            return ""
+        end = min(part.body_end, part.body_start + READ_MAX)
+        return make_preview(part, await self.s.store.messages.read(rec, part.body_start, end))
 
     async def binary(self, rec: MessageRecord, section: BodySection) -> bytes:
         """BINARY[section]<partial> (RFC 3516 §4.2): the section with its own transfer

@@ -38,7 +38,11 @@ class FetchAttr(enum.Enum):
     EMAILID = "EMAILID"
     THREADID = "THREADID"
     SAVEDATE = "SAVEDATE"
+    PREVIEW = "PREVIEW"  # RFC 8970
 
+
+#: RFC 8970 §3 ``preview-mod``: the modifiers PREVIEW takes.
+PREVIEW_MODIFIERS = frozenset({"LAZY"})
 
 _ATTR_BY_BYTES = {a.value.encode(): a for a in FetchAttr}
 
@@ -137,6 +141,14 @@ def parse_fetch_att(c: Cursor, *, response: bool = False) -> FetchItem:
         attr = _ATTR_BY_BYTES.get(m.group().upper())
         if attr is None:
             raise c.error("unknown fetch item")
+        if attr is FetchAttr.PREVIEW and not response and c.peek_is(b" ("):
+            # RFC 8970 §3: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``.
+            # LAZY lets a server answer NIL when no preview is at hand; one is always
+            # made here, so the modifier changes nothing and is not kept.
+            c.sp()
+            for mod in c.paren_list(c.keyword, allow_empty=False):
+                if mod not in PREVIEW_MODIFIERS:
+                    raise c.error("unknown PREVIEW modifier")
         return attr
     name = m.group().decode("ascii").upper()
     if name == "BODY" or (name == "BODY.PEEK" and not response):

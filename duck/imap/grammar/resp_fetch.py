@@ -72,6 +72,10 @@ def _check_value(key: FetchItem, value: FetchValue) -> FetchValue:
         if not isinstance(value, str) or not value:
             raise ValueError(f"{key.value} is an objectid")
         return value
+    if key is FetchAttr.PREVIEW:
+        if value is not None and not isinstance(value, str):
+            raise ValueError("PREVIEW is a str or None")
+        return value
     if isinstance(value, Preencoded):
         if _PREENCODED_KIND.get(key) != value.kind:  # type: ignore[call-overload]
             raise ValueError(f"a pre-encoded {value.kind} is not a {key!r} value")
@@ -109,7 +113,8 @@ class FetchData:
     :class:`BodySection` (response form: use ``BodySection.response_key()``) or
     :class:`BinarySize`. Values: FLAGS tuple of flags; UID/RFC822.SIZE/MODSEQ/
     BINARY.SIZE int; INTERNALDATE/SAVEDATE aware datetime (SAVEDATE may be None);
-    EMAILID/THREADID str (THREADID may be None); ENVELOPE :class:`Envelope`;
+    EMAILID/THREADID str (THREADID may be None); PREVIEW str or None; ENVELOPE
+    :class:`Envelope`;
     BODY/BODYSTRUCTURE a body structure; section data bytes, None or
     :class:`LiteralBody` (streamed by :func:`serialize_chunks`).
     """
@@ -167,6 +172,8 @@ def _encode_value(e: Encoder, key: FetchItem, value: FetchValue) -> None:
             e.date_time(value)
     elif key is FetchAttr.EMAILID or key is FetchAttr.THREADID:
         e.raw(b"NIL") if value is None else e.text(f"({value})")
+    elif key is FetchAttr.PREVIEW:
+        e.nstring(value)  # RFC 8970 §3: UTF-8, a literal when it is not ASCII
     elif key is FetchAttr.ENVELOPE:
         encode_envelope(e, value)
     elif key is FetchAttr.BODY:
@@ -211,6 +218,9 @@ def parse_fetch_value(c: Cursor, key: FetchItem) -> FetchValue:
         value = c.atom().decode("ascii")
         c.expect(b")")
         return value
+    if key is FetchAttr.PREVIEW:
+        text = c.nstring()
+        return None if text is None else text.decode("utf-8", "surrogateescape")
     if key is FetchAttr.ENVELOPE:
         return parse_envelope(c)
     body: BodyStructure = parse_body(c)

@@ -357,6 +357,7 @@ def _fetch_value(key: g.FetchItem) -> st.SearchStrategy[object]:
         g.FetchAttr.SAVEDATE: st.none() | date_times,
         g.FetchAttr.EMAILID: objectids,
         g.FetchAttr.THREADID: st.none() | objectids,
+        g.FetchAttr.PREVIEW: st.none() | st.text(max_size=40),
         g.FetchAttr.ENVELOPE: envelopes,
         g.FetchAttr.BODY: body_structures(extensible=False),
         g.FetchAttr.BODYSTRUCTURE: body_structures(extensible=True),
