@@ -68,7 +68,13 @@ async def _size(bench: Bench, port: int, size: int, path: str) -> dict[str, Any]
             await client.aclose()
         return time.perf_counter() - started
 
-    sessions = await repeat(session, reps, s.rep_budget)
+    # The first login of a run also checks the password the slow way (scrypt; later
+    # ones hit the store's verified-password cache): not what is measured here.
+    await session()
+    logins.clear()
+    lists.clear()
+    uidls.clear()
+    sessions = await repeat(session, s.reps, s.rep_budget)
     row["session_login_list_uidl"] = summary_ms(sessions)
     row["login"] = summary_ms(logins)
     row["list"] = summary_ms(lists) | {"messages": size}

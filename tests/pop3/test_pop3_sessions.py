@@ -228,3 +228,40 @@ async def test_shutdown_ends_sessions_without_update(pop3_server: Pop3TestServer
             await blocking(client.quit)
     inbox = await pop3_server.store.mailboxes.get(pop3_server.user.id, "INBOX")
     assert inbox.message_count == 1
+
+
+@pytest.mark.pop3_settings(lease_seconds=1.0)
+async def test_a_lost_lease_deletes_nothing(pop3_server: Pop3TestServer) -> None:
+    await fill(pop3_server, [message(1)])
+    store = pop3_server.store
+    inbox = await store.mailboxes.get(pop3_server.user.id, "INBOX")
+    with trio.fail_after(30):
+        client = await blocking(pop3_server.login)
+        await blocking(lambda: client.dele(1))
+        # Another holder takes the lease over (as after a network partition that
+        # outlasted it): the session's next renewal finds it gone.
+        leases = store.database.collection("leases")
+        await store.database.run(leases.update_one, {"_id": f"pop3:{inbox.id}"},
+                                 {"$set": {"holder": "someone-else"}})
+        await trio.sleep(0.6)
+        with pytest.raises(poplib.error_proto) as lost:
+            await blocking(client.quit)
+    assert lost.value.args[0].startswith(b"-ERR [SYS/TEMP] the maildrop lock was lost")
+    assert (await store.mailboxes.get(pop3_server.user.id, "INBOX")).message_count == 1
+
+
+async def test_hostile_input(pop3_server: Pop3TestServer) -> None:
+    with trio.fail_after(30):
+        stream = await trio.open_tcp_stream("127.0.0.1", pop3_server.ports["pop3"])
+        await stream.send_all(b"X" * 100_000 + b"\r\nCAPA\r\n")
+        data = b""
+        while not data.endswith(b"\r\n.\r\n"):
+            data += await stream.receive_some(65536)
+        lines = data.split(b"\r\n")
+        assert lines[1] == b"-ERR line too long" and lines[2].startswith(b"+OK")
+        # A client that keeps sending what is not POP3 is hung up on.
+        await stream.send_all(b"NONSENSE\r\n" * 25)
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+        assert data.count(b"-ERR unknown command") == 20
