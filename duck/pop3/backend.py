@@ -81,6 +81,10 @@ class OpenMaildrop(Protocol):
         how many were still there to remove."""
         ...
 
+    async def release(self) -> None:
+        """Give the maildrop up now (QUIT, before its reply)."""
+        ...
+
 
 class Pop3Backend(Protocol):
     """What POP3 needs of the mail store."""

@@ -483,7 +483,10 @@ class Session:
         uids = sorted(self.maildrop.entries[n - 1].uid for n in numbers)
         try:
             with trio.CancelScope(shield=True):  # a shutdown does not cut UPDATE short
-                removed = await self.store_drop.remove(uids)
+                try:
+                    removed = await self.store_drop.remove(uids)
+                finally:
+                    await self.store_drop.release()
         except LeaseLost as exc:
             self.reply(err(str(exc), replies.SYS_TEMP))
             return

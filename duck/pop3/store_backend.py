@@ -103,17 +103,29 @@ class StoreMaildrop:
     async def keep_lease(self) -> None:
         """Renew the lease at a third of its period until cancelled."""
         period = self._settings.lease_seconds
-        while self._lease is not None:
+        while True:
             await trio.sleep(period / 3)
+            held = self._lease
+            if held is None:
+                return
             try:
-                renewed = await self._store.leases.renew(self._lease, period)
+                renewed = await self._store.leases.renew(held, period)
             except StoreError as exc:
                 # Try again at the next tick: the lease has two more thirds to go.
                 log.warning("POP3 lease renewal failed: %r", exc)
                 continue
+            if self._lease is not held:
+                continue  # released while the renewal was under way
             if renewed is None:
                 log.warning("POP3 lease of %s lost", self._mailbox.id)
             self._lease = renewed
+
+    async def release(self) -> None:
+        """Give the maildrop up now (before QUIT's reply, so that a client that
+        connects again at once finds it free)."""
+        held, self._lease = self._lease, None
+        if held is not None:
+            await _release(self._store, held)
 
     async def read(self, uid: int) -> AsyncGenerator[bytes, None]:
         """The message's stored bytes in the store's chunks."""
@@ -224,13 +236,7 @@ class StoreBackend:
         finally:
             held = got if drop is None else drop.lease
             if held is not None:
-                with trio.move_on_after(RELEASE_TIMEOUT) as scope:
-                    scope.shield = True
-                    try:
-                        await self._store.leases.release(held)
-                    except StoreError as exc:
-                        # It runs out by itself after lease_seconds.
-                        log.warning("POP3 lease release failed: %r", exc)
+                await _release(self._store, held)
 
     async def _entries(self, mailbox: Mailbox) -> list[Entry]:
         view = await self._store.messages.view(mailbox.id, mailbox)
@@ -239,3 +245,14 @@ class StoreBackend:
         async for batch in self._store.messages.fetch_batches(mailbox.id, uids, ["size"]):
             entries += [Entry(r.uid, int(r.size or 0), r.id) for r in batch]
         return entries
+
+
+async def _release(store: Store, lease: Lease) -> None:
+    """Release ``lease``, shielded from cancellation and bounded in time."""
+    with trio.move_on_after(RELEASE_TIMEOUT) as scope:
+        scope.shield = True
+        try:
+            await store.leases.release(lease)
+        except StoreError as exc:
+            # It runs out by itself after lease_seconds.
+            log.warning("POP3 lease release failed: %r", exc)

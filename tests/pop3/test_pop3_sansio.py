@@ -245,3 +245,20 @@ def test_top(size: int) -> None:
     assert _top(MESSAGE, 10, size) == MESSAGE
     assert _top(b"\r\nbody\r\nmore\r\n", 1, size) == b"\r\nbody\r\n"
     assert _top(b"A: 1\r\n", 0, size) == b"A: 1\r\n"  # no body at all
+
+
+@given(st.binary(max_size=2000), st.integers(1, 64), st.booleans())
+def test_any_input_gives_typed_events_and_bounded_buffers(
+        data: bytes, size: int, logged_in: bool) -> None:
+    config = ProtocolConfig(max_command_line=64)
+    proto = Pop3Protocol(config)
+    if logged_in:
+        proto.logged_in()
+    for i in range(0, len(data), size):
+        proto.receive_data(data[i:i + size])
+        while (event := proto.next_event()) is not NEED_DATA:
+            assert isinstance(event, (c.Command, Refused)), event
+            assert proto.buffered <= len(data)
+        assert proto.buffered < config.max_command_line + size
+    proto.receive_data(b"")
+    assert isinstance(proto.next_event(), (ConnectionClosed, c.Command, Refused))

@@ -73,6 +73,17 @@ class Leases:
         return await self._database.run(self._acquire_sync, name, seconds, min_delay)
 
     def _acquire_sync(self, name: str, seconds: float, min_delay: float) -> Lease | Refusal:
+        # A lease released between two of the reads below looks neither free nor
+        # held to them: try again (a few times; a taker that keeps losing races is
+        # told it is in use).
+        for _ in range(3):
+            got = self._try_acquire(name, seconds, min_delay)
+            if got is not None:
+                return got
+        return Refusal(clock.now() + dt.timedelta(seconds=seconds))
+
+    def _try_acquire(self, name: str, seconds: float, min_delay: float
+                     ) -> Lease | Refusal | None:
         now = clock.now()
         holder = secrets.token_hex(12)
         expires = now + dt.timedelta(seconds=seconds)
@@ -92,16 +103,16 @@ class Leases:
                 return Lease(name, holder, expires)
             except pymongo.errors.DuplicateKeyError:
                 pass  # it exists and is held (or was just taken by a racing taker)
-        current = self._coll.find_one({"_id": name}) or {}
-        held_until = current.get("expires") or now
-        if held_until.tzinfo is None:
-            held_until = held_until.replace(tzinfo=dt.UTC)
+        current = self._coll.find_one({"_id": name})
+        if current is None:
+            return None
+        held_until = _utc(current.get("expires") or now)
         if held_until > now:
             return Refusal(held_until)
-        taken = current.get("taken") or now
-        if taken.tzinfo is None:
-            taken = taken.replace(tzinfo=dt.UTC)
-        return Refusal(taken + dt.timedelta(seconds=min_delay), too_soon=True)
+        free_at = _utc(current.get("taken") or now) + dt.timedelta(seconds=min_delay)
+        if min_delay > 0 and free_at > now:
+            return Refusal(free_at, too_soon=True)
+        return None  # released meanwhile
 
     async def renew(self, lease: Lease, seconds: float) -> Lease | None:
         """Extend a held lease by ``seconds`` from now; None when it is no longer ours
@@ -120,6 +131,11 @@ class Leases:
         await self._database.run(
             self._coll.update_one, {"_id": lease.name, "holder": lease.holder},
             {"$set": {"holder": None, "expires": clock.now()}})
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # pymongo hands back naive UTC datetimes unless the client is tz-aware.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def _check(name: str, seconds: float) -> None:
