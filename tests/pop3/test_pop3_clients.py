@@ -112,6 +112,10 @@ async def test_every_command_over_implicit_tls(pop3_server: Pop3TestServer) -> N
         assert client._shortcmd(f"AUTH PLAIN {plain}").startswith(b"+OK")
         count, _ = client.stat()
         bodies = [_joined(client.retr(n)[1]) for n in range(1, count + 1)]
+        # TOP of the large message stops reading it after the lines asked for.
+        top = _joined(client.top(count, 3)[1])
+        assert top == LARGE[:LARGE.index(b"\r\n\r\n") + 4] + b"--B\r\n" + (
+            b"Content-Type: text/plain\r\n\r\n")
         _, listing, _ = client.list()
         for n in (2, 4):
             client.dele(n)
