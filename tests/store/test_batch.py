@@ -125,3 +125,25 @@ def _write_conflicts_are_retried_not_raised(database: Database) -> None:
 
 async def test_write_conflicts_are_retried_not_raised(database: Database) -> None:
     await database.run(_write_conflicts_are_retried_not_raised, database)
+
+
+def _checked_updates_report_their_counts(database: Database) -> None:
+    database.collection("a").insert_many([{"n": 1, "v": 0}, {"n": 2, "v": 0}])
+
+    def body(session: Any) -> Any:
+        database.collection("a").find_one({}, session=session)  # (the transaction's start)
+        batch = WriteBatch(database)
+        batch.insert("b", [{"n": 1}])
+        changed = batch.update("a", {"n": 1}, {"$set": {"v": 1}}, checked=True)
+        batch.update("a", {"n": 2}, {"$set": {"v": 1}})
+        same = batch.update("a", {"n": 2}, {"$set": {"v": 1}}, checked=True)
+        missing = batch.update("a", {"n": 3}, {"$set": {"v": 1}}, checked=True)
+        result = batch.flush(session)
+        return [(result.matched[i], result.modified[i]) for i in (changed, same, missing)]
+
+    assert database.in_transaction(body) == [(1, 1), (1, 0), (0, 0)]
+    assert _docs(database, "a") == [{"n": 1, "v": 1}, {"n": 2, "v": 1}]
+
+
+async def test_checked_updates_report_their_counts(database: Database) -> None:
+    await database.run(_checked_updates_report_their_counts, database)

@@ -112,10 +112,14 @@ async def test_quota(store: Store) -> None:
     msg = simple_message(body="x" * 300 + "\r\n")
     await store.messages.append(small.id, "INBOX", msg)
     await store.messages.append(small.id, "INBOX", msg)
+    before = await store.mailboxes.get(small.id, "INBOX")
     with pytest.raises(OverQuota):
         await store.messages.append(small.id, "INBOX", msg)
     assert await store.quota(small.id) == (2 * len(msg), 1000)
+    # The refused copy left nothing: no message, no counter, UID or modseq used.
     inbox = await store.mailboxes.get(small.id, "INBOX")
+    assert inbox == before and [s.uid for s in await store.messages.view(inbox.id)] == [1, 2]
+    assert await store.messages.changes_since(inbox.id, before.highest_modseq) == []
     await store.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
     assert await store.messages.expunge(inbox.id) == [1]
     assert await store.quota(small.id) == (len(msg), 1000)

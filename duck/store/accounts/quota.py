@@ -14,7 +14,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from ..engine import schema
-from ..engine.batch import WriteBatch
+from ..engine.batch import BatchResult, WriteBatch
 from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import NotFound, OverQuota
@@ -38,6 +38,26 @@ def reserve(db: Database, user: ObjectId, size: int, session: Any = None) -> Non
     if doc is None:
         raise NotFound("no such user")
     if not doc.get("qok"):
+        raise OverQuota("mailbox full")
+
+
+def reserve_in(batch: WriteBatch, user: ObjectId, size: int) -> int:
+    """``reserve`` as a write of ``batch`` (one round trip with the rest of its
+    change); pass the index it returns to ``reserved`` with the flush's result.
+    For a transaction only: a refusal is known after the other writes were sent,
+    and the caller's raising takes them back."""
+    used = {"$ifNull": ["$storage_used", 0]}
+    fits = {"$lte": [{"$add": [used, size]}, "$quota"]}
+    # An update that does not fit leaves the document as it was: not "modified".
+    return batch.update(schema.USERS, {"_id": user}, [{"$set": {
+        "storage_used": {"$cond": [fits, {"$add": [used, size]}, used]}}}], checked=True)
+
+
+def reserved(result: BatchResult, index: int) -> None:
+    """OverQuota / NotFound unless the reservation at ``index`` was made."""
+    if not result.matched.get(index):
+        raise NotFound("no such user")
+    if not result.modified.get(index):
         raise OverQuota("mailbox full")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
 import pymongo.errors
 from pymongo import DeleteMany, DeleteOne, InsertOne, UpdateMany, UpdateOne
 
@@ -33,12 +34,23 @@ Write = InsertOne[Any] | UpdateOne | UpdateMany | DeleteOne | DeleteMany
 _WRITE_CONFLICT = 112
 
 
+@attrs.frozen
+class BatchResult:
+    """What ``flush`` learnt of the updates added with ``checked=True``, by the
+    index ``update`` returned: documents matched and modified."""
+
+    matched: dict[int, int] = attrs.field(factory=dict)
+    modified: dict[int, int] = attrs.field(factory=dict)
+
+
 class WriteBatch:
     """Write models of one change, in order, for one ``flush``."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._ops: list[Write] = []
+        #: Indexes of the updates whose counts the caller wants back.
+        self._checked: set[int] = set()
 
     def namespace(self, collection: str) -> str:
         """The namespace a model for ``collection`` is built with."""
@@ -50,11 +62,15 @@ class WriteBatch:
         self._ops.extend(InsertOne(doc, namespace=ns) for doc in docs)
 
     def update(self, collection: str, filter_: dict[str, Any], update: Any, *,
-               many: bool = False, upsert: bool = False) -> None:
-        """Update one (or every) document of ``collection`` matching ``filter_``."""
+               many: bool = False, upsert: bool = False, checked: bool = False) -> int:
+        """Update one (or every) document of ``collection`` matching ``filter_``; its
+        index in the batch (with ``checked``, ``flush`` reports its counts there)."""
         model = UpdateMany if many else UpdateOne
         self._ops.append(model(filter_, update, upsert=upsert,
                                namespace=self.namespace(collection)))
+        if checked:
+            self._checked.add(len(self._ops) - 1)
+        return len(self._ops) - 1
 
     def delete(self, collection: str, filter_: dict[str, Any]) -> None:
         """Delete every document of ``collection`` matching ``filter_``."""
@@ -67,42 +83,60 @@ class WriteBatch:
     def __len__(self) -> int:
         return len(self._ops)
 
-    def flush(self, session: Any = None) -> None:
+    def flush(self, session: Any = None) -> BatchResult:
         """Send every write, in order (blocking; in ``session``'s transaction when
         given), and empty the batch."""
         ops, self._ops = self._ops, []
+        checked, self._checked = self._checked, set()
+        result = BatchResult()
         if not ops:
-            return
+            return result
         try:
             if not self._database.client_bulk:
-                self._per_collection(ops, session)
-                return
+                self._per_collection(ops, session, checked, result)
+                return result
+            first = 0
             if session is not None and session._starting_transaction:
                 # The first command of a transaction carries its readConcern, and
                 # the embedded engine refuses that field on bulkWrite ("unknown
                 # field"): the first collection's writes go the ordinary way.
-                first = self._per_collection(ops, session, runs=1)
-                ops = ops[first:]
-            if ops:
+                first = self._per_collection(ops, session, checked, result, runs=1)
+            if first < len(ops):
                 concern = None if session is not None else self._database.write_concern
                 # (Inside a transaction the commit carries the write concern.)
-                self._database.client.bulk_write(ops, session=session, ordered=True,
-                                                 write_concern=concern)
+                verbose = any(i >= first for i in checked)
+                done = self._database.client.bulk_write(
+                    ops[first:], session=session, ordered=True, write_concern=concern,
+                    verbose_results=verbose)
+                if verbose:
+                    for i, update in done.update_results.items():
+                        if i + first in checked:
+                            result.matched[i + first] = update.matched_count
+                            result.modified[i + first] = update.modified_count
         except (pymongo.errors.ClientBulkWriteException,
                 pymongo.errors.BulkWriteError) as exc:
             raise _unwrapped(exc, in_transaction=session is not None) from exc
+        return result
 
-    def _per_collection(self, ops: list[Write], session: Any, runs: int = -1) -> int:
+    def _per_collection(self, ops: list[Write], session: Any, checked: set[int],
+                        result: BatchResult, runs: int = -1) -> int:
         """Send the first ``runs`` runs of one collection's writes (all when -1) as
-        collection-level bulk writes; how many writes were sent."""
+        collection-level bulk writes (a checked update alone, for its counts); how
+        many writes were sent."""
         start = 0
         while start < len(ops) and runs != 0:
             end = start
-            while end < len(ops) and ops[end]._namespace == ops[start]._namespace:
+            while (end < len(ops) and ops[end]._namespace == ops[start]._namespace
+                   and (end == start or end not in checked)):
                 end += 1
-            collection = str(ops[start]._namespace).partition(".")[2]
-            self._database.collection(collection).bulk_write(
-                ops[start:end], ordered=True, session=session)
+                if end - 1 in checked:
+                    break
+            collection = self._database.collection(
+                str(ops[start]._namespace).partition(".")[2])
+            done = collection.bulk_write(ops[start:end], ordered=True, session=session)
+            if start in checked:
+                result.matched[start] = done.matched_count
+                result.modified[start] = done.modified_count
             start, runs = end, runs - 1
         return start
 

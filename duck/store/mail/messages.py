@@ -365,7 +365,9 @@ class Messages:
         written: list[dict[str, Any]] = []  # (the last try's document)
 
         def body(session: Any) -> Delivered:
-            quota.reserve(self._database, user, size, session)
+            if session is None:
+                # No transaction to take writes back: the quota is taken first.
+                quota.reserve(self._database, user, size, session)
             uid, modseq, mailbox = allocate(
                 self._database, {"user": user, "path": path}, uids=1, modseqs=1, count=1,
                 unseen=unseen, size=size, session=session, claim_recent=claim,
@@ -376,15 +378,19 @@ class Messages:
                 emailid="M" + str(oid), threadid=threadid, oid=oid,
             )
             written.append(doc)
-            # The message, its digest entry and its journal entry: one round trip.
+            # The quota, the message, its digest entry and its journal entry: one
+            # round trip (a refusal of the quota takes the rest back with it).
             batch = WriteBatch(self._database)
+            charged = None if session is None else quota.reserve_in(batch, user, size)
             batch.insert(schema.MESSAGES, [doc])
             batch.extend(digest.updates(mailbox["_id"], [doc],
                                         {uid: prepared} if prepared else None,
                                         batch.namespace(digest.COLLECTION)))
             batch.insert(schema.JOURNAL, [journal.entry_doc(
                 mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])])
-            batch.flush(session)
+            done = batch.flush(session)
+            if charged is not None:
+                quota.reserved(done, charged)
             mark = int(mailbox.get("rp", -1)) if claim is not None else -1
             return Delivered(str(user), str(mailbox["_id"]), int(mailbox["uidv"]), uid,
                              modseq, size, tuple(fields["flags"]),
