@@ -8,6 +8,8 @@ from typing import Any
 
 import trio
 
+from duck.imap.commands.catenate import MAX_URLS
+
 from .conftest import MESSAGE, PASSWORD, USER
 from .raw import RawClient
 
@@ -116,6 +118,12 @@ async def test_badurl_appends_nothing(imap_server: Any) -> None:
         lines = await c.command(b"A", b'APPEND Drafts CATENATE (URL "/INBOX/;UID=%d") '
                                 b'CATENATE (URL "/INBOX/;UID=%d")' % (uid, uid + 9))
         assert lines[-1].startswith(b"A NO [BADURL"), lines
+        assert await count(c, b"Drafts") == before
+        # Each URL costs a read before anything is written: their number is capped.
+        many = b" ".join(b'URL "/INBOX/;UID=%d/;PARTIAL=0.1"' % uid
+                         for _ in range(MAX_URLS + 1))
+        lines = await c.command(b"A", b"APPEND Drafts CATENATE (" + many + b")")
+        assert lines[-1].startswith(b"A NO [LIMIT]"), lines[-1]
         assert await count(c, b"Drafts") == before
         # TRYCREATE is told before the URLs are looked at (as for a plain APPEND).
         lines = await c.command(b"A", b'APPEND Nowhere CATENATE (URL "/INBOX/;UID=99")')

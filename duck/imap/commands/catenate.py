@@ -51,6 +51,10 @@ class UrlPiece:
 
 Piece = CatText | UrlPiece
 
+#: URL parts one APPEND may hold: each costs a store read before anything is
+#: written, and a client has no need for more than a few.
+MAX_URLS = 100
+
 
 def badurl(url: str, why: str) -> CommandError:
     """RFC 4469 §5: NO [BADURL url]; the code carries the URL as the client sent it
@@ -74,6 +78,7 @@ class Resolver:
     def __init__(self, s: CommandContext) -> None:
         self.s = s
         self._mailboxes: dict[str, Mailbox] = {}
+        self._count = 0
 
     async def _mailbox(self, url: str, parsed: ImapUrl) -> Mailbox:
         s = self.s
@@ -97,6 +102,9 @@ class Resolver:
         """The stored bytes ``url`` names (BADURL when it names none of this user's)."""
         s = self.s
         assert s.user is not None
+        self._count += 1
+        if self._count > MAX_URLS:
+            raise no(f"at most {MAX_URLS} URL parts per APPEND", "LIMIT")
         try:
             parsed = parse_imap_url(url)
         except ImapUrlError as exc:
