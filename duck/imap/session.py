@@ -347,16 +347,21 @@ class Session:
         if self.state is State.SELECTED:
             self.state = State.AUTHENTICATED
 
-    async def sync_view(self) -> None:
-        """Bring the view up to date with the journal (one query when nothing is new)."""
+    async def sync_view(self, *, fresh: bool = False) -> None:
+        """Bring the view up to date with the journal (one query when nothing is new;
+        none when another session here read past what woke this one, unless
+        ``fresh``: a poll looks for what no wake-up announced yet)."""
         view = self.view
         if view is None:
             return
+        reaching = None
         if self.subscription is not None:
+            if not fresh:
+                reaching = self.subscription.announced()
             self.subscription.clear()
         while True:
             entries = await self.store.journal.changes_since(
-                view.mailbox.id, view.modseq, limit=JOURNAL_BATCH
+                view.mailbox.id, view.modseq, limit=JOURNAL_BATCH, reaching=reaching
             )
             unknown = view.apply(entries)
             if unknown:
@@ -379,13 +384,16 @@ class Session:
             return
         # A wake-up for a change the view already has (this session's own write,
         # read back when it published it) costs no query.
-        woken = self.subscription is None or self.subscription.behind(view.modseq)
+        sub = self.subscription
+        woken = sub is None or sub.behind(view.modseq)
         if poll or woken or self._journal_unread:
             self._journal_unread = False
             try:
-                await self.sync_view()
+                await self.sync_view(fresh=poll)
             except StoreError as exc:
                 log.warning("journal read failed: %r", exc)
+        elif sub is not None and sub.pending():
+            sub.clear()  # wake-ups for changes the view already has
         contexts = self.contexts
         # RFC 5267 §4.3: REMOVEFROM names messages by the numbers they have until
         # their EXPUNGE is sent, ADDTO by those they have once EXISTS is.

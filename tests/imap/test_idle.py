@@ -96,3 +96,33 @@ async def test_idle_sees_deliveries_from_other_writers(imap_server: Any) -> None
         assert line.startswith(b"* 1 FETCH (") and b"\\Flagged" in line, line
         await a.send(b"DONE\r\n")
         assert (await a.until_tagged(b"i"))[-1] == b"i OK IDLE completed\r\n"
+
+
+async def test_idle_sessions_on_one_mailbox_share_a_read(imap_server: Any) -> None:
+    """A delivery wakes every IDLE session on the mailbox; they all report it, and
+    the process reads the journal (and the \\Recent mark) about once for all of
+    them, not once each (RFC 3501 §2.3.2: one of them gets \\Recent)."""
+    store = imap_server.store
+    with trio.fail_after(60):
+        clients = []
+        for _ in range(12):
+            c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+            await c.command(b"s", b"SELECT INBOX")
+            await c.send(b"i IDLE\r\n")
+            assert (await c.line()).startswith(b"+ ")
+            clients.append(c)
+        reads = store.journal.statistics()["reads"]
+        user = await store.users.by_username(USER)
+        await store.messages.append(user.id, "INBOX", simple_message(1))
+        recent = 0
+        for c in clients:
+            assert await c.line() == b"* 1 EXISTS\r\n"
+            line = await c.line()
+            assert line in (b"* 1 RECENT\r\n", b"* 0 RECENT\r\n"), line
+            recent += line == b"* 1 RECENT\r\n"
+        assert recent == 1
+        assert store.journal.statistics()["reads"] - reads <= 3
+        for c in clients:
+            await c.send(b"DONE\r\n")
+            assert (await c.until_tagged(b"i"))[-1] == b"i OK IDLE completed\r\n"
+            await c.aclose()

@@ -43,7 +43,9 @@ async def _wait(s: CommandContext, deadline: float) -> object:
             if s.subscription is None:
                 await trio.sleep_forever()
             else:
-                await s.subscription.wait()
+                # (The flag stays set: the update flush reads what it announced,
+                # sharing the read other sessions here make for the same change.)
+                await s.subscription.wait_pending()
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(read)
@@ -69,7 +71,6 @@ async def idle(s: CommandContext, cmd: Idle) -> object:
         if line is NEED_DATA:
             got = await _wait(s, deadline)
             if got is _WOKEN:
-                poll = True
                 continue
             if got is None:
                 if s.state is not State.LOGOUT:

@@ -96,6 +96,10 @@ class Messages:
         self._database = database
         self._bodies = bodies
         self.max_size = max_size
+        #: Per mailbox, a UID the \\Recent mark is known to have reached, and the
+        #: claims in progress (``claim_recent``).
+        self._recent_marks: dict[str, int] = {}
+        self._claims: dict[str, trio.Lock] = {}
         #: What never changes of messages read or delivered here (index/cache.py).
         self.cache = cache if cache is not None else RecordCache()
         self._locks = KeyedLocks()
@@ -480,9 +484,30 @@ class Messages:
                 unchangedsince)
 
     async def claim_recent(self, mailbox_id: str, up_to_uid: int) -> int:
-        """First UID that is \\Recent for the caller (see flags.claim_recent_sync)."""
-        return await self._database.run(claim_recent_sync, self._database, mailbox_id,
-                                        up_to_uid)
+        """First UID that is \\Recent for the caller (see flags.claim_recent_sync).
+
+        The mark only moves up, so once a claim here has taken it to a UID, a claim
+        up to that UID gets nothing without asking the database; sessions here that
+        claim for the same delivery at once (every IDLE session on the mailbox) wait
+        for the first one's answer instead of each reading the mailbox.
+        """
+        if self._recent_marks.get(mailbox_id, 0) >= up_to_uid:
+            return up_to_uid + 1
+        lock = self._claims.setdefault(mailbox_id, trio.Lock())
+        try:
+            async with lock:
+                if self._recent_marks.get(mailbox_id, 0) >= up_to_uid:
+                    return up_to_uid + 1
+                first = await self._database.run(claim_recent_sync, self._database,
+                                                 mailbox_id, up_to_uid)
+                if len(self._recent_marks) >= RECENT_MARKS:
+                    self._recent_marks.clear()
+                self._recent_marks[mailbox_id] = max(
+                    self._recent_marks.get(mailbox_id, 0), up_to_uid)
+                return first
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._claims.pop(mailbox_id, None)
 
     # -- EXPUNGE ---------------------------------------------------------------------
 
@@ -770,6 +795,8 @@ def _batches(index: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
         yield batch
 
 
+#: Mailboxes whose \\Recent mark a process remembers (then it starts over).
+RECENT_MARKS = 100_000
 #: Every field the record cache keeps (a delivered copy has them all).
 ALL_IMMUTABLE = frozenset(IMMUTABLE)
 

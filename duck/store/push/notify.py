@@ -66,6 +66,13 @@ class Subscription:
         ``modseq`` (always, for a wake-up that carried no modseq)."""
         return self._pending and (self._blind or self.high > modseq)
 
+    def announced(self) -> int | None:
+        """The highest modseq the pending wake-ups announced, or None when one of
+        them announced none (or nothing is pending): what a read must reach."""
+        if not self._pending or self._blind:
+            return None
+        return self.high
+
     def pending(self) -> bool:
         """True if woken since the last wait (does not reset the flag)."""
         return self._pending
@@ -76,6 +83,11 @@ class Subscription:
         self._blind = False
         if self._event.is_set():
             self._event = trio.Event()
+
+    async def wait_pending(self) -> None:
+        """Block until woken; the flag stays set (the caller reads, then clears)."""
+        while not self._pending:
+            await self._event.wait()
 
     async def wait(self) -> None:
         """Block until woken; then clear the flag."""
