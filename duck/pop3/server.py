@@ -54,7 +54,7 @@ from .commands import (
     Uidl,
     User,
 )
-from .maildrop import Maildrop, NoSuchMessage
+from .maildrop import Entry, Maildrop, NoSuchMessage
 from .multiline import DotStuffer, TopFilter
 from .protocol import (
     NEED_DATA,
@@ -150,8 +150,8 @@ class Session:
     async def flush(self) -> None:
         """Write what is queued."""
         if self._out:
-            data = bytes(self._out)
-            self._out.clear()
+            # Hand the buffer over as it is (no copy) and start a new one.
+            data, self._out = self._out, bytearray()
             await self.stream.send_all(data)
 
     async def _receive(self) -> bytes:
@@ -392,8 +392,8 @@ class Session:
         """LIST and UIDL (RFC 1939 §5, §7), of one message or all."""
         drop = self._drop()
 
-        def field(entry: object) -> str:
-            return str(entry.size) if isinstance(cmd, List) else entry.unique_id  # type: ignore[attr-defined]
+        def field(entry: Entry) -> str:
+            return str(entry.size) if isinstance(cmd, List) else entry.unique_id
 
         if cmd.msg is not None:
             try:

@@ -242,6 +242,12 @@ class StoreBackend:
         view = await self._store.messages.view(mailbox.id, mailbox)
         uids = [s.uid for s in view][:MAX_MESSAGES]
         entries: list[Entry] = []
+        # RFC 1939 §5 gives LIST "the exact size of the message": the stored size is
+        # that, octet for octet what RETR sends before stuffing, for every message
+        # stored with CRLF line ends (all that SMTP/LMTP deliver). Deviation: a
+        # message APPENDed with bare LFs, or without a final line end, is sent with
+        # CRLFs made up (duck/pop3/multiline.py) and its size is not recomputed for it;
+        # knowing the difference would mean reading every message at login.
         async for batch in self._store.messages.fetch_batches(mailbox.id, uids, ["size"]):
             entries += [Entry(r.uid, int(r.size or 0), r.id) for r in batch]
         return entries
