@@ -156,6 +156,9 @@ class StoreMaildrop:
         mailbox = self._mailbox
         try:
             trash = await self._trash() if self._settings.delete_mode == "trash" else None
+            if self._settings.delete_mode == "trash" and trash is None:
+                log.warning("POP3: user %s has no \\Trash folder; expunging instead",
+                            mailbox.user_id)
             if trash is not None and trash.id != mailbox.id:
                 result = await self._store.messages.move(mailbox.id, uids, mailbox.user_id,
                                                          trash.path)

@@ -265,3 +265,19 @@ async def test_hostile_input(pop3_server: Pop3TestServer) -> None:
         while chunk := await stream.receive_some(65536):
             data += chunk
         assert data.count(b"-ERR unknown command") == 20
+
+
+@pytest.mark.pop3_config(autologout=0.5)
+async def test_autologout_closes_without_update(pop3_server: Pop3TestServer) -> None:
+    await fill(pop3_server, [message(1)])
+    with trio.fail_after(30):
+        client = await blocking(pop3_server.login)
+        await blocking(lambda: client.dele(1))
+        await trio.sleep(0.8)
+        # RFC 1939 §3: the timer closes the connection, no reply, no UPDATE.
+        assert await blocking(lambda: client.sock.recv(100)) == b""
+        client.close()
+        # The maildrop was released: a new session gets it, message 1 still there.
+        again = await blocking(pop3_server.login)
+        assert await blocking(again.stat) == (1, len(message(1)))
+        await blocking(again.quit)
