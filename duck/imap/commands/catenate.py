@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 from duck.mime.binary import encode_binary_parts
 from duck.mime.sections import SectionSpec, section_range
@@ -190,7 +191,9 @@ async def store(s: CommandContext, pieces: list[Piece], target: DeliveryTarget,
                 await ingest.write(chunk)
         ingested = await ingest.finish()
     except BaseException:
-        await ingest.abort()
+        # Also when cancelled: the bodies already written must be given back.
+        with trio.CancelScope(shield=True):
+            await ingest.abort()
         raise
     result = (await messages.deliver(ingested, [target]))[0]
     if isinstance(result, StoreError):
