@@ -273,7 +273,7 @@ class Server:
         assert self.store is not None
         config = self.config
         self.dispatcher = Dispatcher(
-            self.store, poll_interval=config.webhook_poll_interval,
+            self.store, poll_interval=config.webhook_poll_interval, notifier=self.notifier,
             timeout=config.webhook_timeout, concurrency=config.webhook_concurrency,
         )
         async with trio.open_nursery() as nursery:

@@ -25,7 +25,16 @@ import attrs
 import httpx
 import trio
 
-from ..store import MAX_ATTEMPTS, Delivery, Hook, Store, StoreUnavailable, backoff
+from ..store import (
+    ANY_KEY,
+    MAX_ATTEMPTS,
+    Delivery,
+    Hook,
+    Notifier,
+    Store,
+    StoreUnavailable,
+    backoff,
+)
 from .convert import hook_body
 
 log = logging.getLogger(__name__)
@@ -41,7 +50,14 @@ class Dispatcher:
     """Produces and sends webhook deliveries until cancelled."""
 
     store: Store
+    #: Seconds between productions without a notifier (or with one, while hooks
+    #: exist, as a floor for retries that fall due).
     poll_interval: float = 0.5
+    #: With a notifier: changes wake the producer (at most every ``min_gap``
+    #: seconds); without hooks it only looks every ``idle_interval`` seconds.
+    notifier: Notifier | None = None
+    idle_interval: float = 5.0
+    min_gap: float = 0.1
     timeout: float = 10.0
     concurrency: int = 8
     #: Retry delays: ``backoff_base * 2**(attempt-1)`` seconds, capped.
@@ -64,6 +80,8 @@ class Dispatcher:
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
             task_status.started()
             async with trio.open_nursery() as nursery:
+                if self.notifier is not None:
+                    nursery.start_soon(self._forward_changes, self.notifier)
                 while True:
                     try:
                         await self.store.webhooks.produce(hook_body)
@@ -79,9 +97,20 @@ class Dispatcher:
                         log.warning("webhooks: %s", exc)
                     except Exception:
                         log.exception("webhooks: dispatcher step failed")
-                    with trio.move_on_after(self.poll_interval):
+                    idle = self.notifier is not None and not self.store.webhooks.has_hooks
+                    with trio.move_on_after(self.idle_interval if idle else self.poll_interval):
                         await self._wake.wait()
                     self._wake = trio.Event()
+
+    async def _forward_changes(self, notifier: Notifier) -> None:
+        """Wake the producer on every change while there are hooks to tell (a poll
+        every ``poll_interval`` alone delays each event by up to that much)."""
+        with notifier.subscription(ANY_KEY) as sub:
+            while True:
+                await sub.wait()
+                if self.store.webhooks.has_hooks:
+                    self._wake.set()
+                    await trio.sleep(self.min_gap)
 
     async def _send(self, client: httpx.AsyncClient, limiter: trio.CapacityLimiter,
                     delivery: Delivery, hook: Hook) -> None:

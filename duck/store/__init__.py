@@ -60,7 +60,7 @@ from .push.events import (
     MessageMeta,
     UserEvent,
 )
-from .push.notify import Notifier, Subscription, mailbox_key, user_key
+from .push.notify import ANY_KEY, Notifier, Subscription, mailbox_key, user_key
 from .push.webhooks import (
     EVENT_TYPES,
     MAX_ATTEMPTS,
@@ -72,6 +72,7 @@ from .push.webhooks import (
 from .store import Store, open_store
 
 __all__ = [
+    "ANY_KEY",
     "DELIMITER",
     "EVENT_TYPES",
     "FETCH_FIELDS",

@@ -161,3 +161,29 @@ async def test_registration(client: httpx.AsyncClient, user: str) -> None:
         r = await client.post("/webhooks", json={"url": "https://e.com/",
                                                  "user": "0123456789abcdef01234567"})
         assert r.status_code == 404
+
+
+async def test_the_producer_wakes_on_changes_and_rests_without_hooks(
+        duck_server: Any, client: httpx.AsyncClient, user: str, nursery: Any) -> None:
+    """Without hooks the producer does not poll the journal every half second while
+    mail flows; with one, a change wakes it (it does not wait for a poll)."""
+    store: Store = duck_server.store
+    with trio.fail_after(60):
+        await trio.sleep(0.5)
+        before = store.webhooks.productions
+        for i in range(5):
+            await store.messages.append(user, "INBOX", message(f"quiet {i}"))
+            await trio.sleep(0.3)
+        assert store.webhooks.productions - before <= 1
+        await trio.sleep(1.2)  # (beyond the allowance for clock skew between processes)
+        receiver = Receiver()
+        port = await nursery.start(serve_receiver, receiver, 0)
+        r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/"})
+        assert r.status_code == 200
+        duck_server.dispatcher.poll_interval = 60.0  # only a wake-up is in time
+        await store.messages.append(user, "INBOX", message("told"))
+        with trio.fail_after(20):
+            while not any(b"told" in body for _, body in receiver.received):
+                await trio.sleep(0.05)
+        # Only changes made after the hook existed are its own.
+        assert not any(b"quiet" in body for _, body in receiver.received)

@@ -110,6 +110,10 @@ def user_key(user_id: str) -> str:
     return f"u:{user_id}"
 
 
+#: Subscription key for every change of every user (the webhook producer).
+ANY_KEY = "*"
+
+
 class Notifier:
     """Fans journal changes out to in-process subscribers."""
 
@@ -159,7 +163,7 @@ class Notifier:
     def publish_nowait(self, *keys: str, modseq: int | None = None) -> None:
         """Wake every subscriber of any of ``keys`` (never blocks); ``modseq`` is the
         mailbox's journal modseq that caused it, when known."""
-        woken: set[Subscription] = set()
+        woken: set[Subscription] = set(self._subscribers.get(ANY_KEY, ()))
         for key in keys:
             woken.update(self._subscribers.get(key, ()))
         for sub in woken:

@@ -53,6 +53,9 @@ _KINDS = {
 #: Journal entries written this long before the watermark are read again: a
 #: transaction stamps ``at`` before it commits, and clocks of processes differ.
 SCAN_MARGIN = dt.timedelta(seconds=10)
+#: Clock skew between processes allowed when a change is compared with a hook's
+#: creation time.
+CREATED_SKEW = dt.timedelta(seconds=1)
 #: Most journal entries one ``produce`` call reads.
 SCAN_LIMIT = 5000
 MAX_HOOKS = 10000
@@ -115,6 +118,10 @@ class Delivery:
     attempts: int
 
 
+def _utc(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+
 def _hook(doc: dict[str, Any]) -> Hook:
     return Hook(
         id=str(doc["_id"]), url=doc["url"], events=tuple(doc.get("events", ())),
@@ -136,6 +143,11 @@ class Webhooks:
         #: (mailbox, modseq) this process queued recently: saves re-inserting them.
         self._recent: dict[tuple[Any, int], dt.datetime] = {}
         self._mailbox_users: dict[Any, Any] = {}
+        #: Whether the last production found any hook (the dispatcher polls
+        #: seldom while there is none).
+        self.has_hooks = False
+        #: Productions run by this process (each a few queries).
+        self.productions = 0
 
     def _coll(self, name: str) -> Any:
         return self._database.collection(name)
@@ -167,6 +179,7 @@ class Webhooks:
             self._coll(HOOKS).insert_one(doc)
 
         await self._database.run(run)
+        self.has_hooks = True  # (this process's producer wakes on changes from now)
         return _hook(doc)
 
     async def list_hooks(self, user_id: str | None = None) -> list[Hook]:
@@ -206,9 +219,11 @@ class Webhooks:
         return await self._database.run(self._produce_sync, render)
 
     def _produce_sync(self, render: Callable[[HookEvent], bytes]) -> int:
+        self.productions += 1
         started = clock.now()
         state = self._coll(STATE).find_one({"_id": "producer"})
         hooks = [_hook(d) for d in self._coll(HOOKS).find({}).limit(MAX_HOOKS)]
+        self.has_hooks = bool(hooks)
         if state is None or not hooks:
             # Nothing to deliver to (or first start): begin from now.
             self._coll(STATE).update_one({"_id": "producer"}, {"$max": {"at": started}},
@@ -268,8 +283,12 @@ class Webhooks:
             if user is None:
                 continue  # the mailbox is gone and the entry does not say whose it was
             kind = _KINDS.get(d["kind"])
+            # (A change made before a hook existed is not the hook's: the producer
+            # may look back further than the hook's age when it polls seldom.)
+            at = d.get("at")
             targets = [h for h in hooks if (h.user_id is None or h.user_id == str(user))
-                       and (not h.events or kind in h.events)]
+                       and (not h.events or kind in h.events)
+                       and (at is None or _utc(at) >= _utc(h.created) - CREATED_SKEW)]
             if kind is None or not targets:
                 continue
             event = HookEvent(
