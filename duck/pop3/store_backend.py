@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 #: store's cap on UIDs per read. A client that deletes what it downloads sees the
 #: rest in later sessions.
 MAX_MESSAGES = 100_000
+#: Messages up to this size are read in one piece; larger ones are streamed in the
+#: store's chunks (the memory a RETR holds stays below this plus one chunk).
+READ_WHOLE = 256 * 1024
 #: Seconds a lease release may take when the session ends.
 RELEASE_TIMEOUT = 5.0
 
@@ -138,8 +141,16 @@ class StoreMaildrop:
             raise Unavailable("the mail store is unavailable, try again later") from exc
         if not records:
             raise MessageGone("message was deleted by another session")
+        record = records[0]
+        segments = record.segments or ()
+        size = segments[-1].offset + segments[-1].length if segments else 0
         try:
-            async for chunk in self._store.messages.stream(records[0]):
+            if size <= READ_WHOLE:
+                # One worker-thread call for every body of a small message (a stream
+                # makes one per GridFS chunk), as IMAP reads its smaller sections.
+                yield await self._store.messages.read(record)
+                return
+            async for chunk in self._store.messages.stream(record):
                 yield chunk
         except NotFound as exc:
             # Its body was freed after an expunge elsewhere between the two reads.
