@@ -74,7 +74,7 @@ AUTOLOGOUT = 10 * 60.0
 FLUSH_AT = 64 * 1024
 READ_SIZE = 64 * 1024
 #: SASL mechanisms offered (the IMAP side's: duck/imap/commands/auth.py).
-MECHANISMS = ("PLAIN",)
+MECHANISMS = ("PLAIN", "LOGIN")
 
 
 @attrs.frozen
@@ -113,6 +113,39 @@ class Pop3Context:
     def statistics(self) -> dict[str, int]:
         """Live sessions and commands run."""
         return {"sessions": self.sessions, "commands": self.commands}
+
+
+class _SaslFailed(Exception):
+    """A SASL exchange ended without credentials; ``reply`` says why."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.text)
+        self.reply = reply
+
+
+def _b64(text: bytes) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _SaslFailed(err("invalid base64")) from None
+
+
+def _utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _SaslFailed(err(f"the {what} is not UTF-8")) from None
+
+
+def _plain(data: bytes) -> tuple[str, str]:
+    """RFC 4616: ``[authzid] NUL authcid NUL passwd``; authzid empty or authcid."""
+    parts = data.split(b"\0")
+    if len(parts) != 3:
+        raise _SaslFailed(err("malformed PLAIN response"))
+    authzid, authcid, password = (_utf8(p, "PLAIN response") for p in parts)
+    if authzid and authzid != authcid:
+        raise _SaslFailed(err("cannot act as another user", replies.AUTH))
+    return authcid, password
 
 
 class _Closed(Exception):
@@ -275,7 +308,8 @@ class Session:
         self.reply(err("APOP is not supported", replies.AUTH))
 
     async def auth(self, cmd: Auth) -> None:
-        """AUTH (RFC 5034 §4): PLAIN (RFC 4616), with or without an initial response."""
+        """AUTH (RFC 5034 §4): PLAIN (RFC 4616) or LOGIN (draft-murchison-sasl-login),
+        with or without an initial response."""
         if cmd.mechanism is None:
             # Not in RFC 5034: the listing many clients still probe with.
             self._out += replies.listing(ok("SASL mechanisms follow"), MECHANISMS)
@@ -285,40 +319,41 @@ class Session:
             return
         if self._plaintext_refused():
             return
-        if cmd.initial_response is not None:
-            text = b"" if cmd.initial_response == "=" else cmd.initial_response.encode()
-        else:
-            self._out += replies.continuation(b"")
-            self.proto.expect_sasl()
-            event = await self._next()
-            if isinstance(event, ConnectionClosed):
-                raise _Closed("closed during AUTH")
-            if isinstance(event, Refused):
-                self.reply(event.reply)
-                return
-            assert isinstance(event, SaslResponse)
-            text = event.line.strip()
-            if text == b"*":
-                self.reply(err("authentication cancelled"))
-                return
         try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            self.reply(err("invalid base64"))
+            initial = None
+            if cmd.initial_response is not None:
+                # RFC 5034 §4: "=" is an empty initial response.
+                initial = (b"" if cmd.initial_response == "="
+                           else _b64(cmd.initial_response.encode()))
+            if cmd.mechanism == "LOGIN":
+                # draft-murchison-sasl-login §2: "Username:" then "Password:", each
+                # answered with the value alone; an initial response is the user name.
+                data = initial if initial is not None else await self._sasl(b"Username:")
+                username = _utf8(data, "user name")
+                password = _utf8(await self._sasl(b"Password:"), "password")
+            else:
+                data = initial if initial is not None else await self._sasl(b"")
+                username, password = _plain(data)
+        except _SaslFailed as exc:
+            self.reply(exc.reply)
             return
-        parts = data.split(b"\0")
-        if len(parts) != 3:
-            self.reply(err("malformed PLAIN response"))
-            return
-        try:
-            authzid, authcid, password = (p.decode("utf-8") for p in parts)
-        except UnicodeDecodeError:
-            self.reply(err("PLAIN response is not UTF-8"))
-            return
-        if authzid and authzid != authcid:
-            self.reply(err("cannot act as another user", replies.AUTH))
-            return
-        await self._login(authcid, password)
+        await self._login(username, password)
+
+    async def _sasl(self, challenge: bytes) -> bytes:
+        """Send a challenge and read the client's base64 answer (RFC 5034 §4: ``*``
+        cancels the exchange)."""
+        self._out += replies.continuation(base64.b64encode(challenge))
+        self.proto.expect_sasl()
+        event = await self._next()
+        if isinstance(event, ConnectionClosed):
+            raise _Closed("closed during AUTH")
+        if isinstance(event, Refused):
+            raise _SaslFailed(event.reply)
+        assert isinstance(event, SaslResponse)
+        text = event.line.strip()
+        if text == b"*":
+            raise _SaslFailed(err("authentication cancelled"))
+        return _b64(text)
 
     async def _login(self, username: str, password: str) -> None:
         """Check credentials (with IMAP's growing delay), then take the maildrop."""

@@ -58,7 +58,7 @@ async def test_every_command_over_stls(pop3_server: Pop3TestServer) -> None:
         assert client.getwelcome().startswith(b"+OK")
         before = client.capa()
         assert "STLS" in before and "PIPELINING" in before and "UIDL" in before
-        assert before["SASL"] == ["PLAIN"] and before["EXPIRE"] == ["NEVER"]
+        assert before["SASL"] == ["PLAIN", "LOGIN"] and before["EXPIRE"] == ["NEVER"]
         client.stls(pop3_server.client_context())
         after = client.capa()
         assert "STLS" not in after and "USER" in after and "RESP-CODES" in after
@@ -162,6 +162,36 @@ async def test_auth_plain_with_a_challenge_and_bad_credentials(
     assert replies[3].startswith(b"+OK alice@example.com has 0 messages")
 
 
+async def test_auth_login(pop3_server: Pop3TestServer) -> None:
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    def session() -> list[bytes]:
+        client = pop3_server.tls()
+        replies = []
+        client._putcmd("AUTH LOGIN")
+        replies.append(client._getline()[0])
+        client._putcmd(b64(USER))
+        replies.append(client._getline()[0])
+        client._putcmd(b64("wrong"))
+        replies.append(client._getline()[0])
+        # With the user name as initial response, only the password is asked for.
+        client._putcmd(f"AUTH LOGIN {b64(USER)}")
+        replies.append(client._getline()[0])
+        client._putcmd(b64(PASSWORD))
+        replies.append(client._getline()[0])
+        client.quit()
+        return replies
+
+    with trio.fail_after(30):
+        replies = await blocking(session)
+    assert replies[:3] == [b"+ " + b64("Username:").encode(),
+                           b"+ " + b64("Password:").encode(),
+                           b"-ERR [AUTH] invalid credentials"]
+    assert replies[3] == b"+ " + b64("Password:").encode()
+    assert replies[4].startswith(b"+OK alice@example.com has 0 messages")
+
+
 async def test_pipelined_commands_get_their_replies_in_order(
         pop3_server: Pop3TestServer) -> None:
     await fill(pop3_server, [message(1), message(2)])
@@ -200,7 +230,7 @@ async def test_errors_before_login(pop3_server: Pop3TestServer) -> None:
     with trio.fail_after(30):
         replies = await blocking(session)
     assert all(r.startswith(b"-ERR") for r in replies[:6]), replies
-    assert replies[6:] == [b"PLAIN"]
+    assert replies[6:] == [b"PLAIN", b"LOGIN"]
 
 
 async def test_stls_refused_when_pipelined_data_follows(pop3_server: Pop3TestServer) -> None:
