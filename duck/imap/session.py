@@ -20,6 +20,7 @@ from duck.store import (
     User,
     mailbox_key,
     metrics,
+    normalize_path,
 )
 
 from . import capabilities as caps
@@ -44,6 +45,9 @@ from .view import SelectedView
 from .wire import StreamClosed, Wire
 
 log = logging.getLogger(__name__)
+
+#: Mailbox ids a session remembers by path (then it starts over).
+MAILBOX_IDS = 256
 
 #: After a fatal error, input is discarded for this long / this much before closing.
 DRAIN_SECONDS = 2.0
@@ -76,6 +80,8 @@ class Session:
         self._input_scope: trio.CancelScope | None = None
         self._user_slot: str | None = None
         self._journal_unread = False
+        #: Mailbox ids by path, as SELECT last found them (``watch``).
+        self._mailbox_ids: dict[str, str] = {}
 
     # -- derived state ------------------------------------------------------------------
 
@@ -326,13 +332,38 @@ class Session:
 
     # -- the selected mailbox --------------------------------------------------------------
 
-    def select(self, view: SelectedView) -> None:
-        """Make ``view`` the selected mailbox and watch its journal."""
+    def watch(self, path: str) -> Subscription | None:
+        """Before SELECT's reads: a subscription to the mailbox this session last
+        knew at ``path`` (None when it knows none), so that the reads need no
+        journal read after them (``select``'s ``watching``)."""
+        try:
+            known = self._mailbox_ids.get(normalize_path(path))
+        except StoreError:  # (an invalid name: SELECT's read says so)
+            return None
+        if known is None or self.ctx.notifier is None:
+            return None
+        return self.ctx.notifier.subscribe(mailbox_key(known))
+
+    def select(self, view: SelectedView, watching: Subscription | None = None) -> None:
+        """Make ``view`` the selected mailbox and watch its journal; ``watching``:
+        ``watch``'s subscription, made before the view was read."""
         self.unselect()
         self.view = view
         self.state = State.SELECTED
+        key = mailbox_key(view.mailbox.id)
+        if len(self._mailbox_ids) >= MAILBOX_IDS:
+            self._mailbox_ids.clear()
+        self._mailbox_ids[view.mailbox.path] = view.mailbox.id
+        if watching is not None and watching.keys == {key}:
+            # Subscribed before the reads: a change after them woke it (with its
+            # modseq); one before them is in the view.
+            self.subscription = watching
+            self._journal_unread = False
+            return
+        if watching is not None:
+            watching.close()  # (another mailbox by that name now)
         if self.ctx.notifier is not None:
-            self.subscription = self.ctx.notifier.subscribe(mailbox_key(view.mailbox.id))
+            self.subscription = self.ctx.notifier.subscribe(key)
         # A change between SELECT's reads and the subscription woke nobody: the
         # next update point reads the journal once regardless.
         self._journal_unread = True

@@ -404,3 +404,42 @@ async def test_own_write_after_a_rival_change_reads_the_journal(imap_server: Any
         assert b"\\Recent" in fetched[1], fetched
         await a.aclose()
         await b.aclose()
+
+
+async def test_reselect_needs_no_journal_read_after_it(imap_server: Any) -> None:
+    """A SELECT of a mailbox the session selected before subscribes before its
+    reads: the next command reads no journal (nothing woke it), yet a change made
+    after the SELECT is reported; a mailbox made again under the same name is
+    followed under its new id."""
+    from duck.store import metrics
+
+    store = imap_server.store
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        await _append(a, 1)
+        await a.command(b"S2", b"SELECT INBOX")
+        metrics.reset()
+        lines = await a.command(b"F", b"FETCH 1 (FLAGS)")
+        assert lines[-1].startswith(b"F OK"), lines
+        assert metrics.statistics().get("FETCH", {}).get("round_trips", 0) == 0
+        user = await store.users.by_username(USER)
+        await store.messages.append(user.id, "INBOX", simple_message(2))
+        lines = await a.command(b"N", b"NOOP")
+        assert b"* 2 EXISTS\r\n" in lines, lines
+        # Same name, another mailbox.
+        await a.command(b"C", b"CREATE Box")
+        await a.command(b"S3", b"SELECT Box")
+        await a.command(b"S4", b"SELECT INBOX")
+        await store.mailboxes.delete(user.id, "Box")
+        box = await store.mailboxes.create(user.id, "Box")
+        lines = await a.command(b"S5", b"SELECT Box")
+        assert b"* 0 EXISTS\r\n" in lines, lines
+        await store.messages.append(user.id, "Box", simple_message(3))
+        with trio.fail_after(10):
+            while True:  # (a wake-up through the change stream, or the next poll)
+                lines = await a.command(b"F2", b"FETCH 1:* (UID)")
+                if b"* 1 EXISTS\r\n" in lines:
+                    break
+                await trio.sleep(0.05)
+        assert (await store.mailboxes.get(user.id, "Box")).id == box.id
+        await a.aclose()

@@ -30,6 +30,8 @@ from .registry import command
 from .states import AUTHENTICATED, SELECTED
 
 if TYPE_CHECKING:
+    from duck.store import Subscription
+
     from ..context import CommandContext
 
 
@@ -45,6 +47,22 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
         await s.send(UntaggedStatus("OK", Code("CLOSED"), "previous mailbox closed"))
     if cmd.condstore:
         s.enabled.add("CONDSTORE")  # RFC 7162 §3.1: a CONDSTORE parameter enables it
+    watching = s.watch(cmd.mailbox)
+    try:
+        done = await _load(s, cmd, readonly, watching)
+    except BaseException:
+        if watching is not None:
+            watching.close()
+        raise
+    s.select(*done)
+    code = "READ-ONLY" if readonly else "READ-WRITE"
+    return Done(f"{cmd.VERB} completed", Code(code))
+
+
+async def _load(s: CommandContext, cmd: Select | Examine, readonly: bool,
+                watching: Subscription | None) -> tuple[SelectedView, Subscription | None]:
+    """Read the mailbox and its view and send SELECT's untagged responses."""
+    assert s.user is not None
     mailbox = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
     # The mailbox is read first: journal entries after its modseq are applied on
     # top of the view, so nothing between the two reads is lost.
@@ -81,9 +99,7 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uid_validity:
         responses += _resync(view, cmd.qresync)
     await s.send(*responses)
-    s.select(view)
-    code = "READ-ONLY" if readonly else "READ-WRITE"
-    return Done(f"{cmd.VERB} completed", Code(code))
+    return view, watching
 
 
 def _resync(view: SelectedView, params: QresyncParams) -> list[object]:
