@@ -70,7 +70,8 @@ async def _load(s: CommandContext, cmd: Select | Examine, readonly: bool,
     view = SelectedView.load(mailbox, summaries, readonly=readonly,
                              modseq=mailbox.highest_modseq)
     if not readonly and view.uids:
-        first = await s.store.messages.claim_recent(mailbox.id, view.uid_max)
+        first = await s.store.messages.claim_recent(mailbox.id, view.uid_max,
+                                                    mailbox.recent_mark)
         view.recent.update(u for u in view.uids if u >= first)
     elif readonly:
         # RFC 3501 §6.3.2: EXAMINE shows \Recent as it stands and takes none of it.

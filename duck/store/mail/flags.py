@@ -187,7 +187,8 @@ def _store_batch_sync(
     return db.in_transaction(body)
 
 
-def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int) -> int:
+def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int,
+                      mark_read: bool = False) -> int:
     """Advance the mailbox's recent mark; the first UID recent for the caller.
 
     RFC 3501 §2.3.2: exactly one session sees a message as \\Recent. The mark is
@@ -203,11 +204,12 @@ def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int) -> int:
     """
     mailbox = parse_id(mailbox_id)
     coll = db.collection(schema.MAILBOXES)
-    doc = coll.find_one({"_id": mailbox}, {"recent": 1})
-    if doc is None:
-        raise NotFound("no such mailbox")
-    if int(doc.get("recent", 0)) >= up_to_uid:
-        return up_to_uid + 1
+    if not mark_read:  # (``mark_read``: the caller just read a mark below up_to_uid)
+        doc = coll.find_one({"_id": mailbox}, {"recent": 1})
+        if doc is None:
+            raise NotFound("no such mailbox")
+        if int(doc.get("recent", 0)) >= up_to_uid:
+            return up_to_uid + 1
     mark = {"$ifNull": ["$recent", 0]}
     doc = coll.find_one_and_update(
         {"_id": mailbox},

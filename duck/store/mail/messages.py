@@ -483,15 +483,18 @@ class Messages:
                 store_flags_sync, self._database, mailbox_id, wanted, mode, values,
                 unchangedsince)
 
-    async def claim_recent(self, mailbox_id: str, up_to_uid: int) -> int:
-        """First UID that is \\Recent for the caller (see flags.claim_recent_sync).
+    async def claim_recent(self, mailbox_id: str, up_to_uid: int,
+                           known_mark: int | None = None) -> int:
+        """First UID that is \\Recent for the caller (see flags.claim_recent_sync);
+        ``known_mark``: the mark as the caller just read it (the mailbox document),
+        which saves reading it again.
 
         The mark only moves up, so once a claim here has taken it to a UID, a claim
         up to that UID gets nothing without asking the database; sessions here that
         claim for the same delivery at once (every IDLE session on the mailbox) wait
         for the first one's answer instead of each reading the mailbox.
         """
-        if self._recent_marks.get(mailbox_id, 0) >= up_to_uid:
+        if max(self._recent_marks.get(mailbox_id, 0), known_mark or 0) >= up_to_uid:
             return up_to_uid + 1
         lock = self._claims.setdefault(mailbox_id, trio.Lock())
         try:
@@ -499,7 +502,8 @@ class Messages:
                 if self._recent_marks.get(mailbox_id, 0) >= up_to_uid:
                     return up_to_uid + 1
                 first = await self._database.run(claim_recent_sync, self._database,
-                                                 mailbox_id, up_to_uid)
+                                                 mailbox_id, up_to_uid,
+                                                 known_mark is not None)
                 if len(self._recent_marks) >= RECENT_MARKS:
                     self._recent_marks.clear()
                 self._recent_marks[mailbox_id] = max(
