@@ -324,11 +324,13 @@ class Session:
             if status != "OK" or entry.logout_tagged:
                 await self.send_tagged(cmd.tag, status, text, code)
             return
-        if self.state is State.SELECTED and entry.updates:
-            await self.flush_updates(
-                allow_expunge=entry.allow_expunge(cmd), poll=entry.poll,
-            )
-        await self.send_tagged(cmd.tag, status, text, code)
+        tagged = TaggedStatus(cmd.tag, status, code, text)  # type: ignore[arg-type]
+        # The updates and the tagged reply in one write when they can be.
+        if self.state is State.SELECTED and entry.updates and await self.flush_updates(
+            allow_expunge=entry.allow_expunge(cmd), poll=entry.poll, then=tagged,
+        ):
+            return
+        await self.send(tagged)
 
     # -- the selected mailbox --------------------------------------------------------------
 
@@ -407,12 +409,14 @@ class Session:
             first = await self.store.messages.claim_recent(view.mailbox.id, view.new[-1])
             view.recent.update(u for u in view.new if u >= first)
 
-    async def flush_updates(self, *, allow_expunge: bool, poll: bool = False) -> None:
+    async def flush_updates(self, *, allow_expunge: bool, poll: bool = False,
+                            then: Any = None) -> bool:
         """Send pending untagged EXISTS/EXPUNGE/FETCH; read the journal when woken
-        (or always, with ``poll``: NOOP, CHECK, IDLE)."""
+        (or always, with ``poll``: NOOP, CHECK, IDLE). ``then``: a response to send
+        after them in the same write; whether it was sent."""
         view = self.view
         if view is None:
-            return
+            return False
         # A wake-up for a change the view already has (this session's own write,
         # read back when it published it) costs no query.
         sub = self.subscription
@@ -433,12 +437,17 @@ class Session:
                                  vanished=self.qresync)
         if contexts:
             responses += await contexts.after_updates(self.store, view)
-        if removed or responses:
-            await self.send(*removed, *responses)
+        if view.gone or then is None:
+            if removed or responses:
+                await self.send(*removed, *responses)
+        else:
+            await self.send(*removed, *responses, then)
+            return True
         if view.gone:
             # RFC 3501 §7.1.5 lets the server end the session when the selected
             # mailbox disappears under it; clients then re-sync from LIST.
             await self.bye("selected mailbox was deleted", Code("NONEXISTENT"))
+        return False
 
     async def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command (RFC 7162 §3.1): CONDSTORE is on from now,
