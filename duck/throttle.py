@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 
 import attrs
+import trio
 
 #: Failed-login delay: BASE * 2**(failures-1) seconds, at most MAX; forgotten after
 #: FORGET seconds without a failure.
@@ -67,6 +68,15 @@ class LoginThrottle:
                 n = 0
             worst = max(worst, n)
         return 0.0 if worst == 0 else min(DELAY_BASE * 2 ** (worst - 1), DELAY_MAX)
+
+    async def before_login(self, username: str, peer: str) -> tuple[str, str]:
+        """Wait out the delay earned by failed logins of this user name or from
+        this address; the keys to pass to ``failed`` or ``succeeded``."""
+        keys = (f"user:{username.lower()}", f"ip:{peer}")
+        delay = self.delay(*keys)
+        if delay:
+            await trio.sleep(delay)
+        return keys
 
     def failed(self, *keys: str) -> None:
         """Record a failure for each key."""

@@ -358,10 +358,7 @@ class Session:
     async def _login(self, username: str, password: str) -> None:
         """Check credentials (with IMAP's growing delay), then take the maildrop."""
         throttle = self.ctx.throttle
-        keys = (f"user:{username.lower()}", f"ip:{self.peer}")
-        delay = throttle.delay(*keys)
-        if delay:
-            await trio.sleep(delay)
+        keys = await throttle.before_login(username, self.peer)
         try:
             account = await self.ctx.backend.authenticate(username, password)
         except BadCredentials:

@@ -45,10 +45,7 @@ def _check_allowed(s: CommandContext) -> None:
 async def _authenticate(s: CommandContext, username: str, password: str) -> Done:
     """Check credentials with the growing delay; enter AUTHENTICATED on success."""
     throttle = s.ctx.limits.throttle
-    keys = (f"user:{username.lower()}", f"ip:{s.peer}")
-    delay = throttle.delay(*keys)
-    if delay:
-        await trio.sleep(delay)
+    keys = await throttle.before_login(username, s.peer)
     try:
         user = await s.store.users.authenticate(username, password)
     except AuthenticationFailed:
