@@ -279,3 +279,34 @@ async def test_append_claims_recent_only_on_the_modseq_it_was_given(store: Store
     assert await store.messages.claim_recent(box.id, fourth.uid) == third.uid
     after = await store.mailboxes.get(user.id, "INBOX")
     assert after.uid_next == fourth.uid + 1 and after.highest_modseq == fourth.modseq
+
+
+async def test_a_reply_joins_its_parents_thread_here_and_elsewhere(
+        store: Store, user: User, mongo_uri: str, db_name: str) -> None:
+    """RFC 8474 THREADID: a reply gets its parent's thread; the parent's thread is
+    remembered by the process that delivered it (no query), and another process
+    finds it in the database."""
+    from duck.store import metrics
+
+    parent = (b"Message-ID: <p1@example.com>\r\nSubject: start\r\n\r\nhello\r\n")
+    reply = (b"Message-ID: <r1@example.com>\r\nIn-Reply-To: <p1@example.com>\r\n"
+             b"References: <p1@example.com>\r\nSubject: Re: start\r\n\r\nhi\r\n")
+    other = (b"Message-ID: <r2@example.com>\r\nReferences: <p1@example.com>\r\n"
+             b"Subject: Re: start\r\n\r\nand hi\r\n")
+    box = await store.mailboxes.get(user.id, "INBOX")
+    first = await store.messages.append(user.id, "INBOX", parent)
+    with metrics.command_scope("reply") as scope:
+        second = await store.messages.append(user.id, "INBOX", reply)
+    assert "find" not in metrics.statistics()["reply"]["by_db_command"], scope
+    elsewhere = await Store.open(mongo_uri, db_name)
+    try:
+        third = await elsewhere.messages.append(user.id, "INBOX", other)
+    finally:
+        await elsewhere.aclose()
+    records = await store.messages.fetch(box.id, [first.uid, second.uid, third.uid],
+                                         ["threadid"])
+    assert len({r.threadid for r in records}) == 1
+    (lone,) = await store.messages.fetch(
+        box.id, [(await store.messages.append(user.id, "INBOX", simple_message("x"))).uid],
+        ["threadid"])
+    assert lone.threadid != records[0].threadid

@@ -99,6 +99,8 @@ class Messages:
         #: Per mailbox, a UID the \\Recent mark is known to have reached, and the
         #: claims in progress (``claim_recent``).
         self._recent_marks: dict[str, int] = {}
+        #: (user, Message-ID) -> thread id of messages delivered here (_thread_of).
+        self._threads: dict[tuple[ObjectId, str], str] = {}
         self._claims: dict[str, trio.Lock] = {}
         #: What never changes of messages read or delivered here (index/cache.py).
         self.cache = cache if cache is not None else RecordCache()
@@ -343,12 +345,30 @@ class Messages:
             await self._database.run(self._bodies.drop_refs, Counter(ingested.bodies))
 
     def _thread_of(self, user: ObjectId, refs: list[str]) -> str:
+        """The thread of a message that refers to ``refs`` (RFC 8474 THREADID): that
+        of a message of the user with one of those ids, or a new one.
+
+        Messages delivered by this process are remembered (a reply often follows
+        its parent within minutes), so most replies need no query; what this
+        process did not deliver is looked up.
+        """
+        for ref in refs:
+            known = self._threads.get((user, ref))
+            if known is not None:
+                return known
         if refs:
             doc = self._messages.find_one({"user": user, "msgid": {"$in": refs}},
                                           {"threadid": 1})
             if doc is not None and doc.get("threadid"):
                 return str(doc["threadid"])
         return _object_id("T")
+
+    def _remember_thread(self, user: ObjectId, msgid: str | None, threadid: str) -> None:
+        # (Called from worker threads: single dict operations, atomic under the GIL.)
+        if msgid:
+            if len(self._threads) >= THREADS_REMEMBERED:
+                self._threads.clear()
+            self._threads[(user, msgid)] = threadid
 
     def _deliver_sync(
         self, ingested: Ingested, base: dict[str, Any], target: DeliveryTarget,
@@ -401,6 +421,7 @@ class Messages:
                              recent_from=min(mark, uid - 1) + 1 if mark >= 0 else None)
 
         result: Delivered = self._database.in_transaction(body)
+        self._remember_thread(user, base.get("msgid"), threadid)
         if self.cache.max_bytes > 0:
             result = attrs.evolve(result, record=fetch.stored_record(
                 written[-1], self._database.client.codec_options))
@@ -799,6 +820,8 @@ def _batches(index: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
         yield batch
 
 
+#: Message-IDs whose thread a process remembers (then it starts over).
+THREADS_REMEMBERED = 100_000
 #: Mailboxes whose \\Recent mark a process remembers (then it starts over).
 RECENT_MARKS = 100_000
 #: Every field the record cache keeps (a delivered copy has them all).
