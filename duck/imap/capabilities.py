@@ -19,6 +19,8 @@ AUTHENTICATED = (
     "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESORT",
     # RFC 9394 (SEARCH and SORT RETURN (PARTIAL first:last)), RFC 5267 §4 (RETURN (UPDATE)).
     "PARTIAL", "CONTEXT=SEARCH", "CONTEXT=SORT",
+    # RFC 4978.
+    "COMPRESS=DEFLATE",
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.

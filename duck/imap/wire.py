@@ -89,8 +89,19 @@ class Wire:
         """Whether a receive is in flight (STARTTLS must not begin then)."""
         return self._busy or self._got is not None
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether a transport read is under way (its bytes are not ours to judge yet)."""
+        return self._busy
+
+    def take_received(self) -> bytes:
+        """Remove and return bytes received but not yet given out (none while a
+        receive is in flight: check :attr:`receiving` first)."""
+        data, self._got = self._got or b"", None
+        return data
+
     def replace_stream(self, stream: trio.abc.Stream) -> None:
-        """Continue over another stream (after STARTTLS)."""
+        """Continue over another stream (after STARTTLS or COMPRESS)."""
         assert not self._busy
         self.stream = stream
 

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (imported for their registrations)
     append,
     auth,
+    compress,
     expunge,
     fetch,
     general,

@@ -111,6 +111,15 @@ class CommandReader:
             self._start = 0
         self._buf += data
 
+    def take_buffered(self) -> bytes:
+        """Remove and return the octets received but not yet read as a command: they
+        belong to another layer after a command that changes the framing (COMPRESS)."""
+        data = bytes(self._buf[self._start :])
+        self._buf = bytearray()
+        self._start = 0
+        self._scan = 0
+        return data
+
     def statistics(self) -> ReaderStatistics:
         """Buffered octets and counts of commands and errors so far."""
         return ReaderStatistics(len(self._buf) - self._start, self._commands, self._errors)
