@@ -21,6 +21,8 @@ AUTHENTICATED = (
     "PARTIAL", "CONTEXT=SEARCH", "CONTEXT=SORT",
     # RFC 4978.
     "COMPRESS=DEFLATE",
+    # RFC 5465.
+    "NOTIFY",
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.

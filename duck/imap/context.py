@@ -24,6 +24,7 @@ from .view import SelectedView
 from .wire import Wire
 
 if TYPE_CHECKING:
+    from .notifications import NotifySet
     from .searchcontext import SearchContexts
 
 
@@ -90,6 +91,7 @@ class CommandContext(Protocol):
     view: SelectedView | None
     subscription: Subscription | None
     enabled: set[str]
+    notify: NotifySet | None
     reader: CommandReader
     wire: Wire | None
     contexts: SearchContexts

@@ -40,6 +40,7 @@ from .grammar.resp_codes import (
 )
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
 from .limits import PREAUTH_LITERAL_MAX
+from .notifications import NotifySet
 from .searchcontext import SearchContexts
 from .view import SelectedView
 from .wire import StreamClosed, Wire
@@ -72,6 +73,8 @@ class Session:
         self.view: SelectedView | None = None
         self.subscription: Subscription | None = None
         self.enabled: set[str] = set()
+        #: NOTIFY SET in force (RFC 5465), or None.
+        self.notify: NotifySet | None = None
         #: SEARCH/SORT RETURN (UPDATE) results kept current (RFC 5267 §4.3).
         self.contexts = SearchContexts()
         self.reader = CommandReader(self._limits())
