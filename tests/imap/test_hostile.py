@@ -201,7 +201,7 @@ ODD_COMMANDS = [
     b"GETQUOTAROOT NoSuch",
     b"SETQUOTA \"\" (STORAGE 1)",
     b"NOTIFY NONE",
-    b"COMPRESS DEFLATE",
+    b"COMPRESS LZW",  # (COMPRESS DEFLATE works: test_compress.py)
 ]
 
 
