@@ -24,7 +24,7 @@ from .view import SelectedView
 from .wire import Wire
 
 if TYPE_CHECKING:
-    from .notifications import NotifySet
+    from .notifyfeed import NotifyFeed
     from .searchcontext import SearchContexts
 
 
@@ -91,7 +91,7 @@ class CommandContext(Protocol):
     view: SelectedView | None
     subscription: Subscription | None
     enabled: set[str]
-    notify: NotifySet | None
+    notify: NotifyFeed | None
     reader: CommandReader
     wire: Wire | None
     contexts: SearchContexts

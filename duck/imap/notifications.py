@@ -25,9 +25,10 @@ class NotifySet:
                 return frozenset(e.name for e in g.events or ())
         return frozenset()
 
-    def names_selected(self) -> bool:
-        """Whether a group is about the selected mailbox."""
-        return any(g.filter in ("SELECTED", "SELECTED-DELAYED") for g in self.groups)
+    def beyond_selected(self) -> bool:
+        """Whether a group with events is about mailboxes other than the selected one."""
+        return any(g.filter not in ("SELECTED", "SELECTED-DELAYED") and g.events
+                   for g in self.groups)
 
 
 def _matches(g: NotifyGroup, path: str, *, selected: bool, subscribed: bool) -> bool:

@@ -24,6 +24,7 @@ from duck.store import (
 )
 
 from . import capabilities as caps
+from . import notifyfeed
 from .commands import REGISTRY
 from .context import ANSWERED, Done, ServerContext, State
 from .errors import CommandError, from_store_error
@@ -40,7 +41,7 @@ from .grammar.resp_codes import (
 )
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
 from .limits import PREAUTH_LITERAL_MAX
-from .notifications import NotifySet
+from .notifyfeed import NotifyFeed
 from .searchcontext import SearchContexts
 from .view import SelectedView
 from .wire import StreamClosed, Wire
@@ -74,7 +75,7 @@ class Session:
         self.subscription: Subscription | None = None
         self.enabled: set[str] = set()
         #: NOTIFY SET in force (RFC 5465), or None.
-        self.notify: NotifySet | None = None
+        self.notify: NotifyFeed | None = None
         #: SEARCH/SORT RETURN (UPDATE) results kept current (RFC 5267 §4.3).
         self.contexts = SearchContexts()
         self.reader = CommandReader(self._limits())
@@ -210,9 +211,15 @@ class Session:
         finally:
             counts["open"] -= 1
             self.unselect()
+            self._stop_notify()
             if self._user_slot is not None:
                 self.ctx.limits.per_user.release(self._user_slot)
                 self._user_slot = None
+
+    def _stop_notify(self) -> None:
+        if self.notify is not None:
+            self.notify.close()
+            self.notify = None
 
     async def _watch_shutdown(self) -> None:
         await self.ctx.shutdown.wait()
@@ -237,7 +244,9 @@ class Session:
                 await self._protocol_error(exc)
                 continue
             if event is NEED_DATA:
-                data = await self.receive()
+                # RFC 5465 §5: with NOTIFY set, events are sent while the client
+                # is quiet between commands too.
+                data = await notifyfeed.receive_between_commands(self)
                 if data is None:
                     return
                 self.reader.receive_data(data)
@@ -501,6 +510,7 @@ class Session:
         """Back to NOT AUTHENTICATED (RFC 8437 UNAUTHENTICATE): the user's slot and
         everything enabled are given up; a TLS layer stays."""
         self.unselect()
+        self._stop_notify()
         if self._user_slot is not None:
             self.ctx.limits.per_user.release(self._user_slot)
             self._user_slot = None

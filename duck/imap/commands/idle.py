@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .. import notifyfeed
 from ..context import ANSWERED, State
 from ..errors import bad
 from ..grammar.cmd_any import Idle
@@ -40,12 +41,9 @@ async def _wait(s: CommandContext, deadline: float) -> object:
             nursery.cancel_scope.cancel()
 
         async def wake() -> None:
-            if s.subscription is None:
-                await trio.sleep_forever()
-            else:
-                # (The flag stays set: the update flush reads what it announced,
-                # sharing the read other sessions here make for the same change.)
-                await s.subscription.wait_pending()
+            # (The flags stay set: the update flush reads what was announced,
+            # sharing the read other sessions here make for the same change.)
+            await notifyfeed.wait_woken(s)
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(read)
@@ -67,6 +65,8 @@ async def idle(s: CommandContext, cmd: Idle) -> object:
             poll = False
             if s.state is State.LOGOUT:
                 return ANSWERED
+        # RFC 5465: events of the other mailboxes named by NOTIFY.
+        await notifyfeed.deliver(s)
         line = s.reader.next_line()
         if line is NEED_DATA:
             got = await _wait(s, deadline)

@@ -5,7 +5,19 @@ clears it. With ``STATUS`` the server first sends a STATUS for every mailbox the
 set names outside the selected one (§3.1), with the items the events imply.
 
 Events for the selected mailbox are the ordinary untagged updates (EXISTS,
-EXPUNGE, FETCH FLAGS) the session already sends.
+EXPUNGE, FETCH FLAGS) the session already sends; those of other mailboxes come
+from duck/imap/notifyfeed.py.
+
+Differences from RFC 5465, each for a reason:
+- §5.2: fetch attributes after MessageNew for the selected mailbox are accepted
+  but not sent unasked; the client sees EXISTS and fetches (the selected view's
+  updates are shared with IDLE and NOOP and carry no per-message data).
+- §5.5, §5.6, §5.7: SubscriptionChange, AnnotationChange and the METADATA events
+  are refused with BADEVENT: subscriptions are not journalled, ANNOTATE and
+  METADATA are not served.
+- §6 "INBOXES": mail is only ever delivered to INBOX, so INBOXES is INBOX.
+- MessageNew without MessageExpunge (a client MUST of §5) is accepted, as other
+  servers do.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from duck.store import Mailbox
 
+from .. import notifyfeed
 from ..errors import CommandError, bad, no
 from ..grammar.cmd_ext import Notify
 from ..grammar.resp_codes import OtherCode
@@ -28,8 +41,9 @@ if TYPE_CHECKING:
 
 #: Events served. AnnotationChange and the METADATA events need ANNOTATE/METADATA,
 #: which are not served: RFC 5465 §5 lets the server refuse them with BADEVENT.
-SUPPORTED_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName",
-                    "SubscriptionChange")
+#: SubscriptionChange is refused too: subscriptions are not in the journal, so
+#: another session's SUBSCRIBE could not be told (RFC 5465 §5 allows BADEVENT).
+SUPPORTED_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName")
 #: Caps per NOTIFY SET: mailbox names over all groups, and groups.
 MAX_MAILBOXES = 1000
 MAX_GROUPS = 100
@@ -56,19 +70,21 @@ async def notify(s: CommandContext, cmd: Notify) -> None:
     """NOTIFY SET / NOTIFY NONE."""
     assert s.user is not None
     if cmd.groups is None:
-        s.notify = None
+        _stop(s)
         return
     _check(cmd)
     new = NotifySet(cmd.groups)
-    s.notify = new
+    mailboxes: list[Mailbox] = await s.store.mailboxes.list(s.user.id)
+    feed = await notifyfeed.start(s, new, mailboxes)
+    _stop(s)
+    s.notify = feed
     if not cmd.status:
         return
     selected = s.view.mailbox.id if s.view is not None else None
     subscribed: set[str] = set()
     if any(g.filter == "SUBSCRIBED" for g in new.groups):
-        subscribed = set(await s.store.mailboxes.subscriptions(s.user.id))
+        subscribed = feed.subscribed or set(await s.store.mailboxes.subscriptions(s.user.id))
     responses: list[Any] = []
-    mailboxes: list[Mailbox] = await s.store.mailboxes.list(s.user.id)
     for mb in mailboxes:
         if mb.id == selected:
             continue  # RFC 5465 §3.1: not for the selected mailbox
@@ -78,3 +94,9 @@ async def notify(s: CommandContext, cmd: Notify) -> None:
             responses.append(StatusData(mb.path, await _status_items(s, mb, items)))
     if responses:
         await s.send(*responses)
+
+
+def _stop(s: CommandContext) -> None:
+    if s.notify is not None:
+        s.notify.close()
+        s.notify = None
