@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from duck.store import DELIMITER, Mailbox, StoreError, user_key
-from duck.store.push.events import Cursor
+from duck.store import DELIMITER, Cursor, Mailbox, StoreError, UserEvent, user_key
 
 from .grammar.cmd_mailbox import StatusItem
 from .grammar.resp_codes import Code
@@ -172,7 +171,7 @@ async def deliver(s: CommandContext) -> None:
         await s.send(*responses)
 
 
-def _responses(s: CommandContext, feed: NotifyFeed, events: list[Any]) -> list[Any]:
+def _responses(s: CommandContext, feed: NotifyFeed, events: list[UserEvent]) -> list[Any]:
     selected = s.view.mailbox.id if s.view is not None else None
     out: list[Any] = []
     changed: dict[str, set[str]] = {}
@@ -201,7 +200,7 @@ def _responses(s: CommandContext, feed: NotifyFeed, events: list[Any]) -> list[A
     return out
 
 
-def _mailbox_name(feed: NotifyFeed, ev: Any, selected: str | None) -> list[Any]:
+def _mailbox_name(feed: NotifyFeed, ev: UserEvent, selected: str | None) -> list[Any]:
     """RFC 5465 §5.4: LIST for a created, deleted (\\NonExistent) or renamed
     (OLDNAME) mailbox, when its name (old or new) is one the set watches."""
     old = feed.known.get(ev.mailbox_id, (None, 0))
