@@ -99,6 +99,23 @@ async def test_compress_inside_implicit_tls(imap_server: Any) -> None:
         await _exercise(c, z)
 
 
+async def test_compress_after_starttls(imap_server: Any) -> None:
+    """RFC 4978 §4: after STARTTLS, DEFLATE runs inside TLS."""
+    with trio.fail_after(20):
+        ctx = ssl.create_default_context(
+            cafile=str(imap_server.config.data_dir / "tls" / "cert.pem"))
+        ctx.check_hostname = False
+        c = await RawClient.open(imap_server.ports["imap"])
+        lines = await c.command(b"t", b"STARTTLS")
+        assert lines[-1].startswith(b"t OK"), lines
+        tls = trio.SSLStream(c.stream, ctx, server_hostname="localhost")
+        await tls.do_handshake()
+        c.stream = tls
+        await c.login(USER, PASSWORD)
+        z = await _compress(c)
+        await _exercise(c, z)
+
+
 async def test_compress_pipelined_command_is_inflated(imap_server: Any) -> None:
     """RFC 4978 §3: the client compresses right after its COMPRESS line, so a command
     sent in the same packet is compressed and must be read as such."""

@@ -175,3 +175,18 @@ async def test_overflow_stops_notification(imap_server: Any, monkeypatch: Any) -
         await _append(b, b"Archive", 1)
         lines = await a.command(b"p", b"NOOP")
         assert lines == [lines[-1]] and lines[-1].startswith(b"p OK"), lines
+
+
+async def test_subscribed_filter_follows_the_subscriptions(imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        b = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        await a.command(b"u", b"SUBSCRIBE Drafts")
+        await a.command(b"u", b"UNSUBSCRIBE Archive")
+        lines = await a.command(b"n", b"NOTIFY SET STATUS (SUBSCRIBED (MessageNew MessageExpunge))")
+        st = _status(lines)
+        assert b"Drafts" in st and b"Archive" not in st, lines
+        await _append(b, b"Archive", 1)
+        await _append(b, b"Drafts", 2)
+        line = await _until(a, rb"^\* ")
+        assert line.startswith(b"* STATUS Drafts (MESSAGES 1 "), line
