@@ -51,7 +51,7 @@ def _matches(g: NotifyGroup, path: str, *, selected: bool, subscribed: bool) -> 
 
 def status_items(events: frozenset[str]) -> tuple[StatusItem, ...]:
     """The STATUS items the events imply for a mailbox that is not selected
-    (RFC 5465 §5.2-5.4: MessageNew MESSAGES UIDNEXT UIDVALIDITY, MessageExpunge
+    (RFC 5465 §5.1-5.3: MessageNew MESSAGES UIDNEXT UIDVALIDITY, MessageExpunge
     MESSAGES, FlagChange UIDVALIDITY HIGHESTMODSEQ; UNSEEN with any of them)."""
     items: list[StatusItem] = []
 

@@ -3,7 +3,7 @@
 A session with a NOTIFY set subscribes to its user's wake-up key and, when woken,
 reads the user's change feed (``store.events``, the reader the push stream uses)
 from its own cursor. Message events become one untagged STATUS per mailbox with
-the items the events imply (§5.2-5.4); mailbox creation, deletion and renaming
+the items the events imply (§5.1-5.3); mailbox creation, deletion and renaming
 become LIST responses (§5.4, OLDNAME for a rename). The selected mailbox's own
 changes are the session's ordinary updates (EXISTS, EXPUNGE, FETCH).
 

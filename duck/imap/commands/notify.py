@@ -2,7 +2,7 @@
 
 ``NOTIFY SET`` replaces the session's notification set (§3); ``NOTIFY NONE``
 clears it. With ``STATUS`` the server first sends a STATUS for every mailbox the
-set names outside the selected one (§3.1), with the items the events imply.
+set names outside the selected one (§3), with the items the events imply.
 
 Events for the selected mailbox are the ordinary untagged updates (EXISTS,
 EXPUNGE, FETCH FLAGS) the session already sends; those of other mailboxes come
@@ -12,7 +12,7 @@ Differences from RFC 5465, each for a reason:
 - §5.2: fetch attributes after MessageNew for the selected mailbox are accepted
   but not sent unasked; the client sees EXISTS and fetches (the selected view's
   updates are shared with IDLE and NOOP and carry no per-message data).
-- §5.5, §5.6, §5.7: SubscriptionChange, AnnotationChange and the METADATA events
+- §5.1, §5.5-5.7: AnnotationChange, SubscriptionChange and the METADATA events
   are refused with BADEVENT: subscriptions are not journalled, ANNOTATE and
   METADATA are not served.
 - §6 "INBOXES": mail is only ever delivered to INBOX, so INBOXES is INBOX.
@@ -87,7 +87,7 @@ async def notify(s: CommandContext, cmd: Notify) -> None:
     responses: list[Any] = []
     for mb in mailboxes:
         if mb.id == selected:
-            continue  # RFC 5465 §3.1: not for the selected mailbox
+            continue  # RFC 5465 §3: not for the selected mailbox
         items = status_items(new.events_for(mb.path, selected=False,
                                             subscribed=mb.path in subscribed))
         if items:
