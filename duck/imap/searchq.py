@@ -27,6 +27,8 @@ def _ranges(uids: Iterable[int]) -> tuple[tuple[int, int], ...]:
 
 
 def _uids_of_seqs(view: SelectedView, seqset: SequenceSet) -> tuple[tuple[int, int], ...]:
+    if seqset.saved:  # RFC 5182 "$": the saved messages that still exist
+        return _ranges(view.resolve_seqs(seqset)) or ((0, 0),)
     # RFC 3501 §6.4.4: numbers beyond EXISTS simply match nothing in SEARCH.
     n = view.exists
     picked = [
@@ -36,6 +38,8 @@ def _uids_of_seqs(view: SelectedView, seqset: SequenceSet) -> tuple[tuple[int, i
 
 
 def _uid_set(view: SelectedView, uidset: SequenceSet) -> tuple[tuple[int, int], ...]:
+    if uidset.saved:
+        return _ranges(view.resolve_uids(uidset)) or ((0, 0),)
     return tuple(uidset.ranges(view.uid_max)) or ((0, 0),)
 
 
@@ -78,6 +82,8 @@ def matches(view: SelectedView, key: k.SearchKey) -> set[int]:
     if isinstance(key, k.SearchUid):
         return set(view.resolve_uids(key.set))
     if isinstance(key, k.SearchSeq):
+        if key.set.saved:
+            return set(view.resolve_seqs(key.set))
         n = view.exists
         return {view.uids[i - 1] for lo, hi in key.set.ranges(n)
                 for i in range(max(lo, 1), min(hi, n) + 1)}

@@ -73,6 +73,9 @@ class SelectedView:
     touched: set[int] | None = None
     announced_exists: int = 0
     announced_recent: int = 0
+    #: The result of the last ``SEARCH RETURN (SAVE)`` (RFC 5182 §2.1), as UIDs:
+    #: ``$`` names those of them that still exist. Empty at SELECT.
+    saved: frozenset[int] = frozenset()
     #: Keywords announced in FLAGS, lowercased -> the spelling sent. It never
     #: shrinks while the mailbox is selected: a keyword a client has seen on a
     #: message must stay in every FLAGS it is sent (RFC 3501 §7.2.6).
@@ -125,7 +128,7 @@ class SelectedView:
     def resolve_seqs(self, seqset: SequenceSet) -> list[int]:
         """UIDs of a message-sequence-number set (InvalidSequence beyond EXISTS)."""
         if seqset.saved:
-            raise InvalidSequence("SEARCHRES ($) is not supported")
+            return self._saved_uids()
         n = len(self.uids)
         out: list[int] = []
         for lo, hi in seqset.ranges(n):
@@ -139,13 +142,19 @@ class SelectedView:
     def resolve_uids(self, uidset: SequenceSet) -> list[int]:
         """Announced UIDs in a UID set (RFC 3501 §6.4.8: non-existent UIDs are ignored)."""
         if uidset.saved:
-            raise InvalidSequence("SEARCHRES ($) is not supported")
+            return self._saved_uids()
         out: list[int] = []
         for lo, hi in uidset.ranges(self.uid_max):
             i = bisect.bisect_left(self.uids, lo)
             j = bisect.bisect_right(self.uids, hi)
             out.extend(self.uids[i:j])
         return out
+
+    def _saved_uids(self) -> list[int]:
+        # RFC 5182 §2.1: "$" names the saved messages that are not expunged, in
+        # either numbering (an empty result is the empty set, not an error).
+        saved = self.saved
+        return [u for u in self.uids if u in saved and u not in self.expunged]
 
     def resolve(self, seqset: SequenceSet, *, uid: bool) -> list[int]:
         """UIDs named by a set in the command's numbering."""

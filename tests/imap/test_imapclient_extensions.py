@@ -1,6 +1,6 @@
 """SORT, THREAD (RFC 5256) and ESEARCH (RFC 4731) driven by imapclient, the way a
-client library sends and parses them. (SEARCHRES is not served: the server refuses
-``$``; COMPRESS is in test_compress.py, as imapclient cannot compress.)"""
+client library sends and parses them. (SEARCHRES is in test_searchres.py;
+COMPRESS is in test_compress.py, as imapclient cannot compress.)"""
 
 from __future__ import annotations
 

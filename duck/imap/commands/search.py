@@ -22,19 +22,6 @@ if TYPE_CHECKING:
 CHARSETS = ("US-ASCII", "UTF-8")
 
 
-def _uses_saved(keys: tuple[k.SearchKey, ...]) -> bool:
-    for key in keys:
-        if isinstance(key, k.SearchUid | k.SearchSeq) and key.set.saved:
-            return True
-        if isinstance(key, k.SearchNot) and _uses_saved((key.key,)):
-            return True
-        if isinstance(key, k.SearchOr) and _uses_saved((key.left, key.right)):
-            return True
-        if isinstance(key, k.SearchAnd) and _uses_saved(key.keys):
-            return True
-    return False
-
-
 def _uses_modseq(key: k.SearchKey) -> bool:
     if isinstance(key, k.SearchModseq):
         return True
@@ -49,7 +36,8 @@ def _uses_modseq(key: k.SearchKey) -> bool:
 
 #: RETURN options served. RFC 5267 §4.2: CONTEXT is a hint, which a server may
 #: ignore (each search here is computed afresh).
-SERVED_RETURNS = frozenset({"MIN", "MAX", "COUNT", "ALL", "PARTIAL", "CONTEXT", "UPDATE"})
+SERVED_RETURNS = frozenset({"MIN", "MAX", "COUNT", "ALL", "PARTIAL", "CONTEXT", "UPDATE",
+                            "SAVE"})
 
 
 def check_returns(returns: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -63,6 +51,15 @@ def check_returns(returns: tuple[str, ...] | None) -> tuple[str, ...] | None:
         # make no sense (Dovecot refuses it the same way).
         raise bad("PARTIAL cannot be used with ALL")
     return returns
+
+
+def saved_result(uids: list[int], opts: set[str]) -> frozenset[int]:
+    """What ``RETURN (SAVE ...)`` keeps (RFC 5182 §2.4): with MIN and/or MAX and
+    neither ALL nor COUNT, only those; otherwise every match."""
+    if uids and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
+        return frozenset(u for u, want in ((uids[0], "MIN" in opts),
+                                           (uids[-1], "MAX" in opts)) if want)
+    return frozenset(uids)
 
 
 def in_order(numbers: list[int]) -> SequenceSet:
@@ -101,8 +98,6 @@ async def matching_uids(s: CommandContext, charset: str | None,
     assert view is not None
     if charset is not None and charset.upper() not in CHARSETS:
         raise CommandError("unsupported charset", code=BadCharset(CHARSETS))
-    if _uses_saved(criteria):
-        raise bad("SEARCHRES ($) is not supported")
     if all(in_memory(key) for key in criteria):
         hits = matches(view, k.SearchAnd(tuple(criteria)))
         return [u for u in view.uids if u in hits and u not in view.expunged]
@@ -120,9 +115,21 @@ async def search(s: CommandContext, cmd: Search) -> None:
     with_modseq = any(_uses_modseq(key) for key in cmd.criteria)
     if with_modseq:
         await s.enable_condstore()  # RFC 7162 §3.1
-    uids = await matching_uids(s, cmd.charset, cmd.criteria)
+    try:
+        uids = await matching_uids(s, cmd.charset, cmd.criteria)
+    except BaseException:
+        if returns is not None and "SAVE" in returns:
+            view.saved = frozenset()  # RFC 5182 §2.1: a failed SAVE empties "$"
+        raise
     numbers = uids if cmd.uid else [n for n in (view.seq_of(u) for u in uids) if n]
     opts = (set(returns) or {"ALL"}) if returns is not None else set()
+    if "SAVE" in opts:
+        view.saved = saved_result(uids, opts)
+        # RFC 5182 §2.1: SAVE alone returns no ESEARCH; with others, it is not
+        # itself reported.
+        opts.discard("SAVE")
+        if not opts:
+            return
     # RFC 7162 §3.1.5: the highest modseq of the messages the answer names, so
     # for RETURN (MIN/MAX) alone that of the message(s) returned.
     named = uids

@@ -22,7 +22,7 @@ from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
 from ..sortkeys import SORT_FIELDS, arrival, envelope_of, record_keys, sent_date, subject_info
 from ..threading import Container, Threadable, references
 from .registry import command
-from .search import check_returns, in_order, matching_uids, partial_result
+from .search import check_returns, in_order, matching_uids, partial_result, saved_result
 from .states import SELECTED
 
 if TYPE_CHECKING:
@@ -55,6 +55,13 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     if returns is None:
         await s.send(SortData(tuple(numbers)))
         return
+    if "SAVE" in returns:
+        # RFC 5267 §3.1 with RFC 5182: MIN/MAX alone save the first/last in sort
+        # order; the saved result is a set (its order is not kept).
+        view.saved = saved_result([u for u, _ in ordered], set(returns))
+        returns = tuple(r for r in returns if r != "SAVE")
+        if not returns:
+            return
     if "UPDATE" in returns:
         # RFC 5267 §4.3 (CONTEXT=SORT): the result is kept current from now on.
         refused = s.contexts.start(view, tag=cmd.tag, uid=cmd.uid, criteria=cmd.criteria,
