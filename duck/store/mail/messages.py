@@ -716,39 +716,77 @@ class Messages:
 
         unseen = sum(1 for d in docs if not d.get("seen"))
         try:
-            quota.reserve(self._database, user, total)
-            try:
-                first_uid, first_modseq, _ = allocate(
-                    self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
-                    unseen=unseen, size=total,
-                )
-            except BaseException:
-                quota.release(self._database, user, total)
-                raise
-            new = [{**d, "_id": ObjectId(), "user": user, "mailbox": dst,
-                    "uid": first_uid + i, "modseq": first_modseq + i, "sdate": now}
-                   for i, d in enumerate(docs)]
-            entries = [journal.entry_doc(dst, n["modseq"], "exists", uid=n["uid"],
-                                         flags=n["flags"]) for n in new]
             # The copies' digest entries are the originals' (no text hashed again).
             known = digest.known_entries(self._database, src, [d["uid"] for d in docs])
-
-            def body(session: Any) -> None:
-                self._messages.insert_many(new, session=session)
-                digest.add(self._database, dst,
-                           [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)],
-                           session, known)
-                journal.write(self._database, entries, session)
-
-            try:
-                self._database.in_transaction(body)
-            except BaseException:
-                self._undo(dst, user, count=len(docs), unseen=unseen, size=total)
-                raise
+            if self._database.transactions:
+                # Counters, quota, copies, digest and journal in one transaction: a
+                # crash leaves all or nothing of it.
+                new: list[dict[str, Any]] = self._database.in_transaction(
+                    lambda session: self._copy_in(session, docs, user, dst, known,
+                                                  total=total, unseen=unseen, now=now))
+            else:
+                new = self._copy_without_transaction(docs, user, dst, known, total=total,
+                                                     unseen=unseen, now=now)
         except BaseException:
             self._bodies.drop_refs(counts)
             raise
         return [(d["uid"], n["uid"]) for d, n in zip(docs, new, strict=True)]
+
+
+    def _copies(self, docs: list[dict[str, Any]], user: ObjectId, dst: ObjectId,
+                first_uid: int, first_modseq: int, now: Any
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The copies' documents and their journal entries."""
+        new = [{**d, "_id": ObjectId(), "user": user, "mailbox": dst,
+                "uid": first_uid + i, "modseq": first_modseq + i, "sdate": now}
+               for i, d in enumerate(docs)]
+        entries = [journal.entry_doc(dst, n["modseq"], "exists", uid=n["uid"],
+                                     flags=n["flags"]) for n in new]
+        return new, entries
+
+    def _copy_in(self, session: Any, docs: list[dict[str, Any]], user: ObjectId,
+                 dst: ObjectId, known: dict[int, digest.Known], *, total: int,
+                 unseen: int, now: Any) -> list[dict[str, Any]]:
+        first_uid, first_modseq, _ = allocate(
+            self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
+            unseen=unseen, size=total, session=session,
+        )
+        new, entries = self._copies(docs, user, dst, first_uid, first_modseq, now)
+        batch = WriteBatch(self._database)
+        charged = quota.reserve_in(batch, user, total)
+        batch.insert(schema.MESSAGES, new)
+        batch.extend(digest.updates(
+            dst, [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)], known,
+            batch.namespace(digest.COLLECTION)))
+        batch.insert(schema.JOURNAL, entries)
+        quota.reserved(batch.flush(session), charged)
+        return new
+
+    def _copy_without_transaction(self, docs: list[dict[str, Any]], user: ObjectId,
+                                  dst: ObjectId, known: dict[int, digest.Known], *,
+                                  total: int, unseen: int, now: Any) -> list[dict[str, Any]]:
+        # No transactions (a standalone mongod): quota and counters first, given
+        # back if the writes fail.
+        quota.reserve(self._database, user, total)
+        try:
+            first_uid, first_modseq, _ = allocate(
+                self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
+                unseen=unseen, size=total,
+            )
+        except BaseException:
+            quota.release(self._database, user, total)
+            raise
+        new, entries = self._copies(docs, user, dst, first_uid, first_modseq, now)
+        try:
+            self._messages.insert_many(new)
+            digest.add(self._database, dst,
+                       [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)],
+                       None, known)
+            journal.write(self._database, entries)
+        except BaseException:
+            self._undo(dst, user, count=len(docs), unseen=unseen, size=total)
+            raise
+        return new
 
 
 #: Most mailbox owners remembered (then forgotten all at once; a miss only costs
