@@ -23,6 +23,8 @@ AUTHENTICATED = (
     "COMPRESS=DEFLATE",
     # RFC 5465.
     "NOTIFY",
+    # RFC 5464 (METADATA implies METADATA-SERVER; both said for older clients).
+    "METADATA", "METADATA-SERVER",
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.

@@ -36,6 +36,7 @@ from .index import query, textindex
 from .mail.ingest import Ingest
 from .mail.leases import Lease, Leases, Refusal
 from .mail.mailboxes import DELIMITER, INBOX, normalize_path
+from .mail.metadata import Metadata, MetadataTooLarge, MetadataTooMany, valid_entry
 from .models import (
     FETCH_FIELDS,
     SPECIAL_USES,
@@ -107,6 +108,9 @@ __all__ = [
     "MessageMeta",
     "MessageRecord",
     "MessageSummary",
+    "Metadata",
+    "MetadataTooLarge",
+    "MetadataTooMany",
     "NotFound",
     "Notifier",
     "OverQuota",
@@ -134,4 +138,5 @@ __all__ = [
     "split_detail",
     "textindex",
     "user_key",
+    "valid_entry",
 ]

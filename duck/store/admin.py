@@ -19,6 +19,7 @@ from .engine import schema
 from .engine.database import Database
 from .engine.ids import parse_id
 from .errors import AlreadyExists, InvalidInput, NotFound
+from .mail import metadata
 from .mail.mailboxes import Mailboxes, normalize_path
 from .push import journal
 
@@ -151,6 +152,7 @@ class Admin:
             raise NotFound("no such user")
         self._addresses.delete_many({"user": user})
         self._mailboxes.purge_subscriptions_sync(user)
+        metadata.purge_user(self._database, user)
         boxes = self._database.collection(schema.MAILBOXES)
         for doc in list(boxes.find({"user": user}, {"path": 1})):
 

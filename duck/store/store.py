@@ -17,6 +17,7 @@ from .index import digest
 from .mail.leases import Leases
 from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
+from .mail.metadata import Metadata
 from .push.events import ChangeFeed
 from .push.journal import Journal
 from .push.webhooks import Webhooks
@@ -38,6 +39,7 @@ class Store:
         self.admin = Admin(database, self.mailboxes)
         self.webhooks = Webhooks(database)
         self.leases = Leases(database)
+        self.metadata = Metadata(database)
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync

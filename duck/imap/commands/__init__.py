@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     general,
     idle,
     mailbox,
+    metadata,
     notify,
     quota,
     search,

@@ -13,8 +13,8 @@ Differences from RFC 5465, each for a reason:
   but not sent unasked; the client sees EXISTS and fetches (the selected view's
   updates are shared with IDLE and NOOP and carry no per-message data).
 - §5.1, §5.5-5.7: AnnotationChange, SubscriptionChange and the METADATA events
-  are refused with BADEVENT: subscriptions are not journalled, ANNOTATE and
-  METADATA are not served.
+  are refused with BADEVENT: subscriptions and metadata changes are not
+  journalled, ANNOTATE is not served.
 - §6 "INBOXES": mail is only ever delivered to INBOX, so INBOXES is INBOX.
 - MessageNew without MessageExpunge (a client MUST of §5) is accepted, as other
   servers do.
@@ -39,8 +39,8 @@ from .states import AUTHENTICATED
 if TYPE_CHECKING:
     from ..context import CommandContext
 
-#: Events served. AnnotationChange and the METADATA events need ANNOTATE/METADATA,
-#: which are not served: RFC 5465 §5 lets the server refuse them with BADEVENT.
+#: Events served. AnnotationChange needs ANNOTATE, which is not served, and METADATA
+#: changes are not journalled: RFC 5465 §5 lets the server refuse them with BADEVENT.
 #: SubscriptionChange is refused too: subscriptions are not in the journal, so
 #: another session's SUBSCRIBE could not be told (RFC 5465 §5 allows BADEVENT).
 SUPPORTED_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName")

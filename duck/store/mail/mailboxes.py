@@ -32,6 +32,7 @@ from ..index import digest
 from ..limits import MAX_MAILBOXES
 from ..models import SPECIAL_USES, Mailbox
 from ..push import journal
+from . import metadata
 
 DELIMITER = "/"
 INBOX = "INBOX"
@@ -403,6 +404,7 @@ class Mailboxes:
             )
             if not docs:
                 digest.purge(self._database, mailbox)
+                metadata.purge_mailbox(self._database, mailbox)
                 return total
             messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
             if self.release is not None:
