@@ -14,12 +14,36 @@ import os
 import ssl
 from pathlib import Path
 
+import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client has to finish a TLS handshake.
+HANDSHAKE_TIMEOUT = 30.0
+
+
+class HandshakeFailed(Exception):
+    """A STARTTLS/STLS handshake failed or timed out (the connection is unusable)."""
+
+
+async def start_tls(stream: trio.abc.Stream, context: ssl.SSLContext,
+                    timeout: float = HANDSHAKE_TIMEOUT) -> trio.SSLStream[trio.abc.Stream]:
+    """The server side of a TLS handshake over ``stream`` (STARTTLS, STLS), bounded
+    by ``timeout``; HandshakeFailed when it does not complete."""
+    tls = trio.SSLStream(stream, context, server_side=True)
+    with trio.move_on_after(timeout) as scope:
+        try:
+            await tls.do_handshake()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError,
+                OSError) as exc:
+            raise HandshakeFailed(f"TLS handshake failed: {exc!r}") from exc
+    if scope.cancelled_caught:
+        raise HandshakeFailed("TLS handshake timed out")
+    return tls
 
 
 def ensure_self_signed(data_dir: Path, hostname: str) -> tuple[Path, Path]:

@@ -62,6 +62,7 @@ from duck.lmtp.replies import (
     failure_reply,
     reply,
 )
+from duck.tls import HandshakeFailed, start_tls
 
 log = logging.getLogger("duck.lmtp")
 
@@ -510,16 +511,12 @@ class _Connection:
         assert context is not None  # the protocol only offers STARTTLS with a context
         self._send(READY_FOR_TLS)
         await self._flush()
-        tls = trio.SSLStream(self.stream, context, server_side=True)
-        with trio.move_on_after(self.config.tls_handshake_timeout) as scope:
-            try:
-                await tls.do_handshake()
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                log.info("LMTP TLS handshake failed: %s", exc)
-                raise _Closed from exc
-        if scope.cancelled_caught:
-            raise _Closed
-        self.stream = tls
+        try:
+            self.stream = await start_tls(self.stream, context,
+                                          self.config.tls_handshake_timeout)
+        except HandshakeFailed as exc:
+            log.info("LMTP %s", exc)
+            raise _Closed from exc
 
     async def _reset(self) -> None:
         await self._drop_delivery()

@@ -24,6 +24,7 @@ import trio
 from ..net import is_tls, peer_address, serve_tcp
 from ..store import metrics
 from ..throttle import ConnectionCounter, LoginThrottle
+from ..tls import HandshakeFailed, start_tls
 from . import replies
 from .backend import (
     BackendError,
@@ -397,15 +398,11 @@ class Session:
             return
         self.reply(ok("begin TLS negotiation"))
         await self.flush()
-        tls = trio.SSLStream(self.stream, context, server_side=True)
-        with trio.move_on_after(self.ctx.config.tls_handshake_timeout) as scope:
-            try:
-                await tls.do_handshake()
-            except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
-                raise _Closed(f"TLS handshake failed: {exc!r}") from exc
-        if scope.cancelled_caught:
-            raise _Closed("TLS handshake timed out")
-        self.stream = tls
+        try:
+            self.stream = await start_tls(self.stream, context,
+                                          self.ctx.config.tls_handshake_timeout)
+        except HandshakeFailed as exc:
+            raise _Closed(str(exc)) from exc
         self.tls = True
         self.proto.tls_started()
 

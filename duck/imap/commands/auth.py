@@ -11,13 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import ssl
 from typing import TYPE_CHECKING
-
-import trio
 
 from duck.store import AuthenticationFailed, StoreUnavailable
 
+from ...tls import HandshakeFailed, start_tls
 from ..context import ANSWERED, Done
 from ..errors import CommandError, bad, no
 from ..grammar.cmd_any import Authenticate, Login, StartTLS, Unauthenticate
@@ -148,14 +146,10 @@ async def starttls(s: CommandContext, cmd: StartTLS) -> object:
         # (CVE-2011-0411): refuse instead of interpreting it.
         raise bad("data after STARTTLS before the TLS handshake")
     await s.send_tagged(cmd.tag, "OK", "begin TLS negotiation now")
-    tls = trio.SSLStream(s.wire.stream, context, server_side=True)
-    with trio.move_on_after(30) as scope:
-        try:
-            await tls.do_handshake()
-        except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
-            raise StreamClosed(f"TLS handshake failed: {exc!r}") from exc
-    if scope.cancelled_caught:
-        raise StreamClosed("TLS handshake timed out")
+    try:
+        tls = await start_tls(s.wire.stream, context)
+    except HandshakeFailed as exc:
+        raise StreamClosed(str(exc)) from exc
     s.wire.replace_stream(tls)
     s.tls = True
     s.reader = CommandReader(s.reader.limits)
