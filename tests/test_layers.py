@@ -86,7 +86,8 @@ STORE_ROOMS: dict[str, set[str]] = {
     "index": {"engine", "vocabulary"},
     "push": {"engine", "vocabulary"},
     "mail": {"accounts", "index", "push", "engine", "vocabulary"},
-    "top": {"mail", "accounts", "index", "push", "engine", "vocabulary"},
+    "outbound": {"engine", "vocabulary"},
+    "top": {"mail", "accounts", "index", "push", "outbound", "engine", "vocabulary"},
 }
 _VOCABULARY = {"errors", "models", "limits"}
 

@@ -12,6 +12,8 @@ down only (``tests/test_layers.py`` holds the order):
 - ``accounts/`` (users, passwords, addresses, quota), ``index/`` (the read side:
   query model, digest, SEARCH and FETCH reads) and ``push/`` (journal, notifier,
   change feed, webhooks), side by side: none of the three uses another;
+- ``outbound/``: mail duck sends itself (the outbound queue, vacation memory);
+  it uses only ``engine``;
 - ``engine/``: the database, the embedded server, schema, ids, GridFS bodies;
 - the vocabulary every room speaks: ``errors.py``, ``models.py``, ``limits.py``.
 """
@@ -54,6 +56,7 @@ from .models import (
     Segment,
     StoreFlagsResult,
 )
+from .outbound.queue import Outbound, OutboundMessage, OutboundStatus, Outcome
 from .push.events import (
     Cursor,
     FeedBatch,
@@ -113,6 +116,10 @@ __all__ = [
     "MetadataTooMany",
     "NotFound",
     "Notifier",
+    "Outbound",
+    "OutboundMessage",
+    "OutboundStatus",
+    "Outcome",
     "OverQuota",
     "Refusal",
     "ResolvedAddress",

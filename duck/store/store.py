@@ -18,6 +18,7 @@ from .mail.leases import Leases
 from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
 from .mail.metadata import Metadata
+from .outbound.queue import Outbound
 from .push.events import ChangeFeed
 from .push.journal import Journal
 from .push.webhooks import Webhooks
@@ -40,6 +41,7 @@ class Store:
         self.webhooks = Webhooks(database)
         self.leases = Leases(database)
         self.metadata = Metadata(database)
+        self.outbound = Outbound(database)
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync
