@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 #: Always announced.
-BASE = ("IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE")
+BASE = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE")
 
 #: Announced once authenticated (RFC 3501 §7.2.1 allows the list to change).
 AUTHENTICATED = (
@@ -28,7 +28,9 @@ AUTHENTICATED = (
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.
-ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT"})
+#: IMAP4rev2 (RFC 9051 §6.3.1): a server offering both versions speaks IMAP4rev1 until
+#: the client enables IMAP4rev2.
+ENABLEABLE = frozenset({"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4rev2"})
 
 
 def capabilities(

@@ -103,6 +103,9 @@ class CommandContext(Protocol):
     def utf8(self) -> bool: ...
 
     @property
+    def rev2(self) -> bool: ...
+
+    @property
     def condstore(self) -> bool: ...
 
     @property

@@ -101,8 +101,14 @@ class Session:
 
     @property
     def utf8(self) -> bool:
-        """ENABLE UTF8=ACCEPT is in effect (RFC 6855)."""
-        return "UTF8=ACCEPT" in self.enabled
+        """UTF-8 mailbox names and strings: ENABLE UTF8=ACCEPT (RFC 6855) or
+        IMAP4rev2 (RFC 9051 §5.1) is in effect."""
+        return "UTF8=ACCEPT" in self.enabled or "IMAP4rev2" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        """ENABLE IMAP4rev2 is in effect (RFC 9051): no \\Recent, ESEARCH for SEARCH."""
+        return "IMAP4rev2" in self.enabled
 
     @property
     def condstore(self) -> bool:

@@ -52,6 +52,9 @@ class SelectedView:
 
     mailbox: Mailbox
     readonly: bool
+    #: \Recent is kept and RECENT reported: not after ENABLE IMAP4rev2, which has
+    #: neither (RFC 9051 Appendix E).
+    track_recent: bool = True
     #: Announced messages in sequence order (seq n is uids[n-1]); includes messages
     #: expunged elsewhere whose EXPUNGE was not sent yet.
     uids: list[int] = attrs.Factory(list)
@@ -88,10 +91,10 @@ class SelectedView:
     @classmethod
     def load(
         cls, mailbox: Mailbox, summaries: Iterable[MessageSummary], *, readonly: bool,
-        modseq: int,
+        modseq: int, track_recent: bool = True,
     ) -> SelectedView:
         """A view from SELECT's one query; ``modseq`` is where the journal is read from."""
-        view = cls(mailbox, readonly, modseq=modseq)
+        view = cls(mailbox, readonly, track_recent, modseq=modseq)
         covered = view._covered
         for s in sorted(summaries, key=lambda s: s.uid):
             view.uids.append(s.uid)
@@ -270,9 +273,10 @@ class SelectedView:
         if len(self.uids) != self.announced_exists:
             out.append(ExistsData(len(self.uids)))
             self.announced_exists = len(self.uids)
-            recent = len(self.recent)
-            out.append(RecentData(recent))
-            self.announced_recent = recent
+            if self.track_recent:
+                recent = len(self.recent)
+                out.append(RecentData(recent))
+                self.announced_recent = recent
         for seq, uid in shown:
             out.append(self.flag_fetch(seq, uid, condstore=condstore, with_uid=uid_fetch))
         return out

@@ -98,7 +98,8 @@ async def append(s: CommandContext, cmd: Append) -> Done:
             uidvalidity, mailbox_id = result.uid_validity, result.mailbox_id
             applied = s.wrote(mailbox_id, [JournalEntry(
                 mailbox_id, result.modseq, "exists", uid=result.uid, flags=result.flags)])
-            if applied and result.recent_from is not None and view is not None:
+            if (applied and result.recent_from is not None and view is not None
+                    and view.track_recent):
                 view.recent.update(u for u in view.new if u >= result.recent_from)
     except NotFound:
         if uids:

@@ -51,16 +51,24 @@ async def id_(s: CommandContext, cmd: Id) -> None:
     await s.send(IdData(tuple((k, v) for k, v in SERVER_ID if v is not None)))
 
 
+_ENABLEABLE_BY_UPPER = {n.upper(): n for n in ENABLEABLE}
+
+
 @command(Enable, frozenset({State.AUTHENTICATED}))
 async def enable(s: CommandContext, cmd: Enable) -> None:
     """RFC 5161 §3.1: turn on what we support (unknown names are ignored), only
     before a mailbox is selected."""
     newly = []
-    for name in cmd.capabilities:
+    for given in cmd.capabilities:
+        # The grammar upper-cases capability names; the reply spells them as
+        # CAPABILITY does (RFC 5161 §3.2 compares them case-insensitively).
+        name = _ENABLEABLE_BY_UPPER.get(given, given)
         if name in ENABLEABLE and name not in s.enabled:
             s.enabled.add(name)
             newly.append(name)
-            if name == "UTF8=ACCEPT":
+            if name in ("UTF8=ACCEPT", "IMAP4rev2"):
+                # RFC 9051 §5.1: IMAP4rev2 mailbox names are UTF-8, and its quoted
+                # strings may carry UTF-8 (as after ENABLE UTF8=ACCEPT, RFC 6855).
                 s.reader.utf8_enabled = True
             if name == "QRESYNC":
                 s.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE

@@ -215,6 +215,18 @@ async def list_(s: CommandContext, cmd: List) -> None:
         await s.send(*responses)
 
 
+async def mailbox_list_data(s: CommandContext, path: str) -> ListData:
+    """What ``LIST "" <path>`` says of an existing mailbox (RFC 9051 §6.3.2 wants it
+    in SELECT's answer, its attributes accurate)."""
+    assert s.user is not None
+    mailboxes = await s.store.mailboxes.list(s.user.id)
+    prefix = path + DELIMITER
+    attrs_ = ["\\HasChildren" if any(m.path.startswith(prefix) for m in mailboxes)
+              else "\\HasNoChildren"]
+    attrs_ += [m.special_use for m in mailboxes if m.path == path and m.special_use]
+    return ListData(tuple(attrs_), DELIMITER, path)
+
+
 @command(Lsub, AUTHENTICATED)
 async def lsub(s: CommandContext, cmd: Lsub) -> None:
     """LSUB: subscribed names; an unsubscribed parent matched by ``%`` is \\Noselect."""

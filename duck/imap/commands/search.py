@@ -112,6 +112,10 @@ async def search(s: CommandContext, cmd: Search) -> None:
     view = s.view
     assert view is not None
     returns = check_returns(cmd.return_options)
+    if returns is None and s.rev2:
+        # RFC 9051 §6.4.4: IMAP4rev2 has no SEARCH response; a SEARCH without RETURN
+        # is answered as RETURN (ALL) would be.
+        returns = ()
     with_modseq = any(_uses_modseq(key) for key in cmd.criteria)
     if with_modseq:
         await s.enable_condstore()  # RFC 7162 §3.1

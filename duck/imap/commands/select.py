@@ -26,6 +26,7 @@ from ..grammar.responses import (
     VanishedData,
 )
 from ..view import SelectedView
+from .mailbox import mailbox_list_data
 from .registry import command
 from .states import AUTHENTICATED, SELECTED
 
@@ -42,8 +43,8 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
     s.unselect()
     if cmd.qresync is not None and not s.qresync:
         raise bad("QRESYNC is not enabled (RFC 7162 §3.2.5)")
-    if was_selected and s.qresync:
-        # RFC 7162 §3.2.11: say where the old mailbox's responses end.
+    if was_selected and (s.qresync or s.rev2):
+        # RFC 7162 §3.2.11, RFC 9051 §6.3.2: say where the old mailbox's responses end.
         await s.send(UntaggedStatus("OK", Code("CLOSED"), "previous mailbox closed"))
     if cmd.condstore:
         s.enabled.add("CONDSTORE")  # RFC 7162 §3.1: a CONDSTORE parameter enables it
@@ -67,28 +68,33 @@ async def _load(s: CommandContext, cmd: Select | Examine, readonly: bool,
     # The mailbox is read first: journal entries after its modseq are applied on
     # top of the view, so nothing between the two reads is lost.
     summaries = await s.store.messages.view(mailbox.id, mailbox)
+    rev2 = s.rev2
     view = SelectedView.load(mailbox, summaries, readonly=readonly,
-                             modseq=mailbox.highest_modseq)
-    if not readonly and view.uids:
-        first = await s.store.messages.claim_recent(mailbox.id, view.uid_max,
-                                                    mailbox.recent_mark)
-        view.recent.update(u for u in view.uids if u >= first)
-    elif readonly:
+                             modseq=mailbox.highest_modseq, track_recent=not rev2)
+    if rev2:
+        pass  # RFC 9051 has no \Recent: none to claim, none to show.
+    elif not readonly:
+        if view.uids:
+            first = await s.store.messages.claim_recent(mailbox.id, view.uid_max,
+                                                        mailbox.recent_mark)
+            view.recent.update(u for u in view.uids if u >= first)
+    else:
         # RFC 3501 §6.3.2: EXAMINE shows \Recent as it stands and takes none of it.
         view.recent.update(u for u in view.uids if u > mailbox.recent_mark)
     view.announced_recent = len(view.recent)
     # Every keyword on a message of the mailbox (the view was loaded from all of
     # them); one that appears later is announced before the first FETCH showing it.
-    responses: list[object] = [
-        FlagsData(view.defined_flags()),
-        ExistsData(view.exists),
-        RecentData(len(view.recent)),
-    ]
-    unseen = next(
-        (i + 1 for i, u in enumerate(view.uids) if "\\Seen" not in view.flags.get(u, ())), None
-    )
-    if unseen is not None:
-        responses.append(UntaggedStatus("OK", Unseen(unseen), "first unseen"))
+    responses: list[object] = [FlagsData(view.defined_flags()), ExistsData(view.exists)]
+    if rev2:
+        # RFC 9051 §6.3.2: a LIST response for the mailbox replaces RECENT and the
+        # UNSEEN code.
+        responses.append(await mailbox_list_data(s, mailbox.path))
+    else:
+        responses.append(RecentData(len(view.recent)))
+        unseen = next((i + 1 for i, u in enumerate(view.uids)
+                       if "\\Seen" not in view.flags.get(u, ())), None)
+        if unseen is not None:
+            responses.append(UntaggedStatus("OK", Unseen(unseen), "first unseen"))
     # RFC 3501 §7.1: a read-only mailbox has no permanent flags to offer.
     responses += [
         UntaggedStatus("OK", PermanentFlags(view.permanent_flags()), "flags permitted"),
