@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int,
         help="server processes sharing the ports and the database (default 1)",
     )
+    serve.add_argument(
+        "--smtp-relay", help="host:port of the SMTP relay for redirects and vacation replies",
+    )
+    serve.add_argument(
+        "--smtp-relay-tls", choices=["starttls", "tls", "none"],
+        help="TLS to the relay (default starttls)",
+    )
     # Internal: a worker of `duck serve --workers N`, its settings on stdin.
     serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
@@ -91,6 +98,7 @@ def _config(args: argparse.Namespace) -> Config:
         "data_dir", "mongo_uri", "database", "embedded_engine", "embedded_cache_size",
         "log_level", "host", "imap_port", "imaps_port", "lmtp_port", "api_port", "hostname",
         "api_host", "api_token", "lmtp_host", "workers", "pop3_port", "pop3s_port",
+        "smtp_relay", "smtp_relay_tls",
     ]
     overrides = {key: getattr(args, key, None) for key in keys}
     return load_config(args.config, overrides)

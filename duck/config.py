@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+from .outbound.smtp import TLS_MODES, parse_relay
+
 #: More worker processes than this is a typo, not a deployment.
 MAX_WORKERS = 256
 
@@ -85,6 +87,32 @@ class Config:
     #: RFC 2449 EXPIRE: "NEVER" (mail stays until deleted), or a number of days;
     #: 0 removes retrieved messages at QUIT.
     pop3_expire: str = "NEVER"
+    #: The SMTP relay that Sieve redirects and vacation replies go through
+    #: ("host:port"); unset, they wait in the outbound queue and nothing is sent.
+    smtp_relay: str | None = None
+    #: "starttls" (required of the relay), "tls" (implicit, e.g. port 465) or "none".
+    smtp_relay_tls: str = "starttls"
+    #: AUTH to the relay (PLAIN, LOGIN or CRAM-MD5, as it offers); the password is
+    #: read from a file so that it is in neither the config nor the command line.
+    smtp_relay_user: str | None = None
+    smtp_relay_password_file: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path))
+    #: CA certificates to verify the relay with (the system's by default);
+    #: smtp_relay_verify = false accepts any certificate.
+    smtp_relay_ca_file: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path))
+    smtp_relay_verify: bool = True
+    #: Seconds each relay reply may take (the final dot's: ten times this, at
+    #: most 600).
+    smtp_relay_timeout: float = 30.0
+    #: Seconds a queued message is retried before its recipients are given up
+    #: and it is marked failed (RFC 5321 §4.5.4.1: 4-5 days); at most 30 days.
+    outbound_max_age: float = 5 * 24 * 3600.0
+    #: First retry delay in seconds; each next one doubles, up to an hour.
+    outbound_retry_base: float = 60.0
+    #: Longest seconds between looks at the queue (messages queued by other
+    #: processes; this process's own wake its sender at once).
+    outbound_poll_interval: float = 10.0
 
     def validate(self) -> Config:
         """Check value ranges; raise ConfigError naming the bad key."""
@@ -116,6 +144,7 @@ class Config:
         if self.pop3_expire != "NEVER" and not (
                 self.pop3_expire.isdigit() and len(self.pop3_expire) < 6):
             raise ConfigError(f"pop3_expire: must be NEVER or days, not {self.pop3_expire!r}")
+        self._validate_outbound()
         if self.api_token is None and not _loopback(self.api_host):
             raise ConfigError(
                 f"api_host: {self.api_host!r} is not a loopback address; set api_token "
@@ -124,6 +153,31 @@ class Config:
         if self.api_token is not None and len(self.api_token) < 16:
             raise ConfigError("api_token: must be at least 16 characters")
         return self
+
+
+    def _validate_outbound(self) -> None:
+        if self.smtp_relay is not None:
+            try:
+                relay_host, _ = parse_relay(self.smtp_relay)
+            except ValueError as exc:
+                raise ConfigError(f"smtp_relay: {exc}") from exc
+            if self.smtp_relay_tls not in TLS_MODES:
+                raise ConfigError(f"smtp_relay_tls: must be one of {', '.join(TLS_MODES)}, "
+                                  f"not {self.smtp_relay_tls!r}")
+            if (self.smtp_relay_user is not None and self.smtp_relay_tls == "none"
+                    and not _loopback(relay_host)):
+                raise ConfigError("smtp_relay_user: AUTH in clear text to a relay beyond "
+                                  "this host; set smtp_relay_tls to starttls or tls")
+        if (self.smtp_relay_user is None) != (self.smtp_relay_password_file is None):
+            raise ConfigError("smtp_relay_user and smtp_relay_password_file go together")
+        if not 0 < self.smtp_relay_timeout <= 600:
+            raise ConfigError("smtp_relay_timeout: must be 0 to 600 seconds")
+        if not 0 < self.outbound_max_age <= 30 * 24 * 3600:
+            raise ConfigError("outbound_max_age: must be up to 30 days (in seconds)")
+        if not 0 < self.outbound_retry_base <= 3600:
+            raise ConfigError("outbound_retry_base: must be 0 to 3600 seconds")
+        if not 0 < self.outbound_poll_interval <= 3600:
+            raise ConfigError("outbound_poll_interval: must be 0 to 3600 seconds")
 
 
 def _loopback(host: str) -> bool:

@@ -35,6 +35,8 @@ from .imap.session import ServerContext
 from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
 from .lmtp.store_backend import StoreBackend
 from .net import inherit_listeners, inherited_fds, open_listeners
+from .outbound.sender import Sender
+from .outbound.smtp import RelaySettings, parse_relay
 from .pop3.server import Pop3Config, Pop3Context, serve_pop3
 from .pop3.store_backend import StoreBackend as Pop3StoreBackend
 from .pop3.store_backend import StoreSettings as Pop3StoreSettings
@@ -75,6 +77,8 @@ class Server:
     ssl_context: ssl.SSLContext | None = None
     notifier: Notifier | None = None
     dispatcher: Dispatcher | None = None
+    #: The outbound sender (only with ``smtp_relay`` set).
+    outbound: Sender | None = None
     #: Listening sockets inherited from the parent process, as descriptors by port
     #: (``--workers``); a port not here is bound by this process.
     listen_fds: dict[int, list[int]] = attrs.Factory(dict)
@@ -119,6 +123,8 @@ class Server:
                     # Change notification reaches every session of every process.
                     self.notifier = Notifier(self.store.database)
                     await services.start(self.notifier.run)
+                    if config.smtp_relay:
+                        await services.start(self._outbound)
                     try:
                         await self._serve(task_status)
                     finally:
@@ -165,6 +171,18 @@ class Server:
                     task_status.started(self)
             # Every listener has returned (or the grace period ran out).
             watcher.cancel_scope.cancel()
+
+    async def _outbound(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Send the outbound queue through ``smtp_relay`` (until cancelled, after
+        the listeners: a delivery's redirect queued at shutdown is still sent)."""
+        assert self.store is not None and self.config.smtp_relay is not None
+        self.outbound = Sender(self.store, relay_settings(self.config),
+                               max_age=self.config.outbound_max_age,
+                               retry_base=self.config.outbound_retry_base,
+                               poll_interval=self.config.outbound_poll_interval)
+        log.info("outbound mail through %s (%s)", self.config.smtp_relay,
+                 self.config.smtp_relay_tls)
+        await self.outbound.run(task_status=task_status)
 
     async def _grace_watch(self, services: trio.CancelScope) -> None:
         await self.shutdown.wait()
@@ -281,6 +299,21 @@ class Server:
             task_status.started()
             await self.shutdown.wait()
             nursery.cancel_scope.cancel()
+
+
+def relay_settings(config: Config) -> RelaySettings:
+    """The relay's settings from the configuration (reads the password file)."""
+    assert config.smtp_relay is not None
+    host, port = parse_relay(config.smtp_relay)
+    password = None
+    if config.smtp_relay_password_file is not None:
+        password = config.smtp_relay_password_file.read_text(encoding="utf-8").strip("\r\n")
+    return RelaySettings(
+        host=host, port=port, tls=config.smtp_relay_tls, user=config.smtp_relay_user,
+        password=password, timeout=config.smtp_relay_timeout,
+        final_timeout=min(600.0, 10 * config.smtp_relay_timeout), helo=config.hostname,
+        ca_file=config.smtp_relay_ca_file, verify=config.smtp_relay_verify,
+    )
 
 
 async def _hypercorn(

@@ -165,3 +165,21 @@ def test_pop3_imports_no_other_protocol() -> None:
         if module.startswith(("duck.imap", "duck.lmtp", "duck.api"))
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("module", ["duck.outbound.autoreply", "duck.outbound.smtp"])
+def test_outbound_pure_modules_import_no_io(module: str) -> None:
+    # The RFC 3834 rules and the SMTP client are usable from any layer (the Sieve
+    # interpreter, LMTP delivery, the API): no trio, no database.
+    test_bottom_layers_import_no_io(module)
+
+
+def test_outbound_imports_no_protocol_and_only_the_store_api() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in (DUCK / "outbound").glob("*.py")
+        for module in _absolute_imports(path)
+        if module.startswith(("duck.imap", "duck.lmtp", "duck.api", "duck.pop3",
+                              "duck.server", "duck.store."))
+    ]
+    assert offenders == []
