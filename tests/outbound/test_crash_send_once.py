@@ -1,0 +1,115 @@
+"""Issue 14's "Done when": the outbound queue survives a SIGKILL of duck between
+accepting and sending; after the restart the message is sent exactly once.
+
+A power cut with the relay down: the message is accepted (durable in the queue),
+duck tries the relay and fails, then duck and its embedded database are both
+SIGKILLed. The relay comes up, duck restarts on the same data directory, and the
+message arrives at the relay once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import trio
+
+from duck.store import Store
+from tests.outbound.smtp_sink import SmtpSink
+
+pytestmark = pytest.mark.slow
+
+MESSAGE = (b"From: alice@example.com\r\nTo: bob@example.org\r\nSubject: away\r\n"
+           b"Message-ID: <crash-1@example.com>\r\nAuto-Submitted: auto-replied\r\n\r\n"
+           b"I am away.\r\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(data_dir: Path, relay_port: int, api: int) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
+        "--imap-port", "0", "--imaps-port", "0", "--lmtp-port", "0",
+        "--api-port", str(api), "--pop3-port", "0", "--pop3s-port", "0",
+        "--smtp-relay", f"127.0.0.1:{relay_port}", "--smtp-relay-tls", "none",
+    ]
+    env = dict(os.environ, DUCK_OUTBOUND_RETRY_BASE="3", DUCK_OUTBOUND_POLL_INTERVAL="0.3",
+               DUCK_SMTP_RELAY_TIMEOUT="3")
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "duck serve exited during start-up"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{api}/health", timeout=2) as r:
+                if r.status == 200:
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("duck serve did not become healthy")
+
+
+def _uri(data_dir: Path) -> str:
+    port = int((data_dir / "db.port").read_text())
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true"
+
+
+async def test_sigkill_between_accepting_and_sending(tmp_path: Path,
+                                                    nursery: trio.Nursery) -> None:
+    data_dir = tmp_path / "data"
+    relay_port, api_port = _free_port(), _free_port()
+    server = await trio.to_thread.run_sync(_start, data_dir, relay_port, api_port)
+    try:
+        store = await Store.open(_uri(data_dir), "duck")
+        try:
+            qid = await store.outbound.enqueue("", ["bob@example.org"], MESSAGE,
+                                               kind="vacation", user_id="alice")
+            # duck's sender finds it and fails (the relay is down): its attempt is
+            # recorded, and the next one is seconds away; now the power goes.
+            with trio.fail_after(30):
+                while (status := await store.outbound.get(qid)).error is None:
+                    await trio.sleep(0.02)
+            assert status.status == "queued" and status.attempts == 1
+        finally:
+            await store.aclose()
+        db_pid = int((data_dir / "db.pid").read_text())
+        os.kill(server.pid, signal.SIGKILL)
+        os.kill(db_pid, signal.SIGKILL)
+        await trio.to_thread.run_sync(server.wait)
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+    sink = SmtpSink()
+    await nursery.start(sink.serve, relay_port)
+    server = await trio.to_thread.run_sync(_start, data_dir, relay_port, api_port)
+    try:
+        (got,) = await sink.wait_for(1, timeout=40)
+        assert got.sender == "" and got.recipients == ("bob@example.org",)
+        assert got.data == MESSAGE
+        store = await Store.open(_uri(data_dir), "duck")
+        try:
+            with trio.fail_after(10):
+                while (status := await store.outbound.get(qid)).status != "sent":
+                    await trio.sleep(0.05)
+            assert status.attempts == 2 and status.sent == ("bob@example.org",)
+        finally:
+            await store.aclose()
+        await trio.sleep(1.0)  # a few polls of the sender: nothing is sent again
+        assert len(sink.received) == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await trio.to_thread.run_sync(lambda: server.wait(timeout=60))
