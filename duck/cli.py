@@ -1,9 +1,8 @@
-"""The ``duck`` command: ``duck serve``, ``duck user create``."""
+"""The ``duck`` command: ``duck serve``, and the admin commands of duck/ctl."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -15,17 +14,8 @@ import trio
 
 from . import __version__
 from .config import Config, ConfigError, load_config
-from .server import Server, stop_on_signals
-from .store import (
-    AlreadyExists,
-    EmbeddedDatabase,
-    EmbeddedDatabaseError,
-    InvalidInput,
-    Store,
-    StoreError,
-    StoreUnavailable,
-)
-from .workers import WorkerPool, WorkerSpec, run_worker
+from .ctl import admin
+from .store import EmbeddedDatabaseError, StoreError
 
 log = logging.getLogger("duck")
 
@@ -83,13 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Internal: a worker of `duck serve --workers N`, its settings on stdin.
     serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
-    user = sub.add_parser("user", help="manage users")
-    user_sub = user.add_subparsers(dest="user_command", required=True)
-    create = user_sub.add_parser("create", help="create a user")
-    _add_common(create)
-    create.add_argument("address", help="the user's email address (also the user name)")
-    create.add_argument("--password-file", type=Path, help="read the password from this file")
-    create.add_argument("--quota", type=int, help="storage quota in bytes")
+    admin.add_parsers(sub, _add_common)
     return parser
 
 
@@ -115,6 +99,10 @@ def _setup_logging(level: str, tag: str = "") -> None:
 async def _serve(config: Config) -> int:
     """Serve until a signal: the first stops gracefully, a second at once. With
     ``workers`` > 1 this process supervises that many server processes."""
+    # Imported here: the admin commands start faster without the servers' modules.
+    from .server import Server, stop_on_signals
+    from .workers import WorkerPool
+
     server = Server(config) if config.workers == 1 else WorkerPool(config)
     async with trio.open_nursery() as nursery:
         with trio.CancelScope() as server_scope:
@@ -122,49 +110,6 @@ async def _serve(config: Config) -> int:
             await server.run()
         nursery.cancel_scope.cancel()
     return server.exit_code if isinstance(server, WorkerPool) else 0
-
-
-async def _create_user(config: Config, address: str, password: str, quota: int | None) -> str:
-    async def create(uri: str) -> str:
-        store = await Store.open(uri, config.database)
-        try:
-            user = await store.users.create(address, password, quota=quota)
-        finally:
-            await store.aclose()
-        return user.id
-
-    if config.mongo_uri:
-        return await create(config.mongo_uri)
-    port_file = config.data_dir / "db.port"
-    if port_file.exists():
-        # A running `duck serve` owns the embedded database: talk to it.
-        port = int(port_file.read_text().strip())
-        embedded = EmbeddedDatabase(data_dir=config.data_dir, port=port)
-        try:
-            return await create(embedded.uri)
-        except StoreUnavailable:
-            pass  # stale port file; start our own below
-    async with trio.open_nursery() as nursery:
-        embedded = EmbeddedDatabase(
-            data_dir=config.data_dir,
-            engine=config.embedded_engine,  # type: ignore[arg-type]
-            cache_size=config.embedded_cache_size,
-        )
-        uri = await nursery.start(embedded.run)
-        try:
-            return await create(uri)
-        finally:
-            nursery.cancel_scope.cancel()
-
-
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_file is not None:
-        text = args.password_file.read_text(encoding="utf-8")
-        return text.rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat: ") != first:
-        raise SystemExit("duck: the passwords differ")
-    return first
 
 
 _STARTUP_ERRORS = (OSError, StoreError, EmbeddedDatabaseError)
@@ -191,6 +136,8 @@ def _run_serve(async_fn: Callable[[], Awaitable[int | None]]) -> int:
 
 
 def _worker() -> int:
+    from .workers import WorkerSpec, run_worker
+
     try:
         spec = WorkerSpec.read(sys.stdin.buffer)
     except ConfigError as exc:
@@ -212,18 +159,14 @@ def main(argv: list[str] | None = None) -> Any:
     except ConfigError as exc:
         print(f"duck: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(config.log_level)
     if args.command == "serve":
+        _setup_logging(config.log_level)
         return _run_serve(partial(_serve, config))
-    if args.command == "user" and args.user_command == "create":
-        password = _read_password(args)
-        try:
-            user_id = trio.run(_create_user, config, args.address, password, args.quota)
-        except (InvalidInput, AlreadyExists) as exc:
-            print(f"duck: {exc}", file=sys.stderr)
-            return 1
-        print(user_id)
-        return 0
+    # The admin commands print what they did; the store's progress lines are noise
+    # there unless asked for.
+    _setup_logging(args.log_level or "WARNING")
+    if args.command in admin.COMMANDS:
+        return admin.run(args, config)
     return 2
 
 

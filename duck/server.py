@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import ssl
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from .api.auth import is_loopback
 from .api.dispatch import Dispatcher
 from .api.sse import SseHub
 from .config import Config
+from .ctl.locate import ServerState, keep_state
 from .imap.limits import ServerLimits
 from .imap.server import serve_imap
 from .imap.session import ServerContext
@@ -114,6 +116,10 @@ class Server:
             textindex.configure(config.search_index)
             self.store = await Store.open(self.mongo_uri, config.database)
             try:
+                if self.worker is None:
+                    # The admin commands find the database here (duck/ctl/locate.py).
+                    await root.start(keep_state, config.data_dir, ServerState(
+                        os.getpid(), self.mongo_uri, config.database))
                 await self.store.set_journal_retention(config.journal_retention)
                 self.api_state.store = self.store
                 components["database"] = True

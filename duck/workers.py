@@ -40,6 +40,7 @@ import attrs
 import trio
 
 from .config import Config, ConfigError
+from .ctl.locate import ServerState, keep_state
 from .net import bind_tcp
 from .server import Server, open_database, stop_on_signals
 from .store import EmbeddedDatabase, Store
@@ -162,6 +163,9 @@ class WorkerPool:
             async with trio.open_nursery() as root:
                 # The database outlives the workers: it is stopped last.
                 self.mongo_uri, self.embedded = await open_database(config, root)
+                # The admin commands find the database here (duck/ctl/locate.py).
+                await root.start(keep_state, config.data_dir, ServerState(
+                    os.getpid(), self.mongo_uri, config.database))
                 if not self.shutdown.is_set():
                     await self._supervise()
                 root.cancel_scope.cancel()

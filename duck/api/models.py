@@ -85,6 +85,25 @@ class UserInfo:
 
 
 @attrs.frozen
+class UserQuery:
+    """A page of users sorted by user name: names containing ``query``
+    (case-insensitive), after the name ``after``."""
+
+    query: str | None = attrs.field(default=None, validator=v.optional(v.max_len(256)))
+    limit: int = attrs.field(default=50, validator=v.and_(v.ge(1), v.le(MAX_PAGE)))
+    after: str | None = attrs.field(default=None, validator=v.optional(v.max_len(1024)))
+
+
+@attrs.frozen
+class UserList:
+    """A page of users; pass ``next`` as ``after`` for the next page (null: the last)."""
+
+    results: list[UserInfo]
+    next: str | None
+    success: bool = True
+
+
+@attrs.frozen
 class ChangePassword:
     """New password."""
 

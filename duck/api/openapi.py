@@ -126,9 +126,12 @@ def _constrain(schema: dict[str, Any], validator: Any) -> dict[str, Any]:
     return {"anyOf": out} if "anyOf" in schema else out[0]
 
 
-def _parameter(name: str) -> dict[str, Any]:
-    if name == "uid":
-        schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_UID}
+def _parameter(name: str, any_user: bool = False) -> dict[str, Any]:
+    if name == "user" and any_user:
+        schema: dict[str, Any] = {"type": "string", "minLength": 1,
+                                  "description": "user id, user name or one of its addresses"}
+    elif name == "uid":
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_UID}
     elif name in _ID_PARAMS:
         schema = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
     else:
@@ -151,7 +154,7 @@ def document(endpoints: list[Endpoint]) -> dict[str, Any]:
             "summary": ep.summary, "tags": [ep.tag],
             "operationId": f"{ep.method.lower()}_{ep.handler.__name__}"
             + ("_wildduck" if ep.path == "/user/create" else ""),
-            "parameters": [_parameter(n) for n in names],
+            "parameters": [_parameter(n, ep.any_user) for n in names],
         }
         if ep.query is not None:
             attrs.resolve_types(ep.query)

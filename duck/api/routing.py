@@ -33,6 +33,8 @@ class Endpoint:
     produces: str = "application/json"
     #: Media type of a raw (non-JSON) request body.
     raw_body: str | None = None
+    #: ``{user}`` may be a user name or an address as well as an id.
+    any_user: bool = False
 
 
 def routes(endpoints: list[Endpoint]) -> list[Route]:

@@ -1,5 +1,6 @@
-"""User routes: create (WildDuck's ``POST /user/create`` and ``POST /users``), get,
-password, quota, delete; and the user's addresses."""
+"""User routes: create (WildDuck's ``POST /user/create`` and ``POST /users``), list,
+get (by id, user name or address), password, quota, delete; and the user's
+addresses."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..store import AlreadyExists, InvalidInput, NotFound
-from .bodies import ApiError, ok, path_id, read_model
+from ..store import AlreadyExists, InvalidInput, NotFound, User
+from .bodies import ApiError, ok, path_id, read_model, read_query
 from .common import store_errors, store_of, user_of
 from .convert import iso
 from .models import (
@@ -24,6 +25,8 @@ from .models import (
     SetQuota,
     Success,
     UserInfo,
+    UserList,
+    UserQuery,
 )
 from .routing import Endpoint
 
@@ -43,18 +46,32 @@ async def create_user(request: Request) -> JSONResponse:
     return ok(Created(id=user.id, username=user.username))
 
 
-async def get_user(request: Request) -> JSONResponse:
+def user_info(user: User) -> UserInfo:
     """A user's public record."""
-    user_id = path_id(request, "user")
-    try:
-        user = await store_of(request).users.get(user_id)
-    except NotFound as exc:
-        raise ApiError(404, "UserNotFound", "no such user") from exc
-    return ok(UserInfo(
+    return UserInfo(
         id=user.id, username=user.username, quota=Quota(user.quota, user.storage_used),
         created=iso(user.created) or "", disabled=user.disabled,
         pop3_folder=user.pop3_folder,
-    ))
+    )
+
+
+async def get_user(request: Request) -> JSONResponse:
+    """A user's public record, by id, user name or any of its addresses."""
+    key = unquote(request.path_params["user"])
+    try:
+        user = await store_of(request).users.lookup(key)
+    except NotFound as exc:
+        raise ApiError(404, "UserNotFound", "no such user") from exc
+    return ok(user_info(user))
+
+
+async def list_users(request: Request) -> JSONResponse:
+    """A page of users sorted by user name, optionally filtered."""
+    query = read_query(request, UserQuery)
+    with store_errors("user"):
+        users, after = await store_of(request).users.list(
+            query.query, limit=query.limit, after=query.after)
+    return ok(UserList([user_info(u) for u in users], after))
 
 
 async def delete_user(request: Request) -> Response:
@@ -133,7 +150,10 @@ endpoints = [
              body=CreateUser, response=Created, errors=(409,)),
     Endpoint("POST", "/users", create_user, "Create a user", "users",
              body=CreateUser, response=Created, errors=(409,)),
-    Endpoint("GET", "/users/{user}", get_user, "Get a user", "users", response=UserInfo),
+    Endpoint("GET", "/users", list_users, "List users (paged, filtered by name)", "users",
+             query=UserQuery, response=UserList, errors=()),
+    Endpoint("GET", "/users/{user}", get_user, "Get a user by id, user name or address",
+             "users", response=UserInfo, any_user=True),
     Endpoint("DELETE", "/users/{user}", delete_user, "Delete a user and all its mail",
              "users", response=Success),
     Endpoint("PUT", "/users/{user}/password", change_password, "Change the password",

@@ -20,6 +20,7 @@ down only (``tests/test_layers.py`` holds the order):
 
 from .accounts.addresses import normalize_address, split_detail
 from .accounts.users import ResolvedAddress, User, Users
+from .doctor import DoctorReport, Finding
 from .engine import metrics
 from .engine.bodies import SweepReport
 from .engine.database import STORE_LIMITER, Database, set_store_concurrency
@@ -94,9 +95,11 @@ __all__ = [
     "Delivered",
     "Delivery",
     "DeliveryTarget",
+    "DoctorReport",
     "EmbeddedDatabase",
     "EmbeddedDatabaseError",
     "FeedBatch",
+    "Finding",
     "FlagChange",
     "Hook",
     "HookEvent",

@@ -69,6 +69,18 @@ class Admin:
         if result.matched_count == 0:
             raise NotFound("no such user")
 
+    async def set_disabled(self, user_id: str, disabled: bool) -> None:
+        """Disable (or enable again) a user: a disabled user cannot log in over any
+        protocol (``Users.authenticate`` refuses it); its mail is kept and still
+        delivered."""
+        user = parse_id(user_id)
+        result = await self._database.run(
+            self._users.update_one, {"_id": user}, {"$set": {"disabled": bool(disabled)}}
+        )
+        if result.matched_count == 0:
+            raise NotFound("no such user")
+        log.info("user %s %s", user, "disabled" if disabled else "enabled")
+
     async def set_pop3_folder(self, user_id: str, path: str) -> str:
         """Choose the folder POP3 serves the user as its maildrop (an existing one);
         returns its normalised path."""

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from . import doctor as checkup
 from .accounts import quota
 from .accounts.users import Users
 from .admin import Admin
@@ -47,9 +48,19 @@ class Store:
         self.mailboxes.release = self.messages.release_sync
 
     @classmethod
-    async def open(cls, uri: str, name: str = "duck") -> Store:
-        """Connect, choose durable write settings and create indexes (idempotent)."""
+    async def open(cls, uri: str, name: str = "duck", *, prepare: bool = True) -> Store:
+        """Connect, choose durable write settings and create indexes (idempotent).
+
+        ``prepare=False`` only connects: no index is created and nothing migrated
+        (``duck doctor`` looks at the database as the server left it)."""
         database = Database(uri, name)
+        if not prepare:
+            try:
+                await database.run(database.configure_durability)
+            except BaseException:
+                database.close()
+                raise
+            return cls(database)
         try:
             await database.run(database.configure_durability)
             await database.run(schema.ensure_indexes, database.db)
@@ -86,6 +97,14 @@ class Store:
         if grace is None:
             return await self.database.run(self.bodies.sweep)
         return await self.database.run(self.bodies.sweep, grace)
+
+    async def doctor(self, *, fix: bool = False,
+                     grace: dt.timedelta | None = None) -> checkup.DoctorReport:
+        """Check the counters, indexes, bodies and digest against the messages; with
+        ``fix``, repair what can be (duck/store/doctor.py)."""
+        return await self.database.run(lambda: checkup.examine(
+            self.database, self.mailboxes, self.bodies, fix=fix,
+            grace=checkup.SWEEP_GRACE if grace is None else grace))
 
     async def aclose(self) -> None:
         """Close the database connections."""

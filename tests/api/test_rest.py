@@ -118,7 +118,9 @@ async def test_messages(duck_server: Any, client: httpx.AsyncClient, user: str) 
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "names"), [
-    ("GET", "/users/nothex", None, 400, "user"),
+    ("GET", "/users/nothex/quota", None, 400, "user"),
+    # A user is also found by name or address: "nothex" names nobody.
+    ("GET", "/users/nothex", None, 404, ""),
     ("GET", "/users/0123456789abcdef01234567", None, 404, ""),
     ("GET", "/users/{user}/mailboxes/0123456789abcdef01234567", None, 404, ""),
     ("GET", "/users/{user}/mailboxes/{inbox}/messages?limit=0", None, 400, "limit"),

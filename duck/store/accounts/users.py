@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 MAX_PASSWORD = 1024
 #: Default storage quota for new users, in bytes (configurable per user).
 DEFAULT_QUOTA = 1024**3
+#: Most users one listing page holds.
+MAX_PAGE = 1000
+#: Longest filter a listing accepts (a regex over every user name).
+MAX_FILTER = 256
 
 
 @attrs.frozen
@@ -150,6 +155,37 @@ class Users:
         if doc is None:
             raise NotFound("no such user")
         return _user(doc)
+
+    async def lookup(self, key: str) -> User:
+        """The user named by its id (24 hex digits), user name or any of its
+        addresses (``user+tag@`` included), or NotFound."""
+        if re.fullmatch(r"[0-9a-f]{24}", key or ""):
+            # User names are addresses (they have an "@"): this can only be an id.
+            return await self.get(key)
+        found = await self.recipient(key)
+        if found is None or found[1] is None:
+            raise NotFound(f"no such user: {key}")
+        return found[1]
+
+    async def list(self, query: str | None = None, *, limit: int = 100,
+                   after: str | None = None) -> tuple[list[User], str | None]:
+        """A page of users sorted by user name: those whose name contains ``query``
+        (case-insensitive), after the name ``after``; and the name to pass as
+        ``after`` for the next page (None on the last one)."""
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
+        filt: dict[str, Any] = {}
+        if query:
+            if len(query) > MAX_FILTER:
+                raise InvalidInput("query too long")
+            filt["username"] = {"$regex": re.escape(query.lower())}
+        if after:
+            filt.setdefault("username", {})["$gt"] = after
+        docs = await self._database.run(lambda: list(
+            self._users.find(filt, {"password": 0}).sort("username", 1).limit(limit + 1)))
+        more = len(docs) > limit
+        users = [_user(d) for d in docs[:limit]]
+        return users, (users[-1].username if more and users else None)
 
     async def authenticate(self, username: str, password: str) -> User:
         """Check a password; AuthenticationFailed for an unknown user or a wrong one.

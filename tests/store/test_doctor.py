@@ -1,0 +1,103 @@
+"""``Store.doctor``: each check finds its kind of damage, and ``fix`` repairs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from store_samples import multipart_message, simple_message
+
+from duck.store import NotFound, Store, User
+
+pytestmark = pytest.mark.store
+
+ATTACHMENT = os.urandom(100_000).hex().encode()  # above the body threshold: in GridFS
+NOW = dt.timedelta(0)
+
+
+def _coll(store: Store, name: str) -> Any:
+    return store.database.collection(name)
+
+
+async def _run(store: Store, fn: Any, *args: Any) -> Any:
+    return await store.database.run(fn, *args)
+
+
+async def test_a_healthy_store_has_no_findings(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", simple_message(), flags=["\\Seen"])
+    await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.copy(inbox.id, [1, 2], user.id, "Archive")
+    report = await store.doctor(grace=NOW)
+    assert report.findings == [] and report.healthy
+    assert report.examined["users"] == 1 and report.examined["bodies"] == 1
+    assert report.examined["mailboxes"] >= 2
+
+
+async def test_doctor_finds_and_fixes_each_kind_of_damage(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", simple_message(), flags=["\\Seen"])
+    await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT))
+    await store.messages.append(user.id, "INBOX", simple_message("three"))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    boxes, users, bodies = (_coll(store, n) for n in ("mailboxes", "users", "bodies"))
+    box_id = ObjectId(inbox.id)
+    # Counters off (a crash between writes), usage off, a leaked body reference, an
+    # index gone, a digest entry lost, and a GridFS file nothing names.
+    await _run(store, boxes.update_one, {"_id": box_id}, {"$inc": {"count": 2, "unseen": -1}})
+    await _run(store, users.update_one, {"username": user.username},
+               {"$inc": {"storage_used": 12345}})
+    await _run(store, bodies.update_one, {}, {"$inc": {"refs": 3}})
+    await _run(store, _coll(store, "addresses").drop_index, "user")
+    await _run(store, _coll(store, "digests").update_one,
+               {"mailbox": box_id, "k": "m", "c": 0}, {"$unset": {"m.2": ""}})
+    orphan = await _run(store, _coll(store, "attachments.files").insert_one,
+                        {"length": 10, "chunkSize": 1024, "uploadDate": dt.datetime.now(dt.UTC)})
+
+    report = await store.doctor(grace=NOW)
+    found = {(f.check, f.subject.split(" ")[0]) for f in report.findings}
+    assert found == {("indexes", "addresses.user"), ("counters", "mailbox"),
+                     ("quota", "user"), ("bodies", "body"), ("bodies", "file"),
+                     ("digest", "mailbox")}, report.findings
+    assert not report.healthy and not any(f.fixed for f in report.findings)
+    counters = next(f for f in report.findings if f.check == "counters")
+    assert "count 5 (counted 3" in counters.problem and "unseen 1 (counted 2" in counters.problem
+
+    fixed = await store.doctor(fix=True, grace=NOW)
+    assert fixed.healthy and fixed.findings and all(f.fixed for f in fixed.findings)
+    again = await store.doctor(grace=NOW)
+    assert again.findings == [], again.findings
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    assert (inbox.message_count, inbox.unseen_count) == (3, 2)
+    used, _ = await store.quota(user.id)
+    assert used == inbox.size
+    assert (await _run(store, bodies.find_one, {}))["refs"] == 1
+    assert await _run(store, _coll(store, "attachments.files").count_documents,
+                      {"_id": orphan.inserted_id}) == 0
+    # The rebuilt digest answers again for the message whose entry was lost.
+    assert [m.uid for m in await store.messages.view(inbox.id, inbox)] == [1, 2, 3]
+
+
+async def test_young_bodies_are_left_alone(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT))
+    await _run(store, _coll(store, "bodies").update_one, {}, {"$inc": {"refs": 1}})
+    # Within the grace period a body may belong to a delivery in flight.
+    assert (await store.doctor()).findings == []
+    assert [f.check for f in (await store.doctor(grace=NOW)).findings] == ["bodies"]
+
+
+async def test_messages_of_a_vanished_mailbox_are_purged(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "Archive", simple_message())
+    archive = await store.mailboxes.get(user.id, "Archive")
+    await _run(store, _coll(store, "mailboxes").delete_one, {"path": "Archive"})
+    report = await store.doctor(grace=NOW)
+    problems = sorted(f.problem for f in report.findings)
+    assert problems == ["1 messages in a mailbox that no longer exists",
+                        "digest of a mailbox that no longer exists"]
+    assert (await store.doctor(fix=True, grace=NOW)).healthy
+    with pytest.raises(NotFound):
+        await store.mailboxes.get_by_id(archive.id)
+    assert (await store.doctor(grace=NOW)).findings == []
+    assert (await store.quota(user.id))[0] == 0
