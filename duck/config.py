@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ class Config:
     database: str = "duck"
     embedded_engine: str = "rust"
     embedded_cache_size: str = "256M"
+    #: The embedded (Rust) server's write-ahead log file, preallocated in full and
+    #: read through at every start: smaller starts faster (duck/store/engine/embedded.py).
+    embedded_log_file_max: str = "100MB"
     log_level: str = "INFO"
     hostname: str = "localhost"
     tls_cert: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
@@ -125,6 +129,9 @@ class Config:
             raise ConfigError(
                 f"embedded_engine: must be rust or python, not {self.embedded_engine!r}"
             )
+        if not re.fullmatch(r"\d+[KMG]B?", str(self.embedded_log_file_max), re.IGNORECASE):
+            raise ConfigError(f"embedded_log_file_max: not a size like 100MB: "
+                              f"{self.embedded_log_file_max!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"log_level: unknown level {self.log_level!r}")
         if (self.tls_cert is None) != (self.tls_key is None):

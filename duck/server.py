@@ -60,6 +60,7 @@ async def open_database(
         data_dir=config.data_dir,
         engine=config.embedded_engine,  # type: ignore[arg-type]
         cache_size=config.embedded_cache_size,
+        log_file_max=config.embedded_log_file_max,
     )
     uri: str = await nursery.start(embedded.run)
     return uri, embedded

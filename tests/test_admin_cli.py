@@ -176,3 +176,24 @@ def test_stale_state_and_bad_input_are_clear_errors(
     assert main(["doctor", "--mongo-uri",
                  "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200"]) == 3
     assert "the database does not answer" in capsys.readouterr().err
+
+
+async def test_offline_start_with_a_small_log_file(tmp_path: Path) -> None:
+    """``--offline`` starts the embedded database when no server runs; its log file
+    is preallocated at 100 MB, not the engine's 2 GiB default (issue 15)."""
+    data_dir = tmp_path / "data"
+    pw = tmp_path / "pw"
+    pw.write_text("pw-offline\n")
+    cmd = [sys.executable, "-m", "duck.cli", "user", "create", "olga@example.com",
+           "--password-file", str(pw), "--data-dir", str(data_dir), "--offline"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with trio.fail_after(90):
+        done = await trio.run_process(cmd, capture_stdout=True, capture_stderr=True,
+                                      check=False, env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    assert len(done.stdout.strip()) == 24
+    assert b"starting the embedded database" in done.stderr
+    logs = list((data_dir / "db").glob("WiredTigerLog.*"))
+    assert logs and all(p.stat().st_size <= 100 * 1024**2 for p in logs)
+    # It stopped its database again: nothing left claims the data directory.
+    assert not (data_dir / "db.pid").exists() and not (data_dir / STATE_FILE).exists()

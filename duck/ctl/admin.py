@@ -145,10 +145,11 @@ async def open_admin_store(config: Config, offline: bool, *, prepare: bool = Tru
             uri, name = config.mongo_uri, config.database
         elif offline:
             print(f"duck: starting the embedded database on {config.data_dir} "
-                  "(this can take ~20 s)", file=sys.stderr)
+                  "(a few seconds; ~20 s after a crash)", file=sys.stderr)
             embedded = EmbeddedDatabase(
                 data_dir=config.data_dir, engine=config.embedded_engine,  # type: ignore[arg-type]
-                cache_size=config.embedded_cache_size)
+                cache_size=config.embedded_cache_size,
+                log_file_max=config.embedded_log_file_max)
             uri, name = await nursery.start(embedded.run), config.database
         else:
             state = read_state(config.data_dir)
