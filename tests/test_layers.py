@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DUCK = ROOT / "duck"
 
 
-@pytest.mark.parametrize("module", ["duck.imap.grammar", "duck.mime"])
+@pytest.mark.parametrize("module", ["duck.imap.grammar", "duck.mime", "duck.sieve"])
 def test_bottom_layers_import_no_io(module: str) -> None:
     code = (
         f"import sys, {module}\n"
@@ -71,6 +71,15 @@ def test_store_and_mime_import_no_protocol() -> None:
                 allowed = ("duck.mime",) if package == "mime" else ("duck.mime", "duck.store")
                 if module.startswith("duck") and not module.startswith(allowed):
                     offenders.append(f"{path.relative_to(ROOT)}: {module}")
+    assert offenders == []
+
+
+def test_sieve_imports_nothing_else_of_duck() -> None:
+    # The Sieve language is pure: the caller brings the message and the store.
+    offenders = [f"{path.relative_to(ROOT)}: {module}"
+                 for path in (DUCK / "sieve").rglob("*.py")
+                 for module in _absolute_imports(path)
+                 if module.startswith("duck") and not module.startswith("duck.sieve")]
     assert offenders == []
 
 
