@@ -96,7 +96,8 @@ STORE_ROOMS: dict[str, set[str]] = {
     "push": {"engine", "vocabulary"},
     "mail": {"accounts", "index", "push", "engine", "vocabulary"},
     "outbound": {"engine", "vocabulary"},
-    "top": {"mail", "accounts", "index", "push", "outbound", "engine", "vocabulary"},
+    "sieve": {"engine", "vocabulary"},
+    "top": {"mail", "accounts", "index", "push", "outbound", "sieve", "engine", "vocabulary"},
 }
 _VOCABULARY = {"errors", "models", "limits"}
 

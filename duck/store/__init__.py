@@ -14,6 +14,8 @@ down only (``tests/test_layers.py`` holds the order):
   change feed, webhooks), side by side: none of the three uses another;
 - ``outbound/``: mail duck sends itself (the outbound queue, vacation memory);
   it uses only ``engine``;
+- ``sieve/``: users' Sieve scripts (one active) and the duplicate memory; it
+  uses only ``engine`` too;
 - ``engine/``: the database, the embedded server, schema, ids, GridFS bodies;
 - the vocabulary every room speaks: ``errors.py``, ``models.py``, ``limits.py``.
 """
@@ -74,6 +76,15 @@ from .push.webhooks import (
     HookEvent,
     backoff,
 )
+from .sieve.scripts import (
+    MAX_SCRIPT_SIZE,
+    MAX_SCRIPTS,
+    ScriptActive,
+    ScriptError,
+    ScriptQuotaExceeded,
+    SieveScript,
+    SieveScripts,
+)
 from .store import Store, open_store
 
 __all__ = [
@@ -83,6 +94,8 @@ __all__ = [
     "FETCH_FIELDS",
     "INBOX",
     "MAX_ATTEMPTS",
+    "MAX_SCRIPTS",
+    "MAX_SCRIPT_SIZE",
     "SPECIAL_USES",
     "STORE_LIMITER",
     "SYSTEM_FLAGS",
@@ -126,7 +139,12 @@ __all__ = [
     "OverQuota",
     "Refusal",
     "ResolvedAddress",
+    "ScriptActive",
+    "ScriptError",
+    "ScriptQuotaExceeded",
     "Segment",
+    "SieveScript",
+    "SieveScripts",
     "Store",
     "StoreError",
     "StoreFlagsResult",

@@ -22,6 +22,7 @@ from .errors import AlreadyExists, InvalidInput, NotFound
 from .mail import metadata
 from .mail.mailboxes import Mailboxes, normalize_path
 from .push import journal
+from .sieve import scripts as sieve_scripts
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ class Admin:
         self._addresses.delete_many({"user": user})
         self._mailboxes.purge_subscriptions_sync(user)
         metadata.purge_user(self._database, user)
+        sieve_scripts.purge_user(self._database, user)
         boxes = self._database.collection(schema.MAILBOXES)
         for doc in list(boxes.find({"user": user}, {"path": 1})):
 

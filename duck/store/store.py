@@ -23,6 +23,7 @@ from .outbound.queue import Outbound
 from .push.events import ChangeFeed
 from .push.journal import Journal
 from .push.webhooks import Webhooks
+from .sieve.scripts import SieveScripts
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Store:
         self.webhooks = Webhooks(database)
         self.leases = Leases(database)
         self.metadata = Metadata(database)
+        self.sieve = SieveScripts(database)
         self.outbound = Outbound(database)
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
