@@ -59,7 +59,8 @@ class OutboundInfo:
 async def outbound_counts(request: Request) -> Response:
     """The queue's depth, and the messages kept after sending or failing."""
     counts = await store_of(request).outbound.statistics()
-    return ok(OutboundCounts(**counts))
+    return ok(OutboundCounts(queued=counts["queued"], sent=counts["sent"],
+                             failed=counts["failed"]))
 
 
 async def get_outbound(request: Request) -> Response:
