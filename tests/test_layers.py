@@ -193,3 +193,14 @@ def test_outbound_imports_no_protocol_and_only_the_store_api() -> None:
                               "duck.server", "duck.store."))
     ]
     assert offenders == []
+
+
+def test_rules_import_no_protocol() -> None:
+    # Mail rules sit between the protocols that deliver and the store.
+    protocols = ("duck.imap", "duck.lmtp", "duck.pop3", "duck.api", "duck.managesieve",
+                 "duck.server", "duck.cli")
+    offenders = [f"{path.relative_to(ROOT)}: {module}"
+                 for path in (DUCK / "rules").rglob("*.py")
+                 for module in _absolute_imports(path)
+                 if module.startswith(protocols)]
+    assert offenders == []

@@ -126,6 +126,9 @@ class Failure(enum.Enum):
     CONTENT_REJECTED = "content-rejected"
     #: The server is shutting down (4.3.2).
     SHUTTING_DOWN = "shutting-down"
+    #: The recipient's Sieve script refused the message (RFC 5429 reject/ereject:
+    #: 5.7.1, "delivery not authorized, message refused").
+    REJECTED_BY_RULE = "rejected-by-rule"
 
 
 #: The one table from typed failures to replies.
@@ -138,6 +141,7 @@ FAILURE_REPLIES: dict[Failure, Reply] = {
     Failure.MESSAGE_TOO_BIG: reply(552, "5.3.4", "Message size exceeds fixed maximum"),
     Failure.CONTENT_REJECTED: reply(554, "5.6.0", "Message content rejected"),
     Failure.SHUTTING_DOWN: reply(421, "4.3.2", "Service shutting down"),
+    Failure.REJECTED_BY_RULE: reply(550, "5.7.1", "Message refused by the recipient's rules"),
 }
 
 

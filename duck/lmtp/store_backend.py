@@ -5,6 +5,10 @@ the store's public API on the other. The message streams through the store's
 ingest (MIME indexer, large bodies to GridFS once) as it arrives; then one copy
 per recipient goes to that user's INBOX with the recipient's trace headers in
 front, each acknowledged only once durable.
+
+A recipient with an active Sieve script has it run first (``duck.rules``): its
+copy may go to other mailboxes with flags, be refused for that recipient alone
+(reject/ereject), be redirected or answered with a vacation reply, or dropped.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from ..rules.delivery import MAX_HEADER_BUFFER, MAX_MESSAGE_BUFFER, Loaded, Plan, Recipient, Rules
 from ..store import (
     Delivered,
     DeliveryTarget,
+    Ingested,
     NotFound,
     OverQuota,
     Store,
@@ -40,13 +46,28 @@ log = logging.getLogger(__name__)
 class StoreDelivery:
     """One message on its way into the store for every accepted recipient."""
 
-    def __init__(self, store: Store, envelope: Envelope, max_size: int | None) -> None:
+    def __init__(self, store: Store, envelope: Envelope, max_size: int | None,
+                 rules: Rules | None = None, scripts: dict[str, Loaded] | None = None
+                 ) -> None:
         self._store = store
         self._envelope = envelope
         self._ingest = store.messages.ingest(max_size=max_size)
+        self._rules = rules
+        self._scripts = scripts or {}
+        # What the scripts read: the header section, or the whole message when one
+        # of them may need it (body test, redirect), both capped.
+        whole = any(s.compiled is not None and s.compiled.needs_message
+                    for s in self._scripts.values())
+        self._cap = 0 if not self._scripts else (
+            MAX_MESSAGE_BUFFER if whole else MAX_HEADER_BUFFER)
+        self._buffer = bytearray()
+        self._size = 0
 
     async def write(self, chunk: bytes) -> None:
         """Stream message bytes into the store's ingest."""
+        self._size += len(chunk)
+        if len(self._buffer) < self._cap:
+            self._buffer += chunk[: self._cap - len(self._buffer)]
         try:
             await self._ingest.write(chunk)
         except StoreUnavailable as exc:
@@ -60,15 +81,50 @@ class StoreDelivery:
             raise BackendUnavailable(str(exc)) from exc
         except TooBig:
             return [Refused(Failure.MESSAGE_TOO_BIG) for _ in self._envelope.recipients]
-        targets = [
-            DeliveryTarget(user_id=r.user, mailbox_path="INBOX", prepend=r.header_prefix)
-            for r in self._envelope.recipients
-        ]
+        if self._rules is None or not self._scripts:
+            targets = [
+                DeliveryTarget(user_id=r.user, mailbox_path="INBOX", prepend=r.header_prefix)
+                for r in self._envelope.recipients
+            ]
+            try:
+                results = await self._store.messages.deliver(ingested, targets)
+            except StoreUnavailable as exc:
+                raise BackendUnavailable(str(exc)) from exc
+            return [_outcome(result) for result in results]
+        return await self._finish_with_rules(ingested, self._rules)
+
+    async def _finish_with_rules(self, ingested: Ingested, rules: Rules
+                                 ) -> list[RecipientOutcome]:
+        message = bytes(self._buffer)
+        complete = self._size <= len(self._buffer)
+        plans: list[Plan] = []
         try:
+            for r in self._envelope.recipients:
+                plans.append(await rules.plan(
+                    Recipient(r.user, r.address, r.lookup, r.header_prefix),
+                    self._scripts.get(r.user), message, complete=complete,
+                    reverse_path=self._envelope.reverse_path, size=self._size))
+            targets = [t for plan in plans for t in plan.targets]
             results = await self._store.messages.deliver(ingested, targets)
         except StoreUnavailable as exc:
+            try:  # (a no-op once deliver has taken the ingest's hold over)
+                await self._store.messages.discard(ingested)
+            except StoreError:
+                log.warning("LMTP: the body sweep will collect an undelivered message")
             raise BackendUnavailable(str(exc)) from exc
-        return [_outcome(result) for result in results]
+        outcomes: list[RecipientOutcome] = []
+        at = 0
+        for plan in plans:
+            mine = results[at:at + len(plan.targets)]
+            at += len(plan.targets)
+            if plan.refusal is not None:
+                outcomes.append(Refused(Failure.REJECTED_BY_RULE, _reply_text(plan.refusal)))
+            elif not mine:
+                outcomes.append(Stored(text=f"OK, {plan.note} by the recipient's rules"))
+            else:
+                stored = [m for m in mine if isinstance(m, Delivered)]
+                outcomes.append(_outcome(stored[0] if stored else mine[0]))
+        return outcomes
 
     async def abort(self) -> None:
         """Drop everything of this message (GridFS uploads included)."""
@@ -77,6 +133,13 @@ class StoreDelivery:
         except StoreError:
             # The sweep collects what an abort during an outage could not remove.
             log.warning("LMTP: abort of a delivery failed; the body sweep will collect it")
+
+
+def _reply_text(reason: str) -> str:
+    """A reject reason fit for an LMTP reply line: ASCII, one line, not too long
+    (RFC 5429 section 2.1.1: the reason goes into the protocol refusal)."""
+    text = " ".join(reason.split()) or "Message refused"
+    return text.encode("ascii", "replace").decode("ascii")[:400]
 
 
 def _outcome(result: Delivered | StoreError) -> RecipientOutcome:
@@ -97,9 +160,11 @@ def _outcome(result: Delivered | StoreError) -> RecipientOutcome:
 class StoreBackend:
     """``LmtpBackend`` over duck's store."""
 
-    def __init__(self, store: Store, *, max_message_size: int | None = None) -> None:
+    def __init__(self, store: Store, *, max_message_size: int | None = None,
+                 rules: Rules | None = None) -> None:
         self._store = store
         self._max_size = max_message_size
+        self._rules = rules if rules is not None else Rules(store)
 
     async def check_recipient(self, address: NormalizedAddress) -> RecipientCheck:
         """Known address (or its ``+tag`` base)? Over quota already? (RCPT time)."""
@@ -121,5 +186,10 @@ class StoreBackend:
         return Accepted(user=user.id)
 
     async def open_delivery(self, envelope: Envelope) -> StoreDelivery:
-        """Start storing one message for ``envelope.recipients``."""
-        return StoreDelivery(self._store, envelope, self._max_size)
+        """Start storing one message for ``envelope.recipients``; the recipients'
+        active Sieve scripts are looked up (one query) and compiled now."""
+        try:
+            scripts = await self._rules.load([r.user for r in envelope.recipients])
+        except StoreUnavailable as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        return StoreDelivery(self._store, envelope, self._max_size, self._rules, scripts)

@@ -51,19 +51,29 @@ class Script:
     commands: tuple[CheckedCommand, ...]
     #: True when the script uses the body test (the caller must supply body parts).
     uses_body: bool = False
+    #: Every command and test name the script uses.
+    used: frozenset[str] = frozenset()
+
+    @property
+    def needs_message(self) -> bool:
+        """True when running may need the whole message, not only its header: a
+        body test, a redirect, or an include that may bring either."""
+        return self.uses_body or bool(self.used & {"redirect", "include"})
 
 
 def validate(commands: tuple[Command, ...]) -> Script:
     """Check parsed commands; SieveValidationError (with a line number) when wrong."""
     checker = _Checker()
     checked = checker.block(commands, top=True)
-    return Script(frozenset(checker.requires), checked, checker.uses_body)
+    return Script(frozenset(checker.requires), checked, checker.uses_body,
+                  frozenset(checker.used))
 
 
 class _Checker:
     def __init__(self) -> None:
         self.requires: set[str] = set()
         self.uses_body = False
+        self.used: set[str] = set()
 
     def need(self, extension: str | None, what: str, line: int) -> None:
         if extension is not None and extension not in self.requires:
@@ -78,6 +88,7 @@ class _Checker:
         seen_other = False
         for command in commands:
             name = command.name
+            self.used.add(name)
             if name == "require":
                 if not top or seen_other:
                     raise SieveValidationError(
@@ -208,6 +219,7 @@ class _Checker:
         self.need(spec.extension, f"test {test.name!r}", test.line)
         if test.name == "body":
             self.uses_body = True
+        self.used.add(test.name)
         tags, args, tests = self.arguments(test.name, spec, test.arguments, test.tests,
                                            test.test_list, test.line)
         self.check_values(test.name, tags, args, test.line)
