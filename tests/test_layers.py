@@ -99,7 +99,7 @@ STORE_ROOMS: dict[str, set[str]] = {
     "sieve": {"engine", "vocabulary"},
     "top": {"mail", "accounts", "index", "push", "outbound", "sieve", "engine", "vocabulary"},
 }
-_VOCABULARY = {"errors", "models", "limits"}
+_VOCABULARY = {"errors", "models", "limits", "rights"}
 
 
 def _room(module: str) -> str:

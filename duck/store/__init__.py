@@ -20,6 +20,7 @@ down only (``tests/test_layers.py`` holds the order):
 - the vocabulary every room speaks: ``errors.py``, ``models.py``, ``limits.py``.
 """
 
+from . import rights
 from .accounts.addresses import normalize_address, split_detail
 from .accounts.users import ResolvedAddress, User, Users
 from .doctor import DoctorReport, Finding
@@ -38,6 +39,7 @@ from .errors import (
     TooBig,
 )
 from .index import query, textindex
+from .mail.acl import SHARED_OWNER, SharedMailbox, rights_of
 from .mail.ingest import Ingest
 from .mail.leases import Lease, Leases, Refusal
 from .mail.mailboxes import DELIMITER, INBOX, normalize_path
@@ -96,6 +98,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "MAX_SCRIPTS",
     "MAX_SCRIPT_SIZE",
+    "SHARED_OWNER",
     "SPECIAL_USES",
     "STORE_LIMITER",
     "SYSTEM_FLAGS",
@@ -143,6 +146,7 @@ __all__ = [
     "ScriptError",
     "ScriptQuotaExceeded",
     "Segment",
+    "SharedMailbox",
     "SieveScript",
     "SieveScripts",
     "Store",
@@ -162,6 +166,8 @@ __all__ = [
     "normalize_path",
     "open_store",
     "query",
+    "rights",
+    "rights_of",
     "set_store_concurrency",
     "split_detail",
     "textindex",

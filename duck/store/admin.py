@@ -19,7 +19,7 @@ from .engine import schema
 from .engine.database import Database
 from .engine.ids import parse_id
 from .errors import AlreadyExists, InvalidInput, NotFound
-from .mail import metadata
+from .mail import acl, metadata
 from .mail.mailboxes import Mailboxes, normalize_path
 from .push import journal
 from .sieve import scripts as sieve_scripts
@@ -161,8 +161,12 @@ class Admin:
         await self._database.run(self._delete_sync, user)
 
     def _delete_sync(self, user: ObjectId) -> None:
-        if self._users.count_documents({"_id": user}) == 0:
+        found = self._users.find_one({"_id": user}, {"username": 1})
+        if found is None:
             raise NotFound("no such user")
+        # Its grants on others' mailboxes go first: a later account of the same
+        # name must not inherit them (RFC 4314 identifiers are names).
+        acl.Acl(self._database).forget_user_sync(found["username"])
         self._addresses.delete_many({"user": user})
         self._mailboxes.purge_subscriptions_sync(user)
         metadata.purge_user(self._database, user)

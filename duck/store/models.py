@@ -23,7 +23,9 @@ SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent
 FlagMode = Literal["add", "remove", "replace"]
 
 JournalKind = Literal[
-    "exists", "expunge", "flags", "mailbox-create", "mailbox-rename", "mailbox-delete"
+    "exists", "expunge", "flags", "mailbox-create", "mailbox-rename", "mailbox-delete",
+    # An access control list changed (RFC 4314): readers re-read their rights.
+    "acl",
 ]
 
 #: Fields that ``fetch`` can be asked for (``uid`` always comes back).
@@ -51,6 +53,9 @@ class Mailbox:
     #: The highest UID a session has taken as \\Recent (RFC 3501 §2.3.2): the
     #: messages above it are \\Recent for the next session that selects.
     recent_mark: int = 0
+    #: Access control list (RFC 4314): (identifier, rights) pairs; the owner's
+    #: rights are implicit and never listed (duck/store/rights.py).
+    acl: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ from .engine import schema
 from .engine.bodies import Bodies, SweepReport
 from .engine.database import Database
 from .index import digest
+from .mail.acl import Acl
 from .mail.leases import Leases
 from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
@@ -45,6 +46,7 @@ class Store:
         self.metadata = Metadata(database)
         self.sieve = SieveScripts(database)
         self.outbound = Outbound(database)
+        self.acl = Acl(database)
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync

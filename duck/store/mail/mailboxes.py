@@ -103,6 +103,7 @@ def mailbox_from_doc(doc: dict[str, Any]) -> Mailbox:
         unseen_count=int(doc.get("unseen", 0)),
         size=int(doc.get("size", 0)),
         recent_mark=int(doc.get("recent", 0)),
+        acl=tuple((e["id"], e["rights"]) for e in doc.get("acl", ())),
     )
 
 

@@ -329,6 +329,10 @@ class ChangeFeed:
             doc = boxes.get(mailbox)
             path = doc["path"] if doc is not None else None
             for entry in runs[mailbox]:
+                if entry.kind not in _KINDS:
+                    # (An ACL change: no event of its own; its modseq is passed.)
+                    since[mailbox] = entry.modseq
+                    continue
                 if entry.kind in ("mailbox-create", "mailbox-rename", "mailbox-delete"):
                     path = entry.path
                 # (A deleted mailbox keeps its place: see the end of this read.)

@@ -237,6 +237,8 @@ class Notifier:
             user = await self._user_of(str(mailbox))
         if user is not None:
             keys.append(user_key(str(user)))
+        # An ACL change also wakes the user it grants to or takes from.
+        keys += [user_key(str(u)) for u in doc.get("users", ())]
         modseq = doc.get("modseq")
         self.publish_nowait(*keys, modseq=int(modseq) if isinstance(modseq, int) else None)
 

@@ -1,0 +1,76 @@
+"""ACLs in the store (RFC 4314): rights vocabulary, lists on mailboxes, sharing,
+per-reader \\Seen, the "Shared" namespace's owner, and a deleted user's grants."""
+
+from __future__ import annotations
+
+import pytest
+
+from duck.store import InvalidInput, Store, User, rights, rights_of
+
+
+def test_rights_parse_and_render_with_rfc2086_compatibility() -> None:
+    # RFC 4314 §2.1.1: "c" stands for k+x and "d" for e+t here, both ways.
+    assert rights.parse("lrc") == frozenset("lrkx")
+    assert rights.parse("D") == frozenset("et")
+    assert rights.render("tekx") == "kxtecd"
+    assert rights.render("lr") == "lr"
+    with pytest.raises(InvalidInput):
+        rights.parse("lrz")
+
+
+def test_effective_rights_subtract_negative_entries() -> None:
+    acl = {"anyone": "lr", "bob@example.com": "lrsw", "-bob@example.com": "w"}
+    assert rights.effective(acl, "bob@example.com") == frozenset("lrs")
+    assert rights.effective(acl, "carol@example.com") == frozenset("lr")
+    assert rights.effective({"-anyone": "r", "authenticated": "lr"}, "x") == frozenset("l")
+
+
+async def test_share_list_revoke(store: Store, user: User) -> None:
+    bob = await store.users.create("bob@example.com", "pw")
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    assert await store.acl.shared_with(bob.id, bob.username) == []
+    modseq = await store.acl.set(inbox.id, bob.username, "lrs")
+    assert modseq == inbox.highest_modseq + 1
+    shared = await store.acl.shared_with(bob.id, bob.username)
+    assert [(s.mailbox.id, s.owner, s.rights) for s in shared] == [
+        (inbox.id, user.username, frozenset("lrs"))]
+    again = await store.mailboxes.get(user.id, "INBOX")
+    assert rights_of(again, bob.id, bob.username) == frozenset("lrs")
+    assert rights_of(again, user.id, user.username) == rights.ALL_RIGHTS
+    await store.acl.set(inbox.id, bob.username, "s", mode="remove")
+    assert await store.acl.rights(inbox.id, bob.id, bob.username) == frozenset("lr")
+    await store.acl.delete(inbox.id, bob.username)
+    assert await store.acl.rights(inbox.id, bob.id, bob.username) == frozenset()
+    assert await store.acl.shared_with(bob.id, bob.username) == []
+    # The journal says so (sessions re-read their rights on it).
+    kinds = [e.kind for e in await store.journal.changes_since(inbox.id, 0)]
+    assert kinds.count("acl") == 3
+
+
+async def test_deleted_user_grants_are_forgotten(store: Store, user: User) -> None:
+    bob = await store.users.create("bob@example.com", "pw")
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.acl.set(inbox.id, bob.username, "lr")
+    await store.admin.delete_user(bob.id)
+    newbob = await store.users.create("bob@example.com", "pw")
+    assert await store.acl.rights(inbox.id, newbob.id, newbob.username) == frozenset()
+
+
+async def test_seen_per_reader(store: Store, user: User) -> None:
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    bob = await store.users.create("bob@example.com", "pw")
+    assert await store.acl.seen(inbox.id, bob.id) == set()
+    assert await store.acl.set_seen(inbox.id, bob.id, add=[1, 2, 3, 7]) == {1, 2, 3, 7}
+    assert await store.acl.set_seen(inbox.id, bob.id, remove=[2]) == {1, 3, 7}
+    assert await store.acl.seen(inbox.id, bob.id) == {1, 3, 7}
+    assert await store.acl.seen(inbox.id, user.id) == set()
+
+
+async def test_shared_namespace_owner(store: Store) -> None:
+    owner = await store.acl.shared_owner()
+    assert await store.acl.shared_owner() == owner
+    box = await store.mailboxes.create(owner, "support")
+    await store.acl.set(box.id, "anyone", "lr")
+    bob = await store.users.create("bob@example.com", "pw")
+    shared = await store.acl.shared_with(bob.id, bob.username)
+    assert [(s.mailbox.path, s.owner) for s in shared] == [("support", None)]
