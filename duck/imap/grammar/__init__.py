@@ -36,6 +36,16 @@ from .cmd_any import (
 )
 from .cmd_append import Append, AppendMessage, Catenate, CatText, CatUrl
 from .cmd_base import Command
+from .cmd_acl import (
+    AclData,
+    DeleteAcl,
+    GetAcl,
+    ListRights,
+    ListRightsData,
+    MyRights,
+    MyRightsData,
+    SetAcl,
+)
 from .cmd_ext import (
     GetMetadata,
     GetQuota,
@@ -155,6 +165,14 @@ from .sequence import STAR, SequenceSet
 from .serializer import Response, serialize, serialize_chunks
 
 __all__ = [
+    "AclData",
+    "DeleteAcl",
+    "GetAcl",
+    "ListRights",
+    "ListRightsData",
+    "MyRights",
+    "MyRightsData",
+    "SetAcl",
     "COMMANDS",
     "MACROS",
     "NEED_DATA",

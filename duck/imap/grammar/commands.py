@@ -25,6 +25,7 @@ from .cmd_any import (
     Unselect,
 )
 from .cmd_append import Append
+from .cmd_acl import DeleteAcl, GetAcl, ListRights, MyRights, SetAcl
 from .cmd_base import Command
 from .cmd_ext import GetMetadata, GetQuota, Notify, SetMetadata, SetQuota
 from .cmd_mailbox import (
@@ -51,7 +52,7 @@ COMMAND_CLASSES: tuple[type[Command], ...] = (
     Unauthenticate, Idle, Namespace, Check, Close, Unselect, Select, Examine, Create, Delete,
     Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Expunge, Search, Fetch, Store,
     Copy, Move, Sort, Thread, GetQuota, GetQuotaRoot, SetQuota, GetMetadata, SetMetadata,
-    Notify, CancelUpdate,
+    Notify, CancelUpdate, SetAcl, DeleteAcl, GetAcl, ListRights, MyRights,
 )
 COMMANDS: dict[str, type[Command]] = {cls.VERB: cls for cls in COMMAND_CLASSES}
 UID_COMMANDS: dict[str, type[Command]] = {

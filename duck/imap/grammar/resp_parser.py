@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 
 from .bodystructure import parse_address_list  # noqa: F401  (re-export for clients)
+from .cmd_acl import parse_acl, parse_listrights, parse_myrights
 from .cmd_mailbox import StatusItem, parse_status_att
 from .cmd_search import parse_partial_range
 from .errors import ImapProtocolError, LineTooLong, ParseError
@@ -412,6 +413,9 @@ _UNTAGGED: dict[str, Callable[[Cursor], Response]] = {
     "METADATA": _parse_metadata,
     "NAMESPACE": _parse_namespace,
     "ID": _parse_id,
+    "ACL": parse_acl,
+    "LISTRIGHTS": parse_listrights,
+    "MYRIGHTS": parse_myrights,
 }
 
 _LITERAL_TAIL_RE = re.compile(rb"~?\{(\d{1,20})\}\Z")

@@ -248,6 +248,10 @@ commands = st.one_of(
     st.builds(g.SetMetadata, tags, mailboxes,
               st.lists(st.tuples(metadata_entries, st.none() | byte_strings), min_size=1,
                        max_size=3).map(tuple)),
+    st.builds(g.SetAcl, tags, mailboxes, texts, texts),
+    st.builds(g.DeleteAcl, tags, mailboxes, texts),
+    st.builds(g.ListRights, tags, mailboxes, texts),
+    st.builds(g.GetAcl, tags, mailboxes), st.builds(g.MyRights, tags, mailboxes),
     st.one_of(
         st.builds(g.Notify, tags, st.none()),
         st.builds(g.Notify, tags, st.lists(notify_groups(), min_size=1, max_size=2).map(tuple),
@@ -435,4 +439,7 @@ responses = st.one_of(
     st.builds(g.MetadataChanged, texts, st.lists(metadata_entries, min_size=1, max_size=2)),
     st.builds(g.NamespaceData, namespace_groups, namespace_groups, namespace_groups),
     st.builds(g.IdData, st.none() | st.lists(st.tuples(texts, st.none() | texts), max_size=3)),
+    st.builds(g.AclData, texts, st.lists(st.tuples(texts, texts), max_size=3).map(tuple)),
+    st.builds(g.ListRightsData, texts, texts, texts, st.lists(texts, max_size=3).map(tuple)),
+    st.builds(g.MyRightsData, texts, texts),
 )
