@@ -25,6 +25,8 @@ AUTHENTICATED = (
     "NOTIFY",
     # RFC 5464 (METADATA implies METADATA-SERVER; both said for older clients).
     "METADATA", "METADATA-SERVER",
+    # RFC 4314 (with the rights t, e, x and k), RFC 8440.
+    "ACL", "RIGHTS=texk", "LIST-MYRIGHTS",
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.

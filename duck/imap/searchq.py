@@ -113,6 +113,10 @@ def compile_key(view: SelectedView, key: k.SearchKey) -> q.Query:
         if key.flag.lower() == "\\recent":
             recent = q.Uids(_ranges(view.recent) or ((0, 0),))
             return recent if key.present else q.Not(recent)
+        if key.flag.lower() == "\\seen" and view.seen is not None:
+            # Another owner's mailbox: this reader's own \Seen, not the stored one.
+            seen = q.Uids(_ranges(view.seen) or ((0, 0),))
+            return seen if key.present else q.Not(seen)
         return q.Flag(key.flag, key.present)
     if isinstance(key, k.SearchEnvelope):
         if key.field == "SUBJECT":

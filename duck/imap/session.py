@@ -15,12 +15,14 @@ import trio
 
 from duck.store import (
     JournalEntry,
+    NotFound,
     StoreError,
     Subscription,
     User,
     mailbox_key,
     metrics,
     normalize_path,
+    rights_of,
 )
 
 from . import capabilities as caps
@@ -41,6 +43,7 @@ from .grammar.resp_codes import (
 )
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
 from .limits import PREAUTH_LITERAL_MAX
+from .namespaces import require
 from .notifyfeed import NotifyFeed
 from .searchcontext import SearchContexts
 from .view import SelectedView
@@ -316,6 +319,8 @@ class Session:
             return
         status, text, code = "OK", f"{cmd.VERB} completed", None
         try:
+            if self.view is not None and self.view.rights is not None:
+                await self._check_rights(entry.needs)
             done = await entry.handler(self, cmd)
             if done is ANSWERED:
                 return
@@ -352,6 +357,39 @@ class Session:
 
     # -- the selected mailbox --------------------------------------------------------------
 
+    async def _check_rights(self, needed: str) -> None:
+        """Before a command on another owner's selected mailbox: its rights as they
+        are now, then NO unless ``needed`` is granted.
+
+        The rights read at SELECT are kept until the journal says the ACL changed
+        (an ``acl`` entry; the notifier wakes this session for it, from any
+        process), so a revocation holds from the next command on and an unchanged
+        ACL costs nothing. Losing ``r`` leaves the mailbox: nothing of it is sent
+        any more (RFC 4314 §4: without ``r`` nothing is read).
+        """
+        view = self.view
+        assert view is not None and view.rights is not None and self.user is not None
+        sub = self.subscription
+        if sub is None or sub.pending() or self._journal_unread:
+            # The journal read the command's updates would make anyway, made first.
+            self._journal_unread = False
+            try:
+                await self.sync_view()
+            except StoreError as exc:
+                log.warning("journal read failed: %r", exc)
+        if view.acl_changed:
+            view.acl_changed = False
+            try:
+                mailbox = await self.store.mailboxes.get_by_id(view.mailbox.id)
+                view.rights = rights_of(mailbox, self.user.id, self.user.username)
+            except NotFound:
+                view.rights = frozenset()
+        if "r" not in view.rights:
+            self.unselect()
+            raise CommandError("access to the selected mailbox was withdrawn",
+                               code=Code("NOPERM"))
+        require(view.rights, needed)
+
     def watch(self, path: str) -> Subscription | None:
         """Before SELECT's reads: a subscription to the mailbox this session last
         knew at ``path`` (None when it knows none), so that the reads need no
@@ -373,7 +411,7 @@ class Session:
         key = mailbox_key(view.mailbox.id)
         if len(self._mailbox_ids) >= MAILBOX_IDS:
             self._mailbox_ids.clear()
-        self._mailbox_ids[view.mailbox.path] = view.mailbox.id
+        self._mailbox_ids[view.name or view.mailbox.path] = view.mailbox.id
         if watching is not None and watching.keys == {key}:
             # Subscribed before the reads: a change after them woke it (with its
             # modseq); one before them is in the view.
@@ -419,7 +457,7 @@ class Session:
                 for rec in await self.store.messages.fetch(
                     view.mailbox.id, unknown, ["flags", "modseq"]
                 ):
-                    view.flags[rec.uid] = rec.flags or ()
+                    view.flags[rec.uid] = view.personal(rec.uid, rec.flags or ())
                     view.modseqs[rec.uid] = rec.modseq or view.modseqs.get(rec.uid, 1)
             if len(entries) < JOURNAL_BATCH:
                 break

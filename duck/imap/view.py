@@ -87,18 +87,31 @@ class SelectedView:
     #: spelling met of an announced keyword): flags need a look only when this is
     #: not a superset of them (keywords compare case-insensitively).
     _covered: set[str] = attrs.field(init=False, factory=lambda: set(_ALWAYS_DEFINED))
+    #: The name the client selected it by (another owner's mailbox has a name in
+    #: "Other Users/" or "Shared/" that is not its path).
+    name: str = ""
+    #: The user's rights when the mailbox is another owner's (RFC 4314); None for
+    #: one's own, where every right is implicit and nothing is ever checked.
+    rights: frozenset[str] | None = None
+    #: This reader's own \Seen UIDs when the mailbox is another owner's (RFC 4314
+    #: §5.4's advice): the stored \Seen is the owner's and is never shown.
+    seen: set[int] | None = None
+    #: The journal said the mailbox's ACL changed: rights are read again.
+    acl_changed: bool = False
 
     @classmethod
     def load(
         cls, mailbox: Mailbox, summaries: Iterable[MessageSummary], *, readonly: bool,
-        modseq: int, track_recent: bool = True,
+        modseq: int, track_recent: bool = True, seen: set[int] | None = None,
     ) -> SelectedView:
-        """A view from SELECT's one query; ``modseq`` is where the journal is read from."""
+        r"""A view from SELECT's one query; ``modseq`` is where the journal is read from;
+        ``seen``: the reader's own \Seen set (another owner's mailbox)."""
         view = cls(mailbox, readonly, track_recent, modseq=modseq)
+        view.seen = seen
         covered = view._covered
         for s in sorted(summaries, key=lambda s: s.uid):
             view.uids.append(s.uid)
-            flags = view.flags[s.uid] = tuple(s.flags)
+            flags = view.flags[s.uid] = view.personal(s.uid, s.flags)
             view.modseqs[s.uid] = s.modseq
             if not covered.issuperset(flags):
                 view._cover(flags)
@@ -182,7 +195,7 @@ class SelectedView:
                 if self.touched is not None:
                     self.touched.add(uid)
                 if e.flags is not None:
-                    self.flags[uid] = tuple(e.flags)
+                    self.flags[uid] = self.personal(uid, e.flags)
                 else:
                     unknown.append(uid)
             elif e.kind == "expunge" and uid is not None:
@@ -197,13 +210,15 @@ class SelectedView:
                     continue  # our own STORE, already answered
                 self.modseqs[uid] = e.modseq
                 if e.flags is not None:
-                    self.flags[uid] = tuple(e.flags)
+                    self.flags[uid] = self.personal(uid, e.flags)
                 if uid in known and uid not in self.expunged:
                     self.changed.add(uid)
                     if self.touched is not None:
                         self.touched.add(uid)
             elif e.kind == "mailbox-delete":
                 self.gone = True
+            elif e.kind == "acl":
+                self.acl_changed = True
             elif e.kind == "mailbox-rename" and e.path is not None:
                 # Renamed (by anyone): the session keeps it selected under its new name.
                 self.mailbox = attrs.evolve(self.mailbox, path=e.path)
@@ -211,11 +226,37 @@ class SelectedView:
 
     def set_flags(self, uid: int, flags: tuple[str, ...], modseq: int) -> None:
         """Record a flag change this session made (and reports itself)."""
-        self.flags[uid] = tuple(flags)
+        self.flags[uid] = self.personal(uid, flags)
         self.modseqs[uid] = max(modseq, self.modseqs.get(uid, 0))
         self.changed.discard(uid)
         if self.touched is not None:
             self.touched.add(uid)
+
+    def personal(self, uid: int, flags: Iterable[str]) -> tuple[str, ...]:
+        """Stored flags as this reader sees them: with their own \\Seen in place of
+        the owner's when the mailbox is another owner's."""
+        if self.seen is None:
+            return tuple(flags)
+        rest = tuple(f for f in flags if f != "\\Seen")
+        return (*rest, "\\Seen") if uid in self.seen else rest
+
+    def set_seen(self, uids: Iterable[int], present: bool) -> list[int]:
+        """This reader's \\Seen set (or cleared) on ``uids``; those that changed."""
+        assert self.seen is not None
+        changed = []
+        for uid in uids:
+            if (uid in self.seen) == present or uid not in self.flags:
+                continue
+            if present:
+                self.seen.add(uid)
+            else:
+                self.seen.discard(uid)
+            rest = tuple(f for f in self.flags[uid] if f != "\\Seen")
+            self.flags[uid] = (*rest, "\\Seen") if present else rest
+            changed.append(uid)
+            if self.touched is not None:
+                self.touched.add(uid)
+        return changed
 
     def remove_now(self, uids: Iterable[int]) -> list[int]:
         """Mark UIDs expunged by this session; the EXPUNGEs go out with ``updates``."""

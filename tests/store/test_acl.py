@@ -29,7 +29,7 @@ async def test_share_list_revoke(store: Store, user: User) -> None:
     bob = await store.users.create("bob@example.com", "pw")
     inbox = await store.mailboxes.get(user.id, "INBOX")
     assert await store.acl.shared_with(bob.id, bob.username) == []
-    modseq = await store.acl.set(inbox.id, bob.username, "lrs")
+    modseq = await store.acl.set_rights(inbox.id, bob.username, "lrs")
     assert modseq == inbox.highest_modseq + 1
     shared = await store.acl.shared_with(bob.id, bob.username)
     assert [(s.mailbox.id, s.owner, s.rights) for s in shared] == [
@@ -37,7 +37,7 @@ async def test_share_list_revoke(store: Store, user: User) -> None:
     again = await store.mailboxes.get(user.id, "INBOX")
     assert rights_of(again, bob.id, bob.username) == frozenset("lrs")
     assert rights_of(again, user.id, user.username) == rights.ALL_RIGHTS
-    await store.acl.set(inbox.id, bob.username, "s", mode="remove")
+    await store.acl.set_rights(inbox.id, bob.username, "s", mode="remove")
     assert await store.acl.rights(inbox.id, bob.id, bob.username) == frozenset("lr")
     await store.acl.delete(inbox.id, bob.username)
     assert await store.acl.rights(inbox.id, bob.id, bob.username) == frozenset()
@@ -50,7 +50,7 @@ async def test_share_list_revoke(store: Store, user: User) -> None:
 async def test_deleted_user_grants_are_forgotten(store: Store, user: User) -> None:
     bob = await store.users.create("bob@example.com", "pw")
     inbox = await store.mailboxes.get(user.id, "INBOX")
-    await store.acl.set(inbox.id, bob.username, "lr")
+    await store.acl.set_rights(inbox.id, bob.username, "lr")
     await store.admin.delete_user(bob.id)
     newbob = await store.users.create("bob@example.com", "pw")
     assert await store.acl.rights(inbox.id, newbob.id, newbob.username) == frozenset()
@@ -70,7 +70,7 @@ async def test_shared_namespace_owner(store: Store) -> None:
     owner = await store.acl.shared_owner()
     assert await store.acl.shared_owner() == owner
     box = await store.mailboxes.create(owner, "support")
-    await store.acl.set(box.id, "anyone", "lr")
+    await store.acl.set_rights(box.id, "anyone", "lr")
     bob = await store.users.create("bob@example.com", "pw")
     shared = await store.acl.shared_with(bob.id, bob.username)
     assert [(s.mailbox.path, s.owner) for s in shared] == [("support", None)]

@@ -1,6 +1,7 @@
 """IMAP command handlers, one module per command family (importing registers them)."""
 
 from . import (  # noqa: F401  (imported for their registrations)
+    acl,
     append,
     auth,
     compress,

@@ -29,6 +29,7 @@ from ..errors import no
 from ..grammar.cmd_append import Append, Catenate
 from ..grammar.resp_codes import AppendUid
 from ..grammar.sequence import SequenceSet
+from ..namespaces import flag_right, in_other_namespace, open_mailbox
 from . import catenate
 from .registry import command
 from .states import AUTHENTICATED
@@ -51,16 +52,22 @@ async def append(s: CommandContext, cmd: Append) -> Done:
             raise no(f"message larger than {limit} octets", "TOOBIG")
     # The mailbox is not looked up first: the delivery finds it by name in the
     # same round trip that allocates the UID, and says NotFound when it is not there.
-    try:
-        path = normalize_path(cmd.mailbox)
-    except InvalidInput:
-        raise no("no such mailbox", "TRYCREATE") from None
+    # Another owner's mailbox is looked up, for its rights (RFC 4314 §4: i).
+    owner_id, granted = s.user.id, None
+    if in_other_namespace(cmd.mailbox):
+        _, place, granted = await open_mailbox(s, cmd.mailbox, "i")
+        owner_id, path = place.owner_id, place.path
+    else:
+        try:
+            path = normalize_path(cmd.mailbox)
+        except InvalidInput:
+            raise no("no such mailbox", "TRYCREATE") from None
     pieces: dict[int, list[catenate.Piece]] = {}
     if any(isinstance(msg.data, Catenate) for msg in cmd.messages):
         # RFC 4469 §5: every URL is checked before anything is appended; a missing
         # target mailbox is told first (TRYCREATE), as a plain APPEND tells it.
         try:
-            await s.store.mailboxes.get(s.user.id, path)
+            await s.store.mailboxes.get(owner_id, path)
         except NotFound:
             raise no("no such mailbox", "TRYCREATE") from None
         resolver = catenate.Resolver(s)
@@ -74,16 +81,23 @@ async def append(s: CommandContext, cmd: Append) -> Done:
         for i, msg in enumerate(cmd.messages):
             # RFC 3501 §2.3.2: \Recent is not a client's to set.
             flags = [f for f in msg.flags if f.lower() != "\\recent"]
+            seen_too = False
+            if granted is not None:
+                # RFC 4314 §4: flags the user may not set are not set; this reader's
+                # \Seen is their own, not the stored (owner's) one.
+                seen_too = "\\Seen" in flags and "s" in granted
+                flags = [f for f in flags if f != "\\Seen" and flag_right(f) in granted]
             # Into the selected mailbox: the message is \Recent for this session
             # when nothing else changed the mailbox since the view last moved (the
             # claim is part of the delivery's write), and the view takes the new
             # message from the result instead of reading the journal.
             view = s.view
             claim = (None if view is None or view.readonly or view.mailbox.path != path
+                     or view.mailbox.user_id != owner_id
                      else (view.mailbox.id, view.modseq))
             result: AppendResult | Delivered
             if i in pieces:
-                target = DeliveryTarget(s.user.id, path, tuple(flags), msg.date,
+                target = DeliveryTarget(owner_id, path, tuple(flags), msg.date,
                                         claim_recent=claim)
                 result = await catenate.store(s, pieces[i], target, limit)
             else:
@@ -92,8 +106,10 @@ async def append(s: CommandContext, cmd: Append) -> Done:
                 # base64-encoded (BODY[] may not carry NUL; BINARY[] decodes them).
                 data = encode_binary_parts(msg.data) if msg.binary else msg.data
                 result = await s.store.messages.append(
-                    s.user.id, path, data, flags, msg.date, claim_recent=claim
+                    owner_id, path, data, flags, msg.date, claim_recent=claim
                 )
+            if seen_too:
+                await s.store.acl.set_seen(result.mailbox_id, s.user.id, add=[result.uid])
             uids.append(result.uid)
             uidvalidity, mailbox_id = result.uid_validity, result.mailbox_id
             applied = s.wrote(mailbox_id, [JournalEntry(

@@ -27,6 +27,7 @@ from ..grammar.cmd_append import Catenate, CatText
 from ..grammar.fetch_items import BodySection
 from ..grammar.imap_url import ImapUrl, ImapUrlError, parse_imap_url
 from ..grammar.resp_codes import OtherCode
+from ..namespaces import open_mailbox
 
 if TYPE_CHECKING:
     from duck.store import Delivered
@@ -85,17 +86,20 @@ class Resolver:
         s = self.s
         assert s.user is not None
         if not parsed.server:
-            # A relative URL (";UID=n") names a message of the selected mailbox.
+            # A relative URL (";UID=n") names a message of the selected mailbox
+            # (which may be another owner's: it is taken as it is, not by name).
             if s.view is None:
                 raise badurl(url, "a relative URL needs a selected mailbox")
-            path = s.view.mailbox.path
-        else:
-            assert parsed.mailbox is not None
-            path = parsed.mailbox
+            if s.view.rights is not None and "r" not in s.view.rights:
+                raise badurl(url, "no such mailbox")
+            return s.view.mailbox
+        assert parsed.mailbox is not None
+        path = parsed.mailbox
         if path not in self._mailboxes:
             try:
-                self._mailboxes[path] = await s.store.mailboxes.get(s.user.id, path)
-            except NotFound:
+                # RFC 4314 §4: reading another owner's message needs r.
+                self._mailboxes[path] = (await open_mailbox(s, path, "r"))[0]
+            except (NotFound, CommandError):
                 raise badurl(url, "no such mailbox") from None
         return self._mailboxes[path]
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 EXPECT_SCAN = 2_000
 
 
-@command(Expunge, SELECTED)
+@command(Expunge, SELECTED, needs="e")
 async def expunge(s: CommandContext, cmd: Expunge) -> None:
     """Remove \\Deleted messages (only those in the UID set for UID EXPUNGE); the
     untagged EXPUNGEs go out with the session's updates."""

@@ -246,7 +246,7 @@ def _decoded(raw: bytes, encoding: str) -> bytes:
         raise no("cannot decode the part", "UNKNOWN-CTE") from None
 
 
-@command(Fetch, SELECTED, expunge_unless_seq=True)
+@command(Fetch, SELECTED, expunge_unless_seq=True, needs="r")
 async def fetch(s: CommandContext, cmd: Fetch) -> None:
     """FETCH: data from the view and one store query per batch; \\Seen set in one STORE."""
     view = s.view
@@ -279,9 +279,16 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
     if not uids:
         return
     seen_now: set[int] = set()
-    if not view.readonly and any(_sets_seen(i) for i in items):
+    # RFC 4314 §4: reading a body sets \Seen only for a user with s; on another
+    # owner's mailbox it is this reader's own \Seen.
+    may_seen = view.rights is None or "s" in view.rights
+    if not view.readonly and may_seen and any(_sets_seen(i) for i in items):
         unseen = [u for u in uids if "\\Seen" not in view.flags.get(u, ())]
-        if unseen:
+        if unseen and view.seen is not None:
+            assert s.user is not None
+            await s.store.acl.set_seen(view.mailbox.id, s.user.id, add=unseen)
+            seen_now.update(view.set_seen(unseen, True))
+        elif unseen:
             result = await s.store.messages.store_flags(view.mailbox.id, unseen, "add",
                                                         ["\\Seen"])
             for change in result.changed:

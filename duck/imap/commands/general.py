@@ -16,6 +16,7 @@ from ..grammar.responses import (
     NamespaceDesc,
     UntaggedStatus,
 )
+from ..namespaces import OTHER_USERS, SHARED
 from .registry import command
 from .states import ANY, AUTHENTICATED
 
@@ -77,5 +78,8 @@ async def enable(s: CommandContext, cmd: Enable) -> None:
 
 @command(Namespace, AUTHENTICATED)
 async def namespace(s: CommandContext, cmd: Namespace) -> None:
-    """One personal namespace with "/" as delimiter; no others (RFC 2342)."""
-    await s.send(NamespaceData((NamespaceDesc("", "/"),), None, None))
+    """RFC 2342: the personal namespace, "Other Users/" (other users' mailboxes
+    shared with this one) and "Shared/" (mailboxes of no single user); "/" in all."""
+    await s.send(NamespaceData((NamespaceDesc("", "/"),),
+                               (NamespaceDesc(OTHER_USERS + "/", "/"),),
+                               (NamespaceDesc(SHARED + "/", "/"),)))

@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from duck.store import DELIMITER, INBOX, Mailbox, query
+from duck.store import DELIMITER, INBOX, Mailbox, query, rights
 
 from ..context import Done
 from ..errors import no
+from ..grammar.cmd_acl import MyRightsData
 from ..grammar.cmd_mailbox import (
     Create,
     Delete,
@@ -24,6 +25,16 @@ from ..grammar.cmd_mailbox import (
 )
 from ..grammar.resp_codes import MailboxId
 from ..grammar.responses import ListData, LsubData, StatusData
+from ..namespaces import (
+    ALL_TEXT,
+    OTHER_USERS,
+    SHARED,
+    display,
+    locate,
+    open_mailbox,
+    parent_rights,
+    require,
+)
 from .registry import command
 from .states import AUTHENTICATED
 
@@ -47,7 +58,11 @@ async def create(s: CommandContext, cmd: Create) -> Done:
     name = _strip(cmd.mailbox)
     if name.upper() == INBOX:
         raise no("INBOX always exists", "ALREADYEXISTS")
-    made = await s.store.mailboxes.create(s.user.id, name,
+    place = await locate(s, name)
+    if not place.own:
+        # RFC 4314 §4: CREATE in another owner's tree needs k on the parent.
+        require(await parent_rights(s, place), "k")
+    made = await s.store.mailboxes.create(place.owner_id, place.path,
                                           cmd.special_use[0] if cmd.special_use else None)
     return Done("CREATE completed", MailboxId(made.id))
 
@@ -58,17 +73,33 @@ async def delete(s: CommandContext, cmd: Delete) -> None:
     assert s.user is not None
     if cmd.mailbox == INBOX:
         raise no("INBOX cannot be deleted", "CANNOT")
-    if s.view is not None and s.view.mailbox.path == cmd.mailbox:
+    place = await locate(s, cmd.mailbox)
+    if not place.own:
+        # RFC 4314 §4: DELETE needs x on the mailbox itself.
+        mailbox, place, _ = await open_mailbox(s, cmd.mailbox, "x")
+        if s.view is not None and s.view.mailbox.id == mailbox.id:
+            s.unselect()
+    elif (s.view is not None and s.view.rights is None
+          and s.view.mailbox.path == cmd.mailbox):
         # Deleting the selected mailbox leaves it first (its view would be stale).
         s.unselect()
-    await s.store.mailboxes.delete(s.user.id, cmd.mailbox)
+    await s.store.mailboxes.delete(place.owner_id, place.path)
 
 
 @command(Rename, AUTHENTICATED)
 async def rename(s: CommandContext, cmd: Rename) -> None:
     """RENAME, children included; renaming INBOX moves its messages (RFC 3501 §6.3.5)."""
     assert s.user is not None
-    await s.store.mailboxes.rename(s.user.id, cmd.old, _strip(cmd.new))
+    src = await locate(s, cmd.old)
+    dst = await locate(s, _strip(cmd.new))
+    if not (src.own and dst.own):
+        # RFC 4314 §4: x on the mailbox and k on the new parent; within one
+        # owner's tree only (a mailbox does not change owner by a RENAME).
+        await open_mailbox(s, cmd.old, "x")
+        if dst.owner_id != src.owner_id:
+            raise no("a mailbox cannot be renamed into another owner's tree", "CANNOT")
+        require(await parent_rights(s, dst), "k")
+    await s.store.mailboxes.rename(src.owner_id, src.path, dst.path)
 
 
 @command(Subscribe, AUTHENTICATED)
@@ -103,6 +134,17 @@ def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
+def _reaches_others(pattern: str) -> bool:
+    """Whether a LIST pattern may match a name in "Other Users" or "Shared": its
+    text before the first wildcard is a prefix of theirs, or starts with one."""
+    cut = min((i for i, ch in enumerate(pattern) if ch in "*%"), default=len(pattern))
+    literal = pattern[:cut]
+    for root in (OTHER_USERS + DELIMITER, SHARED + DELIMITER):
+        if root.startswith(literal) or literal.startswith(root):
+            return True
+    return False
+
+
 def _ancestors(path: str) -> list[str]:
     parts = path.split(DELIMITER)
     return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
@@ -112,8 +154,8 @@ def _order(path: str) -> tuple[int, str]:
     return (0 if path == INBOX else 1, path)
 
 
-async def _status_items(s: CommandContext, mailbox: Mailbox, items: tuple[StatusItem, ...]) -> list[
-        tuple[StatusItem, int | str]]:
+async def _status_items(s: CommandContext, mailbox: Mailbox, items: tuple[StatusItem, ...],
+                        *, own: bool = True) -> list[tuple[StatusItem, int | str]]:
     out: list[tuple[StatusItem, int | str]] = []
     for item in items:
         if item is StatusItem.MESSAGES:
@@ -126,7 +168,8 @@ async def _status_items(s: CommandContext, mailbox: Mailbox, items: tuple[Status
         elif item is StatusItem.UIDVALIDITY:
             out.append((item, mailbox.uid_validity))
         elif item is StatusItem.UNSEEN:
-            out.append((item, mailbox.unseen_count))
+            out.append((item, mailbox.unseen_count if own
+                        else await _reader_unseen(s, mailbox)))
         elif item is StatusItem.HIGHESTMODSEQ:
             await s.enable_condstore()  # RFC 7162 §3.1
             out.append((item, mailbox.highest_modseq))
@@ -144,12 +187,22 @@ async def _status_items(s: CommandContext, mailbox: Mailbox, items: tuple[Status
     return out
 
 
+async def _reader_unseen(s: CommandContext, mailbox: Mailbox) -> int:
+    """UNSEEN of another owner's mailbox for this reader, whose \\Seen is their own
+    (two reads: the mailbox's UIDs and the reader's set)."""
+    assert s.user is not None
+    seen = await s.store.acl.seen(mailbox.id, s.user.id)
+    return sum(1 for m in await s.store.messages.view(mailbox.id, mailbox) if m.uid not in seen)
+
+
 @command(Status, AUTHENTICATED)
 async def status(s: CommandContext, cmd: Status) -> None:
     """STATUS from the mailbox's counters (one read)."""
     assert s.user is not None
-    mailbox = await s.store.mailboxes.status(s.user.id, cmd.mailbox)
-    await s.send(StatusData(cmd.mailbox, await _status_items(s, mailbox, cmd.items)))
+    # RFC 4314 §4: STATUS needs r.
+    mailbox, place, _ = await open_mailbox(s, cmd.mailbox, "r")
+    await s.send(StatusData(cmd.mailbox, await _status_items(s, mailbox, cmd.items,
+                                                             own=place.own)))
 
 
 @command(List, AUTHENTICATED)
@@ -166,6 +219,15 @@ async def list_(s: CommandContext, cmd: List) -> None:
     select = set(cmd.selection_options)
     returns = set(cmd.return_options)
     regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns if p]
+    #: Rights on the listed mailboxes of other owners (one's own: all).
+    granted: dict[str, frozenset[str]] = {}
+    if any(_reaches_others(cmd.reference + p) for p in cmd.patterns if p):
+        # Only a pattern that can match "Other Users/..." or "Shared/..." asks
+        # what is shared with the user (a list of one's own asks nothing more).
+        for shared in await s.store.acl.shared_with(s.user.id, s.user.username):
+            name = display(shared.owner, shared.mailbox.path)
+            by_path[name] = shared.mailbox
+            granted[name] = shared.rights
 
     def matches(path: str) -> bool:
         return any(r.fullmatch(path) for r in regexes)
@@ -209,8 +271,15 @@ async def list_(s: CommandContext, cmd: List) -> None:
         if path in subscribed:
             attrs_.append("\\Subscribed")
         responses.append(ListData(tuple(attrs_), DELIMITER, path, childinfo))
-        if cmd.return_status is not None and mb is not None:
-            responses.append(StatusData(path, await _status_items(s, mb, cmd.return_status)))
+        mine = path not in granted
+        if "MYRIGHTS" in returns and mb is not None:
+            # RFC 8440: MYRIGHTS of each listed mailbox, after its LIST response.
+            responses.append(MyRightsData(path, ALL_TEXT if mine
+                                          else rights.render(granted[path])))
+        # RFC 5819 §2 (with RFC 4314): STATUS only where the user has r.
+        if cmd.return_status is not None and mb is not None and (mine or "r" in granted[path]):
+            responses.append(StatusData(path, await _status_items(s, mb, cmd.return_status,
+                                                                  own=mine)))
     if responses:
         await s.send(*responses)
 

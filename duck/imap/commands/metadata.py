@@ -20,6 +20,7 @@ from ..errors import CommandError, bad
 from ..grammar.cmd_ext import GetMetadata, SetMetadata
 from ..grammar.resp_codes import MetadataCode
 from ..grammar.responses import MetadataData
+from ..namespaces import open_mailbox
 from .registry import command
 from .states import AUTHENTICATED
 
@@ -37,13 +38,15 @@ def _check_names(names: tuple[str, ...]) -> None:
             raise bad(f"entry names start with /private or /shared: {name[:100]!r}")
 
 
-async def _mailbox_id(s: CommandContext, name: str) -> str | None:
+async def _mailbox_id(s: CommandContext, name: str, needed: str) -> str | None:
     """The id of the mailbox named, None for the server; NO [NONEXISTENT] when the
-    mailbox does not exist (the store's NotFound, mapped by the session)."""
+    mailbox does not exist (the store's NotFound, mapped by the session). On
+    another owner's mailbox the entries are still this user's own, behind the
+    rights RFC 5464 §6.2.1 names (r to read, w to write... here for /private too)."""
     assert s.user is not None
     if name == SERVER:
         return None
-    return (await s.store.mailboxes.get(s.user.id, name)).id
+    return (await open_mailbox(s, name, needed))[0].id
 
 
 @command(GetMetadata, AUTHENTICATED)
@@ -51,7 +54,7 @@ async def getmetadata(s: CommandContext, cmd: GetMetadata) -> Done:
     """GETMETADATA [(MAXSIZE n DEPTH d)] mailbox entries (RFC 5464 §4.2)."""
     assert s.user is not None
     _check_names(cmd.entries)
-    box = await _mailbox_id(s, cmd.mailbox)
+    box = await _mailbox_id(s, cmd.mailbox, "r")
     found = await s.store.metadata.get(s.user.id, box, cmd.entries, cmd.depth or "0")
     values: dict[str, tuple[str, bytes | None]] = {
         name.lower(): (name, value) for name, value in found}
@@ -81,7 +84,7 @@ async def setmetadata(s: CommandContext, cmd: SetMetadata) -> None:
     removes an entry."""
     assert s.user is not None
     _check_names(tuple(name for name, _ in cmd.entries))
-    box = await _mailbox_id(s, cmd.mailbox)
+    box = await _mailbox_id(s, cmd.mailbox, "w")
     try:
         await s.store.metadata.set(s.user.id, box, cmd.entries)
     except MetadataTooLarge as exc:

@@ -8,6 +8,7 @@ from ..errors import no
 from ..grammar.cmd_ext import GetQuota, SetQuota
 from ..grammar.cmd_mailbox import GetQuotaRoot
 from ..grammar.responses import QuotaData, QuotaResource, QuotaRootData
+from ..namespaces import open_mailbox
 from .registry import command
 from .states import AUTHENTICATED
 
@@ -36,7 +37,12 @@ async def getquota(s: CommandContext, cmd: GetQuota) -> None:
 async def getquotaroot(s: CommandContext, cmd: GetQuotaRoot) -> None:
     """GETQUOTAROOT mailbox: every mailbox is under the user's root."""
     assert s.user is not None
-    await s.store.mailboxes.get(s.user.id, cmd.mailbox)
+    _, place, _ = await open_mailbox(s, cmd.mailbox)
+    if not place.own:
+        # Another owner's mailbox counts toward that owner's quota, which is not
+        # this user's to see: no root is named (RFC 9208 §4.3 allows none).
+        await s.send(QuotaRootData(cmd.mailbox, ()))
+        return
     await s.send(QuotaRootData(cmd.mailbox, (ROOT,)), await _quota(s))
 
 

@@ -30,6 +30,9 @@ class Entry:
     expunge_unless_seq: bool = False
     #: Whether a command that ended in LOGOUT still gets its tagged OK.
     logout_tagged: bool = True
+    #: Rights (RFC 4314) the command needs on the selected mailbox when it is
+    #: another owner's; checked by the session before the handler runs.
+    needs: str = ""
 
     def allow_expunge(self, cmd: Command) -> bool:
         """Whether EXPUNGE responses may accompany this command's answer."""

@@ -106,7 +106,7 @@ async def matching_uids(s: CommandContext, charset: str | None,
     return [u for u in view.uids if u in found]
 
 
-@command(Search, SELECTED, expunge_unless_seq=True)
+@command(Search, SELECTED, expunge_unless_seq=True, needs="r")
 async def search(s: CommandContext, cmd: Search) -> None:
     """Answer from the view when it can; otherwise one store query."""
     view = s.view

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from duck.store import normalize_path, rights
+
 from ..context import Done
 from ..errors import bad
 from ..grammar.cmd_any import Check, Close, Unselect
@@ -25,6 +27,7 @@ from ..grammar.responses import (
     UntaggedStatus,
     VanishedData,
 )
+from ..namespaces import open_mailbox
 from ..view import SelectedView
 from .mailbox import mailbox_list_data
 from .registry import command
@@ -56,7 +59,7 @@ async def _open(s: CommandContext, cmd: Select | Examine, readonly: bool) -> Don
             watching.close()
         raise
     s.select(*done)
-    code = "READ-ONLY" if readonly else "READ-WRITE"
+    code = "READ-ONLY" if done[0].readonly else "READ-WRITE"
     return Done(f"{cmd.VERB} completed", Code(code))
 
 
@@ -64,13 +67,20 @@ async def _load(s: CommandContext, cmd: Select | Examine, readonly: bool,
                 watching: Subscription | None) -> tuple[SelectedView, Subscription | None]:
     """Read the mailbox and its view and send SELECT's untagged responses."""
     assert s.user is not None
-    mailbox = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
+    # RFC 4314 §4: SELECT and EXAMINE need r; without any right that changes the
+    # mailbox (s, w, t, e) SELECT opens it read-only.
+    mailbox, place, granted = await open_mailbox(s, cmd.mailbox, "r")
+    readonly = readonly or not granted & rights.WRITE_RIGHTS
     # The mailbox is read first: journal entries after its modseq are applied on
     # top of the view, so nothing between the two reads is lost.
     summaries = await s.store.messages.view(mailbox.id, mailbox)
+    seen = None if place.own else await s.store.acl.seen(mailbox.id, s.user.id)
     rev2 = s.rev2
     view = SelectedView.load(mailbox, summaries, readonly=readonly,
-                             modseq=mailbox.highest_modseq, track_recent=not rev2)
+                             modseq=mailbox.highest_modseq, track_recent=not rev2, seen=seen)
+    view.name = normalize_path(cmd.mailbox)
+    if not place.own:
+        view.rights = granted
     if rev2:
         pass  # RFC 9051 has no \Recent: none to claim, none to show.
     elif not readonly:
@@ -148,7 +158,9 @@ async def close(s: CommandContext, cmd: Close) -> None:
     view = s.view
     assert view is not None
     s.unselect()
-    if not view.readonly and await s.store.messages.expunge(view.mailbox.id):
+    # RFC 4314 §4: CLOSE expunges only with e (silently skipped without it).
+    may = view.rights is None or "e" in view.rights
+    if not view.readonly and may and await s.store.messages.expunge(view.mailbox.id):
         s.changed(view.mailbox.id)
 
 

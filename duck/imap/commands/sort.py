@@ -28,7 +28,7 @@ from .states import SELECTED
 if TYPE_CHECKING:
     from ..context import CommandContext
 
-@command(Sort, SELECTED, expunge_unless_seq=True)
+@command(Sort, SELECTED, expunge_unless_seq=True, needs="r")
 async def sort(s: CommandContext, cmd: Sort) -> None:
     """SORT: the matching messages ordered by the criteria, ties by sequence number."""
     view = s.view
@@ -136,7 +136,7 @@ def _node(c: Container) -> ThreadNode:
         c = c.children[0]
 
 
-@command(Thread, SELECTED, expunge_unless_seq=True)
+@command(Thread, SELECTED, expunge_unless_seq=True, needs="r")
 async def thread(s: CommandContext, cmd: Thread) -> None:
     """THREAD: the matching messages as threads (ORDEREDSUBJECT, REFERENCES)."""
     view = s.view

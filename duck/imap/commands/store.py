@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from duck.store import JournalEntry
+import attrs
+
+from duck.store import FlagChange, JournalEntry, StoreFlagsResult
 
 from ..context import Done
 from ..errors import bad, no
@@ -13,7 +15,8 @@ from ..grammar.fetch_items import FetchAttr
 from ..grammar.resp_codes import Modified
 from ..grammar.resp_fetch import FetchData
 from ..grammar.sequence import SequenceSet
-from ..view import InvalidSequence
+from ..namespaces import flag_right, require
+from ..view import InvalidSequence, SelectedView
 from .registry import command
 from .states import SELECTED
 
@@ -38,13 +41,19 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
         raise bad(str(exc)) from None
     # RFC 3501 §2.3.2: \Recent cannot be set or cleared by a client; it is ignored.
     flags = [f for f in cmd.flags if f.lower() != "\\recent"]
+    if view.rights is not None:
+        require(view.rights, _needed(view, cmd.mode, flags, uids))
     if not uids:
         return None
-    result = await s.store.messages.store_flags(
-        view.mailbox.id, uids, _MODES[cmd.mode], flags,  # type: ignore[arg-type]
-        cmd.unchangedsince,
-    )
-    changed = set()
+    result: _Stored | StoreFlagsResult
+    if view.seen is not None:
+        result = await _store_shared(s, view, uids, cmd.mode, flags, cmd.unchangedsince)
+    else:
+        result = await s.store.messages.store_flags(
+            view.mailbox.id, uids, _MODES[cmd.mode], flags,  # type: ignore[arg-type]
+            cmd.unchangedsince,
+        )
+    changed = set(getattr(result, "seen_changed", ()))
     for change in result.changed:
         view.set_flags(change.uid, change.flags, change.modseq)
         changed.add(change.uid)
@@ -85,3 +94,63 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
             return Done("conditional STORE failed for some messages",
                         Modified(SequenceSet.from_ints(numbers)))
     return None
+
+
+@attrs.frozen
+class _Stored:
+    """What a STORE did: the store's result, and this reader's own \\Seen changes."""
+
+    changed: list[FlagChange]
+    modified: list[int]
+    seen_changed: tuple[int, ...] = ()
+
+
+def _needed(view: SelectedView, mode: StoreMode, flags: list[str], uids: list[int]) -> str:
+    """The rights a STORE on another owner's mailbox needs (RFC 4314 §4): s for
+    \\Seen, t for \\Deleted, w for any other flag, counting what a FLAGS
+    replacement would clear on the messages named as well as what it sets."""
+    touched = set(flags)
+    if mode is StoreMode.REPLACE:
+        for uid in uids:
+            touched.update(view.flags.get(uid, ()))
+    return "".join(sorted({flag_right(f) for f in touched}))
+
+
+async def _store_shared(s: CommandContext, view: SelectedView, uids: list[int],
+                        mode: StoreMode, flags: list[str],
+                        unchangedsince: int | None) -> _Stored:
+    """STORE on another owner's mailbox: \\Seen goes to this reader's own set (never
+    the stored, owner's, flag); the other flags to the messages, a replacement made
+    of a removal and an addition so that the stored \\Seen stays as it is."""
+    assert s.user is not None
+    seen = "\\Seen" in flags
+    others = [f for f in flags if f != "\\Seen"]
+    changed: list[FlagChange] = []
+    modified: list[int] = []
+    if mode is StoreMode.REPLACE:
+        current = {f for u in uids for f in view.flags.get(u, ()) if f != "\\Seen"}
+        drop = sorted(current - set(others))
+        steps: list[tuple[str, list[str]]] = [("remove", drop), ("add", others)]
+    else:
+        steps = [(_MODES[mode], others)]
+    for step, values in steps:
+        if not values:
+            continue
+        result = await s.store.messages.store_flags(
+            view.mailbox.id, uids, step, values, unchangedsince)  # type: ignore[arg-type]
+        changed += result.changed
+        modified += result.modified
+    latest = {c.uid: c for c in changed}
+    wanted = [u for u in uids if u not in set(modified)]
+    seen_changed: list[int] = []
+    if seen or mode is not StoreMode.ADD:
+        present = seen if mode is not StoreMode.REMOVE else False
+        if mode is StoreMode.REMOVE and not seen:
+            wanted = []
+        flips = [u for u in wanted if (u in view.seen) != present]  # type: ignore[operator]
+        if flips:
+            await s.store.acl.set_seen(view.mailbox.id, s.user.id,
+                                       add=flips if present else (),
+                                       remove=() if present else flips)
+            seen_changed = view.set_seen(flips, present)
+    return _Stored(list(latest.values()), modified, tuple(seen_changed))

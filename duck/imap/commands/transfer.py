@@ -12,6 +12,7 @@ from ..grammar.cmd_message import Copy, Move
 from ..grammar.resp_codes import CopyUid
 from ..grammar.responses import UntaggedStatus
 from ..grammar.sequence import SequenceSet
+from ..namespaces import open_mailbox
 from ..view import InvalidSequence
 from .registry import command
 from .states import SELECTED
@@ -32,15 +33,17 @@ async def _transfer(s: CommandContext, cmd: Copy | Move, move: bool) -> CopyResu
     except InvalidSequence as exc:
         raise bad(str(exc)) from None
     uids = [u for u in uids if u not in view.expunged]
-    # The destination must exist (RFC 3501 §6.4.7: NO [TRYCREATE] otherwise).
+    # The destination must exist (RFC 3501 §6.4.7: NO [TRYCREATE] otherwise) and,
+    # when it is another owner's, take insertions (RFC 4314 §4: i).
     try:
-        target = await s.store.mailboxes.get(s.user.id, cmd.mailbox)
+        target, place, _ = await open_mailbox(s, cmd.mailbox, "i")
     except NotFound:
         raise no("no such mailbox", "TRYCREATE") from None
     if not uids:
         return None
     op = s.store.messages.move if move else s.store.messages.copy
-    result = await op(view.mailbox.id, uids, s.user.id, cmd.mailbox)
+    # Into another owner's mailbox the copies count toward that owner's quota.
+    result = await op(view.mailbox.id, uids, place.owner_id, place.path)
     s.changed(target.id, *((view.mailbox.id,) if move else ()))
     return result
 
@@ -55,7 +58,7 @@ def _copyuid(result: CopyResult) -> CopyUid | None:
     )
 
 
-@command(Copy, SELECTED)
+@command(Copy, SELECTED, needs="r")
 async def copy(s: CommandContext, cmd: Copy) -> Done | None:
     """Copy messages; COPYUID in the tagged OK."""
     result = await _transfer(s, cmd, move=False)
@@ -64,7 +67,7 @@ async def copy(s: CommandContext, cmd: Copy) -> Done | None:
     return Done("COPY completed", _copyuid(result))
 
 
-@command(Move, SELECTED)
+@command(Move, SELECTED, needs="rte")
 async def move(s: CommandContext, cmd: Move) -> None:
     """RFC 6851 §4.3: ``* OK [COPYUID ...]``, then the EXPUNGEs, then the tagged OK."""
     result = await _transfer(s, cmd, move=True)

@@ -17,6 +17,16 @@ from .bodystructure import (
     MultiPart,
     SinglePart,
 )
+from .cmd_acl import (
+    AclData,
+    DeleteAcl,
+    GetAcl,
+    ListRights,
+    ListRightsData,
+    MyRights,
+    MyRightsData,
+    SetAcl,
+)
 from .cmd_any import (
     Authenticate,
     Capability,
@@ -36,16 +46,6 @@ from .cmd_any import (
 )
 from .cmd_append import Append, AppendMessage, Catenate, CatText, CatUrl
 from .cmd_base import Command
-from .cmd_acl import (
-    AclData,
-    DeleteAcl,
-    GetAcl,
-    ListRights,
-    ListRightsData,
-    MyRights,
-    MyRightsData,
-    SetAcl,
-)
 from .cmd_ext import (
     GetMetadata,
     GetQuota,
@@ -165,18 +165,11 @@ from .sequence import STAR, SequenceSet
 from .serializer import Response, serialize, serialize_chunks
 
 __all__ = [
-    "AclData",
-    "DeleteAcl",
-    "GetAcl",
-    "ListRights",
-    "ListRightsData",
-    "MyRights",
-    "MyRightsData",
-    "SetAcl",
     "COMMANDS",
     "MACROS",
     "NEED_DATA",
     "STAR",
+    "AclData",
     "Address",
     "Append",
     "AppendMessage",
@@ -209,6 +202,7 @@ __all__ = [
     "Create",
     "DateField",
     "Delete",
+    "DeleteAcl",
     "Disposition",
     "ESearchData",
     "Enable",
@@ -223,6 +217,7 @@ __all__ = [
     "FetchData",
     "FetchItem",
     "FlagsData",
+    "GetAcl",
     "GetMetadata",
     "GetQuota",
     "GetQuotaRoot",
@@ -235,6 +230,8 @@ __all__ = [
     "LineTooLong",
     "List",
     "ListData",
+    "ListRights",
+    "ListRightsData",
     "LiteralBody",
     "LiteralTooLarge",
     "Login",
@@ -248,6 +245,8 @@ __all__ = [
     "Modified",
     "Move",
     "MultiPart",
+    "MyRights",
+    "MyRightsData",
     "Namespace",
     "NamespaceData",
     "NamespaceDesc",
@@ -294,6 +293,7 @@ __all__ = [
     "Select",
     "Sentinel",
     "SequenceSet",
+    "SetAcl",
     "SetMetadata",
     "SetQuota",
     "SinglePart",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from .cmd_acl import DeleteAcl, GetAcl, ListRights, MyRights, SetAcl
 from .cmd_any import (
     Authenticate,
     Capability,
@@ -25,7 +26,6 @@ from .cmd_any import (
     Unselect,
 )
 from .cmd_append import Append
-from .cmd_acl import DeleteAcl, GetAcl, ListRights, MyRights, SetAcl
 from .cmd_base import Command
 from .cmd_ext import GetMetadata, GetQuota, Notify, SetMetadata, SetQuota
 from .cmd_mailbox import (

@@ -13,6 +13,7 @@ from .bodystructure import (
     MultiPart,
     SinglePart,
 )
+from .cmd_acl import AclData, ListRightsData, MyRightsData
 from .encode import Encoder, LiteralBody
 from .resp_fetch import FetchData
 from .responses import (
@@ -47,6 +48,7 @@ Response = (
     | ListData | LsubData | StatusData | SearchData | SortData | ESearchData | FlagsData
     | ExistsData | RecentData | ExpungeData | VanishedData | FetchData | ThreadData | QuotaData
     | QuotaRootData | MetadataData | MetadataChanged | NamespaceData | IdData
+    | AclData | ListRightsData | MyRightsData
 )
 
 __all__ = [

@@ -101,7 +101,7 @@ class Acl:
 
     # -- the list ---------------------------------------------------------------------
 
-    async def set(self, mailbox_id: str, identifier: str, rights: str,
+    async def set_rights(self, mailbox_id: str, identifier: str, rights: str,
                   mode: str = "replace") -> int:
         """SETACL (RFC 4314 §3.1): ``mode`` "replace", "add" (``+rights``) or "remove"
         (``-rights``); an entry left empty is removed. Returns the change's modseq."""
