@@ -124,7 +124,7 @@ async def test_status_and_list_extended(imap_server: Any) -> None:
         lines = await r.command(b"n", b'LIST (SUBSCRIBED) "" "*" RETURN (CHILDREN)')
         assert all(b"\\Subscribed" in x for x in lines[:-1]), lines
         lines = await r.command(b"o", b"NAMESPACE")
-        assert lines[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+        assert lines[0] == b'* NAMESPACE (("" "/")) (("Other Users/" "/")) (("Shared/" "/"))\r\n'
         lines = await r.command(b"p", b"STATUS NoSuch (MESSAGES)")
         assert lines[-1].startswith(b"p NO [NONEXISTENT]"), lines
         await blocking(c.logout)

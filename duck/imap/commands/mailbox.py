@@ -30,6 +30,7 @@ from ..namespaces import (
     OTHER_USERS,
     SHARED,
     display,
+    in_other_namespace,
     locate,
     open_mailbox,
     parent_rights,
@@ -258,7 +259,10 @@ async def list_(s: CommandContext, cmd: List) -> None:
         attrs_: list[str] = []
         if mb is None:
             # RFC 5258 §3.4: \NonExistent implies \Noselect, which is not repeated.
-            attrs_ += ["\\NonExistent"] if cmd.extended else ["\\Noselect"]
+            # A namespace or user node of another owner's tree is no mailbox the
+            # user may know of, not a known absence: \Noselect (RFC 2342 §5).
+            other = in_other_namespace(path)
+            attrs_ += ["\\NonExistent"] if cmd.extended and not other else ["\\Noselect"]
         prefix = path + DELIMITER
         if mb is not None or not cmd.extended or "CHILDREN" in returns:
             has_children = any(p.startswith(prefix) for p in by_path)
