@@ -114,10 +114,18 @@ class Sender:
 
     async def _attempt(self, slots: trio.CapacityLimiter, message: OutboundMessage) -> None:
         try:
-            # Not cancellable: smtplib's timeouts bound it (RelaySettings).
-            attempt = await trio.to_thread.run_sync(
-                smtp.send, self.relay, message.sender, list(message.recipients),
-                message.message)
+            try:
+                # Not cancellable: smtplib's timeouts bound it (RelaySettings).
+                attempt = await trio.to_thread.run_sync(
+                    smtp.send, self.relay, message.sender, list(message.recipients),
+                    message.message)
+            except Exception as exc:
+                # A bug, not the relay: still a deferral, so that the message is
+                # retried with backoff and given up at max_age, not claimed anew
+                # every lease forever.
+                log.exception("outbound: sending %s failed", message.id)
+                attempt = smtp.Attempt(deferred=message.recipients,
+                                       error=f"{type(exc).__name__}: {exc}"[:500])
             delay = backoff(message.attempts, self.retry_base, self.retry_cap)
             outcome = Outcome(sent=attempt.sent, refused=attempt.refused,
                               deferred=attempt.deferred, error=attempt.error, delay=delay)

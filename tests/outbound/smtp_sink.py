@@ -28,6 +28,8 @@ class Received:
     data: bytes
     tls: bool
     user: str | None
+    #: The MAIL command's parameters (BODY=8BITMIME, SMTPUTF8, ...).
+    options: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -88,6 +90,7 @@ class _Session:
         self.user: str | None = None
         self.sender: str | None = None
         self.rcpts: list[str] = []
+        self.options: tuple[str, ...] = ()
 
     async def send(self, line: str) -> None:
         await self.stream.send_all(line.encode() + b"\r\n")
@@ -138,7 +141,9 @@ class _Session:
                 if self.sink.auth is not None and self.user is None:
                     await self.send("530 5.7.0 authentication required")
                     continue
-                self.sender = arg[5:].split(">", 1)[0].lstrip("<")
+                path, _, params = arg[5:].partition(">")
+                self.sender = path.lstrip("<")
+                self.options = tuple(params.split())
                 self.rcpts = []
                 await self.send("250 ok")
             elif verb == "RCPT":
@@ -208,7 +213,8 @@ class _Session:
         else:
             assert self.sender is not None
             self.sink.received.append(
-                Received(self.sender, tuple(self.rcpts), data, self.tls, self.user))
+                Received(self.sender, tuple(self.rcpts), data, self.tls, self.user,
+                         self.options))
             self.sink.arrived.set()
             await self.send("250 2.0.0 queued")
         self.sender, self.rcpts = None, []
