@@ -20,6 +20,8 @@ from .engine.database import Database
 from .engine.ids import parse_id
 from .errors import AlreadyExists, InvalidInput, NotFound
 from .mail import acl, metadata
+
+from .mail.archive import Archive
 from .mail.mailboxes import Mailboxes, normalize_path
 from .push import journal
 from .sieve import scripts as sieve_scripts
@@ -33,9 +35,11 @@ MAX_ADDRESSES = 1000
 class Admin:
     """Administrative writes on users (``store.admin``)."""
 
-    def __init__(self, database: Database, mailboxes: Mailboxes) -> None:
+    def __init__(self, database: Database, mailboxes: Mailboxes,
+                 archive: Archive | None = None) -> None:
         self._database = database
         self._mailboxes = mailboxes
+        self._archive = archive
 
     @property
     def _users(self) -> Any:
@@ -154,8 +158,8 @@ class Admin:
 
         Addresses go first so that nothing more is delivered; each mailbox is then
         deleted (journaled, so push subscribers see ``mailbox.deleted``) and its
-        messages purged; the user document goes last, so a crash half-way leaves a
-        user that a second delete finishes.
+        messages purged (not archived), then the user's archive; the user document
+        goes last, so a crash half-way leaves a user that a second delete finishes.
         """
         user = parse_id(user_id)
         await self._database.run(self._delete_sync, user)
@@ -186,5 +190,7 @@ class Admin:
 
             if self._database.in_transaction(body):
                 self._mailboxes.purge_sync(doc["_id"])
+        if self._archive is not None:
+            self._archive.purge_user_sync(user)
         self._users.delete_one({"_id": user})
         log.info("user %s deleted", user)

@@ -222,11 +222,44 @@ class Ingested:
         return [s.sha256 for s in self.segments if s.sha256 is not None]
 
 
+@attrs.frozen
+class ArchivedMessage:
+    """A deleted message kept in the archive (mail/archive.py): where it was, with
+    the flags a restore gives it back."""
+
+    id: str
+    user_id: str
+    #: The mailbox it was deleted from (which may be gone) and its path then.
+    mailbox_id: str
+    path: str
+    uid: int
+    flags: tuple[str, ...]
+    size: int
+    internal_date: dt.datetime
+    archived: dt.datetime
+    subject: str | None
+    #: The first From: address, ``mailbox@host``.
+    sender: str | None
+    emailid: str | None
+
+
+@attrs.frozen
+class Restored:
+    """An archived message put back: its archive id and where it is now."""
+
+    archive_id: str
+    mailbox_id: str
+    path: str
+    uid_validity: int
+    uid: int
+
+
 __all__ = [
     "FETCH_FIELDS",
     "SPECIAL_USES",
     "SYSTEM_FLAGS",
     "AppendResult",
+    "ArchivedMessage",
     "CopyResult",
     "Delivered",
     "DeliveryTarget",
@@ -239,6 +272,7 @@ __all__ = [
     "Mailbox",
     "MessageRecord",
     "MessageSummary",
+    "Restored",
     "Segment",
     "StoreFlagsResult",
 ]

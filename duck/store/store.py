@@ -7,15 +7,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import trio
+from bson import ObjectId
+
 from . import doctor as checkup
 from .accounts import quota
 from .accounts.users import Users
 from .admin import Admin
-from .engine import schema
-from .engine.bodies import Bodies, SweepReport
+from .engine import clock, schema
+from .engine.bodies import SWEEP_GRACE, Bodies, SweepReport
 from .engine.database import Database
 from .index import digest
 from .mail.acl import Acl
+from .mail.archive import Archive
 from .mail.leases import Leases
 from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
@@ -37,10 +41,12 @@ class Store:
         self.users = Users(database)
         self.bodies = Bodies(database)
         self.mailboxes = Mailboxes(database)
-        self.messages = Messages(database, self.bodies)
+        #: Deleted messages, kept ``archive.days`` (mail/archive.py).
+        self.archive = Archive(database, self.bodies)
+        self.messages = Messages(database, self.bodies, archive=self.archive)
         self.journal = Journal(database)
         self.events = ChangeFeed(database)
-        self.admin = Admin(database, self.mailboxes)
+        self.admin = Admin(database, self.mailboxes, self.archive)
         self.webhooks = Webhooks(database)
         self.leases = Leases(database)
         self.metadata = Metadata(database)
@@ -50,6 +56,7 @@ class Store:
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync
+        self.mailboxes.archive = self.archive
 
     @classmethod
     async def open(cls, uri: str, name: str = "duck", *, prepare: bool = True) -> Store:
@@ -96,11 +103,30 @@ class Store:
         """(bytes used, quota in bytes) of a user."""
         return await quota.quota(self.database, user_id)
 
+    def set_archive_days(self, days: int) -> None:
+        """Keep deleted messages ``days`` in the archive (0: delete them at once)."""
+        if not isinstance(days, int) or days < 0:
+            raise ValueError("archive days must be a non-negative integer")
+        self.archive.days = days
+
     async def sweep(self, grace: dt.timedelta | None = None) -> SweepReport:
-        """Garbage-collect bodies: repair leaked references, free unreferenced ones."""
-        if grace is None:
-            return await self.database.run(self.bodies.sweep)
-        return await self.database.run(self.bodies.sweep, grace)
+        """Garbage-collect bodies: repair leaked references, free unreferenced ones.
+
+        A page of bodies (then of GridFS files) per worker-thread call, with a
+        checkpoint between pages: a sweep of many bodies never holds a thread long.
+        """
+        report = SweepReport()
+        cutoff = clock.now() - (SWEEP_GRACE if grace is None else grace)
+        after: str | None = ""
+        while after is not None:
+            after = await self.database.run(self.bodies.sweep_bodies, report, cutoff, after)
+            await trio.lowlevel.checkpoint()
+        after_file: ObjectId | None = ObjectId("0" * 24)
+        while after_file is not None:
+            after_file = await self.database.run(self.bodies.sweep_files, report, cutoff,
+                                                 after_file)
+            await trio.lowlevel.checkpoint()
+        return report
 
     async def doctor(self, *, fix: bool = False,
                      grace: dt.timedelta | None = None) -> checkup.DoctorReport:

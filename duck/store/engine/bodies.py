@@ -26,7 +26,6 @@ import datetime as dt
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -63,10 +62,14 @@ schema.register(
     [schema.IndexModel([("filename", schema.ASCENDING), ("uploadDate", schema.ASCENDING)],
                        name="filename_1_uploadDate_1")],
 )
-schema.register(
-    schema.MESSAGES,
-    [schema.IndexModel([("bodies", schema.ASCENDING)], name="bodies")],
-)
+#: The collections whose documents hold body references (``bodies``: hashes): the
+#: messages, and the archive of deleted ones (mail/archive.py).
+REFERRERS = (schema.MESSAGES, schema.ARCHIVE)
+for _referrer in REFERRERS:
+    schema.register(
+        _referrer, [schema.IndexModel([("bodies", schema.ASCENDING)], name="bodies")])
+#: Bodies one sweep step looks at (one count query per referring collection).
+SWEEP_PAGE = 200
 
 
 @attrs.define
@@ -244,16 +247,66 @@ class Bodies:
         return out
 
     def sweep(self, grace: dt.timedelta = SWEEP_GRACE) -> SweepReport:
-        """Repair reference counts and free what nothing references (blocking).
+        """Repair reference counts and free what nothing references (blocking; the
+        whole sweep: ``sweep_bodies`` and ``sweep_files`` a page at a time).
 
         Only bodies and files untouched for ``grace`` are considered, so in-flight
         ingests and deliveries (which touch what they reference) are never raced.
         """
         report = SweepReport()
         cutoff = now() - grace
-        messages = self._database.collection(schema.MESSAGES)
-        for doc in self._coll.find({"touched": {"$lte": cutoff}}):
-            actual = messages.count_documents({"bodies": doc["_id"]})
+        after: str | None = ""
+        while after is not None:
+            after = self.sweep_bodies(report, cutoff, after)
+        after_file: ObjectId | None = ObjectId("0" * 24)
+        while after_file is not None:
+            after_file = self.sweep_files(report, cutoff, after_file)
+        return report
+
+    def references(self, shas: list[str]) -> Counter[str]:
+        """How many documents reference each of ``shas`` (messages and archive).
+
+        A message moves between the two collections (archived, restored) without
+        changing its body's count, so both are counted in one snapshot (a read-only
+        transaction) where there are transactions: counted one after the other, a
+        move between the two reads could hide it from both. Without transactions the
+        messages are counted before and after the archive and the larger count kept
+        (a single move then shows in one of the three reads).
+        """
+
+        def count(collection: str, session: Any = None) -> Counter[str]:
+            found: Counter[str] = Counter()
+            for row in self._database.collection(collection).aggregate([
+                {"$match": {"bodies": {"$in": shas}}},
+                {"$project": {"_id": 0, "bodies": 1}},
+                {"$unwind": "$bodies"},
+                {"$match": {"bodies": {"$in": shas}}},
+                {"$group": {"_id": "$bodies", "n": {"$sum": 1}}},
+            ], session=session):
+                found[row["_id"]] = int(row["n"])
+            return found
+
+        if self._database.transactions:
+            return self._database.in_transaction(
+                lambda session: sum((count(c, session) for c in REFERRERS), Counter()))
+        first = count(schema.MESSAGES)
+        archived = count(schema.ARCHIVE)
+        again = count(schema.MESSAGES)
+        return (first | again) + archived
+
+    def sweep_bodies(self, report: SweepReport, cutoff: dt.datetime,
+                     after: str = "") -> str | None:
+        """One page of the sweep's bodies (hash order, those above ``after``
+        untouched since ``cutoff``): recount their references, repair or free; the
+        hash to continue after (None: done). Blocking."""
+        docs = list(self._coll.find({"_id": {"$gt": after}}).sort("_id", 1)
+                    .limit(SWEEP_PAGE))
+        if not docs:
+            return None
+        old = [d for d in docs if _utc(d["touched"]) <= cutoff]
+        counted = self.references([d["_id"] for d in old]) if old else Counter()
+        for doc in old:
+            actual = counted[doc["_id"]]
             guard = {"_id": doc["_id"], "refs": doc["refs"], "touched": doc["touched"]}
             if actual == 0:
                 freed = self._free(doc, guard)
@@ -265,17 +318,27 @@ class Bodies:
                 # would be a bug, and is repaired the same way rather than freed.
                 result = self._coll.update_one(guard, {"$set": {"refs": actual}})
                 report.repaired_refs += result.modified_count
-        for batch in _batches(
-            self.files.find({"uploadDate": {"$lte": cutoff}}, {"_id": 1, "length": 1}), 500
-        ):
-            ids = [f["_id"] for f in batch]
-            known = {d["file"] for d in self._coll.find({"file": {"$in": ids}}, {"file": 1})}
-            for f in batch:
-                if f["_id"] not in known:
-                    self.delete_file(f["_id"])
-                    report.orphan_files += 1
-                    report.freed_bytes += int(f.get("length", 0))
-        return report
+        return str(docs[-1]["_id"]) if len(docs) == SWEEP_PAGE else None
+
+    def sweep_files(self, report: SweepReport, cutoff: dt.datetime,
+                    after: ObjectId) -> ObjectId | None:
+        """One page of the sweep's GridFS files: delete those no body names (uploads a
+        crash interrupted); the id to continue after (None: done). Blocking."""
+        batch = list(self.files.find({"_id": {"$gt": after}}, {"_id": 1, "length": 1,
+                                                              "uploadDate": 1})
+                     .sort("_id", 1).limit(SWEEP_PAGE))
+        if not batch:
+            return None
+        old = [f for f in batch if _utc(f["uploadDate"]) <= cutoff]
+        ids = [f["_id"] for f in old]
+        known = {d["file"] for d in self._coll.find({"file": {"$in": ids}}, {"file": 1})}
+        for f in old:
+            if f["_id"] not in known:
+                self.delete_file(f["_id"])
+                report.orphan_files += 1
+                report.freed_bytes += int(f.get("length", 0))
+        last: ObjectId = batch[-1]["_id"]
+        return last if len(batch) == SWEEP_PAGE else None
 
     def statistics(self) -> dict[str, int]:
         """Count and total size of stored bodies (blocking)."""
@@ -296,12 +359,6 @@ def _by_count(counts: Counter[str]) -> dict[int, list[str]]:
     return groups
 
 
-def _batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _utc(value: dt.datetime) -> dt.datetime:
+    # Clients made without tz_aware hand back naive UTC datetimes.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

@@ -25,6 +25,9 @@ JOURNAL = "journal"
 ATTACHMENTS = "attachments"  # GridFS bucket name
 #: One document per stored body: ``_id`` is its SHA-256, with a reference count.
 BODIES = "bodies"
+#: Expunged messages kept for a while (mail/archive.py): the message documents,
+#: moved, with the time they were archived.
+ARCHIVE = "archive"
 
 #: collection -> indexes. Unique indexes are guards as much as lookups: names are
 #: normalised in code (the Rust engine has no collation-based unique indexes).

@@ -18,7 +18,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo.errors
 from bson import ObjectId
@@ -33,6 +33,9 @@ from ..limits import MAX_MAILBOXES
 from ..models import SPECIAL_USES, Mailbox
 from ..push import journal
 from . import metadata
+
+if TYPE_CHECKING:  # (archive.py imports this module)
+    from .archive import Archive
 
 DELIMITER = "/"
 INBOX = "INBOX"
@@ -218,6 +221,8 @@ class Mailboxes:
         self._database = database
         #: Frees quota and body references of deleted messages (set by the Store).
         self.release: ReleaseHook | None = None
+        #: Where a deleted mailbox's messages are kept (set by the Store).
+        self.archive: Archive | None = None
 
     @property
     def _coll(self) -> Any:
@@ -370,8 +375,9 @@ class Mailboxes:
         Inferior names are kept (RFC 3501 §6.3.4 allows it; they then have no
         parent, which LIST can report as \\NonExistent). The mailbox document goes
         first so that nothing more is delivered into it; its messages are then
-        deleted in batches and released (a crash in between leaves orphans that
-        ``Messages.sweep`` removes).
+        moved to the archive (mail/archive.py) or deleted, in batches, and released
+        (a crash in between leaves orphans that the repair pass, store/maintenance.py,
+        finishes).
         """
         user = parse_id(user_id)
         key = normalize_path(path)
@@ -392,12 +398,24 @@ class Mailboxes:
             return oid
 
         oid = await self._run_tx(body, key)
-        await self._database.run(self.purge_sync, oid)
+        await self._database.run(self.purge_sync, oid, key)
 
-    def purge_sync(self, mailbox: ObjectId, batch: int = 1000) -> int:
-        """Delete every message of a (deleted) mailbox and release them (blocking)."""
+    def purge_sync(self, mailbox: ObjectId, path: str | None = None,
+                   batch: int = 1000) -> int:
+        """Delete every message of a (deleted) mailbox and release them (blocking).
+
+        With ``path`` (where the mailbox was) and the archive on, the messages are
+        moved to the archive instead, a transaction per batch, quota freed; with
+        None (a deleted user) they go for good.
+        """
         messages = self._database.collection(schema.MESSAGES)
         total = 0
+        archive = self.archive
+        while path is not None and archive is not None and archive.enabled:
+            moved = archive.archive_mailbox_sync(mailbox, path)
+            if moved == 0:
+                break
+            total += moved
         while True:
             docs = list(
                 messages.find({"mailbox": mailbox}, {"size": 1, "bodies": 1, "user": 1})

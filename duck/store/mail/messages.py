@@ -10,6 +10,7 @@ delete. The read side (view, FETCH, SEARCH, byte reads) is in fetch.py.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -49,6 +50,7 @@ from ..models import (
 )
 from ..push import journal
 from . import documents
+from .archive import Archive
 from .flags import (
     claim_recent_sync,
     flag_fields,
@@ -92,9 +94,12 @@ class Messages:
     """Message operations of the store (``store.messages``)."""
 
     def __init__(self, database: Database, bodies: Bodies, *,
-                 max_size: int = DEFAULT_MAX_SIZE, cache: RecordCache | None = None) -> None:
+                 max_size: int = DEFAULT_MAX_SIZE, cache: RecordCache | None = None,
+                 archive: Archive | None = None) -> None:
         self._database = database
         self._bodies = bodies
+        #: Where EXPUNGE keeps what it removes (mail/archive.py; off when None or 0 days).
+        self.archive = archive
         self.max_size = max_size
         #: Per mailbox, a UID the \\Recent mark is known to have reached, and the
         #: claims in progress (``claim_recent``).
@@ -567,7 +572,9 @@ class Messages:
                                             {"uid": {"$in": wanted}}, True)
 
     def _expunge_sync(self, mailbox: ObjectId, query: dict[str, Any],
-                      expected: bool = False) -> list[tuple[int, int]]:
+                      expected: bool = False, *, keep: bool = True) -> list[tuple[int, int]]:
+        """Remove the messages matching ``query``; ``keep``: into the archive when it
+        is on (a deletion; not the originals of a MOVE or the undo of a COPY)."""
         # Most EXPUNGEs find nothing to remove: one indexed read outside a
         # transaction says so (a transaction would add its commit). What it finds
         # is read again inside the transaction below.
@@ -578,7 +585,7 @@ class Messages:
         limit = BATCH_MESSAGES
         while True:
             try:
-                docs = self._expunge_batch(mailbox, query, limit)
+                docs = self._expunge_batch(mailbox, query, limit, keep=keep)
             except pymongo.errors.OperationFailure as exc:
                 if not _too_large(exc) or limit == 1:
                     raise
@@ -589,24 +596,32 @@ class Messages:
                 return expunged
 
     def _expunge_batch(
-        self, mailbox: ObjectId, query: dict[str, Any], limit: int
+        self, mailbox: ObjectId, query: dict[str, Any], limit: int, *, keep: bool = False
     ) -> list[dict[str, Any]]:
+        archive = self.archive if keep and self.archive is not None and \
+            self.archive.enabled else None
+        # Archiving reads the whole documents (the engine reads them whole anyway to
+        # project a few fields; what costs more is their bytes in the reply).
+        projection = None if archive is not None else {
+            "uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}
+
         def body(session: Any) -> list[dict[str, Any]]:
             docs = list(self._messages.find(
-                {"mailbox": mailbox, **query},
-                {"uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}, session=session,
+                {"mailbox": mailbox, **query}, projection, session=session,
             ).sort("uid", 1).limit(limit))
             if not docs:
                 return []
-            _, first, _ = allocate(
+            _, first, box = allocate(
                 self._database, mailbox, modseqs=len(docs), count=-len(docs),
                 unseen=-sum(1 for d in docs if not d.get("seen")),
                 size=-sum(d["size"] for d in docs), session=session,
             )
+            # Messages, digest entries, journal, quota and the archive: one round trip.
+            batch = WriteBatch(self._database)
+            if archive is not None:
+                archive.move_ops(batch, docs, str(box["path"]))
             for i, d in enumerate(docs):
                 d["modseq"] = first + i  # the removal's, reported to the caller
-            # Messages, digest entries, journal and quota: one round trip.
-            batch = WriteBatch(self._database)
             batch.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
             batch.extend(digest.remove_ops(mailbox, [d["uid"] for d in docs],
                                            batch.namespace(digest.COLLECTION)))
@@ -620,7 +635,9 @@ class Messages:
             return docs
 
         docs: list[dict[str, Any]] = self._database.in_transaction(body)
-        self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
+        if archive is None:
+            # (An archived message keeps its references until it is purged.)
+            self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
         return docs
 
     def _release_quota(self, docs: list[dict[str, Any]], session: Any = None) -> None:
@@ -656,9 +673,9 @@ class Messages:
         moved = [s for s, _ in result.uids]
         if moved:
             async with self._writing(src_mailbox_id):
-                await self._database.run(
+                await self._database.run(functools.partial(
                     self._expunge_sync, parse_id(src_mailbox_id), {"uid": {"$in": moved}},
-                    True)
+                    True, keep=False))
         return result
 
     def _copy_sync(self, src: ObjectId, uids: list[int], user: ObjectId,
@@ -679,7 +696,7 @@ class Messages:
                 done += [d for _, d in copied]
         except BaseException:
             if done:
-                self._expunge_sync(dst["_id"], {"uid": {"$in": done}})
+                self._expunge_sync(dst["_id"], {"uid": {"$in": done}}, keep=False)
             raise
         return CopyResult(int(dst["uidv"]), pairs)
 

@@ -1,0 +1,286 @@
+"""The archive of deleted messages: kept ``days`` after EXPUNGE or mailbox DELETE,
+then purged; listed and restored through the API (issue 18).
+
+Layout: an archived message is its message document *moved* to the ``archive``
+collection (a new ``_id``, ordered by archive time; ``msg`` keeps the old one), with
+``archived`` (when) and ``path`` (the mailbox it was in). The move is two writes of
+the expunge's own WriteBatch (delete from ``messages``, insert here), so archiving
+adds no round trip to EXPUNGE; the message collection and its indexes never see
+archived messages, so no query of the protocols (view, FETCH, SEARCH, POP3, the
+digest, quota) has to exclude them. Marking the message in place instead would
+have meant a field in every one of the ``messages`` indexes (a filter with a field
+outside an index is a collection scan on the embedded engine) and a changed
+``mailbox`` under the unique (mailbox, uid) index, which the Rust engine keeps stale
+(docs/architecture.md).
+
+Bodies: an archived message keeps its GridFS references (``bodies``), so nothing
+moves in ``bodies`` on archive or restore; the purge drops them after the delete
+(the ordering rule of engine/bodies.py), and the body sweep counts the archive's
+references with the messages'.
+
+Counters and quota: the expunge moves them as it always did (an archived message
+counts toward nothing the user sees); a restore is a delivery of the archived
+document into the chosen mailbox (new UID and modseq, counters, quota, digest entry
+and journal entry) that deletes the archive document in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pymongo.errors
+from bson import ObjectId
+
+from ..accounts import quota
+from ..engine import clock, schema
+from ..engine.batch import WriteBatch
+from ..engine.bodies import Bodies
+from ..engine.database import Database
+from ..engine.ids import parse_id
+from ..errors import InvalidInput, NotFound
+from ..index import digest
+from ..models import ArchivedMessage, Restored
+from ..push import journal
+from .flags import flag_fields
+from .mailboxes import INBOX, allocate, normalize_path
+
+log = logging.getLogger(__name__)
+
+COLLECTION = schema.ARCHIVE
+#: Days an archived message is kept by default (the ``archive_days`` setting).
+DEFAULT_DAYS = 14
+#: Messages one restore or purge transaction handles (as EXPUNGE's batches).
+BATCH = 50
+#: Most messages one listing page returns.
+MAX_PAGE = 250
+
+schema.register(COLLECTION, [
+    # A user's listing, newest first, paged by ``_id`` (an ObjectId made at archive
+    # time); user deletion's purge.
+    schema.IndexModel([("user", schema.ASCENDING), ("_id", schema.DESCENDING)],
+                      name="user_id"),
+    # The background purge of what is older than ``days``.
+    schema.IndexModel([("archived", schema.ASCENDING)], name="archived"),
+])
+
+#: Fields of the message document that a restore sets anew.
+_RENEWED = ("_id", "mailbox", "uid", "modseq", "sdate", "archived", "path", "msg",
+            "flags", "kw", "seen", "deleted", "flagged")
+
+
+def archived_docs(docs: Iterable[dict[str, Any]], path: str, now: dt.datetime
+                  ) -> list[dict[str, Any]]:
+    """The archive documents of whole message documents being removed from the
+    mailbox at ``path``."""
+    return [{**d, "_id": ObjectId(), "msg": d["_id"], "archived": now, "path": path}
+            for d in docs]
+
+
+def _summary(doc: dict[str, Any]) -> ArchivedMessage:
+    env = doc.get("env") or {}
+    senders = env.get("from_") or []
+    sender = None
+    if senders and senders[0].get("mailbox") is not None:
+        a = senders[0]
+        mailbox = bytes(a["mailbox"]).decode("utf-8", "replace")
+        host = bytes(a["host"]).decode("utf-8", "replace") if a.get("host") else ""
+        sender = f"{mailbox}@{host}" if host else mailbox
+    return ArchivedMessage(
+        id=str(doc["_id"]), user_id=str(doc["user"]), mailbox_id=str(doc["mailbox"]),
+        path=str(doc.get("path", "")), uid=int(doc["uid"]),
+        flags=tuple(f for f in doc.get("flags", ()) if f.lower() != "\\deleted"),
+        size=int(doc["size"]), internal_date=doc["idate"], archived=doc["archived"],
+        subject=doc.get("subject"), sender=sender, emailid=doc.get("emailid"),
+    )
+
+
+class Archive:
+    """The archive of a store (``store.archive``)."""
+
+    def __init__(self, database: Database, bodies: Bodies, days: int = DEFAULT_DAYS) -> None:
+        self._database = database
+        self._bodies = bodies
+        #: Days archived messages are kept; 0: deleted messages are not archived.
+        self.days = days
+        #: The time purges compare with (tests move it forward instead of sleeping).
+        self.clock: Callable[[], dt.datetime] = clock.now
+
+    @property
+    def enabled(self) -> bool:
+        """Whether deleted messages are archived."""
+        return self.days > 0
+
+    @property
+    def _coll(self) -> Any:
+        return self._database.collection(COLLECTION)
+
+    # -- archiving (called from the expunge and mailbox DELETE paths) ------------------
+
+    def move_ops(self, batch: WriteBatch, docs: list[dict[str, Any]], path: str) -> None:
+        """Add the archive inserts of whole message documents to ``batch`` (whose
+        caller deletes them from ``messages`` in the same flush)."""
+        batch.insert(COLLECTION, archived_docs(docs, path, self.clock()))
+
+    def archive_mailbox_sync(self, mailbox: ObjectId, path: str, limit: int = BATCH) -> int:
+        """Move up to ``limit`` messages of a deleted mailbox to the archive, freeing
+        their quota, in one transaction; how many (0: none left). Blocking."""
+        messages = self._database.collection(schema.MESSAGES)
+
+        def body(session: Any) -> int:
+            docs = list(messages.find({"mailbox": mailbox}, session=session).limit(limit))
+            if not docs:
+                return 0
+            batch = WriteBatch(self._database)
+            self.move_ops(batch, docs, path)
+            batch.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
+            sizes: Counter[ObjectId] = Counter()
+            for d in docs:
+                sizes[d["user"]] += int(d["size"])
+            for user, size in sizes.items():
+                quota.release_in(batch, user, size)
+            batch.flush(session)
+            return len(docs)
+
+        return self._database.in_transaction(body)
+
+    # -- listing ------------------------------------------------------------------------
+
+    async def page(self, user_id: str, limit: int = 50, after: str | None = None
+                   ) -> tuple[list[ArchivedMessage], str | None]:
+        """A page of the user's archived messages, newest first; the id to pass as
+        ``after`` for the next page (None: this was the last)."""
+        user = parse_id(user_id)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
+        query: dict[str, Any] = {"user": user}
+        if after is not None:
+            query["_id"] = {"$lt": parse_id(after)}
+        projection = {"user": 1, "mailbox": 1, "path": 1, "uid": 1, "flags": 1, "size": 1,
+                      "idate": 1, "archived": 1, "subject": 1, "env.from_": 1, "emailid": 1}
+        docs = await self._database.run(
+            lambda: list(self._coll.find(query, projection).sort("_id", -1).limit(limit + 1)))
+        page = [_summary(d) for d in docs[:limit]]
+        return page, (page[-1].id if len(docs) > limit else None)
+
+    async def count(self, user_id: str) -> int:
+        """How many messages of the user are archived."""
+        user = parse_id(user_id)
+        return int(await self._database.run(self._coll.count_documents, {"user": user}))
+
+    # -- restoring ----------------------------------------------------------------------
+
+    async def restore(self, user_id: str, ids: Iterable[str] | None,
+                      mailbox_path: str | None = None) -> list[Restored]:
+        """Put archived messages back (``ids``; None: every one of the user's) into
+        the mailbox at ``mailbox_path``, or, when None, each into the mailbox it was
+        deleted from (INBOX if that is gone): new UIDs, the flags they had (but
+        \\Deleted, which is what removed them) and their INTERNALDATE, byte for byte
+        the same. NotFound for an id that is not the user's archived message;
+        OverQuota when they do not fit (what was restored before stays)."""
+        user = parse_id(user_id)
+        wanted = None if ids is None else [parse_id(i) for i in ids]
+        path = None if mailbox_path is None else normalize_path(mailbox_path)
+        return await self._database.run(self._restore_sync, user, wanted, path)
+
+    def _restore_sync(self, user: ObjectId, wanted: list[ObjectId] | None,
+                      path: str | None) -> list[Restored]:
+        query: dict[str, Any] = {"user": user}
+        if wanted is not None:
+            query["_id"] = {"$in": wanted}
+        found = list(self._coll.find(query, {"path": 1}).sort("_id", 1))
+        if wanted is not None and len(found) != len(set(wanted)):
+            raise NotFound("no such archived message")
+        boxes = self._database.collection(schema.MAILBOXES)
+        groups: dict[str, list[ObjectId]] = {}
+        for doc in found:
+            groups.setdefault(path or str(doc.get("path") or INBOX), []).append(doc["_id"])
+        if path is None:
+            existing = {d["path"] for d in boxes.find(
+                {"user": user, "path": {"$in": list(groups)}}, {"path": 1})}
+            merged: dict[str, list[ObjectId]] = {}
+            for p, oids in groups.items():
+                merged.setdefault(p if p in existing else INBOX, []).extend(oids)
+            groups = merged
+        done: list[Restored] = []
+        for target, oids in groups.items():
+            box = boxes.find_one({"user": user, "path": target}, {"_id": 1})
+            if box is None:
+                raise NotFound(f"no such mailbox: {target}")
+            dst: ObjectId = box["_id"]
+            for i in range(0, len(oids), BATCH):
+                done += self._database.in_transaction(functools.partial(
+                    self._restore_in, user=user, mailbox=dst, oids=oids[i:i + BATCH]))
+        return done
+
+    def _restore_in(self, session: Any, user: ObjectId, mailbox: ObjectId,
+                    oids: list[ObjectId]) -> list[Restored]:
+        docs = list(self._coll.find({"_id": {"$in": oids}, "user": user}, session=session)
+                    .sort("_id", 1))
+        if not docs:
+            return []  # restored meanwhile by another request
+        fields = [flag_fields([f for f in d.get("flags", ()) if f.lower() != "\\deleted"])
+                  for d in docs]
+        total = sum(int(d["size"]) for d in docs)
+        if session is None:
+            quota.reserve(self._database, user, total)
+        first_uid, first_modseq, box = allocate(
+            self._database, mailbox, uids=len(docs), modseqs=len(docs), count=len(docs),
+            unseen=sum(1 for f in fields if not f["seen"]), size=total, session=session)
+        now = clock.now()
+        new = []
+        for i, (d, f) in enumerate(zip(docs, fields, strict=True)):
+            kept = {k: v for k, v in d.items() if k not in _RENEWED}
+            new.append({**kept, "_id": ObjectId(), "mailbox": mailbox, "uid": first_uid + i,
+                        "modseq": first_modseq + i, "sdate": now, **f})
+        batch = WriteBatch(self._database)
+        charged = None if session is None else quota.reserve_in(batch, user, total)
+        batch.insert(schema.MESSAGES, new)
+        batch.extend(digest.updates(mailbox, new, None, batch.namespace(digest.COLLECTION)))
+        batch.insert(schema.JOURNAL, [
+            journal.entry_doc(mailbox, n["modseq"], "exists", uid=n["uid"], flags=n["flags"])
+            for n in new])
+        batch.delete(COLLECTION, {"_id": {"$in": [d["_id"] for d in docs]}})
+        result = batch.flush(session)
+        if charged is not None:
+            quota.reserved(result, charged)
+        return [Restored(str(d["_id"]), str(mailbox), str(box["path"]), int(box["uidv"]),
+                         n["uid"]) for d, n in zip(docs, new, strict=True)]
+
+    # -- purging ------------------------------------------------------------------------
+
+    def purge_expired_sync(self, limit: int = BATCH) -> tuple[int, int]:
+        """Delete up to ``limit`` archived messages older than ``days`` and drop their
+        body references; (messages, body bytes freed). Blocking; call until it
+        returns fewer than ``limit``. With ``days`` 0 everything archived goes."""
+        cutoff = self.clock() - dt.timedelta(days=self.days)
+        docs = list(self._coll.find({"archived": {"$lte": cutoff}}, {"bodies": 1})
+                    .limit(limit))
+        return len(docs), self._purge(docs)
+
+    def purge_user_sync(self, user: ObjectId) -> int:
+        """Delete every archived message of a (deleted) user; how many. Blocking."""
+        total = 0
+        while True:
+            docs = list(self._coll.find({"user": user}, {"bodies": 1}).limit(BATCH * 20))
+            if not docs:
+                return total
+            self._purge(docs)
+            total += len(docs)
+
+    def _purge(self, docs: list[dict[str, Any]]) -> int:
+        if not docs:
+            return 0
+        # The delete first, the references after (a crash between leaves them too
+        # high, which the body sweep repairs; never too low).
+        self._coll.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        try:
+            return self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
+        except pymongo.errors.PyMongoError:
+            log.warning("archive purge: dropping body references failed; the sweep "
+                        "repairs them")
+            raise

@@ -1,0 +1,201 @@
+"""The archive of deleted messages (issue 18): EXPUNGE and mailbox DELETE keep
+messages with their bodies; restore brings them back exactly; the purge after
+``archive_days`` frees their bodies; user deletion purges them; 0 days turns it off."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import pytest
+from store_samples import multipart_message, simple_message
+
+from duck.store import NotFound, OverQuota, Store, User, metrics, query
+
+pytestmark = pytest.mark.store
+
+ATTACHMENT = os.urandom(100_000).hex().encode()  # above the inline threshold
+
+
+async def _count(store: Store, collection: str, filter_: dict[str, Any] | None = None) -> int:
+    coll = store.database.collection(collection)
+    return int(await store.database.run(coll.count_documents, filter_ or {}))
+
+
+async def _gridfs(store: Store) -> tuple[int, int, int]:
+    return (await _count(store, "bodies"), await _count(store, "attachments.files"),
+            await _count(store, "attachments.chunks"))
+
+
+async def _refs(store: Store) -> list[int]:
+    docs = await store.database.run(
+        lambda: list(store.database.collection("bodies").find({}, {"refs": 1})))
+    return [int(d["refs"]) for d in docs]
+
+
+async def _whole(store: Store, mailbox_id: str, uid: int) -> tuple[bytes, Any]:
+    (record,) = await store.messages.fetch(mailbox_id, [uid],
+                                           ["content", "size", "flags", "internal_date"])
+    return await store.messages.read(record), record
+
+
+async def test_expunge_archives_and_restore_is_exact(store: Store, user: User) -> None:
+    data = multipart_message(ATTACHMENT, subject="keep me")
+    idate = dt.datetime(2020, 5, 17, 8, 30, tzinfo=dt.UTC)
+    await store.messages.append(user.id, "INBOX", simple_message("other"))
+    await store.messages.append(user.id, "INBOX", data, ["\\Seen", "$Work"], idate)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    used = (await store.quota(user.id))[0]
+    await store.messages.store_flags(inbox.id, [2], "add", ["\\Deleted"])
+    assert await store.messages.expunge(inbox.id) == [2]
+
+    # Counted toward nothing the user sees: counters, quota, SEARCH, the view.
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    assert (inbox.message_count, inbox.size) == (1, len(simple_message("other")))
+    assert (await store.quota(user.id))[0] == used - len(data)
+    assert await store.messages.search(inbox.id, query.All()) == [1]
+    assert [m.uid for m in await store.messages.view(inbox.id)] == [1]
+    # The body is still referenced by the archived message.
+    assert await _refs(store) == [1]
+    assert (await store.sweep(grace=dt.timedelta(0))).freed_bodies == 0
+    assert await _refs(store) == [1]
+
+    items, more = await store.archive.page(user.id)
+    assert more is None and len(items) == 1
+    item = items[0]
+    assert (item.path, item.uid, item.size, item.subject) == ("INBOX", 2, len(data), "keep me")
+    assert item.flags == ("\\Seen", "$Work") and item.internal_date == idate
+    assert item.sender == "carol@example.com"
+
+    (done,) = await store.archive.restore(user.id, [item.id], "Archive")
+    box = await store.mailboxes.get(user.id, "Archive")
+    assert (done.mailbox_id, done.uid, done.path) == (box.id, 1, "Archive")
+    assert (box.message_count, box.unseen_count, box.size) == (1, 0, len(data))
+    raw, record = await _whole(store, box.id, 1)
+    assert raw == data
+    assert set(record.flags) == {"\\Seen", "$Work"} and record.internal_date == idate
+    assert (await store.quota(user.id))[0] == used
+    assert await store.archive.count(user.id) == 0
+    assert await store.messages.search(box.id, query.Flag("$Work")) == [1]
+    entries = await store.messages.changes_since(box.id, 1)
+    assert [(e.kind, e.uid) for e in entries] == [("exists", 1)]
+    with pytest.raises(NotFound):
+        await store.archive.restore(user.id, [item.id])
+
+
+async def test_archiving_adds_no_round_trip_to_expunge(store: Store, user: User) -> None:
+    """The archive insert rides in EXPUNGE's own WriteBatch: the same round trips
+    with the archive on as off."""
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    trips = {}
+    for days in (14, 0):
+        store.set_archive_days(days)
+        await store.messages.append(user.id, "INBOX", simple_message(f"d{days}"))
+        uid = (await store.mailboxes.get(user.id, "INBOX")).uid_next - 1
+        await store.messages.store_flags(inbox.id, [uid], "add", ["\\Deleted"])
+        metrics.reset()
+        with metrics.command_scope("EXPUNGE"):
+            assert await store.messages.expunge(inbox.id) == [uid]
+        trips[days] = metrics.statistics()["EXPUNGE"]["round_trips"]
+    assert trips[14] == trips[0], trips
+    assert await store.archive.count(user.id) == 1
+
+
+async def test_deleted_mailbox_is_archived_and_restorable(store: Store, user: User) -> None:
+    await store.mailboxes.create(user.id, "Projects")
+    for i in range(3):
+        await store.messages.append(user.id, "Projects", simple_message(f"p{i}"),
+                                    ["\\Flagged"] if i == 1 else [])
+    used = (await store.quota(user.id))[0]
+    await store.mailboxes.delete(user.id, "Projects")
+    assert (await store.quota(user.id))[0] == 0 < used
+    assert await _count(store, "messages") == 0
+    items, _ = await store.archive.page(user.id, limit=2)
+    assert len(items) == 2 and all(i.path == "Projects" for i in items)
+    # The mailbox is gone: restoring without a target puts them in INBOX.
+    restored = await store.archive.restore(user.id, None)
+    assert sorted(r.uid for r in restored) == [1, 2, 3] and {r.path for r in restored} == {
+        "INBOX"}
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    assert inbox.message_count == 3 and (await store.quota(user.id))[0] == used
+    flagged = await store.messages.search(inbox.id, query.Flag("\\Flagged"))
+    assert len(flagged) == 1
+
+
+async def test_restore_over_quota_is_refused(store: Store) -> None:
+    user = await store.users.create("bob@example.com", "pw", quota=1000)
+    await store.messages.append(user.id, "INBOX", simple_message("x", "a" * 600))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
+    await store.messages.append(user.id, "INBOX", simple_message("y", "b" * 600))
+    with pytest.raises(OverQuota):
+        await store.archive.restore(user.id, None, "INBOX")
+    assert await store.archive.count(user.id) == 1
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    assert inbox.message_count == 1
+
+
+async def test_purge_after_archive_days_frees_bodies(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
+    assert await _gridfs(store) == (1, 1, 1)
+    assert await store.database.run(store.archive.purge_expired_sync) == (0, 0)
+    # 13 days later nothing goes; 14 days later it does.
+    start = store.archive.clock()
+    store.archive.clock = lambda: start + dt.timedelta(days=13)
+    assert await store.database.run(store.archive.purge_expired_sync) == (0, 0)
+    store.archive.clock = lambda: start + dt.timedelta(days=14, seconds=1)
+    purged, freed = await store.database.run(store.archive.purge_expired_sync)
+    assert (purged, freed) == (1, len(ATTACHMENT))
+    assert await _gridfs(store) == (0, 0, 0)
+    assert await store.archive.count(user.id) == 0
+
+
+async def test_shared_body_survives_the_purge_of_one_copy(store: Store, user: User) -> None:
+    data = multipart_message(ATTACHMENT)
+    await store.messages.append(user.id, "INBOX", data)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.copy(inbox.id, [1], user.id, "Archive")
+    assert await _refs(store) == [2]
+    await store.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
+    store.set_archive_days(0)  # everything archived is now expired
+    assert (await store.database.run(store.archive.purge_expired_sync))[0] == 1
+    assert await _refs(store) == [1] and await _gridfs(store) == (1, 1, 1)
+    box = await store.mailboxes.get(user.id, "Archive")
+    assert (await _whole(store, box.id, 1))[0] == data
+
+
+async def test_user_deletion_purges_the_archive(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
+    await store.messages.append(user.id, "Drafts", simple_message())
+    await store.admin.delete_user(user.id)
+    assert await _count(store, "archive") == 0 and await _count(store, "messages") == 0
+    assert await _gridfs(store) == (0, 0, 0)
+
+
+async def test_zero_days_deletes_at_once(store: Store, user: User) -> None:
+    store.set_archive_days(0)
+    await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
+    assert await _gridfs(store) == (0, 0, 0)
+    await store.mailboxes.create(user.id, "Gone")
+    await store.messages.append(user.id, "Gone", simple_message())
+    await store.mailboxes.delete(user.id, "Gone")
+    assert await _count(store, "archive") == 0 and await _count(store, "messages") == 0
+
+
+async def test_move_is_not_archived(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", simple_message())
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.move(inbox.id, [1], user.id, "Archive")
+    assert await store.archive.count(user.id) == 0
