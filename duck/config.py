@@ -117,6 +117,12 @@ class Config:
     #: Longest seconds between looks at the queue (messages queued by other
     #: processes; this process's own wake its sender at once).
     outbound_poll_interval: float = 10.0
+    #: Days an expunged message (or one of a deleted mailbox) is kept in the archive,
+    #: restorable through the API, before the background purge; 0 deletes at once.
+    archive_days: int = 14
+    #: Seconds between background maintenance passes (archive purge, body sweep);
+    #: one process at a time runs them, under a lease.
+    maintenance_interval: float = 3600.0
 
     def validate(self) -> Config:
         """Check value ranges; raise ConfigError naming the bad key."""
@@ -152,6 +158,10 @@ class Config:
                 self.pop3_expire.isdigit() and len(self.pop3_expire) < 6):
             raise ConfigError(f"pop3_expire: must be NEVER or days, not {self.pop3_expire!r}")
         self._validate_outbound()
+        if not isinstance(self.archive_days, int) or not 0 <= self.archive_days <= 36500:
+            raise ConfigError(f"archive_days: must be 0 to 36500, not {self.archive_days!r}")
+        if not self.maintenance_interval >= 1:
+            raise ConfigError("maintenance_interval: must be at least 1 second")
         if self.api_token is None and not _loopback(self.api_host):
             raise ConfigError(
                 f"api_host: {self.api_host!r} is not a loopback address; set api_token "

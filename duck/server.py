@@ -122,6 +122,7 @@ class Server:
                     await root.start(keep_state, config.data_dir, ServerState(
                         os.getpid(), self.mongo_uri, config.database))
                 await self.store.set_journal_retention(config.journal_retention)
+                self.store.set_archive_days(config.archive_days)
                 self.api_state.store = self.store
                 components["database"] = True
                 # The services nursery ends only when all its tasks have (a task in a
@@ -132,6 +133,10 @@ class Server:
                     await services.start(self.notifier.run)
                     if config.smtp_relay:
                         await services.start(self._outbound)
+                    # Archive purge, body sweep and the start-up repair, in the
+                    # background under a lease (store/maintenance.py).
+                    await services.start(self.store.maintenance.run,
+                                         config.maintenance_interval)
                     try:
                         await self._serve(task_status)
                     finally:

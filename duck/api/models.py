@@ -424,6 +424,74 @@ class WebhookQuery:
     user: str | None = None
 
 
+# -- the archive of deleted messages -------------------------------------------------
+
+_HEX_ID = v.optional(v.matches_re(r"^[0-9a-f]{24}$"))
+
+
+@attrs.frozen
+class ArchiveQuery:
+    """Paging of the archive, newest first: pass a page's ``next`` as ``after``."""
+
+    limit: int = attrs.field(default=50, validator=v.and_(v.ge(1), v.le(MAX_PAGE)))
+    after: str | None = attrs.field(default=None, validator=_HEX_ID)
+
+
+@attrs.frozen
+class ArchivedItem:
+    """A deleted message kept in the archive: where it was, the flags a restore gives
+    it back (not \\Deleted), when it was archived."""
+
+    id: str
+    mailbox: str
+    path: str
+    uid: int
+    flags: list[str]
+    size: int
+    internal_date: str | None
+    archived: str | None
+    subject: str | None
+    from_: str | None
+    emailid: str | None
+
+
+@attrs.frozen
+class ArchiveList:
+    """A page of archived messages; ``next`` is the ``after`` of the next page."""
+
+    results: list[ArchivedItem]
+    total: int
+    next: str | None
+    success: bool = True
+
+
+@attrs.frozen
+class RestoreRequest:
+    """Where restored messages go: a mailbox id of the user; without one, each goes
+    back to the mailbox it was deleted from (INBOX when that is gone)."""
+
+    mailbox: str | None = attrs.field(default=None, validator=_HEX_ID)
+
+
+@attrs.frozen
+class RestoredItem:
+    """A restored message: its archive id and its new place."""
+
+    id: str
+    mailbox: str
+    path: str
+    uid_validity: int
+    uid: int
+
+
+@attrs.frozen
+class RestoreResult:
+    """What a restore put back."""
+
+    results: list[RestoredItem]
+    success: bool = True
+
+
 @attrs.frozen
 class Health:
     """Component states."""

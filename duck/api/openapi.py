@@ -19,7 +19,7 @@ from .routing import Endpoint
 
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", bool: "boolean",
                                float: "number"}
-_ID_PARAMS = {"user", "mailbox", "hook"}
+_ID_PARAMS = {"user", "mailbox", "hook", "archived"}
 _STATUS_TEXT = {
     400: "Invalid request (the field is named)", 401: "Missing or wrong access token",
     403: "Not a loopback client (no access token configured)", 404: "Unknown resource",

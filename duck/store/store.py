@@ -6,16 +6,16 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
-from bson import ObjectId
 
 from . import doctor as checkup
 from .accounts import quota
 from .accounts.users import Users
 from .admin import Admin
 from .engine import clock, schema
-from .engine.bodies import SWEEP_GRACE, Bodies, SweepReport
+from .engine.bodies import FIRST_FILE, SWEEP_GRACE, Bodies, SweepReport
 from .engine.database import Database
 from .index import digest
 from .mail.acl import Acl
@@ -25,6 +25,7 @@ from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
 from .mail.metadata import Metadata
 from .outbound.queue import Outbound
+from .maintenance import Maintenance
 from .push.events import ChangeFeed
 from .push.journal import Journal
 from .push.webhooks import Webhooks
@@ -53,6 +54,8 @@ class Store:
         self.sieve = SieveScripts(database)
         self.outbound = Outbound(database)
         self.acl = Acl(database)
+        #: Archive purge, body sweep, crash repair in the background (maintenance.py).
+        self.maintenance = Maintenance(self)
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync
@@ -121,7 +124,7 @@ class Store:
         while after is not None:
             after = await self.database.run(self.bodies.sweep_bodies, report, cutoff, after)
             await trio.lowlevel.checkpoint()
-        after_file: ObjectId | None = ObjectId("0" * 24)
+        after_file: Any = FIRST_FILE
         while after_file is not None:
             after_file = await self.database.run(self.bodies.sweep_files, report, cutoff,
                                                  after_file)

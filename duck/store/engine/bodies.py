@@ -70,6 +70,8 @@ for _referrer in REFERRERS:
         _referrer, [schema.IndexModel([("bodies", schema.ASCENDING)], name="bodies")])
 #: Bodies one sweep step looks at (one count query per referring collection).
 SWEEP_PAGE = 200
+#: Where a sweep of the GridFS files starts (below every ObjectId).
+FIRST_FILE = ObjectId("0" * 24)
 
 
 @attrs.define
@@ -258,7 +260,7 @@ class Bodies:
         after: str | None = ""
         while after is not None:
             after = self.sweep_bodies(report, cutoff, after)
-        after_file: ObjectId | None = ObjectId("0" * 24)
+        after_file: ObjectId | None = FIRST_FILE
         while after_file is not None:
             after_file = self.sweep_files(report, cutoff, after_file)
         return report

@@ -24,7 +24,9 @@ import pymongo.errors
 from bson import ObjectId
 from pymongo import ReturnDocument
 
+from ..accounts import quota
 from ..engine import schema
+from ..engine.batch import WriteBatch
 from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import AlreadyExists, InvalidInput, NotFound
@@ -209,8 +211,8 @@ def allocate(
     return int(doc["uid_next"]) - uids, int(doc["modseq"]) - modseqs + 1, doc
 
 
-#: Called after a mailbox's messages were deleted, with their documents
-#: (projection: size, bodies, user); the messages module frees quota and bodies.
+#: Called after a mailbox's messages were deleted (and their quota freed), with their
+#: documents (projection: size, bodies, user); the messages module frees the bodies.
 ReleaseHook = Callable[[list[dict[str, Any]]], None]
 
 
@@ -401,12 +403,14 @@ class Mailboxes:
         await self._database.run(self.purge_sync, oid, key)
 
     def purge_sync(self, mailbox: ObjectId, path: str | None = None,
-                   batch: int = 1000) -> int:
+                   batch: int = 100) -> int:
         """Delete every message of a (deleted) mailbox and release them (blocking).
 
         With ``path`` (where the mailbox was) and the archive on, the messages are
-        moved to the archive instead, a transaction per batch, quota freed; with
-        None (a deleted user) they go for good.
+        moved to the archive instead; with None (a deleted user) they go for good.
+        Either way a transaction per batch frees their quota with them (two purges
+        of one mailbox at once, a DELETE and the repair pass, conflict and retry
+        instead of freeing a message twice); body references are dropped after.
         """
         messages = self._database.collection(schema.MESSAGES)
         total = 0
@@ -416,16 +420,27 @@ class Mailboxes:
             if moved == 0:
                 break
             total += moved
+
+        def body(session: Any) -> list[dict[str, Any]]:
+            docs = list(messages.find({"mailbox": mailbox}, {"size": 1, "bodies": 1, "user": 1},
+                                      session=session).limit(batch))
+            if docs:
+                writes = WriteBatch(self._database)
+                writes.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
+                sizes: dict[ObjectId, int] = {}
+                for d in docs:
+                    sizes[d["user"]] = sizes.get(d["user"], 0) + int(d["size"])
+                for user, size in sizes.items():
+                    quota.release_in(writes, user, size)
+                writes.flush(session)
+            return docs
+
         while True:
-            docs = list(
-                messages.find({"mailbox": mailbox}, {"size": 1, "bodies": 1, "user": 1})
-                .limit(batch)
-            )
+            docs = self._database.in_transaction(body)
             if not docs:
                 digest.purge(self._database, mailbox)
                 metadata.purge_mailbox(self._database, mailbox)
                 return total
-            messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
             if self.release is not None:
                 self.release(docs)
             total += len(docs)

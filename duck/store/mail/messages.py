@@ -640,13 +640,9 @@ class Messages:
             self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
         return docs
 
-    def _release_quota(self, docs: list[dict[str, Any]], session: Any = None) -> None:
-        for user, size in _sizes_per_user(docs).items():
-            quota.release(self._database, user, size, session)
-
     def release_sync(self, docs: list[dict[str, Any]]) -> None:
-        """Free quota and bodies of deleted messages (mailbox DELETE; blocking)."""
-        self._release_quota(docs)
+        """Free the bodies of deleted messages (mailbox DELETE, whose transaction
+        freed their quota; blocking)."""
         self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
 
     # -- COPY / MOVE -----------------------------------------------------------------

@@ -1,0 +1,181 @@
+"""The crash-repair pass (issue 19): what the message documents say, made true of
+the counters kept beside them.
+
+Every write keeps mailbox counters (count, unseen, size, UIDNEXT, highest modseq)
+and quota usage in its own transaction, so they are off only after a bug, a write
+made on a server without transactions, or a hand edit. This pass recounts them
+from the messages and repairs what is off; it also finishes the purge of mailboxes
+whose messages a crash left behind (a DELETE's mailbox document goes first, its
+messages after). GridFS reference counts are the body sweep's (engine/bodies.py).
+
+Each step is one page (a bounded number of documents; blocking, for a worker
+thread): the caller (store/maintenance.py) pauses between pages so that serving
+goes on. A repair is made in a transaction that counts again and checks the
+document it fixes is unchanged since (the mailbox's modseq, the user's usage), so a
+delivery running beside the pass is never counted wrong: it either commits before
+the snapshot, or conflicts and the transaction is retried.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import attrs
+from bson import ObjectId
+
+from ..engine import schema
+from ..engine.database import Database
+from .mailboxes import Mailboxes
+
+#: Mailboxes or users one page recounts (one aggregate over their messages).
+PAGE = 50
+
+
+@attrs.define
+class RepairReport:
+    """What a repair pass found off and fixed."""
+
+    mailboxes: int = 0
+    counters_fixed: int = 0
+    users: int = 0
+    quota_fixed: int = 0
+    orphan_mailboxes: int = 0
+    orphan_messages: int = 0
+
+
+def _mailbox_counts(db: Database, ids: list[ObjectId], session: Any = None
+                    ) -> dict[ObjectId, dict[str, int]]:
+    rows = db.collection(schema.MESSAGES).aggregate([
+        {"$match": {"mailbox": {"$in": ids}}},
+        {"$group": {"_id": "$mailbox", "count": {"$sum": 1},
+                    "unseen": {"$sum": {"$cond": [{"$eq": ["$seen", True]}, 0, 1]}},
+                    "size": {"$sum": "$size"}, "uid": {"$max": "$uid"},
+                    "modseq": {"$max": "$modseq"}}},
+    ], session=session)
+    return {r["_id"]: r for r in rows}
+
+
+def _off(box: dict[str, Any], counted: dict[str, int] | None) -> bool:
+    c = counted or {"count": 0, "unseen": 0, "size": 0, "uid": 0, "modseq": 0}
+    return (int(box.get("count", 0)) != c["count"] or int(box.get("unseen", 0)) != c["unseen"]
+            or int(box.get("size", 0)) != c["size"]
+            or int(box["uid_next"]) <= int(c["uid"] or 0)
+            or int(box["modseq"]) < int(c["modseq"] or 0))
+
+
+def counters_page(db: Database, report: RepairReport, after: ObjectId | None
+                  ) -> ObjectId | None:
+    """Recount the mailboxes after ``after`` (a page, in ``_id`` order) and repair
+    those off; the id to continue after (None: done)."""
+    boxes = db.collection(schema.MAILBOXES)
+    query = {} if after is None else {"_id": {"$gt": after}}
+    page = list(boxes.find(query, {"uid_next": 1, "modseq": 1, "count": 1, "unseen": 1,
+                                   "size": 1}).sort("_id", 1).limit(PAGE))
+    if not page:
+        return None
+    counted = _mailbox_counts(db, [b["_id"] for b in page])
+    for box in page:
+        report.mailboxes += 1
+        if _off(box, counted.get(box["_id"])):
+            report.counters_fixed += db.in_transaction(
+                functools.partial(_fix_mailbox, db, box["_id"]))
+    last: ObjectId = page[-1]["_id"]
+    return last if len(page) == PAGE else None
+
+
+def _fix_mailbox(db: Database, oid: ObjectId, session: Any) -> int:
+    box = db.collection(schema.MAILBOXES).find_one({"_id": oid}, session=session)
+    if box is None:
+        return 0  # deleted meanwhile
+    counted = _mailbox_counts(db, [oid], session).get(oid)
+    if not _off(box, counted):
+        return 0  # a write set it right meanwhile
+    c = counted or {"count": 0, "unseen": 0, "size": 0, "uid": 0, "modseq": 0}
+    # UIDNEXT and the modseq only ever move up: a UID or modseq once given out is
+    # never given again, even if its message is gone.
+    result = db.collection(schema.MAILBOXES).update_one(
+        {"_id": oid, "modseq": box["modseq"]},
+        {"$set": {"count": c["count"], "unseen": c["unseen"], "size": c["size"]},
+         "$max": {"uid_next": int(c["uid"] or 0) + 1, "modseq": int(c["modseq"] or 0)}},
+        session=session)
+    return result.modified_count
+
+
+def _usage(db: Database, ids: list[ObjectId], session: Any = None) -> dict[ObjectId, int]:
+    rows = db.collection(schema.MESSAGES).aggregate([
+        {"$match": {"user": {"$in": ids}}},
+        {"$group": {"_id": "$user", "size": {"$sum": "$size"}}},
+    ], session=session)
+    return {r["_id"]: int(r["size"]) for r in rows}
+
+
+def quota_page(db: Database, report: RepairReport, after: ObjectId | None
+               ) -> ObjectId | None:
+    """Recount the storage used by the users after ``after`` (a page) and repair
+    what is off; the id to continue after (None: done)."""
+    users = db.collection(schema.USERS)
+    query = {} if after is None else {"_id": {"$gt": after}}
+    page = list(users.find(query, {"storage_used": 1}).sort("_id", 1).limit(PAGE))
+    if not page:
+        return None
+    used = _usage(db, [u["_id"] for u in page])
+    for user in page:
+        report.users += 1
+        if int(user.get("storage_used", 0)) != used.get(user["_id"], 0):
+            report.quota_fixed += db.in_transaction(
+                functools.partial(_fix_quota, db, user["_id"]))
+    last: ObjectId = page[-1]["_id"]
+    return last if len(page) == PAGE else None
+
+
+def _fix_quota(db: Database, oid: ObjectId, session: Any) -> int:
+    users = db.collection(schema.USERS)
+    user = users.find_one({"_id": oid}, {"storage_used": 1}, session=session)
+    if user is None:
+        return 0
+    actual = _usage(db, [oid], session).get(oid, 0)
+    stored = int(user.get("storage_used", 0))
+    if stored == actual:
+        return 0
+    result = users.update_one({"_id": oid, "storage_used": user.get("storage_used")},
+                              {"$set": {"storage_used": actual}}, session=session)
+    return result.modified_count
+
+
+def orphans_page(db: Database, mailboxes: Mailboxes, report: RepairReport,
+                 after: ObjectId | None) -> ObjectId | None:
+    """Finish the purge of messages whose mailbox is gone (a crash during a mailbox
+    or user deletion), for the next ``PAGE`` mailbox ids that messages name after
+    ``after``; the id to continue after (None: done).
+
+    The ids are found by skipping along the (mailbox, uid) index, one indexed
+    query per mailbox that has messages. An orphan of a user who still exists is
+    archived (to be restored into INBOX), of a deleted user purged.
+    """
+    messages = db.collection(schema.MESSAGES)
+    ids: list[ObjectId] = []
+    users: dict[ObjectId, ObjectId] = {}
+    cursor = after
+    while len(ids) < PAGE:
+        query = {} if cursor is None else {"mailbox": {"$gt": cursor}}
+        doc = messages.find_one(query, {"mailbox": 1, "user": 1},
+                                sort=[("mailbox", 1), ("uid", 1)])
+        if doc is None:
+            break
+        cursor = doc["mailbox"]
+        ids.append(cursor)
+        users[cursor] = doc["user"]
+    if not ids:
+        return None
+    existing = {d["_id"] for d in db.collection(schema.MAILBOXES).find(
+        {"_id": {"$in": ids}}, {"_id": 1})}
+    gone = [oid for oid in ids if oid not in existing]
+    if gone:
+        alive = {d["_id"] for d in db.collection(schema.USERS).find(
+            {"_id": {"$in": [users[oid] for oid in gone]}}, {"_id": 1})}
+        for oid in gone:
+            report.orphan_mailboxes += 1
+            report.orphan_messages += mailboxes.purge_sync(
+                oid, "" if users[oid] in alive else None)
+    return ids[-1] if len(ids) == PAGE else None
