@@ -20,7 +20,6 @@ from .engine.database import Database
 from .engine.ids import parse_id
 from .errors import AlreadyExists, InvalidInput, NotFound
 from .mail import acl, metadata
-
 from .mail.archive import Archive
 from .mail.mailboxes import Mailboxes, normalize_path
 from .push import journal
