@@ -90,7 +90,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="duck-fetch-") as tmp:
         config = Config(
             data_dir=Path(tmp) / "data", imap_port=0, imaps_port=0, lmtp_port=0, api_port=0,
-            pop3_port=0, pop3s_port=0,
+            pop3_port=0, pop3s_port=0, managesieve_port=0,
             mongo_uri=args.mongo_uri, database=f"fetch_profile_{int(time.time())}",
             shutdown_grace=1.0, log_level="WARNING",
         )

@@ -169,7 +169,7 @@ def server_config(settings: Settings, data_dir: Path) -> Config:
         data_dir=data_dir,
         imap_port=0,
         imaps_port=0,
-        lmtp_port=0, pop3_port=0, pop3s_port=0,
+        lmtp_port=0, pop3_port=0, pop3s_port=0, managesieve_port=0,
         api_port=0,
         mongo_uri=settings.mongo_uri,
         database="bench_kept" if settings.keep else f"bench_{int(time.time())}",

@@ -46,7 +46,7 @@ def _rss_kb() -> int:
 async def _server(nursery: trio.Nursery, uri: str, data_dir: Path, max_size: int) -> Server:
     config = Config(
         data_dir=data_dir, imap_port=0, imaps_port=0, lmtp_port=0, api_port=0,
-        pop3_port=0, pop3s_port=0,
+        pop3_port=0, pop3s_port=0, managesieve_port=0,
         mongo_uri=uri, database="lmtpbench", max_message_size=max_size,
     )
     server: Server = await nursery.start(Server(config).run)

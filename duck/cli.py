@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--pop3s-port", type=int, help="implicit-TLS POP3 port (default 1995; 0 disables)"
     )
+    serve.add_argument(
+        "--managesieve-port", type=int,
+        help="ManageSieve port with STARTTLS (default 4190; 0 disables)",
+    )
+    serve.add_argument(
+        "--managesieves-port", type=int,
+        help="implicit-TLS ManageSieve port (default 0: disabled)",
+    )
     serve.add_argument("--api-port", type=int, help="HTTP API port (default 8080)")
     serve.add_argument(
         "--api-host", help="address of the HTTP API (default 127.0.0.1; others need a token)"
@@ -82,7 +90,7 @@ def _config(args: argparse.Namespace) -> Config:
         "data_dir", "mongo_uri", "database", "embedded_engine", "embedded_cache_size",
         "log_level", "host", "imap_port", "imaps_port", "lmtp_port", "api_port", "hostname",
         "api_host", "api_token", "lmtp_host", "workers", "pop3_port", "pop3s_port",
-        "smtp_relay", "smtp_relay_tls",
+        "smtp_relay", "smtp_relay_tls", "managesieve_port", "managesieves_port",
     ]
     overrides = {key: getattr(args, key, None) for key in keys}
     return load_config(args.config, overrides)

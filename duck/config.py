@@ -34,6 +34,10 @@ class Config:
     #: POP3 with STLS, and POP3 over implicit TLS; 0 disables either.
     pop3_port: int = 1110
     pop3s_port: int = 1995
+    #: ManageSieve (RFC 5804) with STARTTLS (4190, its IANA port), and over
+    #: implicit TLS (no IANA port: off unless set); 0 disables either.
+    managesieve_port: int = 4190
+    managesieves_port: int = 0
     lmtp_host: str = "127.0.0.1"
     api_port: int = 8080
     api_host: str = "127.0.0.1"
@@ -127,7 +131,7 @@ class Config:
     def validate(self) -> Config:
         """Check value ranges; raise ConfigError naming the bad key."""
         for key in ("imap_port", "imaps_port", "lmtp_port", "api_port", "pop3_port",
-                    "pop3s_port"):
+                    "pop3s_port", "managesieve_port", "managesieves_port"):
             value = getattr(self, key)
             if not isinstance(value, int) or not 0 <= value <= 65535:
                 raise ConfigError(f"{key}: not a port number: {value!r}")

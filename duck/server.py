@@ -36,6 +36,8 @@ from .imap.server import serve_imap
 from .imap.session import ServerContext
 from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
 from .lmtp.store_backend import StoreBackend
+from .managesieve.server import ManageSieveConfig, ManageSieveContext, serve_managesieve
+from .managesieve.store_backend import StoreBackend as ManageSieveStoreBackend
 from .net import inherit_listeners, inherited_fds, open_listeners
 from .outbound.sender import Sender
 from .outbound.smtp import RelaySettings, parse_relay
@@ -91,6 +93,7 @@ class Server:
     _imap_context: ServerContext | None = None
     #: Shared by the POP3 listeners.
     _pop3_context: Pop3Context | None = None
+    _managesieve_context: ManageSieveContext | None = None
     #: Failed logins over IMAP and POP3 alike slow both down.
     _throttle: LoginThrottle = attrs.Factory(LoginThrottle)
 
@@ -108,7 +111,8 @@ class Server:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         components = self.api_state.components
         optional = {"imaps": config.imaps_port, "pop3": config.pop3_port,
-                    "pop3s": config.pop3s_port}
+                    "pop3s": config.pop3s_port, "managesieve": config.managesieve_port,
+                    "managesieves": config.managesieves_port}
         for name in ("database", "imap", "lmtp", "api", *(k for k, v in optional.items() if v)):
             components[name] = False
         async with trio.open_nursery() as root:
@@ -170,6 +174,12 @@ class Server:
                                             ("pop3s", config.pop3s_port, self.ssl_context)):
                         if port:
                             self.ports[name] = await nursery.start(self._pop3, port, tls)
+                            components[name] = True
+                    for name, port, tls in (
+                            ("managesieve", config.managesieve_port, None),
+                            ("managesieves", config.managesieves_port, self.ssl_context)):
+                        if port:
+                            self.ports[name] = await nursery.start(self._managesieve, port, tls)
                             components[name] = True
                     self.ports["lmtp"] = await nursery.start(self._lmtp)
                     components["lmtp"] = True
@@ -241,6 +251,24 @@ class Server:
             )
         await serve_pop3(
             self._pop3_context, config.host, port, implicit_tls=context is not None,
+            task_status=task_status,
+        )
+
+    async def _managesieve(
+        self, port: int, context: ssl.SSLContext | None, *, task_status: trio.TaskStatus[int]
+    ) -> None:
+        assert self.store is not None
+        config = self.config
+        if self._managesieve_context is None:
+            self._managesieve_context = ManageSieveContext(
+                backend=ManageSieveStoreBackend(self.store),
+                config=ManageSieveConfig(hostname=config.hostname,
+                                         allow_plaintext_auth=config.allow_plaintext_auth),
+                shutdown=self.shutdown, ssl_context=self.ssl_context, throttle=self._throttle,
+                per_ip=ConnectionCounter(config.imap_max_connections_per_ip),
+            )
+        await serve_managesieve(
+            self._managesieve_context, config.host, port, implicit_tls=context is not None,
             task_status=task_status,
         )
 

@@ -182,6 +182,10 @@ class WorkerPool:
             services.append(("pop3", config.host, config.pop3_port))
         if config.pop3s_port:
             services.append(("pop3s", config.host, config.pop3s_port))
+        if config.managesieve_port:
+            services.append(("managesieve", config.host, config.managesieve_port))
+        if config.managesieves_port:
+            services.append(("managesieves", config.host, config.managesieves_port))
         services += [("lmtp", config.lmtp_host, config.lmtp_port),
                      ("api", config.api_host, config.api_port)]
         return services

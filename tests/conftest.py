@@ -69,7 +69,7 @@ async def duck_server(
         data_dir=tmp_path / "data",
         imap_port=0,
         imaps_port=0,
-        lmtp_port=0, pop3_port=0, pop3s_port=0,
+        lmtp_port=0, pop3_port=0, pop3s_port=0, managesieve_port=0,
         api_port=0,
         mongo_uri=mongo_uri,
         database=db_name,

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DUCK = ROOT / "duck"
 
 
-@pytest.mark.parametrize("module", ["duck.imap.grammar", "duck.mime", "duck.sieve"])
+@pytest.mark.parametrize("module", ["duck.imap.grammar", "duck.mime", "duck.sieve",
+                                    "duck.managesieve.protocol"])
 def test_bottom_layers_import_no_io(module: str) -> None:
     code = (
         f"import sys, {module}\n"

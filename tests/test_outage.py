@@ -58,7 +58,7 @@ async def _scenario(tmp_path: Path, uri: str, database: BlockingEmbeddedDatabase
     fast_uri += "&connectTimeoutMS=1500"
     config = Config(
         data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0, api_port=0,
-        pop3_port=0, pop3s_port=0,
+        pop3_port=0, pop3s_port=0, managesieve_port=0,
         mongo_uri=fast_uri, database="outage", shutdown_grace=1.0,
         smtp_relay=f"127.0.0.1:{_free_port()}", smtp_relay_tls="none",
         outbound_retry_base=0.5, outbound_poll_interval=0.5,

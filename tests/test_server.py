@@ -112,7 +112,7 @@ def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
         "--imap-port", "0", "--imaps-port", "0", "--lmtp-port", "0", "--pop3-port", "0",
-        "--pop3s-port", "0", "--api-port", str(api),
+        "--pop3s-port", "0", "--managesieve-port", "0", "--api-port", str(api),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

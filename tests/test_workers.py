@@ -151,7 +151,7 @@ async def duck_workers(data_dir: Path, workers: int) -> AsyncIterator[Duck]:
     cmd = [sys.executable, "-m", "duck.cli", "serve", "--workers", str(workers),
            "--data-dir", str(data_dir), "--embedded-engine", ENGINE,
            "--imap-port", "0", "--imaps-port", str(_free_port()), "--lmtp-port", "0",
-           "--pop3-port", "0", "--pop3s-port", "0", "--api-port", "0"]
+           "--pop3-port", "0", "--pop3s-port", "0", "--managesieve-port", "0", "--api-port", "0"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DUCK_SHUTDOWN_GRACE": "3"}
     env.pop("DUCK_WORKERS", None)
     process = await trio.lowlevel.open_process(cmd, stderr=-1, env=env)
@@ -343,7 +343,7 @@ async def test_without_reuse_port_the_workers_share_the_parents_sockets(
     # Where SO_REUSEPORT does not balance, every worker accepts from one socket per
     # port that the parent keeps; it is closed when the parent stops.
     config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
-                    pop3_port=0, pop3s_port=0, api_port=0, mongo_uri=mongo_uri,
+                    pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0, mongo_uri=mongo_uri,
                     database=db_name, workers=2,
                     shutdown_grace=1.0)
     pool = WorkerPool(config, reuse_port=False)
@@ -374,7 +374,7 @@ async def test_a_worker_that_keeps_dying_stops_duck(
 ) -> None:
     monkeypatch.setattr(workers, "RESTART_BACKOFF", 0.01)
     config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
-                    pop3_port=0, pop3s_port=0, api_port=0, mongo_uri=mongo_uri,
+                    pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0, mongo_uri=mongo_uri,
                     database=db_name, workers=2)
     # A stand-in worker: takes its settings, says it is ready, and dies.
     pool = WorkerPool(config, worker_command=["/bin/sh", "-c", "read spec; echo ready; exit 3"])

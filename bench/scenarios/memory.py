@@ -71,7 +71,7 @@ async def _start_server(bench: Bench, data_dir: Path, database: str,
     })
     cmd = [sys.executable, "-c", _CHILD, "serve", "--data-dir", str(data_dir),
            "--imap-port", "0", "--lmtp-port", "0", "--api-port", "0",
-           "--pop3-port", "0", "--pop3s-port", "0"]
+           "--pop3-port", "0", "--pop3s-port", "0", "--managesieve-port", "0"]
     send, recv = trio.open_memory_channel[int](1)
 
     async def watch(task_status: trio.TaskStatus[trio.Process]) -> None:

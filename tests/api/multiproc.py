@@ -50,7 +50,7 @@ async def duck_process(mongo_uri: str, database: str, data_dir: Path,
     cmd = [sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
            "--mongo-uri", mongo_uri, "--database", database, "--imap-port", "0",
            "--imaps-port", "0", "--lmtp-port", "0", "--api-port", "0",
-           "--pop3-port", "0", "--pop3s-port", "0"]
+           "--pop3-port", "0", "--pop3s-port", "0", "--managesieve-port", "0"]
     environ = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     proc = await trio.lowlevel.open_process(cmd, stderr=-1, env=environ)
     ports: dict[str, int] = {}

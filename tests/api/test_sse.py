@@ -160,7 +160,7 @@ async def test_shutdown_ends_open_streams_at_once(mongo_uri: str, db_name: str,
     from duck.server import Server
 
     server = Server(Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0,
-                           lmtp_port=0, pop3_port=0, pop3s_port=0, api_port=0,
+                           lmtp_port=0, pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0,
                            mongo_uri=mongo_uri, database=db_name, shutdown_grace=60.0))
     ended = False
     # Bounded far below the 60 s grace: an open stream must not hold shutdown.

@@ -64,7 +64,7 @@ async def imap_server(
     """A running IMAP server (plain with STARTTLS, and implicit TLS) on its own
     database, with user alice (INBOX, Drafts, Sent, Trash, Junk, Archive)."""
     config = Config(data_dir=tmp_path / "data", imap_port=0, pop3_port=0, pop3s_port=0,
-                    mongo_uri=mongo_uri,
+                    managesieve_port=0, mongo_uri=mongo_uri,
                     database=db_name, shutdown_grace=2.0)
     config.data_dir.mkdir(parents=True)
     cert, key = ensure_self_signed(config.data_dir, config.hostname)

@@ -36,7 +36,7 @@ def _start(data_dir: Path, lmtp: int, api: int) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
         "--imap-port", "0", "--imaps-port", "0", "--lmtp-port", str(lmtp),
-        "--api-port", str(api), "--pop3-port", "0", "--pop3s-port", "0",
+        "--api-port", str(api), "--pop3-port", "0", "--pop3s-port", "0", "--managesieve-port", "0",
     ]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90

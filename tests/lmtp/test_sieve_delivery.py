@@ -43,7 +43,7 @@ async def relay(nursery: trio.Nursery) -> tuple[SmtpSink, int]:
 async def server(mongo_uri: str, db_name: str, tmp_path: Path, nursery: trio.Nursery,
                  relay: tuple[SmtpSink, int]) -> AsyncIterator[Server]:
     config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
-                    pop3_port=0, pop3s_port=0, api_port=0,
+                    pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0,
                     mongo_uri=mongo_uri, database=db_name, shutdown_grace=1.0,
                     smtp_relay=f"127.0.0.1:{relay[1]}", smtp_relay_tls="none").validate()
     server: Server = await nursery.start(Server(config).run)

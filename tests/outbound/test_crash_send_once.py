@@ -47,7 +47,7 @@ def _start(data_dir: Path, uri: str, database: str, relay_port: int, api: int
         sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
         "--mongo-uri", uri, "--database", database,
         "--imap-port", "0", "--imaps-port", "0", "--lmtp-port", "0",
-        "--api-port", str(api), "--pop3-port", "0", "--pop3s-port", "0",
+        "--api-port", str(api), "--pop3-port", "0", "--pop3s-port", "0", "--managesieve-port", "0",
         "--smtp-relay", f"127.0.0.1:{relay_port}", "--smtp-relay-tls", "none",
     ]
     env = dict(os.environ, DUCK_OUTBOUND_RETRY_BASE="3", DUCK_OUTBOUND_POLL_INTERVAL="0.3",

@@ -72,7 +72,7 @@ async def test_serve_sends_the_queue_through_the_relay(
     sink = SmtpSink()
     port = await nursery.start(sink.serve)
     config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
-                    pop3_port=0, pop3s_port=0, api_port=0, mongo_uri=mongo_uri,
+                    pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0, mongo_uri=mongo_uri,
                     database=db_name, shutdown_grace=1.0, smtp_relay=f"127.0.0.1:{port}",
                     smtp_relay_tls="none").validate()
     server: Server = await nursery.start(Server(config).run)

@@ -99,7 +99,7 @@ async def pop3_server(
     server.ports["pop3s"] = await nursery.start(
         functools.partial(serve_pop3, context, "127.0.0.1", 0, implicit_tls=True))
     imap_config = Config(data_dir=data_dir, imap_port=0, pop3_port=0, pop3s_port=0,
-                         mongo_uri=mongo_uri, database=db_name)
+                         managesieve_port=0, mongo_uri=mongo_uri, database=db_name)
     imap = ServerContext(store=store, config=imap_config, shutdown=shutdown,
                          notifier=notifier, ssl_context=tls)
     server.ports["imap"] = await nursery.start(serve_imap, imap, "127.0.0.1", 0)

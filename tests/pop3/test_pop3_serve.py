@@ -31,7 +31,7 @@ async def test_duck_serve_runs_pop3_and_pop3s(
 ) -> None:
     config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
                     api_port=0, pop3_port=_free_port(), pop3s_port=_free_port(),
-                    mongo_uri=mongo_uri, database=db_name, shutdown_grace=2.0)
+                    managesieve_port=0, mongo_uri=mongo_uri, database=db_name, shutdown_grace=2.0)
     server = Server(config)
     await nursery.start(server.run)
     assert server.store is not None

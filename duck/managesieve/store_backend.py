@@ -1,0 +1,129 @@
+"""ManageSieve's backend over duck's store: ``store.users`` for passwords (the
+same check IMAP and POP3 use) and ``store.sieve`` for scripts; scripts are
+checked with ``duck.sieve`` before they are stored."""
+
+from __future__ import annotations
+
+from .. import sieve
+from ..store import (
+    MAX_SCRIPT_SIZE,
+    MAX_SCRIPTS,
+    AlreadyExists,
+    AuthenticationFailed,
+    InvalidInput,
+    NotFound,
+    ScriptActive,
+    ScriptQuotaExceeded,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+from .backend import (
+    Account,
+    BackendError,
+    BadCredentials,
+    InvalidName,
+    InvalidScript,
+    Limits,
+    NoSuchScript,
+    QuotaExceeded,
+    ScriptExists,
+    ScriptIsActive,
+    Unavailable,
+)
+
+
+def _translate(exc: StoreError) -> BackendError:
+    if isinstance(exc, StoreUnavailable):
+        return Unavailable("the store is unavailable, try again later")
+    if isinstance(exc, ScriptQuotaExceeded):
+        return QuotaExceeded(str(exc), f"QUOTA/{exc.limit.upper()}")
+    if isinstance(exc, ScriptActive):
+        return ScriptIsActive(str(exc))
+    if isinstance(exc, NotFound):
+        return NoSuchScript(str(exc))
+    if isinstance(exc, AlreadyExists):
+        return ScriptExists(str(exc))
+    if isinstance(exc, InvalidInput):
+        return InvalidName(str(exc))
+    return BackendError(str(exc))
+
+
+class StoreBackend:
+    """``ManageSieveBackend`` over duck's store."""
+
+    def __init__(self, store: Store, *, max_redirects: int = sieve.Limits().max_redirects
+                 ) -> None:
+        self._store = store
+        self.limits = Limits(max_redirects, MAX_SCRIPTS, MAX_SCRIPT_SIZE)
+        self.extensions = " ".join(sorted(sieve.EXTENSIONS))
+
+    async def authenticate(self, username: str, password: str) -> Account:
+        """The store's password check."""
+        try:
+            user = await self._store.users.authenticate(username, password)
+        except AuthenticationFailed as exc:
+            raise BadCredentials("authentication failed") from exc
+        except StoreError as exc:
+            raise _translate(exc) from exc
+        return Account(user.id, user.username)
+
+    async def list(self, account: Account) -> list[tuple[str, bool]]:
+        """(name, active) of each script."""
+        try:
+            return [(s.name, s.active) for s in await self._store.sieve.scripts(account.id)]
+        except StoreError as exc:
+            raise _translate(exc) from exc
+
+    async def get(self, account: Account, name: str) -> str:
+        """A script's source."""
+        try:
+            return (await self._store.sieve.get(account.id, name)).source
+        except StoreError as exc:
+            raise _translate(exc) from exc
+
+    def check(self, source: str) -> None:
+        """Parse and validate with duck's Sieve implementation."""
+        try:
+            sieve.compile_script(source)
+        except sieve.SieveError as exc:
+            raise InvalidScript(str(exc)) from exc
+
+    async def have_space(self, account: Account, name: str, size: int) -> None:
+        """HAVESPACE."""
+        try:
+            await self._store.sieve.check_space(account.id, name, size)
+        except StoreError as exc:
+            raise _translate(exc) from exc
+
+    async def put(self, account: Account, name: str, source: str) -> None:
+        """PUTSCRIPT: the size cap first (a clearer answer), then the syntax."""
+        if len(source.encode("utf-8")) > MAX_SCRIPT_SIZE:
+            raise QuotaExceeded(f"a script is at most {MAX_SCRIPT_SIZE} octets",
+                                "QUOTA/MAXSIZE")
+        self.check(source)
+        try:
+            await self._store.sieve.put(account.id, name, source)
+        except StoreError as exc:
+            raise _translate(exc) from exc
+
+    async def set_active(self, account: Account, name: str) -> None:
+        """SETACTIVE."""
+        try:
+            await self._store.sieve.activate(account.id, name or None)
+        except StoreError as exc:
+            raise _translate(exc) from exc
+
+    async def delete(self, account: Account, name: str) -> None:
+        """DELETESCRIPT."""
+        try:
+            await self._store.sieve.delete(account.id, name)
+        except StoreError as exc:
+            raise _translate(exc) from exc
+
+    async def rename(self, account: Account, old: str, new: str) -> None:
+        """RENAMESCRIPT."""
+        try:
+            await self._store.sieve.rename(account.id, old, new)
+        except StoreError as exc:
+            raise _translate(exc) from exc
