@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..store import Notifier, Store, StoreUnavailable
-from . import archive, mailboxes, messages, outbound, sse, users, webhooks
+from . import archive, mailboxes, messages, outbound, sieve, sse, users, webhooks
 from .auth import AccessControl
 from .bodies import ApiError, error_response
 from .models import Health
@@ -55,7 +55,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/health", health, "Health of the server's components", "server",
              response=Health, errors=()),
     *users.endpoints, *mailboxes.endpoints, *messages.endpoints, *sse.endpoints,
-    *webhooks.endpoints, *outbound.endpoints, *archive.endpoints,
+    *webhooks.endpoints, *outbound.endpoints, *archive.endpoints, *sieve.endpoints,
 ]
 OPENAPI = document(ENDPOINTS)
 
