@@ -1,4 +1,5 @@
-"""The ``duck`` command: ``duck serve``, and the admin commands of duck/ctl."""
+"""The ``duck`` command: ``duck serve``, the admin commands of duck/ctl, and the
+data commands (backup, restore, import, export) of duck/migrate."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import trio
 from . import __version__
 from .config import Config, ConfigError, load_config
 from .ctl import admin
+from .migrate import commands as data_commands
 from .store import EmbeddedDatabaseError, StoreError
 
 log = logging.getLogger("duck")
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
     admin.add_parsers(sub, _add_common)
+    data_commands.add_parsers(sub, _add_common)
     return parser
 
 
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> Any:
     _setup_logging(args.log_level or "WARNING")
     if args.command in admin.COMMANDS:
         return admin.run(args, config)
+    if args.command in data_commands.COMMANDS:
+        return data_commands.main(args, config)
     return 2
 
 

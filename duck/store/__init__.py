@@ -23,6 +23,7 @@ down only (``tests/test_layers.py`` holds the order):
 from . import rights
 from .accounts.addresses import normalize_address, split_detail
 from .accounts.users import ResolvedAddress, User, Users
+from .backup import BackupReport, read_manifest
 from .doctor import DoctorReport, Finding
 from .engine import metrics
 from .engine.bodies import SweepReport
@@ -40,6 +41,7 @@ from .errors import (
 )
 from .index import query, textindex
 from .mail.acl import SHARED_OWNER, SharedMailbox, rights_of
+from .mail.imports import Imports
 from .mail.ingest import Ingest
 from .mail.leases import Lease, Leases, Refusal
 from .mail.mailboxes import DELIMITER, INBOX, normalize_path
@@ -80,6 +82,7 @@ from .push.webhooks import (
     HookEvent,
     backoff,
 )
+from .restore import RestoreReport
 from .sieve.scripts import (
     MAX_SCRIPT_SIZE,
     MAX_SCRIPTS,
@@ -108,6 +111,7 @@ __all__ = [
     "AppendResult",
     "ArchivedMessage",
     "AuthenticationFailed",
+    "BackupReport",
     "CopyResult",
     "Cursor",
     "Database",
@@ -122,6 +126,7 @@ __all__ = [
     "FlagChange",
     "Hook",
     "HookEvent",
+    "Imports",
     "Ingest",
     "Ingested",
     "InvalidInput",
@@ -145,6 +150,7 @@ __all__ = [
     "OverQuota",
     "Refusal",
     "ResolvedAddress",
+    "RestoreReport",
     "Restored",
     "ScriptActive",
     "ScriptError",
@@ -170,6 +176,7 @@ __all__ = [
     "normalize_path",
     "open_store",
     "query",
+    "read_manifest",
     "rights",
     "rights_of",
     "set_store_concurrency",

@@ -139,6 +139,9 @@ class DeliveryTarget:
     #: \\Recent for that session when the mailbox is still at that modseq
     #: (mailboxes.allocate); ``Delivered.recent_from`` then says from which UID.
     claim_recent: tuple[str, int] | None = None
+    #: (source, key) of an imported message: its import-ledger record is written in
+    #: the same transaction (mail/imports.py); AlreadyExists when it is there.
+    ledger: tuple[str, str] | None = None
 
 
 @attrs.frozen

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
 
+from . import backup, restore
 from . import doctor as checkup
 from .accounts import quota
 from .accounts.users import Users
@@ -20,6 +22,7 @@ from .engine.database import Database
 from .index import digest
 from .mail.acl import Acl
 from .mail.archive import Archive
+from .mail.imports import Imports
 from .mail.leases import Leases
 from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
@@ -56,6 +59,7 @@ class Store:
         self.acl = Acl(database)
         #: Archive purge, body sweep, crash repair in the background (maintenance.py).
         self.maintenance = Maintenance(self)
+        self.imports = Imports(database)
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync
@@ -138,6 +142,25 @@ class Store:
         return await self.database.run(lambda: checkup.examine(
             self.database, self.mailboxes, self.bodies, fix=fix,
             grace=checkup.SWEEP_GRACE if grace is None else grace))
+
+    async def backup(self, root: Path, username: str | None = None,
+                     progress: Callable[[int], None] | None = None) -> backup.BackupReport:
+        """Write a backup of the deployment, or of one user, into the empty directory
+        ``root`` (backup.py: the format and what "consistent" means); ``progress`` is
+        called from a worker thread with the messages of each mailbox copied."""
+        if username is not None:
+            username = (await self.users.by_username(username)).username
+        return await self.database.run(backup.dump, self.database, root, username, progress)
+
+    async def restore(self, root: Path, *, force: bool = False,
+                      progress: Callable[[int], None] | None = None
+                      ) -> restore.RestoreReport:
+        """Restore a backup directory into this database (restore.py); ``progress`` is
+        called from a worker thread per message restored."""
+        def run() -> restore.RestoreReport:
+            return restore.load(self.database, root, force=force, progress=progress)
+
+        return await self.database.run(run)
 
     async def aclose(self) -> None:
         """Close the database connections."""

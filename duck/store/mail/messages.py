@@ -31,7 +31,7 @@ from ..engine.batch import WriteBatch
 from ..engine.bodies import Bodies
 from ..engine.database import Database
 from ..engine.ids import parse_id
-from ..errors import InvalidInput, NotFound, StoreError, TooBig
+from ..errors import AlreadyExists, InvalidInput, NotFound, StoreError, TooBig
 from ..index import digest, fetch, reader
 from ..index.cache import IMMUTABLE, RecordCache, usable
 from ..index.query import Query
@@ -49,7 +49,7 @@ from ..models import (
     StoreFlagsResult,
 )
 from ..push import journal
-from . import documents
+from . import documents, imports
 from .archive import Archive
 from .flags import (
     claim_recent_sync,
@@ -417,6 +417,9 @@ class Messages:
                                         batch.namespace(digest.COLLECTION)))
             batch.insert(schema.JOURNAL, [journal.entry_doc(
                 mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])])
+            if target.ledger is not None:
+                batch.insert(imports.COLLECTION, [imports.ledger_doc(
+                    user, *target.ledger, mailbox["_id"], uid)])
             done = batch.flush(session)
             if charged is not None:
                 quota.reserved(done, charged)
@@ -425,7 +428,13 @@ class Messages:
                              modseq, size, tuple(fields["flags"]),
                              recent_from=min(mark, uid - 1) + 1 if mark >= 0 else None)
 
-        result: Delivered = self._database.in_transaction(body)
+        try:
+            result: Delivered = self._database.in_transaction(body)
+        except pymongo.errors.DuplicateKeyError as exc:
+            if target.ledger is None or not imports.recorded(self._database, user,
+                                                             *target.ledger):
+                raise
+            raise AlreadyExists("already imported") from exc
         self._remember_thread(user, base.get("msgid"), threadid)
         if self.cache.max_bytes > 0:
             result = attrs.evolve(result, record=fetch.stored_record(
@@ -470,9 +479,10 @@ class Messages:
         flags: Iterable[str] = (),
         internal_date: dt.datetime | None = None,
         claim_recent: tuple[str, int] | None = None,
+        ledger: tuple[str, str] | None = None,
     ) -> AppendResult:
         """APPEND a whole message held in memory (RFC 3501 §6.3.11, RFC 4315);
-        ``claim_recent`` as in DeliveryTarget.
+        ``claim_recent`` and ``ledger`` (``duck import``) as in DeliveryTarget.
 
         ``deliver`` for one target, in one worker-thread call under the user's lock:
         ingest, renderings, the digest's hashing and the transaction (the data is
@@ -480,8 +490,10 @@ class Messages:
         """
         if len(data) > self.max_size:
             raise TooBig(f"message larger than {self.max_size} octets")
+        if ledger is not None:
+            imports.check(*ledger)
         target = DeliveryTarget(user_id, mailbox_path, tuple(flags), internal_date,
-                                claim_recent=claim_recent)
+                                claim_recent=claim_recent, ledger=ledger)
         async with self._locks.hold(user_id):
             result = await self._database.run(self._append_sync, bytes(data), target)
         self._owned(result.mailbox_id, user_id)

@@ -1,0 +1,305 @@
+"""Backup: a deployment or one user written out as a versioned directory, while duck runs.
+
+The format (docs/admin.md, "Backups"), version 1::
+
+    manifest.json              written last: a directory without it is incomplete
+    collections/<name>.jsonl   one document per line, MongoDB Extended JSON (canonical)
+    bodies/<sha[:2]>/<sha256>  the bytes of every stored large body, named by hash
+
+Documents are copied as stored, so UIDs, UIDVALIDITY, modseqs, flags, internal dates,
+digests and journal entries come back exactly; bodies are content-addressed, so
+their bytes are checked against their names on restore (restore.py).
+
+What "consistent" means: each mailbox is copied as one state. Its document is read,
+then its messages, digest and journal, then its document again; when the modseq
+or the next UID moved in between (mail arrived, flags changed, an expunge) the
+mailbox is read again. Every write to a mailbox's messages raises its modseq in
+the same transaction, so an equal modseq before and after means no write landed in
+between. Mailboxes are copied one after another, not at one instant; nothing in
+duck ties one mailbox's state to another's except reference counts of bodies and
+a user's storage used, and restore recomputes both from the messages it writes.
+(The embedded engine's snapshot sessions do not isolate reads; a read-only
+transaction would, but must end within MongoDB's transaction lifetime, 60 s by
+default, which a large mailbox outlasts.)
+
+A document belongs to a user when its ``user`` field names them; the
+messages, digest and journal belong to a mailbox by their ``mailbox`` field. Bodies
+and their GridFS files are written as files; POP3 leases are not copied (they
+expire). A collection added later is copied by the same rules without change here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+import gridfs
+import gridfs.errors
+from bson import ObjectId, json_util
+
+from .engine import schema
+from .engine.database import Database
+from .errors import InvalidInput, NotFound, StoreError
+from .index import digest
+from .mail import leases
+
+log = logging.getLogger(__name__)
+
+FORMAT = "duck-backup"
+VERSION = 1
+MANIFEST = "manifest.json"
+#: Collections whose documents belong to a mailbox (its ``mailbox`` field) and are
+#: copied together with the mailbox document, as one state.
+MAILBOX_KEYED = (schema.MESSAGES, digest.COLLECTION, schema.JOURNAL)
+#: Collections never copied as documents: bodies are written as files, leases expire.
+NOT_COPIED = frozenset({
+    schema.BODIES, f"{schema.ATTACHMENTS}.files", f"{schema.ATTACHMENTS}.chunks",
+    leases.COLLECTION,
+})
+#: Reads of one mailbox before the backup gives up on it (it never stood still).
+MAX_ATTEMPTS = 50
+JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS
+
+
+@attrs.define
+class BackupReport:
+    """What a backup wrote."""
+
+    users: int = 0
+    mailboxes: int = 0
+    messages: int = 0
+    bodies: int = 0
+    body_bytes: int = 0
+    rereads: int = 0
+
+
+class MailboxBusy(StoreError):
+    """A mailbox changed during every one of MAX_ATTEMPTS reads."""
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    """One document as a line of the format."""
+    return json_util.dumps(doc, json_options=JSON_OPTIONS).encode("utf-8") + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """A line of the format as a document."""
+    doc: dict[str, Any] = json_util.loads(line, json_options=JSON_OPTIONS)
+    return doc
+
+
+def body_path(root: Path, sha: str) -> Path:
+    """Where the body with this SHA-256 is kept in a backup."""
+    return root / "bodies" / sha[:2] / sha
+
+
+class _Output:
+    """The backup directory being written: one open file per collection."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "collections").mkdir(parents=True, exist_ok=True)
+        (root / "bodies").mkdir(exist_ok=True)
+        self._files: dict[str, IO[bytes]] = {}
+        self.counts: dict[str, int] = {}
+        self.bodies: set[str] = set()
+        self.body_bytes = 0
+
+    def file(self, name: str) -> IO[bytes]:
+        if name not in self._files:
+            self._files[name] = open(self.root / "collections" / f"{name}.jsonl", "wb")  # noqa: SIM115
+            self.counts.setdefault(name, 0)
+        return self._files[name]
+
+    def write(self, name: str, doc: dict[str, Any]) -> None:
+        self.file(name).write(encode(doc))
+        self.counts[name] += 1
+
+    def append(self, name: str, spool: IO[bytes], count: int) -> None:
+        spool.seek(0)
+        target = self.file(name)
+        while chunk := spool.read(1 << 20):
+            target.write(chunk)
+        self.counts[name] += count
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        self._files.clear()
+
+
+def _collections(database: Database) -> list[str]:
+    names = database.db.list_collection_names()
+    return sorted(n for n in names if not n.startswith("system.") and n not in NOT_COPIED)
+
+
+def dump(database: Database, root: Path, username: str | None = None,
+         progress: Callable[[int], None] | None = None) -> BackupReport:
+    """Write a backup of the deployment, or of one user, into the directory ``root``
+    (blocking; created, and it must be empty). NotFound for an unknown user."""
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise InvalidInput(f"{root} is not empty")
+    users = database.collection(schema.USERS)
+    if username is None:
+        user_docs: list[dict[str, Any]] = list(users.find({}).sort("_id", 1))
+    else:
+        found = users.find_one({"username": username})
+        if found is None:
+            raise NotFound(f"no such user: {username}")
+        user_docs = [found]
+    out = _Output(root)
+    report = BackupReport(users=len(user_docs))
+    ids = [u["_id"] for u in user_docs]
+    try:
+        for name in _collections(database):
+            if name in MAILBOX_KEYED or name in (schema.USERS, schema.MAILBOXES):
+                continue
+            # Everything outside the mailboxes: all of it for a deployment, the
+            # user's own documents for one user.
+            where: dict[str, Any] = {} if username is None else {"user": {"$in": ids}}
+            for doc in database.collection(name).find(where):
+                out.write(name, doc)
+        boxes = database.collection(schema.MAILBOXES)
+        where = {} if username is None else {"user": {"$in": ids}}
+        box_ids = [d["_id"] for d in boxes.find(where, {"_id": 1}).sort("_id", 1)]
+        for box in box_ids:
+            copied = _mailbox(database, out, box, report)
+            if copied is not None and progress is not None:
+                progress(copied)
+        # Users last: a user's storage_used as read now covers every message copied.
+        for doc in user_docs:
+            fresh = users.find_one({"_id": doc["_id"]})
+            out.write(schema.USERS, fresh if fresh is not None else doc)
+    finally:
+        out.close()
+    report.messages = out.counts.get(schema.MESSAGES, 0)
+    report.bodies, report.body_bytes = len(out.bodies), out.body_bytes
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "database": database.db.name,
+        "scope": "deployment" if username is None else "user",
+        "user": username,
+        "collections": dict(sorted(out.counts.items())),
+        "bodies": report.bodies,
+        "body_bytes": report.body_bytes,
+    }
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(root / MANIFEST)
+    return report
+
+
+class _Changed(Exception):
+    """The mailbox moved while it was read (a body vanished): read it again."""
+
+
+def _mailbox(database: Database, out: _Output, box: ObjectId,
+             report: BackupReport) -> int | None:
+    """Copy one mailbox as one state (see the module docstring); the number of
+    messages copied, None when the mailbox was deleted meanwhile."""
+    boxes = database.collection(schema.MAILBOXES)
+    for _ in range(MAX_ATTEMPTS):
+        before = boxes.find_one({"_id": box})
+        if before is None:
+            return None
+        spools = {name: tempfile.TemporaryFile() for name in MAILBOX_KEYED}  # noqa: SIM115
+        try:
+            counts = dict.fromkeys(MAILBOX_KEYED, 0)
+            try:
+                for name in MAILBOX_KEYED:
+                    cursor = database.collection(name).find({"mailbox": box})
+                    for doc in cursor:
+                        spools[name].write(encode(doc))
+                        counts[name] += 1
+                        if name == schema.MESSAGES:
+                            _write_bodies(database, out, doc)
+            except _Changed:
+                report.rereads += 1
+                continue
+            after = boxes.find_one({"_id": box})
+            if after is None:
+                return None
+            if (after["modseq"], after["uid_next"]) != (before["modseq"], before["uid_next"]):
+                report.rereads += 1
+                continue
+            for name in MAILBOX_KEYED:
+                out.append(name, spools[name], counts[name])
+            out.write(schema.MAILBOXES, after)
+            report.mailboxes += 1
+            return counts[schema.MESSAGES]
+        finally:
+            for spool in spools.values():
+                spool.close()
+    raise MailboxBusy(f"mailbox {box} changed during {MAX_ATTEMPTS} reads")
+
+
+def _write_bodies(database: Database, out: _Output, doc: dict[str, Any]) -> None:
+    """Write the bodies a message references that the backup does not have yet."""
+    bucket = gridfs.GridFSBucket(database.db, bucket_name=schema.ATTACHMENTS)
+    for seg in doc.get("segs", ()):
+        sha = seg.get("h")
+        if sha is None or sha in out.bodies:
+            continue
+        path = body_path(out.root, sha)
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            with open(tmp, "wb") as f, bucket.open_download_stream(seg["f"]) as stream:
+                while chunk := stream.read(1 << 20):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    f.write(chunk)
+        except gridfs.errors.NoFile as exc:
+            tmp.unlink(missing_ok=True)
+            raise _Changed from exc  # freed after an expunge we have not seen yet
+        if hasher.hexdigest() != sha:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"stored body {sha} does not match its hash")
+        tmp.replace(path)
+        out.bodies.add(sha)
+        out.body_bytes += size
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The manifest of a backup directory (InvalidInput when it is not a complete
+    backup of a version this duck reads)."""
+    path = Path(root) / MANIFEST
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{root}: no {MANIFEST} (not a backup, or an incomplete one)") \
+            from exc
+    except ValueError as exc:
+        raise InvalidInput(f"{path}: not JSON: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise InvalidInput(f"{path}: not a duck backup")
+    if manifest.get("version") != VERSION:
+        raise InvalidInput(f"{path}: backup format version {manifest.get('version')!r}; "
+                           f"this duck reads version {VERSION}")
+    return manifest
+
+
+def documents(root: Path, name: str) -> Iterator[dict[str, Any]]:
+    """The documents of one collection of a backup, in file order."""
+    path = Path(root) / "collections" / f"{name}.jsonl"
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield decode(line)
