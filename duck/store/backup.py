@@ -15,12 +15,16 @@ then its messages, digest and journal, then its document again; when the modseq
 or the next UID moved in between (mail arrived, flags changed, an expunge) the
 mailbox is read again. Every write to a mailbox's messages raises its modseq in
 the same transaction, so an equal modseq before and after means no write landed in
-between. Mailboxes are copied one after another, not at one instant; nothing in
-duck ties one mailbox's state to another's except reference counts of bodies and
-a user's storage used, and restore recomputes both from the messages it writes.
-(The embedded engine's snapshot sessions do not isolate reads; a read-only
-transaction would, but must end within MongoDB's transaction lifetime, 60 s by
-default, which a large mailbox outlasts.)
+between. A mailbox that changes during three such reads (mail arriving faster than
+it is read) is read in one read-only transaction with snapshot read concern, which
+isolates it on MongoDB and on the embedded engine alike. Mailboxes are copied one
+after another, not at one instant; nothing in duck ties one mailbox's state to
+another's except reference counts of bodies and a user's storage used, and restore
+recomputes both from the messages it writes.
+(Not every mailbox in a transaction: the embedded engine's snapshot sessions
+outside transactions do not isolate reads, and a transaction must end within
+MongoDB's transaction lifetime, 60 s by default, which a large mailbox outlasts;
+a failed transaction is followed by more optimistic reads.)
 
 A document belongs to a user when its ``user`` field names them; the
 messages, digest and journal belong to a mailbox by their ``mailbox`` field. Bodies
@@ -43,7 +47,9 @@ from typing import IO, Any
 import attrs
 import gridfs
 import gridfs.errors
+import pymongo.errors
 from bson import ObjectId, json_util
+from pymongo.read_concern import ReadConcern
 
 from .engine import schema
 from .engine.database import Database
@@ -65,7 +71,9 @@ NOT_COPIED = frozenset({
     leases.COLLECTION,
 })
 #: Reads of one mailbox before the backup gives up on it (it never stood still).
-MAX_ATTEMPTS = 50
+MAX_ATTEMPTS = 20
+#: Optimistic reads (no transaction) of a mailbox before a snapshot transaction.
+OPTIMISTIC = 3
 JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS
 
 
@@ -144,9 +152,11 @@ def _collections(database: Database) -> list[str]:
 
 
 def dump(database: Database, root: Path, username: str | None = None,
-         progress: Callable[[int], None] | None = None) -> BackupReport:
+         progress: Callable[[int], None] | None = None, *,
+         optimistic: int = OPTIMISTIC) -> BackupReport:
     """Write a backup of the deployment, or of one user, into the directory ``root``
-    (blocking; created, and it must be empty). NotFound for an unknown user."""
+    (blocking; created, and it must be empty). NotFound for an unknown user.
+    ``optimistic``: reads of a mailbox before it is read in a snapshot transaction."""
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise InvalidInput(f"{root} is not empty")
@@ -174,7 +184,7 @@ def dump(database: Database, root: Path, username: str | None = None,
         where = {} if username is None else {"user": {"$in": ids}}
         box_ids = [d["_id"] for d in boxes.find(where, {"_id": 1}).sort("_id", 1)]
         for box in box_ids:
-            copied = _mailbox(database, out, box, report)
+            copied = _mailbox(database, out, box, report, optimistic)
             if copied is not None and progress is not None:
                 progress(copied)
         # Users last: a user's storage_used as read now covers every message copied.
@@ -207,43 +217,87 @@ class _Changed(Exception):
 
 
 def _mailbox(database: Database, out: _Output, box: ObjectId,
-             report: BackupReport) -> int | None:
+             report: BackupReport, optimistic: int = OPTIMISTIC) -> int | None:
     """Copy one mailbox as one state (see the module docstring); the number of
     messages copied, None when the mailbox was deleted meanwhile."""
-    boxes = database.collection(schema.MAILBOXES)
-    for _ in range(MAX_ATTEMPTS):
-        before = boxes.find_one({"_id": box})
-        if before is None:
-            return None
-        spools = {name: tempfile.TemporaryFile() for name in MAILBOX_KEYED}  # noqa: SIM115
+    for attempt in range(MAX_ATTEMPTS):
+        spools: dict[str, IO[bytes]] = {
+            name: tempfile.TemporaryFile() for name in MAILBOX_KEYED}  # noqa: SIM115
         try:
-            counts = dict.fromkeys(MAILBOX_KEYED, 0)
             try:
-                for name in MAILBOX_KEYED:
-                    cursor = database.collection(name).find({"mailbox": box})
-                    for doc in cursor:
-                        spools[name].write(encode(doc))
-                        counts[name] += 1
-                        if name == schema.MESSAGES:
-                            _write_bodies(database, out, doc)
+                if attempt < optimistic or not database.transactions:
+                    state = _read_optimistic(database, out, box, spools)
+                else:
+                    state = _read_snapshot(database, out, box, spools)
             except _Changed:
                 report.rereads += 1
                 continue
-            after = boxes.find_one({"_id": box})
-            if after is None:
+            if state is None:
                 return None
-            if (after["modseq"], after["uid_next"]) != (before["modseq"], before["uid_next"]):
-                report.rereads += 1
-                continue
+            doc, counts = state
             for name in MAILBOX_KEYED:
                 out.append(name, spools[name], counts[name])
-            out.write(schema.MAILBOXES, after)
+            out.write(schema.MAILBOXES, doc)
             report.mailboxes += 1
             return counts[schema.MESSAGES]
         finally:
             for spool in spools.values():
                 spool.close()
     raise MailboxBusy(f"mailbox {box} changed during {MAX_ATTEMPTS} reads")
+
+
+_State = tuple[dict[str, Any], dict[str, int]]
+
+
+def _read_documents(database: Database, out: _Output, box: ObjectId,
+                    spools: dict[str, IO[bytes]], session: Any = None) -> dict[str, int]:
+    counts = dict.fromkeys(MAILBOX_KEYED, 0)
+    for name in MAILBOX_KEYED:
+        for doc in database.collection(name).find({"mailbox": box}, session=session):
+            spools[name].write(encode(doc))
+            counts[name] += 1
+            if name == schema.MESSAGES:
+                _write_bodies(database, out, doc)
+    return counts
+
+
+def _read_optimistic(database: Database, out: _Output, box: ObjectId,
+                     spools: dict[str, IO[bytes]]) -> _State | None:
+    """The mailbox document before and after its documents: _Changed when its
+    modseq or next UID moved in between."""
+    boxes = database.collection(schema.MAILBOXES)
+    before = boxes.find_one({"_id": box})
+    if before is None:
+        return None
+    counts = _read_documents(database, out, box, spools)
+    after = boxes.find_one({"_id": box})
+    if after is None:
+        return None
+    if (after["modseq"], after["uid_next"]) != (before["modseq"], before["uid_next"]):
+        raise _Changed
+    return after, counts
+
+
+def _read_snapshot(database: Database, out: _Output, box: ObjectId,
+                   spools: dict[str, IO[bytes]]) -> _State | None:
+    """All of it in one read-only transaction (snapshot isolation): for a mailbox
+    written to faster than it can be read. _Changed when the transaction fails
+    (too long, a conflict): the caller goes on trying."""
+    try:
+        with database.client.start_session() as session, session.start_transaction(
+                read_concern=ReadConcern("snapshot")):
+            doc = database.collection(schema.MAILBOXES).find_one({"_id": box},
+                                                                 session=session)
+            if doc is None:
+                return None
+            counts = _read_documents(database, out, box, spools, session)
+            return doc, counts
+    except pymongo.errors.PyMongoError as exc:
+        log.info("snapshot read of mailbox %s failed (%s); reading it again", box, exc)
+        for spool in spools.values():
+            spool.seek(0)
+            spool.truncate()
+        raise _Changed from exc
 
 
 def _write_bodies(database: Database, out: _Output, doc: dict[str, Any]) -> None:
