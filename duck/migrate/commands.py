@@ -12,6 +12,7 @@ new data directory creates it). Exit codes as theirs: 0 done, 1 refused or faile
 from __future__ import annotations
 
 import argparse
+import imaplib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ import trio
 from duck.config import Config
 from duck.ctl.admin import open_admin_store
 from duck.ctl.locate import NoServer
-from duck.store import InvalidInput, NotFound, Store, StoreError
+from duck.store import Store, StoreError
 
 from . import export, importer, maildir, mbox, remote
 from .model import Folder
@@ -87,16 +88,15 @@ def _quiet(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    """Run a parsed data command; the exit code (0 done, 1 failed, 2 bad input)."""
+    """Run a parsed data command; its exit code (see the module docstring)."""
     try:
         return trio.run(_run, args, config)
     except NoServer as exc:
         print(f"duck: {exc}", file=sys.stderr)
         return 3
-    except (InvalidInput, NotFound, ValueError) as exc:
-        print(f"duck {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, ValueError, imaplib.IMAP4.error) as exc:
+        # Refused (a user that exists, no such user, a damaged backup), a source that
+        # cannot be read, a TLS certificate refused: one line, no traceback.
         print(f"duck {args.command}: {exc}", file=sys.stderr)
         return 1
 

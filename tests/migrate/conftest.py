@@ -3,7 +3,9 @@ the ``duck`` command run as a subprocess, and IMAP views read with IMAPClient.""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import os
 import sys
 import uuid
@@ -16,6 +18,7 @@ import pytest
 import trio
 from imapclient import IMAPClient
 
+from duck import cli
 from duck.config import Config
 from duck.server import Server
 
@@ -79,6 +82,21 @@ class Ran:
 
 
 async def run_duck(*args: str | Path, mongo_uri: str, database: str) -> Ran:
+    """``duck <args> --mongo-uri ... --database ...`` in this process (in a worker
+    thread: its own trio.run), for the runs after a command's subprocess test."""
+    argv = [*map(str, args), "--mongo-uri", mongo_uri, "--database", database]
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> int:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return int(cli.main(argv))
+
+    with trio.fail_after(120):
+        code = await trio.to_thread.run_sync(run)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+async def spawn_duck(*args: str | Path, mongo_uri: str, database: str) -> Ran:
     """``duck <args> --mongo-uri ... --database ...`` as a subprocess."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}

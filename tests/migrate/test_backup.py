@@ -13,7 +13,15 @@ from imapclient import IMAPClient
 
 from duck.store import Store, read_manifest
 
-from .conftest import PASSWORD, StartDuck, imap_session, imap_view, new_db, run_duck
+from .conftest import (
+    PASSWORD,
+    StartDuck,
+    imap_session,
+    imap_view,
+    new_db,
+    run_duck,
+    spawn_duck,
+)
 
 ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"
 ZONE = dt.timezone(dt.timedelta(hours=2))
@@ -64,8 +72,8 @@ async def test_backup_of_a_live_server_restores_the_same_imap_view(
     before = await imap_view(source, ALICE)
 
     target = tmp_path / "backup"
-    ran = await run_duck("backup", target, "--quiet", mongo_uri=mongo_uri,
-                         database=source.config.database)
+    ran = await spawn_duck("backup", target, "--quiet", mongo_uri=mongo_uri,
+                           database=source.config.database)
     assert ran.code == 0, ran.err
     assert "2 users" in ran.out
     manifest = read_manifest(target)
@@ -73,8 +81,8 @@ async def test_backup_of_a_live_server_restores_the_same_imap_view(
     assert manifest["bodies"] == 1  # the big body, once
 
     restored_db = new_db()
-    ran = await run_duck("restore", target, "--quiet", mongo_uri=mongo_uri,
-                         database=restored_db)
+    ran = await spawn_duck("restore", target, "--quiet", mongo_uri=mongo_uri,
+                           database=restored_db)
     assert ran.code == 0, ran.err
     restored = await start_duck(restored_db)
     after = await imap_view(restored, ALICE)
