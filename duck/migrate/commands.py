@@ -87,18 +87,29 @@ def _quiet(parser: argparse.ArgumentParser) -> None:
         help="no server is running: start the embedded database for this command")
 
 
+#: Errors that end a data command with one line on stderr, not a traceback: refused
+#: (a user that exists, no such user, a damaged backup), a source that cannot be
+#: read, a remote IMAP server's refusal or a certificate it does not pass.
+_CLEAR_ERRORS = (StoreError, OSError, ValueError, imaplib.IMAP4.error)
+
+
 def main(args: argparse.Namespace, config: Config) -> int:
     """Run a parsed data command; its exit code (see the module docstring)."""
     try:
         return trio.run(_run, args, config)
-    except NoServer as exc:
-        print(f"duck: {exc}", file=sys.stderr)
-        return 3
-    except (StoreError, OSError, ValueError, imaplib.IMAP4.error) as exc:
-        # Refused (a user that exists, no such user, a damaged backup), a source that
-        # cannot be read, a TLS certificate refused: one line, no traceback.
-        print(f"duck {args.command}: {exc}", file=sys.stderr)
-        return 1
+    except (NoServer, *_CLEAR_ERRORS, BaseExceptionGroup) as exc:
+        # The store is opened inside a nursery: its errors arrive in groups.
+        leaves = _leaves(exc)
+        if not all(isinstance(e, (NoServer, *_CLEAR_ERRORS)) for e in leaves):
+            raise
+        print(f"duck {args.command}: {leaves[0]}", file=sys.stderr)
+        return 3 if isinstance(leaves[0], NoServer) else 1
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 async def _run(args: argparse.Namespace, config: Config) -> int:

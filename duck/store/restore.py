@@ -24,13 +24,11 @@ from typing import Any
 import attrs
 from bson import ObjectId
 
-from .admin import Admin
 from .backup import MAILBOX_KEYED, body_path, documents, read_manifest
 from .engine import schema
 from .engine.bodies import Bodies
 from .engine.database import Database
 from .errors import AlreadyExists, InvalidInput
-from .mail.mailboxes import Mailboxes
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +47,19 @@ class RestoreReport:
 
 
 def load(database: Database, root: Path, *, force: bool = False,
-         progress: Callable[[int], None] | None = None) -> RestoreReport:
+         progress: Callable[[int], None] | None = None,
+         delete_user: Callable[[ObjectId], None] | None = None) -> RestoreReport:
     """Restore the backup in ``root`` (blocking). AlreadyExists when the target
     holds what would be overwritten and ``force`` is not set; InvalidInput for a
-    damaged backup."""
+    damaged backup. ``delete_user``: how a forced user restore deletes the user it
+    replaces (the store's own deletion, which releases the bodies' references)."""
     root = Path(root)
     manifest = read_manifest(root)
     users = list(documents(root, schema.USERS))
     if manifest["scope"] == "deployment":
         _clear_deployment(database, force)
     else:
-        _clear_user(database, root, users, force)
+        _clear_user(database, root, users, force, delete_user)
     refs, counted = _references(root)
     mapping = _bodies(database, root, refs)
     report = RestoreReport(users=len(users), bodies=len(mapping))
@@ -102,7 +102,7 @@ def _clear_deployment(database: Database, force: bool) -> None:
 
 
 def _clear_user(database: Database, root: Path, users: list[dict[str, Any]],
-                force: bool) -> None:
+                force: bool, delete_user: Callable[[ObjectId], None] | None) -> None:
     if len(users) != 1:
         raise InvalidInput("a user backup holds exactly one user")
     user = users[0]
@@ -116,7 +116,9 @@ def _clear_user(database: Database, root: Path, users: list[dict[str, Any]],
             f"addresses already in use: {', '.join(sorted(taken))}"
         raise AlreadyExists(f"{what} (--force replaces the user)")
     if clash is not None:
-        Admin(database, Mailboxes(database))._delete_sync(clash["_id"])
+        if delete_user is None:
+            raise AlreadyExists(f"user {user['username']} exists")
+        delete_user(clash["_id"])
     taken = [d["address"] for d in database.collection(schema.ADDRESSES).find(
         {"address": {"$in": addresses}, "user": {"$ne": user["_id"]}})]
     if taken:  # held by another user, whom --force does not touch

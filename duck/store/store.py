@@ -158,7 +158,8 @@ class Store:
         """Restore a backup directory into this database (restore.py); ``progress`` is
         called from a worker thread per message restored."""
         def run() -> restore.RestoreReport:
-            return restore.load(self.database, root, force=force, progress=progress)
+            return restore.load(self.database, root, force=force, progress=progress,
+                                delete_user=self.admin._delete_sync)
 
         return await self.database.run(run)
 
