@@ -96,12 +96,14 @@ async def run_duck(*args: str | Path, mongo_uri: str, database: str) -> Ran:
     return Ran(code, out.getvalue(), err.getvalue())
 
 
-async def spawn_duck(*args: str | Path, mongo_uri: str, database: str) -> Ran:
-    """``duck <args> --mongo-uri ... --database ...`` as a subprocess."""
+async def spawn_duck(*args: str | Path, mongo_uri: str | None = None,
+                     database: str | None = None) -> Ran:
+    """``duck <args> --mongo-uri ... --database ...`` as a subprocess (without them,
+    ``args`` say where the database is: ``--data-dir`` of a running server)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    cmd = [sys.executable, "-m", "duck.cli", *map(str, args), "--mongo-uri", mongo_uri,
-           "--database", database]
+    where = [] if mongo_uri is None else ["--mongo-uri", mongo_uri, "--database", str(database)]
+    cmd = [sys.executable, "-m", "duck.cli", *map(str, args), *where]
     with trio.fail_after(120):
         done = await trio.run_process(cmd, env=env, capture_stdout=True,
                                       capture_stderr=True, check=False)

@@ -36,8 +36,9 @@ async def test_export_to_maildir_and_mbox(start_duck: StartDuck, mongo_uri: str,
     source = await imap_view(server, ALICE)
     db = server.config.database
 
+    # Found through the running server's data directory (its state file).
     ran = await spawn_duck("export", "maildir", tmp_path / "md", "--user", ALICE, "--quiet",
-                           mongo_uri=mongo_uri, database=db)
+                           "--data-dir", server.config.data_dir)
     assert ran.code == 0, ran.err
     assert "exported 2 messages" in ran.out
     work = tmp_path / "md" / ".Work.Entw&APw-rfe"
