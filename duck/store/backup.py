@@ -28,7 +28,8 @@ a failed transaction is followed by more optimistic reads.)
 
 A document belongs to a user when its ``user`` field names them; the
 messages, digest and journal belong to a mailbox by their ``mailbox`` field. Bodies
-and their GridFS files are written as files; POP3 leases are not copied (they
+and their GridFS files are written as files, those of any document with stored
+segments (messages, archived messages); POP3 leases are not copied (they
 expire). A collection added later is copied by the same rules without change here.
 """
 
@@ -172,21 +173,22 @@ def dump(database: Database, root: Path, username: str | None = None,
     report = BackupReport(users=len(user_docs))
     ids = [u["_id"] for u in user_docs]
     try:
-        for name in _collections(database):
-            if name in MAILBOX_KEYED or name in (schema.USERS, schema.MAILBOXES):
-                continue
-            # Everything outside the mailboxes: all of it for a deployment, the
-            # user's own documents for one user.
-            where: dict[str, Any] = {} if username is None else {"user": {"$in": ids}}
-            for doc in database.collection(name).find(where):
-                out.write(name, doc)
         boxes = database.collection(schema.MAILBOXES)
-        where = {} if username is None else {"user": {"$in": ids}}
+        where: dict[str, Any] = {} if username is None else {"user": {"$in": ids}}
         box_ids = [d["_id"] for d in boxes.find(where, {"_id": 1}).sort("_id", 1)]
         for box in box_ids:
             copied = _mailbox(database, out, box, report, optimistic)
             if copied is not None and progress is not None:
                 progress(copied)
+        # Everything outside the mailboxes (all of it for a deployment, the user's own
+        # documents for one user), after them: a message expunged meanwhile is then
+        # in the archive if it is no longer in its mailbox.
+        for name in _collections(database):
+            if name in MAILBOX_KEYED or name in (schema.USERS, schema.MAILBOXES):
+                continue
+            for doc in database.collection(name).find(where):
+                if _outside_bodies(database, out, name, doc):
+                    out.write(name, doc)
         # Users last: a user's storage_used as read now covers every message copied.
         for doc in user_docs:
             fresh = users.find_one({"_id": doc["_id"]})
@@ -210,6 +212,22 @@ def dump(database: Database, root: Path, username: str | None = None,
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     tmp.replace(root / MANIFEST)
     return report
+
+
+def _outside_bodies(database: Database, out: _Output, name: str,
+                    doc: dict[str, Any]) -> bool:
+    """Write the bodies a document outside the mailboxes references (an archived
+    message); False when it went meanwhile (purged, and its bodies with it)."""
+    if not doc.get("segs"):
+        return True
+    try:
+        _write_bodies(database, out, doc)
+    except _Changed:
+        if database.collection(name).count_documents({"_id": doc["_id"]}, limit=1):
+            raise StoreError(f"{name} {doc['_id']}: a body it references is missing") \
+                from None
+        return False
+    return True
 
 
 class _Changed(Exception):

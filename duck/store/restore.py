@@ -8,8 +8,8 @@ Order follows the bodies' rule (engine/bodies.py: a reference is added before th
 message that holds it is inserted): bodies first, each with as many references as
 restored messages name it (or those added to a body the deployment already has),
 then every collection, the user documents last, with ``storage_used`` recounted
-from the messages restored. Message documents name their bodies' GridFS files;
-those names are rewritten to the files of this deployment.
+from the messages restored. Message documents (and archived ones) name their
+bodies' GridFS files; those names are rewritten to the files of this deployment.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def load(database: Database, root: Path, *, force: bool = False,
         _clear_deployment(database, force)
     else:
         _clear_user(database, root, users, force, delete_user)
-    refs, counted = _references(root)
+    refs, counted = _references(root, manifest["collections"])
     mapping = _bodies(database, root, refs)
     report = RestoreReport(users=len(users), bodies=len(mapping))
     names = sorted(manifest["collections"])
@@ -68,9 +68,9 @@ def load(database: Database, root: Path, *, force: bool = False,
     for name in names:
         if name == schema.USERS:
             continue
-        docs: Iterable[dict[str, Any]] = documents(root, name)
+        docs: Iterable[dict[str, Any]] = _rewritten(documents(root, name), mapping)
         if name == schema.MESSAGES:
-            docs = _messages(docs, mapping, used, progress)
+            docs = _messages(docs, used, progress)
         n = _insert(database, name, docs)
         if name == schema.MAILBOXES:
             report.mailboxes = n
@@ -133,13 +133,15 @@ def _clear_user(database: Database, root: Path, users: list[dict[str, Any]],
             database.collection(name).delete_many({"user": user["_id"]})
 
 
-def _references(root: Path) -> tuple[Counter[str], int]:
-    """References per body hash (one per message naming it), and the message count."""
+def _references(root: Path, names: Iterable[str]) -> tuple[Counter[str], int]:
+    """References per body hash (one per document naming it: messages, archived
+    messages), and the message count."""
     refs: Counter[str] = Counter()
     n = 0
-    for doc in documents(root, schema.MESSAGES):
-        n += 1
-        refs.update(set(doc.get("bodies", ())))
+    for name in names:
+        for doc in documents(root, name):
+            n += name == schema.MESSAGES
+            refs.update(set(doc.get("bodies", ())))
     return refs, n
 
 
@@ -172,13 +174,19 @@ def _bodies(database: Database, root: Path, refs: Counter[str]) -> dict[str, Obj
     return mapping
 
 
-def _messages(docs: Iterable[dict[str, Any]], mapping: dict[str, ObjectId],
-              used: Counter[Any], progress: Callable[[int], None] | None
-              ) -> Iterable[dict[str, Any]]:
+def _rewritten(docs: Iterable[dict[str, Any]], mapping: dict[str, ObjectId]
+               ) -> Iterable[dict[str, Any]]:
+    """Documents with their segments naming this deployment's GridFS files."""
     for doc in docs:
         for seg in doc.get("segs", ()):
             if "h" in seg:
                 seg["f"] = mapping[seg["h"]]
+        yield doc
+
+
+def _messages(docs: Iterable[dict[str, Any]], used: Counter[Any],
+              progress: Callable[[int], None] | None) -> Iterable[dict[str, Any]]:
+    for doc in docs:
         used[doc["user"]] += int(doc.get("size", 0))
         if progress is not None:
             progress(1)

@@ -35,7 +35,7 @@ def _message(n: int, extra: bytes = b"") -> bytes:
 
 def _big(n: int) -> bytes:
     # A leaf body above the 64 KiB threshold is a GridFS body (content-addressed).
-    part = ("x" * 76 + "\r\n") * 1200
+    part = (f"{n:02d}" + "x" * 74 + "\r\n") * 1200
     return (f"From: big@example.com\r\nSubject: big {n}\r\nMIME-Version: 1.0\r\n"
             "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
             "Content-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
@@ -51,6 +51,10 @@ def _fill(client: IMAPClient) -> None:
     client.append("INBOX", _big(1), flags=[b"\\Flagged"])
     client.append("Lists/duck", _big(1))  # the same body twice: deduplicated
     client.append("Lists/duck", _message(20), flags=[b"\\Answered", b"Work"])
+    client.append("Lists/duck", _big(2))
+    client.select_folder("Lists/duck")
+    client.delete_messages([3])
+    client.expunge()  # into the archive, with the only reference to its body
     client.select_folder("INBOX")
     client.add_flags([2, 3], [b"\\Deleted"])
     client.expunge()  # UIDs 2 and 3 are gone: the UID sequence has holes
@@ -78,7 +82,7 @@ async def test_backup_of_a_live_server_restores_the_same_imap_view(
     assert "2 users" in ran.out
     manifest = read_manifest(target)
     assert manifest["scope"] == "deployment" and manifest["collections"]["messages"] == 8
-    assert manifest["bodies"] == 1  # the big body, once
+    assert manifest["bodies"] == 2  # the big body once, the archived one
 
     restored_db = new_db()
     ran = await spawn_duck("restore", target, "--quiet", mongo_uri=mongo_uri,
