@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from . import __version__
+from . import __version__, logs
 from .config import Config, ConfigError, load_config
 from .ctl import admin
 from .migrate import commands as data_commands
@@ -32,6 +32,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedded-engine", choices=["rust", "python"])
     parser.add_argument("--embedded-cache-size", help="embedded cache size, e.g. 256M")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-format", choices=logs.FORMATS,
+                        help="text lines (default) or JSON lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> Config:
     keys = [
         "data_dir", "mongo_uri", "database", "embedded_engine", "embedded_cache_size",
-        "log_level", "host", "imap_port", "imaps_port", "lmtp_port", "api_port", "hostname",
+        "log_level", "log_format", "host", "imap_port", "imaps_port", "lmtp_port", "api_port",
+        "hostname",
         "api_host", "api_token", "lmtp_host", "workers", "pop3_port", "pop3s_port",
         "smtp_relay", "smtp_relay_tls", "managesieve_port", "managesieves_port",
     ]
@@ -99,12 +102,8 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def _setup_logging(level: str, tag: str = "") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, tag: str = "", fmt: str = "text") -> None:
+    logs.configure(level, fmt, tag)
 
 
 async def _serve(config: Config) -> int:
@@ -156,7 +155,7 @@ def _worker() -> int:
         return 2
     if spec is None:
         return 0  # the parent stopped before it handed over the settings
-    _setup_logging(spec.config.log_level, f"worker-{spec.index} ")
+    _setup_logging(spec.config.log_level, f"worker-{spec.index}", spec.config.log_format)
     return _run_serve(partial(run_worker, spec))
 
 
@@ -171,11 +170,11 @@ def main(argv: list[str] | None = None) -> Any:
         print(f"duck: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        _setup_logging(config.log_level)
+        _setup_logging(config.log_level, fmt=config.log_format)
         return _run_serve(partial(_serve, config))
     # The admin commands print what they did; the store's progress lines are noise
     # there unless asked for.
-    _setup_logging(args.log_level or "WARNING")
+    _setup_logging(args.log_level or "WARNING", fmt=config.log_format)
     if args.command in admin.COMMANDS:
         return admin.run(args, config)
     if args.command in data_commands.COMMANDS:

@@ -49,6 +49,8 @@ class Config:
     #: read through at every start: smaller starts faster (duck/store/engine/embedded.py).
     embedded_log_file_max: str = "100MB"
     log_level: str = "INFO"
+    #: ``text`` lines, or ``json`` lines (one object per line; duck/logs.py).
+    log_format: str = "text"
     hostname: str = "localhost"
     tls_cert: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     tls_key: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
@@ -142,6 +144,8 @@ class Config:
         if not re.fullmatch(r"\d+[KMG]B?", str(self.embedded_log_file_max), re.IGNORECASE):
             raise ConfigError(f"embedded_log_file_max: not a size like 100MB: "
                               f"{self.embedded_log_file_max!r}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format: must be text or json, not {self.log_format!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"log_level: unknown level {self.log_level!r}")
         if (self.tls_cert is None) != (self.tls_key is None):

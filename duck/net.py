@@ -22,6 +22,8 @@ from typing import Any
 import attrs
 import trio
 
+from . import observe
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[trio.abc.Stream], Awaitable[None]]
@@ -169,9 +171,16 @@ async def serve_tcp(
     bound = listeners[0].socket.getsockname()[1]
     stats = stats if stats is not None else ConnectionStats()
 
+    observer = observe.current()
+    protocol = name.lower()
+
     async def guarded(stream: trio.abc.Stream) -> None:
         stats.active += 1
         stats.accepted += 1
+        host, port = peer_address(stream)
+        peer = f"{host}:{port}"
+        observer.connection_opened(protocol, peer)
+        opened = trio.current_time()
         try:
             if ssl_context is not None:
                 tls = trio.SSLStream(stream, ssl_context, server_side=True)
@@ -187,6 +196,7 @@ async def serve_tcp(
             log.exception("%s: connection handler crashed", name)
         finally:
             stats.active -= 1
+            observer.connection_closed(protocol, peer, trio.current_time() - opened)
             await trio.aclose_forcefully(stream)
 
     async def accept_loop(listener: trio.SocketListener, handlers: trio.Nursery) -> None:

@@ -25,6 +25,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from . import observe, telemetry
 from .api.app import ApiState, create_app
 from .api.auth import is_loopback
 from .api.dispatch import Dispatcher
@@ -96,6 +97,8 @@ class Server:
     _managesieve_context: ManageSieveContext | None = None
     #: Failed logins over IMAP and POP3 alike slow both down.
     _throttle: LoginThrottle = attrs.Factory(LoginThrottle)
+    #: This server's metrics (its own registry) and event log lines (duck/observe.py).
+    observer: observe.Observer = attrs.Factory(observe.Observer)
 
     def request_shutdown(self) -> None:
         """Begin a graceful shutdown (idempotent)."""
@@ -103,7 +106,8 @@ class Server:
 
     async def run(self, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until ``request_shutdown`` (or cancellation); reports itself once ready."""
-        with inherit_listeners(self.listen_fds):
+        telemetry.register(self.observer, self)
+        with inherit_listeners(self.listen_fds), observe.using(self.observer):
             await self._run(task_status)
 
     async def _run(self, task_status: trio.TaskStatus[Server]) -> None:

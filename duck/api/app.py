@@ -12,8 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .. import observe
 from ..store import Notifier, Store, StoreUnavailable
 from . import archive, mailboxes, messages, outbound, sieve, sse, users, webhooks
+from .access_log import AccessLog
 from .auth import AccessControl
 from .bodies import ApiError, error_response
 from .models import Health
@@ -51,9 +53,17 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
+async def metrics(request: Request) -> Response:
+    """The server's metrics in the Prometheus text format."""
+    body = await observe.current().scrape()
+    return Response(body, media_type=observe.CONTENT_TYPE)
+
+
 ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/health", health, "Health of the server's components", "server",
              response=Health, errors=()),
+    Endpoint("GET", "/metrics", metrics, "Metrics (Prometheus text format)", "server",
+             errors=(), produces="text/plain"),
     *users.endpoints, *mailboxes.endpoints, *messages.endpoints, *sse.endpoints,
     *webhooks.endpoints, *outbound.endpoints, *archive.endpoints, *sieve.endpoints,
 ]
@@ -98,4 +108,4 @@ def create_app(state: ApiState) -> Any:
         exception_handlers=handlers,
     )
     app.state.duck = state
-    return AccessControl(app, state.api_token)
+    return AccessLog(AccessControl(app, state.api_token))

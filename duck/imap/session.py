@@ -9,10 +9,12 @@ module frames, dispatches, and keeps the selected mailbox's view current.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import trio
 
+from duck import observe
 from duck.store import (
     JournalEntry,
     NotFound,
@@ -302,8 +304,12 @@ class Session:
         # Database round trips are counted per command (docs/architecture.md, "Sessions and
         # round trips"), the journal reads of the updates sent with it included.
         label = f"UID {cmd.VERB}" if getattr(cmd, "uid", False) else cmd.VERB
-        with metrics.command_scope(label):
-            await self._execute(cmd)
+        started = time.perf_counter()
+        try:
+            with metrics.command_scope(label):
+                await self._execute(cmd)
+        finally:
+            observe.current().command("imap", label, time.perf_counter() - started)
 
     async def _execute(self, cmd: Command) -> None:
         self.ctx.commands += 1

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import secrets
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 
 import attrs
 import trio
 
+from duck import observe
 from duck.lmtp.address import normalize
 from duck.lmtp.backend import (
     Accepted,
@@ -62,6 +65,7 @@ from duck.lmtp.replies import (
     failure_reply,
     reply,
 )
+from duck.net import peer_address
 from duck.tls import HandshakeFailed, start_tls
 
 log = logging.getLogger("duck.lmtp")
@@ -215,6 +219,17 @@ class LmtpServer:
         self._changed = trio.Event()
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        observer = observe.current()
+        host, port = peer_address(stream)
+        peer = f"{host}:{port}"
+        observer.connection_opened("lmtp", peer)
+        opened = trio.current_time()
+        try:
+            await self._serve_connection(stream)
+        finally:
+            observer.connection_closed("lmtp", peer, trio.current_time() - opened)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
         self._total += 1
         refusal = self._refusal(stream)
         if refusal is not None:
@@ -259,6 +274,15 @@ def _peer_allowed(stream: trio.SocketStream, networks: Sequence[IPNetwork]) -> b
     return any(addr in net for net in networks)
 
 
+#: LMTP events timed as commands (duck_command_seconds), by the verb they report;
+#: the end of a message's data is its delivery.
+_VERBS: dict[type, str] = {
+    Lhlo: "LHLO", MailFrom: "MAIL", RcptTo: "RCPT", DataStart: "DATA", DataEnd: "DATA END",
+    Bdat: "BDAT", ChunkEnd: "BDAT END", Rset: "RSET", Noop: "NOOP", Quit: "QUIT",
+    Vrfy: "VRFY", StartTls: "STARTTLS",
+}
+
+
 class _Connection:
     """One client: reads, feeds the protocol, talks to the backend, writes replies."""
 
@@ -277,6 +301,10 @@ class _Connection:
         self._recipients: list[AcceptedRecipient] = []
         self._delivery: Delivery | None = None
         self._failed: Reply | None = None  # the backend failed mid-message
+        #: The message's id in log lines and in its 250 replies (the MTA logs them).
+        self._queue_id = ""
+        self._size = 0
+        self._observer = observe.current()
 
     def shutdown(self) -> None:
         """Close as soon as no transaction is in progress."""
@@ -298,7 +326,15 @@ class _Connection:
                     continue
                 if isinstance(event, ConnectionClosed):
                     break
-                await self._dispatch(event)
+                verb = _VERBS.get(type(event))
+                if verb is None:
+                    await self._dispatch(event)
+                    continue
+                started = time.perf_counter()
+                try:
+                    await self._dispatch(event)
+                finally:
+                    self._observer.command("lmtp", verb, time.perf_counter() - started)
             await self._flush()
         except _Closed:
             pass
@@ -443,6 +479,8 @@ class _Connection:
             body=self._mail.body,
             smtputf8=self._mail.smtputf8,
         )
+        self._queue_id = secrets.token_hex(6).upper()
+        self._size = 0
         try:
             self._delivery = await self.backend.open_delivery(envelope)
         except BackendUnavailable:
@@ -460,6 +498,7 @@ class _Connection:
         return failed
 
     async def _write(self, data: bytes) -> None:
+        self._size += len(data)
         if self._delivery is None:
             return  # the delivery failed earlier; the rest of the message is dropped
         try:
@@ -473,14 +512,20 @@ class _Connection:
     async def _end_message(self, replies: int, rejected: Reply | None) -> None:
         outcomes = await self._outcomes(replies, rejected)
         self.server._count_message(all(isinstance(o, Stored) for o in outcomes))
-        for outcome in outcomes:
+        queue_id = self._queue_id or "-"
+        for i, outcome in enumerate(outcomes):
             if isinstance(outcome, Stored):
-                text = outcome.text or "Delivered"
+                text = f"<{queue_id}> {outcome.text or 'Delivered'}"
                 self._send(reply(250, "2.0.0", text))
+                label = "stored"
             elif isinstance(outcome, _ReplyOutcome):
                 self._send(outcome.reply)
+                label = "rejected" if outcome.reply.code >= 500 else "deferred"
             else:
                 self._send(failure_reply(outcome.failure, outcome.text))
+                label = outcome.failure.name.lower()
+            rcpt = self._recipients[i].address if i < len(self._recipients) else "-"
+            self._observer.delivery(queue_id, rcpt, label, self._size)
         self._clear_transaction()
 
     async def _outcomes(self, replies: int, rejected: Reply | None
@@ -523,6 +568,8 @@ class _Connection:
         self._clear_transaction()
 
     def _clear_transaction(self) -> None:
+        self._queue_id = ""
+        self._size = 0
         self._mail = None
         self._recipients = []
         self._delivery = None

@@ -14,6 +14,7 @@ import base64
 import binascii
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import attrs
 import trio
 
+from .. import observe
 from ..net import is_tls, peer_address, serve_tcp
 from ..store import metrics
 from ..throttle import ConnectionCounter, LoginThrottle
@@ -248,11 +250,13 @@ class Session:
             assert isinstance(event, Command)
             self.ctx.commands += 1
             # Database round trips per command, as IMAP counts them (bench/).
+            started = time.perf_counter()
             with metrics.command_scope(f"POP3 {event.VERB}"):
                 try:
                     await self._dispatch(event)
                 except BackendError as exc:
                     self.reply(err(str(exc), replies.SYS_TEMP))
+            observe.current().command("pop3", event.VERB, time.perf_counter() - started)
             if self.proto.state is State.UPDATE:
                 await self.flush()
                 return

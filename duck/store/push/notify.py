@@ -17,6 +17,7 @@ interval. Writes made in this process also wake local subscribers directly
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import trio
 from bson import ObjectId
 
 from ..engine import schema
+from ..engine.clock import now
 from ..engine.database import Database
 from ..errors import StoreUnavailable
 
@@ -133,6 +135,9 @@ class Notifier:
         self._seen_modseqs: dict[str, int] = {}
         self.mode = "stopped"
         self.events_seen = 0
+        #: Seconds from the last journal entry's write to its wake-up here (change
+        #: streams only: polling wakes subscribers every poll_interval at most).
+        self.lag = 0.0
 
     # -- subscribers ---------------------------------------------------------
 
@@ -173,7 +178,8 @@ class Notifier:
         """Figures: mode, keys and subscriptions live, journal events seen."""
         subs = {s for group in self._subscribers.values() for s in group}
         return {"mode": self.mode, "keys": len(self._subscribers),
-                "subscriptions": len(subs), "events_seen": self.events_seen}
+                "subscriptions": len(subs), "events_seen": self.events_seen,
+                "lag": self.lag}
 
     # -- the watcher -----------------------------------------------------------
 
@@ -228,6 +234,9 @@ class Notifier:
 
     async def _dispatch(self, doc: dict[str, Any]) -> None:
         self.events_seen += 1
+        written = doc.get("at")
+        if isinstance(written, dt.datetime):
+            self.lag = max(0.0, (now() - written).total_seconds())
         mailbox = doc.get("mailbox")
         keys = []
         if mailbox is not None:

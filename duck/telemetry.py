@@ -1,0 +1,68 @@
+"""The scrape-time metric families of a running server (``GET /metrics``).
+
+``duck/observe.py`` counts events as they happen; these are figures other parts
+keep anyway, read when Prometheus scrapes: store round trips per command, the
+notifier's lag, the outbound queue's depth, the embedded database's state. With
+``--workers N`` each worker process reports its own figures (a scrape reaches one
+of them); the embedded database is the parent's and is reported by none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import Gauge
+from prometheus_client.core import Metric
+
+from .observe import Observer, counter_family, gauge_family
+from .store import StoreError, metrics
+
+if TYPE_CHECKING:
+    from .server import Server
+
+
+def register(observer: Observer, server: Server) -> None:
+    """Add the server's scrape-time families to its observer."""
+
+    def round_trips() -> Iterator[Metric]:
+        stats = metrics.statistics()
+        yield counter_family(
+            "duck_store_round_trips", "Database round trips, by the command that made them",
+            ["command"], (([label if label != metrics.OTHER else "other"], s["round_trips"])
+                          for label, s in stats.items()))
+
+    def notifier() -> Iterator[Metric]:
+        if server.notifier is None:
+            return
+        stats = server.notifier.statistics()
+        yield gauge_family("duck_notifier_lag_seconds",
+                           "From the last change's write to its wake-up", stats["lag"])
+        yield counter_family("duck_notifier_events", "Changes the notifier saw", [],
+                             [([], stats["events_seen"])])
+
+    def embedded() -> Iterator[Metric]:
+        if server.embedded is None:
+            return
+        stats = server.embedded.statistics()
+        yield gauge_family("duck_embedded_database_up", "1 while the embedded database runs",
+                           1 if stats["pid"] is not None else 0)
+        yield counter_family("duck_embedded_database_restarts",
+                             "Restarts of the embedded database after it died", [],
+                             [([], int(stats["restarts"]))])  # type: ignore[call-overload]
+
+    for reader in (round_trips, notifier, embedded):
+        observer.add_reader(reader)
+
+    depth = Gauge("duck_outbound_queue_depth", "Outbound messages waiting to be sent",
+                  registry=observer.registry)
+
+    async def outbound() -> None:
+        if server.store is None:
+            return
+        try:
+            depth.set((await server.store.outbound.statistics())["queued"])
+        except StoreError:
+            pass  # the database is down: the gauge keeps its last value
+
+    observer.add_source(outbound)

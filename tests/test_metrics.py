@@ -1,0 +1,164 @@
+"""``GET /metrics``: scraped, parsed by prometheus-client's parser, and each family
+moves when its event happens. And the event log lines that go with them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+from duck.config import Config
+from duck.logs import JsonFormatter
+from duck.observe import Observer
+from duck.server import Server
+from duck.store import Store
+from tests.lmtp.client import LmtpClient
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(server: Any) -> Samples:
+    """Every sample of the server's /metrics, by (name, labels)."""
+    async with httpx.AsyncClient(timeout=20) as client:
+        r = await client.get(f"http://127.0.0.1:{server.ports['api']}/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(r.text) for s in family.samples}
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def imap_session(port: int, *lines: str) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all("".join(f"{line}\r\n" for line in lines).encode())
+    data = b""
+    while b"\r\nz OK" not in data:
+        chunk = await stream.receive_some(4096)
+        assert chunk, data
+        data += chunk
+    await stream.aclose()
+    return data
+
+
+async def test_each_family_moves_with_its_event(duck_server: Any,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    store: Store = duck_server.store
+    user = await store.users.create("mia@example.com", "pw-metrics")
+    await store.users.create("full@example.com", "pw-metrics", quota=10)
+    with trio.fail_after(60):
+        before = await scrape(duck_server)
+
+        await imap_session(duck_server.ports["imap"], 'a LOGIN mia@example.com pw-metrics',
+                           "b NOOP", "z LOGOUT")
+        lmtp = await LmtpClient.connect(duck_server.ports["lmtp"])
+        await lmtp.read_reply()
+        assert (await lmtp.command("LHLO client.example.org")).code == 250
+        message = b"Subject: m\r\n\r\n" + b"x" * 100 + b"\r\n"
+        rcpts, data = await lmtp.deliver("s@example.org", ["mia@example.com",
+                                                           "full@example.com"], message)
+        assert [r.code for r in rcpts] == [250, 250] and [r.code for r in data] == [250, 552]
+        queue_id = data[0].text.split(" ")[0].strip("<>")
+        await lmtp.command("QUIT")
+        await lmtp.aclose()
+        await store.outbound.enqueue("mia@example.com", ["x@example.net"],
+                                     b"Subject: out\r\n\r\nhi\r\n", kind="redirect")
+        # The notifier's wake-up for the delivery comes through the change stream.
+        while duck_server.notifier.events_seen == 0:
+            await trio.sleep(0.05)
+        after = await scrape(duck_server)
+
+    def moved(name: str, by: float = 1, **labels: str) -> None:
+        delta = value(after, name, **labels) - value(before, name, **labels)
+        assert delta == by, (name, labels, delta)
+
+    moved("duck_connections_total", protocol="imap")
+    moved("duck_connections_total", protocol="lmtp")
+    assert value(after, "duck_connections_open", protocol="imap") == 0
+    moved("duck_command_seconds_count", protocol="imap", command="LOGIN")
+    moved("duck_command_seconds_count", protocol="imap", command="NOOP")
+    assert value(after, "duck_command_seconds_sum", protocol="imap", command="LOGIN") > 0
+    moved("duck_command_seconds_count", protocol="lmtp", command="DATA END")
+    moved("duck_command_seconds_count", protocol="lmtp", command="RCPT", by=2)
+    moved("duck_deliveries_total", outcome="stored")
+    moved("duck_deliveries_total", outcome="over_quota")
+    moved("duck_delivered_bytes_total", by=len(message))
+    assert value(after, "duck_store_round_trips_total", command="LOGIN") > value(
+        before, "duck_store_round_trips_total", command="LOGIN")
+    assert value(after, "duck_notifier_events_total") > value(before, "duck_notifier_events_total")
+    assert 0 <= value(after, "duck_notifier_lag_seconds") < 30
+    moved("duck_outbound_queue_depth")
+    # The first scrape itself was an answered API request.
+    assert value(after, "duck_api_requests_total", method="GET", status="200") >= 1
+
+    # One log line per connection event, delivery and API request, with its fields.
+    records = caplog.records
+    conns = [r for r in records if r.name == "duck.conn" and getattr(r, "protocol", "") == "imap"]
+    assert [r.event for r in conns] == ["open", "close"]  # type: ignore[attr-defined]
+    assert conns[0].peer.startswith("127.0.0.1:")  # type: ignore[attr-defined]
+    deliveries = {r.recipient: r for r in records if r.name == "duck.delivery"}  # type: ignore[attr-defined]
+    assert deliveries["mia@example.com"].outcome == "stored"  # type: ignore[attr-defined]
+    assert deliveries["mia@example.com"].queue_id == queue_id  # type: ignore[attr-defined]
+    assert deliveries["mia@example.com"].size == len(message)  # type: ignore[attr-defined]
+    assert deliveries["full@example.com"].outcome == "over_quota"  # type: ignore[attr-defined]
+    api = [r for r in records if r.name == "duck.api.access"]
+    assert any(r.path == "/metrics" and r.status == 200 for r in api)  # type: ignore[attr-defined]
+    # No line per IMAP command by default.
+    assert not any("NOOP" in r.getMessage() for r in records)
+    assert user.id
+
+
+def test_two_observers_do_not_share_counts() -> None:
+    a, b = Observer(), Observer()
+    a.command("imap", "NOOP", 0.001)
+    a.delivery("Q1", "x@example.com", "stored", 10)
+    assert a.registry.get_sample_value(
+        "duck_command_seconds_count", {"protocol": "imap", "command": "NOOP"}) == 1
+    assert b.registry.get_sample_value(
+        "duck_command_seconds_count", {"protocol": "imap", "command": "NOOP"}) is None
+    assert b.registry.get_sample_value("duck_deliveries_total", {"outcome": "stored"}) is None
+
+
+def test_json_lines_carry_the_event_fields() -> None:
+    record = logging.LogRecord("duck.delivery", logging.INFO, __file__, 1,
+                               "delivery %s to=%s", ("Q1", "a@example.com"), None)
+    record.queue_id, record.outcome, record.size = "Q1", "stored", 42
+    line = json.loads(JsonFormatter("worker-2").format(record))
+    assert line["message"] == "delivery Q1 to=a@example.com"
+    assert (line["logger"], line["level"], line["process"]) == ("duck.delivery", "INFO",
+                                                                 "worker-2")
+    assert (line["queue_id"], line["outcome"], line["size"]) == ("Q1", "stored", 42)
+    assert line["time"].endswith("+00:00")
+
+
+@pytest.mark.slow
+async def test_embedded_database_up_and_restarts(tmp_path: Path, nursery: Any) -> None:
+    """A real embedded database: killed, it is restarted, and the families say so."""
+    config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
+                    pop3_port=0, pop3s_port=0, api_port=0, shutdown_grace=2.0)
+    server = Server(config)
+    with trio.fail_after(120):
+        await nursery.start(server.run)
+        try:
+            first = await scrape(server)
+            assert value(first, "duck_embedded_database_up") == 1
+            assert value(first, "duck_embedded_database_restarts_total") == 0
+            assert server.embedded is not None
+            os.kill(int(server.embedded.statistics()["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+            while server.embedded.restarts == 0 or server.embedded.statistics()["pid"] is None:
+                await trio.sleep(0.1)
+            again = await scrape(server)
+            assert value(again, "duck_embedded_database_restarts_total") == 1
+            assert value(again, "duck_embedded_database_up") == 1
+        finally:
+            server.request_shutdown()
