@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--api-token", help="access token the HTTP API requires")
     serve.add_argument("--lmtp-host", help="address of the LMTP listener (default 127.0.0.1)")
+    serve.add_argument("--socketmap-port", type=int,
+                       help="Postfix socketmap recipient lookups on this port (default off)")
     serve.add_argument("--hostname", help="name in greetings and the self-signed certificate")
     serve.add_argument(
         "--workers", type=int,
@@ -94,7 +96,7 @@ def _config(args: argparse.Namespace) -> Config:
     keys = [
         "data_dir", "mongo_uri", "database", "embedded_engine", "embedded_cache_size",
         "log_level", "log_format", "host", "imap_port", "imaps_port", "lmtp_port", "api_port",
-        "hostname",
+        "hostname", "socketmap_port",
         "api_host", "api_token", "lmtp_host", "workers", "pop3_port", "pop3s_port",
         "smtp_relay", "smtp_relay_tls", "managesieve_port", "managesieves_port",
     ]

@@ -39,6 +39,10 @@ class Config:
     managesieve_port: int = 4190
     managesieves_port: int = 0
     lmtp_host: str = "127.0.0.1"
+    #: Postfix socketmap recipient lookups (duck/mta/socketmap.py); 0 (the default)
+    #: disables it. docs suggest 2425.
+    socketmap_port: int = 0
+    socketmap_host: str = "127.0.0.1"
     api_port: int = 8080
     api_host: str = "127.0.0.1"
     mongo_uri: str | None = None
@@ -133,7 +137,7 @@ class Config:
     def validate(self) -> Config:
         """Check value ranges; raise ConfigError naming the bad key."""
         for key in ("imap_port", "imaps_port", "lmtp_port", "api_port", "pop3_port",
-                    "pop3s_port", "managesieve_port", "managesieves_port"):
+                    "pop3s_port", "managesieve_port", "managesieves_port", "socketmap_port"):
             value = getattr(self, key)
             if not isinstance(value, int) or not 0 <= value <= 65535:
                 raise ConfigError(f"{key}: not a port number: {value!r}")

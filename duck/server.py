@@ -39,6 +39,7 @@ from .lmtp.server import LmtpServer, LmtpServerConfig, serve_lmtp
 from .lmtp.store_backend import StoreBackend
 from .managesieve.server import ManageSieveConfig, ManageSieveContext, serve_managesieve
 from .managesieve.store_backend import StoreBackend as ManageSieveStoreBackend
+from .mta.socketmap import serve_socketmap
 from .net import inherit_listeners, inherited_fds, open_listeners
 from .outbound.sender import Sender
 from .outbound.smtp import RelaySettings, parse_relay
@@ -187,6 +188,11 @@ class Server:
                             components[name] = True
                     self.ports["lmtp"] = await nursery.start(self._lmtp)
                     components["lmtp"] = True
+                    if config.socketmap_port:
+                        assert self.store is not None
+                        self.ports["socketmap"] = await nursery.start(partial(
+                            serve_socketmap, self.store, config.socketmap_host,
+                            config.socketmap_port, shutdown=self.shutdown))
                     self.ports["api"] = await nursery.start(self._api)
                     components["api"] = True
                     ports = ", ".join(f"{k}={v}" for k, v in self.ports.items())

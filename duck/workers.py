@@ -188,6 +188,8 @@ class WorkerPool:
             services.append(("managesieves", config.host, config.managesieves_port))
         services += [("lmtp", config.lmtp_host, config.lmtp_port),
                      ("api", config.api_host, config.api_port)]
+        if config.socketmap_port:
+            services.append(("socketmap", config.socketmap_host, config.socketmap_port))
         return services
 
     def _bind_slot(self, *, first: bool) -> dict[str, list[socket.socket]]:
@@ -236,6 +238,7 @@ class WorkerPool:
             imap_port=self.ports["imap"], imaps_port=self.ports.get("imaps", 0),
             lmtp_port=self.ports["lmtp"], api_port=self.ports["api"],
             pop3_port=self.ports.get("pop3", 0), pop3s_port=self.ports.get("pop3s", 0),
+            socketmap_port=self.ports.get("socketmap", 0),
         )
         async with trio.open_nursery() as outer:
             outer.start_soon(self._stop_when_asked)

@@ -144,6 +144,16 @@ class AddressInfo:
 
 
 @attrs.frozen
+class Recipient:
+    """A deliverable recipient: the address it matched (``user+tag@`` matches
+    ``user@``) and the user it reaches."""
+
+    address: str
+    user: str
+    success: bool = True
+
+
+@attrs.frozen
 class AddressList:
     """A user's addresses."""
 

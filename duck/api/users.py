@@ -22,6 +22,7 @@ from .models import (
     NewAddress,
     Pop3Settings,
     Quota,
+    Recipient,
     SetQuota,
     Success,
     UserInfo,
@@ -127,6 +128,15 @@ async def list_addresses(request: Request) -> Response:
     return ok(AddressList([AddressInfo(a, main) for a, main in items]))
 
 
+async def recipient(request: Request) -> Response:
+    """Whether LMTP would accept mail for an address (the MTA's recipient check)."""
+    address = unquote(request.path_params["address"])
+    found = await store_of(request).users.resolve_address(address)
+    if found is None:
+        raise ApiError(404, "NotFound", "no such recipient")
+    return ok(Recipient(found.address, found.user_id))
+
+
 async def add_address(request: Request) -> Response:
     """Route one more address to the user."""
     user_id = path_id(request, "user")
@@ -170,4 +180,7 @@ endpoints = [
              "addresses", body=NewAddress, response=AddressInfo, errors=(404, 409)),
     Endpoint("DELETE", "/users/{user}/addresses/{address}", remove_address,
              "Remove an address", "addresses", response=Success),
+    Endpoint("GET", "/recipients/{address}", recipient,
+             "Is this a deliverable recipient? (the MTA's check before accepting mail)",
+             "addresses", response=Recipient),
 ]

@@ -215,6 +215,18 @@ class Users:
             raise AuthenticationFailed("invalid credentials")
         return _user(doc)
 
+    async def has_domain(self, domain: str) -> bool:
+        """True when some address routed to a user is in ``domain`` (the MTA asks
+        which domains are ours). A scan of the address index: callers cache it."""
+        try:
+            name = normalize_address(f"x@{domain}").partition("@")[2]
+        except InvalidInput:
+            return False
+        pattern = f"@{re.escape(name)}$"
+        doc = await self._database.run(
+            self._addresses.find_one, {"address": {"$regex": pattern}}, {"_id": 1})
+        return doc is not None
+
     async def resolve_address(self, address: str) -> ResolvedAddress | None:
         """Route an address to its user: exact match first, then ``user+tag@`` → user."""
         found = await self.recipient(address, with_user=False)
