@@ -145,7 +145,8 @@ def test_json_lines_carry_the_event_fields() -> None:
 async def test_embedded_database_up_and_restarts(tmp_path: Path, nursery: Any) -> None:
     """A real embedded database: killed, it is restarted, and the families say so."""
     config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
-                    pop3_port=0, pop3s_port=0, api_port=0, shutdown_grace=2.0)
+                    pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0,
+                    shutdown_grace=2.0)
     server = Server(config)
     with trio.fail_after(120):
         await nursery.start(server.run)

@@ -32,7 +32,7 @@ async def server(mongo_uri: str, db_name: str, tmp_path: Path, nursery: Any
                  ) -> AsyncIterator[Server]:
     """A server with its socketmap listener on."""
     config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
-                    pop3_port=0, pop3s_port=0, api_port=0, mongo_uri=mongo_uri,
+                    pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0, mongo_uri=mongo_uri,
                     database=db_name, shutdown_grace=2.0, socketmap_port=_free_port())
     server = Server(config)
     await nursery.start(server.run)
