@@ -27,6 +27,7 @@ from ..store import (
     Store,
     StoreError,
     StoreUnavailable,
+    normalize_flag,
 )
 from .hooks import StoreHooks
 
@@ -39,6 +40,8 @@ CACHE_SIZE = 512
 MAX_MESSAGE_BUFFER = 16 * 1024 * 1024
 #: Most octets of the header section kept for scripts that read only headers.
 MAX_HEADER_BUFFER = 256 * 1024
+#: Most flags a script may set on one copy (the store allows more).
+MAX_FLAGS = 64
 
 
 @attrs.frozen
@@ -130,11 +133,28 @@ class Rules:
             data, envelope_from=reverse_path, envelope_to=recipient.address,
             size=size + len(recipient.prepend), with_body=compiled.uses_body)
         hooks = StoreHooks(self._store, recipient.user_id)
-        outcome = await sieve.run(compiled, view, hooks, self.limits, loaded.script.name)
+        try:
+            outcome = await sieve.run(compiled, view, hooks, self.limits, loaded.script.name)
+        except StoreUnavailable:
+            raise  # the whole delivery is retried by the MTA (LMTP 451)
+        except Exception:
+            # A bug must not lose mail: keep it, and say so in the log.
+            log.exception("sieve: script %r of user %s crashed", loaded.script.name,
+                          recipient.user_id)
+            outcome = sieve.Outcome((sieve.Keep(implicit=True),), sieve.SieveRuntimeError(
+                "internal error while running the script"))
         if outcome.error is not None:
             await self._record(recipient.user_id, loaded.script.name, outcome.error)
-        return await self._carry_out(recipient, outcome, message, complete=complete,
-                                     reverse_path=reverse_path, script=loaded.script.name)
+        try:
+            return await self._carry_out(recipient, outcome, message, complete=complete,
+                                         reverse_path=reverse_path,
+                                         script=loaded.script.name)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("sieve: the actions of script %r of user %s failed",
+                          loaded.script.name, recipient.user_id)
+            return Plan((inbox,))
 
     async def _record(self, user_id: str, name: str, error: sieve.SieveError) -> None:
         log.info("sieve: script %r of user %s failed: %s", name, user_id, error)
@@ -177,7 +197,7 @@ class Rules:
     def _target(self, recipient: Recipient, path: str, flags: tuple[str, ...]
                 ) -> DeliveryTarget:
         return DeliveryTarget(user_id=recipient.user_id, mailbox_path=path,
-                              flags=tuple(flags), prepend=recipient.prepend)
+                              flags=_storable(flags), prepend=recipient.prepend)
 
     async def _mailbox(self, user_id: str, name: str, create: bool) -> str:
         """The mailbox to file into: ``name`` if it exists (or was created), else INBOX."""
@@ -230,6 +250,14 @@ class Rules:
         own = [recipient.lookup, recipient.address, *action.addresses]
         if action.from_address:
             own.append(action.from_address)
+        try:
+            # Mail to any of the user's addresses counts as addressed to the user.
+            own += [address for address, _ in await self._store.admin.addresses(
+                recipient.user_id)]
+        except StoreUnavailable:
+            raise
+        except StoreError:
+            pass
         why = autoreply.reply_refusal(message, reverse_path, own)
         if why is not None:
             log.debug("sieve: no vacation reply to %s: %s", reverse_path, why)
@@ -247,6 +275,20 @@ class Rules:
         except (StoreError, ValueError) as exc:
             # A reply not sent loses no mail; the delivery goes on.
             log.warning("sieve: vacation reply to %s not queued: %s", reverse_path, exc)
+
+
+def _storable(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """The flags the store accepts (a script's flag it would refuse is dropped, not
+    the copy), at most MAX_FLAGS."""
+    out: list[str] = []
+    for flag in flags:
+        try:
+            out.append(normalize_flag(flag))
+        except StoreError:
+            continue
+        if len(out) >= MAX_FLAGS:
+            break
+    return tuple(out)
 
 
 def _build_vacation(action: sieve.Vacation, message: bytes, user_address: str,

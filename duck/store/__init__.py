@@ -41,6 +41,7 @@ from .errors import (
 )
 from .index import query, textindex
 from .mail.acl import SHARED_OWNER, SharedMailbox, rights_of
+from .mail.flags import normalize_flag
 from .mail.imports import Imports
 from .mail.ingest import Ingest
 from .mail.leases import Lease, Leases, Refusal
@@ -173,6 +174,7 @@ __all__ = [
     "mailbox_key",
     "metrics",
     "normalize_address",
+    "normalize_flag",
     "normalize_path",
     "open_store",
     "query",
