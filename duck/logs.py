@@ -49,17 +49,24 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str = "INFO", fmt: str = "text", process: str = "") -> None:
     """Send every logger's lines to stderr at ``level`` in format ``fmt``;
-    ``process`` names this process in each line (``worker-2``)."""
+    ``process`` names this process in each line (``worker-2``).
+
+    As ``logging.basicConfig``, this leaves alone a root logger that something else
+    (a test runner, an embedding program) already gave handlers; a handler of its
+    own from an earlier call is replaced."""
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    root = logging.getLogger()
+    if any(not getattr(h, "duck", False) for h in root.handlers):
+        return
     handler = logging.StreamHandler(sys.stderr)
+    handler.duck = True  # type: ignore[attr-defined]
     if fmt == "json":
         handler.setFormatter(JsonFormatter(process or None))
     else:
         tag = f"{process} " if process else ""
         handler.setFormatter(logging.Formatter(
             f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"))
-    root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)

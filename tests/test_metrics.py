@@ -16,6 +16,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from duck.config import Config
+from duck.ctl.locate import read_state
 from duck.logs import JsonFormatter
 from duck.observe import Observer
 from duck.server import Server
@@ -151,6 +152,8 @@ async def test_embedded_database_up_and_restarts(tmp_path: Path, nursery: Any) -
     with trio.fail_after(120):
         await nursery.start(server.run)
         try:
+            # The admin commands find this database through the data directory.
+            assert read_state(config.data_dir).mongo_uri == server.mongo_uri
             first = await scrape(server)
             assert value(first, "duck_embedded_database_up") == 1
             assert value(first, "duck_embedded_database_restarts_total") == 0
@@ -163,3 +166,26 @@ async def test_embedded_database_up_and_restarts(tmp_path: Path, nursery: Any) -
             assert value(again, "duck_embedded_database_up") == 1
         finally:
             server.request_shutdown()
+
+
+def test_log_format_flag_reaches_the_lines(tmp_path: Path, mongo_uri: str,
+                                          db_name: str) -> None:
+    """``--log-format json`` on a command line gives JSON lines on stderr."""
+    import subprocess
+    import sys
+
+    import pymongo
+
+    cmd = [sys.executable, "-m", "duck.cli", "user", "list", "--log-format", "json",
+           "--log-level", "INFO", "--data-dir", str(tmp_path),
+           "--mongo-uri", mongo_uri, "--database", db_name]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        with pymongo.MongoClient(mongo_uri) as client:
+            client.drop_database(db_name)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.strip().splitlines()]
+    assert any(line["logger"] == "duck.store.store" and line["level"] == "INFO"
+               and line["message"].startswith("store ready") for line in lines), lines
