@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from .. import observe
 from ..store import Notifier, Store, StoreUnavailable
-from . import archive, mailboxes, messages, outbound, sieve, sse, users, webhooks
+from . import archive, mailboxes, messages, outbound, sharing, sieve, sse, users, webhooks
 from .access_log import AccessLog
 from .auth import AccessControl
 from .bodies import ApiError, error_response
@@ -66,6 +66,7 @@ ENDPOINTS: list[Endpoint] = [
              errors=(), produces="text/plain"),
     *users.endpoints, *mailboxes.endpoints, *messages.endpoints, *sse.endpoints,
     *webhooks.endpoints, *outbound.endpoints, *archive.endpoints, *sieve.endpoints,
+    *sharing.endpoints,
 ]
 OPENAPI = document(ENDPOINTS)
 

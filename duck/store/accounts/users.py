@@ -29,6 +29,10 @@ from .passwords import VerifiedCache, hash_password, verify_password
 log = logging.getLogger(__name__)
 
 MAX_PASSWORD = 1024
+#: The account that owns the mailboxes of the "Shared" namespace (mail/acl.py): its
+#: name is no address, so nobody logs in as it, and user listings leave it out.
+SHARED_OWNER = "536861726564000000000000"
+SHARED_OWNER_NAME = "#shared"
 #: Default storage quota for new users, in bytes (configurable per user).
 DEFAULT_QUOTA = 1024**3
 #: Most users one listing page holds.
@@ -174,11 +178,11 @@ class Users:
         ``after`` for the next page (None on the last one)."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
-        filt: dict[str, Any] = {}
+        filt: dict[str, Any] = {"username": {"$ne": SHARED_OWNER_NAME}}
         if query:
             if len(query) > MAX_FILTER:
                 raise InvalidInput("query too long")
-            filt["username"] = {"$regex": re.escape(query.lower())}
+            filt["username"]["$regex"] = re.escape(query.lower())
         if after:
             filt.setdefault("username", {})["$gt"] = after
         docs = await self._database.run(lambda: list(

@@ -33,6 +33,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from .. import rights as acl_rights
+from ..accounts.users import SHARED_OWNER, SHARED_OWNER_NAME
 from ..engine import schema
 from ..engine.database import Database
 from ..engine.ids import parse_id
@@ -42,10 +43,6 @@ from ..models import Mailbox
 from ..push import journal
 from .mailboxes import mailbox_from_doc
 
-#: The account that owns the mailboxes of the "Shared" namespace.
-SHARED_OWNER = "536861726564000000000000"
-#: Its user name: no address, so nobody can log in as it.
-SHARED_OWNER_NAME = "#shared"
 #: Per-reader \\Seen state of mailboxes that are not the reader's.
 SEEN = "seen"
 
