@@ -24,10 +24,6 @@ from .mailboxes import mailbox_info
 from .models import MailboxInfo, MailboxList, NewMailbox, Success
 from .routing import Endpoint
 
-#: How IMAP names the namespaces (duck/imap/namespaces.py says the same).
-OTHER_USERS = "Other Users/"
-SHARED = "Shared/"
-
 
 @attrs.frozen
 class AclEntry:
@@ -150,8 +146,7 @@ async def shared_with(request: Request) -> Response:
         found = await store.acl.shared_with(user.id, user.username)
     out = []
     for s in found:
-        name = (f"{OTHER_USERS}{s.owner}/{s.mailbox.path}" if s.owner is not None
-                else f"{SHARED}{s.mailbox.path}")
+        name = rights.shared_name(s.owner, s.mailbox.path)
         out.append(SharedMailboxInfo(s.mailbox.id, name, s.owner, s.mailbox.path,
                                      rights.render(s.rights)))
     return ok(SharedList(out))

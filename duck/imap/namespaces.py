@@ -37,8 +37,8 @@ from .errors import CommandError, no
 if TYPE_CHECKING:
     from .context import CommandContext
 
-OTHER_USERS = "Other Users"
-SHARED = "Shared"
+OTHER_USERS = rights.OTHER_USERS
+SHARED = rights.SHARED
 #: Rights text of a mailbox of one's own (RFC 4314 §2.1.1's c and d included).
 ALL_TEXT = rights.render(rights.ALL_RIGHTS)
 
@@ -87,9 +87,7 @@ def split(name: str) -> tuple[str, str | None, str]:
 
 def display(owner_name: str | None, path: str) -> str:
     """The client's name of another owner's mailbox (None: the Shared namespace)."""
-    if owner_name is None:
-        return f"{SHARED}{DELIMITER}{path}"
-    return f"{OTHER_USERS}{DELIMITER}{owner_name}{DELIMITER}{path}"
+    return rights.shared_name(owner_name, path)
 
 
 def in_other_namespace(name: str) -> bool:

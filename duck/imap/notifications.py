@@ -8,6 +8,7 @@ from duck.store import DELIMITER, INBOX
 
 from .grammar.cmd_ext import NotifyGroup
 from .grammar.cmd_mailbox import StatusItem
+from .namespaces import in_other_namespace
 
 
 @attrs.frozen
@@ -36,7 +37,9 @@ def _matches(g: NotifyGroup, path: str, *, selected: bool, subscribed: bool) -> 
     if f in ("SELECTED", "SELECTED-DELAYED"):
         return selected
     if f == "PERSONAL":
-        return True  # every mailbox of the user is in the personal namespace
+        # RFC 5465 §6: the personal namespace only, not other owners' mailboxes
+        # (which the change feed also carries, named "Other Users/..." or "Shared/...").
+        return not in_other_namespace(path)
     if f == "INBOXES":
         # Mail is delivered to INBOX only (no delivery rules move it elsewhere).
         return path == INBOX

@@ -38,6 +38,19 @@ MAX_ENTRIES = 256
 
 Rights = frozenset[str]
 
+#: The namespaces (RFC 2342) in which another owner's mailboxes are named: IMAP
+#: shows them under these prefixes and the API and the change feed name them so.
+OTHER_USERS = "Other Users"
+SHARED = "Shared"
+
+
+def shared_name(owner: str | None, path: str) -> str:
+    """How a user names another owner's mailbox: ``Other Users/<owner>/<path>``, or
+    ``Shared/<path>`` for the Shared namespace (``owner`` None)."""
+    if owner is None:
+        return f"{SHARED}/{path}"
+    return f"{OTHER_USERS}/{owner}/{path}"
+
 
 def parse(text: str) -> Rights:
     """The rights a client's rights string names (``c``/``d`` expanded); InvalidInput
@@ -94,6 +107,8 @@ __all__ = [
     "ANYONE",
     "AUTHENTICATED",
     "MAX_ENTRIES",
+    "OTHER_USERS",
+    "SHARED",
     "VIRTUAL",
     "WRITE_RIGHTS",
     "Rights",
@@ -101,4 +116,5 @@ __all__ = [
     "effective",
     "parse",
     "render",
+    "shared_name",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import trio
 
-from .conftest import message
+from .conftest import message, open_sse
 
 
 async def _user(client: httpx.AsyncClient, name: str) -> str:
@@ -120,3 +120,32 @@ async def test_every_route_refuses_another_users_mailbox(client: httpx.AsyncClie
         assert (await client.get(f"/users/{alice}/mailboxes/{inbox}/acl")).json()[
             "results"] == []
         assert (await client.get(f"/users/{bob}/shared")).json()["results"] == []
+
+
+async def test_sse_stream_of_a_reader_carries_the_shared_mailbox(
+        client: httpx.AsyncClient, duck_server: Any) -> None:
+    """Bob's change stream tells of alice's deliveries into the mailbox she shares
+    with him (woken through the notifier's change stream, as in another process),
+    and of nothing once the share is taken back."""
+    store = duck_server.store
+    with trio.fail_after(60):
+        alice = await _user(client, "alice@example.com")
+        bob = await _user(client, "bob@example.com")
+        inbox = await _inbox(client, alice)
+        acl = f"/users/{alice}/mailboxes/{inbox}/acl/bob@example.com"
+        assert (await client.put(acl, json={"rights": "lr"})).status_code == 200
+        async with open_sse(client, f"/users/{bob}/updates") as events:
+            await events.until("ready")
+            await store.messages.append(alice, "INBOX", message("for the team"))
+            new = await events.until("message.new")
+            assert new["data"]["mailbox"] == inbox
+            assert new["data"]["path"] == "Other Users/alice@example.com/INBOX"
+            assert (await client.delete(acl)).status_code == 200
+            await store.messages.append(alice, "INBOX", message("after the revocation"))
+            # Bob's own mail still arrives; alice's does not any more.
+            await store.messages.append(bob, "INBOX", message("bob's own"))
+            own = await events.until("message.new")
+            assert own["data"]["path"] == "INBOX", own
+            with trio.move_on_after(1.5):
+                late = await events.until("message.new")
+                raise AssertionError(f"told after the revocation: {late}")

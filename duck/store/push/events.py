@@ -43,6 +43,7 @@ from bson import ObjectId
 
 from duck.mime.model import Envelope
 
+from .. import rights
 from ..engine import clock, schema
 from ..engine.convert import envelope_from_bson
 from ..engine.database import Database
@@ -226,6 +227,60 @@ class ChangeFeed:
         self._database = database
         #: Seconds the journal keeps entries (journal.set_retention changes it).
         self.retention = journal.DEFAULT_RETENTION
+        #: User names by id (names never change): whose rights an ACL grants.
+        self._names: dict[ObjectId, str] = {}
+
+    def _shared_boxes(self, user: ObjectId, projection: dict[str, int]
+                      ) -> dict[str, dict[str, Any]]:
+        """Mailboxes of other owners this user may read (``r``, RFC 4314), by id,
+        with ``path`` as the user names them (``Other Users/<owner>/...``,
+        ``Shared/...``): one query, two the first time and when there are any."""
+        users = self._database.collection(schema.USERS)
+        name = self._names.get(user)
+        if name is None:
+            doc = users.find_one({"_id": user}, {"username": 1})
+            if doc is None:
+                return {}
+            if len(self._names) >= MAX_MAILBOXES:
+                self._names.clear()
+            name = self._names[user] = str(doc["username"])
+        idents = [name, rights.ANYONE, rights.AUTHENTICATED]
+        docs = [d for d in self._database.collection(schema.MAILBOXES).find(
+            {"acl.id": {"$in": idents}}, {**projection, "acl": 1, "user": 1, "path": 1},
+        ).limit(MAX_MAILBOXES) if d["user"] != user and "r" in rights.effective(
+            {e["id"]: e["rights"] for e in d.get("acl", ())}, name)]
+        if not docs:
+            return {}
+        owners = {u["_id"]: u for u in users.find(
+            {"_id": {"$in": list({d["user"] for d in docs})}}, {"username": 1, "shared": 1})}
+        out = {}
+        for d in docs:
+            owner = owners.get(d["user"])
+            if owner is None:
+                continue
+            d["path"] = rights.shared_name(
+                None if owner.get("shared") else owner["username"], d["path"])
+            out[str(d["_id"])] = d
+        return out
+
+    def _forget_unreadable(self, user: ObjectId, since: dict[str, int],
+                           boxes: dict[str, dict[str, Any]]) -> None:
+        """Cursor entries of mailboxes the user may no longer read are dropped, so
+        that nothing after a revocation is told: one that still exists is not the
+        user's (a share taken back), one deleted is kept only when its deletion
+        was the user's own (two queries, only when the cursor has such entries)."""
+        missing = [ObjectId(m) for m in since if m not in boxes]
+        if not missing:
+            return
+        alive = {str(d["_id"]) for d in self._database.collection(schema.MAILBOXES).find(
+            {"_id": {"$in": missing}}, {"_id": 1})}
+        own_deleted = {str(d["mailbox"]) for d in self._database.collection(schema.JOURNAL).find(
+            {"mailbox": {"$in": missing}, "kind": "mailbox-delete", "user": user},
+            {"mailbox": 1})}
+        for m in missing:
+            key = str(m)
+            if key in alive or key not in own_deleted:
+                since.pop(key, None)
 
     async def current(self, user_id: str) -> Cursor:
         """A cursor at "now": the highest modseq of every mailbox, and of every
@@ -241,6 +296,8 @@ class ChangeFeed:
             {"user": user}, {"modseq": 1}
         ).limit(MAX_MAILBOXES)
         modseqs = {str(b["_id"]): int(b["modseq"]) for b in boxes}
+        modseqs.update({k: int(d["modseq"]) for k, d in self._shared_boxes(
+            user, {"modseq": 1}).items()})
         # Created and already deleted within the look-back: without them here the
         # next read would find their creation and tell their whole past.
         coll = self._database.collection(schema.JOURNAL)
@@ -265,14 +322,20 @@ class ChangeFeed:
             # What happened since may have expired from the journal: replaying the
             # rest would look complete and is not.
             return FeedBatch([], self._current_sync(user), more=False, resync=True)
+        projection = {"path": 1, "modseq": 1, "count": 1, "unseen": 1, "size": 1,
+                      "uid_next": 1}
         boxes = {
             str(b["_id"]): b
             for b in self._database.collection(schema.MAILBOXES).find(
-                {"user": user},
-                {"path": 1, "modseq": 1, "count": 1, "unseen": 1, "size": 1, "uid_next": 1},
+                {"user": user}, projection,
             ).limit(MAX_MAILBOXES)
         }
+        # Other owners' mailboxes the user may read are part of the feed (named as
+        # the user names them); their counters are the owner's.
+        shared = self._shared_boxes(user, projection)
+        boxes.update(shared)
         since = dict(cursor.modseqs)
+        self._forget_unreadable(user, since, boxes)
         clauses: list[dict[str, Any]] = []
         for mailbox, doc in boxes.items():
             if int(doc["modseq"]) > since.get(mailbox, 0):
@@ -334,7 +397,7 @@ class ChangeFeed:
                     since[mailbox] = entry.modseq
                     continue
                 if entry.kind in ("mailbox-create", "mailbox-rename", "mailbox-delete"):
-                    path = entry.path
+                    path = entry.path if mailbox not in shared else path
                 # (A deleted mailbox keeps its place: see the end of this read.)
                 since[mailbox] = entry.modseq
                 events.append(UserEvent(

@@ -132,6 +132,8 @@ class Notifier:
         self.change_streams = change_streams
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._mailbox_users: dict[str, str] = {}
+        #: Per mailbox, the ids of the users its ACL shares it with (None: anyone).
+        self._grantees: dict[str, tuple[str, ...] | None] = {}
         self._seen_modseqs: dict[str, int] = {}
         self.mode = "stopped"
         self.events_seen = 0
@@ -248,8 +250,42 @@ class Notifier:
             keys.append(user_key(str(user)))
         # An ACL change also wakes the user it grants to or takes from.
         keys += [user_key(str(u)) for u in doc.get("users", ())]
+        if mailbox is not None:
+            keys += await self._grantee_keys(str(mailbox), doc.get("kind"))
         modseq = doc.get("modseq")
         self.publish_nowait(*keys, modseq=int(modseq) if isinstance(modseq, int) else None)
+
+    async def _grantee_keys(self, mailbox_id: str, kind: object) -> list[str]:
+        """The per-user keys of the users another owner's mailbox is shared with
+        (RFC 4314 ACL), so that their change feeds are woken by its changes too.
+        Cached per mailbox; an ``acl`` entry (or the mailbox's deletion) drops it.
+        A list granting ``anyone``/``authenticated`` wakes every per-user key here."""
+        if kind in ("acl", "mailbox-delete"):
+            self._grantees.pop(mailbox_id, None)
+        users = [k for k in self._subscribers if k.startswith("u:")]
+        if not users:
+            return []
+        if mailbox_id not in self._grantees:
+            if len(self._grantees) >= MAILBOX_CACHE:
+                self._grantees.clear()
+            self._grantees[mailbox_id] = await self._database.run(
+                self._grantees_sync, ObjectId(mailbox_id))
+        grantees = self._grantees[mailbox_id]
+        if grantees is None:
+            return users
+        return [user_key(u) for u in grantees]
+
+    def _grantees_sync(self, mailbox: ObjectId) -> tuple[str, ...] | None:
+        doc = self._database.collection(schema.MAILBOXES).find_one(
+            {"_id": mailbox}, {"acl": 1})
+        names = [e["id"] for e in (doc or {}).get("acl", ()) if not e["id"].startswith("-")]
+        if not names:
+            return ()
+        if "anyone" in names or "authenticated" in names:
+            return None
+        found = self._database.collection(schema.USERS).find(
+            {"username": {"$in": names}}, {"_id": 1})
+        return tuple(str(u["_id"]) for u in found)
 
     async def _user_of(self, mailbox_id: str) -> str | None:
         cached = self._mailbox_users.get(mailbox_id)
