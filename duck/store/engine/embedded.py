@@ -157,8 +157,8 @@ class EmbeddedDatabase:
                     )
                 self.port = port
                 (self.data_dir / "db.pid").write_text(f"{process.pid}\n")
-                # Other duck commands on this data directory (``duck user create``)
-                # find the running server here.
+                # The port, for whoever needs it beside the URI (the admin commands
+                # use the server's own state file, duck/ctl/locate.py).
                 (self.data_dir / "db.port").write_text(f"{port}\n")
                 nursery.start_soon(_drain, process.stdout)
                 await _wait_answering(self.host, self.port)
