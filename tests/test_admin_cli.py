@@ -59,8 +59,10 @@ async def test_user_commands(duck_server: Any, tmp_path: Path) -> None:
                          "--password-file", str(pw), "--quota", "10M")
     assert created.returncode == 0, created.stderr
     user_id = created.stdout.strip()
-    # The running server sees the user: the command used its database.
+    # The running server sees the user: the command used its database, found in the
+    # server's state file (private: a deployment's URI may hold a password).
     assert (await store.users.get(user_id)).quota == 10 * 1024**2
+    assert (duck_server.config.data_dir / STATE_FILE).stat().st_mode & 0o777 == 0o600
     await store.users.create("bob@example.com", "pw")
 
     listed = await duck(duck_server, "user", "list", "--limit", "1")
