@@ -22,6 +22,13 @@ down only (``tests/test_layers.py`` holds the order):
 
 from . import rights
 from .accounts.addresses import normalize_address, split_detail
+from .accounts.apitokens import ApiToken, NewApiToken
+from .accounts.apppasswords import SCOPES, AppPassword, NewAppPassword
+from .accounts.authenticate import AuthResult, ScramLogin, Throttled, TwoFactorRequired
+from .accounts.authlog import AuthEvent
+from .accounts.loginthrottle import ThrottlePolicy
+from .accounts.scram import MECHANISM as SCRAM_SHA_256
+from .accounts.totp import TotpSetup
 from .accounts.users import ResolvedAddress, User, Users
 from .backup import BackupReport, read_manifest
 from .doctor import DoctorReport, Finding
@@ -104,13 +111,19 @@ __all__ = [
     "MAX_ATTEMPTS",
     "MAX_SCRIPTS",
     "MAX_SCRIPT_SIZE",
+    "SCOPES",
+    "SCRAM_SHA_256",
     "SHARED_OWNER",
     "SPECIAL_USES",
     "STORE_LIMITER",
     "SYSTEM_FLAGS",
     "AlreadyExists",
+    "ApiToken",
+    "AppPassword",
     "AppendResult",
     "ArchivedMessage",
+    "AuthEvent",
+    "AuthResult",
     "AuthenticationFailed",
     "BackupReport",
     "CopyResult",
@@ -142,6 +155,8 @@ __all__ = [
     "Metadata",
     "MetadataTooLarge",
     "MetadataTooMany",
+    "NewApiToken",
+    "NewAppPassword",
     "NotFound",
     "Notifier",
     "Outbound",
@@ -153,6 +168,7 @@ __all__ = [
     "ResolvedAddress",
     "RestoreReport",
     "Restored",
+    "ScramLogin",
     "ScriptActive",
     "ScriptError",
     "ScriptQuotaExceeded",
@@ -166,7 +182,11 @@ __all__ = [
     "StoreUnavailable",
     "Subscription",
     "SweepReport",
+    "ThrottlePolicy",
+    "Throttled",
     "TooBig",
+    "TotpSetup",
+    "TwoFactorRequired",
     "User",
     "UserEvent",
     "Users",

@@ -13,7 +13,10 @@ import pymongo.errors
 from bson import ObjectId
 
 from .accounts.addresses import normalize_address
+from .accounts.apitokens import API_TOKENS
+from .accounts.apppasswords import APP_PASSWORDS
 from .accounts.passwords import hash_password
+from .accounts.scram import derive_keys
 from .accounts.users import MAX_PASSWORD
 from .engine import schema
 from .engine.database import Database
@@ -56,8 +59,9 @@ class Admin:
         if len(password) > MAX_PASSWORD:
             raise InvalidInput("password too long")
         hashed = await self._database.run(hash_password, password)
+        scram = await self._database.run(lambda: derive_keys(password).document())
         result = await self._database.run(
-            self._users.update_one, {"_id": user}, {"$set": {"password": hashed}}
+            self._users.update_one, {"_id": user}, {"$set": {"password": hashed, "scram": scram}}
         )
         if result.matched_count == 0:
             raise NotFound("no such user")
@@ -171,6 +175,9 @@ class Admin:
         # name must not inherit them (RFC 4314 identifiers are names).
         acl.Acl(self._database).forget_user_sync(found["username"])
         self._addresses.delete_many({"user": user})
+        # Credentials go with the addresses: nothing can log in as the user any more.
+        self._database.collection(APP_PASSWORDS).delete_many({"user": user})
+        self._database.collection(API_TOKENS).delete_many({"user": user})
         self._mailboxes.purge_subscriptions_sync(user)
         metadata.purge_user(self._database, user)
         sieve_scripts.purge_user(self._database, user)

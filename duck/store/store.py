@@ -14,6 +14,12 @@ import trio
 from . import backup, restore
 from . import doctor as checkup
 from .accounts import quota
+from .accounts.apitokens import ApiTokens
+from .accounts.apppasswords import AppPasswords
+from .accounts.authenticate import Authenticator, AuthResult
+from .accounts.authlog import AuthLog
+from .accounts.loginthrottle import LoginThrottle, ThrottlePolicy
+from .accounts.totp import TwoFactor
 from .accounts.users import Users
 from .admin import Admin
 from .engine import clock, schema
@@ -60,6 +66,12 @@ class Store:
         #: Archive purge, body sweep, crash repair in the background (maintenance.py).
         self.maintenance = Maintenance(self)
         self.imports = Imports(database)
+        self.app_passwords = AppPasswords(database)
+        self.api_tokens = ApiTokens(database)
+        self.two_factor = TwoFactor(database)
+        self.authlog = AuthLog(database)
+        self.auth = Authenticator(database, self.users, self.app_passwords, self.two_factor,
+                                  self.authlog, LoginThrottle(database))
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync
@@ -105,6 +117,21 @@ class Store:
         database), and have the change feed tell cursors older than that to resync."""
         await self.journal.set_retention(seconds)
         self.events.retention = seconds
+
+    def configure_auth(self, policy: ThrottlePolicy | None = None,
+                       authlog_retention: dt.timedelta | None = None) -> None:
+        """Set the login throttle's limits and how long auth-log entries are kept."""
+        if policy is not None:
+            self.auth.throttle.policy = policy
+        if authlog_retention is not None:
+            self.authlog.retention = authlog_retention
+
+    async def authenticate(self, username: str, secret: str, *, protocol: str,
+                           mechanism: str, peer: str, otp: str | None = None) -> AuthResult:
+        """The login check of every protocol (accounts/authenticate.py): password or
+        application password, scopes, two-factor rule, throttle, auth log."""
+        return await self.auth.authenticate(username, secret, protocol=protocol,
+                                            mechanism=mechanism, peer=peer, otp=otp)
 
     async def quota(self, user_id: str) -> tuple[int, int]:
         """(bytes used, quota in bytes) of a user."""

@@ -37,6 +37,27 @@ def hash_password(password: str, *, log_n: int = LOG_N) -> str:
     return f"$scrypt$ln={log_n},r={R},p={P}${_b64(salt)}${_b64(digest)}"
 
 
+def parameters(stored: str) -> tuple[int, int, int] | None:
+    """(log2 N, r, p) of a stored scrypt hash; None when it is not one."""
+    try:
+        _, _scheme, params, _salt, _hash = stored.split("$")
+        values = dict(item.split("=", 1) for item in params.split(","))
+        return int(values["ln"]), int(values["r"]), int(values["p"])
+    except (ValueError, KeyError):
+        return None
+
+
+def needs_rehash(stored: str, *, log_n: int = LOG_N) -> bool:
+    """Whether a hash was made with weaker parameters than today's (or another
+    scheme): it is replaced at the next successful login, when the password is
+    at hand (parameters are stored per hash, so old ones keep verifying)."""
+    found = parameters(stored)
+    if found is None or not stored.startswith("$scrypt$"):
+        return True
+    old_n, old_r, old_p = found
+    return (old_n, old_r, old_p) < (log_n, R, P)
+
+
 def verify_password(password: str, stored: str) -> bool:
     """Check ``password`` against a hash made by :func:`hash_password`, in constant time."""
     try:

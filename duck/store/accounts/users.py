@@ -25,6 +25,7 @@ from ..errors import (
 )
 from .addresses import normalize_address, split_detail
 from .passwords import VerifiedCache, hash_password, verify_password
+from .scram import derive_keys
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,11 @@ class ResolvedAddress:
     user_id: str
     address: str
     detail: str | None = None
+
+
+def user_from_document(doc: dict[str, Any]) -> User:
+    """The protocols' view of a ``users`` document."""
+    return _user(doc)
 
 
 def _user(doc: dict[str, Any]) -> User:
@@ -112,10 +118,12 @@ class Users:
         if quota is not None and (not isinstance(quota, int) or quota < 0):
             raise InvalidInput("quota must be a non-negative integer")
         password_hash = await self._database.run(hash_password, password)
+        scram = await self._database.run(lambda: derive_keys(password).document())
         doc = {
             "_id": ObjectId(),
             "username": name,
             "password": password_hash,
+            "scram": scram,
             "quota": DEFAULT_QUOTA if quota is None else quota,
             "storage_used": 0,
             "created": dt.datetime.now(dt.UTC).replace(microsecond=0),
