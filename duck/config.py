@@ -133,6 +133,20 @@ class Config:
     #: Seconds between background maintenance passes (archive purge, body sweep);
     #: one process at a time runs them, under a lease.
     maintenance_interval: float = 3600.0
+    #: Days the authentication log keeps each login attempt (a TTL index).
+    authlog_days: int = 30
+    #: Failed logins per user name / per client address within
+    #: ``login_window_seconds`` before logins are refused until the window ends;
+    #: counted in the database, across every duck process.
+    login_user_limit: int = 20
+    login_peer_limit: int = 100
+    login_window_seconds: int = 900
+    #: Seconds a failed login's answer is held back: doubling from this, at most
+    #: ``login_delay_max`` (successful logins are never delayed).
+    login_delay_base: float = 0.25
+    login_delay_max: float = 5.0
+    #: Default lifetime of a user's API token, seconds.
+    api_token_ttl: int = 24 * 3600
 
     def validate(self) -> Config:
         """Check value ranges; raise ConfigError naming the bad key."""
@@ -174,6 +188,12 @@ class Config:
             raise ConfigError(f"archive_days: must be 0 to 36500, not {self.archive_days!r}")
         if not self.maintenance_interval >= 1:
             raise ConfigError("maintenance_interval: must be at least 1 second")
+        for key in ("authlog_days", "login_user_limit", "login_peer_limit",
+                    "login_window_seconds", "api_token_ttl"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be a positive integer")
+        if not 0 <= self.login_delay_base <= self.login_delay_max <= 60:
+            raise ConfigError("login_delay_base, login_delay_max: 0 <= base <= max <= 60")
         if self.api_token is None and not _loopback(self.api_host):
             raise ConfigError(
                 f"api_host: {self.api_host!r} is not a loopback address; set api_token "

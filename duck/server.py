@@ -11,6 +11,7 @@ database URI and on listening sockets the parent bound (duck/workers.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import logging
 import os
@@ -46,8 +47,8 @@ from .outbound.smtp import RelaySettings, parse_relay
 from .pop3.server import Pop3Config, Pop3Context, serve_pop3
 from .pop3.store_backend import StoreBackend as Pop3StoreBackend
 from .pop3.store_backend import StoreSettings as Pop3StoreSettings
-from .store import EmbeddedDatabase, Notifier, Store, textindex
-from .throttle import ConnectionCounter, LoginThrottle
+from .store import EmbeddedDatabase, Notifier, Store, ThrottlePolicy, textindex
+from .throttle import ConnectionCounter
 from .tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,14 @@ async def open_database(
     )
     uri: str = await nursery.start(embedded.run)
     return uri, embedded
+
+
+def throttle_policy(config: Config) -> ThrottlePolicy:
+    """The store's login throttle from the configuration."""
+    return ThrottlePolicy(
+        user_limit=config.login_user_limit, peer_limit=config.login_peer_limit,
+        window=dt.timedelta(seconds=config.login_window_seconds),
+        delay_base=config.login_delay_base, delay_max=config.login_delay_max)
 
 
 @attrs.define
@@ -91,13 +100,11 @@ class Server:
     listen_fds: dict[int, list[int]] = attrs.Factory(dict)
     #: This process's number among the parent's workers; None when serving alone.
     worker: int | None = None
-    #: Shared by the IMAP listeners (connection limits, login throttle).
+    #: Shared by the IMAP listeners (connection limits).
     _imap_context: ServerContext | None = None
     #: Shared by the POP3 listeners.
     _pop3_context: Pop3Context | None = None
     _managesieve_context: ManageSieveContext | None = None
-    #: Failed logins over IMAP and POP3 alike slow both down.
-    _throttle: LoginThrottle = attrs.Factory(LoginThrottle)
     #: This server's metrics (its own registry) and event log lines (duck/observe.py).
     observer: observe.Observer = attrs.Factory(observe.Observer)
 
@@ -132,6 +139,8 @@ class Server:
                         os.getpid(), self.mongo_uri, config.database))
                 await self.store.set_journal_retention(config.journal_retention)
                 self.store.set_archive_days(config.archive_days)
+                self.store.configure_auth(throttle_policy(config),
+                                          dt.timedelta(days=config.authlog_days))
                 self.api_state.store = self.store
                 components["database"] = True
                 # The services nursery ends only when all its tasks have (a task in a
@@ -230,7 +239,7 @@ class Server:
             self._imap_context = ServerContext(
                 store=self.store, config=self.config, shutdown=self.shutdown,
                 notifier=self.notifier, ssl_context=self.ssl_context,
-                limits=ServerLimits(throttle=self._throttle),
+                limits=ServerLimits(),
             )
         await serve_imap(
             self._imap_context, self.config.host, port, implicit_tls=context is not None,
@@ -256,7 +265,7 @@ class Server:
                                   allow_plaintext_auth=config.allow_plaintext_auth,
                                   expire=config.pop3_expire,
                                   login_delay=config.pop3_login_delay),
-                shutdown=self.shutdown, ssl_context=self.ssl_context, throttle=self._throttle,
+                shutdown=self.shutdown, ssl_context=self.ssl_context,
                 per_ip=ConnectionCounter(config.imap_max_connections_per_ip),
             )
         await serve_pop3(
@@ -274,7 +283,7 @@ class Server:
                 backend=ManageSieveStoreBackend(self.store),
                 config=ManageSieveConfig(hostname=config.hostname,
                                          allow_plaintext_auth=config.allow_plaintext_auth),
-                shutdown=self.shutdown, ssl_context=self.ssl_context, throttle=self._throttle,
+                shutdown=self.shutdown, ssl_context=self.ssl_context,
                 per_ip=ConnectionCounter(config.imap_max_connections_per_ip),
             )
         await serve_managesieve(

@@ -48,6 +48,8 @@ def capabilities(
         else:
             # RFC 3501 §6.2.3: LOGINDISABLED while plaintext auth is refused.
             caps.append("LOGINDISABLED")
+        # RFC 7677: SCRAM sends no password, so it needs no TLS to be safe to offer.
+        caps.append("AUTH=SCRAM-SHA-256")
     else:
         caps.extend(AUTHENTICATED)
         caps.append(f"APPENDLIMIT={append_limit}")

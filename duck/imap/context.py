@@ -57,11 +57,10 @@ class ServerContext:
         self.limits.per_user.limit = self.config.imap_max_connections_per_user
 
     def statistics(self) -> dict[str, object]:
-        """Live sessions, commands run, keys with failed logins remembered."""
+        """Live sessions and commands run (failed logins are counted in the store)."""
         return {
             "sessions": sum(self.sessions.values()),
             "commands": self.commands,
-            "throttled": len(self.limits.throttle.failures),
         }
 
 

@@ -1,15 +1,15 @@
-"""IMAP's per-process limits: connections per user and per IP, failed-login delays
-(the counters and the throttle themselves are shared with POP3: duck/throttle.py),
-and IMAP's timers.
+"""IMAP's per-process limits: connections per user and per IP (the counters are
+shared with POP3: duck/throttle.py), and IMAP's timers. Failed logins are counted
+in the database by the store, across processes (store/accounts/loginthrottle.py).
 """
 
 from __future__ import annotations
 
 import attrs
 
-from ..throttle import ConnectionCounter, LoginThrottle
+from ..throttle import ConnectionCounter
 
-__all__ = ["ConnectionCounter", "LoginThrottle", "ServerLimits"]
+__all__ = ["ConnectionCounter", "ServerLimits"]
 
 #: RFC 3501 §5.4: the autologout timer is at least 30 minutes once authenticated.
 AUTOLOGOUT = 30 * 60.0
@@ -32,7 +32,6 @@ class ServerLimits:
     per_user: ConnectionCounter = attrs.Factory(
         lambda: ConnectionCounter(MAX_CONNECTIONS_PER_USER)
     )
-    throttle: LoginThrottle = attrs.Factory(LoginThrottle)
     autologout: float = AUTOLOGOUT
     preauth_timeout: float = PREAUTH_TIMEOUT
     idle_max: float = IDLE_MAX

@@ -82,8 +82,10 @@ class ManageSieveBackend(Protocol):
     #: Sieve capabilities, space-separated (the CAPABILITY "SIEVE" line).
     extensions: str
 
-    async def authenticate(self, username: str, password: str) -> Account:
-        """BadCredentials when wrong."""
+    async def authenticate(self, username: str, password: str, *, mechanism: str,
+                           peer: str) -> Account:
+        """Check credentials (BadCredentials); ``mechanism`` and ``peer`` are for the
+        auth log and the login throttle."""
         ...
 
     async def list(self, account: Account) -> list[tuple[str, bool]]:

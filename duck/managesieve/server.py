@@ -3,7 +3,9 @@
 
 Passwords travel only over TLS (STARTTLS or the implicit-TLS port) or loopback,
 unless ``allow_plaintext_auth`` (RFC 5804 section 2.1 asks for TLS before PLAIN).
-Failed logins earn the same growing delay as IMAP and POP3 (one shared throttle).
+Logins go through the store's one login check (the backend's ``authenticate``):
+application passwords scoped to managesieve, the two-factor rule, the failed-login
+throttle shared with IMAP and POP3 and with every other duck process, the auth log.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import attrs
 import trio
 
 from ..net import is_tls, peer_address, serve_tcp
-from ..throttle import ConnectionCounter, LoginThrottle
+from ..throttle import ConnectionCounter
 from ..tls import HandshakeFailed, start_tls
 from . import wire
 from .backend import Account, BackendError, BadCredentials, ManageSieveBackend
@@ -59,7 +61,6 @@ class ManageSieveContext:
     config: ManageSieveConfig
     shutdown: trio.Event
     ssl_context: ssl.SSLContext | None = None
-    throttle: LoginThrottle = attrs.Factory(LoginThrottle)
     per_ip: ConnectionCounter = attrs.Factory(lambda: ConnectionCounter(32))
     sessions: int = 0
     commands: int = 0
@@ -275,15 +276,12 @@ class Session:
         except _SaslFailed as exc:
             self._out += wire.no(str(exc))
             return
-        throttle = self.ctx.throttle
-        keys = await throttle.before_login(username, self.peer)
         try:
-            account = await self.ctx.backend.authenticate(username, password)
-        except BadCredentials:
-            throttle.failed(*keys)
-            self._out += wire.no("authentication failed")
+            account = await self.ctx.backend.authenticate(
+                username, password, mechanism=mechanism, peer=self.peer)
+        except BadCredentials as exc:
+            self._out += wire.no(str(exc) or "authentication failed")
             return
-        throttle.succeeded(keys[0])
         self.account = account
         self.proto.authenticated()
         log.info("ManageSieve login %s from %s", account.name, self.peer)

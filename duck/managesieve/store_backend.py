@@ -17,6 +17,7 @@ from ..store import (
     Store,
     StoreError,
     StoreUnavailable,
+    Throttled,
 )
 from .backend import (
     Account,
@@ -58,15 +59,19 @@ class StoreBackend:
         self.limits = Limits(max_redirects, MAX_SCRIPTS, MAX_SCRIPT_SIZE)
         self.extensions = " ".join(sorted(sieve.EXTENSIONS))
 
-    async def authenticate(self, username: str, password: str) -> Account:
-        """The store's password check."""
+    async def authenticate(self, username: str, password: str, *, mechanism: str,
+                           peer: str) -> Account:
+        """The store's login check (the one IMAP and POP3 use), for managesieve."""
         try:
-            user = await self._store.users.authenticate(username, password)
+            result = await self._store.authenticate(username, password, protocol="managesieve",
+                                                    mechanism=mechanism, peer=peer)
+        except Throttled as exc:
+            raise BadCredentials("too many failed logins, try again later") from exc
         except AuthenticationFailed as exc:
             raise BadCredentials("authentication failed") from exc
         except StoreError as exc:
             raise _translate(exc) from exc
-        return Account(user.id, user.username)
+        return Account(result.user.id, result.user.username)
 
     async def list(self, account: Account) -> list[tuple[str, bool]]:
         """(name, active) of each script."""

@@ -89,8 +89,20 @@ class OpenMaildrop(Protocol):
 class Pop3Backend(Protocol):
     """What POP3 needs of the mail store."""
 
-    async def authenticate(self, username: str, password: str) -> Account:
-        """Check credentials (BadCredentials, Unavailable)."""
+    async def authenticate(self, username: str, password: str, *, mechanism: str,
+                           peer: str) -> Account:
+        """Check credentials (BadCredentials, Unavailable); ``mechanism`` and ``peer``
+        are for the auth log and the login throttle."""
+        ...
+
+    async def scram_start(self, client_first: bytes, *, peer: str) -> tuple[object, bytes]:
+        """Begin a SCRAM-SHA-256 exchange: (its state, the server-first message)
+        (BadCredentials, Unavailable)."""
+        ...
+
+    async def scram_finish(self, state: object, client_final: bytes) -> tuple[Account, bytes]:
+        """Check the client's proof: (the account, the server-final message)
+        (BadCredentials, Unavailable)."""
         ...
 
     def open(self, account: Account) -> AbstractAsyncContextManager[OpenMaildrop]:

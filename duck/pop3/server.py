@@ -25,10 +25,11 @@ import trio
 from .. import observe
 from ..net import is_tls, peer_address, serve_tcp
 from ..store import metrics
-from ..throttle import ConnectionCounter, LoginThrottle
+from ..throttle import ConnectionCounter
 from ..tls import HandshakeFailed, start_tls
 from . import replies
 from .backend import (
+    Account,
     BackendError,
     BadCredentials,
     InUse,
@@ -78,6 +79,8 @@ FLUSH_AT = 64 * 1024
 READ_SIZE = 64 * 1024
 #: SASL mechanisms offered (the IMAP side's: duck/imap/commands/auth.py).
 MECHANISMS = ("PLAIN", "LOGIN")
+#: Mechanisms that send no password: offered on every connection (RFC 7677).
+SCRAM = "SCRAM-SHA-256"
 
 
 @attrs.frozen
@@ -107,8 +110,6 @@ class Pop3Context:
     config: Pop3Config
     shutdown: trio.Event
     ssl_context: ssl.SSLContext | None = None
-    #: Shared with IMAP (duck/server.py): failed logins slow both protocols down.
-    throttle: LoginThrottle = attrs.Factory(LoginThrottle)
     per_ip: ConnectionCounter = attrs.Factory(lambda: ConnectionCounter(64))
     sessions: int = 0
     commands: int = 0
@@ -278,7 +279,9 @@ class Session:
             caps.append(f"LOGIN-DELAY {config.login_delay}")
         if self.proto.state is State.AUTHORIZATION:
             if self.login_allowed:
-                caps += ["USER", "SASL " + " ".join(MECHANISMS)]
+                caps += ["USER", "SASL " + " ".join((*MECHANISMS, SCRAM))]
+            else:
+                caps.append("SASL " + SCRAM)
             if self.ctx.ssl_context is not None and not self.tls:
                 caps.append("STLS")
         caps.append("IMPLEMENTATION duck")
@@ -306,7 +309,7 @@ class Session:
         """PASS (RFC 1939 §7)."""
         name, self.proto.user = self.proto.user, None
         assert name is not None  # the machine refuses PASS without USER
-        await self._login(name, cmd.password)
+        await self._login(name, cmd.password, "USER")
 
     async def apop(self, cmd: Apop) -> None:
         """APOP is not offered (no timestamp in the greeting, RFC 1939 §7)."""
@@ -317,7 +320,10 @@ class Session:
         with or without an initial response."""
         if cmd.mechanism is None:
             # Not in RFC 5034: the listing many clients still probe with.
-            self._out += replies.listing(ok("SASL mechanisms follow"), MECHANISMS)
+            self._out += replies.listing(ok("SASL mechanisms follow"), (*MECHANISMS, SCRAM))
+            return
+        if cmd.mechanism == SCRAM:
+            await self._scram(cmd)
             return
         if cmd.mechanism not in MECHANISMS:
             self.reply(err(f"unsupported mechanism {cmd.mechanism[:20]}"))
@@ -330,6 +336,7 @@ class Session:
                 # RFC 5034 §4: "=" is an empty initial response.
                 initial = (b"" if cmd.initial_response == "="
                            else _b64(cmd.initial_response.encode()))
+            mechanism = cmd.mechanism
             if cmd.mechanism == "LOGIN":
                 # draft-murchison-sasl-login §2: "Username:" then "Password:", each
                 # answered with the value alone; an initial response is the user name.
@@ -342,7 +349,29 @@ class Session:
         except _SaslFailed as exc:
             self.reply(exc.reply)
             return
-        await self._login(username, password)
+        await self._login(username, password, mechanism)
+
+    async def _scram(self, cmd: Auth) -> None:
+        """AUTH SCRAM-SHA-256 (RFC 5034 §4, RFC 7677): server-first and then
+        server-final as challenges; the client answers the last with an empty line."""
+        backend = self.ctx.backend
+        try:
+            if cmd.initial_response is not None:
+                first = (b"" if cmd.initial_response == "="
+                         else _b64(cmd.initial_response.encode()))
+            else:
+                first = await self._sasl(b"")
+            state, server_first = await backend.scram_start(first, peer=self.peer)
+            final = await self._sasl(server_first)
+            account, server_final = await backend.scram_finish(state, final)
+            await self._sasl(server_final)
+        except _SaslFailed as exc:
+            self.reply(exc.reply)
+            return
+        except BadCredentials as exc:
+            self.reply(err(str(exc), replies.AUTH))
+            return
+        await self._open(account)
 
     async def _sasl(self, challenge: bytes) -> bytes:
         """Send a challenge and read the client's base64 answer (RFC 5034 §4: ``*``
@@ -360,17 +389,18 @@ class Session:
             raise _SaslFailed(err("authentication cancelled"))
         return _b64(text)
 
-    async def _login(self, username: str, password: str) -> None:
-        """Check credentials (with IMAP's growing delay), then take the maildrop."""
-        throttle = self.ctx.throttle
-        keys = await throttle.before_login(username, self.peer)
+    async def _login(self, username: str, password: str, mechanism: str) -> None:
+        """Check credentials (the backend holds failures back), then take the maildrop."""
         try:
-            account = await self.ctx.backend.authenticate(username, password)
-        except BadCredentials:
-            throttle.failed(*keys)
-            self.reply(err("invalid credentials", replies.AUTH))
+            account = await self.ctx.backend.authenticate(username, password,
+                                                          mechanism=mechanism, peer=self.peer)
+        except BadCredentials as exc:
+            self.reply(err(str(exc), replies.AUTH))
             return
-        throttle.succeeded(keys[0])
+        await self._open(account)
+
+    async def _open(self, account: Account) -> None:
+        """Take the account's maildrop after a successful login."""
         try:
             drop = await self._stack.enter_async_context(self.ctx.backend.open(account))
         except InUse as exc:

@@ -19,8 +19,8 @@ store's public API on the other.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 
 import attrs
 import trio
@@ -33,9 +33,12 @@ from ..store import (
     NotFound,
     Notifier,
     Refusal,
+    ScramLogin,
     Store,
     StoreError,
     StoreUnavailable,
+    Throttled,
+    User,
     mailbox_key,
 )
 from .backend import (
@@ -194,6 +197,22 @@ class StoreMaildrop:
             self._notifier.publish_nowait(*(mailbox_key(m) for m in mailbox_ids))
 
 
+def _account(user: User) -> Account:
+    return Account(user.id, user.username, user.pop3_folder)
+
+
+@contextmanager
+def _auth_errors() -> Iterator[None]:
+    try:
+        yield
+    except Throttled as exc:
+        raise BadCredentials("too many failed logins, try again later") from exc
+    except AuthenticationFailed as exc:
+        raise BadCredentials("invalid credentials") from exc
+    except StoreUnavailable as exc:
+        raise Unavailable("authentication is unavailable, try again later") from exc
+
+
 class StoreBackend:
     """``Pop3Backend`` over duck's store."""
 
@@ -203,15 +222,33 @@ class StoreBackend:
         self.settings = settings or StoreSettings()
         self._notifier = notifier
 
-    async def authenticate(self, username: str, password: str) -> Account:
-        """The store's password check (the one IMAP LOGIN uses)."""
+    async def authenticate(self, username: str, password: str, *, mechanism: str,
+                           peer: str) -> Account:
+        """The store's login check (the one IMAP uses): password or application
+        password scoped to pop3, the two-factor rule, the shared throttle."""
         try:
-            user = await self._store.users.authenticate(username, password)
+            result = await self._store.authenticate(username, password, protocol="pop3",
+                                                    mechanism=mechanism, peer=peer)
+        except Throttled as exc:
+            raise BadCredentials("too many failed logins, try again later") from exc
         except AuthenticationFailed as exc:
             raise BadCredentials("invalid credentials") from exc
         except StoreUnavailable as exc:
             raise Unavailable("authentication is unavailable, try again later") from exc
-        return Account(user.id, user.username, user.pop3_folder)
+        return _account(result.user)
+
+    async def scram_start(self, client_first: bytes, *, peer: str) -> tuple[object, bytes]:
+        """The store's SCRAM-SHA-256 first step for POP3."""
+        with _auth_errors():
+            login = await self._store.auth.scram_begin(client_first, protocol="pop3", peer=peer)
+        return login, login.server_first
+
+    async def scram_finish(self, state: object, client_final: bytes) -> tuple[Account, bytes]:
+        """The store's SCRAM-SHA-256 proof check."""
+        assert isinstance(state, ScramLogin)
+        with _auth_errors():
+            result, final = await self._store.auth.scram_finish(state, client_final)
+        return _account(result.user), final
 
     @asynccontextmanager
     async def open(self, account: Account) -> AsyncIterator[StoreMaildrop]:

@@ -84,8 +84,9 @@ async def test_duck_serve_runs_pop3_and_pop3s(
                 client.quit()
 
             await blocking(fail_pop3)
-            throttle = server._throttle
-            assert throttle.delay("user:pat@example.com") > 0
+            throttle = server.store.auth.throttle
+            key = "user:pat@example.com"
+            assert (await store.database.run(throttle.counts_sync, key))[key] == 1
 
             def imap_login() -> None:
                 client = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=20)
@@ -93,7 +94,10 @@ async def test_duck_serve_runs_pop3_and_pop3s(
                 client.logout()
 
             await blocking(imap_login)
-            assert throttle.delay("user:pat@example.com") == 0
+            assert (await store.database.run(throttle.counts_sync, key))[key] == 0
+            log = await store.authlog.of_user(user)
+            assert [(e.protocol, e.mechanism, e.result) for e in log[:2]] == [
+                ("imap", "LOGIN", "success"), ("pop3", "USER", "failure")]
     finally:
         await store.database.run(store.database.client.drop_database, db_name)
         server.request_shutdown()

@@ -1,9 +1,12 @@
-"""Authentication: LOGIN, AUTHENTICATE PLAIN (RFC 4616) and LOGIN
-(draft-murchison-sasl-login) with SASL-IR (RFC 4959), STARTTLS.
+"""Authentication: LOGIN, AUTHENTICATE PLAIN (RFC 4616), LOGIN
+(draft-murchison-sasl-login) and SCRAM-SHA-256 (RFC 5802, RFC 7677) with SASL-IR
+(RFC 4959), STARTTLS.
 
 Plaintext credentials are refused on a non-TLS connection from a non-loopback
 peer unless the configuration allows them (RFC 3501 §6.2.3, LOGINDISABLED).
-Failed attempts slow down per user name and per peer address (limits.py).
+SCRAM sends no password, so it is offered on every connection. Every check is the
+store's one login entry point (``store.authenticate``): application passwords,
+the two-factor rule, the throttle shared by every process, the auth log.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ import binascii
 import logging
 from typing import TYPE_CHECKING
 
-from duck.store import AuthenticationFailed, StoreUnavailable
+from duck.store import (
+    SCRAM_SHA_256,
+    AuthenticationFailed,
+    AuthResult,
+    StoreUnavailable,
+    Throttled,
+)
 
 from ...tls import HandshakeFailed, start_tls
 from ..context import ANSWERED, Done
@@ -40,18 +49,23 @@ def _check_allowed(s: CommandContext) -> None:
         )
 
 
-async def _authenticate(s: CommandContext, username: str, password: str) -> Done:
-    """Check credentials with the growing delay; enter AUTHENTICATED on success."""
-    throttle = s.ctx.limits.throttle
-    keys = await throttle.before_login(username, s.peer)
+async def _authenticate(s: CommandContext, username: str, password: str,
+                        mechanism: str) -> Done:
+    """Check credentials (the store holds back failures); enter AUTHENTICATED."""
     try:
-        user = await s.store.users.authenticate(username, password)
+        result = await s.store.authenticate(username, password, protocol="imap",
+                                            mechanism=mechanism, peer=s.peer)
+    except Throttled:
+        raise no("too many failed logins, try again later", "UNAVAILABLE") from None
     except AuthenticationFailed:
-        throttle.failed(*keys)
         raise no("invalid credentials", "AUTHENTICATIONFAILED") from None
     except StoreUnavailable:
         raise no("authentication is unavailable, try again later", "UNAVAILABLE") from None
-    throttle.succeeded(keys[0])
+    return _logged_in(s, result)
+
+
+def _logged_in(s: CommandContext, result: AuthResult) -> Done:
+    user = result.user
     if not s.take_user_slot(user):
         raise no("too many connections for this user", "LIMIT")
     s.login_as(user)
@@ -63,7 +77,7 @@ async def _authenticate(s: CommandContext, username: str, password: str) -> Done
 async def login(s: CommandContext, cmd: Login) -> Done:
     """LOGIN user password (RFC 3501 §6.2.3)."""
     _check_allowed(s)
-    return await _authenticate(s, cmd.username, cmd.password)
+    return await _authenticate(s, cmd.username, cmd.password, "LOGIN")
 
 
 def _parse_plain(data: bytes) -> tuple[str, str]:
@@ -82,6 +96,8 @@ def _parse_plain(data: bytes) -> tuple[str, str]:
 
 #: SASL mechanisms served (AUTH=... in CAPABILITY while plaintext login is allowed).
 MECHANISMS = ("PLAIN", "LOGIN")
+#: Mechanisms that send no password, served on every connection.
+SECURE_MECHANISMS = (SCRAM_SHA_256,)
 
 
 async def _response(s: CommandContext, challenge: bytes | None) -> bytes:
@@ -108,7 +124,10 @@ def _text(data: bytes, what: str) -> str:
 
 @command(Authenticate, NOT_AUTHENTICATED)
 async def authenticate(s: CommandContext, cmd: Authenticate) -> Done:
-    """AUTHENTICATE PLAIN or LOGIN, with or without an initial response (RFC 4959)."""
+    """AUTHENTICATE PLAIN, LOGIN or SCRAM-SHA-256, with or without an initial
+    response (RFC 4959)."""
+    if cmd.mechanism in SECURE_MECHANISMS:
+        return await _scram(s, cmd.initial_response)
     if cmd.mechanism not in MECHANISMS:
         raise no(f"unsupported mechanism {cmd.mechanism}", "CANNOT")
     _check_allowed(s)
@@ -120,12 +139,33 @@ async def authenticate(s: CommandContext, cmd: Authenticate) -> Done:
             data = await _response(s, b"Username:")
         username = _text(data, "user name")
         password = _text(await _response(s, b"Password:"), "password")
-        return await _authenticate(s, username, password)
+        return await _authenticate(s, username, password, "LOGIN")
     if data is None:
         # RFC 4959 §3: an empty challenge, then the client's base64 line.
         data = await _response(s, None)
     username, password = _parse_plain(data)
-    return await _authenticate(s, username, password)
+    return await _authenticate(s, username, password, "PLAIN")
+
+
+async def _scram(s: CommandContext, initial: bytes | None) -> Done:
+    """RFC 5802 §5 over RFC 3501 §6.2.2: client-first (or the initial response),
+    server-first as a challenge, client-final, server-final as a challenge that
+    the client answers with an empty line, then the tagged OK (IMAP4rev1 has no
+    "additional data with success")."""
+    data = initial if initial is not None else await _response(s, None)
+    try:
+        login = await s.store.auth.scram_begin(data, protocol="imap", peer=s.peer)
+        client_final = await _response(s, login.server_first)
+        result, server_final = await s.store.auth.scram_finish(login, client_final)
+    except Throttled:
+        raise no("too many failed logins, try again later", "UNAVAILABLE") from None
+    except AuthenticationFailed:
+        raise no("invalid credentials", "AUTHENTICATIONFAILED") from None
+    except StoreUnavailable:
+        raise no("authentication is unavailable, try again later", "UNAVAILABLE") from None
+    # The client checks the server's signature before it takes the session.
+    await _response(s, server_final)
+    return _logged_in(s, result)
 
 
 @command(Unauthenticate, AUTHENTICATED, updates=False)
