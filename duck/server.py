@@ -329,6 +329,7 @@ class Server:
         hconfig.errorlog = logging.getLogger("duck.api.hypercorn")  # type: ignore[assignment]
         self.api_state.notifier = self.notifier
         self.api_state.api_token = config.api_token
+        self.api_state.api_token_ttl = config.api_token_ttl
         self.api_state.sse = SseHub(heartbeat=config.sse_heartbeat,
                                     max_per_user=config.sse_max_per_user)
         app = create_app(self.api_state)

@@ -14,7 +14,18 @@ from starlette.routing import Route
 
 from .. import observe
 from ..store import Notifier, Store, StoreUnavailable
-from . import archive, mailboxes, messages, outbound, sharing, sieve, sse, users, webhooks
+from . import (
+    accounts,
+    archive,
+    mailboxes,
+    messages,
+    outbound,
+    sharing,
+    sieve,
+    sse,
+    users,
+    webhooks,
+)
 from .access_log import AccessLog
 from .auth import AccessControl
 from .bodies import ApiError, error_response
@@ -36,6 +47,8 @@ class ApiState:
     sse: sse.SseHub = attrs.Factory(sse.SseHub)
     #: Access token; None serves loopback clients only (auth.py).
     api_token: str | None = None
+    #: Lifetime of a user's API token when the request names none, seconds.
+    api_token_ttl: int = 24 * 3600
 
     def ready(self) -> bool:
         """True when every registered component is up."""
@@ -66,7 +79,7 @@ ENDPOINTS: list[Endpoint] = [
              errors=(), produces="text/plain"),
     *users.endpoints, *mailboxes.endpoints, *messages.endpoints, *sse.endpoints,
     *webhooks.endpoints, *outbound.endpoints, *archive.endpoints, *sieve.endpoints,
-    *sharing.endpoints,
+    *sharing.endpoints, *accounts.endpoints,
 ]
 OPENAPI = document(ENDPOINTS)
 

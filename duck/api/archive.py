@@ -80,10 +80,11 @@ async def restore_all(request: Request) -> Response:
 _BASE = "/users/{user}/archive"
 endpoints = [
     Endpoint("GET", _BASE, list_archive, "List archived (deleted) messages, newest first",
-             "archive", query=ArchiveQuery, response=ArchiveList),
+             "archive", query=ArchiveQuery, response=ArchiveList, access="user"),
     Endpoint("POST", _BASE + "/restore", restore_all, "Restore every archived message",
-             "archive", body=RestoreRequest, response=RestoreResult, errors=(404, 413)),
+             "archive", body=RestoreRequest, response=RestoreResult, errors=(404, 413),
+             access="user"),
     Endpoint("POST", _BASE + "/{archived}/restore", restore_one,
              "Restore one archived message", "archive", body=RestoreRequest,
-             response=RestoreResult, errors=(404, 413)),
+             response=RestoreResult, errors=(404, 413), access="user"),
 ]

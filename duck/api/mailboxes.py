@@ -74,13 +74,14 @@ async def delete_mailbox(request: Request) -> Response:
 
 endpoints = [
     Endpoint("GET", "/users/{user}/mailboxes", list_mailboxes, "List mailboxes", "mailboxes",
-             response=MailboxList),
+             response=MailboxList, access="user"),
     Endpoint("POST", "/users/{user}/mailboxes", create_mailbox, "Create a mailbox",
-             "mailboxes", body=NewMailbox, response=MailboxInfo, errors=(404, 409)),
+             "mailboxes", body=NewMailbox, response=MailboxInfo, errors=(404, 409), access="user"),
     Endpoint("GET", "/users/{user}/mailboxes/{mailbox}", get_mailbox, "Get a mailbox",
-             "mailboxes", response=MailboxInfo),
+             "mailboxes", response=MailboxInfo, access="user"),
     Endpoint("PUT", "/users/{user}/mailboxes/{mailbox}", rename_mailbox, "Rename a mailbox",
-             "mailboxes", body=RenameMailbox, response=MailboxInfo, errors=(404, 409)),
+             "mailboxes", body=RenameMailbox, response=MailboxInfo, errors=(404, 409),
+             access="user"),
     Endpoint("DELETE", "/users/{user}/mailboxes/{mailbox}", delete_mailbox,
-             "Delete a mailbox", "mailboxes", response=Success),
+             "Delete a mailbox", "mailboxes", response=Success, access="user"),
 ]

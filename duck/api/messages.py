@@ -187,23 +187,23 @@ async def upload_message(request: Request) -> Response:
 _BASE = "/users/{user}/mailboxes/{mailbox}/messages"
 endpoints = [
     Endpoint("GET", _BASE, list_messages, "List messages (paged by UID)", "messages",
-             query=ListQuery, response=MessageList),
+             query=ListQuery, response=MessageList, access="user"),
     Endpoint("POST", _BASE, upload_message, "Upload a raw message", "messages",
              query=UploadQuery, response=Uploaded, raw_body="message/rfc822",
-             errors=(404, 413)),
+             errors=(404, 413), access="user"),
     Endpoint("POST", "/users/{user}/mailboxes/{mailbox}/search", search_messages,
              "Search messages (IMAP SEARCH semantics)", "messages", body=SearchRequest,
-             response=MessageList),
+             response=MessageList, access="user"),
     Endpoint("GET", _BASE + "/{uid}", get_message, "Get message metadata", "messages",
-             response=MessageInfo),
+             response=MessageInfo, access="user"),
     Endpoint("DELETE", _BASE + "/{uid}", delete_message, "Delete a message", "messages",
-             response=Success),
+             response=Success, access="user"),
     Endpoint("GET", _BASE + "/{uid}/message.eml", get_raw, "Get the raw message",
-             "messages", produces="message/rfc822"),
+             "messages", produces="message/rfc822", access="user"),
     Endpoint("PUT", _BASE + "/{uid}/flags", update_flags, "Set or unset flags", "messages",
-             body=FlagUpdate, response=FlagsResult),
+             body=FlagUpdate, response=FlagsResult, access="user"),
     Endpoint("POST", _BASE + "/{uid}/move", move_message, "Move to another mailbox",
-             "messages", body=MoveRequest, response=Moved),
+             "messages", body=MoveRequest, response=Moved, access="user"),
 ]
 
 __all__ = ["endpoints", "path_id"]

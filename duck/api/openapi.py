@@ -19,11 +19,13 @@ from .routing import Endpoint
 
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", bool: "boolean",
                                float: "number"}
-_ID_PARAMS = {"user", "mailbox", "hook", "archived"}
+_ID_PARAMS = {"user", "mailbox", "hook", "archived", "token", "apppassword"}
 _STATUS_TEXT = {
     400: "Invalid request (the field is named)", 401: "Missing or wrong access token",
-    403: "Not a loopback client (no access token configured)", 404: "Unknown resource",
-    409: "Already exists", 413: "Too large or over quota", 429: "Too many streams",
+    403: "Not a loopback client (no access token configured), or a user token outside "
+         "its user's paths", 404: "Unknown resource",
+    409: "Already exists", 413: "Too large or over quota",
+    429: "Too many streams or failed logins",
     503: "Database unavailable",
 }
 

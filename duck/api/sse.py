@@ -289,5 +289,5 @@ class _StreamResponse(Response):
 endpoints = [
     Endpoint("GET", "/users/{user}/updates", updates,
              "Stream the user's changes (Server-Sent Events)", "push",
-             produces="text/event-stream", errors=(404, 429)),
+             produces="text/event-stream", errors=(404, 429), access="user"),
 ]
