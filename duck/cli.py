@@ -15,7 +15,7 @@ import trio
 
 from . import __version__, logs
 from .config import Config, ConfigError, load_config
-from .ctl import admin
+from .ctl import admin, apppass
 from .migrate import commands as data_commands
 from .store import EmbeddedDatabaseError, StoreError
 
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin.add_parsers(sub, _add_common)
     data_commands.add_parsers(sub, _add_common)
+    apppass.add_parsers(sub, _add_common)
     return parser
 
 
@@ -181,6 +182,8 @@ def main(argv: list[str] | None = None) -> Any:
         return admin.run(args, config)
     if args.command in data_commands.COMMANDS:
         return data_commands.main(args, config)
+    if args.command == apppass.COMMAND:
+        return apppass.run(args, config)
     return 2
 
 
