@@ -135,7 +135,8 @@ class Authenticator:
         keys = (user_key(username), peer_key(peer))
         refused = self._throttled_sync(*keys)
         if refused is not None:
-            outcome = refused
+            # Unchecked, but the user's own log shows the refusal.
+            outcome = attrs.evolve(refused, doc=self._user_doc_sync(username))
         else:
             outcome = self._verify_sync(username, secret, protocol, peer, otp)
         return self._conclude_sync(outcome, username, protocol, mechanism, peer, keys)
@@ -299,7 +300,9 @@ class Authenticator:
         keys = (user_key(username), peer_key(login.peer))
         final = b""
         outcome = self._throttled_sync(*keys)
-        if outcome is None:
+        if outcome is not None:
+            outcome = attrs.evolve(outcome, doc=login.doc)
+        else:
             try:
                 final = login.server.client_final(client_final)
             except ScramError as exc:

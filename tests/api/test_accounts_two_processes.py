@@ -1,0 +1,108 @@
+"""Issue 16's "Done when", with two ``duck serve`` processes on one database:
+
+- an application password scoped to IMAP logs in over IMAP and is refused by the
+  API; revoking it through one process ends new logins at once in the other;
+- with TOTP enabled the main password is refused over IMAP and accepted (with a
+  code) by the API;
+- 20 failed logins spread across both processes are throttled as 20 against one
+  counter;
+- the auth log shows each of those attempts with the right protocol, peer and result.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import httpx
+import trio
+from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
+
+from .multiproc import LineClient, duck_process
+
+ADDRESS = "zoe@example.com"
+PASSWORD = "zoe-main-secret"
+LIMIT = 15
+
+
+async def _imap_login(port: int, secret: str) -> bytes:
+    """The tagged reply to one LOGIN on a fresh connection."""
+    c = await LineClient.connect(port)
+    try:
+        assert (await c.line()).startswith(b"* OK")
+        await c.send(f'a LOGIN "{ADDRESS}" "{secret}"\r\n'.encode())
+        return (await c.until(b"a "))[-1]
+    finally:
+        await c.stream.aclose()
+
+
+def _code(secret: str, at: float) -> str:
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    return TOTP(key, 6, SHA1(), 30).generate(int(at)).decode()
+
+
+async def test_accounts_across_two_processes(mongo_uri: str, db_name: str,
+                                             tmp_path: Path) -> None:
+    env = {"DUCK_LOGIN_USER_LIMIT": str(LIMIT), "DUCK_LOGIN_DELAY_BASE": "0",
+           "DUCK_LOGIN_DELAY_MAX": "0"}
+    with trio.fail_after(150):
+        async with duck_process(mongo_uri, db_name, tmp_path / "a", **env) as a, \
+                duck_process(mongo_uri, db_name, tmp_path / "b", **env) as b:
+            api_a = httpx.AsyncClient(base_url=f"http://127.0.0.1:{a.ports['api']}",
+                                      timeout=20)
+            api_b = httpx.AsyncClient(base_url=f"http://127.0.0.1:{b.ports['api']}",
+                                      timeout=20)
+            async with api_a, api_b:
+                r = await api_a.post("/users", json={"username": ADDRESS,
+                                                     "password": PASSWORD})
+                user = r.json()["id"]
+                r = await api_a.post(f"/users/{user}/apppasswords",
+                                     json={"description": "phone", "scopes": ["imap"]})
+                phone, phone_id = r.json()["password"], r.json()["id"]
+
+                # Scoped to IMAP: IMAP on B takes it, B's API refuses it.
+                assert b"a OK" in await _imap_login(b.ports["imap"], phone)
+                r = await api_b.post("/authenticate", json={"username": ADDRESS,
+                                                            "password": phone})
+                assert r.status_code == 401
+                # Revoked through A: B refuses the very next login.
+                r = await api_a.delete(f"/users/{user}/apppasswords/{phone_id}")
+                assert r.status_code == 200
+                assert b"[AUTHENTICATIONFAILED]" in await _imap_login(b.ports["imap"], phone)
+
+                # TOTP on (through A): B's IMAP refuses the main password, B's API
+                # takes it with a code.
+                r = await api_a.post(f"/users/{user}/2fa/totp/setup")
+                secret = r.json()["secret"]
+                r = await api_a.post(f"/users/{user}/2fa/totp/enable",
+                                     json={"code": _code(secret, time.time() - 30)})
+                assert r.status_code == 200, r.text
+                assert b"[AUTHENTICATIONFAILED]" in await _imap_login(b.ports["imap"],
+                                                                      PASSWORD)
+                # (Enrolled with the previous step's code, so this step's is new.)
+                r = await api_b.post("/authenticate", json={
+                    "username": ADDRESS, "password": PASSWORD,
+                    "otp": _code(secret, time.time())})
+                assert r.status_code == 200, r.text
+
+                # 20 failures, alternating processes: one counter of 20, not two of 10.
+                replies = []
+                for i in range(20):
+                    port = (a if i % 2 else b).ports["imap"]
+                    replies.append(await _imap_login(port, f"guess-{i}"))
+                assert all(b"[AUTHENTICATIONFAILED]" in r for r in replies[:LIMIT]), replies
+                assert all(b"[UNAVAILABLE]" in r for r in replies[LIMIT:]), replies
+
+                r = await api_a.get(f"/users/{user}/authlog", params={"limit": 100})
+                log = list(reversed(r.json()["results"]))
+    rows = [(e["protocol"], e["mechanism"], e["peer"], e["result"]) for e in log]
+    assert rows[:2] == [("imap", "LOGIN", "127.0.0.1", "success"),
+                        ("api", "password", "127.0.0.1", "failure")]
+    assert log[0]["app_password"] == phone_id and log[1]["reason"] == "scope"
+    assert rows[2] == ("imap", "LOGIN", "127.0.0.1", "failure")  # revoked
+    assert rows[3] == ("imap", "LOGIN", "127.0.0.1", "failure")  # main password, 2FA on
+    assert rows[-21][3] == "success" and rows[-21][0] == "api"
+    assert rows[-20:] == ([("imap", "LOGIN", "127.0.0.1", "failure")] * LIMIT
+                          + [("imap", "LOGIN", "127.0.0.1", "throttled")] * (20 - LIMIT))
