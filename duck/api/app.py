@@ -74,7 +74,7 @@ async def metrics(request: Request) -> Response:
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/health", health, "Health of the server's components", "server",
-             response=Health, errors=()),
+             response=Health, errors=(), access="open"),
     Endpoint("GET", "/metrics", metrics, "Metrics (Prometheus text format)", "server",
              errors=(), produces="text/plain"),
     *users.endpoints, *mailboxes.endpoints, *messages.endpoints, *sse.endpoints,

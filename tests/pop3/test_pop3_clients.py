@@ -58,7 +58,8 @@ async def test_every_command_over_stls(pop3_server: Pop3TestServer) -> None:
         assert client.getwelcome().startswith(b"+OK")
         before = client.capa()
         assert "STLS" in before and "PIPELINING" in before and "UIDL" in before
-        assert before["SASL"] == ["PLAIN", "LOGIN"] and before["EXPIRE"] == ["NEVER"]
+        assert before["SASL"] == ["PLAIN", "LOGIN", "SCRAM-SHA-256"]
+        assert before["EXPIRE"] == ["NEVER"]
         client.stls(pop3_server.client_context())
         after = client.capa()
         assert "STLS" not in after and "USER" in after and "RESP-CODES" in after
@@ -230,7 +231,7 @@ async def test_errors_before_login(pop3_server: Pop3TestServer) -> None:
     with trio.fail_after(30):
         replies = await blocking(session)
     assert all(r.startswith(b"-ERR") for r in replies[:6]), replies
-    assert replies[6:] == [b"PLAIN", b"LOGIN"]
+    assert replies[6:] == [b"PLAIN", b"LOGIN", b"SCRAM-SHA-256"]
 
 
 async def test_stls_refused_when_pipelined_data_follows(pop3_server: Pop3TestServer) -> None:
@@ -268,3 +269,35 @@ async def test_connection_limit_per_address(pop3_server: Pop3TestServer) -> None
         sock.close()
         await blocking(first.quit)
     assert refused == b"-ERR [SYS/TEMP] too many connections from your address\r\n"
+
+
+async def test_auth_scram_sha_256(pop3_server: Pop3TestServer) -> None:
+    """RFC 5034 §4 with RFC 7677: server-first and server-final as challenges; the
+    client checks the server's signature, answers it with an empty line, +OK."""
+    from tests.imap.test_accounts_auth import ScramClient
+
+    def session(password: str) -> list[bytes]:
+        client = pop3_server.plain()  # SCRAM sends no password: offered without TLS
+        scram = ScramClient(USER, password)
+        replies = []
+        first = base64.b64encode(scram(b"")).decode()
+        client._putcmd(f"AUTH SCRAM-SHA-256 {first}")
+        line = client._getline()[0]
+        replies.append(line)
+        if line.startswith(b"+ "):
+            client._putcmd(base64.b64encode(scram(base64.b64decode(line[2:]))).decode())
+            line = client._getline()[0]
+            replies.append(line)
+            if line.startswith(b"+ "):
+                scram(base64.b64decode(line[2:]))
+                replies.append(b"verified" if scram.verified else b"unverified")
+                client._putcmd("")
+                replies.append(client._getline()[0])
+        client.quit()
+        return replies
+
+    with trio.fail_after(30):
+        good = await blocking(lambda: session(PASSWORD))
+        bad = await blocking(lambda: session("wrong"))
+    assert good[2:] == [b"verified", b"+OK alice@example.com has 0 messages (0 octets)"]
+    assert bad[-1] == b"-ERR [AUTH] invalid credentials"
