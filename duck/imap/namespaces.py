@@ -75,14 +75,7 @@ def split(name: str) -> tuple[str, str | None, str]:
     """(namespace, owner's user name or None, path in the owner's tree) of a name;
     the namespace is "personal", "other" or "shared"; the path may be "" (a
     namespace or user node, which is no mailbox)."""
-    for prefix, kind in ((OTHER_USERS, "other"), (SHARED, "shared")):
-        if name == prefix or name.startswith(prefix + DELIMITER):
-            rest = name[len(prefix) + 1:]
-            if kind == "shared":
-                return kind, None, rest
-            user, _, path = rest.partition(DELIMITER)
-            return kind, user, path
-    return "personal", None, name
+    return rights.split_name(name)
 
 
 def display(owner_name: str | None, path: str) -> str:

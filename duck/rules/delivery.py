@@ -28,6 +28,7 @@ from ..store import (
     StoreError,
     StoreUnavailable,
     normalize_flag,
+    rights,
 )
 from .hooks import StoreHooks
 
@@ -175,6 +176,10 @@ class Rules:
             if isinstance(action, sieve.Keep):
                 targets.append(self._target(recipient, "INBOX", action.flags))
             elif isinstance(action, sieve.FileInto):
+                shared = await self._shared(recipient, action)
+                if shared is not None:
+                    targets.append(shared)
+                    continue
                 path = await self._mailbox(recipient.user_id, action.mailbox, action.create)
                 targets.append(self._target(recipient, path, action.flags))
             elif isinstance(action, sieve.Redirect):
@@ -188,16 +193,40 @@ class Rules:
         if kept_for_failure and not any(t.mailbox_path == "INBOX" for t in targets):
             targets.append(self._target(recipient, "INBOX", ()))
         # One copy per mailbox, whatever the fallbacks above did.
-        unique: dict[str, DeliveryTarget] = {}
+        unique: dict[tuple[str, str], DeliveryTarget] = {}
         for target in targets:
-            unique.setdefault(target.mailbox_path.upper() if target.mailbox_path.upper()
-                              == "INBOX" else target.mailbox_path, target)
+            # (Keyed by owner too: another owner's INBOX is not the recipient's.)
+            unique.setdefault((target.user_id, target.mailbox_path.upper()
+                               if target.mailbox_path.upper() == "INBOX"
+                               else target.mailbox_path), target)
         return Plan(tuple(unique.values()), note=note)
 
     def _target(self, recipient: Recipient, path: str, flags: tuple[str, ...]
                 ) -> DeliveryTarget:
         return DeliveryTarget(user_id=recipient.user_id, mailbox_path=path,
                               flags=_storable(flags), prepend=recipient.prepend)
+
+    async def _shared(self, recipient: Recipient, action: sieve.FileInto
+                      ) -> DeliveryTarget | None:
+        """A fileinto naming another owner's mailbox (``Other Users/<owner>/...`` or
+        ``Shared/...``): a target in that owner's tree (whose quota it counts
+        toward) when the recipient may insert there (RFC 4314 ``i``); INBOX when not
+        or when there is no such mailbox (RFC 5228 section 4.1's fallback; ``:create``
+        makes nothing in another owner's tree). None for a personal name."""
+        if rights.split_name(action.mailbox)[0] == "personal":
+            return None
+        try:
+            mailbox, granted = await self._store.acl.target(recipient.user_id, action.mailbox)
+        except NotFound:
+            return self._target(recipient, "INBOX", action.flags)
+        if "i" not in granted:
+            return self._target(recipient, "INBOX", action.flags)
+        # Flags the recipient may not set there are left out; \Seen would be the
+        # owner's (each reader's own \Seen is kept apart), so it is never set.
+        flags = tuple(f for f in _storable(action.flags) if f != "\\Seen"
+                      and ("t" if f == "\\Deleted" else "w") in granted)
+        return DeliveryTarget(user_id=mailbox.user_id, mailbox_path=mailbox.path,
+                              flags=flags, prepend=recipient.prepend)
 
     async def _mailbox(self, user_id: str, name: str, create: bool) -> str:
         """The mailbox to file into: ``name`` if it exists (or was created), else INBOX."""

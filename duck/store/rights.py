@@ -44,6 +44,20 @@ OTHER_USERS = "Other Users"
 SHARED = "Shared"
 
 
+def split_name(name: str) -> tuple[str, str | None, str]:
+    """(namespace, owner's user name or None, path in the owner's tree) of a name as
+    a user gives it: the namespace is "personal", "other" or "shared"; the path may
+    be "" (a namespace or user node, which is no mailbox)."""
+    for prefix, kind in ((OTHER_USERS, "other"), (SHARED, "shared")):
+        if name == prefix or name.startswith(prefix + "/"):
+            rest = name[len(prefix) + 1:]
+            if kind == "shared":
+                return kind, None, rest
+            user, _, path = rest.partition("/")
+            return kind, user, path
+    return "personal", None, name
+
+
 def shared_name(owner: str | None, path: str) -> str:
     """How a user names another owner's mailbox: ``Other Users/<owner>/<path>``, or
     ``Shared/<path>`` for the Shared namespace (``owner`` None)."""
@@ -117,4 +131,5 @@ __all__ = [
     "parse",
     "render",
     "shared_name",
+    "split_name",
 ]

@@ -41,7 +41,7 @@ from ..errors import InvalidInput, NotFound
 from ..limits import MAX_MAILBOXES
 from ..models import Mailbox
 from ..push import journal
-from .mailboxes import mailbox_from_doc
+from .mailboxes import mailbox_from_doc, normalize_path
 
 #: Per-reader \\Seen state of mailboxes that are not the reader's.
 SEEN = "seen"
@@ -197,6 +197,42 @@ class Acl:
         if doc is None:
             raise NotFound("no such mailbox")
         return rights_of(mailbox_from_doc(doc), user_id, username)
+
+    async def target(self, user_id: str, name: str) -> tuple[Mailbox, frozenset[str]]:
+        """Another owner's mailbox as a user names it (``Other Users/<owner>/<path>``
+        or ``Shared/<path>``) and the user's rights on it: what a writer on the
+        user's behalf (Sieve ``fileinto``) checks for ``i`` before filing there.
+        NotFound for a name of the personal namespace, an unknown owner or mailbox,
+        and a mailbox the user has no right on (its existence is not told)."""
+        kind, owner_name, path = acl_rights.split_name(name)
+        if kind == "personal" or not path:
+            raise NotFound("not another owner's mailbox")
+        users = self._database.collection(schema.USERS)
+        me = await self._database.run(users.find_one, {"_id": parse_id(user_id)},
+                                      {"username": 1})
+        if me is None:
+            raise NotFound("no such user")
+        if owner_name is None:
+            owner_id = SHARED_OWNER
+        else:
+            owner = await self._database.run(users.find_one, {"username": owner_name},
+                                             {"_id": 1})
+            if owner is None or owner["_id"] == me["_id"]:
+                raise NotFound("no such mailbox")
+            owner_id = str(owner["_id"])
+        try:
+            key = normalize_path(path)
+        except InvalidInput:
+            raise NotFound("no such mailbox") from None
+        doc = await self._database.run(self._boxes.find_one,
+                                       {"user": parse_id(owner_id), "path": key})
+        if doc is None:
+            raise NotFound("no such mailbox")
+        mailbox = mailbox_from_doc(doc)
+        granted = rights_of(mailbox, user_id, str(me["username"]))
+        if not granted:
+            raise NotFound("no such mailbox")
+        return mailbox, granted
 
     # -- the "Shared" namespace -----------------------------------------------------------
 
