@@ -27,13 +27,14 @@ import attrs
 
 from duck.store import Store, StoreError
 
+from . import ordering
 from .grammar import search_keys as k
 from .grammar.cmd_search import SortCriterion
 from .grammar.resp_codes import OtherCode
 from .grammar.responses import ESearchData, UntaggedStatus
 from .grammar.sequence import SequenceSet
 from .searchq import compile_criteria, in_memory, matches
-from .sortkeys import SORT_FIELDS, record_keys
+from .sortkeys import record_keys
 
 if TYPE_CHECKING:
     from .view import SelectedView
@@ -190,10 +191,9 @@ class SearchContexts:
         if response is not None:
             out.append(response)
         if ctx.sort is not None and added:
-            async for batch in store.messages.fetch_batches(view.mailbox.id, added,
-                                                              SORT_FIELDS):
-                for rec in batch:
-                    ctx.keys[rec.uid] = record_keys(ctx.sort, rec)
+            async for batch in ordering.ordered(store, view.mailbox.id, added):
+                for rec, keys in batch:
+                    ctx.keys[rec.uid] = record_keys(ctx.sort, rec, keys)
             added = [u for u in added if u in ctx.keys]  # gone meanwhile: left out
         if added:
             ctx.members.update(added)

@@ -8,7 +8,7 @@ import ssl
 import trio
 
 from ..net import is_tls, peer_address, serve_tcp
-from . import render
+from . import ordering, render
 from .grammar.resp_codes import Code
 from .grammar.responses import UntaggedStatus
 from .session import ServerContext, Session
@@ -30,6 +30,7 @@ async def serve_imap(
     if implicit_tls and ctx.ssl_context is None:
         raise ValueError("implicit TLS needs an SSL context")
     render.register(ctx.store)  # ENVELOPE/BODYSTRUCTURE rendered once, at delivery
+    ordering.register(ctx.store)  # SORT/THREAD keys made once, at delivery
 
     async def handler(stream: trio.abc.Stream) -> None:
         peer, _ = peer_address(stream)

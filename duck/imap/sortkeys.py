@@ -1,8 +1,8 @@
 """SORT keys (RFC 5256 §3, RFC 5957): the base subject, first addresses, sent dates,
 and the key per sort criterion of a stored message.
 
-Pure functions over the MIME model's envelope; the SORT command gets the envelopes
-(and sizes, dates) from the store in one query, usually from the record cache.
+Pure functions over the MIME model's envelope; ordering.py keeps their results per
+message, and the SORT command's keys are read from there.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from duck.mime.envelope import parse_date
 from duck.mime.headers import decode_words
-from duck.mime.model import Address, Envelope
+from duck.mime.model import Address
 from duck.store import MessageRecord
 
 from .grammar.cmd_search import SortCriterion, SortKey
@@ -111,47 +110,35 @@ def display(addresses: list[Address]) -> str:
     return (f"{mailbox}@{host}" if host else mailbox).casefold()
 
 
-def sent_date(envelope: Envelope, internal: dt.datetime) -> dt.datetime:
-    """RFC 5256 §3 DATE: the Date: header as an instant (UTC); when it is missing or
-    cannot be parsed, the internal date."""
-    return parse_date(envelope.date) or internal
+#: Positions in a message's precomputed keys (ordering.py keeps them as a list).
+FROM, TO, CC, DISPLAYFROM, DISPLAYTO, SUBJECT, REPLY, SENT, MSGID, REFS = range(10)
+KEY_COUNT = 10
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_NO_ENVELOPE = Envelope()
-
-
-def envelope_of(rec: MessageRecord) -> Envelope:
-    """The record's envelope (an empty one when it has none)."""
-    return rec.envelope if rec.envelope is not None else _NO_ENVELOPE
-
-
-def arrival(rec: MessageRecord) -> dt.datetime:
-    """The internal date (RFC 5256 ARRIVAL) as an aware instant."""
+def arrival(rec: MessageRecord) -> float:
+    """The internal date (RFC 5256 ARRIVAL) as seconds since the epoch."""
     value = rec.internal_date
     if value is None:
-        return _EPOCH
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return 0.0
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
 
 
-#: sort-key -> the key of a record.
-_KEYS: dict[SortKey, Callable[[MessageRecord], Any]] = {
-    SortKey.ARRIVAL: arrival,
-    SortKey.CC: lambda r: addr_mailbox(envelope_of(r).cc),
-    SortKey.DATE: lambda r: sent_date(envelope_of(r), arrival(r)),
-    SortKey.FROM: lambda r: addr_mailbox(envelope_of(r).from_),
-    SortKey.SIZE: lambda r: int(r.size or 0),
-    SortKey.SUBJECT: lambda r: base_subject(envelope_of(r).subject),
-    SortKey.TO: lambda r: addr_mailbox(envelope_of(r).to),
-    SortKey.DISPLAYFROM: lambda r: display(envelope_of(r).from_),
-    SortKey.DISPLAYTO: lambda r: display(envelope_of(r).to),
+#: sort-key -> its key from a record (uid, size, internal date) and the message's
+#: precomputed keys (ordering.py's list, by position).
+_KEYS: dict[SortKey, Callable[[MessageRecord, list[Any]], Any]] = {
+    SortKey.ARRIVAL: lambda r, k: arrival(r),
+    SortKey.CC: lambda r, k: k[CC],
+    SortKey.DATE: lambda r, k: k[SENT] if k[SENT] is not None else arrival(r),
+    SortKey.FROM: lambda r, k: k[FROM],
+    SortKey.SIZE: lambda r, k: int(r.size or 0),
+    SortKey.SUBJECT: lambda r, k: k[SUBJECT],
+    SortKey.TO: lambda r, k: k[TO],
+    SortKey.DISPLAYFROM: lambda r, k: k[DISPLAYFROM],
+    SortKey.DISPLAYTO: lambda r, k: k[DISPLAYTO],
 }
 
 
-#: What the sort keys are made of.
-SORT_FIELDS = ["envelope", "size", "internal_date"]
-
-
-def record_keys(criteria: tuple[SortCriterion, ...], rec: MessageRecord) -> tuple[Any, ...]:
-    """A record's key per criterion (REVERSE not applied)."""
-    return tuple(_KEYS[c.key](rec) for c in criteria)
+def record_keys(criteria: tuple[SortCriterion, ...], rec: MessageRecord,
+                keys: list[Any]) -> tuple[Any, ...]:
+    """A message's key per criterion (REVERSE not applied)."""
+    return tuple(_KEYS[c.key](rec, keys) for c in criteria)

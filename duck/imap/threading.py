@@ -5,7 +5,6 @@ gives one ``Threadable`` per message and sends what ``references`` returns.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 
 import attrs
@@ -20,7 +19,7 @@ class Threadable:
     references: list[str]  # References, or else the first In-Reply-To id
     subject: str  # base subject (sortkeys.subject_info)
     reply: bool  # the subject was a reply or forward
-    date: dt.datetime  # sent date (sortkeys.sent_date)
+    date: float  # sent date, seconds since the epoch (the internal date without one)
     order: int  # position in the mailbox, for ties
 
 
@@ -50,11 +49,11 @@ class Container:
         return False
 
 
-def _key(c: Container) -> tuple[dt.datetime, int]:
+def _key(c: Container) -> tuple[float, int]:
     if c.msg is not None:
         return (c.msg.date, c.msg.order)
     # A dummy sorts as its first child (its children are sorted first).
-    return _key(c.children[0]) if c.children else (dt.datetime.min.replace(tzinfo=dt.UTC), 0)
+    return _key(c.children[0]) if c.children else (float("-inf"), 0)
 
 
 def _sort(nodes: list[Container]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import trio
 from imapclient import IMAPClient
 
+from duck.imap import ordering
 from duck.imap.sortkeys import addr_mailbox, base_subject, display
 from duck.mime.model import Address
 
@@ -177,3 +178,44 @@ async def test_esort_returns(imap_server: Any) -> None:
         lines = await r.command(b"b", b"SORT RETURN (PARTIAL 1:*) (SIZE) US-ASCII ALL")
         assert lines[-1].startswith(b"b BAD"), lines
         await r.aclose()
+
+
+_KEYED = [
+    b"From: =?utf-8?q?=C3=89mile?= <emile@x.org>\r\nTo: team: a@x.org, b@x.org;\r\n"
+    b"Cc: Zed <zed@x.org>\r\nSubject: Re: [list] Fwd: budget (fwd)\r\n"
+    b"Date: Mon, 2 May 2022 10:00:00 +0200\r\nMessage-ID: <m1@x>\r\n\r\nbody\r\n",
+    b"From: bob@x.org\r\nSubject: budget\r\nIn-Reply-To: <m1@x> <other@x>\r\n"
+    b"Message-ID: <m2@x>\r\n\r\nbody\r\n",
+    b"Subject: =?iso-8859-1?q?r=E9sum=E9?=\r\nReferences: <m1@x>\r\n <m2@x>\r\n"
+    b"Date: not a date\r\n\r\nbody\r\n",
+]
+
+
+async def test_keys_kept_at_delivery_equal_keys_made_later(store: Any) -> None:
+    """ordering.py: the keys a delivery keeps as a rendering are those a SORT makes
+    from the envelope of a message stored without them; and those made at a SORT
+    are saved for the next one."""
+    user = await store.users.create("keys@example.com", "pw")
+    for msg in _KEYED:
+        await store.messages.append(user.id, "INBOX", msg)
+    ordering.register(store)
+    for msg in _KEYED:
+        await store.messages.append(user.id, "INBOX", msg)
+    box = await store.mailboxes.get(user.id, "INBOX")
+    uids = list(range(1, 2 * len(_KEYED) + 1))
+    before = {r.uid: r for r in await store.messages.fetch(box.id, uids, ["size"],
+                                                           [ordering.ORDER])}
+    assert [u for u, r in before.items() if ordering.ORDER in (r.renderings or {})] == [4, 5, 6]
+    got = {rec.uid: keys async for batch in ordering.ordered(store, box.id, uids)
+           for rec, keys in batch}
+    made = {r.uid: ordering.record_order(r)
+            for r in await store.messages.fetch(box.id, uids, ordering.SOURCE_FIELDS)}
+    assert got == made
+    for uid in (1, 2, 3):  # the same message, keyed at delivery and at the SORT
+        assert got[uid] == got[uid + 3]
+    assert got[1][:7] == ["EMILE", "TEAM", "ZED", "émile", "team", "BUDGET", True]
+    assert got[1][7:] == [1651478400.0, "<m1@x>", []]
+    assert got[2][9] == ["<m1@x>"]  # In-Reply-To's first id without References
+    assert got[3][5:] == ["R\u00e9SUM\u00e9", False, None, None, ["<m1@x>", "<m2@x>"]]
+    after = await store.messages.fetch(box.id, uids, ["size"], [ordering.ORDER])
+    assert all(ordering.ORDER in (r.renderings or {}) for r in after)  # saved

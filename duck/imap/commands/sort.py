@@ -2,24 +2,23 @@
 CONTEXT=SORT (RFC 5267; updates in duck/imap/searchcontext.py) and PARTIAL (RFC 9394); THREAD
 ORDEREDSUBJECT and REFERENCES (RFC 5256 §4, threading.py).
 
-The messages are those SEARCH would give (the same code); their envelopes, sizes
-and dates come from the store in one query (usually the record cache), and the
-keys are made here (sortkeys.py). Ties keep sequence order, as §3 requires.
+The messages are those SEARCH would give (the same code); their keys were made at
+delivery and come from the store in one query with their sizes and dates
+(ordering.py). Ties keep sequence order, as §3 requires.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from duck.mime.envelope import message_ids
 from duck.store import MessageRecord
 
+from .. import ordering
 from ..errors import bad
 from ..grammar.cmd_search import Sort, Thread
 from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
-from ..sortkeys import SORT_FIELDS, arrival, envelope_of, record_keys, sent_date, subject_info
+from ..sortkeys import MSGID, REFS, REPLY, SENT, SUBJECT, arrival, record_keys
 from ..threading import Container, Threadable, references
 from .registry import command
 from .search import check_returns, in_order, matching_uids, partial_result, saved_result
@@ -39,9 +38,9 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     # (uid, key per criterion), made batch by batch as the store sends them: memory
     # holds keys, not envelopes, however many messages match.
     keyed: dict[int, tuple[Any, ...]] = {}
-    async for batch in s.store.messages.fetch_batches(view.mailbox.id, uids, SORT_FIELDS):
-        for rec in batch:
-            keyed[rec.uid] = record_keys(criteria, rec)
+    async for batch in ordering.ordered(s.store, view.mailbox.id, uids):
+        for rec, keys in batch:
+            keyed[rec.uid] = record_keys(criteria, rec, keys)
     # A message expunged elsewhere whose data is gone is left out (RFC 2180 §4.1.2).
     ordered = [(u, keyed[u]) for u in uids if u in keyed]
     # Stable sorts from the last criterion to the first: equal keys keep the order of
@@ -91,7 +90,7 @@ def _ordered_subject(items: list[Threadable]) -> list[ThreadNode]:
     """RFC 5256 §4 ORDEREDSUBJECT: messages grouped by base subject; in a group the
     first (by sent date, then sequence) is the parent of all the others; groups in
     the order of their first messages."""
-    groups: dict[str, list[tuple[dt.datetime, int, int]]] = {}
+    groups: dict[str, list[tuple[float, int, int]]] = {}
     for t in items:
         groups.setdefault(t.subject, []).append((t.date, t.order, t.number))
     threads = sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
@@ -109,21 +108,10 @@ def _ordered_subject(items: list[Threadable]) -> list[ThreadNode]:
 ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
 
 
-def _ids(value: bytes | None) -> list[str]:
-    # An empty "<>" names no message.
-    return [m for m in message_ids(value) if m != "<>"]
-
-
-def _threadable(number: int, rec: MessageRecord, order: int) -> Threadable:
-    envelope = envelope_of(rec)
-    references_value = next((v for k, v in rec.headers or () if k == "references"), "")
-    refs = _ids(references_value.encode("utf-8", "replace"))
-    if not refs:
-        refs = _ids(envelope.in_reply_to)[:1]
-    own = _ids(envelope.message_id)
-    subject, reply = subject_info(envelope.subject)
-    return Threadable(number, own[0] if own else None, refs, subject, reply,
-                      sent_date(envelope, arrival(rec)), order)
+def _threadable(number: int, rec: MessageRecord, keys: list[Any], order: int) -> Threadable:
+    sent = keys[SENT]
+    return Threadable(number, keys[MSGID], keys[REFS], keys[SUBJECT], keys[REPLY],
+                      sent if sent is not None else arrival(rec), order)
 
 
 def _node(c: Container) -> ThreadNode:
@@ -147,12 +135,11 @@ async def thread(s: CommandContext, cmd: Thread) -> None:
     order = {uid: i for i, uid in enumerate(uids)}
     # What threading needs of each message, batch by batch (not whole envelopes).
     items: list[Threadable] = []
-    async for batch in s.store.messages.fetch_batches(
-            view.mailbox.id, uids, ["envelope", "headers", "internal_date"]):
-        for rec in batch:
+    async for batch in ordering.ordered(s.store, view.mailbox.id, uids):
+        for rec, keys in batch:
             number = rec.uid if cmd.uid else view.seq_of(rec.uid)
             if number is not None:
-                items.append(_threadable(number, rec, order[rec.uid]))
+                items.append(_threadable(number, rec, keys, order[rec.uid]))
     if cmd.algorithm == "ORDEREDSUBJECT":
         threads = _ordered_subject(items)
     else:
