@@ -1,5 +1,6 @@
 """THREAD=REFERENCES (RFC 5256 §4): threads from Message-ID, References and
-In-Reply-To, then messages of one base subject gathered. Pure: the THREAD command
+In-Reply-To, then messages of one base subject gathered; THREAD=REFS without the
+gathering. Pure: the THREAD command
 gives one ``Threadable`` per message and sends what ``references`` returns.
 """
 
@@ -92,8 +93,9 @@ def _take_place(result: list[Container], old: Container, new: Container) -> None
         result[index] = new
 
 
-def references(messages: Iterable[Threadable]) -> list[Container]:
-    """The root set of threads, sorted, subjects gathered (RFC 5256 §4 steps 1-7)."""
+def _linked(messages: Iterable[Threadable]) -> list[Container]:
+    """RFC 5256 §4 REFERENCES steps 1-4: messages linked by their references, the
+    root set, dummies pruned."""
     table: dict[str, Container] = {}
     unique = 0
     # (1) Link messages by their references.
@@ -121,10 +123,29 @@ def references(messages: Iterable[Threadable]) -> list[Container]:
         own.detach()
         if previous is not None and previous is not own and not own.has_descendant(previous):
             previous.add(own)
-    # (2)-(3) The root set.
-    roots = [c for c in table.values() if c.parent is None]
-    # (4) Prune dummies; (5) sort by sent date.
-    roots = _prune(roots, True)
+    # (2)-(3) The root set; (4) dummies pruned.
+    return _prune([c for c in table.values() if c.parent is None], True)
+
+
+def _latest(c: Container) -> tuple[float, int]:
+    own = (c.msg.date, c.msg.order) if c.msg is not None else (float("-inf"), 0)
+    return max([own, *(_latest(child) for child in c.children)])
+
+
+def refs(messages: Iterable[Threadable]) -> list[Container]:
+    """THREAD=REFS (draft-ietf-morg-inthread §3, as Dovecot serves it): REFERENCES'
+    threads from the message ids alone, with no gathering by subject, and the
+    threads in the order of their newest messages."""
+    roots = _linked(messages)
+    _sort(roots)
+    roots.sort(key=_latest)
+    return roots
+
+
+def references(messages: Iterable[Threadable]) -> list[Container]:
+    """The root set of threads, sorted, subjects gathered (RFC 5256 §4 steps 1-7)."""
+    roots = _linked(messages)
+    # (5) Sorted by sent date.
     _sort(roots)
     # (6) Gather roots of one base subject.
     by_subject: dict[str, Container] = {}

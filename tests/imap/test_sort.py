@@ -124,7 +124,7 @@ def _t(number: int, mid: str | None, refs: list[str], subject: bytes, day: int) 
 
     base, reply = subject_info(subject)
     return Threadable(number, mid, refs, base, reply,
-                      dt.datetime(2022, 1, day, tzinfo=dt.UTC), number)
+                      dt.datetime(2022, 1, day, tzinfo=dt.UTC).timestamp(), number)
 
 
 def _shape(c: Any) -> Any:
@@ -152,6 +152,22 @@ def test_references_algorithm() -> None:
     # under 1 (a non-reply), the two "other" messages go under a new dummy.
     assert [_shape(c) for c in roots] == [
         (1, [(2, [3]), 4]), (6, [5]), (None, [7, 8])]
+
+
+def test_refs_algorithm() -> None:
+    """THREAD=REFS (draft-ietf-morg-inthread): REFERENCES' links without gathering
+    by subject; threads ordered by their newest message, children by sent date."""
+    from duck.imap.threading import refs
+
+    roots = refs([
+        _t(1, "<a>", [], b"plan", 1),
+        _t(2, "<b>", ["<a>"], b"Re: plan", 9),  # the newest message: thread 1 last
+        _t(3, "<c>", ["<missing>"], b"Re: plan", 3),  # same subject, not gathered
+        _t(4, "<d>", [], b"other", 4),
+        _t(5, "<e>", ["<d>"], b"Re: other", 5),
+        _t(6, "<f>", ["<d>"], b"Re: other", 2),  # an earlier child sorts first
+    ])
+    assert [_shape(c) for c in roots] == [3, (4, [6, 5]), (1, [2])]
 
 
 async def test_esort_returns(imap_server: Any) -> None:
@@ -219,3 +235,25 @@ async def test_keys_kept_at_delivery_equal_keys_made_later(store: Any) -> None:
     assert got[3][5:] == ["R\u00e9SUM\u00e9", False, None, None, ["<m1@x>", "<m2@x>"]]
     after = await store.messages.fetch(box.id, uids, ["size"], [ordering.ORDER])
     assert all(ordering.ORDER in (r.renderings or {}) for r in after)  # saved
+
+
+async def test_thread_refs_over_imap(imap_server: Any) -> None:
+    """THREAD=REFS is advertised and answers over the wire."""
+    with trio.fail_after(30):
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        lines = await r.command(b"c", b"CAPABILITY")
+        assert b" THREAD=REFS " in lines[0], lines
+        for i, head in enumerate([b"Message-ID: <a@x>\r\nSubject: one",
+                                  b"Message-ID: <b@x>\r\nReferences: <a@x>\r\nSubject: one",
+                                  b"Message-ID: <c@x>\r\nSubject: one"]):
+            msg = head + b"\r\nDate: %d Jan 2022 10:00 +0000\r\n\r\nx\r\n" % (i + 1)
+            await r.send(b"a APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+            assert (await r.until_tagged(b"a"))[-1].startswith(b"a OK")
+        await r.command(b"s", b"SELECT INBOX")
+        lines = await r.command(b"t", b"THREAD REFS UTF-8 ALL")
+        assert lines[0] == b"* THREAD (1 2)(3)\r\n", lines
+        lines = await r.command(b"u", b"THREAD REFERENCES UTF-8 ALL")
+        # REFERENCES gathers the two "one" threads under a dummy (§4 step 6).
+        assert lines[0] == b"* THREAD ((1 2)(3))\r\n", lines
+        await r.aclose()

@@ -19,7 +19,7 @@ from ..errors import bad
 from ..grammar.cmd_search import Sort, Thread
 from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
 from ..sortkeys import MSGID, REFS, REPLY, SENT, SUBJECT, arrival, record_keys
-from ..threading import Container, Threadable, references
+from ..threading import Container, Threadable, references, refs
 from .registry import command
 from .search import check_returns, in_order, matching_uids, partial_result, saved_result
 from .states import SELECTED
@@ -105,7 +105,7 @@ def _ordered_subject(items: list[Threadable]) -> list[ThreadNode]:
 
 
 #: THREAD algorithms served (RFC 5256 §4), as CAPABILITY names them.
-ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
+ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES", "REFS")
 
 
 def _threadable(number: int, rec: MessageRecord, keys: list[Any], order: int) -> Threadable:
@@ -126,7 +126,7 @@ def _node(c: Container) -> ThreadNode:
 
 @command(Thread, SELECTED, expunge_unless_seq=True, needs="r")
 async def thread(s: CommandContext, cmd: Thread) -> None:
-    """THREAD: the matching messages as threads (ORDEREDSUBJECT, REFERENCES)."""
+    """THREAD: the matching messages as threads (ORDEREDSUBJECT, REFERENCES, REFS)."""
     view = s.view
     assert view is not None
     if cmd.algorithm not in ALGORITHMS:
@@ -142,6 +142,8 @@ async def thread(s: CommandContext, cmd: Thread) -> None:
                 items.append(_threadable(number, rec, keys, order[rec.uid]))
     if cmd.algorithm == "ORDEREDSUBJECT":
         threads = _ordered_subject(items)
+    elif cmd.algorithm == "REFS":
+        threads = [_node(c) for c in refs(items)]
     else:
         threads = [_node(c) for c in references(items)]
     await s.send(ThreadData(tuple(threads)))
