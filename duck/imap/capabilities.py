@@ -28,6 +28,8 @@ AUTHENTICATED = (
     "METADATA", "METADATA-SERVER",
     # RFC 4314 (with the rights t, e, x and k), RFC 8440.
     "ACL", "RIGHTS=texk", "LIST-MYRIGHTS",
+    # RFC 4467 (the INTERNAL mechanism; not URLAUTH=BINARY, RFC 5524).
+    "URLAUTH",
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.

@@ -22,7 +22,7 @@ from .engine import schema
 from .engine.database import Database
 from .engine.ids import parse_id
 from .errors import AlreadyExists, InvalidInput, NotFound
-from .mail import acl, metadata
+from .mail import acl, metadata, urlauth
 from .mail.archive import Archive
 from .mail.mailboxes import Mailboxes, normalize_path
 from .push import journal
@@ -181,6 +181,7 @@ class Admin:
         self._mailboxes.purge_subscriptions_sync(user)
         metadata.purge_user(self._database, user)
         sieve_scripts.purge_user(self._database, user)
+        urlauth.purge_user(self._database, user)
         boxes = self._database.collection(schema.MAILBOXES)
         for doc in list(boxes.find({"user": user}, {"path": 1})):
 

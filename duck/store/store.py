@@ -34,6 +34,7 @@ from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
 from .mail.metadata import Metadata
 from .maintenance import Maintenance
+from .mail.urlauth import UrlAuthKeys
 from .outbound.queue import Outbound
 from .push.events import ChangeFeed
 from .push.journal import Journal
@@ -61,6 +62,7 @@ class Store:
         self.leases = Leases(database)
         self.metadata = Metadata(database)
         self.sieve = SieveScripts(database)
+        self.urlauth = UrlAuthKeys(database)
         self.outbound = Outbound(database)
         self.acl = Acl(database)
         #: Archive purge, body sweep, crash repair in the background (maintenance.py).

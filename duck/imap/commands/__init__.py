@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     sort,
     store,
     transfer,
+    urlauth,
 )
 from .registry import REGISTRY, Entry
 

@@ -20,7 +20,7 @@ import trio
 
 from duck.mime.binary import encode_binary_parts
 from duck.mime.sections import SectionSpec, section_range
-from duck.store import DeliveryTarget, Mailbox, MessageRecord, NotFound, StoreError
+from duck.store import DeliveryTarget, Mailbox, MessageRecord, NotFound, Store, StoreError
 
 from ..errors import CommandError, no
 from ..grammar.cmd_append import Catenate, CatText
@@ -124,30 +124,35 @@ class Resolver:
             if parsed.host.lower() != s.config.hostname.lower():
                 raise badurl(url, "the URL names another server")
         mailbox = await self._mailbox(url, parsed)
-        if parsed.uidvalidity is not None and parsed.uidvalidity != mailbox.uid_validity:
-            raise badurl(url, "UIDVALIDITY does not match")
-        found = await s.store.messages.fetch(mailbox.id, [parsed.uid], ["structure", "content"])
-        if not found or found[0].structure is None:
-            raise badurl(url, "no such message")
-        rec = found[0]
-        spec = _spec(parsed.section)
-        window = parsed.partial
-        if spec.filters_fields:
-            part = None if window is None else (window[0], window[1] or 2**32 - 1)
-            data = await s.store.messages.read_section(rec, spec, part)
-            if parsed.section is not None and parsed.section.part and not data:
-                raise badurl(url, "no such section")
-            return UrlPiece(rec, data=data)
-        bounds = section_range(rec.structure, spec)  # type: ignore[arg-type]
-        if bounds is None:
+        return await locate(s.store, mailbox, parsed, url)
+
+
+async def locate(store: Store, mailbox: Mailbox, parsed: ImapUrl, url: str) -> UrlPiece:
+    """The stored bytes a parsed URL names in ``mailbox`` (BADURL when none)."""
+    if parsed.uidvalidity is not None and parsed.uidvalidity != mailbox.uid_validity:
+        raise badurl(url, "UIDVALIDITY does not match")
+    found = await store.messages.fetch(mailbox.id, [parsed.uid], ["structure", "content"])
+    if not found or found[0].structure is None:
+        raise badurl(url, "no such message")
+    rec = found[0]
+    spec = _spec(parsed.section)
+    window = parsed.partial
+    if spec.filters_fields:
+        part = None if window is None else (window[0], window[1] or 2**32 - 1)
+        data = await store.messages.read_section(rec, spec, part)
+        if parsed.section is not None and parsed.section.part and not data:
             raise badurl(url, "no such section")
-        lo, hi = bounds
-        if window is not None:
-            # RFC 5092 §6 ";PARTIAL=": past the end is empty, not an error (as
-            # BODY[]<start.length> is, RFC 3501 §6.4.5).
-            start, length = window
-            lo, hi = min(lo + start, hi), hi if length is None else min(lo + start + length, hi)
-        return UrlPiece(rec, lo, hi)
+        return UrlPiece(rec, data=data)
+    bounds = section_range(rec.structure, spec)  # type: ignore[arg-type]
+    if bounds is None:
+        raise badurl(url, "no such section")
+    lo, hi = bounds
+    if window is not None:
+        # RFC 5092 §6 ";PARTIAL=": past the end is empty, not an error (as
+        # BODY[]<start.length> is, RFC 3501 §6.4.5).
+        start, length = window
+        lo, hi = min(lo + start, hi), hi if length is None else min(lo + start + length, hi)
+    return UrlPiece(rec, lo, hi)
 
 
 async def resolve_all(s: CommandContext, catenate: Catenate, resolver: Resolver,

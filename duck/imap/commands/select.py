@@ -15,6 +15,7 @@ from ..grammar.resp_codes import (
     Code,
     HighestModseq,
     MailboxId,
+    OtherCode,
     PermanentFlags,
     UidNext,
     UidValidity,
@@ -112,6 +113,8 @@ async def _load(s: CommandContext, cmd: Select | Examine, readonly: bool,
         UntaggedStatus("OK", UidNext(max(mailbox.uid_next, view.uid_max + 1)), "next UID"),
         UntaggedStatus("OK", HighestModseq(max(view.highest_modseq, 1)), "highest modseq"),
         UntaggedStatus("OK", MailboxId(mailbox.id), "mailbox id"),  # RFC 8474 §4.2
+        # RFC 4467 §2: the URLAUTH mechanisms this mailbox's URLs can be made with.
+        UntaggedStatus("OK", OtherCode("URLMECH", "INTERNAL"), "URLAUTH mechanisms"),
     ]
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uid_validity:
         responses += _resync(view, cmd.qresync)

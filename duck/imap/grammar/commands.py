@@ -43,6 +43,7 @@ from .cmd_mailbox import (
 )
 from .cmd_message import Copy, Expunge, Fetch, Move, Store
 from .cmd_search import CancelUpdate, Search, Sort, Thread
+from .cmd_urlauth import GenUrlAuth, ResetKey, UrlFetch
 from .encode import Encoder
 from .errors import ImapProtocolError, ParseError, UnknownCommand
 from .lexer import TAG_RE, Cursor
@@ -52,7 +53,8 @@ COMMAND_CLASSES: tuple[type[Command], ...] = (
     Unauthenticate, Idle, Namespace, Check, Close, Unselect, Select, Examine, Create, Delete,
     Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Expunge, Search, Fetch, Store,
     Copy, Move, Sort, Thread, GetQuota, GetQuotaRoot, SetQuota, GetMetadata, SetMetadata,
-    Notify, CancelUpdate, SetAcl, DeleteAcl, GetAcl, ListRights, MyRights,
+    Notify, CancelUpdate, SetAcl, DeleteAcl, GetAcl, ListRights, MyRights, GenUrlAuth,
+    ResetKey, UrlFetch,
 )
 COMMANDS: dict[str, type[Command]] = {cls.VERB: cls for cls in COMMAND_CLASSES}
 UID_COMMANDS: dict[str, type[Command]] = {

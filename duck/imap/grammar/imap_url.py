@@ -19,6 +19,7 @@ sensible name; it is refused here rather than guessed at.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from urllib.parse import unquote_to_bytes
 
@@ -50,11 +51,22 @@ class ImapUrl:
     host: str | None = None
     server: bool = True
     urlauth: bool = False
+    #: ``;EXPIRE=`` (RFC 4467 §3), as an aware datetime.
+    expire: dt.datetime | None = None
+    #: ``;URLAUTH=access[:mechanism:token]`` (RFC 4467 §3): the access identifier
+    #: ("anonymous", "authuser", "user+name", "submit+name"; names decoded), and
+    #: the mechanism (upper-cased) and token when the URL is authorized.
+    access: str | None = None
+    mechanism: str | None = None
+    token: str | None = None
+    #: The URL up to and including the access identifier (RFC 4467 §2: the "rump"
+    #: the token authorizes), exactly as given.
+    rump: str | None = None
 
 
 #: RFC 5092 ``iserver = [iuserinfo "@"] host [":" port]``; ``iauth`` is dropped.
 _SERVER_RE = re.compile(
-    r"(?:(?P<user>[^;@/]*)(?:;AUTH=(?:\*|[^@/]+))?@)?(?P<host>\[[^\]/]+\]|[^:/]+)(?::\d*)?",
+    r"(?:(?P<user>[^;/]*)(?:;AUTH=(?:\*|[^@/]+))?@)?(?P<host>\[[^\]/@]+\]|[^:/@]+)(?::\d*)?",
     re.IGNORECASE,
 )
 #: ``imessagepart`` after the "/" that ends the server (or the base path).
@@ -63,7 +75,8 @@ _PART_RE = re.compile(
     r"/;UID=(?P<uid>[1-9][0-9]{0,9})"
     r"(?:/;SECTION=(?P<section>[^;]*?))?"
     r"(?:/;PARTIAL=(?P<off>[0-9]{1,10})(?:\.(?P<len>[1-9][0-9]{0,9}))?)?"
-    r"(?P<auth>;EXPIRE=[^;]*)?(?P<urlauth>;URLAUTH=.*)?",
+    r"(?:;EXPIRE=(?P<expire>[^;]*))?"
+    r"(?:;URLAUTH=(?P<access>[^:]*)(?::(?P<mech>[^:]*):(?P<token>.*))?)?",
     re.IGNORECASE | re.DOTALL,
 )
 _RELATIVE_RE = re.compile(r";UID=", re.IGNORECASE)
@@ -134,9 +147,45 @@ def parse_imap_url(url: str) -> ImapUrl:
         partial = (_number(m.group("off"), "partial offset"),
                    None if length is None else _number(length, "partial length"))
     uidv = m.group("uidv")
+    expire = _expire(m.group("expire")) if m.group("expire") is not None else None
+    access = m.group("access")
+    rump = None
+    if access is not None:
+        access = _access(access)
+        end = m.end("access")
+        rump = url[: len(url) - len(path) + end]
     return ImapUrl(
         uid=_number(m.group("uid"), "UID"), mailbox=mailbox,
         uidvalidity=None if uidv is None else _number(uidv, "UIDVALIDITY"),
         section=section, partial=partial, user=user, host=host, server=server,
-        urlauth=bool(m.group("auth") or m.group("urlauth")),
+        urlauth=m.group("expire") is not None or m.group("access") is not None,
+        expire=expire, access=access,
+        mechanism=m.group("mech").upper() if m.group("mech") is not None else None,
+        token=m.group("token"), rump=rump,
     )
+
+
+def _expire(text: str) -> dt.datetime:
+    """RFC 4467 §3: ``;EXPIRE=`` takes an RFC 3339 date-time with a zone."""
+    try:
+        value = dt.datetime.fromisoformat(_decode(text, "expiry").replace("z", "Z"))
+    except ValueError:
+        raise ImapUrlError("bad EXPIRE date-time") from None
+    if value.tzinfo is None:
+        raise ImapUrlError("EXPIRE needs a time zone")
+    return value
+
+
+#: RFC 4467 §9: ``access = ("submit+" enc-user) / ("user+" enc-user) / "authuser" /
+#: "anonymous"``.
+_ACCESS_RE = re.compile(r"(?:(?P<kind>submit|user)\+(?P<name>.+)|authuser|anonymous)",
+                        re.IGNORECASE | re.DOTALL)
+
+
+def _access(text: str) -> str:
+    m = _ACCESS_RE.fullmatch(text)
+    if m is None:
+        raise ImapUrlError("bad URLAUTH access identifier")
+    if m.group("kind") is None:
+        return text.lower()
+    return f"{m.group('kind').lower()}+{_decode(m.group('name'), 'access user name')}"

@@ -34,7 +34,7 @@ from ..index import digest
 from ..limits import MAX_MAILBOXES
 from ..models import SPECIAL_USES, Mailbox
 from ..push import journal
-from . import metadata
+from . import metadata, urlauth
 
 if TYPE_CHECKING:  # (archive.py imports this module)
     from .archive import Archive
@@ -440,6 +440,7 @@ class Mailboxes:
             if not docs:
                 digest.purge(self._database, mailbox)
                 metadata.purge_mailbox(self._database, mailbox)
+                urlauth.purge_mailbox(self._database, mailbox)
                 return total
             if self.release is not None:
                 self.release(docs)
