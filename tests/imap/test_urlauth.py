@@ -92,6 +92,13 @@ async def test_genurlauth_urlfetch_resetkey(imap_server: Any) -> None:
         assert lines[-1].startswith(b"r OK"), lines
         lines = await d.command(b"f", f'URLFETCH "{whole_url}"'.encode())
         assert lines[0] == f"* URLFETCH {whole_url} NIL\r\n".encode(), lines
+        # The URL may name the user as local part at the domain (imap://local@domain/).
+        local, domain = USER.split("@")
+        lines = await c.command(b"g", f'GENURLAUTH "imap://{local}@{domain}/INBOX/;uid=1'
+                                      f';urlauth=authuser" INTERNAL'.encode())
+        (short,) = _urls(lines)
+        lines = await d.command(b"f", f'URLFETCH "{short}"'.encode())
+        assert lines[0].startswith(f"* URLFETCH {short} {{".encode()), lines
         # A new token works again, and RESETKEY without a mailbox revokes it too.
         lines = await c.command(b"g", f'GENURLAUTH "{base};urlauth=anonymous" INTERNAL'.encode())
         (again,) = _urls(lines)

@@ -42,8 +42,33 @@ def token(key: bytes, rump: str) -> str:
     return hmac.new(key, rump.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _owner_names(parsed: ImapUrl) -> list[str]:
+    """The user names a URL's authority may mean: its user as written, and for a
+    user name without a domain, that name at the URL's host (users here are
+    ``local@domain`` addresses, and a URL may well say ``imap://local@domain/``)."""
+    if parsed.user is None:
+        return []
+    names = [parsed.user]
+    if "@" not in parsed.user and parsed.host:
+        names.append(f"{parsed.user}@{parsed.host}")
+    return names
+
+
 def _owner_matches(parsed: ImapUrl, user: User) -> bool:
-    return parsed.user is not None and parsed.user.lower() == user.username.lower()
+    return user.username.lower() in (n.lower() for n in _owner_names(parsed))
+
+
+async def _owner(s: CommandContext, parsed: ImapUrl) -> User:
+    """The user whose mailbox the URL names (NotFound when none)."""
+    assert s.user is not None
+    if _owner_matches(parsed, s.user):
+        return s.user
+    for name in _owner_names(parsed):
+        try:
+            return await s.store.users.by_username(name)
+        except NotFound:
+            continue
+    raise NotFound("no such user")
 
 
 @command(GenUrlAuth, AUTHENTICATED)
@@ -111,8 +136,7 @@ async def _fetch_one(s: CommandContext, url: str) -> bytes | None:
     elif access not in ("anonymous", "authuser"):
         return None  # submit+: no submission server here
     try:
-        owner = s.user if _owner_matches(parsed, s.user) else (
-            await s.store.users.by_username(parsed.user))
+        owner = await _owner(s, parsed)
         mailbox = await s.store.mailboxes.get(owner.id, parsed.mailbox)
     except NotFound:
         return None
