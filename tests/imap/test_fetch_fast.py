@@ -69,9 +69,9 @@ async def test_fast_path_matches_the_general_path_and_fills_renderings(
         # The first FETCH saved the missing renderings; the next one reads them.
         user = await store.users.by_username(USER)
         box = await store.mailboxes.get(user.id, "INBOX")
-        recs = await store.messages.fetch(box.id, range(1, 8), [],
-                                          renderings=["imap_env1", "imap_bs1", "imap_body1"])
-        assert all(r.renderings is not None and len(r.renderings) == 3 for r in recs)
+        names = {"imap_env1", "imap_bs1", "imap_body1"}
+        recs = await store.messages.fetch(box.id, range(1, 8), [], renderings=sorted(names))
+        assert all(names <= set(r.renderings or ()) for r in recs)
         again = _fetch_lines(await client.command(b"a4", b"FETCH 1:* (" + items + b")"))
         assert again == fast
         assert b'"hello 3"' in fast[3]
