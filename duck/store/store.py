@@ -33,8 +33,8 @@ from .mail.leases import Leases
 from .mail.mailboxes import Mailboxes
 from .mail.messages import Messages
 from .mail.metadata import Metadata
-from .maintenance import Maintenance
 from .mail.urlauth import UrlAuthKeys
+from .maintenance import Maintenance
 from .outbound.queue import Outbound
 from .push.events import ChangeFeed
 from .push.journal import Journal
