@@ -1,6 +1,6 @@
 """Backup: a deployment or one user written out as a versioned directory, while duck runs.
 
-The format (docs/admin.md, "Backups"), version 1::
+The format (docs/admin.md, "Backups and restore"), version 1::
 
     manifest.json              written last: a directory without it is incomplete
     collections/<name>.jsonl   one document per line, MongoDB Extended JSON (canonical)
