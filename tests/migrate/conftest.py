@@ -42,7 +42,8 @@ async def start_duck(mongo_uri: str, tmp_path: Path, nursery: trio.Nursery
 
     async def start(database: str) -> Server:
         config = Config(data_dir=tmp_path / f"data-{database}", imap_port=0, imaps_port=0,
-                        lmtp_port=0, pop3_port=0, pop3s_port=0, api_port=0,
+                        lmtp_port=0, pop3_port=0, pop3s_port=0, managesieve_port=0,
+                        api_port=0,
                         mongo_uri=mongo_uri, database=database, shutdown_grace=2.0)
         server = Server(config)
         await nursery.start(server.run)
