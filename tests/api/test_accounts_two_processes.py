@@ -14,13 +14,14 @@ from __future__ import annotations
 import base64
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
-from .multiproc import LineClient, duck_process
+from .multiproc import DuckProcess, LineClient, duck_process
 
 ADDRESS = "zoe@example.com"
 PASSWORD = "zoe-main-secret"
@@ -47,56 +48,26 @@ async def test_accounts_across_two_processes(mongo_uri: str, db_name: str,
                                              tmp_path: Path) -> None:
     env = {"DUCK_LOGIN_USER_LIMIT": str(LIMIT), "DUCK_LOGIN_DELAY_BASE": "0",
            "DUCK_LOGIN_DELAY_MAX": "0"}
+    procs: dict[str, DuckProcess] = {}
+    both, done = trio.Event(), trio.Event()
+
+    async def run(name: str) -> None:
+        # Both start at once: a process takes seconds to come up.
+        async with duck_process(mongo_uri, db_name, tmp_path / name, **env) as proc:
+            procs[name] = proc
+            if len(procs) == 2:
+                both.set()
+            await done.wait()
+
     with trio.fail_after(150):
-        async with duck_process(mongo_uri, db_name, tmp_path / "a", **env) as a, \
-                duck_process(mongo_uri, db_name, tmp_path / "b", **env) as b:
-            api_a = httpx.AsyncClient(base_url=f"http://127.0.0.1:{a.ports['api']}",
-                                      timeout=20)
-            api_b = httpx.AsyncClient(base_url=f"http://127.0.0.1:{b.ports['api']}",
-                                      timeout=20)
-            async with api_a, api_b:
-                r = await api_a.post("/users", json={"username": ADDRESS,
-                                                     "password": PASSWORD})
-                user = r.json()["id"]
-                r = await api_a.post(f"/users/{user}/apppasswords",
-                                     json={"description": "phone", "scopes": ["imap"]})
-                phone, phone_id = r.json()["password"], r.json()["id"]
-
-                # Scoped to IMAP: IMAP on B takes it, B's API refuses it.
-                assert b"a OK" in await _imap_login(b.ports["imap"], phone)
-                r = await api_b.post("/authenticate", json={"username": ADDRESS,
-                                                            "password": phone})
-                assert r.status_code == 401
-                # Revoked through A: B refuses the very next login.
-                r = await api_a.delete(f"/users/{user}/apppasswords/{phone_id}")
-                assert r.status_code == 200
-                assert b"[AUTHENTICATIONFAILED]" in await _imap_login(b.ports["imap"], phone)
-
-                # TOTP on (through A): B's IMAP refuses the main password, B's API
-                # takes it with a code.
-                r = await api_a.post(f"/users/{user}/2fa/totp/setup")
-                secret = r.json()["secret"]
-                r = await api_a.post(f"/users/{user}/2fa/totp/enable",
-                                     json={"code": _code(secret, time.time() - 30)})
-                assert r.status_code == 200, r.text
-                assert b"[AUTHENTICATIONFAILED]" in await _imap_login(b.ports["imap"],
-                                                                      PASSWORD)
-                # (Enrolled with the previous step's code, so this step's is new.)
-                r = await api_b.post("/authenticate", json={
-                    "username": ADDRESS, "password": PASSWORD,
-                    "otp": _code(secret, time.time())})
-                assert r.status_code == 200, r.text
-
-                # 20 failures, alternating processes: one counter of 20, not two of 10.
-                replies = []
-                for i in range(20):
-                    port = (a if i % 2 else b).ports["imap"]
-                    replies.append(await _imap_login(port, f"guess-{i}"))
-                assert all(b"[AUTHENTICATIONFAILED]" in r for r in replies[:LIMIT]), replies
-                assert all(b"[UNAVAILABLE]" in r for r in replies[LIMIT:]), replies
-
-                r = await api_a.get(f"/users/{user}/authlog", params={"limit": 100})
-                log = list(reversed(r.json()["results"]))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "a")
+            nursery.start_soon(run, "b")
+            await both.wait()
+            try:
+                log, phone_id = await _scenario(procs["a"], procs["b"])
+            finally:
+                done.set()
     rows = [(e["protocol"], e["mechanism"], e["peer"], e["result"]) for e in log]
     assert rows[:2] == [("imap", "LOGIN", "127.0.0.1", "success"),
                         ("api", "password", "127.0.0.1", "failure")]
@@ -106,3 +77,48 @@ async def test_accounts_across_two_processes(mongo_uri: str, db_name: str,
     assert rows[-21][3] == "success" and rows[-21][0] == "api"
     assert rows[-20:] == ([("imap", "LOGIN", "127.0.0.1", "failure")] * LIMIT
                           + [("imap", "LOGIN", "127.0.0.1", "throttled")] * (20 - LIMIT))
+
+
+async def _scenario(a: DuckProcess, b: DuckProcess) -> tuple[list[dict[str, Any]], str]:
+    """Drive both processes; the user's auth log (oldest first) and the app password id."""
+    api_a = httpx.AsyncClient(base_url=f"http://127.0.0.1:{a.ports['api']}", timeout=20)
+    api_b = httpx.AsyncClient(base_url=f"http://127.0.0.1:{b.ports['api']}", timeout=20)
+    async with api_a, api_b:
+        r = await api_a.post("/users", json={"username": ADDRESS, "password": PASSWORD})
+        user = r.json()["id"]
+        r = await api_a.post(f"/users/{user}/apppasswords",
+                             json={"description": "phone", "scopes": ["imap"]})
+        phone, phone_id = r.json()["password"], r.json()["id"]
+
+        # Scoped to IMAP: IMAP on B takes it, B's API refuses it.
+        assert b"a OK" in await _imap_login(b.ports["imap"], phone)
+        r = await api_b.post("/authenticate", json={"username": ADDRESS, "password": phone})
+        assert r.status_code == 401
+        # Revoked through A: B refuses the very next login.
+        r = await api_a.delete(f"/users/{user}/apppasswords/{phone_id}")
+        assert r.status_code == 200
+        assert b"[AUTHENTICATIONFAILED]" in await _imap_login(b.ports["imap"], phone)
+
+        # TOTP on (through A): B's IMAP refuses the main password, B's API takes it
+        # with a code.
+        r = await api_a.post(f"/users/{user}/2fa/totp/setup")
+        secret = r.json()["secret"]
+        r = await api_a.post(f"/users/{user}/2fa/totp/enable",
+                             json={"code": _code(secret, time.time() - 30)})
+        assert r.status_code == 200, r.text
+        assert b"[AUTHENTICATIONFAILED]" in await _imap_login(b.ports["imap"], PASSWORD)
+        # (Enrolled with the previous step's code, so this step's is new.)
+        r = await api_b.post("/authenticate", json={
+            "username": ADDRESS, "password": PASSWORD, "otp": _code(secret, time.time())})
+        assert r.status_code == 200, r.text
+
+        # 20 failures, alternating processes: one counter of 20, not two of 10.
+        replies = []
+        for i in range(20):
+            port = (a if i % 2 else b).ports["imap"]
+            replies.append(await _imap_login(port, f"guess-{i}"))
+        assert all(b"[AUTHENTICATIONFAILED]" in r for r in replies[:LIMIT]), replies
+        assert all(b"[UNAVAILABLE]" in r for r in replies[LIMIT:]), replies
+
+        r = await api_a.get(f"/users/{user}/authlog", params={"limit": 100})
+        return list(reversed(r.json()["results"])), phone_id

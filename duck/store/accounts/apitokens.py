@@ -102,12 +102,24 @@ class ApiTokens:
         return NewApiToken(_model(doc), secret)
 
     async def resolve(self, secret: str) -> ApiToken | None:
-        """The live token with this secret, or None (unknown, revoked or expired)."""
+        """The live token with this secret, or None (unknown, revoked, expired, or
+        its user disabled)."""
         if not secret.startswith(API_TOKEN_PREFIX) or len(secret) > 128:
             return None
         now = dt.datetime.now(dt.UTC)
-        doc = await self._database.run(
-            self._docs.find_one, {"hash": digest(secret), "expires": {"$gt": now}})
+
+        def run() -> dict[str, Any] | None:
+            doc: dict[str, Any] | None = self._docs.find_one(
+                {"hash": digest(secret), "expires": {"$gt": now}})
+            if doc is None:
+                return None
+            # A disabled (or deleted) user's tokens stop working with the logins.
+            users = self._database.collection(schema.USERS)
+            if users.count_documents({"_id": doc["user"], "disabled": {"$ne": True}}) == 0:
+                return None
+            return doc
+
+        doc = await self._database.run(run)
         return None if doc is None else _model(doc)
 
     async def of_user(self, user_id: str) -> list[ApiToken]:
