@@ -17,6 +17,7 @@ from ..store import Notifier, Store, StoreUnavailable
 from . import (
     accounts,
     archive,
+    delivery,
     mailboxes,
     messages,
     outbound,
@@ -80,6 +81,7 @@ ENDPOINTS: list[Endpoint] = [
     *users.endpoints, *mailboxes.endpoints, *messages.endpoints, *sse.endpoints,
     *webhooks.endpoints, *outbound.endpoints, *archive.endpoints, *sieve.endpoints,
     *sharing.endpoints, *accounts.endpoints,
+    *delivery.endpoints,
 ]
 OPENAPI = document(ENDPOINTS)
 

@@ -59,3 +59,41 @@ async def test_delivery_error_shows_on_the_script(duck_server: Any, client: http
     assert error["line"] == 1 and "something failed" in error["message"]
     listed = (await client.get(f"/users/{user}/sieve")).json()["scripts"][0]
     assert listed["error"]["message"] == error["message"]
+
+
+DELIVERY_SCRIPT = r"""require ["fileinto", "mailbox", "imap4flags", "reject", "envelope"];
+if header :is "subject" "file me" { fileinto :create :flags "\\Flagged" "Filed"; }
+elsif header :is "subject" "refuse" { reject "not wanted"; }
+elsif header :is "subject" "drop" { discard; }
+elsif envelope :is "from" "boss@example.org" { addflag "\\Seen"; }
+"""
+
+
+async def test_deliver_runs_the_active_script(duck_server: Any, client: httpx.AsyncClient,
+                                              user: str) -> None:
+    store: Store = duck_server.store
+    r = await client.put(f"/users/{user}/sieve/main",
+                         json={"source": DELIVERY_SCRIPT, "active": True})
+    assert r.status_code == 200, r.text
+
+    async def deliver(subject: str, sender: str = "x@example.org") -> dict[str, Any]:
+        data = f"From: {sender}\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
+        r = await client.post(f"/users/{user}/deliver", params={"sender": sender},
+                              content=data, headers={"content-type": "message/rfc822"})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    filed = await deliver("file me")
+    assert [c["path"] for c in filed["stored"]] == ["Filed"]
+    box = await store.mailboxes.get(user, "Filed")
+    (summary,) = await store.messages.view(box.id)
+    assert "\\Flagged" in summary.flags
+    assert await deliver("refuse") == {"success": True, "stored": [], "rejected": "not wanted"}
+    assert (await deliver("drop"))["stored"] == []
+    boss = await deliver("hi", "boss@example.org")
+    inbox = await store.mailboxes.get(user, "INBOX")
+    assert boss["stored"][0]["path"] == "INBOX"
+    assert [m.flags for m in await store.messages.view(inbox.id)] == [("\\Seen",)]
+    r = await client.post(f"/users/{user}/deliver", content=b"",
+                          headers={"content-type": "message/rfc822"})
+    assert r.status_code == 400
