@@ -88,6 +88,14 @@ class ManageSieveBackend(Protocol):
         auth log and the login throttle."""
         ...
 
+    async def scram_start(self, client_first: bytes, *, peer: str) -> tuple[object, bytes]:
+        """SCRAM-SHA-256's first step: (state, server-first); BadCredentials."""
+        ...
+
+    async def scram_finish(self, state: object, client_final: bytes) -> tuple[Account, bytes]:
+        """SCRAM-SHA-256's proof check: (account, server-final); BadCredentials."""
+        ...
+
     async def list(self, account: Account) -> list[tuple[str, bool]]:
         """(name, active) of every script."""
         ...

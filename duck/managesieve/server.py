@@ -37,8 +37,11 @@ from .protocol import (
 log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
-#: SASL mechanisms offered (the IMAP side's: duck/imap/commands/auth.py).
+#: SASL mechanisms that send the password (the IMAP side's:
+#: duck/imap/commands/auth.py), offered over TLS or from loopback only.
 MECHANISMS = ("PLAIN", "LOGIN")
+#: SCRAM sends no password: offered on every connection (RFC 7677).
+SCRAM = "SCRAM-SHA-256"
 #: Idle seconds before the server says BYE.
 IDLE_TIMEOUT = 30 * 60.0
 
@@ -202,9 +205,9 @@ class Session:
         lines: list[tuple[str, str | None]] = [
             ("IMPLEMENTATION", "duck"), ("SIEVE", backend.extensions)]
         if self.login_allowed:
-            lines.append(("SASL", " ".join(MECHANISMS)))
+            lines.append(("SASL", " ".join((*MECHANISMS, SCRAM))))
         else:
-            lines.append(("SASL", ""))
+            lines.append(("SASL", SCRAM))
         if self.ctx.ssl_context is not None and not self.tls and self.account is None:
             lines.append(("STARTTLS", None))
         lines.append(("MAXREDIRECTS", str(backend.limits.max_redirects)))
@@ -255,8 +258,11 @@ class Session:
         self._out += self.capabilities() + wire.ok("TLS negotiation successful")
 
     async def authenticate(self, cmd: Command) -> None:
-        """AUTHENTICATE (section 2.1): PLAIN (RFC 4616) and LOGIN."""
+        """AUTHENTICATE (section 2.1): PLAIN (RFC 4616), LOGIN and SCRAM-SHA-256."""
         mechanism = str(cmd.args[0]).upper()
+        if mechanism == SCRAM:
+            await self._scram(cmd)
+            return
         if mechanism not in MECHANISMS:
             self._out += wire.no(f"unsupported mechanism {mechanism[:20]}")
             return
@@ -282,10 +288,32 @@ class Session:
         except BadCredentials as exc:
             self._out += wire.no(str(exc) or "authentication failed")
             return
+        self._logged_in(account)
+
+    def _logged_in(self, account: Account, code: str | None = None) -> None:
         self.account = account
         self.proto.authenticated()
         log.info("ManageSieve login %s from %s", account.name, self.peer)
-        self._out += wire.ok("authenticated")
+        self._out += wire.ok("authenticated", code)
+
+    async def _scram(self, cmd: Command) -> None:
+        """SCRAM-SHA-256 (RFC 7677): server-first as a challenge; server-final in
+        the OK's SASL code (RFC 5804 section 2.1)."""
+        initial = cmd.args[1]
+        backend = self.ctx.backend
+        try:
+            first = _b64(initial) if isinstance(initial, str) else await self._sasl(b"")
+            state, server_first = await backend.scram_start(first, peer=self.peer)
+            final = await self._sasl(server_first)
+            account, server_final = await backend.scram_finish(state, final)
+        except _SaslFailed as exc:
+            self._out += wire.no(str(exc))
+            return
+        except BadCredentials as exc:
+            self._out += wire.no(str(exc) or "authentication failed")
+            return
+        code = wire.code_with_string("SASL", base64.b64encode(server_final).decode("ascii"))
+        self._logged_in(account, code)
 
     async def _sasl(self, challenge: bytes) -> bytes:
         self._out += wire.string(base64.b64encode(challenge).decode("ascii")) + b"\r\n"

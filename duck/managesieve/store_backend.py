@@ -4,6 +4,9 @@ checked with ``duck.sieve`` before they are stored."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .. import sieve
 from ..store import (
     MAX_SCRIPT_SIZE,
@@ -12,6 +15,7 @@ from ..store import (
     AuthenticationFailed,
     InvalidInput,
     NotFound,
+    ScramLogin,
     ScriptActive,
     ScriptQuotaExceeded,
     Store,
@@ -32,6 +36,18 @@ from .backend import (
     ScriptIsActive,
     Unavailable,
 )
+
+
+@contextmanager
+def _auth_errors() -> Iterator[None]:
+    try:
+        yield
+    except Throttled as exc:
+        raise BadCredentials("too many failed logins, try again later") from exc
+    except AuthenticationFailed as exc:
+        raise BadCredentials("authentication failed") from exc
+    except StoreUnavailable as exc:
+        raise Unavailable("authentication is unavailable, try again later") from exc
 
 
 def _translate(exc: StoreError) -> BackendError:
@@ -72,6 +88,20 @@ class StoreBackend:
         except StoreError as exc:
             raise _translate(exc) from exc
         return Account(result.user.id, result.user.username)
+
+    async def scram_start(self, client_first: bytes, *, peer: str) -> tuple[object, bytes]:
+        """The store's SCRAM-SHA-256 first step."""
+        with _auth_errors():
+            login = await self._store.auth.scram_begin(client_first, protocol="managesieve",
+                                                       peer=peer)
+        return login, login.server_first
+
+    async def scram_finish(self, state: object, client_final: bytes) -> tuple[Account, bytes]:
+        """The store's SCRAM-SHA-256 proof check."""
+        assert isinstance(state, ScramLogin)
+        with _auth_errors():
+            result, final = await self._store.auth.scram_finish(state, client_final)
+        return Account(result.user.id, result.user.username), final
 
     async def list(self, account: Account) -> list[tuple[str, bool]]:
         """(name, active) of each script."""

@@ -139,3 +139,35 @@ async def test_script_count_quota(sieve_server: SieveServer) -> None:
         _, last = await client.command(b'PUTSCRIPT "one-more" "keep;"')
         assert last.startswith(b"NO (QUOTA/MAXSCRIPTS)")
         await client.aclose()
+
+
+async def test_scram_sha_256(sieve_server: SieveServer) -> None:
+    """RFC 7677 over RFC 5804: server-first as a challenge string, server-final in
+    the OK's SASL response code, which the client verifies."""
+    from tests.imap.test_accounts_auth import ScramClient
+
+    async def session(password: str) -> tuple[bytes, bool]:
+        client, caps = await _greeted(sieve_server.ports["plain"])
+        assert any(b"SCRAM-SHA-256" in c for c in caps if c.startswith(b'"SASL"'))
+        scram = ScramClient(USER, password)
+        first = base64.b64encode(scram(b"")).decode()
+        await client.send(f'AUTHENTICATE "SCRAM-SHA-256" "{first}"\r\n'.encode())
+        challenge = await client.line()
+        if challenge.startswith(b"NO"):
+            await client.aclose()
+            return challenge, False
+        answer = base64.b64encode(scram(base64.b64decode(challenge.strip(b'"'))))
+        await client.send(b'"' + answer + b'"\r\n')
+        _, last = await client.response()
+        verified = False
+        if last.startswith(b'OK (SASL "'):
+            scram(base64.b64decode(last.split(b'"')[1]))
+            verified = bool(scram.verified)
+        await client.aclose()
+        return last, verified
+
+    with trio.fail_after(30):
+        last, verified = await session(PASSWORD)
+        assert last.startswith(b"OK") and verified
+        last, verified = await session("wrong")
+        assert last.startswith(b"NO") and not verified
