@@ -326,7 +326,8 @@ class Session:
         status, text, code = "OK", f"{cmd.VERB} completed", None
         try:
             if self.view is not None and self.view.rights is not None:
-                await self._check_rights(entry.needs)
+                await self._check_rights(entry.needs,
+                                         selected_only=State.AUTHENTICATED not in entry.states)
             done = await entry.handler(self, cmd)
             if done is ANSWERED:
                 return
@@ -363,7 +364,7 @@ class Session:
 
     # -- the selected mailbox --------------------------------------------------------------
 
-    async def _check_rights(self, needed: str) -> None:
+    async def _check_rights(self, needed: str, *, selected_only: bool) -> None:
         """Before a command on another owner's selected mailbox: its rights as they
         are now, then NO unless ``needed`` is granted.
 
@@ -371,10 +372,11 @@ class Session:
         (an ``acl`` entry; the notifier wakes this session for it, from any
         process), so a revocation holds from the next command on and an unchanged
         ACL costs nothing. Losing ``r`` leaves the mailbox: nothing of it is sent
-        any more (RFC 4314 §4: without ``r`` nothing is read).
+        any more (RFC 4314 §4: without ``r`` nothing is read); a command that needs
+        the selected state then fails, any other (LOGOUT, SELECT, LIST...) runs.
         """
         view = self.view
-        assert view is not None and view.rights is not None and self.user is not None
+        assert view is not None and view.rights is not None
         sub = self.subscription
         if sub is None or sub.pending() or self._journal_unread:
             # The journal read the command's updates would make anyway, made first.
@@ -383,6 +385,20 @@ class Session:
                 await self.sync_view()
             except StoreError as exc:
                 log.warning("journal read failed: %r", exc)
+        if not await self._still_readable():
+            if selected_only:
+                raise CommandError("access to the selected mailbox was withdrawn",
+                                   code=Code("NOPERM"))
+            return
+        assert view.rights is not None
+        require(view.rights, needed)
+
+    async def _still_readable(self) -> bool:
+        """Rights re-read when the journal said the selected (another owner's)
+        mailbox's ACL changed; without ``r`` the mailbox is left. Whether it is
+        still selected."""
+        view = self.view
+        assert view is not None and view.rights is not None and self.user is not None
         if view.acl_changed:
             view.acl_changed = False
             try:
@@ -390,11 +406,10 @@ class Session:
                 view.rights = rights_of(mailbox, self.user.id, self.user.username)
             except NotFound:
                 view.rights = frozenset()
-        if "r" not in view.rights:
-            self.unselect()
-            raise CommandError("access to the selected mailbox was withdrawn",
-                               code=Code("NOPERM"))
-        require(view.rights, needed)
+        if "r" in view.rights:
+            return True
+        self.unselect()
+        return False
 
     def watch(self, path: str) -> Subscription | None:
         """Before SELECT's reads: a subscription to the mailbox this session last
@@ -491,6 +506,11 @@ class Session:
                 log.warning("journal read failed: %r", exc)
         elif sub is not None and sub.pending():
             sub.clear()  # wake-ups for changes the view already has
+        if view.rights is not None and view.acl_changed and not await self._still_readable():
+            # Another owner took r away meanwhile: nothing more of it is told.
+            await self.send(UntaggedStatus("OK", Code("CLOSED"),
+                                           "access to the mailbox was withdrawn"))
+            return False
         contexts = self.contexts
         # RFC 5267 §4.3: REMOVEFROM names messages by the numbers they have until
         # their EXPUNGE is sent, ADDTO by those they have once EXISTS is.
