@@ -370,7 +370,15 @@ class SelectedView:
     def permanent_flags(self) -> tuple[str, ...]:
         """PERMANENTFLAGS: the defined flags and \\* (new keywords may be made); none
         when read-only (RFC 3501 §7.1)."""
-        return () if self.readonly else (*self.defined_flags(), "\\*")
+        if self.readonly:
+            return ()
+        flags = (*self.defined_flags(), "\\*")
+        if self.rights is None:
+            return flags
+        # RFC 4314 §4: on another owner's mailbox only the flags the user may set
+        # (\\Seen with s, \\Deleted with t, the others and new keywords with w).
+        need = {"\\Seen": "s", "\\Deleted": "t"}
+        return tuple(f for f in flags if need.get(f, "w") in self.rights)
 
     def flag_definitions(self) -> list[Response]:
         """``* FLAGS (...)`` and ``* OK [PERMANENTFLAGS (...)]`` for the flags now defined."""

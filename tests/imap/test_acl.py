@@ -151,6 +151,10 @@ async def test_rights_granted_and_revoked_reach_another_process(
         await _ok(a, b"g2", f"SETACL INBOX {BOB} +sw".encode())
         lines = await _ok(b, b"s2", b"SELECT " + QUOTED)
         assert lines[-1].startswith(b"s2 OK [READ-WRITE]"), lines
+        # PERMANENTFLAGS offers only what bob may set (no \Deleted without t).
+        perm = next(x for x in lines if b"PERMANENTFLAGS" in x)
+        assert b"\\Seen" in perm and b"\\Flagged" in perm and b"\\*" in perm, perm
+        assert b"\\Deleted" not in perm, perm
         await _ok(b, b"t2", b"STORE 1 +FLAGS (\\Flagged)")
         # Without t no \Deleted; without e no EXPUNGE.
         await _no(b, b"t3", b"STORE 1 +FLAGS (\\Deleted)", b"[NOPERM]")
