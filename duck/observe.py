@@ -156,7 +156,8 @@ def gauge_family(name: str, text: str, value: float) -> GaugeMetricFamily:
 
 
 class _Quiet(Observer):
-    """The observer outside a server: counts into its own registry, logs nothing."""
+    """The observer outside a server (a protocol run alone, in tests): connection and
+    command events are dropped; deliveries and API requests are still logged."""
 
     def connection_opened(self, protocol: str, peer: str) -> None:
         pass
