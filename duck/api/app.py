@@ -17,6 +17,7 @@ from ..store import Notifier, Store, StoreUnavailable
 from . import (
     accounts,
     archive,
+    autoreply,
     delivery,
     mailboxes,
     messages,
@@ -81,7 +82,7 @@ ENDPOINTS: list[Endpoint] = [
     *users.endpoints, *mailboxes.endpoints, *messages.endpoints, *sse.endpoints,
     *webhooks.endpoints, *outbound.endpoints, *archive.endpoints, *sieve.endpoints,
     *sharing.endpoints, *accounts.endpoints,
-    *delivery.endpoints,
+    *delivery.endpoints, *autoreply.endpoints,
 ]
 OPENAPI = document(ENDPOINTS)
 

@@ -56,8 +56,7 @@ class StoreDelivery:
         self._scripts = scripts or {}
         # What the scripts read: the header section, or the whole message when one
         # of them may need it (body test, redirect), both capped.
-        whole = any(s.compiled is not None and s.compiled.needs_message
-                    for s in self._scripts.values())
+        whole = any(s.needs_message for s in self._scripts.values())
         self._cap = 0 if not self._scripts else (
             MAX_MESSAGE_BUFFER if whole else MAX_HEADER_BUFFER)
         self._buffer = bytearray()

@@ -22,6 +22,7 @@ from ..store import (
     AlreadyExists,
     DeliveryTarget,
     InvalidInput,
+    MailRules,
     NotFound,
     SieveScript,
     Store,
@@ -30,6 +31,7 @@ from ..store import (
     normalize_flag,
     rights,
 )
+from . import generated
 from .hooks import StoreHooks
 
 log = logging.getLogger(__name__)
@@ -47,11 +49,20 @@ MAX_FLAGS = 64
 
 @attrs.frozen
 class Loaded:
-    """A recipient's active script, compiled (or why it does not compile)."""
+    """A recipient's active script, compiled (or why it does not compile), and the
+    autoreply and forwarding resources."""
 
-    script: SieveScript
+    script: SieveScript | None
     compiled: sieve.Script | None
     error: sieve.SieveError | None = None
+    rules: MailRules = attrs.field(factory=MailRules)
+
+    @property
+    def needs_message(self) -> bool:
+        """True when running may need the whole message (see sieve.Script)."""
+        if self.rules.forwarding is not None:
+            return True  # forwarding redirects
+        return self.compiled is not None and self.compiled.needs_message
 
 
 @attrs.frozen
@@ -103,14 +114,18 @@ class Rules:
         return found
 
     async def load(self, user_ids: list[str]) -> dict[str, Loaded]:
-        """The active script of each user who has one (one query)."""
-        found = await self._store.sieve.actives(user_ids)
+        """The active script (and autoreply/forwarding) of each user who has any
+        (one worker-thread call)."""
+        found = await self._store.sieve.for_delivery(user_ids)
         out: dict[str, Loaded] = {}
-        for user_id, script in found.items():
+        for user_id, (script, rules) in found.items():
+            if script is None:
+                out[user_id] = Loaded(None, None, None, rules)
+                continue
             try:
-                out[user_id] = Loaded(script, self.compile(script.source))
+                out[user_id] = Loaded(script, self.compile(script.source), None, rules)
             except sieve.SieveError as exc:
-                out[user_id] = Loaded(script, None, exc)
+                out[user_id] = Loaded(script, None, exc, rules)
         return out
 
     async def plan(self, recipient: Recipient, loaded: Loaded | None, message: bytes,
@@ -124,38 +139,51 @@ class Rules:
                                prepend=recipient.prepend)
         if loaded is None:
             return Plan((inbox,))
-        if loaded.compiled is None:
-            assert loaded.error is not None
-            await self._record(recipient.user_id, loaded.script.name, loaded.error)
-            return Plan((inbox,))
-        compiled = loaded.compiled
         data = recipient.prepend + message
+        uses_body = loaded.compiled is not None and loaded.compiled.uses_body
         view = sieve.Message.from_bytes(
             data, envelope_from=reverse_path, envelope_to=recipient.address,
-            size=size + len(recipient.prepend), with_body=compiled.uses_body)
+            size=size + len(recipient.prepend), with_body=uses_body)
+        name = loaded.script.name if loaded.script is not None else ""
+        if loaded.script is None:
+            outcome = sieve.Outcome((sieve.Keep(implicit=True),))
+        elif loaded.compiled is None:
+            assert loaded.error is not None
+            await self._record(recipient.user_id, name, loaded.error)
+            outcome = sieve.Outcome((sieve.Keep(implicit=True),), loaded.error)
+        else:
+            outcome = await self._run(recipient, loaded.compiled, view, name)
+            if outcome.error is not None:
+                await self._record(recipient.user_id, name, outcome.error)
+        own = generated.script(loaded.rules, view.now)
+        if own is not None:
+            # duck's own rules (autoreply, forwarding) run first; a failure of theirs
+            # is logged and changes nothing for the user's script.
+            ours = await self._run(recipient, self.compile(own), view, "")
+            if ours.error is None:
+                outcome = _merge(ours, outcome, loaded.rules)
+        try:
+            return await self._carry_out(recipient, outcome, message, complete=complete,
+                                         reverse_path=reverse_path, script=name)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("sieve: the actions of script %r of user %s failed", name,
+                          recipient.user_id)
+            return Plan((inbox,))
+
+    async def _run(self, recipient: Recipient, compiled: sieve.Script, view: sieve.Message,
+                   name: str) -> sieve.Outcome:
         hooks = StoreHooks(self._store, recipient.user_id)
         try:
-            outcome = await sieve.run(compiled, view, hooks, self.limits, loaded.script.name)
+            return await sieve.run(compiled, view, hooks, self.limits, name)
         except StoreUnavailable:
             raise  # the whole delivery is retried by the MTA (LMTP 451)
         except Exception:
             # A bug must not lose mail: keep it, and say so in the log.
-            log.exception("sieve: script %r of user %s crashed", loaded.script.name,
-                          recipient.user_id)
-            outcome = sieve.Outcome((sieve.Keep(implicit=True),), sieve.SieveRuntimeError(
+            log.exception("sieve: script %r of user %s crashed", name, recipient.user_id)
+            return sieve.Outcome((sieve.Keep(implicit=True),), sieve.SieveRuntimeError(
                 "internal error while running the script"))
-        if outcome.error is not None:
-            await self._record(recipient.user_id, loaded.script.name, outcome.error)
-        try:
-            return await self._carry_out(recipient, outcome, message, complete=complete,
-                                         reverse_path=reverse_path,
-                                         script=loaded.script.name)
-        except StoreUnavailable:
-            raise
-        except Exception:
-            log.exception("sieve: the actions of script %r of user %s failed",
-                          loaded.script.name, recipient.user_id)
-            return Plan((inbox,))
 
     async def _record(self, user_id: str, name: str, error: sieve.SieveError) -> None:
         log.info("sieve: script %r of user %s failed: %s", name, user_id, error)
@@ -304,6 +332,26 @@ class Rules:
         except (StoreError, ValueError) as exc:
             # A reply not sent loses no mail; the delivery goes on.
             log.warning("sieve: vacation reply to %s not queued: %s", reverse_path, exc)
+
+
+def _merge(ours: sieve.Outcome, theirs: sieve.Outcome, rules: MailRules) -> sieve.Outcome:
+    """duck's rules' actions, then the user script's: a rejection by the script
+    wins (nothing is forwarded or answered); forwarding without ``keep`` drops the
+    script's implicit keep (an explicit keep or fileinto still stores); of two
+    vacation actions, the autoreply's is the one sent."""
+    if theirs.rejection is not None:
+        return theirs
+    actions: list[sieve.Action] = [a for a in ours.actions if not isinstance(a, sieve.Keep)]
+    drop_keep = (rules.forwarding is not None and not rules.forwarding.keep
+                 and theirs.error is None)
+    answered = any(isinstance(a, sieve.Vacation) for a in actions)
+    for action in theirs.actions:
+        if isinstance(action, sieve.Keep) and action.implicit and drop_keep:
+            continue
+        if isinstance(action, sieve.Vacation) and answered:
+            continue
+        actions.append(action)
+    return sieve.Outcome(tuple(actions), theirs.error)
 
 
 def _storable(flags: tuple[str, ...]) -> tuple[str, ...]:

@@ -91,6 +91,7 @@ from .push.webhooks import (
     backoff,
 )
 from .restore import RestoreReport
+from .sieve.autoreply import Autoreply, Forwarding, MailRules
 from .sieve.scripts import (
     MAX_SCRIPT_SIZE,
     MAX_SCRIPTS,
@@ -125,6 +126,7 @@ __all__ = [
     "AuthEvent",
     "AuthResult",
     "AuthenticationFailed",
+    "Autoreply",
     "BackupReport",
     "CopyResult",
     "Cursor",
@@ -138,6 +140,7 @@ __all__ = [
     "FeedBatch",
     "Finding",
     "FlagChange",
+    "Forwarding",
     "Hook",
     "HookEvent",
     "Imports",
@@ -147,6 +150,7 @@ __all__ = [
     "JournalEntry",
     "Lease",
     "Leases",
+    "MailRules",
     "Mailbox",
     "MailboxCounters",
     "MessageMeta",

@@ -97,3 +97,32 @@ async def test_deliver_runs_the_active_script(duck_server: Any, client: httpx.As
     r = await client.post(f"/users/{user}/deliver", content=b"",
                           headers={"content-type": "message/rfc822"})
     assert r.status_code == 400
+
+
+async def test_autoreply_and_forwarding_resources(client: httpx.AsyncClient,
+                                                  user: str) -> None:
+    r = await client.get(f"/users/{user}/autoreply")
+    assert r.status_code == 200 and r.json()["enabled"] is False and r.json()["text"] is None
+    r = await client.put(f"/users/{user}/autoreply", json={
+        "text": "Away.", "subject": "Out", "start": "2026-12-01T00:00:00+01:00",
+        "end": "2026-12-24T00:00:00Z"})
+    assert r.status_code == 200, r.text
+    assert r.json()["start"] == "2026-11-30T23:00:00+00:00" and r.json()["enabled"] is True
+    assert (await client.get(f"/users/{user}/autoreply")).json()["subject"] == "Out"
+    bad = await client.put(f"/users/{user}/autoreply", json={
+        "text": "x", "start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"})
+    assert bad.status_code == 400
+    assert (await client.put(f"/users/{user}/autoreply",
+                             json={"text": "x", "start": "soon"})).status_code == 400
+    r = await client.delete(f"/users/{user}/autoreply")
+    assert r.status_code == 200 and r.json()["text"] is None
+    r = await client.put(f"/users/{user}/forwarding",
+                         json={"targets": ["a@example.org", "b@example.net"], "keep": False})
+    assert r.status_code == 200 and r.json() == {
+        "success": True, "targets": ["a@example.org", "b@example.net"], "keep": False}
+    assert (await client.put(f"/users/{user}/forwarding",
+                             json={"targets": ["not an address"]})).status_code == 400
+    assert (await client.put(f"/users/{user}/forwarding",
+                             json={"targets": []})).status_code == 400
+    r = await client.delete(f"/users/{user}/forwarding")
+    assert r.json()["targets"] == []

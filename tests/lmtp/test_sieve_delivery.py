@@ -172,3 +172,47 @@ async def test_discard_and_missing_folder(server: Server) -> None:
     await _deliver(server, "x@example.net", ["erin@example.com"], _mail("x@example.net", "ok"))
     # fileinto a mailbox that does not exist (no :create): INBOX, nothing lost.
     assert len(await _mailbox(store, erin.id, "INBOX")) == 1
+
+
+async def test_autoreply_and_forwarding_resources(
+        server: Server, relay: tuple[SmtpSink, int]) -> None:
+    """The JSON resources become rules run before the user's script: forwarding
+    (here without a kept copy), then a one-a-day autoreply with HTML."""
+    import datetime as dt
+
+    from duck.store import Autoreply, Forwarding
+
+    sink = relay[0]
+    store = server.store
+    assert store is not None
+    fay = await store.users.create("fay@example.com", "pw")
+    now = dt.datetime.now(dt.UTC)
+    await store.sieve.set_forwarding(fay.id, Forwarding(("fay@elsewhere.example",), False))
+    await store.sieve.set_autoreply(fay.id, Autoreply(
+        True, "Out until Monday.", "Away", "<p>Out until <b>Monday</b>.</p>",
+        now - dt.timedelta(hours=1), now + dt.timedelta(days=2)))
+    # The user's own script files list mail; its fileinto still stores a copy.
+    await store.sieve.put(fay.id, "s", 'require ["fileinto", "mailbox"];\n'
+                          'if header :contains "subject" "[list]" '
+                          '{ fileinto :create "Lists"; }\n')
+    await store.sieve.activate(fay.id, "s")
+    first = (b"From: gil@example.net\r\nTo: fay@example.com\r\nSubject: hello\r\n"
+             b"Message-ID: <hello@x>\r\n\r\nHi.\r\n")
+    assert [r[0] for r in await _deliver(server, "gil@example.net", ["fay@example.com"],
+                                         first)] == [250]
+    got = await sink.wait_for(2)
+    forwarded = next(g for g in got if g.recipients == ("fay@elsewhere.example",))
+    assert forwarded.sender == "gil@example.net" and forwarded.data.endswith(first)
+    reply = next(g for g in got if g.recipients == ("gil@example.net",))
+    assert reply.sender == "" and b"Auto-Submitted: auto-replied" in reply.data
+    assert b"Subject: Away" in reply.data and b"multipart/alternative" in reply.data
+    # Forwarding without keep: nothing in INBOX.
+    assert await _mailbox(store, fay.id, "INBOX") == []
+    # The script's explicit fileinto still stores; one reply a day per sender.
+    listed = (b"From: gil@example.net\r\nTo: fay@example.com\r\nSubject: [list] news\r\n"
+              b"Message-ID: <news@x>\r\n\r\nNews.\r\n")
+    await _deliver(server, "gil@example.net", ["fay@example.com"], listed)
+    await sink.wait_for(3)
+    assert len(await _mailbox(store, fay.id, "Lists")) == 1
+    await trio.sleep(1.0)
+    assert sum(1 for g in sink.received if g.recipients == ("gil@example.net",)) == 1

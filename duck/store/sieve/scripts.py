@@ -26,6 +26,8 @@ from ..engine import clock, schema
 from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import AlreadyExists, InvalidInput, NotFound, OverQuota
+from .autoreply import MailRules, MailRulesStore
+from .autoreply import purge_user as purge_rules
 
 COLLECTION = "sieve_scripts"
 DUPLICATES = "sieve_duplicates"
@@ -114,11 +116,12 @@ def _script(doc: dict[str, Any]) -> SieveScript:
                        doc.get("source", ""), error)
 
 
-class SieveScripts:
-    """Scripts and the duplicate memory (``store.sieve``)."""
+class SieveScripts(MailRulesStore):
+    """Scripts, the autoreply and forwarding resources and the duplicate memory
+    (``store.sieve``)."""
 
     def __init__(self, database: Database) -> None:
-        self._database = database
+        super().__init__(database)
 
     @property
     def _coll(self) -> Any:
@@ -153,6 +156,23 @@ class SieveScripts:
         docs = await self._database.run(lambda: list(self._coll.find(
             {"user": {"$in": users}, "active": True})))
         return {str(d["user"]): _script(d) for d in docs}
+
+    async def for_delivery(self, user_ids: list[str]
+                           ) -> dict[str, tuple[SieveScript | None, MailRules]]:
+        """For each user with an active script or autoreply/forwarding: both (one
+        worker-thread call for a delivery's recipients)."""
+        users = [parse_id(u) for u in set(user_ids)]
+        if not users:
+            return {}
+
+        def run() -> dict[str, tuple[SieveScript | None, MailRules]]:
+            scripts = {str(d["user"]): _script(d) for d in self._coll.find(
+                {"user": {"$in": users}, "active": True})}
+            rules = self.rules_sync(users)
+            return {u: (scripts.get(u), rules.get(u, MailRules()))
+                    for u in set(scripts) | set(rules)}
+
+        return await self._database.run(run)
 
     async def check_space(self, user_id: str, name: str, size: int) -> None:
         """Raise ScriptQuotaExceeded when a script ``name`` of ``size`` octets would
@@ -302,3 +322,4 @@ def purge_user(database: Database, user: ObjectId) -> None:
     """Forget a deleted user's scripts and duplicate memory (blocking)."""
     database.collection(COLLECTION).delete_many({"user": user})
     database.collection(DUPLICATES).delete_many({"user": user})
+    purge_rules(database, user)
