@@ -151,7 +151,7 @@ def reply_subject(message: bytes, subject: str | None = None) -> str:
 
 def build_reply(message: bytes, *, from_address: str, to_address: str, text: str,
                 subject: str | None = None, html: str | None = None,
-                from_name: str | None = None, hostname: str = "localhost",
+                from_name: str | None = None, hostname: str | None = None,
                 now: dt.datetime | None = None, message_id: str | None = None) -> bytes:
     """The vacation reply to ``message`` as CRLF bytes ready for the queue.
 
@@ -166,7 +166,9 @@ def build_reply(message: bytes, *, from_address: str, to_address: str, text: str
     reply["To"] = to_address
     reply["Subject"] = reply_subject(message, subject)
     reply["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
-    reply["Message-ID"] = message_id or f"<{secrets.token_hex(16)}@{hostname}>"
+    # The Message-ID's right side: the server's name, else the user's domain.
+    domain = hostname or from_address.rpartition("@")[2] or "localhost"
+    reply["Message-ID"] = message_id or f"<{secrets.token_hex(16)}@{domain}>"
     original_id = _MSG_ID.findall(decode_header(_first(fields, "message-id") or b""))
     if original_id:
         # RFC 5230 §5.8 / RFC 5322 §3.6.4: thread the reply under the original.

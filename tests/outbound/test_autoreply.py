@@ -123,6 +123,7 @@ def test_reply_subject_and_html() -> None:
                           text="away", html="<p>away</p>", subject="Out of office")
     reply = message_from_bytes(data, policy=default)
     assert reply["Subject"] == "Out of office"
+    assert reply["Message-ID"].endswith("@example.com>")  # the user's domain by default
     assert reply.get_content_type() == "multipart/alternative"
     kinds = [p.get_content_type() for p in reply.iter_parts()]  # type: ignore[attr-defined]
     assert kinds == ["text/plain", "text/html"]
