@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> harness.Settings:
     p.add_argument("--keep", type=Path, metavar="DIR",
                    help="keep the embedded database and the loaded corpus in DIR and "
                         "reuse them on the next run with the same DIR (no reload)")
+    p.add_argument("--search-keys", metavar="PREFIXES",
+                   help="search scenario: only the lines whose names start with one of "
+                        "these (comma-separated, e.g. sort,thread)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -64,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> harness.Settings:
         memory_connections=[int(x) for x in conns.split(",")],
         deliveries=10 if quick else 300,
         keep=args.keep,
+        search_keys=[k.strip() for k in args.search_keys.split(",") if k.strip()]
+        if args.search_keys else None,
     )
 
 

@@ -65,6 +65,8 @@ class Settings:
     deliveries: int
     #: Keep the database and corpus here for the next run (``--keep``).
     keep: Path | None = None
+    #: Only the SEARCH/SORT/THREAD lines whose names start with one of these.
+    search_keys: list[str] | None = None
 
 
 @attrs.define

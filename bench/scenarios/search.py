@@ -83,6 +83,8 @@ async def run(bench: Bench) -> dict[str, Any]:
             lines = {name: "UID SEARCH " + criteria.format(modseq=max(1, highest - 50))
                      for name, criteria in CRITERIA.items()}
             lines.update({name: "UID " + command for name, command in ORDERINGS.items()})
+            if s.search_keys:
+                lines = {n: v for n, v in lines.items() if n.startswith(tuple(s.search_keys))}
             for name, line in lines.items():
                 verb = " ".join(line.split()[:2])
                 metrics.reset()

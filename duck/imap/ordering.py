@@ -36,8 +36,9 @@ ORDER = "imap_order1"
 
 #: What a message's keys are made from when it has no rendering.
 SOURCE_FIELDS = ["envelope", "headers", "internal_date", "size"]
-#: Keys made at a command that are saved for the next one (one bulk write).
-FILL_MAX = 20_000
+#: Messages without keys read (and their keys saved) per query: a mailbox stored
+#: before this rendering existed is keyed at its first SORT, a bounded read at a time.
+MISSING_BATCH = 2_000
 
 _NO_ENVELOPE = Envelope()
 
@@ -111,7 +112,6 @@ async def ordered(store: Store, mailbox_id: str, uids: Iterable[int]
     """Each message's record (uid, size, internal date) and keys, a batch at a time
     as the store's replies arrive; messages expunged meanwhile are left out (RFC
     2180 §4.1.2). Keys missing from the store are made here and saved."""
-    fill: dict[int, dict[str, bytes]] = {}
     async for batch in store.messages.fetch_batches(mailbox_id, uids,
                                                     ["size", "internal_date"], [ORDER]):
         out: list[tuple[MessageRecord, list[Any]]] = []
@@ -122,15 +122,21 @@ async def ordered(store: Store, mailbox_id: str, uids: Iterable[int]
                 missing.append(rec.uid)
             else:
                 out.append((rec, keys))
-        if missing:
-            for rec in await store.messages.fetch(mailbox_id, missing, SOURCE_FIELDS):
-                keys = record_order(rec)
-                out.append((rec, keys))
-                if len(fill) < FILL_MAX:
-                    fill[rec.uid] = {ORDER: encode(keys)}
+        for start in range(0, len(missing), MISSING_BATCH):
+            made = await _make(store, mailbox_id, missing[start:start + MISSING_BATCH])
+            out += made
         yield out
-    if fill:
-        try:
-            await store.messages.save_renderings(mailbox_id, fill)
-        except StoreError as exc:  # a cache: the next SORT makes them again
-            log.warning("saving sort keys failed: %r", exc)
+
+
+async def _make(store: Store, mailbox_id: str, uids: list[int]
+                ) -> list[tuple[MessageRecord, list[Any]]]:
+    """Keys of messages stored without them, made from their envelopes and saved
+    (a cache: when saving fails, the next SORT makes them again)."""
+    out = [(rec, record_order(rec))
+           for rec in await store.messages.fetch(mailbox_id, uids, SOURCE_FIELDS)]
+    try:
+        await store.messages.save_renderings(
+            mailbox_id, {rec.uid: {ORDER: encode(keys)} for rec, keys in out})
+    except StoreError as exc:
+        log.warning("saving sort keys failed: %r", exc)
+    return out
