@@ -64,6 +64,9 @@ class Config:
     lmtp_networks: list[str] = attrs.Factory(lambda: ["127.0.0.0/8", "::1/128"])
     #: Largest accepted message (APPENDLIMIT, LMTP SIZE), bytes.
     max_message_size: int = 64 * 1024 * 1024
+    #: Octets of APPEND (and other command) literals all IMAP sessions of a process
+    #: hold at once; clients beyond it wait their turn (duck/imap/limits.py).
+    literal_memory: int = 512 * 1024 * 1024
     #: Seconds in-flight work may take to finish at shutdown.
     shutdown_grace: float = 10.0
     #: Server processes sharing the listening ports (duck/workers.py); 1 serves in
@@ -170,6 +173,8 @@ class Config:
             raise ConfigError("tls_cert and tls_key must be given together")
         if self.max_message_size <= 0:
             raise ConfigError("max_message_size: must be positive")
+        if self.literal_memory < 1024 * 1024:
+            raise ConfigError("literal_memory: at least 1 MiB")
         if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"workers: must be 1 to {MAX_WORKERS}, not {self.workers!r}")
         if self.pop3_delete_mode not in ("expunge", "trash"):

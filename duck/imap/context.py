@@ -55,6 +55,7 @@ class ServerContext:
     def __attrs_post_init__(self) -> None:
         self.limits.per_ip.limit = self.config.imap_max_connections_per_ip
         self.limits.per_user.limit = self.config.imap_max_connections_per_user
+        self.limits.literals.total = self.config.literal_memory
 
     def statistics(self) -> dict[str, object]:
         """Live sessions and commands run (failed logins are counted in the store)."""

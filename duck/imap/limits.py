@@ -6,10 +6,11 @@ in the database by the store, across processes (store/accounts/loginthrottle.py)
 from __future__ import annotations
 
 import attrs
+import trio
 
 from ..throttle import ConnectionCounter
 
-__all__ = ["ConnectionCounter", "ServerLimits"]
+__all__ = ["ByteBudget", "ConnectionCounter", "ServerLimits"]
 
 #: RFC 3501 §5.4: the autologout timer is at least 30 minutes once authenticated.
 AUTOLOGOUT = 30 * 60.0
@@ -20,6 +21,11 @@ PREAUTH_TIMEOUT = 120.0
 IDLE_MAX = 30 * 60.0
 MAX_CONNECTIONS_PER_IP = 64
 MAX_CONNECTIONS_PER_USER = 32
+#: Literal octets the sessions of a process hold at once by default (``literal_memory``).
+LITERAL_MEMORY = 512 * 1024 * 1024
+#: A command announcing no more than this takes no share of that budget (LOGIN,
+#: small APPENDs: the common case costs nothing).
+LITERAL_FREE = 256 * 1024
 #: Literal cap before authentication (LOGIN/AUTHENTICATE need no more).
 PREAUTH_LITERAL_MAX = 8 * 1024
 
@@ -35,3 +41,44 @@ class ServerLimits:
     autologout: float = AUTOLOGOUT
     preauth_timeout: float = PREAUTH_TIMEOUT
     idle_max: float = IDLE_MAX
+    #: Literal octets all sessions may hold at once (``literal_memory``).
+    literals: ByteBudget = attrs.Factory(lambda: ByteBudget(LITERAL_MEMORY))
+
+
+class ByteBudget:
+    """Octets of command literals all sessions of a process may hold at once.
+
+    An APPEND literal is held whole until the command runs (up to
+    ``max_message_size``), so without a cap many clients appending at once hold
+    their sum. A session takes a share of this budget before it asks for a
+    synchronizing literal (``+``) or reads a non-synchronizing one, and gives it
+    back when the command has run; while the budget is spent it waits (its client
+    waits for the ``+`` or for its socket to be read again: TCP back-pressure). A
+    share larger than the whole budget is cut to the whole budget, so one literal
+    of any allowed size can always go through alone.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._lot = trio.lowlevel.ParkingLot()
+
+    async def grow(self, held: int, want: int) -> int:
+        """A holder's share from ``held`` to ``want`` octets, waiting while the
+        budget cannot give that much; the new share."""
+        want = min(want, self.total)
+        while self.used - held + want > self.total:
+            await self._lot.park()
+        self.used += want - held
+        return want
+
+    def release(self, held: int) -> None:
+        """Give a share back (and wake the sessions waiting for one)."""
+        if held:
+            self.used -= held
+            self._lot.unpark_all()
+
+    def statistics(self) -> dict[str, int]:
+        """Octets in use, the total, and sessions waiting."""
+        return {"used": self.used, "total": self.total,
+                "waiting": self._lot.statistics().tasks_waiting}

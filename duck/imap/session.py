@@ -44,7 +44,7 @@ from .grammar.resp_codes import (
     ResponseCode,
 )
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
-from .limits import PREAUTH_LITERAL_MAX
+from .limits import LITERAL_FREE, PREAUTH_LITERAL_MAX
 from .namespaces import require
 from .notifyfeed import NotifyFeed
 from .searchcontext import SearchContexts
@@ -89,6 +89,8 @@ class Session:
         self._input_scope: trio.CancelScope | None = None
         self._user_slot: str | None = None
         self._journal_unread = False
+        #: Octets of the literal budget this session holds (``_reserve_literals``).
+        self._literal_share = 0
         #: Mailbox ids by path, as SELECT last found them (``watch``).
         self._mailbox_ids: dict[str, str] = {}
 
@@ -221,6 +223,7 @@ class Session:
                     nursery.cancel_scope.cancel()
         finally:
             counts["open"] -= 1
+            self._release_literals()
             self.unselect()
             self._stop_notify()
             if self._user_slot is not None:
@@ -248,6 +251,7 @@ class Session:
             try:
                 event = self.reader.next_event()
             except ImapProtocolError as exc:
+                self._release_literals()
                 if exc.fatal:
                     await self.bye(_text(exc.message), _code(exc.code))
                     await self._drain()
@@ -255,6 +259,7 @@ class Session:
                 await self._protocol_error(exc)
                 continue
             if event is NEED_DATA:
+                await self._reserve_literals()
                 # RFC 5465 §5: with NOTIFY set, events are sent while the client
                 # is quiet between commands too.
                 data = await notifyfeed.receive_between_commands(self)
@@ -265,7 +270,10 @@ class Session:
                 await self._literal_decision(event)
             else:
                 assert isinstance(event, Command)
-                await self._run_command(event)
+                try:
+                    await self._run_command(event)
+                finally:
+                    self._release_literals()
                 if self.state is not State.LOGOUT and self.ctx.shutdown.is_set():
                     await self.bye("server shutting down", Code("UNAVAILABLE"))
 
@@ -290,13 +298,27 @@ class Session:
         else:
             await self.send(UntaggedStatus("BAD", code, _text(exc.message)))
 
+    async def _reserve_literals(self) -> None:
+        """Before reading more of a command with large literals (or asking for one):
+        a share of the process's literal budget as large as the command announced."""
+        want = self.reader.announced
+        if want > self._literal_share and want > LITERAL_FREE:
+            self._literal_share = await self.ctx.limits.literals.grow(
+                self._literal_share, want)
+
+    def _release_literals(self) -> None:
+        self.ctx.limits.literals.release(self._literal_share)
+        self._literal_share = 0
+
     async def _literal_decision(self, event: ContinuationNeeded) -> None:
         limit = self.reader.limits.max_literal
         if event.size > limit:
             self.reader.reject_literal()
+            self._release_literals()
             await self.send_tagged(event.tag, "NO", f"literal larger than {limit} octets",
                                    Code("TOOBIG"))
             return
+        await self._reserve_literals()
         self.reader.accept_literal()
         await self.send(Continuation("ready for literal data"))
 

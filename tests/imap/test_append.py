@@ -110,3 +110,41 @@ async def test_binary_append_is_stored_so_that_body_carries_no_nul(imap_server: 
         assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY.SIZE[1] %d BINARY[1] ~{%d}\r\n"
                                         % (len(octets), len(octets)) + octets + b")\r\n")
         await c.aclose()
+
+
+async def test_large_literals_wait_for_the_process_budget(imap_server: Any) -> None:
+    """``literal_memory``: a session takes a share of the process's literal budget
+    before its ``+``; a second large APPEND waits for its ``+`` while the first
+    holds the budget, and gets it when the first command has run. Small literals
+    take no share (LOGIN and small APPENDs never wait)."""
+    budget = imap_server.context.limits.literals
+    budget.total = 1024 * 1024
+    size = 700 * 1024
+    body = b"Subject: big\r\n\r\n" + b"x" * (size - 16)
+    with trio.fail_after(60):
+        a = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        b = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        await a.send(b"a APPEND INBOX {%d}\r\n" % size)
+        assert (await a.line()).startswith(b"+"), "the first literal is asked for"
+        assert size <= budget.used < size + 100  # the literal and its command line
+        await b.send(b"b APPEND INBOX {%d}\r\n" % size)
+        with trio.move_on_after(1.0):
+            line = await b.line()
+            raise AssertionError(f"the second literal was asked for at once: {line!r}")
+        assert budget.statistics()["waiting"] == 1
+        # A small APPEND is not held up by the budget.
+        small = simple_message(1)
+        await c.send(b"c APPEND INBOX {%d}\r\n" % len(small))
+        assert (await c.line()).startswith(b"+")
+        await c.send(small + b"\r\n")
+        assert (await c.until_tagged(b"c"))[-1].startswith(b"c OK")
+        # The first APPEND runs and gives its share back: the second may go on.
+        await a.send(body + b"\r\n")
+        assert (await a.until_tagged(b"a"))[-1].startswith(b"a OK")
+        assert (await b.line()).startswith(b"+")
+        await b.send(body + b"\r\n")
+        assert (await b.until_tagged(b"b"))[-1].startswith(b"b OK")
+        assert budget.used == 0
+        lines = await c.command(b"s", b"STATUS INBOX (MESSAGES)")
+        assert lines[0] == b"* STATUS INBOX (MESSAGES 3)\r\n", lines

@@ -125,6 +125,12 @@ class CommandReader:
         return ReaderStatistics(len(self._buf) - self._start, self._commands, self._errors)
 
     @property
+    def announced(self) -> int:
+        """Octets of the command being read, its literals announced so far included
+        (0 between commands): what reading it to the end will hold."""
+        return self._size
+
+    @property
     def awaiting_literal_decision(self) -> bool:
         """Whether a ContinuationNeeded is waiting for accept/reject."""
         return self._state is _State.AWAIT_DECISION
