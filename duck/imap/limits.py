@@ -23,6 +23,11 @@ MAX_CONNECTIONS_PER_IP = 64
 MAX_CONNECTIONS_PER_USER = 32
 #: Literal octets the sessions of a process hold at once by default (``literal_memory``).
 LITERAL_MEMORY = 512 * 1024 * 1024
+#: Copies of a literal the process holds at once while its command is read, parsed
+#: and stored (the reader's pieces, the joined command, the parsed value): a
+#: session's share is this many times the octets its command announced, so that
+#: the budget bounds memory, not just literal octets.
+LITERAL_COPIES = 3
 #: A command announcing no more than this takes no share of that budget (LOGIN,
 #: small APPENDs: the common case costs nothing).
 LITERAL_FREE = 256 * 1024

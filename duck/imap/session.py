@@ -44,7 +44,7 @@ from .grammar.resp_codes import (
     ResponseCode,
 )
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
-from .limits import LITERAL_FREE, PREAUTH_LITERAL_MAX
+from .limits import LITERAL_COPIES, LITERAL_FREE, PREAUTH_LITERAL_MAX
 from .namespaces import require
 from .notifyfeed import NotifyFeed
 from .searchcontext import SearchContexts
@@ -301,8 +301,9 @@ class Session:
     async def _reserve_literals(self) -> None:
         """Before reading more of a command with large literals (or asking for one):
         a share of the process's literal budget as large as the command announced."""
-        want = self.reader.announced
-        if want > self._literal_share and want > LITERAL_FREE:
+        announced = self.reader.announced
+        want = announced * LITERAL_COPIES
+        if want > self._literal_share and announced > LITERAL_FREE:
             self._literal_share = await self.ctx.limits.literals.grow(
                 self._literal_share, want)
 
