@@ -22,6 +22,7 @@ TESTED: dict[str, tuple[str, str]] = {
     "STARTTLS": ("test_auth.py", "STARTTLS"),
     "AUTH=PLAIN": ("test_auth.py", "AUTHENTICATE PLAIN"),
     "AUTH=LOGIN": ("test_auth.py", "AUTHENTICATE LOGIN"),
+    "AUTH=SCRAM-SHA-256": ("test_accounts_auth.py", "SCRAM-SHA-256"),
     "LOGINDISABLED": ("test_auth.py", "LOGINDISABLED"),
     "UIDPLUS": ("test_append.py", "APPENDUID"),
     "MOVE": ("test_transfer.py", "MOVE"),
