@@ -131,7 +131,8 @@ class Server:
             # The database outlives the listeners: it is stopped last.
             self.mongo_uri, self.embedded = await open_database(config, root)
             textindex.configure(config.search_index)
-            self.store = await Store.open(self.mongo_uri, config.database)
+            self.store = await Store.open(self.mongo_uri, config.database,
+                                          digest_in_background=True)
             try:
                 if self.worker is None:
                     # The admin commands find the database here (duck/ctl/locate.py).
@@ -155,6 +156,7 @@ class Server:
                     # background under a lease (store/maintenance.py).
                     await services.start(self.store.maintenance.run,
                                          config.maintenance_interval)
+                    await services.start(self.store.maintenance.build_digests)
                     try:
                         await self._serve(task_status)
                     finally:

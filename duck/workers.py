@@ -229,9 +229,10 @@ class WorkerPool:
         if cert is None or key is None:
             # Once, here: workers generating it at the same moment would race.
             cert, key = ensure_self_signed(config.data_dir, config.hostname)
-        # Indexes and start-up migrations (digest backfill) once, here, rather than
-        # by N workers at the same moment; the workers' own opening finds them done.
-        store = await Store.open(self.mongo_uri, config.database)
+        # Indexes and start-up migrations once, here, rather than by N workers at the
+        # same moment; the workers' own opening finds them done (and one of them
+        # builds the digests marked pending, in the background).
+        store = await Store.open(self.mongo_uri, config.database, digest_in_background=True)
         await store.aclose()
         self._worker_config = attrs.evolve(
             config, mongo_uri=self.mongo_uri, tls_cert=cert, tls_key=key, workers=1,

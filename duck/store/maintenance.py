@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from .engine import clock
+from .engine import clock, schema
 from .engine.bodies import FIRST_FILE, SWEEP_GRACE, SweepReport
 from .errors import StoreError
+from .index import digest
 from .mail import archive, repair
 from .mail.leases import Lease
 from .mail.repair import RepairReport
@@ -41,6 +42,10 @@ PAUSE = 0.02
 #: Seconds before a process that found the lease taken asks again, when it still
 #: owes its start-up repair.
 RETRY = 60.0
+#: The lease of the background digest build (index/digest.py).
+DIGEST_LEASE = "digest-build"
+#: Seconds between looks at whether another process's digest build is done.
+DIGEST_POLL = 5.0
 
 
 @attrs.define
@@ -165,16 +170,69 @@ class Maintenance:
         return result
 
     async def _keep_lease(self) -> None:
-        lease = self._lease
-        if lease is None:
-            return  # a step called outside a pass (tests)
-        left = (lease.expires - clock.now()).total_seconds()
-        if left < LEASE_SECONDS * 2 / 3:
-            renewed = await self._store.leases.renew(lease, LEASE_SECONDS)
-            if renewed is None:
+        if self._lease is not None:  # (None: a step called outside a pass, in tests)
+            try:
+                self._lease = await self._renewed(self._lease)
+            except LeaseLost:
                 self._lease = None
-                raise LeaseLost("the maintenance lease was taken by another process")
-            self._lease = renewed
+                raise
+
+    async def _renewed(self, lease: Lease) -> Lease:
+        """``lease``, renewed once a third of it has passed (LeaseLost if taken)."""
+        left = (lease.expires - clock.now()).total_seconds()
+        if left >= LEASE_SECONDS * 2 / 3:
+            return lease
+        renewed = await self._store.leases.renew(lease, LEASE_SECONDS)
+        if renewed is None:
+            raise LeaseLost(f"the lease {lease.name} was taken by another process")
+        return renewed
+
+    # -- the digest build (issue 19: it no longer blocks start-up) ---------------------
+
+    async def build_digests(self, *,
+                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                            ) -> None:
+        """Build the digests ``Store.open`` left pending, a step (one transaction of
+        ``digest.BUILD_BATCH`` messages) at a time, until none is left. One process
+        builds (the lease ``digest-build``); the others look every few seconds at
+        what it has finished, and read the messages of the rest meanwhile."""
+        task_status.started()
+        db = self._store.database
+        while db.digest_pending:
+            try:
+                got = await self._store.leases.acquire(DIGEST_LEASE, LEASE_SECONDS)
+                if isinstance(got, Lease):
+                    await self._build(got)
+                else:
+                    await trio.sleep(DIGEST_POLL)
+                    await db.run(self._forget_built)
+            except (StoreError, OSError) as exc:
+                log.warning("digest build paused: %s", exc)
+                await trio.sleep(DIGEST_POLL)
+            except Exception:
+                log.exception("digest build crashed")
+                await trio.sleep(DIGEST_POLL)
+        log.info("every mailbox digest is built")
+
+    async def _build(self, lease: Lease) -> None:
+        db = self._store.database
+        try:
+            for mailbox in sorted(db.digest_pending):
+                after: int | None = 0
+                while after is not None:
+                    lease = await self._renewed(lease)
+                    after = await db.run(digest.build_step, db, mailbox, after)
+                    await trio.sleep(self.pause)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._store.leases.release(lease)
+
+    def _forget_built(self) -> None:
+        db = self._store.database
+        boxes = db.collection(schema.MAILBOXES)
+        for doc in boxes.find({"_id": {"$in": list(db.digest_pending)},
+                               "dg": {"$ne": digest.BUILDING}}, {"_id": 1}):
+            db.digest_pending.discard(doc["_id"])
 
 
 def _repaired(report: RepairReport | None) -> str:

@@ -80,11 +80,16 @@ class Store:
         self.mailboxes.archive = self.archive
 
     @classmethod
-    async def open(cls, uri: str, name: str = "duck", *, prepare: bool = True) -> Store:
+    async def open(cls, uri: str, name: str = "duck", *, prepare: bool = True,
+                   digest_in_background: bool = False) -> Store:
         """Connect, choose durable write settings and create indexes (idempotent).
 
         ``prepare=False`` only connects: no index is created and nothing migrated
-        (``duck doctor`` looks at the database as the server left it)."""
+        (``duck doctor`` looks at the database as the server left it). Mailboxes
+        without a current digest get one built now, or with ``digest_in_background``
+        only marked for ``maintenance.build_digests`` (which a server runs beside
+        serving: ~10 min at 100k messages), their readers reading the messages
+        meanwhile."""
         database = Database(uri, name)
         if not prepare:
             try:
@@ -96,10 +101,18 @@ class Store:
         try:
             await database.run(database.configure_durability)
             await database.run(schema.ensure_indexes, database.db)
-            # Mailboxes made before the digest existed get one (a no-op query after).
-            filled = await database.run(digest.backfill, database)
-            if filled:
-                log.info("built the digest of %d mailboxes", filled)
+            # Mailboxes made before the digest existed (or with another layout) get
+            # one (a no-op query after).
+            if digest_in_background:
+                pending = await database.run(digest.prepare_build, database)
+                database.digest_pending.update(pending)
+                if pending:
+                    log.info("the digest of %d mailboxes will be built in the background",
+                             len(pending))
+            else:
+                filled = await database.run(digest.backfill, database)
+                if filled:
+                    log.info("built the digest of %d mailboxes", filled)
         except BaseException:
             database.close()
             raise

@@ -135,6 +135,9 @@ class Database:
         #: Whether the server takes the client-level ``bulkWrite`` command
         #: (MongoDB 8.0; batch.py sends a change's writes in one round trip with it).
         self.client_bulk = False
+        #: Mailboxes whose digest is being built in the background (index/digest.py:
+        #: their readers read the messages meanwhile).
+        self.digest_pending: set[Any] = set()
 
     def configure_durability(self) -> None:
         """Pick majority write concern when the deployment is a replica set (blocking)."""

@@ -458,32 +458,77 @@ SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "date": 1, "hdr": 1, "text
                      "render": 1, "kw": 1, "flags": 1, "modseq": 1}
 
 
-def backfill(database: Database, batch: int = 256) -> int:
-    """Build the digest of every mailbox without a current one (``dg`` is not VERSION:
-    created before the digest existed, or by an older layout), then mark it; how
-    many mailboxes were done (blocking).
+#: ``dg`` of a mailbox whose digest is being built (``prepare_build``): what it has
+#: is in the current layout (deliveries since wrote their entries), the rest is
+#: missing; readers go to the messages meanwhile (``pending``).
+BUILDING = -VERSION
+#: Messages one build step reads (one transaction; their entries are small).
+BUILD_BATCH = 128
 
-    Idempotent and safe beside deliveries (they write their own entries). A message
-    expunged while its mailbox is rebuilt may leave an orphaned entry.
+
+def prepare_build(database: Database) -> list[ObjectId]:
+    """At start-up, before serving (blocking, cheap: no message is read): drop the
+    digest of every mailbox with another layout, mark it and every mailbox without
+    one BUILDING; the ids of all mailboxes whose digest is not built.
+
+    A mailbox already BUILDING (a process that died mid-build, or another starting
+    beside this one) keeps what it has: its entries are current.
     """
     boxes = database.collection(schema.MAILBOXES)
-    messages = database.collection(schema.MESSAGES)
-    done = 0
-    for box in list(boxes.find({"dg": {"$ne": VERSION}}, {"_id": 1, "dg": 1})):
+    for box in list(boxes.find({"dg": {"$nin": [VERSION, BUILDING]}}, {"_id": 1, "dg": 1})):
         if "dg" in box:  # another layout: start over
             purge(database, box["_id"])
-        cursor = messages.find({"mailbox": box["_id"]}, SOURCE_PROJECTION).sort("uid", 1)
-        pending: list[dict[str, Any]] = []
-        for doc in cursor:
-            pending.append(doc)
-            if len(pending) >= batch:
-                add(database, box["_id"], pending)
-                pending = []
-        if pending:
-            add(database, box["_id"], pending)
-        boxes.update_one({"_id": box["_id"]}, {"$set": {"dg": VERSION}})
-        done += 1
-    return done
+        boxes.update_one({"_id": box["_id"]}, {"$set": {"dg": BUILDING}})
+    return [b["_id"] for b in boxes.find({"dg": BUILDING}, {"_id": 1}).sort("_id", 1)]
+
+
+def build_step(database: Database, mailbox: ObjectId, after: int,
+               batch: int = BUILD_BATCH) -> int | None:
+    """Write the entries of the mailbox's next ``batch`` messages above UID ``after``;
+    the last UID done, or None when there were none left (the digest is then marked
+    built). Blocking.
+
+    The read and the writes are one transaction: an EXPUNGE of one of these
+    messages either committed before it (the message is not read) or conflicts
+    with its writes to the same digest documents (and one of them is retried), so
+    no entry is left for a message expunged meanwhile.
+    """
+    messages = database.collection(schema.MESSAGES)
+
+    def body(session: Any) -> int | None:
+        docs = list(messages.find({"mailbox": mailbox, "uid": {"$gt": after}},
+                                  SOURCE_PROJECTION, session=session)
+                    .sort("uid", 1).limit(batch))
+        if not docs:
+            return None
+        add(database, mailbox, docs, session)
+        return int(docs[-1]["uid"])
+
+    last: int | None = database.in_transaction(body)
+    if last is None:
+        database.collection(schema.MAILBOXES).update_one(
+            {"_id": mailbox, "dg": BUILDING}, {"$set": {"dg": VERSION}})
+        database.digest_pending.discard(mailbox)
+    return last
+
+
+def pending(database: Database, mailbox: ObjectId) -> bool:
+    """Whether the mailbox's digest may be incomplete (being built): its readers
+    then read the messages. Known without a query: the set is filled at start-up
+    and only shrinks (a new mailbox starts with a built, empty digest)."""
+    return bool(database.digest_pending) and mailbox in database.digest_pending
+
+
+def backfill(database: Database, batch: int = BUILD_BATCH) -> int:
+    """``prepare_build`` and every build, now (blocking); how many mailboxes were
+    built. Idempotent and safe beside deliveries (they write their own entries)."""
+    ids = prepare_build(database)
+    database.digest_pending.update(ids)
+    for mailbox in ids:
+        after = 0
+        while (last := build_step(database, mailbox, after, batch)) is not None:
+            after = last
+    return len(ids)
 
 
 # -- reading -------------------------------------------------------------------------

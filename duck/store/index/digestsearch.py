@@ -165,7 +165,7 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
     each part read (the small per-message part always, for which messages exist;
     header values or Bloom words when asked)."""
     found = plans(query)
-    if not found:
+    if not found or digest.pending(database, mailbox):  # (being built: messages only)
         return Resolved(query, None)
     exact = {leaf: p for leaf, p in found.items() if isinstance(p, _Exact)}
     bloom = {leaf: p for leaf, p in found.items() if isinstance(p, _Bloom)}

@@ -126,7 +126,7 @@ async def view(database: Database, mailbox_id: str, count: int | None = None,
     mailbox = parse_id(mailbox_id)
 
     def query() -> list[MessageSummary]:
-        if count is not None and top is not None:
+        if count is not None and top is not None and not digest.pending(database, mailbox):
             found = _view_from_digest(database, mailbox, top)
             if len(found) == count:
                 return found
@@ -146,6 +146,9 @@ async def count_between(database: Database, mailbox_id: str, lo: int, hi: int) -
     mailbox = parse_id(mailbox_id)
 
     def count() -> int:
+        if digest.pending(database, mailbox):  # being built: ask the messages
+            return int(database.collection(schema.MESSAGES).count_documents(
+                {"mailbox": mailbox, "uid": {"$gte": lo, "$lte": hi}}))
         total = 0
         for docs in digest.scan(database, mailbox, digest.META, lo, hi, {"L": 1}):
             for doc in docs:
@@ -232,7 +235,8 @@ async def fetch_batches(
     wanted = sorted(set(uids))
     if not wanted:
         return
-    if len(wanted) >= DIGEST_MIN and DIGEST_FIELDS.issuperset(fields):
+    if (len(wanted) >= DIGEST_MIN and DIGEST_FIELDS.issuperset(fields)
+            and not digest.pending(database, mailbox)):
         missing: list[int] = []
         async for records in _digest_batches(database, mailbox, wanted, renderings,
                                              missing):
