@@ -112,9 +112,7 @@ class Maintenance:
             return report
         finally:
             lease, self._lease = self._lease, None
-            if lease is not None:
-                with trio.CancelScope(shield=True):
-                    await self._store.leases.release(lease)
+            await self._release(lease)
 
     async def purge_archive(self, report: PassReport) -> None:
         """Purge what has been archived longer than ``archive_days``."""
@@ -224,8 +222,22 @@ class Maintenance:
                     after = await db.run(digest.build_step, db, mailbox, after)
                     await trio.sleep(self.pause)
         finally:
-            with trio.CancelScope(shield=True):
+            await self._release(lease)
+
+    async def _release(self, lease: Lease | None) -> None:
+        """Give the lease back, unless this task is being cancelled (shutdown): a
+        release then could wait out a database outage; the lease expires anyway."""
+        if lease is None:
+            return
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except trio.Cancelled:
+            return  # (re-raised by the caller's own unwinding)
+        with trio.CancelScope(shield=True):
+            try:
                 await self._store.leases.release(lease)
+            except StoreError as exc:
+                log.warning("could not release the lease %s: %s", lease.name, exc)
 
     def _forget_built(self) -> None:
         db = self._store.database
