@@ -24,7 +24,7 @@ from .engine.ids import parse_id
 from .errors import AlreadyExists, InvalidInput, NotFound
 from .mail import acl, metadata, urlauth
 from .mail.archive import Archive
-from .mail.mailboxes import Mailboxes, normalize_path
+from .mail.mailboxes import Mailboxes, normalize_path, record_purge
 from .push import journal
 from .sieve import scripts as sieve_scripts
 
@@ -193,6 +193,7 @@ class Admin:
                     oid, int(gone["modseq"]) + 1, "mailbox-delete", path=gone["path"],
                     user=user,
                 )], session)
+                record_purge(self._database, oid, user, None, session)
                 return True
 
             if self._database.in_transaction(body):

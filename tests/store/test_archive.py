@@ -111,6 +111,7 @@ async def test_deleted_mailbox_is_archived_and_restorable(store: Store, user: Us
     await store.mailboxes.delete(user.id, "Projects")
     assert (await store.quota(user.id))[0] == 0 < used
     assert await _count(store, "messages") == 0
+    assert await _count(store, "purges") == 0  # (the purge was noted, then done)
     items, _ = await store.archive.page(user.id, limit=2)
     assert len(items) == 2 and all(i.path == "Projects" for i in items)
     # The mailbox is gone: restoring without a target puts them in INBOX.

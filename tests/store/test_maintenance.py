@@ -13,6 +13,7 @@ from bson import ObjectId
 from store_samples import multipart_message, simple_message
 
 from duck.store import Store, User
+from duck.store.mail.mailboxes import record_purge
 from duck.store.maintenance import LEASE_NAME, Maintenance
 
 pytestmark = pytest.mark.store
@@ -105,9 +106,11 @@ async def test_repair_finishes_an_interrupted_mailbox_delete(store: Store, user:
     await store.messages.append(user.id, "Old", multipart_message(ATTACHMENT))
     await store.messages.append(user.id, "Old", simple_message())
     box = await store.mailboxes.get(user.id, "Old")
-    # A crash right after the DELETE's transaction: the mailbox document is gone,
-    # its messages (and their quota) are still there.
+    # A crash right after the DELETE's transaction: the mailbox document is gone
+    # and the purge noted, its messages (and their quota) are still there.
     await store.database.run(_coll(store, "mailboxes").delete_one, {"_id": ObjectId(box.id)})
+    await store.database.run(record_purge, store.database, ObjectId(box.id),
+                             ObjectId(user.id), "Old")
     maintenance = Maintenance(store)
     maintenance.pause = 0
     done = await maintenance.run_pass(repair=True)
@@ -115,8 +118,11 @@ async def test_repair_finishes_an_interrupted_mailbox_delete(store: Store, user:
     assert await store.database.run(_coll(store, "messages").count_documents, {}) == 0
     assert (await store.quota(user.id))[0] == 0
     assert await store.archive.count(user.id) == 2
+    items, _ = await store.archive.page(user.id)
+    assert {i.path for i in items} == {"Old"}
+    assert await store.database.run(_coll(store, "purges").count_documents, {}) == 0
     restored = await store.archive.restore(user.id, None)
-    assert {r.path for r in restored} == {"INBOX"}
+    assert {r.path for r in restored} == {"INBOX"}  # (Old is gone)
 
 
 async def test_purge_runs_in_the_pass(store: Store, user: User) -> None:

@@ -25,7 +25,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from ..accounts import quota
-from ..engine import schema
+from ..engine import clock, schema
 from ..engine.batch import WriteBatch
 from ..engine.database import Database
 from ..engine.ids import parse_id
@@ -61,6 +61,21 @@ schema.register(
     [schema.IndexModel([("user", schema.ASCENDING), ("path", schema.ASCENDING)],
                        unique=True, name="user_path")],
 )
+#: Mailboxes deleted whose messages are not all purged yet: one document per mailbox
+#: (``_id`` its id, ``user``, ``path``: where its messages are archived from, None to
+#: delete them for good), inserted in the DELETE's transaction and removed when the
+#: purge is done; the repair pass (repair.py) finishes what a crash interrupted.
+PURGES = "purges"
+
+
+def record_purge(db: Database, mailbox: ObjectId, user: ObjectId, path: str | None,
+                 session: Any = None) -> None:
+    """Note a deleted mailbox whose messages are to be purged (blocking)."""
+    db.collection(PURGES).replace_one(
+        {"_id": mailbox}, {"user": user, "path": path, "at": clock.now()}, upsert=True,
+        session=session)
+
+
 #: A user's subscribed names (RFC 3501 §6.3.6): names, not mailboxes: a name may be
 #: subscribed before its mailbox exists and stays subscribed after it is deleted.
 SUBSCRIPTIONS = "subscriptions"
@@ -397,6 +412,7 @@ class Mailboxes:
                 session,
             )
             oid: ObjectId = doc["_id"]
+            record_purge(self._database, oid, user, key, session)
             return oid
 
         oid = await self._run_tx(body, key)
@@ -441,6 +457,7 @@ class Mailboxes:
                 digest.purge(self._database, mailbox)
                 metadata.purge_mailbox(self._database, mailbox)
                 urlauth.purge_mailbox(self._database, mailbox)
+                self._database.collection(PURGES).delete_one({"_id": mailbox})
                 return total
             if self.release is not None:
                 self.release(docs)

@@ -6,7 +6,8 @@ and quota usage in its own transaction, so they are off only after a bug, a writ
 made on a server without transactions, or a hand edit. This pass recounts them
 from the messages and repairs what is off; it also finishes the purge of mailboxes
 whose messages a crash left behind (a DELETE's mailbox document goes first, its
-messages after). GridFS reference counts are the body sweep's (engine/bodies.py).
+messages after; the DELETE notes the purge in ``purges`` in its transaction).
+GridFS reference counts are the body sweep's (engine/bodies.py).
 
 Each step is one page (a bounded number of documents; blocking, for a worker
 thread): the caller (store/maintenance.py) pauses between pages so that serving
@@ -26,7 +27,7 @@ from bson import ObjectId
 
 from ..engine import schema
 from ..engine.database import Database
-from .mailboxes import Mailboxes
+from .mailboxes import PURGES, Mailboxes
 
 #: Mailboxes or users one page recounts (one aggregate over their messages).
 PAGE = 50
@@ -145,37 +146,23 @@ def _fix_quota(db: Database, oid: ObjectId, session: Any) -> int:
 
 def orphans_page(db: Database, mailboxes: Mailboxes, report: RepairReport,
                  after: ObjectId | None) -> ObjectId | None:
-    """Finish the purge of messages whose mailbox is gone (a crash during a mailbox
-    or user deletion), for the next ``PAGE`` mailbox ids that messages name after
-    ``after``; the id to continue after (None: done).
+    """Finish the purges of deleted mailboxes that a crash interrupted (the next
+    ``PAGE`` of ``purges`` documents after ``after``); the id to continue after
+    (None: done). Their messages are archived as the DELETE meant (into INBOX on
+    restore when the user still exists), or deleted for a deleted user.
 
-    The ids are found by skipping along the (mailbox, uid) index, one indexed
-    query per mailbox that has messages. An orphan of a user who still exists is
-    archived (to be restored into INBOX), of a deleted user purged.
+    (A purge still running in another process is harmless to finish twice: each
+    batch is a transaction, and two on the same messages conflict and retry.)
     """
-    messages = db.collection(schema.MESSAGES)
-    ids: list[ObjectId] = []
-    users: dict[ObjectId, ObjectId] = {}
-    cursor = after
-    while len(ids) < PAGE:
-        query = {} if cursor is None else {"mailbox": {"$gt": cursor}}
-        doc = messages.find_one(query, {"mailbox": 1, "user": 1},
-                                sort=[("mailbox", 1), ("uid", 1)])
-        if doc is None:
-            break
-        cursor = doc["mailbox"]
-        ids.append(cursor)
-        users[cursor] = doc["user"]
-    if not ids:
+    query = {} if after is None else {"_id": {"$gt": after}}
+    page = list(db.collection(PURGES).find(query).sort("_id", 1).limit(PAGE))
+    if not page:
         return None
-    existing = {d["_id"] for d in db.collection(schema.MAILBOXES).find(
-        {"_id": {"$in": ids}}, {"_id": 1})}
-    gone = [oid for oid in ids if oid not in existing]
-    if gone:
-        alive = {d["_id"] for d in db.collection(schema.USERS).find(
-            {"_id": {"$in": [users[oid] for oid in gone]}}, {"_id": 1})}
-        for oid in gone:
-            report.orphan_mailboxes += 1
-            report.orphan_messages += mailboxes.purge_sync(
-                oid, "" if users[oid] in alive else None)
-    return ids[-1] if len(ids) == PAGE else None
+    alive = {d["_id"] for d in db.collection(schema.USERS).find(
+        {"_id": {"$in": [p["user"] for p in page]}}, {"_id": 1})}
+    for doc in page:
+        path = doc.get("path") if doc["user"] in alive else None
+        report.orphan_mailboxes += 1
+        report.orphan_messages += mailboxes.purge_sync(doc["_id"], path)
+    last: ObjectId = page[-1]["_id"]
+    return last if len(page) == PAGE else None
