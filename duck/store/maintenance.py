@@ -21,10 +21,10 @@ import attrs
 import trio
 
 from .engine import clock, schema
-from .engine.bodies import FIRST_FILE, SWEEP_GRACE, SweepReport
+from .engine.bodies import SWEEP_GRACE, SweepReport
 from .errors import StoreError
 from .index import digest
-from .mail import archive, repair
+from .mail import repair
 from .mail.leases import Lease
 from .mail.repair import RepairReport
 
@@ -117,23 +117,22 @@ class Maintenance:
     async def purge_archive(self, report: PassReport) -> None:
         """Purge what has been archived longer than ``archive_days``."""
         # (With archive_days 0 what is left from before is all expired.)
-        while True:
-            n, freed = await self._step(self._store.archive.purge_expired_sync)
-            report.purged += n
-            report.purged_bytes += freed
-            if n < archive.BATCH:
-                return
+        store_archive = self._store.archive
+        expired = store_archive.expired_pages()
+        while (done := await self._step(store_archive.purge_page, expired)) is not None:
+            report.purged += done[0]
+            report.purged_bytes += done[1]
 
     async def sweep(self, report: SweepReport) -> None:
         """The body sweep, a page a step."""
         bodies = self._store.bodies
         cutoff = clock.now() - self.sweep_grace
-        after: str | None = ""
-        while after is not None:
-            after = await self._step(bodies.sweep_bodies, report, cutoff, after)
-        after_file: Any = FIRST_FILE
-        while after_file is not None:
-            after_file = await self._step(bodies.sweep_files, report, cutoff, after_file)
+        body_pages = bodies.body_pages()
+        while await self._step(bodies.sweep_bodies, report, cutoff, body_pages):
+            pass
+        file_pages = bodies.file_pages()
+        while await self._step(bodies.sweep_files, report, cutoff, file_pages):
+            pass
 
     async def repair(self) -> RepairReport:
         """Recount mailbox counters and quota, finish interrupted mailbox purges."""
@@ -145,14 +144,12 @@ class Maintenance:
             after = await self._step(repair.orphans_page, db, store.mailboxes, report, after)
             if after is None:
                 break
-        while True:
-            after = await self._step(repair.counters_page, db, report, after)
-            if after is None:
-                break
-        while True:
-            after = await self._step(repair.quota_page, db, report, after)
-            if after is None:
-                break
+        boxes = repair.mailbox_pages(db)
+        while await self._step(repair.counters_page, db, report, boxes):
+            pass
+        users = repair.user_pages(db)
+        while await self._step(repair.quota_page, db, report, users):
+            pass
         if report.counters_fixed or report.quota_fixed or report.orphan_mailboxes:
             log.warning("repair: fixed the counters of %d mailboxes and the quota of %d "
                         "users, purged %d messages of %d deleted mailboxes",

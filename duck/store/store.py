@@ -23,7 +23,7 @@ from .accounts.totp import TwoFactor
 from .accounts.users import Users
 from .admin import Admin
 from .engine import clock, schema
-from .engine.bodies import FIRST_FILE, SWEEP_GRACE, Bodies, SweepReport
+from .engine.bodies import SWEEP_GRACE, Bodies, SweepReport
 from .engine.database import Database
 from .index import digest
 from .mail.acl import Acl
@@ -166,14 +166,11 @@ class Store:
         """
         report = SweepReport()
         cutoff = clock.now() - (SWEEP_GRACE if grace is None else grace)
-        after: str | None = ""
-        while after is not None:
-            after = await self.database.run(self.bodies.sweep_bodies, report, cutoff, after)
+        bodies = self.bodies.body_pages()
+        while await self.database.run(self.bodies.sweep_bodies, report, cutoff, bodies):
             await trio.lowlevel.checkpoint()
-        after_file: Any = FIRST_FILE
-        while after_file is not None:
-            after_file = await self.database.run(self.bodies.sweep_files, report, cutoff,
-                                                 after_file)
+        files = self.bodies.file_pages()
+        while await self.database.run(self.bodies.sweep_files, report, cutoff, files):
             await trio.lowlevel.checkpoint()
         return report
 

@@ -37,6 +37,7 @@ from ..errors import NotFound
 from . import schema
 from .clock import now
 from .database import Database
+from .pages import Pages, pages
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ for _referrer in REFERRERS:
         _referrer, [schema.IndexModel([("bodies", schema.ASCENDING)], name="bodies")])
 #: Bodies one sweep step looks at (one count query per referring collection).
 SWEEP_PAGE = 200
-#: Where a sweep of the GridFS files starts (below every ObjectId).
-FIRST_FILE = ObjectId("0" * 24)
 
 
 @attrs.define
@@ -257,13 +256,21 @@ class Bodies:
         """
         report = SweepReport()
         cutoff = now() - grace
-        after: str | None = ""
-        while after is not None:
-            after = self.sweep_bodies(report, cutoff, after)
-        after_file: ObjectId | None = FIRST_FILE
-        while after_file is not None:
-            after_file = self.sweep_files(report, cutoff, after_file)
+        bodies = self.body_pages()
+        while self.sweep_bodies(report, cutoff, bodies):
+            pass
+        files = self.file_pages()
+        while self.sweep_files(report, cutoff, files):
+            pass
         return report
+
+    def body_pages(self) -> Pages:
+        """Every body document, a sweep page at a time."""
+        return pages(self._coll, {}, None, SWEEP_PAGE)
+
+    def file_pages(self) -> Pages:
+        """Every GridFS file document, a sweep page at a time."""
+        return pages(self.files, {}, {"_id": 1, "length": 1, "uploadDate": 1}, SWEEP_PAGE)
 
     def references(self, shas: list[str]) -> Counter[str]:
         """How many documents reference each of ``shas`` (messages and archive).
@@ -296,15 +303,13 @@ class Bodies:
         again = count(schema.MESSAGES)
         return (first | again) + archived
 
-    def sweep_bodies(self, report: SweepReport, cutoff: dt.datetime,
-                     after: str = "") -> str | None:
-        """One page of the sweep's bodies (hash order, those above ``after``
-        untouched since ``cutoff``): recount their references, repair or free; the
-        hash to continue after (None: done). Blocking."""
-        docs = list(self._coll.find({"_id": {"$gt": after}}).sort("_id", 1)
-                    .limit(SWEEP_PAGE))
-        if not docs:
-            return None
+    def sweep_bodies(self, report: SweepReport, cutoff: dt.datetime, bodies: Pages) -> bool:
+        """The next page of ``body_pages``: of its bodies untouched since ``cutoff``,
+        recount the references, repair or free; False when there was none left.
+        Blocking."""
+        docs = bodies.next_page()
+        if docs is None:
+            return False
         old = [d for d in docs if _utc(d["touched"]) <= cutoff]
         counted = self.references([d["_id"] for d in old]) if old else Counter()
         for doc in old:
@@ -320,17 +325,14 @@ class Bodies:
                 # would be a bug, and is repaired the same way rather than freed.
                 result = self._coll.update_one(guard, {"$set": {"refs": actual}})
                 report.repaired_refs += result.modified_count
-        return str(docs[-1]["_id"]) if len(docs) == SWEEP_PAGE else None
+        return True
 
-    def sweep_files(self, report: SweepReport, cutoff: dt.datetime,
-                    after: ObjectId) -> ObjectId | None:
-        """One page of the sweep's GridFS files: delete those no body names (uploads a
-        crash interrupted); the id to continue after (None: done). Blocking."""
-        batch = list(self.files.find({"_id": {"$gt": after}}, {"_id": 1, "length": 1,
-                                                              "uploadDate": 1})
-                     .sort("_id", 1).limit(SWEEP_PAGE))
-        if not batch:
-            return None
+    def sweep_files(self, report: SweepReport, cutoff: dt.datetime, files: Pages) -> bool:
+        """The next page of ``file_pages``: delete the files no body names (uploads a
+        crash interrupted); False when there was none left. Blocking."""
+        batch = files.next_page()
+        if batch is None:
+            return False
         old = [f for f in batch if _utc(f["uploadDate"]) <= cutoff]
         ids = [f["_id"] for f in old]
         known = {d["file"] for d in self._coll.find({"file": {"$in": ids}}, {"file": 1})}
@@ -339,8 +341,7 @@ class Bodies:
                 self.delete_file(f["_id"])
                 report.orphan_files += 1
                 report.freed_bytes += int(f.get("length", 0))
-        last: ObjectId = batch[-1]["_id"]
-        return last if len(batch) == SWEEP_PAGE else None
+        return True
 
     def statistics(self) -> dict[str, int]:
         """Count and total size of stored bodies (blocking)."""

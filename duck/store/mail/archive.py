@@ -42,6 +42,7 @@ from ..engine.batch import WriteBatch
 from ..engine.bodies import Bodies
 from ..engine.database import Database
 from ..engine.ids import parse_id
+from ..engine.pages import Pages, pages
 from ..errors import InvalidInput, NotFound
 from ..index import digest
 from ..models import ArchivedMessage, Restored
@@ -255,11 +256,22 @@ class Archive:
 
     def purge_expired_sync(self, limit: int = BATCH) -> tuple[int, int]:
         """Delete up to ``limit`` archived messages older than ``days`` and drop their
-        body references; (messages, body bytes freed). Blocking; call until it
-        returns fewer than ``limit``. With ``days`` 0 everything archived goes."""
+        body references; (messages, body bytes freed). Blocking. With ``days`` 0
+        everything archived goes. (A pass over many: ``expired_pages``.)"""
+        done = self.purge_page(self.expired_pages(limit))
+        return done if done is not None else (0, 0)
+
+    def expired_pages(self, size: int = BATCH) -> Pages:
+        """The archived messages older than ``days`` now, a page at a time."""
         cutoff = self.clock() - dt.timedelta(days=self.days)
-        docs = list(self._coll.find({"archived": {"$lte": cutoff}}, {"bodies": 1})
-                    .limit(limit))
+        return pages(self._coll, {"archived": {"$lte": cutoff}}, {"bodies": 1}, size)
+
+    def purge_page(self, expired: Pages) -> tuple[int, int] | None:
+        """Purge the next page of ``expired_pages``: (messages, body bytes freed), or
+        None when there is none left. Blocking."""
+        docs = expired.next_page()
+        if docs is None:
+            return None
         return len(docs), self._purge(docs)
 
     def purge_user_sync(self, user: ObjectId) -> int:

@@ -27,6 +27,7 @@ from bson import ObjectId
 
 from ..engine import schema
 from ..engine.database import Database
+from ..engine.pages import Pages, pages
 from .mailboxes import PURGES, Mailboxes
 
 #: Mailboxes or users one page recounts (one aggregate over their messages).
@@ -65,24 +66,25 @@ def _off(box: dict[str, Any], counted: dict[str, int] | None) -> bool:
             or int(box["modseq"]) < int(c["modseq"] or 0))
 
 
-def counters_page(db: Database, report: RepairReport, after: ObjectId | None
-                  ) -> ObjectId | None:
-    """Recount the mailboxes after ``after`` (a page, in ``_id`` order) and repair
-    those off; the id to continue after (None: done)."""
-    boxes = db.collection(schema.MAILBOXES)
-    query = {} if after is None else {"_id": {"$gt": after}}
-    page = list(boxes.find(query, {"uid_next": 1, "modseq": 1, "count": 1, "unseen": 1,
-                                   "size": 1}).sort("_id", 1).limit(PAGE))
-    if not page:
-        return None
+def mailbox_pages(db: Database) -> Pages:
+    """Every mailbox's counters, a page at a time (for ``counters_page``)."""
+    return pages(db.collection(schema.MAILBOXES), {},
+                 {"uid_next": 1, "modseq": 1, "count": 1, "unseen": 1, "size": 1}, PAGE)
+
+
+def counters_page(db: Database, report: RepairReport, boxes: Pages) -> bool:
+    """Recount the next page of ``mailbox_pages`` and repair the mailboxes off;
+    False when there was none left."""
+    page = boxes.next_page()
+    if page is None:
+        return False
     counted = _mailbox_counts(db, [b["_id"] for b in page])
     for box in page:
         report.mailboxes += 1
         if _off(box, counted.get(box["_id"])):
             report.counters_fixed += db.in_transaction(
                 functools.partial(_fix_mailbox, db, box["_id"]))
-    last: ObjectId = page[-1]["_id"]
-    return last if len(page) == PAGE else None
+    return True
 
 
 def _fix_mailbox(db: Database, oid: ObjectId, session: Any) -> int:
@@ -111,23 +113,24 @@ def _usage(db: Database, ids: list[ObjectId], session: Any = None) -> dict[Objec
     return {r["_id"]: int(r["size"]) for r in rows}
 
 
-def quota_page(db: Database, report: RepairReport, after: ObjectId | None
-               ) -> ObjectId | None:
-    """Recount the storage used by the users after ``after`` (a page) and repair
-    what is off; the id to continue after (None: done)."""
-    users = db.collection(schema.USERS)
-    query = {} if after is None else {"_id": {"$gt": after}}
-    page = list(users.find(query, {"storage_used": 1}).sort("_id", 1).limit(PAGE))
-    if not page:
-        return None
+def user_pages(db: Database) -> Pages:
+    """Every user's storage used, a page at a time (for ``quota_page``)."""
+    return pages(db.collection(schema.USERS), {}, {"storage_used": 1}, PAGE)
+
+
+def quota_page(db: Database, report: RepairReport, users: Pages) -> bool:
+    """Recount the storage used by the next page of ``user_pages`` and repair what
+    is off; False when there was none left."""
+    page = users.next_page()
+    if page is None:
+        return False
     used = _usage(db, [u["_id"] for u in page])
     for user in page:
         report.users += 1
         if int(user.get("storage_used", 0)) != used.get(user["_id"], 0):
             report.quota_fixed += db.in_transaction(
                 functools.partial(_fix_quota, db, user["_id"]))
-    last: ObjectId = page[-1]["_id"]
-    return last if len(page) == PAGE else None
+    return True
 
 
 def _fix_quota(db: Database, oid: ObjectId, session: Any) -> int:
