@@ -200,7 +200,9 @@ class Users:
         return users, (users[-1].username if more and users else None)
 
     async def authenticate(self, username: str, password: str) -> User:
-        """Check a password; AuthenticationFailed for an unknown user or a wrong one.
+        """Check the main password only; AuthenticationFailed for an unknown user or a
+        wrong one. Protocols use ``store.authenticate`` (authenticate.py) instead: it
+        adds application passwords, the two-factor rule, the throttle and the auth log.
 
         An unknown user costs as much as a known one (a dummy hash is checked), so
         response times do not reveal which user names exist. A password verified
