@@ -103,3 +103,20 @@ async def test_fetch_batches_left_early_closes_its_cursor(store: Store, user: Us
     await batches.aclose()  # type: ignore[attr-defined]
     # The store still answers (no cursor left half-read on a connection).
     assert len(await store.messages.fetch(box.id, uids, ["size"])) == 3
+
+
+async def test_renderings_saved_later_are_read_from_the_digest(store: Store, user: User) -> None:
+    """Renderings saved after delivery also go into the digest's rendering part, so a
+    FETCH of many messages finds them there (one query per part) instead of reading
+    the message documents."""
+    box = await store.mailboxes.get(user.id, "INBOX")
+    uids = [(await store.messages.append(user.id, "INBOX", simple_message(subject=f"m{i}")))
+            .uid for i in range(130)]  # more than fetch.DIGEST_MIN: the digest is read
+    await store.messages.save_renderings(box.id, {u: {"late": b"L%d" % u} for u in uids})
+    store.messages.cache.clear()
+    metrics.reset()
+    with metrics.command_scope("test") as scope:
+        recs = [r async for batch in store.messages.fetch_batches(box.id, uids, ["size"],
+                                                                    ["late"]) for r in batch]
+    assert [r.renderings for r in recs] == [{"late": b"L%d" % u} for u in uids]
+    assert scope.round_trips == 1  # the digest part alone: no fallback to the messages

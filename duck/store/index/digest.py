@@ -398,6 +398,27 @@ def updates(mailbox: ObjectId, docs: Iterable[dict[str, Any]],
     return ops
 
 
+def rendering_updates(mailbox: ObjectId, docs: Iterable[dict[str, Any]],
+                      renderings: dict[int, dict[str, bytes]]) -> list[UpdateOne]:
+    """The upserts putting renderings made after delivery into the rendering parts
+    (``docs``: the messages' ``_id``, ``uid``, ``size`` and ``idate``), so that the
+    next read of those parts finds them; a message's renderings over MAX_ENTRY
+    are left out, as at delivery."""
+    sets: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
+    for doc in docs:
+        uid = int(doc["uid"])
+        made = renderings.get(uid) or {}
+        if not made or sum(len(v) for v in made.values()) > MAX_ENTRY:
+            continue
+        key = str(uid)
+        for name, value in made.items():
+            group = sets[(chunk_of(uid), RENDER + name)]
+            group.update({f"v.{key}": bytes(value), f"m.{key}": doc["_id"],
+                          f"z.{key}": int(doc["size"]), f"d.{key}": doc["idate"]})
+    return [UpdateOne(_key(mailbox, part, c), {"$set": fields}, upsert=True)
+            for (c, part), fields in sorted(sets.items())]
+
+
 def add(database: Database, mailbox: ObjectId, docs: Iterable[dict[str, Any]],
         session: Any = None, known: dict[int, Known] | None = None) -> None:
     """Write the entries of message documents of ``mailbox`` (blocking, one round

@@ -334,8 +334,9 @@ async def _digest_batches(
 async def save_renderings(
     database: Database, mailbox_id: str, renderings: dict[int, dict[str, bytes]]
 ) -> int:
-    """Store renderings of messages (uid -> name -> bytes) in one bulk write; how many
-    messages were updated. Not a change of the message: no modseq, no journal."""
+    """Store renderings of messages (uid -> name -> bytes) with the messages and in
+    the digest (three round trips); how many messages were updated. Not a change of
+    the message: no modseq, no journal."""
     mailbox = parse_id(mailbox_id)
     ops = [
         UpdateOne({"mailbox": mailbox, "uid": uid},
@@ -347,7 +348,17 @@ async def save_renderings(
         return 0
 
     def run() -> int:
-        result = database.collection(schema.MESSAGES).bulk_write(ops, ordered=False)
+        messages = database.collection(schema.MESSAGES)
+        result = messages.bulk_write(ops, ordered=False)
+        # The digest's rendering parts too: FETCH and SORT read those, 64 messages
+        # a document, and fall back to the messages for what they lack. Only
+        # messages read now get entries (one expunged meanwhile may leave one
+        # behind, which readers skip: it is in no view).
+        docs = messages.find({"mailbox": mailbox, "uid": {"$in": sorted(renderings)}},
+                             {"_id": 1, "uid": 1, "size": 1, "idate": 1})
+        parts = digest.rendering_updates(mailbox, docs, renderings)
+        if parts:
+            database.collection(digest.COLLECTION).bulk_write(parts, ordered=False)
         return int(result.modified_count)
 
     return await database.run(run)
