@@ -8,7 +8,11 @@ messages. So the keys are made once, at delivery, and kept as the store's opaque
 rendering ``ORDER`` (a protocol's precomputed bytes, like the ENVELOPE wire form):
 the store keeps renderings in its mailbox digest, 64 messages a document, with
 each message's size and internal date beside them, so a SORT of a 100k-message
-mailbox reads ~1,600 small documents and decodes one short JSON list a message.
+mailbox reads ~1,600 small documents and splits one short byte string a message.
+
+The keys stay bytes: UTF-8 orders strings as their code points do, so the sort
+compares the stored bytes as they are (JSON decoding took ~80% of a SORT's time,
+measured with py-spy at 10k messages).
 
 A message stored before this rendering existed (or by a process without it) is
 keyed from its envelope at its first SORT/THREAD, and the keys made then are saved.
@@ -16,7 +20,6 @@ keyed from its envelope at its first SORT/THREAD, and the keys made then are sav
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -25,14 +28,18 @@ from duck.mime.envelope import message_ids, parse_date
 from duck.mime.model import Envelope, IndexedMessage
 from duck.store import MessageRecord, Store, StoreError
 
-from .sortkeys import KEY_COUNT, addr_mailbox, display, subject_info
+from .sortkeys import KEY_COUNT, MSGID, REFS, REPLY, SENT, addr_mailbox, display, subject_info
 
 log = logging.getLogger(__name__)
 
 #: The rendering's name; change the version when the layout below changes.
-ORDER = "imap_order1"
+ORDER = "imap_order2"
 
-# The rendering is a JSON list, by the positions sortkeys.py names.
+#: The rendering is the keys, by the positions sortkeys.py names, as UTF-8 text
+#: joined by this separator (removed from the values: no sort key needs it); the
+#: reply mark is "1" or empty, the sent date seconds since the epoch or empty,
+#: the references joined by spaces.
+SEP = b"\x1e"
 
 #: What a message's keys are made from when it has no rendering.
 SOURCE_FIELDS = ["envelope", "headers", "internal_date", "size"]
@@ -73,19 +80,20 @@ def order_keys(envelope: Envelope, references: str) -> list[Any]:
 
 
 def encode(keys: list[Any]) -> bytes:
-    """The rendering's bytes."""
-    return json.dumps(keys, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The rendering's bytes (``order_keys``' list)."""
+    fields = [*keys[:REPLY], "1" if keys[REPLY] else "",
+              repr(keys[SENT]) if keys[SENT] is not None else "", keys[MSGID] or "",
+              " ".join(keys[REFS])]
+    return SEP.join(f.encode("utf-8", "replace").replace(SEP, b" ") for f in fields)
 
 
-def decode(data: bytes | None) -> list[Any] | None:
-    """The keys of a stored rendering; None when there is none or it is damaged."""
+def decode(data: bytes | None) -> list[bytes] | None:
+    """The keys of a stored rendering as bytes, by position; None when there is none
+    or it is damaged."""
     if not data:
         return None
-    try:
-        keys = json.loads(data)
-    except ValueError:
-        return None
-    return keys if isinstance(keys, list) and len(keys) == KEY_COUNT else None
+    keys = data.split(SEP)
+    return keys if len(keys) == KEY_COUNT else None
 
 
 def _references(headers: Iterable[tuple[str, str]] | None) -> str:
@@ -101,20 +109,22 @@ def register(store: Store) -> None:
     store.messages.register_renderer(ORDER, _render)
 
 
-def record_order(rec: MessageRecord) -> list[Any]:
-    """The keys of a record fetched with SOURCE_FIELDS."""
+def record_order(rec: MessageRecord) -> list[bytes]:
+    """The keys of a record fetched with SOURCE_FIELDS, as ``decode`` gives them."""
     envelope = rec.envelope if rec.envelope is not None else _NO_ENVELOPE
-    return order_keys(envelope, _references(rec.headers))
+    keys = decode(encode(order_keys(envelope, _references(rec.headers))))
+    assert keys is not None
+    return keys
 
 
 async def ordered(store: Store, mailbox_id: str, uids: Iterable[int]
-                  ) -> AsyncIterator[list[tuple[MessageRecord, list[Any]]]]:
+                  ) -> AsyncIterator[list[tuple[MessageRecord, list[bytes]]]]:
     """Each message's record (uid, size, internal date) and keys, a batch at a time
     as the store's replies arrive; messages expunged meanwhile are left out (RFC
     2180 §4.1.2). Keys missing from the store are made here and saved."""
     async for batch in store.messages.fetch_batches(mailbox_id, uids,
                                                     ["size", "internal_date"], [ORDER]):
-        out: list[tuple[MessageRecord, list[Any]]] = []
+        out: list[tuple[MessageRecord, list[bytes]]] = []
         missing: list[int] = []
         for rec in batch:
             keys = decode((rec.renderings or {}).get(ORDER))
@@ -129,14 +139,14 @@ async def ordered(store: Store, mailbox_id: str, uids: Iterable[int]
 
 
 async def _make(store: Store, mailbox_id: str, uids: list[int]
-                ) -> list[tuple[MessageRecord, list[Any]]]:
+                ) -> list[tuple[MessageRecord, list[bytes]]]:
     """Keys of messages stored without them, made from their envelopes and saved
     (a cache: when saving fails, the next SORT makes them again)."""
     out = [(rec, record_order(rec))
            for rec in await store.messages.fetch(mailbox_id, uids, SOURCE_FIELDS)]
     try:
         await store.messages.save_renderings(
-            mailbox_id, {rec.uid: {ORDER: encode(keys)} for rec, keys in out})
+            mailbox_id, {rec.uid: {ORDER: SEP.join(keys)} for rec, keys in out})
     except StoreError as exc:
         log.warning("saving sort keys failed: %r", exc)
     return out

@@ -124,11 +124,12 @@ def arrival(rec: MessageRecord) -> float:
 
 
 #: sort-key -> its key from a record (uid, size, internal date) and the message's
-#: precomputed keys (ordering.py's list, by position).
-_KEYS: dict[SortKey, Callable[[MessageRecord, list[Any]], Any]] = {
+#: precomputed keys (ordering.py's, by position: UTF-8 bytes, which order as their
+#: strings do).
+_KEYS: dict[SortKey, Callable[[MessageRecord, list[bytes]], Any]] = {
     SortKey.ARRIVAL: lambda r, k: arrival(r),
     SortKey.CC: lambda r, k: k[CC],
-    SortKey.DATE: lambda r, k: k[SENT] if k[SENT] is not None else arrival(r),
+    SortKey.DATE: lambda r, k: float(k[SENT]) if k[SENT] else arrival(r),
     SortKey.FROM: lambda r, k: k[FROM],
     SortKey.SIZE: lambda r, k: int(r.size or 0),
     SortKey.SUBJECT: lambda r, k: k[SUBJECT],
@@ -139,6 +140,6 @@ _KEYS: dict[SortKey, Callable[[MessageRecord, list[Any]], Any]] = {
 
 
 def record_keys(criteria: tuple[SortCriterion, ...], rec: MessageRecord,
-                keys: list[Any]) -> tuple[Any, ...]:
+                keys: list[bytes]) -> tuple[Any, ...]:
     """A message's key per criterion (REVERSE not applied)."""
     return tuple(_KEYS[c.key](rec, keys) for c in criteria)

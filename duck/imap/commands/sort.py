@@ -108,10 +108,11 @@ def _ordered_subject(items: list[Threadable]) -> list[ThreadNode]:
 ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES", "REFS")
 
 
-def _threadable(number: int, rec: MessageRecord, keys: list[Any], order: int) -> Threadable:
-    sent = keys[SENT]
-    return Threadable(number, keys[MSGID], keys[REFS], keys[SUBJECT], keys[REPLY],
-                      sent if sent is not None else arrival(rec), order)
+def _threadable(number: int, rec: MessageRecord, keys: list[bytes], order: int) -> Threadable:
+    sent, msgid = keys[SENT], keys[MSGID]
+    return Threadable(number, msgid.decode() if msgid else None, keys[REFS].decode().split(),
+                      keys[SUBJECT].decode(), keys[REPLY] == b"1",
+                      float(sent) if sent else arrival(rec), order)
 
 
 def _node(c: Container) -> ThreadNode:
