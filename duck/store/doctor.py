@@ -17,7 +17,8 @@ can be repaired from those documents:
   nothing references, GridFS files no body names (fix: ``Bodies.sweep``), and
   bodies a message references that are gone (not fixable: that mail is damaged);
 - digest: a mailbox's digest entries against its messages (fix: rebuild it), and
-  digest documents of mailboxes that no longer exist (fix: drop them).
+  digest documents of mailboxes that no longer exist (fix: drop them); a digest
+  that a server is building in the background is not a finding.
 
 Everything runs as blocking calls in one worker thread (``Store.doctor``); each
 check is a scan of its collections, meant for an administrator's occasional run.
@@ -218,9 +219,15 @@ class _Doctor:
         messages = self.coll(schema.MESSAGES)
         rebuild = []
         ids = set()
+        building = 0
         for box in boxes.find({}, {"path": 1, "dg": 1, "uid_next": 1}):
             ids.add(box["_id"])
             subject = f"mailbox {box['_id']} ({box['path']})"
+            if box.get("dg") == digest.BUILDING:
+                # A server builds it in the background; readers read the messages
+                # meanwhile: nothing is wrong.
+                building += 1
+                continue
             if box.get("dg") != digest.VERSION:
                 self.found("digest", subject, "digest not built", fixed=self.fix)
                 rebuild.append(box["_id"])
@@ -242,6 +249,8 @@ class _Doctor:
                            f"{stale} stale", fixed=self.fix)
                 rebuild.append(box["_id"])
         self.report.examined["digests"] = len(ids)
+        if building:
+            self.report.examined["digests being built"] = building
         orphans = [m for m in self.coll(digest.COLLECTION).distinct("mailbox") if m not in ids]
         for mailbox in orphans:
             self.found("digest", f"mailbox {mailbox}",

@@ -101,3 +101,15 @@ async def test_messages_of_a_vanished_mailbox_are_purged(store: Store, user: Use
         await store.mailboxes.get_by_id(archive.id)
     assert (await store.doctor(grace=NOW)).findings == []
     assert (await store.quota(user.id))[0] == 0
+
+
+async def test_a_digest_being_built_is_not_a_finding(store: Store, user: User) -> None:
+    await store.messages.append(user.id, "INBOX", simple_message())
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    from duck.store.index import digest
+
+    # What a server starting with the digest built in the background leaves.
+    await _run(store, _coll(store, "mailboxes").update_one, {"_id": ObjectId(inbox.id)},
+               {"$set": {"dg": digest.BUILDING}})
+    report = await store.doctor(grace=NOW)
+    assert report.findings == [] and report.examined["digests being built"] == 1
