@@ -36,15 +36,18 @@ def new_db() -> str:
 @pytest.fixture
 async def start_duck(mongo_uri: str, tmp_path: Path, nursery: trio.Nursery
                      ) -> AsyncIterator[StartDuck]:
-    """``await start_duck(database)``: a full duck server on free loopback ports;
-    every one started is stopped and its database dropped afterwards."""
+    """``await start_duck(database)``: a full duck server on free loopback ports, on
+    the test run's database server, or (``data_dir`` given) on that data directory's
+    own embedded database; every one started is stopped and its database dropped
+    afterwards."""
     started: list[Server] = []
 
-    async def start(database: str) -> Server:
-        config = Config(data_dir=tmp_path / f"data-{database}", imap_port=0, imaps_port=0,
-                        lmtp_port=0, pop3_port=0, pop3s_port=0, managesieve_port=0,
-                        api_port=0,
-                        mongo_uri=mongo_uri, database=database, shutdown_grace=2.0)
+    async def start(database: str, data_dir: Path | None = None) -> Server:
+        config = Config(data_dir=data_dir or tmp_path / f"data-{database}", imap_port=0,
+                        imaps_port=0, lmtp_port=0, pop3_port=0, pop3s_port=0,
+                        managesieve_port=0, api_port=0,
+                        mongo_uri=None if data_dir else mongo_uri, database=database,
+                        shutdown_grace=2.0)
         server = Server(config)
         await nursery.start(server.run)
         started.append(server)
@@ -82,10 +85,12 @@ class Ran:
     err: str
 
 
-async def run_duck(*args: str | Path, mongo_uri: str, database: str) -> Ran:
+async def run_duck(*args: str | Path, mongo_uri: str | None = None,
+                   database: str | None = None) -> Ran:
     """``duck <args> --mongo-uri ... --database ...`` in this process (in a worker
     thread: its own trio.run), for the runs after a command's subprocess test."""
-    argv = [*map(str, args), "--mongo-uri", mongo_uri, "--database", database]
+    where = [] if mongo_uri is None else ["--mongo-uri", mongo_uri, "--database", str(database)]
+    argv = [*map(str, args), *where]
     out, err = io.StringIO(), io.StringIO()
 
     def run() -> int:

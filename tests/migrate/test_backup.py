@@ -84,11 +84,12 @@ async def test_backup_of_a_live_server_restores_the_same_imap_view(
     assert manifest["scope"] == "deployment" and manifest["collections"]["messages"] == 8
     assert manifest["bodies"] == 2  # the big body once, the archived one
 
-    restored_db = new_db()
-    ran = await spawn_duck("restore", target, "--quiet", mongo_uri=mongo_uri,
-                           database=restored_db)
+    # Into an empty data directory: the command starts its embedded database, then a
+    # server runs on it.
+    data_dir = tmp_path / "restored"
+    ran = await spawn_duck("restore", target, "--quiet", "--data-dir", data_dir, "--offline")
     assert ran.code == 0, ran.err
-    restored = await start_duck(restored_db)
+    restored = await start_duck("duck", data_dir)
     after = await imap_view(restored, ALICE)
     assert after == before
     assert [m.uid for m in after["INBOX"].messages] == [1, 4, 5, 6, 7]
@@ -113,9 +114,9 @@ async def test_backup_of_a_live_server_restores_the_same_imap_view(
     old = await source.store.users.by_username(ALICE)
     assert alice.storage_used == old.storage_used + len(_message(40))
 
-    # Restoring over existing data is refused unless forced.
-    ran = await run_duck("restore", target, "--quiet", mongo_uri=mongo_uri,
-                         database=restored_db)
+    # Restoring over existing data is refused unless forced (the running server's
+    # database, found through its data directory).
+    ran = await run_duck("restore", target, "--quiet", "--data-dir", data_dir)
     assert ran.code == 1 and "has users" in ran.err
 
 
