@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import trio
 from imapclient import IMAPClient
 
 from duck.migrate.model import crlf
@@ -16,6 +20,7 @@ from duck.store import AlreadyExists, Store
 
 from .conftest import (
     PASSWORD,
+    ROOT,
     StartDuck,
     imap_session,
     imap_view,
@@ -205,3 +210,41 @@ async def test_ledger_makes_an_imported_message_once_only(store: Store) -> None:
     assert await store.imports.done(user, "test:source") == {"k1"}
     used, _ = await store.quota(user)
     assert used == len(data)  # the refused copy took no quota
+
+
+async def test_an_import_killed_midway_resumes_without_duplicates(
+        start_duck: StartDuck, mongo_uri: str, tmp_path: Path) -> None:
+    server = await start_duck(new_db())
+    user = await _user(server)
+    assert server.store is not None
+    total = 60
+    mbox = b"".join(b"From a@example.org Mon Jan  1 00:00:00 2024\n" + _text(n) + b"\n"
+                    for n in range(total))
+    (tmp_path / "big.mbox").write_bytes(mbox)
+    source = f"mbox:{(tmp_path / 'big.mbox').resolve()}"
+    args = ("import", "mbox", tmp_path / "big.mbox", "--user", ALICE, "--quiet",
+            "--mongo-uri", mongo_uri, "--database", server.config.database)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "duck.cli", *map(str, args)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with trio.fail_after(120):
+            while len(await server.store.imports.done(user, source)) < 10:
+                assert process.poll() is None, "the import ended before it was killed"
+                await trio.sleep(0.02)
+        process.kill()  # SIGKILL: no cleanup of any kind
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    # (A commit the killed process had sent may still land: the count is read by
+    # the resumed run.)
+    ran = await run_duck(*args)
+    assert ran.code == 0, ran.err
+    imported, before = map(int, re.findall(r"imported (\d+), already there (\d+)", ran.out)[0])
+    assert imported + before == total and 10 <= before < total
+    bodies = [m.body for m in (await imap_view(server, ALICE))["INBOX"].messages]
+    assert sorted(bodies) == sorted(crlf(_text(n)) for n in range(total))
