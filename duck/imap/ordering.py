@@ -117,21 +117,31 @@ def record_order(rec: MessageRecord) -> list[bytes]:
     return keys
 
 
-async def ordered(store: Store, mailbox_id: str, uids: Iterable[int]
+#: What a SORT by ARRIVAL and SIZE alone gets for keys: those come with the record.
+NO_KEYS: list[bytes] = []
+
+
+async def ordered(store: Store, mailbox_id: str, uids: Iterable[int], *, keys: bool = True
                   ) -> AsyncIterator[list[tuple[MessageRecord, list[bytes]]]]:
     """Each message's record (uid, size, internal date) and keys, a batch at a time
     as the store's replies arrive; messages expunged meanwhile are left out (RFC
-    2180 §4.1.2). Keys missing from the store are made here and saved."""
+    2180 §4.1.2). Keys missing from the store are made here and saved. Without
+    ``keys`` (a SORT by ARRIVAL and SIZE only), records alone, with NO_KEYS."""
+    if not keys:
+        async for batch in store.messages.fetch_batches(mailbox_id, uids,
+                                                        ["size", "internal_date"]):
+            yield [(rec, NO_KEYS) for rec in batch]
+        return
     async for batch in store.messages.fetch_batches(mailbox_id, uids,
                                                     ["size", "internal_date"], [ORDER]):
         out: list[tuple[MessageRecord, list[bytes]]] = []
         missing: list[int] = []
         for rec in batch:
-            keys = decode((rec.renderings or {}).get(ORDER))
-            if keys is None:
+            found = decode((rec.renderings or {}).get(ORDER))
+            if found is None:
                 missing.append(rec.uid)
             else:
-                out.append((rec, keys))
+                out.append((rec, found))
         for start in range(0, len(missing), MISSING_BATCH):
             made = await _make(store, mailbox_id, missing[start:start + MISSING_BATCH])
             out += made

@@ -139,6 +139,10 @@ _KEYS: dict[SortKey, Callable[[MessageRecord, list[bytes]], Any]] = {
 }
 
 
+#: Criteria whose keys come with the record itself (no precomputed keys needed).
+RECORD_ONLY = frozenset({SortKey.ARRIVAL, SortKey.SIZE})
+
+
 def record_keys(criteria: tuple[SortCriterion, ...], rec: MessageRecord,
                 keys: list[bytes]) -> tuple[Any, ...]:
     """A message's key per criterion (REVERSE not applied)."""

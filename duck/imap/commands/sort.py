@@ -18,7 +18,7 @@ from .. import ordering
 from ..errors import bad
 from ..grammar.cmd_search import Sort, Thread
 from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
-from ..sortkeys import MSGID, REFS, REPLY, SENT, SUBJECT, arrival, record_keys
+from ..sortkeys import MSGID, RECORD_ONLY, REFS, REPLY, SENT, SUBJECT, arrival, record_keys
 from ..threading import Container, Threadable, references, refs
 from .registry import command
 from .search import check_returns, in_order, matching_uids, partial_result, saved_result
@@ -38,7 +38,8 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
     # (uid, key per criterion), made batch by batch as the store sends them: memory
     # holds keys, not envelopes, however many messages match.
     keyed: dict[int, tuple[Any, ...]] = {}
-    async for batch in ordering.ordered(s.store, view.mailbox.id, uids):
+    need = any(c.key not in RECORD_ONLY for c in criteria)
+    async for batch in ordering.ordered(s.store, view.mailbox.id, uids, keys=need):
         for rec, keys in batch:
             keyed[rec.uid] = record_keys(criteria, rec, keys)
     # A message expunged elsewhere whose data is gone is left out (RFC 2180 §4.1.2).
