@@ -103,7 +103,8 @@ async def test_events_arrive_between_commands(imap_server: Any) -> None:
     """RFC 5465 §5: after NOTIFY the client need not IDLE: STATUS for new mail in
     another mailbox and LIST for created, renamed, deleted mailboxes arrive while
     the client sends nothing."""
-    with trio.fail_after(30):
+    # Eleven commands and their events: 30 s was seen to run out at load 15.
+    with trio.fail_after(90):
         a = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
         b = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
         await a.command(b"s", b"SELECT INBOX")
