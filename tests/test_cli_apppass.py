@@ -1,63 +1,36 @@
-"""``duck apppass create|list|revoke`` against a real database."""
+"""``duck apppass create|list|revoke``, each run as ``python -m duck.cli`` against a
+running server, which then accepts or refuses the application password over IMAP."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import pytest
-import trio
-
-from duck.cli import main
-from duck.store import AuthenticationFailed, Store
+from test_admin_cli import _imap_login, duck
 
 
-def _login(mongo_uri: str, db_name: str, secret: str) -> bool:
-    async def run() -> bool:
-        store = await Store.open(mongo_uri, db_name)
-        try:
-            await store.authenticate("ann@example.com", secret, protocol="imap",
-                                     mechanism="PLAIN", peer="127.0.0.1")
-            return True
-        except AuthenticationFailed:
-            return False
-        finally:
-            await store.aclose()
-
-    return trio.run(run)
-
-
-def _drop(mongo_uri: str, db_name: str) -> None:
-    async def run() -> None:
-        store = await Store.open(mongo_uri, db_name)
-        await store.database.run(store.database.client.drop_database, db_name)
-        await store.aclose()
-
-    trio.run(run)
-
-
-def test_apppass_commands(tmp_path: Path, mongo_uri: str, db_name: str,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+async def test_apppass_commands(duck_server: Any, tmp_path: Path) -> None:
     password = tmp_path / "pw"
     password.write_text("main-secret\n")
-    common = ["--mongo-uri", mongo_uri, "--database", db_name]
-    try:
-        assert main(["user", "create", "ann@example.com", *common,
-                     "--password-file", str(password)]) == 0
-        capsys.readouterr()
-        assert main(["apppass", "create", "ann@example.com", *common,
-                     "--description", "phone", "--scope", "imap"]) == 0
-        out = capsys.readouterr().out
-        secret = next(ln for ln in out.splitlines() if ln.startswith("password: "))[10:]
-        ident = next(ln for ln in out.splitlines() if ln.startswith("id: "))[4:]
-        assert _login(mongo_uri, db_name, secret)
-        assert main(["apppass", "list", "ann@example.com", *common]) == 0
-        listing = capsys.readouterr().out
-        assert ident in listing and "phone" in listing and "127.0.0.1" in listing
-        assert secret not in listing and secret.replace(" ", "") not in listing
-        assert main(["apppass", "revoke", "ann@example.com", ident, *common]) == 0
-        assert not _login(mongo_uri, db_name, secret)
-        assert main(["apppass", "revoke", "ann@example.com", ident, *common]) == 1
-        assert main(["apppass", "list", "nobody@example.com", *common]) == 1
-        assert "no such user" in capsys.readouterr().err
-    finally:
-        _drop(mongo_uri, db_name)
+    made = await duck(duck_server, "user", "create", "ann@example.com",
+                      "--password-file", str(password))
+    assert made.returncode == 0, made.stderr
+    created = await duck(duck_server, "apppass", "create", "ann@example.com",
+                         "--description", "phone", "--scope", "imap")
+    assert created.returncode == 0, created.stderr
+    lines = created.stdout.splitlines()
+    secret = next(ln for ln in lines if ln.startswith("password: "))[10:]
+    ident = next(ln for ln in lines if ln.startswith("id: "))[4:]
+    assert await _imap_login(duck_server, "ann@example.com", secret)
+    listed = await duck(duck_server, "apppass", "list", "ann@example.com")
+    assert listed.returncode == 0, listed.stderr
+    assert ident in listed.stdout and "phone" in listed.stdout
+    assert "127.0.0.1" in listed.stdout  # where it was last used
+    assert secret not in listed.stdout and secret.replace(" ", "") not in listed.stdout
+    revoked = await duck(duck_server, "apppass", "revoke", "ann@example.com", ident)
+    assert revoked.returncode == 0, revoked.stderr
+    assert not await _imap_login(duck_server, "ann@example.com", secret)
+    again = await duck(duck_server, "apppass", "revoke", "ann@example.com", ident)
+    assert again.returncode == 1 and again.stderr.strip(), again
+    nobody = await duck(duck_server, "apppass", "list", "nobody@example.com")
+    assert nobody.returncode == 1 and nobody.stderr.strip(), nobody
