@@ -86,3 +86,21 @@ async def test_enabled_rev2_mailbox_names_are_utf8(imap_server: Any) -> None:
         await d.login(USER, PASSWORD)
         lines = await d.command(b"l", b'LIST "" "Entw*"')
         assert lines[0] == b'* LIST (\\HasNoChildren) "/" Entw&APw-rfe\r\n', lines
+
+
+async def test_enabled_rev2_select_of_a_shared_mailbox_lists_it_by_its_name(
+        imap_server: Any) -> None:
+    """RFC 9051 §6.3.2: SELECT's LIST response names the mailbox as the client did
+    (another user's mailbox under "Other Users/"), its attributes from the owner's tree."""
+    await imap_server.store.users.create("bob@example.com", "bob-pass")
+    with trio.fail_after(20):
+        a = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        await a.command(b"c", b"CREATE Team/Sub")
+        lines = await a.command(b"g", b"SETACL Team bob@example.com lr")
+        assert lines[-1].startswith(b"g OK"), lines
+        b = await RawClient.logged_in(imap_server.ports["imap"], "bob@example.com", "bob-pass")
+        await b.command(b"e", b"ENABLE IMAP4rev2")
+        name = f"Other Users/{USER}/Team".encode()
+        lines = await b.command(b"s", b'SELECT "' + name + b'"')
+        assert lines[-1].startswith(b"s OK"), lines
+        assert b'* LIST (\\HasChildren) "/" "' + name + b'"\r\n' in lines, lines

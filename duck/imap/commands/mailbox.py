@@ -288,16 +288,17 @@ async def list_(s: CommandContext, cmd: List) -> None:
         await s.send(*responses)
 
 
-async def mailbox_list_data(s: CommandContext, path: str) -> ListData:
-    """What ``LIST "" <path>`` says of an existing mailbox (RFC 9051 §6.3.2 wants it
-    in SELECT's answer, its attributes accurate)."""
-    assert s.user is not None
-    mailboxes = await s.store.mailboxes.list(s.user.id)
-    prefix = path + DELIMITER
+async def mailbox_list_data(s: CommandContext, mailbox: Mailbox, name: str) -> ListData:
+    """What ``LIST "" <name>`` says of an existing mailbox, ``name`` as the client
+    calls it (RFC 9051 §6.3.2 wants it in SELECT's answer, its attributes accurate):
+    children and special use from its owner's tree (another user's, when shared)."""
+    mailboxes = await s.store.mailboxes.list(mailbox.user_id)
+    prefix = mailbox.path + DELIMITER
     attrs_ = ["\\HasChildren" if any(m.path.startswith(prefix) for m in mailboxes)
               else "\\HasNoChildren"]
-    attrs_ += [m.special_use for m in mailboxes if m.path == path and m.special_use]
-    return ListData(tuple(attrs_), DELIMITER, path)
+    if mailbox.special_use:
+        attrs_.append(mailbox.special_use)
+    return ListData(tuple(attrs_), DELIMITER, name)
 
 
 @command(Lsub, AUTHENTICATED)

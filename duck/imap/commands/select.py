@@ -99,7 +99,7 @@ async def _load(s: CommandContext, cmd: Select | Examine, readonly: bool,
     if rev2:
         # RFC 9051 §6.3.2: a LIST response for the mailbox replaces RECENT and the
         # UNSEEN code.
-        responses.append(await mailbox_list_data(s, mailbox.path))
+        responses.append(await mailbox_list_data(s, mailbox, view.name))
     else:
         responses.append(RecentData(len(view.recent)))
         unseen = next((i + 1 for i, u in enumerate(view.uids)
