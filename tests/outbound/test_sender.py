@@ -123,6 +123,10 @@ async def test_gives_up_after_max_age(store: Store, nursery: trio.Nursery) -> No
             await trio.sleep(0.1)
     assert status.status == "failed"
     assert status.refused and "gave up" in status.refused[0][1]
+    # The sender counts after the database has the outcome: wait for its count.
+    with trio.fail_after(5):
+        while sender.statistics()["failed"] == 0:
+            await trio.sleep(0.05)
     assert sender.statistics()["failed"] == 1
 
 
