@@ -44,7 +44,15 @@ from .cmd_any import (
     Unauthenticate,
     Unselect,
 )
-from .cmd_append import Append, AppendMessage, Catenate, CatText, CatUrl
+from .cmd_append import (
+    Append,
+    AppendHead,
+    AppendMessage,
+    Catenate,
+    CatText,
+    CatUrl,
+    append_literal_head,
+)
 from .cmd_base import Command
 from .cmd_ext import (
     GetMetadata,
@@ -92,7 +100,17 @@ from .mutf7 import (
     invalid_mailbox_name,
     normalize_mailbox,
 )
-from .reader import NEED_DATA, CommandReader, ContinuationNeeded, ReaderStatistics, Sentinel
+from .reader import (
+    NEED_DATA,
+    AppendLiteral,
+    CommandReader,
+    ContinuationNeeded,
+    LiteralChunk,
+    LiteralEnd,
+    LiteralEvent,
+    ReaderStatistics,
+    Sentinel,
+)
 from .resp_codes import (
     AppendUid,
     BadCharset,
@@ -172,6 +190,8 @@ __all__ = [
     "AclData",
     "Address",
     "Append",
+    "AppendHead",
+    "AppendLiteral",
     "AppendMessage",
     "AppendUid",
     "Authenticate",
@@ -233,6 +253,9 @@ __all__ = [
     "ListRights",
     "ListRightsData",
     "LiteralBody",
+    "LiteralChunk",
+    "LiteralEnd",
+    "LiteralEvent",
     "LiteralTooLarge",
     "Login",
     "Logout",
@@ -321,6 +344,7 @@ __all__ = [
     "Unsubscribe",
     "UntaggedStatus",
     "VanishedData",
+    "append_literal_head",
     "decode_mailbox_name",
     "encode_mailbox_name",
     "invalid_mailbox_name",

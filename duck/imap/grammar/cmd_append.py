@@ -9,7 +9,8 @@ import attrs
 
 from .cmd_base import Command, to_flags, to_mailbox, to_tuple
 from .encode import Encoder
-from .lexer import Cursor, decode_text
+from .errors import ImapProtocolError
+from .lexer import TAG_RE, Cursor, decode_text
 
 
 @attrs.frozen
@@ -57,6 +58,9 @@ class AppendMessage:
     date: dt.datetime | None = attrs.field(default=None, validator=_check_date)
     binary: bool = False
     utf8: bool = False
+    #: The octets were handed out as they came (``CommandReader.stream_append``),
+    #: not kept: ``data`` is then empty.
+    streamed: bool = False
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.data, Catenate) and (self.binary or self.utf8):
@@ -153,3 +157,69 @@ def _parse_cat_part(c: Cursor) -> CatText | CatUrl:
         c.sp()
         return CatUrl(decode_text(c.astring()))
     raise c.error("expected TEXT or URL")
+
+
+@attrs.frozen
+class AppendHead:
+    """What comes before the data literal of one message of an APPEND: the
+    command's tag and mailbox, the message's place in it (0: the first; more with
+    MULTIAPPEND) and its flags, date and ``UTF8 (...)`` wrapping (RFC 6855 §4)."""
+
+    tag: str
+    mailbox: str
+    index: int
+    flags: tuple[str, ...] = ()
+    date: dt.datetime | None = None
+    utf8: bool = False
+
+
+def append_literal_head(buf: bytes, *, utf8: bool = False, max_depth: int = 64
+                        ) -> AppendHead | None:
+    """Whether the literal announced at the end of ``buf`` is the data of a message
+    of an APPEND (not a CATENATE TEXT part, nor a mailbox name): then its head.
+
+    ``buf`` is a command read so far (literals inline, without their octets where
+    the caller did not keep them: ``{0}``), ending with the literal's announcement
+    rewritten as an empty one (``{0}\\r\\n`` or ``~{0}\\r\\n``). Anything that
+    does not parse is None: that literal is then kept whole and the complete
+    command parsed (and refused) as ever.
+    """
+    m = TAG_RE.match(buf)
+    if m is None:
+        return None
+    tag = m.group().decode("ascii")
+    c = Cursor(buf, m.end(), tag=tag, max_depth=max_depth, utf8=utf8)
+    try:
+        c.sp()
+        if not c.accept_word(b"APPEND"):
+            return None
+        c.sp()
+        mailbox = c.mailbox()
+        index = 0
+        while c.accept(b" "):
+            flags: tuple[str, ...] = ()
+            date = None
+            if c.peek() == 0x28:
+                flags = c.flag_list()
+                c.sp()
+            if c.peek() == 0x22:
+                date = c.date_time()
+                c.sp()
+            if c.accept_word(b"CATENATE"):
+                c.sp()
+                c.paren_list(lambda: _parse_cat_part(c), allow_empty=False)
+            elif c.accept_word(b"UTF8"):
+                c.sp()
+                c.open()
+                c.literal(binary_ok=True)
+                if c.at_end():
+                    return AppendHead(tag, mailbox, index, flags, date, utf8=True)
+                c.close()
+            else:
+                c.literal_ex(binary_ok=True)
+                if c.at_end():
+                    return AppendHead(tag, mailbox, index, flags, date)
+            index += 1
+    except (ImapProtocolError, ValueError, RecursionError):
+        return None
+    return None

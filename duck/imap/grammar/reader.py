@@ -5,6 +5,13 @@ parsing happens: a line ending in ``{n}`` / ``{n+}`` / ``~{n}`` announces ``n``
 octets that are taken verbatim, so literal data is never interpreted as commands.
 Every buffer is capped by :class:`Limits`; the line scan resumes where it stopped,
 so a slowly growing line costs linear, not quadratic, time.
+
+With ``stream_append`` set, the data literal of each message of an APPEND is not
+kept: its octets are handed out as they arrive (:class:`AppendLiteral`, then
+:class:`LiteralChunk` events, then :class:`LiteralEnd`), and the command that
+follows carries those messages as ``streamed`` with empty data. The caps are the
+same (the literal is refused before a byte of it is read, and it counts towards
+``max_command``); CATENATE's TEXT parts and other literals are kept as before.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import re
 
 import attrs
 
+from .cmd_append import Append, AppendHead, append_literal_head
 from .cmd_base import Command
 from .commands import parse_command
 from .errors import (
@@ -54,6 +62,35 @@ class ContinuationNeeded:
 
 
 @attrs.frozen
+class AppendLiteral:
+    """The data literal of one APPEND message starts (``stream_append``): its
+    ``size`` octets follow as :class:`LiteralChunk` events, then :class:`LiteralEnd`.
+    A synchronizing one comes after its :class:`ContinuationNeeded` was accepted."""
+
+    head: AppendHead
+    size: int
+    binary: bool
+
+
+@attrs.frozen
+class LiteralChunk:
+    """The next octets of the literal being streamed (never empty)."""
+
+    data: bytes
+
+
+@attrs.frozen
+class LiteralEnd:
+    """The literal being streamed is complete; the command's next line follows."""
+
+    size: int
+
+
+#: What a streamed literal is told by.
+LiteralEvent = AppendLiteral | LiteralChunk | LiteralEnd
+
+
+@attrs.frozen
 class ReaderStatistics:
     """Counters of a :class:`CommandReader` (trio-style ``statistics()``)."""
 
@@ -65,6 +102,7 @@ class ReaderStatistics:
 class _State(enum.Enum):
     LINE = "LINE"                      # expecting a (first or continuation) line
     LITERAL = "LITERAL"                # reading literal octets into the command
+    STREAM = "STREAM"                  # handing out literal octets as they come
     AWAIT_DECISION = "AWAIT_DECISION"  # ContinuationNeeded returned, not yet answered
     DISCARD_LINE = "DISCARD_LINE"      # dropping the rest of a failed command's lines
     DISCARD_LITERAL = "DISCARD_LITERAL"  # dropping a non-synchronizing literal
@@ -74,6 +112,10 @@ class _State(enum.Enum):
 # literal = "{" number64 ["+"] "}" CRLF; literal8 = "~{" number64 ["+"] "}" CRLF
 _LITERAL_TAIL_RE = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\Z")
 _COMPACT_AT = 64 * 1024
+_APPEND_RE = re.compile(rb"[^ ]+ APPEND ", re.IGNORECASE)
+#: Literals up to this size stay in the skeleton the APPEND heads are parsed from
+#: (a mailbox name sent as a literal); larger ones are in it as ``{0}``.
+_SKELETON_LITERAL = 1024
 
 
 class CommandReader:
@@ -81,12 +123,15 @@ class CommandReader:
     and errors. Feed with :meth:`receive_data`, drain with :meth:`next_event`.
 
     Set ``utf8_enabled`` after ENABLE UTF8=ACCEPT: mailbox names are then UTF-8
-    rather than modified UTF-7 (RFC 6855 §3).
+    rather than modified UTF-7 (RFC 6855 §3). Set ``stream_append`` to have the
+    data literals of APPEND messages handed out as they arrive (module docstring).
     """
 
-    def __init__(self, limits: Limits | None = None, *, utf8_enabled: bool = False) -> None:
+    def __init__(self, limits: Limits | None = None, *, utf8_enabled: bool = False,
+                 stream_append: bool = False) -> None:
         self.limits = limits if limits is not None else Limits()
         self.utf8_enabled = utf8_enabled
+        self.stream_append = stream_append
         self._buf = bytearray()
         self._start = 0
         self._scan = 0
@@ -96,7 +141,18 @@ class CommandReader:
         self._tag: str | None = None
         self._remaining = 0
         self._pending: ContinuationNeeded | None = None
+        self._literal_kept = False
         self._pending_returned = False
+        # APPEND streaming: the command's lines with its large literals as {0}
+        # (None when the command is no APPEND), the literal being streamed, the
+        # messages streamed so far and their octets.
+        self._skeleton: bytearray | None = None
+        self._stream_head: AppendHead | None = None
+        self._stream_binary = False
+        self._stream_size = 0
+        self._started = False
+        self._streamed: list[int] = []
+        self._streamed_octets = 0
         self._fatal: ImapProtocolError | None = None
         self._commands = 0
         self._errors = 0
@@ -127,8 +183,9 @@ class CommandReader:
     @property
     def announced(self) -> int:
         """Octets of the command being read, its literals announced so far included
-        (0 between commands): what reading it to the end will hold."""
-        return self._size
+        but not those streamed (0 between commands): what reading it to the end
+        will hold."""
+        return self._size - self._streamed_octets
 
     @property
     def awaiting_literal_decision(self) -> bool:
@@ -143,7 +200,7 @@ class CommandReader:
             raise ReaderStateError("accept_literal without a pending literal")
         self._remaining = self._pending.size
         self._pending = None
-        self._state = _State.LITERAL
+        self._state = _State.STREAM if self._stream_head is not None else _State.LITERAL
 
     def reject_literal(self) -> None:
         """Refuse the announced literal (server sends tagged NO/BAD); the client drops
@@ -165,8 +222,9 @@ class CommandReader:
         line = self._take_line()
         return NEED_DATA if line is None else line
 
-    def next_event(self) -> Command | ContinuationNeeded | Sentinel:
-        """The next parsed command, a ContinuationNeeded, or NEED_DATA.
+    def next_event(self) -> Command | ContinuationNeeded | LiteralEvent | Sentinel:
+        """The next parsed command, a ContinuationNeeded, a streamed literal's event
+        (``stream_append``), or NEED_DATA.
 
         Raises an :class:`ImapProtocolError` for a bad command. When it is not fatal
         the reader has already arranged to drop the rest of that command and goes on
@@ -190,13 +248,18 @@ class CommandReader:
                     return NEED_DATA
                 take = min(available, self._remaining)
                 if state is _State.LITERAL:
-                    self._parts.append(bytes(self._buf[self._start : self._start + take]))
+                    piece = bytes(self._buf[self._start : self._start + take])
+                    self._parts.append(piece)
+                    if self._skeleton is not None and self._literal_kept:
+                        self._skeleton += piece
                 self._start += take
                 self._scan = self._start
                 self._remaining -= take
                 if self._remaining:
                     return NEED_DATA
                 self._state = _State.LINE if state is _State.LITERAL else _State.DISCARD_LINE
+            elif state is _State.STREAM:
+                return self._stream_event()
             elif state is _State.AWAIT_DECISION:
                 if self._pending is not None and not self._pending_returned:
                     self._pending_returned = True
@@ -206,6 +269,57 @@ class CommandReader:
                 raise self._refail()
 
     # -- internals ---------------------------------------------------------------------
+
+    def _stream_event(self) -> AppendLiteral | LiteralChunk | LiteralEnd | Sentinel:
+        head = self._stream_head
+        assert head is not None
+        if not self._started:
+            self._started = True
+            return AppendLiteral(head, self._stream_size, self._stream_binary)
+        if not self._remaining:
+            self._streamed.append(head.index)
+            self._stream_head = None
+            self._started = False
+            self._state = _State.LINE
+            return LiteralEnd(self._stream_size)
+        take = min(len(self._buf) - self._start, self._remaining)
+        if not take:
+            return NEED_DATA
+        data = bytes(self._buf[self._start : self._start + take])
+        self._start += take
+        self._scan = self._start
+        self._remaining -= take
+        return LiteralChunk(data)
+
+    def _streamed_command(self, cmd: Command) -> Command:
+        """The parsed APPEND with its streamed messages marked as such."""
+        if not self._streamed or not isinstance(cmd, Append):
+            return cmd
+        marked = set(self._streamed)
+        return attrs.evolve(cmd, messages=tuple(
+            attrs.evolve(m, streamed=True) if i in marked and isinstance(m.data, bytes)
+            else m for i, m in enumerate(cmd.messages)))
+
+    def _stream_decision(self, line: bytes, literal: re.Match[bytes], first: bool
+                         ) -> tuple[bytes, AppendHead | None]:
+        """At a literal's announcement: whether it is an APPEND message's data to
+        stream (then its head), and the line as the command keeps it."""
+        if first:
+            self._skeleton = (bytearray() if self.stream_append and _APPEND_RE.match(line)
+                              else None)
+        if self._skeleton is None:
+            return line, None
+        empty = line[: literal.start()] + (b"~{0}" if literal.group(1) else b"{0}")
+        head = append_literal_head(bytes(self._skeleton) + empty + b"\r\n",
+                                   utf8=self.utf8_enabled, max_depth=self.limits.max_depth)
+        if head is not None:
+            self._skeleton += empty + b"\r\n"
+            return empty, head
+        if int(literal.group(2)) <= _SKELETON_LITERAL:
+            self._skeleton += line + b"\r\n"  # (the octets follow: _take_literal)
+        else:
+            self._skeleton += empty + b"\r\n"
+        return line, None
 
     def _take_line(self) -> bytes | None:
         buf = self._buf
@@ -227,7 +341,8 @@ class CommandReader:
             ))
         return line
 
-    def _on_line(self, line: bytes) -> Command | ContinuationNeeded | None:
+    def _on_line(self, line: bytes
+                 ) -> Command | ContinuationNeeded | LiteralEvent | Sentinel | None:
         first = not self._parts
         if first and not line:
             # RFC 3501 §2.2.1 / §7.1.5: a line without a tag is no command; it is
@@ -250,6 +365,7 @@ class CommandReader:
             else:
                 self._parts.append(line)
                 data = b"".join(self._parts)
+            streamed = self._streamed
             self._reset_command()
             try:
                 cmd = parse_command(data, utf8=self.utf8_enabled, max_depth=self.limits.max_depth)
@@ -257,6 +373,10 @@ class CommandReader:
                 self._errors += 1
                 raise
             self._commands += 1
+            if streamed:
+                self._streamed = streamed
+                cmd = self._streamed_command(cmd)
+                self._streamed = []
             return cmd
         if first:
             m = TAG_RE.match(line)
@@ -279,15 +399,25 @@ class CommandReader:
             raise self._fail_command(
                 CommandTooLarge(f"command longer than {self.limits.max_command} octets"), literal)
         self._size += size
-        self._parts.append(line + b"\r\n")
+        kept, head = self._stream_decision(line, literal, first)
+        self._parts.append(kept + b"\r\n")
+        self._literal_kept = size <= _SKELETON_LITERAL
+        if head is not None:
+            self._stream_head = head
+            self._stream_binary = binary
+            self._stream_size = size
+            self._streamed_octets += size
         if sync:
             assert self._tag is not None
             self._state = _State.AWAIT_DECISION
             self._pending = ContinuationNeeded(self._tag, size, binary)
             self._pending_returned = True
             return self._pending
-        self._state = _State.LITERAL
         self._remaining = size
+        if head is not None:
+            self._state = _State.STREAM
+            return self._stream_event()
+        self._state = _State.LITERAL
         return None
 
     def _tag_of(self, line: bytes, first: bool) -> str | None:
@@ -346,3 +476,8 @@ class CommandReader:
         self._size = 0
         self._tag = None
         self._pending_returned = False
+        self._skeleton = None
+        self._stream_head = None
+        self._started = False
+        self._streamed = []
+        self._streamed_octets = 0
