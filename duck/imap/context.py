@@ -24,6 +24,7 @@ from .view import SelectedView
 from .wire import Wire
 
 if TYPE_CHECKING:
+    from .commands.incoming import Incoming
     from .notifyfeed import NotifyFeed
     from .searchcontext import SearchContexts
 
@@ -93,6 +94,7 @@ class CommandContext(Protocol):
     enabled: set[str]
     notify: NotifyFeed | None
     reader: CommandReader
+    incoming: Incoming
     wire: Wire | None
     contexts: SearchContexts
 

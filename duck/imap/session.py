@@ -30,12 +30,20 @@ from duck.store import (
 from . import capabilities as caps
 from . import notifyfeed
 from .commands import REGISTRY
+from .commands.incoming import Incoming, keeps
 from .context import ANSWERED, Done, ServerContext, State
 from .errors import CommandError, from_store_error
 from .grammar.cmd_base import Command
 from .grammar.errors import ImapProtocolError
 from .grammar.limits import Limits
-from .grammar.reader import NEED_DATA, CommandReader, ContinuationNeeded
+from .grammar.reader import (
+    NEED_DATA,
+    AppendLiteral,
+    CommandReader,
+    ContinuationNeeded,
+    LiteralChunk,
+    LiteralEnd,
+)
 from .grammar.resp_codes import (
     SIMPLE_CODES,
     CapabilityCode,
@@ -84,6 +92,8 @@ class Session:
         #: SEARCH/SORT RETURN (UPDATE) results kept current (RFC 5267 §4.3).
         self.contexts = SearchContexts()
         self.reader = CommandReader(self._limits())
+        #: The APPEND literals being streamed into the store (commands/incoming.py).
+        self.incoming = Incoming(self.store)
         self.wire: Wire | None = None
         self._stream = stream
         self._input_scope: trio.CancelScope | None = None
@@ -223,6 +233,7 @@ class Session:
                     nursery.cancel_scope.cancel()
         finally:
             counts["open"] -= 1
+            await self.incoming.discard()  # (a connection gone in mid-APPEND)
             self._release_literals()
             self.unselect()
             self._stop_notify()
@@ -252,6 +263,7 @@ class Session:
                 event = self.reader.next_event()
             except ImapProtocolError as exc:
                 self._release_literals()
+                await self.incoming.discard()
                 if exc.fatal:
                     await self.bye(_text(exc.message), _code(exc.code))
                     await self._drain()
@@ -268,12 +280,15 @@ class Session:
                 self.reader.receive_data(data)
             elif isinstance(event, ContinuationNeeded):
                 await self._literal_decision(event)
+            elif isinstance(event, AppendLiteral | LiteralChunk | LiteralEnd):
+                await self.incoming.on_event(event, self.config.max_message_size)
             else:
                 assert isinstance(event, Command)
                 try:
                     await self._run_command(event)
                 finally:
                     self._release_literals()
+                    await self.incoming.discard()  # (what the command did not take)
                 if self.state is not State.LOGOUT and self.ctx.shutdown.is_set():
                     await self.bye("server shutting down", Code("UNAVAILABLE"))
 
@@ -298,10 +313,12 @@ class Session:
         else:
             await self.send(UntaggedStatus("BAD", code, _text(exc.message)))
 
-    async def _reserve_literals(self) -> None:
+    async def _reserve_literals(self, kept: int = 0) -> None:
         """Before reading more of a command with large literals (or asking for one):
-        a share of the process's literal budget as large as the command announced."""
-        announced = self.reader.announced
+        a share of the process's literal budget as large as the command announced,
+        its streamed APPEND literals left out unless they are kept whole (``kept``:
+        the octets of one about to be asked for that will be)."""
+        announced = self.reader.announced + self.incoming.kept + kept
         want = announced * LITERAL_COPIES
         if want > self._literal_share and announced > LITERAL_FREE:
             self._literal_share = await self.ctx.limits.literals.grow(
@@ -319,7 +336,9 @@ class Session:
             await self.send_tagged(event.tag, "NO", f"literal larger than {limit} octets",
                                    Code("TOOBIG"))
             return
-        await self._reserve_literals()
+        head = self.reader.stream_head
+        kept = head is not None and keeps(event.size, event.binary, head)
+        await self._reserve_literals(event.size if kept else 0)
         self.reader.accept_literal()
         await self.send(Continuation("ready for literal data"))
 
@@ -598,6 +617,7 @@ class Session:
         self.user = user
         self.state = State.AUTHENTICATED
         self.reader.limits = self._limits()
+        self.reader.stream_append = True
 
     def logout_user(self) -> None:
         """Back to NOT AUTHENTICATED (RFC 8437 UNAUTHENTICATE): the user's slot and
@@ -612,6 +632,7 @@ class Session:
         self.reader.utf8_enabled = False
         self.state = State.NOT_AUTHENTICATED
         self.reader.limits = self._limits()
+        self.reader.stream_append = False
 
     def take_user_slot(self, user: User) -> bool:
         """Reserve one of the user's connection slots (per process)."""

@@ -4,9 +4,10 @@
 The literal's size is checked when it is announced, before a byte of it is read:
 the session refuses a synchronizing literal over the limit with NO [TOOBIG]
 (the reader reports the announcement as ContinuationNeeded). An accepted literal
-is framed whole by the grammar's reader, so it is held in memory (at most
-APPENDLIMIT octets) until the store has it; the store then streams it into its
-bodies.
+is streamed into the store's ingest as it arrives (incoming.py); once the whole
+command is read, each message is delivered here, and the tagged OK follows only
+when all of them are durable. Small literals are kept whole and stored in one
+call, as are those of a command read before login.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from duck.mime.binary import encode_binary_parts
 from duck.store import (
     DeliveryTarget,
+    Ingested,
     InvalidInput,
     JournalEntry,
     NotFound,
@@ -48,7 +50,7 @@ async def append(s: CommandContext, cmd: Append) -> Done:
     assert s.user is not None
     limit = s.config.max_message_size
     for msg in cmd.messages:
-        if not isinstance(msg.data, Catenate) and len(msg.data) > limit:
+        if not isinstance(msg.data, Catenate) and not msg.streamed and len(msg.data) > limit:
             raise no(f"message larger than {limit} octets", "TOOBIG")
     # The mailbox is not looked up first: the delivery finds it by name in the
     # same round trip that allocates the UID, and says NotFound when it is not there.
@@ -96,15 +98,19 @@ async def append(s: CommandContext, cmd: Append) -> Done:
                      or view.mailbox.user_id != owner_id
                      else (view.mailbox.id, view.modseq))
             result: AppendResult | Delivered
-            if i in pieces:
+            received = s.incoming.take(i) if msg.streamed else msg.data
+            if isinstance(received, StoreError):
+                raise received  # (from the store while the literal was read)
+            if i in pieces or isinstance(received, Ingested):
                 target = DeliveryTarget(owner_id, path, tuple(flags), msg.date,
                                         claim_recent=claim)
-                result = await catenate.store(s, pieces[i], target, limit)
+                result = (await catenate.store(s, pieces[i], target, limit) if i in pieces
+                          else await _deliver(s, received, target))
             else:
-                assert isinstance(msg.data, bytes)
+                assert isinstance(received, bytes)
                 # RFC 3516 §4.3: parts sent as binary octets with NUL in them are kept
                 # base64-encoded (BODY[] may not carry NUL; BINARY[] decodes them).
-                data = encode_binary_parts(msg.data) if msg.binary else msg.data
+                data = encode_binary_parts(received) if msg.binary else received
                 result = await s.store.messages.append(
                     owner_id, path, data, flags, msg.date, claim_recent=claim
                 )
@@ -126,6 +132,16 @@ async def append(s: CommandContext, cmd: Append) -> Done:
             await _undo(s, mailbox_id, uids)
         raise
     return Done("APPEND completed", AppendUid(uidvalidity, SequenceSet.from_ints(uids)))
+
+
+async def _deliver(s: CommandContext, ingested: Ingested | bytes | Catenate,
+                   target: DeliveryTarget) -> Delivered:
+    """Deliver a message the session streamed into the store's ingest."""
+    assert isinstance(ingested, Ingested)
+    result = (await s.store.messages.deliver(ingested, [target]))[0]
+    if isinstance(result, StoreError):
+        raise result
+    return result
 
 
 async def _undo(s: CommandContext, mailbox_id: str, uids: list[int]) -> None:

@@ -188,6 +188,12 @@ class CommandReader:
         return self._size - self._streamed_octets
 
     @property
+    def stream_head(self) -> AppendHead | None:
+        """The APPEND message whose data literal was announced last and will be
+        streamed (``stream_append``), until its :class:`LiteralEnd`; else None."""
+        return self._stream_head
+
+    @property
     def awaiting_literal_decision(self) -> bool:
         """Whether a ContinuationNeeded is waiting for accept/reject."""
         return self._state is _State.AWAIT_DECISION

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import trio
+
 from duck.mime.events import LargeBodyBytes, LargeBodyEnd, LargeBodyStart, SkeletonBytes
 from duck.mime.indexer import MessageIndexer
 from duck.mime.model import IndexerLimits
@@ -110,7 +112,10 @@ class Ingest:
         if self._done:
             return
         self._done = True
-        await self._database.run(self._abort_sync)
+        # Shielded: a write or finish cancelled midway (the client went away) still
+        # removes its upload, which nothing else would (but the sweep, much later).
+        with trio.CancelScope(shield=True):
+            await self._database.run(self._abort_sync)
 
     def whole_sync(self, data: bytes) -> Ingested:
         """``write(data)`` then ``finish()`` in the calling (worker) thread: a message
