@@ -24,7 +24,7 @@ from .view import SelectedView
 from .wire import Wire
 
 if TYPE_CHECKING:
-    from .commands.incoming import Incoming
+    from .incoming import Incoming
     from .notifyfeed import NotifyFeed
     from .searchcontext import SearchContexts
 

@@ -30,7 +30,6 @@ from duck.store import (
 from . import capabilities as caps
 from . import notifyfeed
 from .commands import REGISTRY
-from .commands.incoming import Incoming, keeps
 from .context import ANSWERED, Done, ServerContext, State
 from .errors import CommandError, from_store_error
 from .grammar.cmd_base import Command
@@ -52,6 +51,7 @@ from .grammar.resp_codes import (
     ResponseCode,
 )
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
+from .incoming import Incoming, keeps
 from .limits import LITERAL_COPIES, LITERAL_FREE, PREAUTH_LITERAL_MAX
 from .namespaces import require
 from .notifyfeed import NotifyFeed
@@ -92,7 +92,7 @@ class Session:
         #: SEARCH/SORT RETURN (UPDATE) results kept current (RFC 5267 §4.3).
         self.contexts = SearchContexts()
         self.reader = CommandReader(self._limits())
-        #: The APPEND literals being streamed into the store (commands/incoming.py).
+        #: The APPEND literals being streamed into the store (incoming.py).
         self.incoming = Incoming(self.store)
         self.wire: Wire | None = None
         self._stream = stream

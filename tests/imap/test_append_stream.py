@@ -70,8 +70,8 @@ async def test_large_append_imaplib_byte_exact(imap_server: Any) -> None:
         # One message; its two attachments went to GridFS as bodies.
         assert after[4] - before[4] == 1 and after[5] - before[5] == 2, (before, after)
         assert after[0] - before[0] == len(message) and after[2] == before[2]
-        typ, sel = await blocking(lambda: c.select("INBOX"))
-        typ, uv = await blocking(lambda: c.response("UIDVALIDITY"))
+        await blocking(lambda: c.select("INBOX"))
+        _, uv = await blocking(lambda: c.response("UIDVALIDITY"))
         assert uv[0] == m.group(1)
         typ, data = await blocking(lambda: c.uid("FETCH", m.group(2).decode(),
                                                  "(RFC822.SIZE FLAGS BODY.PEEK[])"))

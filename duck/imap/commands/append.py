@@ -4,7 +4,7 @@
 The literal's size is checked when it is announced, before a byte of it is read:
 the session refuses a synchronizing literal over the limit with NO [TOOBIG]
 (the reader reports the announcement as ContinuationNeeded). An accepted literal
-is streamed into the store's ingest as it arrives (incoming.py); once the whole
+is streamed into the store's ingest as it arrives (duck/imap/incoming.py); once the whole
 command is read, each message is delivered here, and the tagged OK follows only
 when all of them are durable. Small literals are kept whole and stored in one
 call, as are those of a command read before login.

@@ -24,9 +24,9 @@ import trio
 
 from duck.store import Ingest, Ingested, Store, StoreError
 
-from ..grammar.cmd_append import AppendHead
-from ..grammar.reader import AppendLiteral, LiteralChunk, LiteralEnd, LiteralEvent
-from ..limits import LITERAL_FREE
+from .grammar.cmd_append import AppendHead
+from .grammar.reader import AppendLiteral, LiteralChunk, LiteralEnd, LiteralEvent
+from .limits import LITERAL_FREE
 
 log = logging.getLogger(__name__)
 
