@@ -148,7 +148,7 @@ class Server:
                 # worker thread finishes its call first), so the store outlives them.
                 async with trio.open_nursery() as services:
                     # Change notification reaches every session of every process.
-                    self.notifier = Notifier(self.store.database)
+                    self.notifier = Notifier(self.store.database, journal=self.store.journal)
                     await services.start(self.notifier.run)
                     if config.smtp_relay:
                         await services.start(self._outbound)

@@ -82,22 +82,6 @@ async def start(s: CommandContext, notify_set: NotifySet,
     return NotifyFeed(notify_set, sub, cursor, mailboxes, subscribed)
 
 
-async def wait_woken(s: CommandContext) -> None:
-    """Until the selected mailbox's or the NOTIFY feed's subscription is woken."""
-    subs = [sub for sub in (s.subscription, s.notify.subscription if s.notify else None)
-            if sub is not None]
-    if not subs:
-        await trio.sleep_forever()
-    async with trio.open_nursery() as nursery:
-        for sub in subs:
-
-            async def one(sub: Subscription = sub) -> None:
-                await sub.wait_pending()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(one)
-
-
 async def receive_between_commands(s: CommandContext) -> bytes | None:
     """The client's next bytes (``s.receive``), sending NOTIFY events meanwhile."""
     while True:

@@ -47,6 +47,8 @@ class Wire:
         self.bytes_in = 0
         self.bytes_out = 0
         self._task_running = False
+        #: Also set when bytes (or the end of the stream) arrive: see ``poll``.
+        self.bell: trio.Event | None = None
 
     # -- receiving ------------------------------------------------------------------
 
@@ -83,6 +85,23 @@ class Wire:
             self._eof = True
         self._busy = False
         self._got_event.set()
+        if self.bell is not None:
+            self.bell.set()
+
+    def poll(self) -> bytes | None:
+        """The next bytes from the peer if they are here, else None (without
+        waiting: a receive is started, whose arrival sets ``bell``); StreamClosed
+        at EOF. For a task that waits for input and other things on one event."""
+        if self._got is not None:
+            data, self._got = self._got, None
+            return data
+        if self._eof:
+            raise StreamClosed()
+        if not self._busy:
+            self._busy = True
+            self._got_event = trio.Event()
+            self._nursery.start_soon(self._receive_one)
+        return None
 
     @property
     def receiving(self) -> bool:

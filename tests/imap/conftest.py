@@ -69,7 +69,7 @@ async def imap_server(
     config.data_dir.mkdir(parents=True)
     cert, key = ensure_self_signed(config.data_dir, config.hostname)
     store = await Store.open(mongo_uri, db_name)
-    notifier = Notifier(store.database)
+    notifier = Notifier(store.database, journal=store.journal)
     shutdown = trio.Event()
     context = ServerContext(store=store, config=config, shutdown=shutdown, notifier=notifier,
                             ssl_context=server_context(cert, key))

@@ -98,22 +98,38 @@ async def test_idle_sees_deliveries_from_other_writers(imap_server: Any) -> None
         assert (await a.until_tagged(b"i"))[-1] == b"i OK IDLE completed\r\n"
 
 
-async def test_idle_sessions_on_one_mailbox_share_a_read(imap_server: Any) -> None:
-    """A delivery wakes every IDLE session on the mailbox; they all report it, and
-    the process reads the journal (and the \\Recent mark) about once for all of
-    them, not once each (RFC 3501 §2.3.2: one of them gets \\Recent)."""
+async def test_idle_sessions_on_one_mailbox_cost_one_journal_read_per_change(
+        imap_server: Any) -> None:
+    """Many sessions IDLE on one mailbox, half of them with CONDSTORE: a delivery and
+    a flag change from outside IMAP each reach every session exactly (EXISTS, one
+    RECENT of 1, RFC 3501 §2.3.2; FETCH with MODSEQ where CONDSTORE is on, RFC 7162
+    §3.1.4), and each costs this process one journal read in all, made before the
+    sessions are woken; the sessions read no journal (the claim of \\Recent is the
+    one other round trip, a find and a findAndModify)."""
+    from duck.store import metrics
+    from duck.store.push.notify import READ_AHEAD
+
     store = imap_server.store
+    sessions = 16
     with trio.fail_after(60):
         clients = []
-        for _ in range(12):
+        for n in range(sessions):
             c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
-            await c.command(b"s", b"SELECT INBOX")
-            await c.send(b"i IDLE\r\n")
-            assert (await c.line()).startswith(b"+ ")
+            await c.command(b"s", b"SELECT INBOX (CONDSTORE)" if n % 2 else b"SELECT INBOX")
             clients.append(c)
         reads = store.journal.statistics()["reads"]
+        for c in clients:
+            await c.send(b"i IDLE\r\n")
+            assert (await c.line()).startswith(b"+ ")
+        # IDLE starts with a journal read of each session's own: wait for them all.
+        reads += sessions
+        while store.journal.statistics()["reads"] < reads:
+            await trio.sleep(0.01)
+        metrics.reset()
         user = await store.users.by_username(USER)
-        await store.messages.append(user.id, "INBOX", simple_message(1))
+        inbox = await store.mailboxes.get(user.id, "INBOX")
+        with metrics.command_scope("writer"):
+            result = await store.messages.append(user.id, "INBOX", simple_message(1))
         recent = 0
         for c in clients:
             assert await c.line() == b"* 1 EXISTS\r\n"
@@ -121,7 +137,21 @@ async def test_idle_sessions_on_one_mailbox_share_a_read(imap_server: Any) -> No
             assert line in (b"* 1 RECENT\r\n", b"* 0 RECENT\r\n"), line
             recent += line == b"* 1 RECENT\r\n"
         assert recent == 1
-        assert store.journal.statistics()["reads"] - reads <= 3
+        with metrics.command_scope("writer"):
+            changed = await store.messages.store_flags(inbox.id, [result.uid], "add",
+                                                       ["\\Flagged"])
+        modseq = changed.changed[0].modseq
+        for n, c in enumerate(clients):
+            line = await c.line()
+            assert line.startswith(b"* 1 FETCH (UID 1 FLAGS (\\Flagged"), line
+            if n % 2:
+                assert line.endswith(b" MODSEQ (%d))\r\n" % modseq), line
+            else:
+                assert b"MODSEQ" not in line, line
+        stats = metrics.statistics()
+        assert stats[READ_AHEAD]["by_db_command"] == {"find": 2}, stats
+        assert stats["IDLE"]["by_db_command"] == {"find": 1, "findAndModify": 1}, stats
+        assert store.journal.statistics()["reads"] - reads == 2
         for c in clients:
             await c.send(b"DONE\r\n")
             assert (await c.until_tagged(b"i"))[-1] == b"i OK IDLE completed\r\n"

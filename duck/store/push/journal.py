@@ -109,6 +109,9 @@ def contiguous(entries: list[JournalEntry], since: int, at: dt.datetime) -> list
 
 #: Mailboxes whose latest read a process keeps for readers that come after it.
 SHARED_READS = 1024
+#: How far behind a change a read made ahead of its wake-up (``prefetch``) may
+#: start, to serve the sessions that followed the previous read too.
+PREFETCH_BACK = 100
 
 
 @attrs.define
@@ -172,6 +175,28 @@ class Journal:
             return read.entries
         finally:
             read.done.set()
+
+    async def prefetch(self, mailbox_id: str, modseq: int) -> None:
+        """Read a mailbox's journal up to a change just announced (``modseq``)
+        before the sessions waiting on the mailbox are woken by it: each of them
+        then finds the read done (``changes_since`` with ``reaching``) and goes
+        from its wake-up to its responses without waiting again. No read when
+        the latest one already reached ``modseq``.
+
+        The read starts where the previous one ended (the sessions that took that
+        one are there), or just before ``modseq`` when that is far back."""
+        shared = self._reads.get(mailbox_id)
+        since = modseq - 1
+        if shared is not None:
+            if not shared.done.is_set():
+                await shared.done.wait()
+            if shared.entries is not None:
+                top = shared.entries[-1].modseq if shared.entries else shared.since
+                if top >= modseq:
+                    return
+                if since - top <= PREFETCH_BACK:
+                    since = top
+        await self.changes_since(mailbox_id, since)
 
     async def _read(self, mailbox_id: str, modseq: int, limit: int) -> list[JournalEntry]:
         oid = parse_id(mailbox_id)
