@@ -14,7 +14,11 @@ streams of one user in this process share one journal read per wake-up (a
 "flight"): a stream joins a read in progress only if that read started after the
 wake-up that woke the stream was published, which the per-user publish counter
 ``_Gen`` tells; otherwise it starts a new read. So 1,000 tabs of one user cost
-one read per change, not 1,000.
+one read per change, not 1,000. A read's events are rendered once for all of
+them, into chunks of bytes of up to ``CHUNK_EVENTS`` events each: a change costs
+each stream one hand-over through its buffer, the response and the HTTP server
+(a delivery's events, ``message.new`` and ``mailbox.counters``, one chunk), not
+one per event.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from .routing import Endpoint
 
 log = logging.getLogger(__name__)
 
+#: Most events in one chunk handed to a stream (its buffer counts chunks).
+CHUNK_EVENTS = 16
+
 
 @attrs.define
 class _Flight:
@@ -46,7 +53,15 @@ class _Flight:
     done: trio.Event = attrs.Factory(trio.Event)
     result: FeedBatch | None = None
     #: The batch's events rendered once for every stream that shares the read.
-    rendered: list[ServerSentEvent] = attrs.Factory(list)
+    rendered: list[_Chunk] = attrs.Factory(list)
+
+
+@attrs.frozen
+class _Chunk:
+    """Consecutive events encoded as one piece of the stream, and how many."""
+
+    data: bytes
+    events: int
 
 
 @attrs.define
@@ -114,7 +129,7 @@ class SseHub:
             del self._gens[user_id]
 
     async def read(self, store: Store, user_id: str, cursor: Cursor, woken: int
-                   ) -> tuple[FeedBatch, list[ServerSentEvent]]:
+                   ) -> tuple[FeedBatch, list[_Chunk]]:
         """The changes after ``cursor`` (and their rendering), from a read that
         started after wake-up number ``woken``."""
         # Streams opened at different times have different cursor times: the key
@@ -132,13 +147,13 @@ class SseHub:
         try:
             self.reads += 1
             batch = await store.events.read(user_id, cursor)
-            flight.rendered = [_sse(e.kind, e.cursor, user_event(user_id, e))
-                               for e in batch.events]
+            events = [_sse(e.kind, e.cursor, user_event(user_id, e)) for e in batch.events]
             if batch.resync:
                 # The cursor is older than the journal: the client reloads what it
                 # shows (the API's lists) and goes on from this event's id.
-                flight.rendered = [_sse("resync", batch.cursor, {
+                events = [_sse("resync", batch.cursor, {
                     "user": user_id, "reason": "the cursor is older than the journal"})]
+            flight.rendered = _chunks(events)
             flight.result = batch
             return batch, flight.rendered
         finally:
@@ -147,13 +162,20 @@ class SseHub:
             flight.done.set()
 
 
+def _chunks(events: list[ServerSentEvent]) -> list[_Chunk]:
+    """The events encoded, ``CHUNK_EVENTS`` to a chunk."""
+    return [_Chunk(b"".join(e.encode() for e in events[i:i + CHUNK_EVENTS]),
+                   len(events[i:i + CHUNK_EVENTS]))
+            for i in range(0, len(events), CHUNK_EVENTS)]
+
+
 def _sse(name: str, cursor: Cursor, data: dict[str, Any]) -> ServerSentEvent:
     return ServerSentEvent(json.dumps(data, separators=(",", ":"), ensure_ascii=False),
                            event=name, id=cursor.encode())
 
 
 async def _produce(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
-                   sub: Subscription, gen: _Gen, send: trio.MemorySendChannel[ServerSentEvent],
+                   sub: Subscription, gen: _Gen, send: trio.MemorySendChannel[bytes],
                    release: Callable[[], None]) -> None:
     """Read the feed into the stream's bounded buffer; give up on a client that
     leaves it full for ``send_timeout`` seconds; stop at once when the hub closes."""
@@ -171,30 +193,35 @@ async def _produce(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
 
 async def _stream(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
                   sub: Subscription, gen: _Gen,
-                  send: trio.MemorySendChannel[ServerSentEvent]) -> None:
+                  send: trio.MemorySendChannel[bytes]) -> None:
     """``_produce``'s loop: events into the buffer until the client lags or leaves."""
 
-    async def put(event: ServerSentEvent) -> bool:
+    async def put(chunk: bytes) -> bool:
+        try:
+            send.send_nowait(chunk)  # (the usual case: no timer to set up)
+            return True
+        except trio.WouldBlock:
+            pass
         with trio.move_on_after(hub.send_timeout):
-            await send.send(event)
+            await send.send(chunk)
             return True
         return False
 
     async with send:
         # The first event tells a fresh client its position, so that even a
         # reconnect before any change resumes from here.
-        if not await put(_sse("ready", cursor, {"user": user_id})):
+        if not await put(_sse("ready", cursor, {"user": user_id}).encode()):
             return
         woken = gen.sub.wakeups
         while True:
             batch, rendered = await hub.read(store, user_id, cursor, woken)
-            for event in rendered:
-                if not await put(event):
+            for chunk in rendered:
+                if not await put(chunk.data):
                     hub.dropped += 1
                     log.info("SSE stream of %s dropped: the client stopped reading",
                              user_id)
                     return
-                hub.events_sent += 1
+                hub.events_sent += chunk.events
             cursor = batch.cursor
             if batch.more:
                 continue
@@ -206,8 +233,7 @@ async def _stream(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
             woken = gen.sub.wakeups
 
 
-async def _drain(receive: trio.MemoryReceiveChannel[ServerSentEvent]
-                 ) -> AsyncIterator[ServerSentEvent]:
+async def _drain(receive: trio.MemoryReceiveChannel[bytes]) -> AsyncIterator[bytes]:
     async with receive:
         async for event in receive:
             yield event
@@ -252,8 +278,9 @@ async def updates(request: Request) -> Response:
 
     # The stream's buffer: the producer below fills it, the response drains it.
     # Hypercorn shields its socket writes from cancellation, so a send timeout in
-    # the response cannot fire; the bound is enforced here instead.
-    send, receive = trio.open_memory_channel[ServerSentEvent](hub.buffer)
+    # the response cannot fire; the bound is enforced here instead. It holds
+    # chunks, about ``hub.buffer`` events' worth.
+    send, receive = trio.open_memory_channel[bytes](max(1, hub.buffer // CHUNK_EVENTS))
 
     async def producer() -> None:
         await _produce(hub, store, user_id, cursor, sub, gen, send, release)

@@ -16,7 +16,9 @@ import httpx
 import pytest
 import trio
 
-from .conftest import message, open_sse
+from duck.store import Cursor, Store
+
+from .conftest import SseEvents, message, open_sse
 from .multiproc import LineClient, duck_process, lmtp_deliver
 from .test_webhooks import Receiver, serve_receiver, verify
 
@@ -116,3 +118,120 @@ async def test_changes_reach_the_other_process(mongo_uri: str, db_name: str, tmp
                 assert json.loads(body)["subject"] == "during outage"
                 scope.cancel()
                 await idle.send(b"DONE\r\n")
+
+
+# -- every stream against the journal --------------------------------------------------
+
+#: Journal kinds the stream tells (an ACL change has no event of its own).
+_TOLD = {"exists", "expunge", "flags", "mailbox-create", "mailbox-rename", "mailbox-delete"}
+
+
+async def _changes(a: httpx.AsyncClient, b: httpx.AsyncClient, user: str, tag: str) -> None:
+    """Changes through both processes: a mailbox created, filled, changed and
+    deleted again, one renamed, a message in INBOX; then the mailbox ``tag-end``
+    (the marker a reader waits for: a read that finds it finds all before it)."""
+    boxes = f"/users/{user}/mailboxes"
+    r = await b.post(boxes, json={"path": f"{tag}-tmp"})
+    assert r.status_code == 200, r.text
+    tmp = r.json()["id"]
+    r = await a.post(f"{boxes}/{tmp}/messages", content=message(f"{tag} tmp"))
+    assert r.status_code == 200, r.text
+    uid = r.json()["uid"]
+    r = await b.put(f"{boxes}/{tmp}/messages/{uid}/flags", json={"add": ["\\Flagged"]})
+    assert r.status_code == 200, r.text
+    inbox = next(m["id"] for m in (await a.get(boxes)).json()["results"]
+                 if m["path"] == "INBOX")
+    r = await b.post(f"{boxes}/{inbox}/messages", content=message(f"{tag} inbox"))
+    assert r.status_code == 200, r.text
+    assert (await a.delete(f"{boxes}/{tmp}")).status_code == 200
+    r = await a.post(boxes, json={"path": f"{tag}-keep"})
+    assert r.status_code == 200, r.text
+    r = await b.put(f"{boxes}/{r.json()['id']}", json={"path": f"{tag}-kept"})
+    assert r.status_code == 200, r.text
+    r = await (a if tag.endswith("a") else b).post(boxes, json={"path": f"{tag}-end"})
+    assert r.status_code == 200, r.text
+
+
+async def _until(events: SseEvents, told: list[tuple[str, int, str]], marker: str) -> str:
+    """Collect (mailbox, modseq, kind) of each change event into ``told`` up to the
+    creation of mailbox ``marker``; the id of that event."""
+    while True:
+        event = await events.next()
+        data = event["data"]
+        if "modseq" in data:
+            told.append((data["mailbox"], data["modseq"], event["event"]))
+        elif event["event"] == "resync":
+            raise AssertionError(f"unexpected resync: {event}")
+        if event["event"] == "mailbox.created" and data["path"] == marker:
+            return str(event["id"])
+
+
+async def _journal(store: Store) -> list[dict[str, Any]]:
+    """Every journal entry (the test's database has one user)."""
+    from duck.store.engine import schema
+
+    coll = store.database.collection(schema.JOURNAL)
+    return await store.database.run(lambda: list(coll.find({}, {"_id": 0})))
+
+
+def _check(told: list[tuple[str, int, str]], journal: list[dict[str, Any]],
+           start: Cursor, name: str) -> None:
+    """``told`` is exactly the journal after ``start``: each change once, and
+    in modseq order within each mailbox."""
+    kinds = {"exists": "message.new", "expunge": "message.deleted",
+             "flags": "message.flags", "mailbox-create": "mailbox.created",
+             "mailbox-rename": "mailbox.renamed", "mailbox-delete": "mailbox.deleted"}
+    expected = sorted((str(d["mailbox"]), d["modseq"], kinds[d["kind"]]) for d in journal
+                      if d["kind"] in _TOLD
+                      and d["modseq"] > start.modseqs.get(str(d["mailbox"]), 0))
+    assert sorted(told) == expected, (name, sorted(told), expected)
+    for mailbox in {m for m, _, _ in told}:
+        mine = [modseq for m, modseq, _ in told if m == mailbox]
+        assert mine == sorted(mine), (name, mailbox, mine)
+
+
+async def test_every_stream_matches_the_journal(duck_server: Any, user: str, mongo_uri: str,
+                                                db_name: str, tmp_path: Path) -> None:
+    """Issue 13: changes made through two processes, with mailboxes created and
+    deleted between two reads of a stream, reach every SSE stream exactly once and
+    in modseq order per mailbox: a live stream on A, one resumed on A with the
+    Last-Event-ID it had on B (mailboxes created and deleted while it was away),
+    and one started late on B without Last-Event-ID (just after a mailbox was
+    created and deleted, which it is not told); each is compared with the journal."""
+    store = duck_server.store
+    url = f"/users/{user}/updates"
+    with trio.fail_after(120):
+        async with duck_process(mongo_uri, db_name, tmp_path / "b") as b, \
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{duck_server.ports['api']}",
+                                  timeout=20) as a_http, \
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{b.ports['api']}",
+                                  timeout=20) as b_http:
+            live: list[tuple[str, int, str]] = []
+            resumed: list[tuple[str, int, str]] = []
+            late: list[tuple[str, int, str]] = []
+            async with open_sse(a_http, url) as live_events:
+                live_start = Cursor.decode((await live_events.next())["id"])
+                async with open_sse(b_http, url) as first:
+                    resumed_start = Cursor.decode((await first.next())["id"])
+                    await _changes(a_http, b_http, user, "r1a")
+                    last_id = await _until(first, resumed, "r1a-end")
+                # Away: what happens now is one read's worth when it comes back.
+                await _changes(a_http, b_http, user, "r2b")
+                async with open_sse(a_http, url, headers={"Last-Event-ID": last_id}) as again:
+                    await again.next()  # ready
+                    await _until(again, resumed, "r2b-end")
+                journal_then = await _journal(store)
+                # A mailbox created and deleted just before a stream starts.
+                r = await b_http.post(f"/users/{user}/mailboxes", json={"path": "gone"})
+                assert (await a_http.delete(
+                    f"/users/{user}/mailboxes/{r.json()['id']}")).status_code == 200
+                async with open_sse(b_http, url) as late_events:
+                    late_start = Cursor.decode((await late_events.next())["id"])
+                    await _changes(a_http, b_http, user, "r3a")
+                    await _until(late_events, late, "r3a-end")
+                await _until(live_events, live, "r3a-end")
+            journal = await _journal(store)
+    assert any(d["kind"] == "mailbox-delete" for d in journal)
+    _check(live, journal, live_start, "live")
+    _check(resumed, journal_then, resumed_start, "resumed")
+    _check(late, journal, late_start, "late")
