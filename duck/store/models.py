@@ -197,6 +197,17 @@ class FlagChange:
 
 
 @attrs.frozen
+class FlagsSnapshot:
+    """A caller's picture of a mailbox's messages, complete up to the mailbox's
+    ``modseq``: each message's (flags, modseq) by UID. STORE trusts it instead of
+    reading the messages when, in its transaction, the mailbox's modseq shows that
+    nothing changed since (an IMAP session's selected view is such a picture)."""
+
+    modseq: int
+    messages: dict[int, tuple[tuple[str, ...], int]]
+
+
+@attrs.frozen
 class StoreFlagsResult:
     """What a STORE did: changed messages, and UIDs that failed UNCHANGEDSINCE."""
 

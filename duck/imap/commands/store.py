@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from duck.store import FlagChange, JournalEntry, StoreFlagsResult
+from duck.store import FlagChange, FlagsSnapshot, JournalEntry, StoreFlagsResult
 
 from ..context import Done
 from ..errors import bad, no
@@ -51,7 +51,7 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
     else:
         result = await s.store.messages.store_flags(
             view.mailbox.id, uids, _MODES[cmd.mode], flags,  # type: ignore[arg-type]
-            cmd.unchangedsince,
+            cmd.unchangedsince, snapshot=_snapshot(view, uids),
         )
     changed = set(getattr(result, "seen_changed", ()))
     for change in result.changed:
@@ -103,6 +103,15 @@ class _Stored:
     changed: list[FlagChange]
     modified: list[int]
     seen_changed: tuple[int, ...] = ()
+
+
+def _snapshot(view: SelectedView, uids: list[int]) -> FlagsSnapshot:
+    """The view's flags and modseqs of ``uids`` (those it has both of), current as of
+    its modseq: the store trusts them when the mailbox has not moved since."""
+    flags, modseqs = view.flags, view.modseqs
+    return FlagsSnapshot(view.modseq, {
+        uid: (flags[uid], modseqs[uid]) for uid in uids
+        if uid in flags and uid in modseqs and uid not in view.expunged})
 
 
 def _needed(view: SelectedView, mode: StoreMode, flags: list[str], uids: list[int]) -> str:

@@ -26,6 +26,7 @@ from ..models import (
     SYSTEM_FLAGS,
     FlagChange,
     FlagMode,
+    FlagsSnapshot,
     StoreFlagsResult,
 )
 from ..push import journal
@@ -108,19 +109,44 @@ def store_flags_sync(
     mode: FlagMode,
     flags: list[str],
     unchangedsince: int | None,
+    snapshot: FlagsSnapshot | None = None,
 ) -> StoreFlagsResult:
     """STORE in transactions of STORE_BATCH messages (RFC 3501 does not make STORE
-    atomic across messages; each message's change is)."""
+    atomic across messages; each message's change is). ``snapshot``: the caller's
+    picture of the messages, tried first (see ``_store_batch_sync``)."""
     ordered = sorted(set(uids))
     changed: list[FlagChange] = []
     modified: list[int] = []
     for start in range(0, len(ordered), STORE_BATCH):
         part = _store_batch_sync(
-            db, mailbox_id, ordered[start:start + STORE_BATCH], mode, flags, unchangedsince
+            db, mailbox_id, ordered[start:start + STORE_BATCH], mode, flags, unchangedsince,
+            snapshot if start == 0 else None,
         )
         changed.extend(part.changed)
         modified.extend(part.modified)
     return StoreFlagsResult(changed, modified)
+
+
+class _Stale(Exception):
+    """The caller's snapshot is behind the mailbox: the transaction is taken back."""
+
+
+def _planned(docs: list[dict[str, Any]], mode: FlagMode, flags: list[str],
+             unchangedsince: int | None
+             ) -> tuple[list[tuple[dict[str, Any], list[str]]], list[int]]:
+    """The messages whose flags change (with their new flags), and the UIDs that
+    fail UNCHANGEDSINCE (RFC 7162 §3.2: not changed, reported as MODIFIED); a
+    message whose flags would not change keeps its modseq (no journal entry)."""
+    modified: list[int] = []
+    todo: list[tuple[dict[str, Any], list[str]]] = []
+    for doc in docs:
+        if unchangedsince is not None and doc["modseq"] > unchangedsince:
+            modified.append(doc["uid"])
+            continue
+        new = apply(mode, doc["flags"], flags)
+        if not same(new, doc["flags"]):
+            todo.append((doc, new))
+    return todo, modified
 
 
 def _store_batch_sync(
@@ -130,46 +156,40 @@ def _store_batch_sync(
     mode: FlagMode,
     flags: list[str],
     unchangedsince: int | None,
+    snapshot: FlagsSnapshot | None = None,
 ) -> StoreFlagsResult:
     """STORE in one transaction: read, allocate one modseq per changed message, write.
 
-    RFC 7162 §3.2: a message whose modseq is above UNCHANGEDSINCE is not changed
-    and is reported in ``modified``; a message whose flags would not change keeps
-    its modseq (no journal entry).
+    With a ``snapshot`` that knows every message and has something to change, the
+    read is skipped: the modseqs are allocated with the counters the snapshot
+    implies, and when the mailbox's modseq before them is not the snapshot's (some
+    change it does not have came in between, from any process) the transaction is
+    taken back and the STORE runs again reading the messages. The mailbox document
+    is written by every change of its messages in their transactions, so an equal
+    modseq means equal flags, and a concurrent change conflicts with this write.
     """
     mailbox = parse_id(mailbox_id)
     messages = db.collection(schema.MESSAGES)
 
-    def body(session: Any) -> StoreFlagsResult:
-        docs = list(messages.find(
-            {"mailbox": mailbox, "uid": {"$in": uids}},
-            {"uid": 1, "flags": 1, "modseq": 1, "seen": 1},
-            session=session,
-        ).sort("uid", 1))
-        modified: list[int] = []
-        todo: list[tuple[dict[str, Any], list[str]]] = []
-        for doc in docs:
-            if unchangedsince is not None and doc["modseq"] > unchangedsince:
-                modified.append(doc["uid"])
-                continue
-            new = apply(mode, doc["flags"], flags)
-            if not same(new, doc["flags"]):
-                todo.append((doc, new))
-        if not todo:
-            return StoreFlagsResult([], modified)
+    def write(session: Any, todo: list[tuple[dict[str, Any], list[str]]],
+              modified: list[int], expected: int | None) -> StoreFlagsResult:
         unseen = sum(
             int(bool(doc["seen"])) - int("\\seen" in {f.lower() for f in new})
             for doc, new in todo
         )
         _, first, _ = allocate(db, mailbox, modseqs=len(todo), unseen=unseen, session=session)
+        if expected is not None and first - 1 != expected:
+            raise _Stale
         changed: list[FlagChange] = []
         batch = WriteBatch(db)
         ops = []
         entries = []
         for i, (doc, new) in enumerate(todo):
             modseq = first + i
-            ops.append(UpdateOne({"_id": doc["_id"]},
-                                 {"$set": {**flag_fields(new), "modseq": modseq}},
+            # (By (mailbox, uid), the unique index, when the snapshot gave no _id.)
+            where = {"_id": doc["_id"]} if "_id" in doc else {"mailbox": mailbox,
+                                                              "uid": doc["uid"]}
+            ops.append(UpdateOne(where, {"$set": {**flag_fields(new), "modseq": modseq}},
                                  namespace=batch.namespace(schema.MESSAGES)))
             entries.append(journal.entry_doc(mailbox, modseq, "flags", uid=doc["uid"],
                                              flags=new))
@@ -183,6 +203,30 @@ def _store_batch_sync(
         batch.insert(schema.JOURNAL, entries)
         batch.flush(session)
         return StoreFlagsResult(changed, modified)
+
+    if snapshot is not None and all(uid in snapshot.messages for uid in uids):
+        known = [{"uid": uid, "flags": list(snapshot.messages[uid][0]),
+                  "modseq": snapshot.messages[uid][1],
+                  "seen": "\\seen" in {f.lower() for f in snapshot.messages[uid][0]}}
+                 for uid in uids]
+        todo, modified = _planned(known, mode, flags, unchangedsince)
+        if todo:  # (nothing to change by the snapshot: read to be sure)
+            try:
+                return db.in_transaction(
+                    lambda session: write(session, todo, modified, snapshot.modseq))
+            except _Stale:
+                pass
+
+    def body(session: Any) -> StoreFlagsResult:
+        docs = list(messages.find(
+            {"mailbox": mailbox, "uid": {"$in": uids}},
+            {"uid": 1, "flags": 1, "modseq": 1, "seen": 1},
+            session=session,
+        ).sort("uid", 1))
+        todo, modified = _planned(docs, mode, flags, unchangedsince)
+        if not todo:
+            return StoreFlagsResult([], modified)
+        return write(session, todo, modified, None)
 
     return db.in_transaction(body)
 

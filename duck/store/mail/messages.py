@@ -41,6 +41,7 @@ from ..models import (
     Delivered,
     DeliveryTarget,
     FlagMode,
+    FlagsSnapshot,
     Ingested,
     JournalEntry,
     Mailbox,
@@ -510,8 +511,11 @@ class Messages:
         mode: FlagMode,
         flags: Iterable[str],
         unchangedsince: int | None = None,
+        snapshot: FlagsSnapshot | None = None,
     ) -> StoreFlagsResult:
-        """STORE flags on ``uids`` (one modseq and journal entry per changed message)."""
+        """STORE flags on ``uids`` (one modseq and journal entry per changed message);
+        ``snapshot``: the caller's current picture of them, which saves reading them
+        when the mailbox has not changed since (flags.store_flags_sync)."""
         wanted = sorted(set(uids))
         values = normalize_flags(flags)
         if not wanted:
@@ -519,7 +523,7 @@ class Messages:
         async with self._writing(mailbox_id):
             return await self._database.run(
                 store_flags_sync, self._database, mailbox_id, wanted, mode, values,
-                unchangedsince)
+                unchangedsince, snapshot)
 
     async def claim_recent(self, mailbox_id: str, up_to_uid: int,
                            known_mark: int | None = None) -> int:

@@ -1,0 +1,77 @@
+"""STORE with the caller's snapshot of the flags: no read of the messages when the
+mailbox has not moved, and the right flags when it has (the snapshot is stale)."""
+
+from __future__ import annotations
+
+import pytest
+
+from duck.store import FlagsSnapshot, Store, User, metrics
+
+pytestmark = pytest.mark.store
+
+
+async def _snapshot(store: Store, mailbox_id: str, modseq: int) -> FlagsSnapshot:
+    return FlagsSnapshot(modseq, {m.uid: (m.flags, m.modseq)
+                                  for m in await store.messages.view(mailbox_id)})
+
+
+async def test_current_snapshot_saves_the_read(store: Store, user: User) -> None:
+    for i in range(3):
+        await store.messages.append(user.id, "INBOX", f"Subject: {i}\r\n\r\nx\r\n".encode(),
+                                    flags=["\\Seen"] if i == 0 else [])
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    snap = await _snapshot(store, inbox.id, inbox.highest_modseq)
+    uids = sorted(snap.messages)
+    metrics.reset()
+    with metrics.command_scope("STORE") as scope:
+        result = await store.messages.store_flags(inbox.id, uids, "add", ["\\Seen", "$A"],
+                                                  snapshot=snap)
+    assert "find" not in metrics.statistics()["STORE"]["by_db_command"]
+    assert scope.round_trips == 3  # the allocation, the writes, the commit
+    assert [c.uid for c in result.changed] == uids
+    after = await store.mailboxes.get(user.id, "INBOX")
+    assert after.unseen_count == 0
+    assert after.highest_modseq == inbox.highest_modseq + 3
+    assert all({"\\Seen", "$A"} <= set(m.flags) for m in await store.messages.view(inbox.id))
+    entries = await store.messages.changes_since(inbox.id, inbox.highest_modseq)
+    assert [e.uid for e in entries] == uids
+
+
+async def test_stale_snapshot_reads_the_messages(store: Store, user: User) -> None:
+    for i in range(2):
+        await store.messages.append(user.id, "INBOX", f"Subject: {i}\r\n\r\nx\r\n".encode())
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    stale = await _snapshot(store, inbox.id, inbox.highest_modseq)
+    first, second = sorted(stale.messages)
+    # Another session marks the first \Seen and $B: the snapshot does not know.
+    await store.messages.store_flags(inbox.id, [first], "add", ["\\Seen", "$B"])
+    # By the stale snapshot, removing \Seen from both would change nothing on the
+    # first; in truth it must, and $B must stay.
+    result = await store.messages.store_flags(inbox.id, [first, second], "replace",
+                                              ["$C"], snapshot=stale)
+    assert [c.uid for c in result.changed] == [first, second]
+    flags = {m.uid: set(m.flags) for m in await store.messages.view(inbox.id)}
+    assert flags == {first: {"$C"}, second: {"$C"}}
+    after = await store.mailboxes.get(user.id, "INBOX")
+    assert after.unseen_count == 2  # the counter follows the truth, not the snapshot
+    # UNCHANGEDSINCE is judged on the stored modseqs, not the snapshot's.
+    stale = FlagsSnapshot(stale.modseq, {u: ((), 1) for u in stale.messages})
+    result = await store.messages.store_flags(inbox.id, [first], "add", ["$D"],
+                                              unchangedsince=inbox.highest_modseq,
+                                              snapshot=stale)
+    assert result.modified == [first] and result.changed == []
+
+
+async def test_snapshot_missing_a_message_reads(store: Store, user: User) -> None:
+    for i in range(2):
+        await store.messages.append(user.id, "INBOX", f"Subject: {i}\r\n\r\nx\r\n".encode())
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    snap = await _snapshot(store, inbox.id, inbox.highest_modseq)
+    first, second = sorted(snap.messages)
+    partial = FlagsSnapshot(snap.modseq, {first: snap.messages[first]})
+    metrics.reset()
+    with metrics.command_scope("STORE"):
+        result = await store.messages.store_flags(inbox.id, [first, second], "add",
+                                                  ["\\Flagged"], snapshot=partial)
+    assert metrics.statistics()["STORE"]["by_db_command"]["find"] == 1
+    assert [c.uid for c in result.changed] == [first, second]
