@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from duck.store import InvalidInput, Store, User, rights, rights_of
+from duck.store import InvalidInput, Store, User, metrics, rights, rights_of
 
 
 def test_rights_parse_and_render_with_rfc2086_compatibility() -> None:
@@ -45,6 +45,21 @@ async def test_share_list_revoke(store: Store, user: User) -> None:
     # The journal says so (sessions re-read their rights on it).
     kinds = [e.kind for e in await store.journal.changes_since(inbox.id, 0)]
     assert kinds.count("acl") == 3
+
+
+async def test_nothing_shared_is_one_query(store: Store, user: User) -> None:
+    """LIST asks what is shared with the user on every call: with nothing shared, one
+    query (no lookup of owners' names)."""
+    bob = await store.users.create("bob3@example.com", "pw")
+    metrics.reset()
+    with metrics.command_scope("LIST") as scope:
+        assert await store.acl.shared_with(bob.id, bob.username) == []
+    assert scope.round_trips == 1
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.acl.set_rights(inbox.id, bob.username, "lr")
+    with metrics.command_scope("LIST") as scope:
+        shared = await store.acl.shared_with(bob.id, bob.username)
+    assert [s.owner for s in shared] == [user.username] and scope.round_trips == 2
 
 
 async def test_deleted_user_grants_are_forgotten(store: Store, user: User) -> None:

@@ -160,7 +160,8 @@ class Acl:
 
     async def shared_with(self, user_id: str, username: str) -> list[SharedMailbox]:
         """Mailboxes of other owners this user may list (``l``), with their owners'
-        names (two queries; LIST asks, SELECT of a known name does not)."""
+        names (one query, two when something is shared; LIST asks, SELECT of a known
+        name does not)."""
         me = parse_id(user_id)
         idents = [username, acl_rights.ANYONE, acl_rights.AUTHENTICATED]
 
@@ -168,8 +169,10 @@ class Acl:
             docs = [d for d in self._boxes.find({"acl.id": {"$in": idents}})
                     .limit(MAX_MAILBOXES) if d["user"] != me]
             owners = {d["user"] for d in docs}
+            # (Nothing shared, the common case: no second query.)
             names = {u["_id"]: u["username"] for u in self._database.collection(
-                schema.USERS).find({"_id": {"$in": list(owners)}}, {"username": 1})}
+                schema.USERS).find({"_id": {"$in": list(owners)}}, {"username": 1})
+            } if owners else {}
             shared = parse_id(SHARED_OWNER)
             return [(d, None if d["user"] == shared else names.get(d["user"], ""))
                     for d in docs if d["user"] == shared or d["user"] in names]
