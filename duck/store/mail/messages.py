@@ -77,6 +77,14 @@ BATCH_MESSAGES = 50
 BATCH_BYTES = 32 * 1024 * 1024
 
 
+@attrs.define
+class _Claim:
+    """A \\Recent claim in progress (``Messages.claim_recent``): up to which UID."""
+
+    up_to: int
+    done: trio.Event = attrs.Factory(trio.Event)
+
+
 def _internal_date(value: dt.datetime | None) -> dt.datetime:
     # IMAP INTERNALDATE has second precision; BSON keeps UTC milliseconds.
     if value is None:
@@ -107,7 +115,7 @@ class Messages:
         self._recent_marks: dict[str, int] = {}
         #: (user, Message-ID) -> thread id of messages delivered here (_thread_of).
         self._threads: dict[tuple[ObjectId, str], str] = {}
-        self._claims: dict[str, trio.Lock] = {}
+        self._claims: dict[str, _Claim] = {}
         #: What never changes of messages read or delivered here (index/cache.py).
         self.cache = cache if cache is not None else RecordCache()
         self._locks = KeyedLocks()
@@ -538,22 +546,31 @@ class Messages:
         """
         if max(self._recent_marks.get(mailbox_id, 0), known_mark or 0) >= up_to_uid:
             return up_to_uid + 1
-        lock = self._claims.setdefault(mailbox_id, trio.Lock())
+        # One claim at a time per mailbox. A claim in progress that reaches this
+        # caller's UID leaves it nothing, whatever the database says: it is
+        # answered at once (1,000 IDLE sessions woken by one delivery would
+        # otherwise each wait for it, or, with a lock, take 1,000 scheduler rounds
+        # to learn that it covered them). RFC 3501 §2.3.2: at most one session
+        # sees a message \Recent, the claimant (none, should its claim fail).
+        while (flight := self._claims.get(mailbox_id)) is not None:
+            if flight.up_to >= up_to_uid:
+                return up_to_uid + 1
+            await flight.done.wait()
+            if self._recent_marks.get(mailbox_id, 0) >= up_to_uid:
+                return up_to_uid + 1
+        flight = self._claims[mailbox_id] = _Claim(up_to_uid)
         try:
-            async with lock:
-                if self._recent_marks.get(mailbox_id, 0) >= up_to_uid:
-                    return up_to_uid + 1
-                first = await self._database.run(claim_recent_sync, self._database,
-                                                 mailbox_id, up_to_uid,
-                                                 known_mark is not None)
-                if len(self._recent_marks) >= RECENT_MARKS:
-                    self._recent_marks.clear()
-                self._recent_marks[mailbox_id] = max(
-                    self._recent_marks.get(mailbox_id, 0), up_to_uid)
-                return first
+            first = await self._database.run(claim_recent_sync, self._database,
+                                             mailbox_id, up_to_uid,
+                                             known_mark is not None)
+            if len(self._recent_marks) >= RECENT_MARKS:
+                self._recent_marks.clear()
+            self._recent_marks[mailbox_id] = max(
+                self._recent_marks.get(mailbox_id, 0), up_to_uid)
+            return first
         finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._claims.pop(mailbox_id, None)
+            del self._claims[mailbox_id]
+            flight.done.set()
 
     # -- EXPUNGE ---------------------------------------------------------------------
 
