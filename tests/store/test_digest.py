@@ -26,6 +26,7 @@ from duck.store.index import digest, fetch
 pytestmark = pytest.mark.store
 
 
+@pytest.mark.no_database
 def test_ascii_folds_are_every_letter_that_folds_to_ascii() -> None:
     found: dict[str, str] = {}
     ascii_letter = re.compile("[a-z]", re.IGNORECASE)
@@ -41,6 +42,7 @@ def test_ascii_folds_are_every_letter_that_folds_to_ascii() -> None:
     assert found == digest.ASCII_FOLDS
 
 
+@pytest.mark.no_database
 @given(st.text(min_size=3, max_size=200), st.data())
 def test_the_bloom_filter_never_misses_an_ascii_needle(text: str, data: Any) -> None:
     start = data.draw(st.integers(0, len(text) - 3))
@@ -57,6 +59,7 @@ def test_the_bloom_filter_never_misses_an_ascii_needle(text: str, data: Any) -> 
     assert have is not None and set(positions) <= have
 
 
+@pytest.mark.no_database
 def test_trigrams_spread_over_the_whole_filter() -> None:
     # 1,000 distinct trigrams in 2,048 positions: ~790 distinct ones if the hash is
     # uniform; a table left constant (or a high part lost) would give 256 at most.
@@ -71,6 +74,7 @@ def test_trigrams_spread_over_the_whole_filter() -> None:
     assert joined is not None and set(digest.needle_positions("yza") or []) - joined
 
 
+@pytest.mark.no_database
 def test_case_variants_share_positions() -> None:
     assert digest.needle_positions("KeLvIn") == digest.needle_positions("kelvin")
     text = digest.text_positions(["\u212aelvin and \u017ftraße"])
@@ -323,6 +327,7 @@ async def test_sizes_and_dates_from_the_digest_match_the_message_indexes(
     assert answered > len(queries) // 2
 
 
+@pytest.mark.no_database
 def test_search_windows_cover_every_uid() -> None:
     windows = fetch.search_windows(q.UidSet(frozenset(range(10, 20000, 3))), 25000)
     assert windows[0][0] == 1 and windows[-1][1] == 25000
@@ -332,6 +337,7 @@ def test_search_windows_cover_every_uid() -> None:
     assert fetch.search_windows(q.Body("x"), 300) == [(1, 300)]
 
 
+@pytest.mark.no_database
 def test_a_window_keeps_the_candidate_union_as_its_first_stage() -> None:
     union = q.Or((q.UidSet(frozenset({3, 9})), q.And((q.UidSet(frozenset({5})), q.Body("x")))))
     first = q.compile_search(fetch.restrict(union, 1, 4000)).prefilter

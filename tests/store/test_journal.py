@@ -30,6 +30,7 @@ def _entry(modseq: int, at: dt.datetime) -> JournalEntry:
     return JournalEntry("m", modseq, "flags", uid=1, at=at)
 
 
+@pytest.mark.no_database
 def test_contiguous_stops_at_a_fresh_gap_and_steps_over_an_old_one() -> None:
     now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     fresh = [_entry(5, now), _entry(6, now), _entry(8, now)]

@@ -85,6 +85,7 @@ async def test_search_too_deep(store: Store, mailbox_id: str) -> None:
         await store.messages.search(mailbox_id, deep)
 
 
+@pytest.mark.no_database
 def test_uid_ranges() -> None:
     assert q.uid_ranges([5, 1, 2, 3, 9, 10]) == ((1, 3), (5, 5), (9, 10))
 

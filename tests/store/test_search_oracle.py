@@ -226,6 +226,7 @@ async def test_backfill_rebuilds_missing_grams(store: Store, user: User) -> None
     assert all(d["gv"] == textindex.VERSION for d in after)
 
 
+@pytest.mark.no_database
 def test_fold_merges_what_regexes_merge() -> None:
     assert textindex.fold("ÉTÉ") == textindex.fold("été")
     assert textindex.fold("\u017f") == textindex.fold("s") == textindex.fold("S")

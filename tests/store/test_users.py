@@ -107,6 +107,7 @@ async def test_verified_passwords_are_remembered_per_stored_hash(store: Store) -
         await store.users.authenticate("frank@example.com", "second")
 
 
+@pytest.mark.no_database
 def test_verified_cache_expires_and_is_bounded() -> None:
     from duck.store.accounts.passwords import VerifiedCache, hash_password
 

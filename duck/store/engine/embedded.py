@@ -84,6 +84,9 @@ class EmbeddedDatabase:
     host: str = "127.0.0.1"
     port: int = 0
     restarts: int = 0
+    #: Fsync the log at every commit. Always on for duck; the test suite's shared
+    #: server, which is never killed, turns it off (the fsync was ~40% of an APPEND).
+    sync_on_commit: bool = True
     _process: trio.Process | None = attrs.field(default=None, init=False)
 
     @property
@@ -103,7 +106,7 @@ class EmbeddedDatabase:
             "--host", self.host,
             "--port", str(self.port),
             "--storage-path", str(storage),
-            "--sync-on-commit",
+            *(["--sync-on-commit"] if self.sync_on_commit else []),
             # The Python engine announces its port at INFO level; the Rust one always.
             "--log-level", "WARNING" if self.engine == "rust" else "INFO",
         ]
@@ -294,9 +297,9 @@ class BlockingEmbeddedDatabase:
     """
 
     def __init__(self, data_dir: Path, engine: Engine = "rust", cache_size: str = "256M",
-                 log_file_max: str = "100MB") -> None:
+                 log_file_max: str = "100MB", *, sync_on_commit: bool = True) -> None:
         self.spec = EmbeddedDatabase(data_dir=data_dir, engine=engine, cache_size=cache_size,
-                                     log_file_max=log_file_max)
+                                     log_file_max=log_file_max, sync_on_commit=sync_on_commit)
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> str:
