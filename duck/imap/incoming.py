@@ -55,6 +55,8 @@ class Incoming:
         self._error: StoreError | None = None
         #: Octets kept whole for this command (the session's literal budget share).
         self.kept = 0
+        #: Whether a literal of this command streams into the store (a share).
+        self.streaming = False
 
     async def on_event(self, event: LiteralEvent, max_size: int) -> None:
         """Take the reader's next event of a streamed literal."""
@@ -74,6 +76,7 @@ class Incoming:
             self._kept = bytearray()
             self.kept += event.size
         else:
+            self.streaming = True
             self._ingest = self._store.messages.ingest(max_size=max_size)
 
     async def _write(self, data: bytes) -> None:
@@ -117,6 +120,7 @@ class Incoming:
         ingest, self._ingest, self._kept = self._ingest, None, None
         received, self._received = self._received, {}
         self.kept = 0
+        self.streaming = False
         held = [r for r in received.values() if isinstance(r, Ingested)]
         if ingest is None and not held:
             return

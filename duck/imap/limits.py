@@ -31,6 +31,11 @@ LITERAL_COPIES = 3
 #: A command announcing no more than this takes no share of that budget (LOGIN,
 #: small APPENDs: the common case costs nothing).
 LITERAL_FREE = 256 * 1024
+#: What one APPEND streaming its literal into the store holds at most, whatever
+#: the message's size (the ingest's feed batch, a GridFS chunk being filled, the
+#: copies made while one is written; measured with bench.append_memory): its
+#: share of that budget while its command is read.
+STREAMED_SHARE = 4 * 1024 * 1024
 #: Literal cap before authentication (LOGIN/AUTHENTICATE need no more).
 PREAUTH_LITERAL_MAX = 8 * 1024
 
@@ -53,14 +58,16 @@ class ServerLimits:
 class ByteBudget:
     """Octets of command literals all sessions of a process may hold at once.
 
-    An APPEND literal is held whole until the command runs (up to
-    ``max_message_size``), so without a cap many clients appending at once hold
-    their sum. A session takes a share of this budget before it asks for a
-    synchronizing literal (``+``) or reads a non-synchronizing one, and gives it
-    back when the command has run; while the budget is spent it waits (its client
-    waits for the ``+`` or for its socket to be read again: TCP back-pressure). A
-    share larger than the whole budget is cut to the whole budget, so one literal
-    of any allowed size can always go through alone.
+    A literal kept whole until its command runs (CATENATE's TEXT parts, a binary
+    APPEND, any literal of another command) counts LITERAL_COPIES times its size;
+    an APPEND streaming its literal into the store counts STREAMED_SHARE, whatever
+    its size. Without a cap many clients appending at once would hold the sum. A
+    session takes a share of this budget before it asks for a synchronizing
+    literal (``+``) or reads a non-synchronizing one, and gives it back when the
+    command has run; while the budget is spent it waits (its client waits for the
+    ``+`` or for its socket to be read again: TCP back-pressure). A share larger
+    than the whole budget is cut to the whole budget, so one literal of any
+    allowed size can always go through alone.
     """
 
     def __init__(self, total: int) -> None:

@@ -52,7 +52,7 @@ from .grammar.resp_codes import (
 )
 from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
 from .incoming import Incoming, keeps
-from .limits import LITERAL_COPIES, LITERAL_FREE, PREAUTH_LITERAL_MAX
+from .limits import LITERAL_COPIES, LITERAL_FREE, PREAUTH_LITERAL_MAX, STREAMED_SHARE
 from .namespaces import require
 from .notifyfeed import NotifyFeed
 from .searchcontext import SearchContexts
@@ -282,6 +282,8 @@ class Session:
                 await self._literal_decision(event)
             elif isinstance(event, AppendLiteral | LiteralChunk | LiteralEnd):
                 await self.incoming.on_event(event, self.config.max_message_size)
+                if isinstance(event, AppendLiteral):
+                    await self._reserve_literals()
             else:
                 assert isinstance(event, Command)
                 try:
@@ -313,14 +315,17 @@ class Session:
         else:
             await self.send(UntaggedStatus("BAD", code, _text(exc.message)))
 
-    async def _reserve_literals(self, kept: int = 0) -> None:
+    async def _reserve_literals(self, kept: int = 0, stream: bool = False) -> None:
         """Before reading more of a command with large literals (or asking for one):
         a share of the process's literal budget as large as the command announced,
         its streamed APPEND literals left out unless they are kept whole (``kept``:
-        the octets of one about to be asked for that will be)."""
+        the octets of one about to be asked for that will be), and STREAMED_SHARE
+        when it streams one (``stream``: is about to)."""
         announced = self.reader.announced + self.incoming.kept + kept
-        want = announced * LITERAL_COPIES
-        if want > self._literal_share and announced > LITERAL_FREE:
+        want = announced * LITERAL_COPIES if announced > LITERAL_FREE else 0
+        if stream or self.incoming.streaming:
+            want += STREAMED_SHARE
+        if want > self._literal_share:
             self._literal_share = await self.ctx.limits.literals.grow(
                 self._literal_share, want)
 
@@ -338,7 +343,8 @@ class Session:
             return
         head = self.reader.stream_head
         kept = head is not None and keeps(event.size, event.binary, head)
-        await self._reserve_literals(event.size if kept else 0)
+        await self._reserve_literals(event.size if kept else 0,
+                                     stream=head is not None and not kept)
         self.reader.accept_literal()
         await self.send(Continuation("ready for literal data"))
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import trio
 
+from duck.imap.limits import STREAMED_SHARE
+
 from .conftest import PASSWORD, USER, aconnect, blocking, simple_message
 from .raw import RawClient
 
@@ -116,11 +118,11 @@ async def test_large_literals_wait_for_the_process_budget(imap_server: Any) -> N
     """``literal_memory``: a literal kept whole (here literal8, RFC 3516 §4.3 needs
     all of it) takes a share of the process's literal budget before its ``+``; a
     second one waits for its ``+`` while the first holds the budget, and gets it
-    when the first command has run. Streamed literals (a large plain APPEND) and
-    small ones take no share and never wait."""
+    when the first command has run. A streamed literal (a large plain APPEND)
+    takes STREAMED_SHARE whatever its size, a small one nothing."""
     budget = imap_server.context.limits.literals
-    budget.total = 3 * 1024 * 1024
-    size = 700 * 1024
+    size = 1536 * 1024  # (two kept ones do not fit beside each other: 6 * size)
+    budget.total = 3 * (size + 100) + STREAMED_SHARE
     body = b"Subject: big\r\n\r\n" + b"x" * (size - 16)
     with trio.fail_after(60):
         a = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
@@ -135,10 +137,12 @@ async def test_large_literals_wait_for_the_process_budget(imap_server: Any) -> N
             line = await b.line()
             raise AssertionError(f"the second literal was asked for at once: {line!r}")
         assert budget.statistics()["waiting"] == 1
-        # Neither a streamed APPEND nor a small one is held up by the budget.
+        # A streamed APPEND fits beside the first, a small one takes no share.
         for tag, message in ((b"c", body), (b"d", simple_message(1))):
+            held = budget.used
             await c.send(tag + b" APPEND INBOX {%d}\r\n" % len(message))
             assert (await c.line()).startswith(b"+")
+            assert budget.used - held == (STREAMED_SHARE if tag == b"c" else 0)
             await c.send(message + b"\r\n")
             assert (await c.until_tagged(tag))[-1].startswith(tag + b" OK")
         # The first APPEND runs and gives its share back: the second may go on.

@@ -110,10 +110,22 @@ class Upload:
         """Append bytes to the body."""
         self._hash.update(data)
         self.size += len(data)
-        self._buffer += data
-        while len(self._buffer) >= CHUNK_SIZE:
-            self._put(bytes(self._buffer[:CHUNK_SIZE]))
-            del self._buffer[:CHUNK_SIZE]
+        # Whole chunks go out straight from ``data``; only the remainder is kept, in
+        # a buffer never larger than a chunk (many uploads at once each hold one).
+        view = memoryview(data)
+        if self._buffer:
+            need = CHUNK_SIZE - len(self._buffer)
+            self._buffer += view[:need]
+            view = view[need:]
+            if len(self._buffer) < CHUNK_SIZE:
+                return
+            self._put(bytes(self._buffer))
+            self._buffer = bytearray()
+        while len(view) >= CHUNK_SIZE:
+            self._put(bytes(view[:CHUNK_SIZE]))
+            view = view[CHUNK_SIZE:]
+        if len(view):
+            self._buffer = bytearray(view)
 
     def _put(self, data: bytes) -> None:
         self.bodies.chunks.insert_one({"files_id": self.file_id, "n": self._n, "data": data})

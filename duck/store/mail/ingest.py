@@ -31,8 +31,10 @@ INLINE_MAX = 2 * 1024 * 1024
 SKELETON_BLOB_MAX = 64 * 1024 * 1024
 #: Default largest message accepted (RFC 1870 SIZE / APPENDLIMIT).
 DEFAULT_MAX_SIZE = 1024 * 1024 * 1024 + 64 * 1024 * 1024
-#: Large bodies are written to GridFS in pieces of at least this many bytes.
-WRITE_BATCH = 1024 * 1024
+#: Large-body bytes are handed to the upload in pieces of at least this many bytes
+#: (the upload itself gathers GridFS chunks): one feed's worth normally goes at
+#: once, so a streaming ingest holds no megabyte of its own between feeds.
+WRITE_BATCH = 64 * 1024
 #: Bytes ``write`` gathers before feeding them to the indexer in a worker thread.
 FEED_BATCH = 256 * 1024
 
