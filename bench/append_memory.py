@@ -143,7 +143,9 @@ def run_once(clients: int, size: int, budget: int) -> dict[str, Any]:
         _wait_health(api, 180)
         req = urllib.request.Request(
             f"http://127.0.0.1:{api}/users", method="POST",
-            data=json.dumps({"username": USER, "password": PASSWORD}).encode(),
+            # (A quota that all the messages fit in: the default 1 GiB does not.)
+            data=json.dumps({"username": USER, "password": PASSWORD,
+                             "quota": 2 * clients * size}).encode(),
             headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=30).read()
         message = _message(size)

@@ -2,7 +2,8 @@
 
 Any exception other than an ImapProtocolError subclass is a bug
 (docs/architecture.md, "Grammar"), and atheris reports it as a crash. The first
-input byte chooses how the rest is split into receive_data() chunks and whether
+input byte chooses how the rest is split into receive_data() chunks (an odd
+chunk size also has APPEND literals streamed: ``stream_append``) and whether
 continuations are accepted.
 
     python fuzz/fuzz_raw.py CORPUS_DIR fuzz/seeds -max_total_time=600
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import atheris
+import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,7 +34,8 @@ def drive(data: bytes) -> None:
     step = (control & 0x1F) + 1
     accept = bool(control & 0x20)
     limits = LIMITS if control & 0x40 else g.Limits(literal_plus=False, max_depth=16)
-    reader = g.CommandReader(limits, utf8_enabled=bool(control & 0x80))
+    reader = g.CommandReader(limits, utf8_enabled=bool(control & 0x80),
+                             stream_append=bool(step & 1))
     for i in range(0, len(body), step):
         reader.receive_data(body[i : i + step])
         while True:
@@ -52,8 +55,16 @@ def drive(data: bytes) -> None:
                 except g.ImapProtocolError as exc:
                     if exc.fatal:
                         return
+            elif isinstance(event, g.LiteralChunk):
+                assert event.data, event
+            elif isinstance(event, g.AppendLiteral | g.LiteralEnd):
+                pass
             else:
                 assert isinstance(event, g.Command), event
+                if isinstance(event, g.Append):
+                    # A streamed message's data went out as chunks: it serializes empty.
+                    event = attrs.evolve(event, messages=tuple(
+                        attrs.evolve(m, streamed=False) for m in event.messages))
                 # Whatever parsed must serialize and parse back to the same value.
                 wire = g.serialize_command(event, literal_plus=True, utf8=reader.utf8_enabled)
                 again = g.parse_command(wire[:-2], utf8=reader.utf8_enabled)

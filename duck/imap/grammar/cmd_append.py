@@ -173,29 +173,37 @@ class AppendHead:
     utf8: bool = False
 
 
-def append_literal_head(buf: bytes, *, utf8: bool = False, max_depth: int = 64
-                        ) -> AppendHead | None:
+def append_literal_head(buf: bytes, *, utf8: bool = False, max_depth: int = 64,
+                        after: AppendHead | None = None) -> AppendHead | None:
     """Whether the literal announced at the end of ``buf`` is the data of a message
     of an APPEND (not a CATENATE TEXT part, nor a mailbox name): then its head.
 
     ``buf`` is a command read so far (literals inline, without their octets where
     the caller did not keep them: ``{0}``), ending with the literal's announcement
-    rewritten as an empty one (``{0}\\r\\n`` or ``~{0}\\r\\n``). Anything that
-    does not parse is None: that literal is then kept whole and the complete
-    command parsed (and refused) as ever.
+    rewritten as an empty one (``{0}`` or ``~{0}``, then CRLF). With ``after`` (the
+    head of an earlier message's literal) ``buf`` is what followed that literal:
+    the scan goes on from there rather than from the start of the command.
+    Anything that does not parse is None: that literal is then kept whole, and the
+    complete command parsed (and refused) as ever.
     """
-    m = TAG_RE.match(buf)
-    if m is None:
-        return None
-    tag = m.group().decode("ascii")
-    c = Cursor(buf, m.end(), tag=tag, max_depth=max_depth, utf8=utf8)
     try:
-        c.sp()
-        if not c.accept_word(b"APPEND"):
-            return None
-        c.sp()
-        mailbox = c.mailbox()
-        index = 0
+        if after is None:
+            m = TAG_RE.match(buf)
+            if m is None:
+                return None
+            tag = m.group().decode("ascii")
+            c = Cursor(buf, m.end(), tag=tag, max_depth=max_depth, utf8=utf8)
+            c.sp()
+            if not c.accept_word(b"APPEND"):
+                return None
+            c.sp()
+            mailbox = c.mailbox()
+            index = 0
+        else:
+            tag, mailbox, index = after.tag, after.mailbox, after.index + 1
+            c = Cursor(buf, 0, tag=tag, max_depth=max_depth, utf8=utf8)
+            if after.utf8:
+                c.expect(b")")
         while c.accept(b" "):
             flags: tuple[str, ...] = ()
             date = None

@@ -113,9 +113,13 @@ class _State(enum.Enum):
 _LITERAL_TAIL_RE = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}\Z")
 _COMPACT_AT = 64 * 1024
 _APPEND_RE = re.compile(rb"[^ ]+ APPEND ", re.IGNORECASE)
-#: Literals up to this size stay in the skeleton the APPEND heads are parsed from
-#: (a mailbox name sent as a literal); larger ones are in it as ``{0}``.
+#: A literal on an APPEND's first line up to this size (a mailbox name) stays in
+#: the skeleton the message heads are parsed from; others are in it as ``{0}``.
 _SKELETON_LITERAL = 1024
+#: The skeleton since the last streamed literal is parsed again at every literal
+#: announced; past this size (CATENATE with a great many parts) the rest of the
+#: command is read as without ``stream_append``, so that the parsing stays linear.
+_SKELETON_MAX = 4096
 
 
 class CommandReader:
@@ -143,10 +147,12 @@ class CommandReader:
         self._pending: ContinuationNeeded | None = None
         self._literal_kept = False
         self._pending_returned = False
-        # APPEND streaming: the command's lines with its large literals as {0}
-        # (None when the command is no APPEND), the literal being streamed, the
-        # messages streamed so far and their octets.
+        # APPEND streaming: the command's lines since the last streamed literal,
+        # with literals as {0} (None when nothing more of it is streamed), the head
+        # of the last streamed literal, the literal being streamed, the messages
+        # streamed so far and their octets.
         self._skeleton: bytearray | None = None
+        self._after: AppendHead | None = None
         self._stream_head: AppendHead | None = None
         self._stream_binary = False
         self._stream_size = 0
@@ -297,11 +303,12 @@ class CommandReader:
         self._remaining -= take
         return LiteralChunk(data)
 
-    def _streamed_command(self, cmd: Command) -> Command:
+    @staticmethod
+    def _streamed_command(cmd: Command, streamed: list[int]) -> Command:
         """The parsed APPEND with its streamed messages marked as such."""
-        if not self._streamed or not isinstance(cmd, Append):
+        if not isinstance(cmd, Append):
             return cmd
-        marked = set(self._streamed)
+        marked = set(streamed)
         return attrs.evolve(cmd, messages=tuple(
             attrs.evolve(m, streamed=True) if i in marked and isinstance(m.data, bytes)
             else m for i, m in enumerate(cmd.messages)))
@@ -313,18 +320,23 @@ class CommandReader:
         if first:
             self._skeleton = (bytearray() if self.stream_append and _APPEND_RE.match(line)
                               else None)
-        if self._skeleton is None:
+            self._after = None
+        skeleton = self._skeleton
+        if skeleton is None:
             return line, None
         empty = line[: literal.start()] + (b"~{0}" if literal.group(1) else b"{0}")
-        head = append_literal_head(bytes(self._skeleton) + empty + b"\r\n",
+        head = append_literal_head(bytes(skeleton) + empty + b"\r\n", after=self._after,
                                    utf8=self.utf8_enabled, max_depth=self.limits.max_depth)
         if head is not None:
-            self._skeleton += empty + b"\r\n"
+            self._skeleton = bytearray()
+            self._after = head
             return empty, head
-        if int(literal.group(2)) <= _SKELETON_LITERAL:
-            self._skeleton += line + b"\r\n"  # (the octets follow: _take_literal)
+        if self._literal_kept:
+            skeleton += line + b"\r\n"  # (its octets follow, in LITERAL state)
         else:
-            self._skeleton += empty + b"\r\n"
+            skeleton += empty + b"\r\n"
+        if len(skeleton) > _SKELETON_MAX:
+            self._skeleton = None
         return line, None
 
     def _take_line(self) -> bytes | None:
@@ -379,11 +391,7 @@ class CommandReader:
                 self._errors += 1
                 raise
             self._commands += 1
-            if streamed:
-                self._streamed = streamed
-                cmd = self._streamed_command(cmd)
-                self._streamed = []
-            return cmd
+            return self._streamed_command(cmd, streamed) if streamed else cmd
         if first:
             m = TAG_RE.match(line)
             self._tag = m.group().decode("ascii") if m else None
@@ -405,9 +413,9 @@ class CommandReader:
             raise self._fail_command(
                 CommandTooLarge(f"command longer than {self.limits.max_command} octets"), literal)
         self._size += size
+        self._literal_kept = first and size <= _SKELETON_LITERAL
         kept, head = self._stream_decision(line, literal, first)
         self._parts.append(kept + b"\r\n")
-        self._literal_kept = size <= _SKELETON_LITERAL
         if head is not None:
             self._stream_head = head
             self._stream_binary = binary
@@ -483,6 +491,7 @@ class CommandReader:
         self._tag = None
         self._pending_returned = False
         self._skeleton = None
+        self._after = None
         self._stream_head = None
         self._started = False
         self._streamed = []

@@ -174,3 +174,23 @@ def test_catenate_text_and_mailbox_literals_are_kept() -> None:
 def test_without_stream_append_nothing_changes() -> None:
     events = drive(g.CommandReader(), [b"a APPEND INBOX {3+}\r\nabc\r\n"])
     assert events == [g.Append("a", "INBOX", (g.AppendMessage(b"abc"),))]
+
+
+def test_every_message_of_a_long_multiappend_is_streamed() -> None:
+    # Each head is parsed from what followed the previous literal: linear work.
+    wire = b"a APPEND INBOX" + b" (\\Seen) {1+}\r\nx" * 3000 + b"\r\n"
+    events = drive(_stream_reader(), [wire])
+    starts = [e for e in events if isinstance(e, g.AppendLiteral)]
+    assert [s.head.index for s in starts] == list(range(3000))
+    cmd = events[-1]
+    assert isinstance(cmd, g.Append) and len(cmd.messages) == 3000
+    assert all(m.streamed and m.flags == ("\\Seen",) for m in cmd.messages)
+
+
+def test_a_long_skeleton_ends_streaming_for_the_rest_of_the_command() -> None:
+    parts = b" ".join([b"TEXT {1+}\r\ny"] * 2000)
+    wire = b"a APPEND INBOX CATENATE (" + parts + b") {3+}\r\nabc\r\n"
+    events = drive(_stream_reader(), [wire])
+    assert not any(isinstance(e, g.AppendLiteral) for e in events)
+    cmd = events[-1]
+    assert isinstance(cmd, g.Append) and cmd.messages[1] == g.AppendMessage(b"abc")
