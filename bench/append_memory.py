@@ -211,7 +211,7 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.append_memory", description=__doc__)
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--size-mb", type=float, default=20.0)
-    p.add_argument("--budgets", default=f"{512 * 2**20},{64 * 2**30}",
+    p.add_argument("--budgets", default=f"{512 * 2**20}",
                    help="literal_memory values to run, bytes, comma-separated")
     p.add_argument("--out", type=Path, default=Path("bench/results/append_memory.json"))
     args = p.parse_args()

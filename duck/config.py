@@ -64,8 +64,9 @@ class Config:
     lmtp_networks: list[str] = attrs.Factory(lambda: ["127.0.0.0/8", "::1/128"])
     #: Largest accepted message (APPENDLIMIT, LMTP SIZE), bytes.
     max_message_size: int = 64 * 1024 * 1024
-    #: Octets of APPEND (and other command) literals all IMAP sessions of a process
-    #: hold at once; clients beyond it wait their turn (duck/imap/limits.py).
+    #: Octets of command literals all IMAP sessions of a process hold at once (an
+    #: APPEND streamed into the store counts a fixed share); clients beyond it wait
+    #: their turn (duck/imap/limits.py).
     literal_memory: int = 512 * 1024 * 1024
     #: Seconds in-flight work may take to finish at shutdown.
     shutdown_grace: float = 10.0
