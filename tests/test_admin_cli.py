@@ -1,12 +1,17 @@
-"""The admin commands, each run as ``python -m duck.cli`` against a running server.
+"""The admin commands against a running server.
 
 The server runs in this process (``duck_server``, on the session's shared database);
 the commands find its database through the state file in its data directory, as
-an administrator's would.
+an administrator's would. Each test's first command runs as ``python -m duck.cli``
+(the process boundary: a separate process finds the server); the others run
+``duck.cli.main`` in this process, which is what they test, without a Python
+start-up each.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -24,8 +29,9 @@ from duck.store import AuthenticationFailed, NotFound, Store
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def duck(server: Any, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
-    """Run ``duck ARGS --data-dir <the server's>``; its exit code, stdout and stderr."""
+async def spawn(server: Any, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    """Run ``python -m duck.cli ARGS --data-dir <the server's>`` as a subprocess; its
+    exit code, stdout and stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "duck.cli", *args, "--data-dir", str(server.config.data_dir)]
     with trio.fail_after(60):
@@ -35,6 +41,27 @@ async def duck(server: Any, *args: str, stdin: bytes = b"") -> subprocess.Comple
                                          done.stderr.decode())
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+async def duck(server: Any, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    """``duck ARGS --data-dir <the server's>`` run by ``duck.cli.main`` in this process
+    (in a worker thread: the command has its own trio.run), with ``stdin`` as its
+    standard input; its exit code, stdout and stderr as a subprocess's would be."""
+    argv = [*args, "--data-dir", str(server.config.data_dir)]
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> int:
+        saved = sys.stdin
+        sys.stdin = io.StringIO(stdin.decode())
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                return int(main(argv))
+        finally:
+            sys.stdin = saved
+
+    with trio.fail_after(60):
+        code = await trio.to_thread.run_sync(run)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 async def _imap_login(server: Any, user: str, password: str) -> bool:
@@ -55,7 +82,7 @@ async def test_user_commands(duck_server: Any, tmp_path: Path) -> None:
     store: Store = duck_server.store
     pw = tmp_path / "pw"
     pw.write_text("first-pass\n")
-    created = await duck(duck_server, "user", "create", "Ann@Example.com",
+    created = await spawn(duck_server, "user", "create", "Ann@Example.com",
                          "--password-file", str(pw), "--quota", "10M")
     assert created.returncode == 0, created.stderr
     user_id = created.stdout.strip()
@@ -108,7 +135,7 @@ async def test_user_commands(duck_server: Any, tmp_path: Path) -> None:
 async def test_address_and_mailbox_commands(duck_server: Any) -> None:
     store: Store = duck_server.store
     user = await store.users.create("carl@example.com", "pw")
-    added = await duck(duck_server, "address", "add", "carl@example.com", "Info@Example.com")
+    added = await spawn(duck_server, "address", "add", "carl@example.com", "Info@Example.com")
     assert added.returncode == 0 and added.stdout.strip() == "info@example.com"
     assert (await store.users.resolve_address("info@example.com")) is not None
     taken = await duck(duck_server, "address", "add", user.id, "info@example.com")
@@ -130,7 +157,7 @@ async def test_doctor_command(duck_server: Any) -> None:
     store: Store = duck_server.store
     user = await store.users.create("dora@example.com", "pw")
     await store.messages.append(user.id, "INBOX", b"Subject: hi\r\n\r\nhello\r\n")
-    healthy = await duck(duck_server, "doctor")
+    healthy = await spawn(duck_server, "doctor")
     assert healthy.returncode == 0 and healthy.stdout.splitlines()[-1] == "ok"
     users = store.database.collection("users")
     await store.database.run(users.update_one, {"_id": users.find_one()["_id"]},

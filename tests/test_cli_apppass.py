@@ -1,12 +1,14 @@
-"""``duck apppass create|list|revoke``, each run as ``python -m duck.cli`` against a
-running server, which then accepts or refuses the application password over IMAP."""
+"""``duck apppass create|list|revoke`` against a running server, which then accepts
+or refuses the application password over IMAP. ``apppass create`` runs as
+``python -m duck.cli`` (a separate process finds the server); the others run
+``duck.cli.main`` in this process (test_admin_cli.duck)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from test_admin_cli import _imap_login, duck
+from test_admin_cli import _imap_login, duck, spawn
 
 
 async def test_apppass_commands(duck_server: Any, tmp_path: Path) -> None:
@@ -15,7 +17,7 @@ async def test_apppass_commands(duck_server: Any, tmp_path: Path) -> None:
     made = await duck(duck_server, "user", "create", "ann@example.com",
                       "--password-file", str(password))
     assert made.returncode == 0, made.stderr
-    created = await duck(duck_server, "apppass", "create", "ann@example.com",
+    created = await spawn(duck_server, "apppass", "create", "ann@example.com",
                          "--description", "phone", "--scope", "imap")
     assert created.returncode == 0, created.stderr
     lines = created.stdout.splitlines()
