@@ -150,6 +150,10 @@ class Notifier:
         #: Per mailbox, the ids of the users its ACL shares it with (None: anyone).
         self._grantees: dict[str, tuple[str, ...] | None] = {}
         self._seen_modseqs: dict[str, int] = {}
+        #: Per mailbox key, the highest modseq published here with its modseq (this
+        #: process's own writes announce themselves at once): its change-stream
+        #: event then needs no read ahead, its sessions were woken already.
+        self._published: dict[str, int] = {}
         self.mode = "stopped"
         self.events_seen = 0
         #: Seconds from the last journal entry's write to its wake-up here (change
@@ -188,6 +192,10 @@ class Notifier:
         woken: set[Subscription] = set(self._subscribers.get(ANY_KEY, ()))
         for key in keys:
             woken.update(self._subscribers.get(key, ()))
+            if modseq is not None and modseq > self._published.get(key, 0):
+                if len(self._published) >= MAILBOX_CACHE:
+                    self._published.clear()
+                self._published[key] = modseq
         for sub in woken:
             sub._wake(modseq)
 
@@ -278,7 +286,8 @@ class Notifier:
             keys += await self._grantee_keys(str(mailbox), doc.get("kind"))
         modseq = doc.get("modseq")
         if (isinstance(modseq, int) and mailbox is not None and self._journal is not None
-                and self._nursery is not None and mailbox_key(str(mailbox)) in self._subscribers):
+                and self._nursery is not None and mailbox_key(str(mailbox)) in self._subscribers
+                and modseq > self._published.get(mailbox_key(str(mailbox)), 0)):
             # Read first, then wake: the sessions on the mailbox (1,000 IDLE on
             # one INBOX) each find the read done and answer in one go, instead of
             # waking, waiting for the read one by one, and waking again. In a task
