@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
@@ -98,6 +99,40 @@ async def test_a_fleeting_mailbox_is_told_once(duck_server: Any, user: str) -> N
     # A new reader.
     fresh = await store.events.current(user)
     assert _told((await store.events.read(user, fresh)).events) == []
+
+
+async def test_a_fleeting_mailbox_is_not_told_again_as_it_leaves_the_look_back(
+        duck_server: Any, user: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cursor's time is whole seconds: the read that forgets a deleted mailbox
+    must judge its creation from that same time, which the next read looks back
+    from; judged from the exact time (up to a second later) it was forgotten while
+    the next read still found its creation, and its whole past was told again
+    (found by the soak, bench/soak: an SSE reader given mailbox.created/deleted of
+    one mailbox many times)."""
+    from bson import ObjectId
+
+    from duck.store.engine import schema
+    from duck.store.push import events as feed
+
+    store: Store = duck_server.store
+    start = await store.events.current(user)
+    box = await store.mailboxes.create(user, "Fleeting")
+    await store.mailboxes.delete(user, "Fleeting")
+    entry = await store.database.run(lambda: store.database.collection(schema.JOURNAL).find_one(
+        {"mailbox": ObjectId(box.id), "kind": "mailbox-create"}))
+    created = entry["at"].replace(tzinfo=dt.UTC).timestamp()
+    margin = feed.CREATE_MARGIN.total_seconds()
+    # Just past the look-back of the exact time, still inside that of its second.
+    just_past = created + margin + (1 - created % 1) / 2
+    cursor = start
+    told = []
+    for at in (created + 1, just_past, just_past + 0.01, just_past + 1.5, just_past + 1.51,
+               just_past + 3):
+        monkeypatch.setattr(feed, "_now", lambda at=at: dt.datetime.fromtimestamp(at, dt.UTC))
+        batch = await store.events.read(user, cursor)
+        told += _told(batch.events)
+        cursor = batch.cursor
+    assert told == [("mailbox.created", box.id), ("mailbox.deleted", box.id)]
 
 
 async def test_a_cursor_older_than_the_journal_is_told_to_resync(

@@ -215,6 +215,11 @@ def _now() -> dt.datetime:
     return clock.now()
 
 
+def _look_back(t: int) -> dt.datetime:
+    """The oldest ``mailbox-create`` a read from a cursor of time ``t`` looks for."""
+    return dt.datetime.fromtimestamp(t, dt.UTC) - CREATE_MARGIN
+
+
 def _aware(at: dt.datetime) -> dt.datetime:
     """A stored time as an aware UTC datetime (the client may be naive)."""
     return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
@@ -300,15 +305,17 @@ class ChangeFeed:
             user, {"modseq": 1}).items()})
         # Created and already deleted within the look-back: without them here the
         # next read would find their creation and tell their whole past.
+        # (From the cursor's whole-second time, as the next read looks back.)
+        t = int(started.timestamp())
         coll = self._database.collection(schema.JOURNAL)
         gone = {d["mailbox"] for d in coll.find(
-            {"user": user, "kind": "mailbox-create", "at": {"$gte": started - CREATE_MARGIN}},
+            {"user": user, "kind": "mailbox-create", "at": {"$gte": _look_back(t)}},
             {"mailbox": 1}) if str(d["mailbox"]) not in modseqs}
         if gone:
             for d in coll.find({"mailbox": {"$in": sorted(gone)}}, {"mailbox": 1, "modseq": 1}):
                 key = str(d["mailbox"])
                 modseqs[key] = max(modseqs.get(key, 0), int(d["modseq"]))
-        return Cursor(modseqs, int(started.timestamp()))
+        return Cursor(modseqs, t)
 
     async def read(self, user_id: str, cursor: Cursor, *,
                    limit: int = READ_LIMIT) -> FeedBatch:
@@ -345,15 +352,18 @@ class ChangeFeed:
             if mailbox not in boxes:
                 clauses.append({"mailbox": ObjectId(mailbox), "modseq": {"$gt": modseq}})
         clauses.append({
-            "user": user, "kind": "mailbox-create",
-            "at": {"$gte": dt.datetime.fromtimestamp(cursor.t, dt.UTC) - CREATE_MARGIN},
+            "user": user, "kind": "mailbox-create", "at": {"$gte": _look_back(cursor.t)},
         })
         coll = self._database.collection(schema.JOURNAL)
         docs = list(coll.find({"$or": clauses}, {"_id": 0})
                     .sort([("mailbox", 1), ("modseq", 1)]).limit(limit))
         more = len(docs) >= limit
-        # Mailboxes whose creation the next read's look-back will find again.
-        look_back = started - CREATE_MARGIN
+        # The next cursor's time: a complete read moves it to now, in whole seconds.
+        t = cursor.t if more else int(started.timestamp())
+        # Mailboxes whose creation the next read's look-back will find again: from
+        # that same time (not ``started``, which is up to a second later: a mailbox
+        # forgotten by that second was found again and all its past told again).
+        look_back = _look_back(t)
         recent = {str(d["mailbox"]) for d in docs
                   if d["kind"] == "mailbox-create" and d.get("at") is not None
                   and _aware(d["at"]) >= look_back}
@@ -425,7 +435,6 @@ class ChangeFeed:
             for mailbox in list(since):
                 if mailbox not in boxes and mailbox not in recent:
                     since.pop(mailbox)
-        t = cursor.t if more else int(started.timestamp())
         return FeedBatch(events, Cursor(since, t), more)
 
     def _metadata(self, runs: dict[str, list[JournalEntry]]) -> dict[tuple[str, int],
