@@ -85,10 +85,12 @@ class ApiWorker:
             key = self.user.key("INBOX")
             try:
                 await self._call("API delete message", "DELETE", f"{base}/{item['uid']}")
-            except _Unknown:
+            except _Unknown as exc:
                 self.soak.expect.remove(key, sid, False)
+                self.soak.expect.note(sid, f"API delete of UID {item['uid']}: unknown {exc}")
                 raise
             self.soak.expect.remove(key, sid, True)
+            self.soak.expect.note(sid, f"API delete of UID {item['uid']}: ok")
             return
         flag = self.soak.rng.choice(["\\Seen", "\\Flagged", "$Api"])
         change = {"add": [flag]} if self.soak.rng.random() < 0.5 else {"remove": [flag]}

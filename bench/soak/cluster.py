@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -77,7 +78,9 @@ class Cluster:
                "--managesieve-port", "0"]
         environ = {**os.environ, "PYTHONUNBUFFERED": "1", "DUCK_LOG_LEVEL": "INFO",
                    **self.env}
-        proc = await trio.lowlevel.open_process(cmd, stderr=-1, env=environ)
+        proc = await trio.lowlevel.open_process(cmd, stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.DEVNULL, stderr=-1,
+                                                env=environ)
         duck.process = proc
         duck.ports = {}
         duck.starts += 1

@@ -148,6 +148,7 @@ class ImapWorker:
             raise _Resync()
         self.soak.stats.done("APPEND", True)
         self.soak.expect.add(key, sid, True)
+        self.soak.expect.note(sid, f"APPEND {key} UID {assigned[1]}")
         self.soak.uids.assigned(key, assigned[0], assigned[1], sid, "APPEND")
         self.maps[box][assigned[1]] = sid
 
@@ -197,6 +198,7 @@ class ImapWorker:
                                          f"{kind} answered for UID {old} of {src}, not asked")
                 continue
             self.soak.expect.add(dst, sid, True)
+            self.soak.expect.note(sid, f"{kind} {src} UID {old} to {dst} UID {new}")
             self.soak.uids.assigned(dst, validity, new, sid, kind)
             self.maps[other][new] = sid
             if move:
@@ -232,6 +234,7 @@ class ImapWorker:
         self.soak.stats.done("EXPUNGE", True)
         for uid, sid in zip(uids, sids, strict=True):
             self.soak.expect.remove(key, sid, True)
+            self.soak.expect.note(sid, f"EXPUNGE {key} UID {uid}")
             self.maps[box].pop(uid, None)
 
     async def _idle(self, box: str) -> None:

@@ -60,6 +60,8 @@ async def lmtp_worker(soak: Soak) -> None:
         for user, ok in zip(recipients, acked, strict=True):
             soak.stats.done("LMTP", ok, why or "not 250")
             soak.expect.add(user.key("INBOX"), sid, ok)
+            soak.expect.note(sid, f"LMTP to {user.address} via {duck.name}#{duck.starts}: "
+                                  f"{'250' if ok else why or 'unknown'}")
         if not all(acked):
             await trio.sleep(0.2)
 

@@ -10,6 +10,7 @@ worker's resynchronisation) is checked against the bounds and then replaces them
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 from typing import Any
 
@@ -84,6 +85,14 @@ class Expect:
 
     violations: Violations
     boxes: dict[str, dict[str, Bound]] = attrs.Factory(dict)
+    #: What acknowledged each message's arrivals and departures (for reports).
+    history: dict[str, list[str]] = attrs.Factory(dict)
+    #: Ids found lost at the last observation (the caller adds evidence).
+    lost: list[str] = attrs.Factory(list)
+
+    def note(self, sid: str, what: str) -> None:
+        """Record what happened to ``sid`` (kept for its violation's details)."""
+        self.history.setdefault(sid, []).append(f"{time.strftime('%H:%M:%S')} {what}")
 
     def _bound(self, box: str, sid: str) -> Bound:
         return self.boxes.setdefault(box, {}).setdefault(sid, [0, 0])
@@ -113,13 +122,14 @@ class Expect:
             lo, hi = expected.get(sid, [0, 0])
             have = counts.get(sid, 0)
             if have < lo:
+                self.lost.append(sid)
                 self.violations.add("acknowledged message present exactly once",
                                     f"{where}: {sid} in {box}: {have} copies, at least "
-                                    f"{lo} acknowledged (lost)")
+                                    f"{lo} acknowledged (lost); {self.history.get(sid)}")
             elif have > hi:
                 self.violations.add("acknowledged message present exactly once",
                                     f"{where}: {sid} in {box}: {have} copies, at most "
-                                    f"{hi} possible (repeated)")
+                                    f"{hi} possible (repeated); {self.history.get(sid)}")
         self.boxes[box] = {sid: [n, n] for sid, n in counts.items() if n}
 
 

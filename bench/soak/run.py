@@ -90,6 +90,31 @@ class _Run:
     baselines: list[set[tuple[str, int]]]
     load: int
     fault_lock: trio.Lock = attrs.Factory(trio.Lock)
+    #: Per process: (its start, database restarts, notifier events, journal entries)
+    #: at the last checkpoint.
+    seen: dict[str, tuple[int, int, float, int]] = attrs.Factory(dict)
+
+    async def check_notifier(self, where: str) -> None:
+        """Between two checkpoints in which neither the process nor the database was
+        restarted, each process's notifier saw one change per journal insert (the
+        change stream that wakes IDLE sessions and SSE streams of other processes)."""
+        soak = self.soak
+        total = await self.store.database.run(lambda: verify.journal_total(self.store))
+        for duck in soak.cluster.ducks:
+            events = await verify.notifier_seen(duck.ports["api"])
+            if events is None:
+                continue
+            now = (duck.starts, soak.cluster.db.restarts, events, total)
+            before = self.seen.get(duck.name)
+            self.seen[duck.name] = now
+            if before is None or before[:2] != now[:2]:
+                continue
+            written, told = now[3] - before[3], now[2] - before[2]
+            if written != told:
+                soak.violations.add(
+                    "notifier saw every journal insert",
+                    f"{where}: {duck.name} saw {told:.0f} changes, {written} were journaled "
+                    f"since the last checkpoint")
 
     async def faults(self) -> None:
         """SIGKILL a ``duck serve`` or the database at random moments, restart it."""
@@ -128,6 +153,7 @@ class _Run:
                     checks.start_soon(verify.check_sse, soak, self.store, watch, base, where)
                 for idle in self.idle:
                     checks.start_soon(verify.check_idle, soak, idle, where)
+            await self.check_notifier(where)
             for user, api in zip(soak.users, self.api, strict=True):
                 await verify.check_messages(soak, self.store, user, api, where)
             pending = await verify.check_doctor(soak, self.store, where, final)

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from typing import Any
 
+import httpx
 import trio
 from bson import ObjectId
 
@@ -55,6 +56,17 @@ def _recount(store: Store, user: User) -> tuple[list[dict[str, Any]], list[dict[
     return boxes, messages
 
 
+def _whereabouts(store: Store, sid: str) -> list[str]:
+    """Where the database has a message: live, archived, journal (evidence)."""
+    db = store.database
+    pattern = {"$regex": sid}
+    out = [f"message in {m['mailbox']} UID {m['uid']}" for m in
+           db.collection(schema.MESSAGES).find({"msgid": pattern}, {"mailbox": 1, "uid": 1})]
+    out += [f"archived from {m.get('mailbox')} UID {m.get('uid')} at {m.get('archived')}"
+            for m in db.collection(schema.ARCHIVE).find({"msgid": pattern})]
+    return out or ["nowhere"]
+
+
 async def check_messages(soak: Soak, store: Store, user: User, api: ApiWorker,
                          where: str) -> None:
     """Recount the user's messages against the expectations and the UIDs seen."""
@@ -81,8 +93,13 @@ async def check_messages(soak: Soak, store: Store, user: User, api: ApiWorker,
     prefix = user.key("")
     keys = {k for k in soak.expect.boxes if k.startswith(prefix)}
     keys |= {k for k in counts if "/api:" not in k or k in tracked}
+    soak.expect.lost.clear()
     for key in sorted(keys):
         soak.expect.observe(key, counts.get(key, Counter()), where)
+    for sid in soak.expect.lost[:3]:
+        places = await store.database.run(lambda sid=sid: _whereabouts(store, sid))
+        soak.violations.add("acknowledged message present exactly once",
+                            f"{where}: where {sid} is: {places}")
     for made in api.boxes:
         doc = by_id.get(ObjectId(made.id))
         if made.exists and (doc is None or doc["path"] != made.path):
@@ -118,6 +135,24 @@ async def check_doctor(soak: Soak, store: Store, where: str, final: bool) -> int
             soak.violations.add(f"doctor: {f.check} match the message documents",
                                 f"{where} (after the sweep): {f.subject}: {f.problem}")
     return pending
+
+
+async def notifier_seen(port: int) -> float | None:
+    """The ``duck_notifier_events`` counter of a process (its /metrics)."""
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("duck_notifier_events"):
+            return float(line.split()[-1])
+    return None
+
+
+def journal_total(store: Store) -> int:
+    """Journal entries of the whole database (blocking)."""
+    return int(store.database.collection(schema.JOURNAL).count_documents({}))
 
 
 async def check_sse(soak: Soak, store: Store, watch: SseWatch, baseline: set[tuple[str, int]],
