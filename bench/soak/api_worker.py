@@ -116,11 +116,13 @@ class ApiWorker:
                     await self._call("API upload", "POST", f"{base}/messages",
                                      content=message(sid),
                                      headers={"Content-Type": "message/rfc822"})
-                except _Unknown:
+                except _Unknown as exc:
                     self.soak.expect.add(key, sid, False)
+                    self.soak.expect.note(sid, f"API upload to {box.path}: unknown {exc}")
                     raise
                 box.uploads += 1
                 self.soak.expect.add(key, sid, True)
+                self.soak.expect.note(sid, f"API upload to {box.path}: ok")
             elif step in ("upload", "flags"):
                 listing = await self._call("API list", "GET", f"{base}/messages")
                 if listing["results"]:

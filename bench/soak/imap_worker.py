@@ -35,6 +35,7 @@ class ImapWorker:
         self.conn: Imap | None = None
         self.selected: str | None = None
         self.synced = False
+        self._last_sids: list[str] = []
 
     async def run(self) -> None:
         """Run operations until the soak stops (parking at checkpoints)."""
@@ -135,6 +136,7 @@ class ImapWorker:
     async def _append(self, box: str) -> None:
         assert self.conn is not None
         sid = new_id()
+        self._last_sids = [sid]
         key = self.user.key(box)
         flags = self.soak.rng.choice(["", "\\Seen", "\\Flagged \\Seen"])
         try:
@@ -173,6 +175,7 @@ class ImapWorker:
         await self._select(box)
         src, dst = self.user.key(box), self.user.key(other)
         sids = {u: self.maps[box][u] for u in uids}
+        self._last_sids = list(sids.values())
 
         def unknown() -> None:
             for sid in sids.values():
@@ -213,6 +216,7 @@ class ImapWorker:
         await self._select(box)
         key = self.user.key(box)
         sids = [self.maps[box][u] for u in uids]
+        self._last_sids = sids
         joined = ",".join(map(str, uids))
 
         def unknown() -> None:
@@ -265,4 +269,6 @@ class ImapWorker:
         self.soak.stats.done(kind, False)
         assert callable(widen)
         widen()
+        for sid in self._last_sids:
+            self.soak.expect.note(sid, f"{kind} by {self.user.address}: unknown outcome")
         self.synced = False

@@ -89,6 +89,11 @@ class Expect:
     history: dict[str, list[str]] = attrs.Factory(dict)
     #: Ids found lost at the last observation (the caller adds evidence).
     lost: list[str] = attrs.Factory(list)
+    #: (box, id) an operation with an unknown outcome touched. The server may still
+    #: be carrying it out (a client timeout does not stop it: a transaction that a
+    #: killed process left open can hold a document for a minute), so observing
+    #: these never narrows their bounds, only checks them.
+    doubtful: set[tuple[str, str]] = attrs.Factory(set)
 
     def note(self, sid: str, what: str) -> None:
         """Record what happened to ``sid`` (kept for its violation's details)."""
@@ -103,6 +108,8 @@ class Expect:
         bound[1] += 1
         if ok:
             bound[0] += 1
+        else:
+            self.doubtful.add((box, sid))
 
     def remove(self, box: str, sid: str, ok: bool) -> None:
         """One copy of ``sid`` leaves ``box`` (if ``ok``; perhaps, if not)."""
@@ -110,6 +117,8 @@ class Expect:
         bound[0] = max(0, bound[0] - 1)
         if ok:
             bound[1] = max(0, bound[1] - 1)
+        else:
+            self.doubtful.add((box, sid))
 
     def forget(self, box: str) -> None:
         """``box`` is gone (its expectations with it)."""
@@ -130,7 +139,14 @@ class Expect:
                 self.violations.add("acknowledged message present exactly once",
                                     f"{where}: {sid} in {box}: {have} copies, at most "
                                     f"{hi} possible (repeated); {self.history.get(sid)}")
-        self.boxes[box] = {sid: [n, n] for sid, n in counts.items() if n}
+        adopted: dict[str, Bound] = {}
+        for sid in set(expected) | set(counts):
+            n = counts.get(sid, 0)
+            lo, hi = expected.get(sid, [0, 0])
+            bound = [min(lo, n), max(hi, n)] if (box, sid) in self.doubtful else [n, n]
+            if bound[1]:
+                adopted[sid] = bound
+        self.boxes[box] = adopted
 
 
 @attrs.define

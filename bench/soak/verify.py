@@ -26,7 +26,7 @@ from duck.store.engine import schema
 
 from .api_worker import ApiWorker
 from .context import Soak, User
-from .imap import ImapDown, fetch_items
+from .imap import Imap, ImapDown, fetch_items
 from .watchers import IdleWatch, SseWatch
 
 _SID = re.compile(r"sk[0-9a-f]{10}x")
@@ -167,17 +167,10 @@ async def check_sse(soak: Soak, store: Store, watch: SseWatch, baseline: set[tup
                             f"{where}: {watch.user.address}: {key} never given")
 
 
-async def _fresh(soak: Soak, user: User) -> list[tuple[int, frozenset[str]]] | None:
-    conn = await soak.login(user)
-    if conn is None:
-        return None
-    try:
-        await conn.command("SELECT INBOX")
-        reply = await conn.command("FETCH 1:* (UID FLAGS)")
-    except ImapDown:
-        return None
-    finally:
-        await conn.aclose()
+async def _fresh(conn: Imap) -> list[tuple[int, frozenset[str]]]:
+    """A fresh SELECT of INBOX and the UIDs and flags of all its messages."""
+    await conn.command("SELECT INBOX")
+    reply = await conn.command("FETCH 1:* (UID FLAGS)")
     rows = sorted(item for line in reply.untagged if (item := fetch_items(line)))
     return [(uid or 0, flags or frozenset()) for _, uid, flags in rows]
 
@@ -193,17 +186,29 @@ def _inbox_journal(store: Store, user: User) -> list[str]:
 
 
 async def check_idle(soak: Soak, watch: IdleWatch, where: str) -> None:
-    """The IDLE session's view equals a fresh SELECT + FETCH (given time to arrive)."""
+    """The IDLE session's view equals a fresh SELECT + FETCH (given time to arrive;
+    selected again each time, as an operation still in flight may land)."""
     fresh: list[tuple[int, frozenset[str]]] | None = None
     view: list[tuple[int, frozenset[str]]] = []
+    conn: Imap | None = None
     with trio.move_on_after(CATCH_UP):
-        while fresh is None:
-            fresh = await _fresh(soak, watch.user)
         while True:
+            if conn is None:
+                conn = await soak.login(watch.user)
+                continue
+            try:
+                fresh = await _fresh(conn)
+            except ImapDown:
+                await conn.aclose()
+                conn = None
+                continue
             view = [(uid, flags) for uid, flags in watch.view]
             if watch.current and view == fresh:
+                await conn.aclose()
                 return
-            await trio.sleep(0.2)
+            await trio.sleep(0.5)
+    if conn is not None:
+        await conn.aclose()
     if fresh is None:
         soak.violations.add("IDLE view equals SELECT + FETCH",
                             f"{where}: {watch.user.address}: no fresh session")
