@@ -47,12 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-faults", type=int, default=None,
                         help="go on past --minutes until this many faults (default: "
                              "max(3, 2/3 per minute))")
+    parser.add_argument("--op-timeout", type=float, default=45.0,
+                        help="seconds before an operation's outcome counts as unknown")
     parser.add_argument("--imap-clients", type=int, default=2, help="IMAP clients per user")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "soak.json")
     args = parser.parse_args(argv)
     opts = Options.defaults(args.minutes, args.seed, args.fault_interval,
                             args.checkpoint_interval, args.min_faults)
     opts.imap_clients = args.imap_clients
+    opts.op_timeout = args.op_timeout
     signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="duck-soak-") as tmp:
         result = trio.run(run, opts, Path(tmp))

@@ -41,6 +41,7 @@ class Options:
     users: int = 2
     imap_clients: int = 2
     lmtp_clients: int = 2
+    op_timeout: float = 45.0
 
     @classmethod
     def defaults(cls, minutes: float, seed: int | None = None,
@@ -171,7 +172,7 @@ async def run(opts: Options, root: Path) -> dict[str, Any]:
     database = f"soak_{uuid.uuid4().hex[:8]}"
     env: dict[str, str] = {}
     cluster = Cluster.create(root, database, env)
-    soak = Soak(cluster, rng)
+    soak = Soak(cluster, rng, timeout=opts.op_timeout)
     started = time.monotonic()
     async with trio.open_nursery() as nursery:
         _log(f"seed {opts.seed}; starting the database and two duck serve processes")
@@ -232,7 +233,7 @@ async def run(opts: Options, root: Path) -> dict[str, Any]:
             watchers.cancel_scope.cancel()
         await store.aclose()
         await cluster.stop()
-        nursery.cancel_scope.cancel()
+        nursery.cancel_scope.cancel()  # (no checkpoint since the kill: no restart)
     return summary(soak.stats, soak.violations, {
         "seed": opts.seed, "minutes": opts.minutes,
         "seconds": round(time.monotonic() - started, 1),
