@@ -93,12 +93,38 @@ class SseHub:
     #: The producers of open streams (cancelled by ``close``).
     _producers: set[trio.CancelScope] = attrs.Factory(set)
     closed: bool = False
+    #: The open streams' subscriptions, which ``run`` wakes every heartbeat.
+    _subs: set[Subscription] = attrs.Factory(set)
+    #: ``run``'s scope while it runs (streams then need no timer of their own).
+    _ticker: trio.CancelScope | None = None
+    _ticking: bool = False
+
+    async def run(self) -> None:
+        """Wake every stream every ``heartbeat`` seconds (for its periodic re-read)
+        until ``close``: one timer for all of them, where a timer per stream and
+        wake-up (a cancel scope with a deadline) is a fair share of what a
+        change costs each of 1,000 streams. Started with the first stream, as a
+        trio system task (it belongs to no request; ``close`` or the end of the
+        run stops it)."""
+        with trio.CancelScope() as scope:
+            self._ticker = scope
+            if self.closed:
+                scope.cancel()
+            try:
+                while True:
+                    await trio.sleep(self.heartbeat)
+                    for sub in list(self._subs):
+                        sub.poke()
+            finally:
+                self._ticker = None
 
     def close(self) -> None:
         """End every stream now (server shutdown): a stream never ends by itself,
         and the HTTP server would otherwise wait its whole grace period for it.
         Clients reconnect elsewhere with their last event id and lose nothing."""
         self.closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self._producers:
             log.info("closing %d update stream(s)", len(self._producers))
         for scope in list(self._producers):
@@ -114,6 +140,9 @@ class SseHub:
         gen = self._gens.get(user_id)
         if self.streams >= self.max_streams or (gen and gen.streams >= self.max_per_user):
             raise ApiError(429, "TooManyStreams", "too many update streams")
+        if not self._ticking and not self.closed:
+            self._ticking = True
+            trio.lowlevel.spawn_system_task(self.run)
         if gen is None:
             gen = self._gens[user_id] = _Gen(notifier.subscribe(user_key(user_id)))
         gen.streams += 1
@@ -228,8 +257,11 @@ async def _stream(hub: SseHub, store: Store, user_id: str, cursor: Cursor,
             # A read is repeated at least every heartbeat: a gap in a mailbox's
             # modseqs (a writer that died after allocating) is stepped over by
             # time (journal.GAP_GRACE) and wakes nobody.
-            with trio.move_on_after(hub.heartbeat):
+            if hub._ticker is not None:
                 await sub.wait()
+            else:
+                with trio.move_on_after(hub.heartbeat):
+                    await sub.wait()
             woken = gen.sub.wakeups
 
 
@@ -254,12 +286,14 @@ async def updates(request: Request) -> Response:
     # Subscribe before reading the position: a change in between wakes us.
     gen = hub._enter(notifier, user_id)
     sub = notifier.subscribe(user_key(user_id))
+    hub._subs.add(sub)
     released = False
 
     def release() -> None:
         nonlocal released
         if not released:
             released = True
+            hub._subs.discard(sub)
             sub.close()
             hub._leave(user_id)
 
@@ -287,7 +321,9 @@ async def updates(request: Request) -> Response:
 
     response = EventSourceResponse(
         _drain(receive), data_sender_callable=producer,
-        ping=hub.heartbeat, send_timeout=hub.send_timeout,
+        # (No send timeout of its own: ``_stream`` enforces it, see above; one
+        # would be a timer per chunk and stream.)
+        ping=hub.heartbeat, send_timeout=None,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
     return _StreamResponse(response, hub, release)

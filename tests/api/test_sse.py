@@ -182,3 +182,38 @@ async def test_shutdown_ends_open_streams_at_once(mongo_uri: str, db_name: str,
                 except EOFError:
                     ended = True
     assert ended and server.api_state.sse.statistics()["streams"] == 0
+
+
+async def test_a_gap_is_stepped_over_at_the_next_heartbeat(
+        mongo_uri: str, db_name: str, tmp_path: Any, monkeypatch: Any) -> None:
+    """A writer that allocated a modseq and died leaves a gap that wakes nobody: the
+    streams' periodic re-read (one timer for all of them, ``SseHub.run``) steps
+    over it once it is older than the grace, and what follows is delivered."""
+    from duck.config import Config
+    from duck.server import Server
+
+    monkeypatch.setattr(journal_mod, "GAP_GRACE", journal_mod.dt.timedelta(seconds=0.5))
+    server = Server(Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0,
+                           lmtp_port=0, pop3_port=0, pop3s_port=0, managesieve_port=0,
+                           api_port=0, mongo_uri=mongo_uri, database=db_name,
+                           shutdown_grace=2.0, sse_heartbeat=0.5))
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            store = server.store
+            assert store is not None
+            user = (await store.users.create("dave@example.com", "secret-pass")).id
+            inbox = await inbox_id(store, user)
+            db = store.database
+            base = f"http://127.0.0.1:{server.ports['api']}"
+            async with (httpx.AsyncClient(base_url=base, timeout=20) as c,
+                        open_sse(c, f"/users/{user}/updates") as sse):
+                await sse.next()  # ready
+                # Allocated, never journaled; the next change wakes the stream,
+                # which cannot pass the gap yet.
+                _, lost, _ = await db.run(lambda: allocate(db, ObjectId(inbox), modseqs=1))
+                await store.messages.append(user, "INBOX", message("after the gap"))
+                new = await sse.until("message.new")
+                assert new["data"]["modseq"] == lost + 1
+            await store.database.run(store.database.client.drop_database, db_name)
+            server.request_shutdown()

@@ -73,6 +73,11 @@ class Subscription:
         if self.bell is not None:
             self.bell.set()
 
+    def poke(self) -> None:
+        """Wake it as a change would, without one (the holder reads anyway: a
+        periodic re-read)."""
+        self._wake()
+
     def behind(self, modseq: int) -> bool:
         """Whether a wake-up since the last ``clear`` may announce a change after
         ``modseq`` (always, for a wake-up that carried no modseq)."""
