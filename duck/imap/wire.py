@@ -54,15 +54,9 @@ class Wire:
 
     async def receive(self) -> bytes:
         """The next bytes from the peer; StreamClosed at EOF. Cancel-safe."""
-        if self._got is not None:
-            data, self._got = self._got, None
+        data = self.poll()
+        if data is not None:
             return data
-        if self._eof:
-            raise StreamClosed()
-        if not self._busy:
-            self._busy = True
-            self._got_event = trio.Event()
-            self._nursery.start_soon(self._receive_one)
         await self._got_event.wait()
         if self._got is None:
             raise StreamClosed()

@@ -125,15 +125,21 @@ class Append(Command):
                 e.literal(m.data, binary=m.binary)
 
 
-def _parse_append_message(c: Cursor) -> AppendMessage:
+def _flags_and_date(c: Cursor) -> tuple[tuple[str, ...], dt.datetime | None]:
+    """An APPEND message's optional flag list and date-time, each followed by SP."""
     flags: tuple[str, ...] = ()
-    date = None
+    date: dt.datetime | None = None
     if c.peek() == 0x28:
         flags = c.flag_list()
         c.sp()
     if c.peek() == 0x22:
         date = c.date_time()
         c.sp()
+    return flags, date
+
+
+def _parse_append_message(c: Cursor) -> AppendMessage:
+    flags, date = _flags_and_date(c)
     if c.accept_word(b"CATENATE"):
         c.sp()
         parts = c.paren_list(lambda: _parse_cat_part(c), allow_empty=False)
@@ -205,14 +211,7 @@ def append_literal_head(buf: bytes, *, utf8: bool = False, max_depth: int = 64,
             if after.utf8:
                 c.expect(b")")
         while c.accept(b" "):
-            flags: tuple[str, ...] = ()
-            date = None
-            if c.peek() == 0x28:
-                flags = c.flag_list()
-                c.sp()
-            if c.peek() == 0x22:
-                date = c.date_time()
-                c.sp()
+            flags, date = _flags_and_date(c)
             if c.accept_word(b"CATENATE"):
                 c.sp()
                 c.paren_list(lambda: _parse_cat_part(c), allow_empty=False)
