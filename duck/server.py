@@ -156,7 +156,8 @@ class Server:
                     # background under a lease (store/maintenance.py).
                     await services.start(self.store.maintenance.run,
                                          config.maintenance_interval)
-                    await services.start(self.store.maintenance.build_digests)
+                    await services.start(partial(self.store.maintenance.build_digests,
+                                                 forever=True))
                     try:
                         await self._serve(task_status)
                     finally:

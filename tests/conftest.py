@@ -13,6 +13,13 @@ from hypothesis import HealthCheck, settings
 
 from duck.store import Store
 from duck.store.engine.embedded import BlockingEmbeddedDatabase
+from duck.store.index import digest
+
+# Every mailbox has a digest from its first message in the suite (in this process
+# and in the servers it starts), so that the tests' small mailboxes exercise the
+# digest's writers and readers; the default, no digest below digest.DIGEST_FROM
+# messages, has its own tests (tests/store/test_digest_small.py).
+digest.DIGEST_FROM = int(os.environ.setdefault("DUCK_DIGEST_FROM", "0"))
 
 settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]

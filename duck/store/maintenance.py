@@ -184,15 +184,28 @@ class Maintenance:
 
     # -- the digest build (issue 19: it no longer blocks start-up) ---------------------
 
-    async def build_digests(self, *,
+    async def build_digests(self, *, forever: bool = False,
                             task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                             ) -> None:
         """Build the digests ``Store.open`` left pending, a step (one transaction of
         ``digest.BUILD_BATCH`` messages) at a time, until none is left. One process
         builds (the lease ``digest-build``); the others look every few seconds at
-        what it has finished, and read the messages of the rest meanwhile."""
+        what it has finished, and read the messages of the rest meanwhile.
+
+        ``forever`` (a server): then go on looking every few seconds for the digests
+        that writes start here (a mailbox that grew to ``digest.DIGEST_FROM``
+        messages), and build them the same way."""
         task_status.started()
+        while True:
+            await self._build_pending()
+            if not forever:
+                return
+            await trio.sleep(DIGEST_POLL)
+
+    async def _build_pending(self) -> None:
         db = self._store.database
+        if not db.digest_pending:
+            return
         while db.digest_pending:
             try:
                 got = await self._store.leases.acquire(DIGEST_LEASE, LEASE_SECONDS)

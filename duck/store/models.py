@@ -56,6 +56,9 @@ class Mailbox:
     #: Access control list (RFC 4314): (identifier, rights) pairs; the owner's
     #: rights are implicit and never listed (duck/store/rights.py).
     acl: tuple[tuple[str, str], ...] = ()
+    #: Whether its digest (store/index/digest.py) was built when it was read: only
+    #: then do readers answer from it (a small mailbox has none).
+    digest: bool = False
 
 
 @attrs.frozen

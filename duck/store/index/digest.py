@@ -40,9 +40,10 @@ to keep aligned, and a retried write is idempotent):
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -52,6 +53,7 @@ from bson import Binary, Int64, ObjectId
 from pymongo import UpdateMany, UpdateOne
 
 from ..engine import schema
+from ..engine.batch import WriteBatch
 from ..engine.database import Database
 
 COLLECTION = "digests"
@@ -483,6 +485,63 @@ SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "date": 1, "hdr": 1, "text
 #: is in the current layout (deliveries since wrote their entries), the rest is
 #: missing; readers go to the messages meanwhile (``pending``).
 BUILDING = -VERSION
+#: ``dg`` of a mailbox without a digest: a small one. Its readers read the messages
+#: (a few hundred documents at most) and its writes leave the digest alone: that is
+#: ~30% of a delivery's CPU here and ~45% of the database's (bench/README.md, "Mixed
+#: load"), for mailboxes whose every-message reads are cheap anyway. A write that
+#: brings it to DIGEST_FROM messages marks it BUILDING (``grows``), in its own
+#: transaction, and writes its own entries; the background build adds the rest.
+NONE = 0
+#: Messages from which a mailbox has a digest. ``DUCK_DIGEST_FROM`` sets it (0:
+#: every mailbox has one from its first message, as the test suite runs).
+DIGEST_FROM = int(os.environ.get("DUCK_DIGEST_FROM", "128"))
+
+
+def new_state() -> int:
+    """``dg`` of a new mailbox."""
+    return NONE if DIGEST_FROM > 0 else VERSION
+
+
+def kept(box: dict[str, Any]) -> bool:
+    """Whether a write to the mailbox maintains its digest, ``box`` its document as
+    read in the write's transaction (every state but NONE: a digest built, being
+    built, or of another layout that start-up rebuilds)."""
+    return box.get("dg") != NONE
+
+
+def grows(box: dict[str, Any]) -> bool:
+    """Whether the write that left the mailbox ``box`` (its document after the
+    write's counters) starts its digest: none yet, and DIGEST_FROM messages."""
+    return box.get("dg") == NONE and int(box.get("count", 0)) >= max(DIGEST_FROM, 1)
+
+
+def start_op(box: dict[str, Any], namespace: str) -> UpdateOne:
+    """The write (into a WriteBatch) that marks ``box`` BUILDING; the caller then
+    writes its messages' entries and, once committed, adds the mailbox to the
+    database's ``digest_pending`` (the background build takes it from there)."""
+    return UpdateOne({"_id": box["_id"], "dg": NONE}, {"$set": {"dg": BUILDING}},
+                     namespace=namespace)
+
+
+def new_entries(batch: WriteBatch, box: dict[str, Any], docs: list[dict[str, Any]],
+                known: Callable[[], dict[int, Known] | None]) -> bool:
+    """Into ``batch``, the entries of new messages ``docs`` of the mailbox ``box``
+    (its document after the write's counters) when it keeps a digest, and the start
+    of its digest when this write makes it big enough (``grows``); whether it did
+    start it (the caller adds the mailbox to ``digest_pending`` once committed).
+    ``known``: what is already hashed of them (``updates``), asked only if needed."""
+    start = grows(box)
+    if start:
+        batch.extend([start_op(box, batch.namespace(schema.MAILBOXES))])
+    if start or kept(box):
+        batch.extend(updates(box["_id"], docs, known(), batch.namespace(COLLECTION)))
+    return start
+
+
+def usable(box: dict[str, Any] | None) -> bool:
+    """Whether readers may answer from the digest of the mailbox ``box`` (its
+    document as read): built in the current layout."""
+    return box is not None and box.get("dg") == VERSION
 #: Messages one build step reads (one transaction; their entries are small).
 BUILD_BATCH = 128
 
@@ -496,7 +555,8 @@ def prepare_build(database: Database) -> list[ObjectId]:
     beside this one) keeps what it has: its entries are current.
     """
     boxes = database.collection(schema.MAILBOXES)
-    for box in list(boxes.find({"dg": {"$nin": [VERSION, BUILDING]}}, {"_id": 1, "dg": 1})):
+    for box in list(boxes.find({"dg": {"$nin": [VERSION, BUILDING, NONE]}},
+                               {"_id": 1, "dg": 1})):
         if "dg" in box:  # another layout: start over
             purge(database, box["_id"])
         boxes.update_one({"_id": box["_id"]}, {"$set": {"dg": BUILDING}})
@@ -517,6 +577,10 @@ def build_step(database: Database, mailbox: ObjectId, after: int,
     messages = database.collection(schema.MESSAGES)
 
     def body(session: Any) -> int | None:
+        box = database.collection(schema.MAILBOXES).find_one(
+            {"_id": mailbox}, {"dg": 1}, session=session)
+        if box is None or box.get("dg") != BUILDING:
+            return None  # deleted, built by another process, or never started
         docs = list(messages.find({"mailbox": mailbox, "uid": {"$gt": after}},
                                   SOURCE_PROJECTION, session=session)
                     .sort("uid", 1).limit(batch))

@@ -172,7 +172,10 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
     flags = {leaf: p for leaf, p in found.items() if isinstance(p, _Flag)}
     values = {leaf: p for leaf, p in found.items() if isinstance(p, _Value)}
     box = database.collection(schema.MAILBOXES).find_one({"_id": mailbox},
-                                                          {"uid_next": 1})
+                                                          {"uid_next": 1, "dg": 1})
+    if box is not None and not digest.usable(box):
+        # No digest (a small mailbox) or one being built by another process.
+        return Resolved(query, None)
     top = int(box["uid_next"]) - 1 if box else 0
     patterns = {leaf: re.compile(re.escape(p.value), re.IGNORECASE)
                 for leaf, p in exact.items() if p.value}

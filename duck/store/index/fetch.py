@@ -138,15 +138,17 @@ async def view(database: Database, mailbox_id: str, count: int | None = None,
     return await database.run(query)
 
 
-async def count_between(database: Database, mailbox_id: str, lo: int, hi: int) -> int:
+async def count_between(database: Database, mailbox_id: str, lo: int, hi: int, *,
+                        built: bool = True) -> int:
     """How many messages the mailbox has with UIDs ``lo..hi``: the digest's existence
-    words, one document per 64 UIDs of the range (STATUS RECENT)."""
+    words, one document per 64 UIDs of the range (STATUS RECENT); ``built``: whether
+    the mailbox has one (Mailbox.digest; else its messages are counted)."""
     if hi < lo:
         return 0
     mailbox = parse_id(mailbox_id)
 
     def count() -> int:
-        if digest.pending(database, mailbox):  # being built: ask the messages
+        if not built or digest.pending(database, mailbox):  # ask the messages
             return int(database.collection(schema.MESSAGES).count_documents(
                 {"mailbox": mailbox, "uid": {"$gte": lo, "$lte": hi}}))
         total = 0

@@ -214,12 +214,16 @@ class Archive:
                 raise NotFound(f"no such mailbox: {target}")
             dst: ObjectId = box["_id"]
             for i in range(0, len(oids), BATCH):
+                started: list[bool] = []  # (the last try's)
                 done += self._database.in_transaction(functools.partial(
-                    self._restore_in, user=user, mailbox=dst, oids=oids[i:i + BATCH]))
+                    self._restore_in, user=user, mailbox=dst, oids=oids[i:i + BATCH],
+                    started=started))
+                if started and started[-1]:  # (committed: the background build takes it)
+                    self._database.digest_pending.add(dst)
         return done
 
     def _restore_in(self, session: Any, user: ObjectId, mailbox: ObjectId,
-                    oids: list[ObjectId]) -> list[Restored]:
+                    oids: list[ObjectId], started: list[bool]) -> list[Restored]:
         docs = list(self._coll.find({"_id": {"$in": oids}, "user": user}, session=session)
                     .sort("_id", 1))
         if not docs:
@@ -241,7 +245,7 @@ class Archive:
         batch = WriteBatch(self._database)
         charged = None if session is None else quota.reserve_in(batch, user, total)
         batch.insert(schema.MESSAGES, new)
-        batch.extend(digest.updates(mailbox, new, None, batch.namespace(digest.COLLECTION)))
+        started.append(digest.new_entries(batch, box, new, lambda: None))
         batch.insert(schema.JOURNAL, [
             journal.entry_doc(mailbox, n["modseq"], "exists", uid=n["uid"], flags=n["flags"])
             for n in new])

@@ -177,7 +177,8 @@ def _store_batch_sync(
             int(bool(doc["seen"])) - int("\\seen" in {f.lower() for f in new})
             for doc, new in todo
         )
-        _, first, _ = allocate(db, mailbox, modseqs=len(todo), unseen=unseen, session=session)
+        _, first, box = allocate(db, mailbox, modseqs=len(todo), unseen=unseen,
+                                 session=session)
         if expected is not None and first - 1 != expected:
             raise _Stale
         changed: list[FlagChange] = []
@@ -194,12 +195,13 @@ def _store_batch_sync(
             entries.append(journal.entry_doc(mailbox, modseq, "flags", uid=doc["uid"],
                                              flags=new))
             changed.append(FlagChange(doc["uid"], tuple(new), modseq))
-        # Messages, digest and journal: one round trip.
+        # Messages, digest (where the mailbox has one) and journal: one round trip.
         batch.extend(ops)
-        batch.extend(digest.flag_change_ops(
-            mailbox, [(doc["uid"], doc["flags"], new, first + i)
-                      for i, (doc, new) in enumerate(todo)],
-            batch.namespace(digest.COLLECTION)))
+        if digest.kept(box):
+            batch.extend(digest.flag_change_ops(
+                mailbox, [(doc["uid"], doc["flags"], new, first + i)
+                          for i, (doc, new) in enumerate(todo)],
+                batch.namespace(digest.COLLECTION)))
         batch.insert(schema.JOURNAL, entries)
         batch.flush(session)
         return StoreFlagsResult(changed, modified)

@@ -124,6 +124,7 @@ def mailbox_from_doc(doc: dict[str, Any]) -> Mailbox:
         size=int(doc.get("size", 0)),
         recent_mark=int(doc.get("recent", 0)),
         acl=tuple((e["id"], e["rights"]) for e in doc.get("acl", ())),
+        digest=digest.usable(doc),
     )
 
 
@@ -163,8 +164,8 @@ def new_mailbox_doc(
         "unseen": 0,
         "size": 0,
         "recent": 0,
-        # Its digest (digest.py) is written from the first message on.
-        "dg": digest.VERSION,
+        # Its digest (digest.py): none while it is small (digest.DIGEST_FROM).
+        "dg": digest.new_state(),
     }
 
 

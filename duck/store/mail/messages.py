@@ -139,7 +139,8 @@ class Messages:
                    ) -> list[MessageSummary]:
         """The selected-mailbox view: (uid, modseq, flags) of every message, one query;
         given the ``mailbox`` as just read, from its digest (index/fetch.py)."""
-        if mailbox is None:
+        if mailbox is None or not mailbox.digest:
+            # (A small mailbox has no digest: its messages, one query either way.)
             return await fetch.view(self._database, mailbox_id)
         self._owned(mailbox_id, mailbox.user_id)
         return await fetch.view(self._database, mailbox_id, mailbox.message_count,
@@ -149,7 +150,8 @@ class Messages:
         """Messages \\Recent for the next session that selects ``mailbox`` (those above
         its recent mark): STATUS RECENT (RFC 3501 §6.3.10), without claiming them."""
         return await fetch.count_between(self._database, mailbox.id,
-                                         mailbox.recent_mark + 1, mailbox.uid_next - 1)
+                                         mailbox.recent_mark + 1, mailbox.uid_next - 1,
+                                         built=mailbox.digest)
 
     def _owned(self, mailbox_id: str, user_id: str) -> None:
         if len(self._owners) >= MAX_OWNERS:
@@ -313,7 +315,7 @@ class Messages:
                 if missing:  # cannot happen while the hold is kept; never store holes
                     raise NotFound("message bodies vanished before delivery")
             bases: dict[bytes, dict[str, Any]] = {}
-            prepared: dict[bytes, digest.Known] = {}
+            prepared: dict[bytes, DigestEntry] = {}
             rendered = self.render(ingested.message) if self.renderers else {}
             limiter = trio.CapacityLimiter(DELIVERY_CONCURRENCY)
 
@@ -386,7 +388,7 @@ class Messages:
 
     def _deliver_sync(
         self, ingested: Ingested, base: dict[str, Any], target: DeliveryTarget,
-        prepared: digest.Known | None = None,
+        prepared: DigestEntry | None = None,
     ) -> Delivered:
         user = parse_id(target.user_id)
         path = normalize_path(target.mailbox_path)
@@ -401,6 +403,7 @@ class Messages:
                  else (parse_id(target.claim_recent[0]), int(target.claim_recent[1])))
 
         written: list[dict[str, Any]] = []  # (the last try's document)
+        started: list[bool] = []  # (the last try's: whether it started the digest)
 
         def body(session: Any) -> Delivered:
             if session is None:
@@ -421,9 +424,8 @@ class Messages:
             batch = WriteBatch(self._database)
             charged = None if session is None else quota.reserve_in(batch, user, size)
             batch.insert(schema.MESSAGES, [doc])
-            batch.extend(digest.updates(mailbox["_id"], [doc],
-                                        {uid: prepared} if prepared else None,
-                                        batch.namespace(digest.COLLECTION)))
+            started.append(digest.new_entries(batch, mailbox, [doc], lambda: {
+                uid: (prepared or DigestEntry(base)).get()}))
             batch.insert(schema.JOURNAL, [journal.entry_doc(
                 mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])])
             if target.ledger is not None:
@@ -444,6 +446,8 @@ class Messages:
                                                              *target.ledger):
                 raise
             raise AlreadyExists("already imported") from exc
+        if started[-1]:
+            self._database.digest_pending.add(parse_id(result.mailbox_id))
         self._remember_thread(user, base.get("msgid"), threadid)
         if self.cache.max_bytes > 0:
             result = attrs.evolve(result, record=fetch.stored_record(
@@ -656,8 +660,9 @@ class Messages:
             for i, d in enumerate(docs):
                 d["modseq"] = first + i  # the removal's, reported to the caller
             batch.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
-            batch.extend(digest.remove_ops(mailbox, [d["uid"] for d in docs],
-                                           batch.namespace(digest.COLLECTION)))
+            if digest.kept(box):
+                batch.extend(digest.remove_ops(mailbox, [d["uid"] for d in docs],
+                                               batch.namespace(digest.COLLECTION)))
             batch.insert(schema.JOURNAL, [
                 journal.entry_doc(mailbox, d["modseq"], "expunge", uid=d["uid"])
                 for d in docs
@@ -761,15 +766,25 @@ class Messages:
         now = clock.now()
 
         unseen = sum(1 for d in docs if not d.get("seen"))
+        # The copies' digest entries are the originals' (no text hashed again), read
+        # when the destination keeps a digest.
+        entries: list[dict[int, digest.Known]] = []
+
+        def known() -> dict[int, digest.Known]:
+            if not entries:
+                entries.append(digest.known_entries(self._database, src,
+                                                    [d["uid"] for d in docs]))
+            return entries[0]
+
         try:
-            # The copies' digest entries are the originals' (no text hashed again).
-            known = digest.known_entries(self._database, src, [d["uid"] for d in docs])
             if self._database.transactions:
                 # Counters, quota, copies, digest and journal in one transaction: a
                 # crash leaves all or nothing of it.
-                new: list[dict[str, Any]] = self._database.in_transaction(
+                new, started = self._database.in_transaction(
                     lambda session: self._copy_in(session, docs, user, dst, known,
                                                   total=total, unseen=unseen, now=now))
+                if started:  # (committed: the background build takes it)
+                    self._database.digest_pending.add(dst)
             else:
                 new = self._copy_without_transaction(docs, user, dst, known, total=total,
                                                      unseen=unseen, now=now)
@@ -791,9 +806,11 @@ class Messages:
         return new, entries
 
     def _copy_in(self, session: Any, docs: list[dict[str, Any]], user: ObjectId,
-                 dst: ObjectId, known: dict[int, digest.Known], *, total: int,
-                 unseen: int, now: Any) -> list[dict[str, Any]]:
-        first_uid, first_modseq, _ = allocate(
+                 dst: ObjectId, known: Callable[[], dict[int, digest.Known]], *,
+                 total: int, unseen: int, now: Any) -> tuple[list[dict[str, Any]], bool]:
+        """The copies in the caller's transaction; and whether they started the
+        destination's digest."""
+        first_uid, first_modseq, box = allocate(
             self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
             unseen=unseen, size=total, session=session,
         )
@@ -801,21 +818,22 @@ class Messages:
         batch = WriteBatch(self._database)
         charged = quota.reserve_in(batch, user, total)
         batch.insert(schema.MESSAGES, new)
-        batch.extend(digest.updates(
-            dst, [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)], known,
-            batch.namespace(digest.COLLECTION)))
+        started = digest.new_entries(
+            batch, box, [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)],
+            known)
         batch.insert(schema.JOURNAL, entries)
         quota.reserved(batch.flush(session), charged)
-        return new
+        return new, started
 
     def _copy_without_transaction(self, docs: list[dict[str, Any]], user: ObjectId,
-                                  dst: ObjectId, known: dict[int, digest.Known], *,
-                                  total: int, unseen: int, now: Any) -> list[dict[str, Any]]:
+                                  dst: ObjectId, known: Callable[[], dict[int, digest.Known]],
+                                  *, total: int, unseen: int, now: Any
+                                  ) -> list[dict[str, Any]]:
         # No transactions (a standalone mongod): quota and counters first, given
         # back if the writes fail.
         quota.reserve(self._database, user, total)
         try:
-            first_uid, first_modseq, _ = allocate(
+            first_uid, first_modseq, box = allocate(
                 self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
                 unseen=unseen, size=total,
             )
@@ -825,9 +843,11 @@ class Messages:
         new, entries = self._copies(docs, user, dst, first_uid, first_modseq, now)
         try:
             self._messages.insert_many(new)
-            digest.add(self._database, dst,
-                       [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)],
-                       None, known)
+            batch = WriteBatch(self._database)
+            if digest.new_entries(batch, box, [{**n, "_src": d["uid"]}
+                                           for d, n in zip(docs, new, strict=True)], known):
+                self._database.digest_pending.add(dst)
+            batch.flush(None)
             journal.write(self._database, entries)
         except BaseException:
             self._undo(dst, user, count=len(docs), unseen=unseen, size=total)
@@ -873,14 +893,30 @@ class KeyedLocks:
 TRANSACTION_TOO_LARGE = 313
 
 
+class DigestEntry:
+    """A message's digest entry (its text hashed), made on first need: only a
+    delivery into a mailbox that keeps a digest needs it (digest.kept), and the
+    deliveries of one message to several such mailboxes share it."""
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        self._base = base
+        self._known: digest.Known | None = None
+
+    def get(self) -> digest.Known:
+        """The entry (blocking: hashes the text the first time)."""
+        if self._known is None:
+            self._known = digest.prepare(self._base)
+        return self._known
+
+
 def _document_base(ingested: Ingested, prepend: bytes, rendered: dict[str, bytes]
-                   ) -> tuple[dict[str, Any], digest.Known]:
+                   ) -> tuple[dict[str, Any], DigestEntry]:
     """The uid-independent message document of one copy, with its renderings, and
-    its digest entry (the text hashed): blocking, once per distinct prepend."""
+    its digest entry (hashed when first needed): blocking, once per distinct prepend."""
     base = documents.content(ingested, prepend)
     if rendered:
         base["render"] = rendered
-    return base, digest.prepare(base)
+    return base, DigestEntry(base)
 
 
 def _uid_of(record: MessageRecord) -> int:
