@@ -46,3 +46,28 @@ async def test_no_read_ahead_for_a_change_announced_here(store: Store, user: Use
         assert metrics.statistics()[READ_AHEAD]["by_db_command"] == {"find": 1}
         assert store.journal.statistics()["reads"] == reads + 1
         sub.close()
+
+
+async def test_a_burst_of_changes_is_taken_in_batches_and_each_wakes(
+        store: Store, user: User, nursery: trio.Nursery) -> None:
+    uids = [(await store.messages.append(user.id, "INBOX", b"Subject: x\r\n\r\nx\r\n")).uid
+            for _ in range(40)]
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    notifier = Notifier(store.database, journal=store.journal)
+    await nursery.start(notifier.run)
+    with trio.fail_after(30):
+        while notifier.mode != "change-stream":
+            await trio.sleep(0.01)
+        sub = notifier.subscribe(mailbox_key(inbox.id))
+        seen, takes = notifier.events_seen, notifier.stream_takes
+        # One STORE of 40 messages: 40 journal entries in one write, so one getMore
+        # brings them all.
+        done = await store.messages.store_flags(inbox.id, uids, "add", ["\\Flagged"])
+        last = max(c.modseq for c in done.changed)
+        while notifier.events_seen < seen + 40:
+            await trio.sleep(0.01)
+        assert sub.behind(last - 1)  # woken up to the last of them
+        # Every change was dispatched, in far fewer worker-thread calls than changes.
+        assert notifier.events_seen == seen + 40
+        assert notifier.stream_takes - takes < 10, notifier.statistics()
+        sub.close()

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 STREAM_AWAIT_MS = 500
 #: Largest number of mailbox→user mappings kept for journal entries without user.
 MAILBOX_CACHE = 100_000
+#: Most changes one worker-thread call takes from the change stream's buffer.
+MAX_CHANGES_AT_ONCE = 1000
 #: The metrics label of the journal reads made ahead of wake-ups.
 READ_AHEAD = "journal read-ahead"
 
@@ -117,6 +119,25 @@ class Subscription:
         self._notifier._remove(self)
 
 
+def _take_changes(stream: Any) -> list[Any]:
+    """The next change of ``stream`` (at most one getMore, as ``try_next``) and every
+    change that getMore brought with it (blocking): one worker-thread hand-off per
+    batch instead of one per change, which under load was most of the process's
+    hand-offs (each journal write is a change). pymongo offers no public count of
+    what a cursor holds; without its buffer (another pymongo) this takes one."""
+    first = stream.try_next()
+    if first is None:
+        return []
+    changes = [first]
+    buffered = getattr(getattr(stream, "_cursor", None), "_data", None)
+    while buffered and len(changes) < MAX_CHANGES_AT_ONCE:
+        change = stream.try_next()  # (from the buffer: no round trip)
+        if change is None:
+            break
+        changes.append(change)
+    return changes
+
+
 def mailbox_key(mailbox_id: str) -> str:
     """Subscription key for one mailbox."""
     return f"m:{mailbox_id}"
@@ -161,6 +182,8 @@ class Notifier:
         self._published: dict[str, int] = {}
         self.mode = "stopped"
         self.events_seen = 0
+        #: Worker-thread calls that took changes from the stream (a batch each).
+        self.stream_takes = 0
         #: Seconds from the last journal entry's write to its wake-up here (change
         #: streams only: polling wakes subscribers every poll_interval at most).
         self.lag = 0.0
@@ -209,7 +232,7 @@ class Notifier:
         subs = {s for group in self._subscribers.values() for s in group}
         return {"mode": self.mode, "keys": len(self._subscribers),
                 "subscriptions": len(subs), "events_seen": self.events_seen,
-                "lag": self.lag}
+                "stream_takes": self.stream_takes, "lag": self.lag}
 
     # -- the watcher -----------------------------------------------------------
 
@@ -261,12 +284,13 @@ class Notifier:
         self.mode = "change-stream"
         try:
             while True:
-                change = await self._database.run(stream.try_next)
-                if change is None:
+                changes = await self._database.run(_take_changes, stream)
+                self.stream_takes += 1
+                if not changes:
                     await trio.sleep(0)
                     continue
-                doc = change.get("fullDocument") or {}
-                await self._dispatch(doc)
+                for change in changes:
+                    await self._dispatch(change.get("fullDocument") or {})
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(stream.close)
