@@ -11,7 +11,8 @@ connection and reports through it:
 - a command and how long it took (``duck_command_seconds``: one histogram observe, on
   a child cached per (protocol, command), so a command allocates nothing more);
 - a delivery's outcome per recipient (``duck_deliveries_total``,
-  ``duck_delivered_bytes_total``; one ``duck.delivery`` line each);
+  ``duck_delivered_bytes_total``; one ``duck.delivery`` line each), a recipient
+  refused at RCPT included;
 - an API request (``duck_api_requests_total``; one ``duck.api`` line each).
 
 Figures other parts already keep are read when scraped: store round trips per
@@ -108,7 +109,8 @@ class Observer:
         child.observe(seconds)
 
     def delivery(self, queue_id: str, recipient: str, outcome: str, size: int) -> None:
-        """One recipient's copy of a delivered message: ``outcome`` is ``stored`` or why not."""
+        """One recipient's copy of a delivered message: ``outcome`` is ``stored`` or why
+        not (also for a recipient refused at RCPT, with ``size`` 0)."""
         self.deliveries.labels(outcome).inc()
         if outcome == "stored":
             self.delivered_bytes.inc(size)

@@ -4,6 +4,7 @@ outbound queue waits it out and is sent once afterwards."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from duck.config import Config
 from duck.server import Server
@@ -42,7 +44,8 @@ async def _imap(port: int) -> tuple[trio.SocketStream, Any]:
     return stream, command
 
 
-def test_outage_and_recovery(tmp_path: Path) -> None:
+def test_outage_and_recovery(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="duck.delivery")
     database = BlockingEmbeddedDatabase(tmp_path / "db")
     uri = database.__enter__()
     port = database.spec.port
@@ -51,6 +54,11 @@ def test_outage_and_recovery(tmp_path: Path) -> None:
     finally:
         database.__exit__()
     assert port
+    # The recipient turned away with 451 during the outage has its delivery line
+    # (the MTA retries it; the operator sees why in duck's log too).
+    (line,) = [r for r in caplog.records if r.name == "duck.delivery"]
+    assert (line.recipient, line.outcome, line.size) == ("o@example.com",  # type: ignore[attr-defined]
+                                                         "unavailable", 0)
 
 
 async def _scenario(tmp_path: Path, uri: str, database: BlockingEmbeddedDatabase) -> None:
@@ -113,6 +121,14 @@ async def _scenario(tmp_path: Path, uri: str, database: BlockingEmbeddedDatabase
                     await trio.sleep(1)
                 assert b"e OK [APPENDUID" in reply
                 await stream.aclose()
+                # The temporary refusal at RCPT is counted as an outcome.
+                async with httpx.AsyncClient(timeout=20) as client:
+                    metrics = await client.get(
+                        f"http://127.0.0.1:{server.ports['api']}/metrics")
+                samples = {(s.name, s.labels.get("outcome")): s.value
+                           for f in text_string_to_metric_families(metrics.text)
+                           for s in f.samples}
+                assert samples[("duck_deliveries_total", "unavailable")] == 1
                 (sent,) = await sink.wait_for(1, timeout=60)
                 assert sent.data == b"Subject: o\r\n\r\nout\r\n"
                 while (await server.store.outbound.get(queued)).status != "sent":

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import smtplib
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,70 @@ async def test_each_family_moves_with_its_event(duck_server: Any,
     # No line per IMAP command by default.
     assert not any("NOOP" in r.getMessage() for r in records)
     assert user.id
+
+
+def _lmtp_transaction(port: int, rcpts: list[str], message: bytes
+                      ) -> tuple[list[tuple[int, bytes]], tuple[int, bytes] | None]:
+    """One LMTP transaction through smtplib.LMTP (as an MTA's LMTP client speaks it):
+    each RCPT's reply, and DATA's reply when some recipient was accepted."""
+    with smtplib.LMTP("127.0.0.1", port, timeout=20) as client:
+        client.ehlo_or_helo_if_needed()
+        assert client.mail("sender@example.org")[0] == 250
+        answers = [client.rcpt(r) for r in rcpts]
+        if not any(code == 250 for code, _ in answers):
+            client.rset()
+            return answers, None
+        # One accepted recipient: DATA's one reply is its reply (smtplib reads one).
+        return answers, client.data(message)
+
+
+async def test_refused_recipients_are_logged_and_counted(
+        duck_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A recipient refused at RCPT has its delivery line and outcome, as one refused
+    after the message does (issue 15): unknown addresses and disabled mailboxes
+    show in duck's log and metrics, not only in the MTA's."""
+    caplog.set_level(logging.INFO, logger="duck.delivery")
+    store: Store = duck_server.store
+    await store.users.create("nia@example.com", "pw")
+    off = await store.users.create("off@example.com", "pw")
+    await store.admin.set_disabled(off.id, True)
+    port = duck_server.ports["lmtp"]
+    message = b"Subject: r\r\n\r\nhello\r\n"
+    with trio.fail_after(60):
+        before = await scrape(duck_server)
+        rcpts, data = await trio.to_thread.run_sync(
+            _lmtp_transaction, port,
+            ["nobody@example.com", "nia@example.com", "off@example.com"], message)
+        # A transaction whose only recipient is refused never reaches DATA.
+        alone, none = await trio.to_thread.run_sync(
+            _lmtp_transaction, port, ["ghost+tag@example.com"], message)
+        after = await scrape(duck_server)
+
+    assert [code for code, _ in rcpts] == [550, 250, 550]
+    assert rcpts[0][1].startswith(b"5.1.1") and rcpts[2][1].startswith(b"5.2.1")
+    assert data is not None and data[0] == 250
+    queue_id = data[1].split(b" ")[1].strip(b"<>").decode()
+    assert alone[0][0] == 550 and none is None
+
+    def moved(outcome: str) -> float:
+        return (value(after, "duck_deliveries_total", outcome=outcome)
+                - value(before, "duck_deliveries_total", outcome=outcome))
+
+    assert (moved("unknown_user"), moved("mailbox_disabled"), moved("stored")) == (2, 1, 1)
+
+    lines = [r for r in caplog.records if r.name == "duck.delivery"]
+    by_rcpt = {r.recipient: r for r in lines}  # type: ignore[attr-defined]
+    assert len(lines) == 4 and len(by_rcpt) == 4
+    # The refused lines carry the transaction's queue id (the one the stored copy's
+    # 250 reply names), the outcome label of the metrics, and size 0.
+    assert by_rcpt["nobody@example.com"].getMessage() == (
+        f"delivery {queue_id} to=nobody@example.com outcome=unknown_user size=0")
+    assert (by_rcpt["off@example.com"].outcome, by_rcpt["off@example.com"].queue_id,  # type: ignore[attr-defined]
+            by_rcpt["off@example.com"].size) == ("mailbox_disabled", queue_id, 0)  # type: ignore[attr-defined]
+    assert by_rcpt["nia@example.com"].getMessage() == (
+        f"delivery {queue_id} to=nia@example.com outcome=stored size={len(message)}")
+    ghost = by_rcpt["ghost+tag@example.com"]  # the address as the MTA gave it
+    assert ghost.outcome == "unknown_user" and ghost.queue_id not in ("-", queue_id)  # type: ignore[attr-defined]
 
 
 def test_two_observers_do_not_share_counts() -> None:

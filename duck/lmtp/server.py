@@ -398,6 +398,9 @@ class _Connection:
             self._send(reply(250, None, self.config.hostname, *self.proto.extensions()))
         elif isinstance(event, MailFrom):
             self._mail = event
+            # The transaction's id from MAIL on: a recipient refused at RCPT is
+            # logged with the id its transaction's stored copies get.
+            self._queue_id = secrets.token_hex(6).upper()
             self._send(reply(250, "2.1.0", "Sender OK"))
         elif isinstance(event, RcptTo):
             self._send(await self._rcpt(event))
@@ -451,12 +454,13 @@ class _Connection:
         try:
             check = await self.backend.check_recipient(address)
         except BackendUnavailable:
-            return _UNAVAILABLE
+            return self._refused_at_rcpt(event, Failure.UNAVAILABLE, _UNAVAILABLE)
         except Exception:
             log.exception("check_recipient(%r) failed", address.lookup)
-            return _UNAVAILABLE
+            return self._refused_at_rcpt(event, Failure.UNAVAILABLE, _UNAVAILABLE)
         if isinstance(check, Refused):
-            return failure_reply(check.failure, check.text)
+            return self._refused_at_rcpt(event, check.failure,
+                                         failure_reply(check.failure, check.text))
         assert isinstance(check, Accepted)
         assert self._mail is not None
         forward = str(event.address)
@@ -469,6 +473,15 @@ class _Connection:
         ))
         return reply(250, "2.1.5", "Recipient OK")
 
+    def _refused_at_rcpt(self, event: RcptTo, failure: Failure, answer: Reply) -> Reply:
+        """``answer`` to a recipient refused at RCPT (unknown, disabled, over quota,
+        or the store unreachable), counted and logged as a delivery outcome like one
+        refused after the message: otherwise the MTA's log would be the only record
+        of mail turned away (size 0: nothing of the message was received for it)."""
+        self._observer.delivery(self._queue_id or "-", str(event.address),
+                                failure.name.lower(), 0)
+        return answer
+
     async def _open(self) -> bool:
         """Open the delivery for the transaction; False (and ``_failed`` set) on failure."""
         assert self._mail is not None
@@ -479,7 +492,7 @@ class _Connection:
             body=self._mail.body,
             smtputf8=self._mail.smtputf8,
         )
-        self._queue_id = secrets.token_hex(6).upper()
+        self._queue_id = self._queue_id or secrets.token_hex(6).upper()
         self._size = 0
         try:
             self._delivery = await self.backend.open_delivery(envelope)
