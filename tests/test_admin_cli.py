@@ -5,7 +5,8 @@ the commands find its database through the state file in its data directory, as
 an administrator's would. Each test's first command runs as ``python -m duck.cli``
 (the process boundary: a separate process finds the server); the others run
 ``duck.cli.main`` in this process, which is what they test, without a Python
-start-up each.
+start-up each. tests/test_cli_session.py runs each of them as a subprocess once,
+in an administrator's session.
 """
 
 from __future__ import annotations
