@@ -3,7 +3,8 @@
 Speaks enough of RFC 5321 for a relay client: EHLO/HELO, STARTTLS (RFC 3207) or
 implicit TLS, AUTH PLAIN and LOGIN (RFC 4954), MAIL, RCPT, DATA (dot-unstuffed),
 RSET, NOOP, QUIT. Replies can be scripted per recipient, for MAIL and for the
-final dot, to play a relay that defers or refuses.
+final dot, to play a relay that defers or refuses, or one that holds the final dot
+unanswered.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class SmtpSink:
     data_reply: str | None = None
     #: Seconds to wait before answering the final dot.
     data_delay: float = 0.0
+    #: Hold every message at its final dot without answering, until the client goes
+    #: away; a held message is not accepted (``held``, not ``received``): a relay
+    #: that commits only what it acknowledged, with the client killed while waiting.
+    hold: bool = False
+    held: list[Received] = attrs.Factory(list)
     received: list[Received] = attrs.Factory(list)
     #: Connections seen (accepted ones and refused ones alike).
     connections: int = 0
@@ -59,13 +65,16 @@ class SmtpSink:
         task_status.started(listeners[0].socket.getsockname()[1])
         await trio.serve_listeners(self._handle, listeners)
 
-    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
-        """Wait until ``count`` messages have arrived (TooSlowError otherwise)."""
+    async def wait_for(self, count: int, timeout: float = 20.0, *,
+                       held: bool = False) -> list[Received]:
+        """Wait until ``count`` messages have arrived (or, ``held``, are held at
+        their final dot); TooSlowError otherwise."""
+        seen = self.held if held else self.received
         with trio.fail_after(timeout):
-            while len(self.received) < count:
+            while len(seen) < count:
                 await self.arrived.wait()
                 self.arrived = trio.Event()
-        return self.received
+        return seen
 
     async def _handle(self, stream: Any) -> None:
         self.connections += 1
@@ -206,6 +215,15 @@ class _Session:
                 break
             lines.append(line[1:] if line.startswith(b".") else line)
         data = b"".join(line + b"\r\n" for line in lines)
+        if self.sink.hold:
+            assert self.sender is not None
+            self.sink.held.append(
+                Received(self.sender, tuple(self.rcpts), data, self.tls, self.user,
+                         self.options))
+            self.sink.arrived.set()
+            while await self.stream.receive_some(65536):
+                pass  # whatever the client says, it gets no answer
+            raise ConnectionError("the client left a held message")
         if self.sink.data_delay:
             await trio.sleep(self.sink.data_delay)
         if self.sink.data_reply is not None:
