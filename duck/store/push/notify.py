@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 STREAM_AWAIT_MS = 500
 #: Largest number of mailbox→user mappings kept for journal entries without user.
 MAILBOX_CACHE = 100_000
+#: Seconds the watch waits after a batch of changes before its next getMore.
+STREAM_GATHER = 0.02
 #: Most changes one worker-thread call takes from the change stream's buffer.
 MAX_CHANGES_AT_ONCE = 1000
 #: The metrics label of the journal reads made ahead of wake-ups.
@@ -291,6 +293,12 @@ class Notifier:
                     continue
                 for change in changes:
                     await self._dispatch(change.get("fullDocument") or {})
+                # Let the next changes gather before asking again: under load a
+                # getMore returned one to three changes, a round trip each in every
+                # process (with two workers, 0.4 per IMAP command). Writes made here
+                # wake their sessions directly (publish_nowait), so only another
+                # process's changes wait, by at most this.
+                await trio.sleep(STREAM_GATHER)
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(stream.close)
