@@ -75,3 +75,41 @@ async def test_snapshot_missing_a_message_reads(store: Store, user: User) -> Non
                                                   ["\\Flagged"], snapshot=partial)
     assert metrics.statistics()["STORE"]["by_db_command"]["find"] == 1
     assert [c.uid for c in result.changed] == [first, second]
+
+
+async def test_stale_snapshot_is_corrected_in_the_same_transaction(
+        store: Store, user: User) -> None:
+    for i in range(3):
+        await store.messages.append(user.id, "INBOX", f"Subject: {i}\r\n\r\nx\r\n".encode())
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    stale = await _snapshot(store, inbox.id, inbox.highest_modseq)
+    first, second, third = sorted(stale.messages)
+    # Another session flags the first: by the snapshot, +FLAGS \Flagged changes two
+    # messages; in truth one.
+    other = await store.messages.store_flags(inbox.id, [first], "add", ["\\Flagged"])
+    metrics.reset()
+    with metrics.command_scope("STORE"):
+        result = await store.messages.store_flags(inbox.id, [first, second], "add",
+                                                  ["\\Flagged"], snapshot=stale)
+    ops = metrics.statistics()["STORE"]["by_db_command"]
+    # Read in the transaction that found the snapshot stale, not taken back and
+    # started over: the allocation, the read, the correction, the writes, the commit.
+    assert "abortTransaction" not in ops and ops["find"] == 1, ops
+    assert sum(ops.values()) == 5, ops
+    top = other.changed[0].modseq + 1
+    assert [(c.uid, c.modseq) for c in result.changed] == [(second, top)]
+    # The counter allocated two modseqs and gave one back: no gap, no extra.
+    after = await store.mailboxes.get(user.id, "INBOX")
+    assert after.highest_modseq == top
+    entries = await store.messages.changes_since(inbox.id, inbox.highest_modseq)
+    assert [(e.modseq, e.uid) for e in entries] == [(top - 1, first), (top, second)]
+    # Stale again, and in truth nothing to change: the counters are taken back.
+    metrics.reset()
+    with metrics.command_scope("STORE"):
+        result = await store.messages.store_flags(inbox.id, [first, second], "add",
+                                                  ["\\Flagged"], snapshot=stale)
+    assert result.changed == [] and result.modified == []
+    assert (await store.mailboxes.get(user.id, "INBOX")).highest_modseq == top
+    assert (await store.messages.changes_since(inbox.id, top)) == []
+    flags = {m.uid: set(m.flags) for m in await store.messages.view(inbox.id)}
+    assert flags == {first: {"\\Flagged"}, second: {"\\Flagged"}, third: set()}

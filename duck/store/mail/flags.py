@@ -128,7 +128,13 @@ def store_flags_sync(
 
 
 class _Stale(Exception):
-    """The caller's snapshot is behind the mailbox: the transaction is taken back."""
+    """The caller's snapshot was behind the mailbox and, read, nothing is to change:
+    the transaction (its counters) is taken back; ``modified``: what UNCHANGEDSINCE
+    refused, as read."""
+
+    def __init__(self, modified: list[int]) -> None:
+        super().__init__("stale snapshot, nothing to change")
+        self.modified = modified
 
 
 def _planned(docs: list[dict[str, Any]], mode: FlagMode, flags: list[str],
@@ -163,24 +169,44 @@ def _store_batch_sync(
     With a ``snapshot`` that knows every message and has something to change, the
     read is skipped: the modseqs are allocated with the counters the snapshot
     implies, and when the mailbox's modseq before them is not the snapshot's (some
-    change it does not have came in between, from any process) the transaction is
-    taken back and the STORE runs again reading the messages. The mailbox document
+    change it does not have came in between, from any process) the messages are
+    read in the same transaction and the counters corrected by what the read
+    changes (taken back only when it leaves nothing to change). The mailbox document
     is written by every change of its messages in their transactions, so an equal
     modseq means equal flags, and a concurrent change conflicts with this write.
     """
     mailbox = parse_id(mailbox_id)
     messages = db.collection(schema.MESSAGES)
 
+    def unseen_delta(todo: list[tuple[dict[str, Any], list[str]]]) -> int:
+        return sum(int(bool(doc["seen"])) - int("\\seen" in {f.lower() for f in new})
+                   for doc, new in todo)
+
+    def read(session: Any) -> list[dict[str, Any]]:
+        return list(messages.find(
+            {"mailbox": mailbox, "uid": {"$in": uids}},
+            {"uid": 1, "flags": 1, "modseq": 1, "seen": 1},
+            session=session,
+        ).sort("uid", 1))
+
     def write(session: Any, todo: list[tuple[dict[str, Any], list[str]]],
               modified: list[int], expected: int | None) -> StoreFlagsResult:
-        unseen = sum(
-            int(bool(doc["seen"])) - int("\\seen" in {f.lower() for f in new})
-            for doc, new in todo
-        )
+        unseen = unseen_delta(todo)
         _, first, box = allocate(db, mailbox, modseqs=len(todo), unseen=unseen,
                                  session=session)
         if expected is not None and first - 1 != expected:
-            raise _Stale
+            # The snapshot is behind: read the messages in this same transaction
+            # (every change of them writes the mailbox document, as this one just
+            # did, so none can commit in between without this one conflicting) and
+            # correct the counters by what the read changes, instead of taking the
+            # transaction back and starting over (two round trips fewer).
+            planned = len(todo)
+            todo, modified = _planned(read(session), mode, flags, unchangedsince)
+            if not todo:  # (nothing to change after all: take the counters back)
+                raise _Stale(modified)
+            if len(todo) != planned or unseen_delta(todo) != unseen:
+                _, _, box = allocate(db, mailbox, modseqs=len(todo) - planned,
+                                     unseen=unseen_delta(todo) - unseen, session=session)
         changed: list[FlagChange] = []
         batch = WriteBatch(db)
         ops = []
@@ -216,16 +242,11 @@ def _store_batch_sync(
             try:
                 return db.in_transaction(
                     lambda session: write(session, todo, modified, snapshot.modseq))
-            except _Stale:
-                pass
+            except _Stale as stale:
+                return StoreFlagsResult([], stale.modified)
 
     def body(session: Any) -> StoreFlagsResult:
-        docs = list(messages.find(
-            {"mailbox": mailbox, "uid": {"$in": uids}},
-            {"uid": 1, "flags": 1, "modseq": 1, "seen": 1},
-            session=session,
-        ).sort("uid", 1))
-        todo, modified = _planned(docs, mode, flags, unchangedsince)
+        todo, modified = _planned(read(session), mode, flags, unchangedsince)
         if not todo:
             return StoreFlagsResult([], modified)
         return write(session, todo, modified, None)
