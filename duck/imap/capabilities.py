@@ -28,8 +28,9 @@ AUTHENTICATED = (
     "METADATA", "METADATA-SERVER",
     # RFC 4314 (with the rights t, e, x and k), RFC 8440.
     "ACL", "RIGHTS=texk", "LIST-MYRIGHTS",
-    # RFC 4467 (the INTERNAL mechanism; not URLAUTH=BINARY, RFC 5524).
-    "URLAUTH",
+    # RFC 4467 (the INTERNAL mechanism), RFC 5524 (URLFETCH's BINARY, BODY and
+    # BODYPARTSTRUCTURE parameters).
+    "URLAUTH", "URLAUTH=BINARY",
 )
 
 #: What ENABLE accepts (RFC 5161): anything else is silently not enabled.

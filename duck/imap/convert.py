@@ -93,3 +93,8 @@ def _body(b: MimeBody, ext: bool = True) -> g.BodyStructure:
 def body(root: mime.Part, *, extensible: bool = True) -> g.BodyStructure:
     """BODYSTRUCTURE of a message root; BODY without the extension data."""
     return _body(body_structure(root), extensible)
+
+
+def structure(b: MimeBody) -> g.BodyStructure:
+    """One body of the MIME model in BODYSTRUCTURE form (with extension data)."""
+    return _body(b, True)

@@ -55,3 +55,29 @@ def decode_body(data: bytes, encoding: str) -> bytes:
     if encoding == "quoted-printable":
         return decode_quoted_printable(data)
     raise UnknownEncoding(encoding)
+
+
+#: RFC 5322 §2.1.1 (and RFC 2045 §2.7): a line of 7bit or 8bit data is at most 998
+#: octets before its CRLF.
+MAX_LINE = 998
+_BARE_CR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+def data_domain(data: bytes) -> str:
+    """The encoding that labels ``data`` as it is, with no transformation (RFC 2045
+    §2.7-2.9): "7bit" for short CRLF-delimited lines of US-ASCII without NUL,
+    "8bit" when octets above 127 occur too, "binary" for anything else."""
+    if b"\x00" in data or _BARE_CR_LF.search(data):
+        return "binary"
+    if any(len(line) > MAX_LINE for line in data.split(b"\r\n")):
+        return "binary"
+    return "7bit" if data.isascii() else "8bit"
+
+
+def count_lines(data: bytes) -> int:
+    """body-fld-lines of a body (RFC 3501 §7.4.2), counted as the indexer counts a
+    stored body's: one per LF, and one more for a last line without one."""
+    lines = data.count(b"\n")
+    if data and not data.endswith(b"\n"):
+        lines += 1
+    return lines

@@ -62,6 +62,7 @@ TESTED: dict[str, tuple[str, str]] = {
     "METADATA": ("test_metadata.py", "GETMETADATA"),
     "METADATA-SERVER": ("test_metadata.py", "SETMETADATA"),
     "URLAUTH": ("test_urlauth.py", "URLFETCH"),
+    "URLAUTH=BINARY": ("test_urlauth.py", "BODYPARTSTRUCTURE"),
     "ACL": ("test_acl.py", "SETACL"),
     "RIGHTS=texk": ("test_acl.py", "LISTRIGHTS"),
     "LIST-MYRIGHTS": ("test_acl.py", "RETURN (MYRIGHTS)"),

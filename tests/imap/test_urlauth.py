@@ -110,3 +110,127 @@ async def test_genurlauth_urlfetch_resetkey(imap_server: Any) -> None:
         assert lines[0] == f"* URLFETCH {again} NIL\r\n".encode(), lines
         await c.aclose()
         await d.aclose()
+
+
+#: A message/rfc822 part (1) whose message holds a base64 text part (1.1), a part
+#: in an encoding nobody knows (1.2), a quoted-printable part (1.3) and base64 data
+#: with NUL octets (1.4); then a base64 text part of the outer message (2).
+_NESTED = (
+    b"From: a@x.org\r\nSubject: nested\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=out\r\n\r\n"
+    b"--out\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"From: b@x.org\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=in\r\n"
+    b"\r\n"
+    b"--in\r\nContent-Type: text/x-myown; charset=us-ascii\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8gd29y\r\nbGQ=\r\n"
+    b"--in\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+    b"Content-Transfer-Encoding: x-unprintable\r\n\r\nnothing to see\r\n"
+    b"--in\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\nsoft=\r\nbreak =3D\r\n"
+    b"--in\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n"
+    b"--in--\r\nepilogue\r\n"
+    b"--out\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"aGk=\r\n--out--\r\n"
+)
+_INNER_START = _NESTED.index(b"From: b@x.org")
+_INNER = _NESTED[_INNER_START:_NESTED.index(b"\r\n--out\r\nContent-Type: text/plain")]
+
+
+async def test_urlfetch_binary_and_bodypartstructure(imap_server: Any) -> None:
+    """URLAUTH=BINARY (RFC 5524): parameters in parentheses get metadata, each in its
+    own parentheses (§3.2, §5 url-metadata), BODYPARTSTRUCTURE first; BINARY removes
+    the part's transfer encoding (literal8 when NUL octets result, NIL when the
+    encoding is unknown) and BODYPARTSTRUCTURE then describes the data sent (§4's
+    examples: its encoding and size); a multipart or message part goes as it is."""
+    port = imap_server.ports["imap"]
+    with trio.fail_after(30):
+        c = await RawClient.logged_in(port, USER, PASSWORD)
+        caps = await c.command(b"c", b"CAPABILITY")
+        assert b" URLAUTH=BINARY" in caps[0], caps
+        await c.send(b"a APPEND INBOX {%d+}\r\n" % len(_NESTED) + _NESTED + b"\r\n")
+        assert (await c.until_tagged(b"a"))[-1].startswith(b"a OK")
+        base = f"imap://{USER}@localhost/INBOX/;uid=1"
+        rumps = [f"{base}{s};urlauth=user+{USER}" for s in (
+            "/;section=1.1", "/;section=1.2", "/;section=1.3", "/;section=1.4", "/;section=1",
+            "/;section=2", "/;section=1.1/;partial=1.3", "/;section=1.HEADER", "")]
+        lines = await c.command(b"g", b"GENURLAUTH " + " ".join(
+            f'"{r}" INTERNAL' for r in rumps).encode())
+        assert lines[-1].startswith(b"g OK"), lines
+        b64, unknown, qp, nul, message, outer, partial, header, whole = _urls(lines)
+
+        async def fetch(*args: str) -> bytes:
+            lines = await c.command(b"f", b"URLFETCH " + " ".join(args).encode())
+            assert lines[-1].startswith(b"f OK"), lines
+            assert len(lines) == 2, lines
+            return lines[0]
+
+        def bps(encoding: str, size: int, lines: int) -> str:
+            return (f'(BODYPARTSTRUCTURE ("TEXT" "X-MYOWN" ("CHARSET" "us-ascii") NIL NIL '
+                    f'"{encoding}" {size} {lines} NIL NIL NIL NIL))')
+
+        # BINARY alone; BODYPARTSTRUCTURE alone describes the part as stored.
+        assert await fetch(f'("{b64}" BINARY)') == (
+            f"* URLFETCH {b64} (BINARY {{11}}\r\nhello world)\r\n".encode())
+        assert await fetch(f'("{b64}" BODYPARTSTRUCTURE)') == (
+            f"* URLFETCH {b64} {bps('BASE64', 20, 3)}\r\n".encode())
+        # Both: the structure of the decoded data, then the data.
+        assert await fetch(f'("{b64}" BINARY BODYPARTSTRUCTURE)') == (
+            f"* URLFETCH {b64} {bps('7BIT', 11, 1)} (BINARY {{11}}\r\nhello world)\r\n"
+            .encode())
+        # An unknown encoding: BINARY NIL, the structure as stored (RFC 5524 §4).
+        got = await fetch(f'("{unknown}" BODYPARTSTRUCTURE BINARY)')
+        assert got == (f'* URLFETCH {unknown} (BODYPARTSTRUCTURE ("TEXT" "PLAIN" ("CHARSET" '
+                       f'"us-ascii") NIL NIL "X-UNPRINTABLE" 14 1 NIL NIL NIL NIL)) '
+                       f"(BINARY NIL)\r\n").encode(), got
+        # Quoted-printable: soft line break and =3D undone.
+        got = await fetch(f'("{qp}" BINARY)')
+        assert got == f"* URLFETCH {qp} (BINARY {{11}}\r\nsoftbreak =)\r\n".encode(), got
+        # NUL octets go as literal8 (RFC 5524 §5), labelled BINARY.
+        got = await fetch(f'("{nul}" BINARY BODYPARTSTRUCTURE)')
+        assert got == (f'* URLFETCH {nul} (BODYPARTSTRUCTURE ("APPLICATION" "OCTET-STREAM" NIL '
+                       f'NIL NIL "BINARY" 4 NIL NIL NIL NIL)) (BINARY ~{{4}}\r\n'
+                       f"\x00\x01\x02\x03)\r\n").encode(), got
+        # The message part carries no encoding of its own: BINARY is its content as
+        # stored, the same as BODY and as the plain URLFETCH.
+        got = await fetch(f'("{message}" BINARY)', f'("{message}" BODY)', f'"{message}"')
+        literal = b"{%d}\r\n" % len(_INNER) + _INNER
+        assert got == (f"* URLFETCH {message} (BINARY ".encode() + literal
+                       + f") {message} (BODY ".encode() + literal
+                       + f") {message} ".encode() + literal + b"\r\n"), got
+        # A URL in parentheses without parameters is a plain URLFETCH (RFC 5524 §3).
+        got = await fetch(f'("{outer}")', f'("{outer}" BINARY)')
+        assert got == f"* URLFETCH {outer} {{4}}\r\naGk= {outer} (BINARY {{2}}\r\nhi)\r\n".encode()
+        # ;PARTIAL= cuts the decoded data.
+        got = await fetch(f'("{partial}" BINARY)')
+        assert got == f"* URLFETCH {partial} (BINARY {{3}}\r\nell)\r\n".encode(), got
+        # A header section has no structure (NIL for the URL) and no encoding to
+        # remove (BINARY NIL); BODY is still its bytes.
+        got = await fetch(f'("{header}" BODYPARTSTRUCTURE)', f'("{header}" BINARY)')
+        assert got == f"* URLFETCH {header} NIL {header} (BINARY NIL)\r\n".encode(), got
+        # The whole message: BINARY of a multipart message is the message as it is.
+        got = await fetch(f'("{whole}" BINARY)')
+        assert got == (f"* URLFETCH {whole} (BINARY {{{len(_NESTED)}}}\r\n".encode()
+                       + _NESTED + b")\r\n"), got
+        # A whole single-part message: its header, and its body decoded.
+        single = (b"Subject: s\r\nContent-Type: text/plain\r\n"
+                  b"Content-Transfer-Encoding: base64\r\n\r\naGk=\r\n")
+        await c.send(b"a APPEND INBOX {%d+}\r\n" % len(single) + single + b"\r\n")
+        assert (await c.until_tagged(b"a"))[-1].startswith(b"a OK")
+        lines = await c.command(b"g", f'GENURLAUTH "{base[:-1]}2;urlauth=authuser" '
+                                      f"INTERNAL".encode())
+        (whole2,) = _urls(lines)
+        got = await fetch(f'("{whole2}" BODYPARTSTRUCTURE BINARY)')
+        head = single[: single.index(b"\r\n\r\n") + 4]
+        assert got == (f'* URLFETCH {whole2} (BODYPARTSTRUCTURE ("TEXT" "PLAIN" NIL NIL NIL '
+                       f'"7BIT" 2 1 NIL NIL NIL NIL)) (BINARY '
+                       f"{{{len(head) + 2}}}\r\n".encode() + head + b"hi)\r\n"), got
+        # A URL this user may not fetch is NIL whatever it asks for.
+        forged = b64.replace("section=1.1", "section=1.3")
+        got = await fetch(f'("{forged}" BINARY BODYPARTSTRUCTURE)')
+        assert got == f"* URLFETCH {forged} NIL\r\n".encode(), got
+        # §3.1: no parameter twice, never BINARY with BODY; unknown ones are refused.
+        for bad in ("BINARY BODY", "BINARY BINARY", "X-SIZE"):
+            lines = await c.command(b"f", f'URLFETCH ("{b64}" {bad})'.encode())
+            assert lines[-1].startswith(b"f BAD"), (bad, lines)
+        await c.aclose()

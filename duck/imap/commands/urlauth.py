@@ -11,6 +11,15 @@ of which part of a URL failed).
 Access identifiers (§3): ``anonymous`` and ``authuser`` (any logged-in user),
 ``user+<name>`` (that user only). ``submit+<name>`` names a submission server
 acting for that user; duck has none, so such URLs are issued but fetch NIL.
+
+URLAUTH=BINARY (RFC 5524): a URL in parentheses with parameters is answered with
+metadata: BODY (the data as stored), BINARY (its transfer encoding removed, NIL
+when that cannot be done) and BODYPARTSTRUCTURE (the structure of the data
+returned: with BINARY, the decoded data's encoding, size and lines, as RFC 5524
+§4's examples show). What BINARY removes is the encoding of the part the URL
+names, as FETCH BINARY does (RFC 3516): a multipart's or an encapsulated
+message's content carries no encoding of its own (RFC 2045 §6.4) and is returned
+as it is, its parts keeping theirs.
 """
 
 from __future__ import annotations
@@ -20,13 +29,32 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING
 
-from duck.store import NotFound, User
+import attrs
 
+from duck.mime import body_structure, transfer
+from duck.mime import model as mime
+from duck.mime.bodystructure import BodyStructure
+from duck.mime.sections import resolve_part
+from duck.store import Mailbox, NotFound, User
+
+from .. import convert
 from ..context import Done
 from ..errors import CommandError, no
-from ..grammar.cmd_urlauth import GenUrlAuth, GenUrlAuthData, ResetKey, UrlFetch, UrlFetchData
+from ..grammar.cmd_urlauth import (
+    GenUrlAuth,
+    GenUrlAuthData,
+    ResetKey,
+    UrlFetch,
+    UrlFetchArg,
+    UrlFetchData,
+    UrlFetchValue,
+    UrlMetaBinary,
+    UrlMetaBody,
+    UrlMetaBodyPartStructure,
+    UrlMetadataEl,
+)
 from ..grammar.imap_url import ImapUrl, ImapUrlError, parse_imap_url
-from .catenate import badurl, locate
+from .catenate import UrlPiece, badurl, locate
 from .registry import command
 from .states import AUTHENTICATED
 
@@ -117,8 +145,9 @@ async def resetkey(s: CommandContext, cmd: ResetKey) -> Done:
     return Done("RESETKEY completed")
 
 
-async def _fetch_one(s: CommandContext, url: str) -> bytes | None:
-    """The bytes ``url`` names if it is an authorized URL this user may fetch."""
+async def _authorized(s: CommandContext, url: str) -> tuple[Mailbox, ImapUrl] | None:
+    """The mailbox and parsed form of ``url`` if it is an authorized URL this user
+    may fetch (None for anything else: RFC 4467 §5 gives no reason)."""
     assert s.user is not None
     try:
         parsed = parse_imap_url(url)
@@ -144,17 +173,122 @@ async def _fetch_one(s: CommandContext, url: str) -> bytes | None:
     if key is None or not hmac.compare_digest(token(key, parsed.rump),
                                               parsed.token.lower()):
         return None
-    try:
-        piece = await locate(s.store, mailbox, parsed, url)
-    except CommandError:
-        return None
+    return mailbox, parsed
+
+
+async def _stored(s: CommandContext, piece: UrlPiece) -> bytes:
+    """The octets a URL names, as stored."""
     if piece.data is not None:
         return piece.data
     return await s.store.messages.read(piece.record, piece.start, piece.end)
 
 
+@attrs.frozen
+class _Binary:
+    """BINARY of a URL's target: ``data`` None when its encoding cannot be removed;
+    ``body`` the decoded body when a transformation was undone (what
+    BODYPARTSTRUCTURE then describes)."""
+
+    data: bytes | None
+    body: bytes | None = None
+
+
+async def _binary(s: CommandContext, piece: UrlPiece, target: mime.Part,
+                  whole: bool) -> _Binary:
+    """RFC 5524 §3.2 BINARY: "the content of the URL's target, with any
+    content-transfer-encoding removed" (NIL when it is unknown or the data is not
+    validly encoded). A whole message keeps its header; a multipart or an
+    encapsulated message is returned as it is (RFC 2045 §6.4: no encoding of its
+    own), as FETCH BINARY does."""
+    rec = piece.record
+    messages = s.store.messages
+    if whole and target.is_multipart:
+        return _Binary(await messages.read(rec, 0, target.body_end))
+    raw = await messages.read(rec, target.body_start, target.body_end)
+    if target.is_multipart or target.encoding.lower() in transfer.IDENTITY:
+        body, decoded = raw, None
+    else:
+        try:
+            body = decoded = transfer.decode_body(raw, target.encoding)
+        except ValueError:  # UnknownEncoding too
+            return _Binary(None)
+    data = body
+    if whole:
+        data = await messages.read(rec, 0, target.body_start) + body
+    return _Binary(data, decoded)
+
+
+def _described(target: mime.Part, decoded: bytes | None) -> BodyStructure:
+    """BODYPARTSTRUCTURE of the target; of the decoded data when BINARY removed an
+    encoding (RFC 5524 §4: the part is then labelled with the domain of the data
+    sent, e.g. "BINARY", with that data's size)."""
+    shape = body_structure(target)
+    if decoded is None:
+        return shape
+    return attrs.evolve(
+        shape, encoding=transfer.data_domain(decoded), size=len(decoded),
+        lines=None if shape.lines is None else transfer.count_lines(decoded))
+
+
+async def _metadata(s: CommandContext, piece: UrlPiece, parsed: ImapUrl,
+                    params: tuple[str, ...]) -> tuple[UrlMetadataEl, ...]:
+    """RFC 5524 §3.2: what the parameters ask for, BODYPARTSTRUCTURE first (as the
+    RFC's examples order it); () when it cannot be given (answered NIL)."""
+    rec = piece.record
+    assert rec.structure is not None
+    section = parsed.section
+    target: mime.Part | None = rec.structure
+    whole = section is None or not section.part
+    if section is not None and section.text is not None:
+        # HEADER, TEXT, MIME and header fields are not body parts: they have no
+        # BODYPARTSTRUCTURE, and BINARY (RFC 3516 §4.2: section-binary is part
+        # numbers only) has no meaning for them.
+        target = None
+    elif not whole:
+        assert section is not None
+        target = resolve_part(rec.structure, section.part)
+    if target is None and "BODYPARTSTRUCTURE" in params:
+        return ()  # url-meta-bodystruct cannot be NIL: the URL gets NIL
+    binary = _Binary(None)
+    if "BINARY" in params and target is not None:
+        binary = await _binary(s, piece, target, whole)
+        if binary.data is not None and parsed.partial is not None:
+            # RFC 5092 ;PARTIAL= on the data returned, as BINARY[]<partial> is
+            # taken from the decoded data (RFC 3516 §4.2).
+            start, length = parsed.partial
+            end = len(binary.data) if length is None else start + length
+            binary = attrs.evolve(binary, data=binary.data[start:end])
+    items: list[UrlMetadataEl] = []
+    if "BODYPARTSTRUCTURE" in params:
+        assert target is not None
+        items.append(UrlMetaBodyPartStructure(convert.structure(
+            _described(target, binary.body))))
+    if "BINARY" in params:
+        items.append(UrlMetaBinary(binary.data))
+    if "BODY" in params:
+        items.append(UrlMetaBody(await _stored(s, piece)))
+    return tuple(items)
+
+
+async def _fetch_one(s: CommandContext, arg: UrlFetchArg) -> UrlFetchValue:
+    """What ``arg`` gives: the bytes its URL names (RFC 4467), or the metadata its
+    parameters ask for (RFC 5524); None (NIL) for a URL this user may not fetch."""
+    found = await _authorized(s, arg.url)
+    if found is None:
+        return None
+    mailbox, parsed = found
+    try:
+        piece = await locate(s.store, mailbox, parsed, arg.url)
+    except CommandError:
+        return None
+    if not arg.extended:
+        return await _stored(s, piece)
+    assert arg.params is not None
+    return await _metadata(s, piece, parsed, arg.params) or None
+
+
 @command(UrlFetch, AUTHENTICATED)
 async def urlfetch(s: CommandContext, cmd: UrlFetch) -> None:
     """The data of each authorized URL, NIL for any other (RFC 4467 §5)."""
-    results = [(url, await _fetch_one(s, url)) for url in cmd.urls]
+    results = [(arg.url, await _fetch_one(s, arg)) for arg in cmd.urls]
     await s.send(UrlFetchData(tuple(results)))

@@ -1,10 +1,21 @@
-"""RFC examples: QUOTA (RFC 9208), METADATA (RFC 5464), NOTIFY (RFC 5465)."""
+"""RFC examples: QUOTA (RFC 9208), METADATA (RFC 5464), NOTIFY (RFC 5465), URLFETCH
+(RFC 4467, RFC 5524)."""
 
 from __future__ import annotations
 
 import pytest
 
 import duck.imap.grammar as g
+from duck.imap.grammar.bodystructure import SinglePart
+from duck.imap.grammar.cmd_urlauth import (
+    UrlFetch,
+    UrlFetchArg,
+    UrlFetchData,
+    UrlMetaBinary,
+    UrlMetaBody,
+    UrlMetaBodyPartStructure,
+)
+from duck.imap.grammar.encode import Encoder
 
 from .helpers import roundtrip
 
@@ -54,3 +65,40 @@ def test_notify_rfc5465() -> None:
     assert cmd.groups[0] == g.NotifyGroup("MAILBOXES", None, ("INBOX", "Drafts"))
     with pytest.raises(g.ParseError):
         g.parse_command(b"a NOTIFY SET (selected (Bogus))")
+
+
+_URL = ("imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred:internal:"
+        "91354a473744909de610943775f92038")
+
+
+def test_urlfetch_rfc4467_and_rfc5524() -> None:
+    """RFC 5524 §3.1: each URL alone, or in parentheses with its parameters."""
+    assert roundtrip(f'a URLFETCH "{_URL}"'.encode(), canonical=False) == UrlFetch("a", (_URL,))
+    cmd = roundtrip(f"A001 URLFETCH ({_URL} BINARY) ({_URL} BODYPARTSTRUCTURE BODY) "
+                    f"({_URL})".encode())
+    assert cmd == UrlFetch("A001", (UrlFetchArg(_URL, ("BINARY",)),
+                                    UrlFetchArg(_URL, ("BODYPARTSTRUCTURE", "BODY")),
+                                    UrlFetchArg(_URL, ())))
+    assert isinstance(cmd, UrlFetch) and not cmd.urls[2].extended
+    assert roundtrip(f'a URLFETCH ("{_URL}" binary)'.encode(), canonical=False) == UrlFetch(
+        "a", (UrlFetchArg(_URL, ("BINARY",)),))
+    # "Metadata items MUST NOT appear more than once per URL requested, and clients
+    # MUST NOT request both BINARY and BODY"; unknown parameters are not served.
+    for bad in ("BINARY BODY", "BODY BODY", "SIZE", ""):
+        with pytest.raises(g.ParseError):
+            g.parse_command(f'a URLFETCH ("{_URL}" {bad}'.encode() + b")")
+    with pytest.raises(g.ParseError):
+        g.parse_command(f'a URLFETCH ("{_URL}" BINARY'.encode())
+
+
+def test_urlfetch_data_rfc5524() -> None:
+    """RFC 5524 §5 url-metadata: one parenthesized item each; literal8 for NUL octets."""
+    body = SinglePart("IMAGE", "PNG", (), None, None, "BINARY", 3)
+    e = Encoder()
+    UrlFetchData(((_URL, (UrlMetaBodyPartStructure(body), UrlMetaBinary(b"\x00ab"))),
+                  ("x", (UrlMetaBody(b"hi"),)), ("y", (UrlMetaBinary(None),)),
+                  ("z", None), ("w", b"data"))).encode(e)
+    assert e.join() == (
+        f'* URLFETCH {_URL} (BODYPARTSTRUCTURE ("IMAGE" "PNG" NIL NIL NIL "BINARY" 3)) '
+        '(BINARY ~{3}\r\n\x00ab) x (BODY {2}\r\nhi) y (BINARY NIL) z NIL w {4}\r\ndata'
+    ).encode("latin-1")
