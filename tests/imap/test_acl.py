@@ -357,3 +357,43 @@ async def test_unshared_mailboxes_of_another_user_are_invisible(
         assert not any(b"Stolen" in x or b"mine" in x for x in lines), lines
         # One's own mailboxes have only their personal names.
         await _no(a, b"o", b"SELECT " + QUOTED, b"[NONEXISTENT]")
+
+
+async def test_subscribed_names_of_other_users_are_nonexistent_alike(
+        imap_server: Any) -> None:
+    """RFC 5258 §3 (and its table, kept in RFC 9051 §6.3.9): a subscribed name that
+    "does not refer to an existing mailbox" is listed by LIST (SUBSCRIBED) with
+    \\NonExistent. Under "Other Users" the same holds for a mailbox that exists but
+    is not shared with the user: RFC 4314 §4 answers it like one that does not exist,
+    so the two responses are the same. Namespace and user nodes stay \\Noselect."""
+    await imap_server.store.users.create(BOB, PASSWORD)
+    with trio.fail_after(30):
+        a = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        await _ok(a, b"c1", b"CREATE Private")
+        await _ok(a, b"c2", b"CREATE Team")
+        await _ok(a, b"g", f"SETACL Team {BOB} lr".encode())
+        b = await RawClient.logged_in(imap_server.ports["imap"], BOB, PASSWORD)
+        other = f"Other Users/{USER}"
+        names = {
+            "hidden": f'"{other}/Private"',  # exists, not shared with bob
+            "missing": f'"{other}/Gone"',  # does not exist
+            "shared": f'"{other}/Team"',
+            "unknown": '"Other Users/nobody@example.com/INBOX"',  # no such user
+        }
+        for name in names.values():
+            await _ok(b, b"sb", f"SUBSCRIBE {name}".encode())
+        lines = await _ok(b, b"l", b'LIST (SUBSCRIBED) "" "Other Users/*"')
+        assert sorted(lines[:-1]) == sorted([
+            b'* LIST (\\NonExistent \\Subscribed) "/" ' + names["hidden"].encode() + b"\r\n",
+            b'* LIST (\\NonExistent \\Subscribed) "/" ' + names["missing"].encode() + b"\r\n",
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" ' + names["shared"].encode() + b"\r\n",
+            b'* LIST (\\NonExistent \\Subscribed) "/" ' + names["unknown"].encode() + b"\r\n",
+        ]), lines
+        # The user node above them is no mailbox: \Noselect, with CHILDINFO.
+        lines = await _ok(b, b"r", b'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Other Users/%"')
+        assert (b'* LIST (\\Noselect) "/" "' + other.encode() + b'" ("CHILDINFO" ("SUBSCRIBED"))'
+                b"\r\n") in lines, lines
+        # Plain LIST lists the shared mailbox only.
+        lines = await _ok(b, b"p", b'LIST "" "Other Users/*"')
+        assert [x for x in lines if b"Team" in x or b"Private" in x or b"Gone" in x] == [
+            b'* LIST (\\HasNoChildren) "/" ' + names["shared"].encode() + b"\r\n"], lines

@@ -30,11 +30,11 @@ from ..namespaces import (
     OTHER_USERS,
     SHARED,
     display,
-    in_other_namespace,
     locate,
     open_mailbox,
     parent_rights,
     require,
+    split,
 )
 from .registry import command
 from .states import AUTHENTICATED
@@ -206,6 +206,24 @@ async def status(s: CommandContext, cmd: Status) -> None:
                                                              own=place.own)))
 
 
+def _nonexistent(path: str, subscribed: set[str]) -> bool:
+    """Whether an extended LIST calls a name it lists without a mailbox
+    \\NonExistent (RFC 5258 §3.4, which implies \\Noselect, not repeated) rather
+    than \\Noselect.
+
+    A personal name: always. In "Other Users" and "Shared", a namespace or user node
+    is no mailbox at all (RFC 2342 §5: \\Noselect), and so is a hierarchy level
+    listed above a mailbox shared with the user. A subscribed name of a mailbox
+    there is one RFC 5258 §3 lists because it "meets the selection criteria" but
+    "does not refer to an existing mailbox": \\NonExistent, said alike whether the
+    mailbox is missing or merely not shared with the user (RFC 4314 §4: a mailbox
+    without l is answered as one that does not exist)."""
+    kind, _, mailbox_path = split(path)
+    if kind == "personal":
+        return True
+    return bool(mailbox_path) and path in subscribed
+
+
 @command(List, AUTHENTICATED)
 async def list_(s: CommandContext, cmd: List) -> None:
     """LIST, basic and extended (RFC 5258: SUBSCRIBED names whether or not their
@@ -258,11 +276,8 @@ async def list_(s: CommandContext, cmd: List) -> None:
             continue
         attrs_: list[str] = []
         if mb is None:
-            # RFC 5258 §3.4: \NonExistent implies \Noselect, which is not repeated.
-            # A namespace or user node of another owner's tree is no mailbox the
-            # user may know of, not a known absence: \Noselect (RFC 2342 §5).
-            other = in_other_namespace(path)
-            attrs_ += ["\\NonExistent"] if cmd.extended and not other else ["\\Noselect"]
+            attrs_.append("\\NonExistent" if cmd.extended and _nonexistent(path, subscribed)
+                          else "\\Noselect")
         prefix = path + DELIMITER
         if mb is not None or not cmd.extended or "CHILDREN" in returns:
             has_children = any(p.startswith(prefix) for p in by_path)
