@@ -36,3 +36,18 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
         assert "duck_ms_per_op" in run["cpu"], name
         assert run["round_trips"], name
     assert any(run["deliveries"] > 0 for run in load["runs"].values())
+
+
+def test_imaptest_suite_gives_urlauth2_its_messages() -> None:
+    """bench.imaptest_suite adds ``messages: 2`` to urlauth2's header (the lines
+    before the first empty one), never to its commands, and not twice."""
+    from bench.imaptest_suite import urlauth2_with_messages
+
+    stock = ("capabilities: urlauth\nconnections: 2\nuser 2: $user2\n\n"
+             "1 ok fetch 1:2 (uid body[])\n* 1 fetch (uid $uid1 body[] $body1)\n")
+    fixed = urlauth2_with_messages(stock)
+    header, _, commands = fixed.partition("\n\n")
+    assert header.splitlines() == ["capabilities: urlauth", "connections: 2",
+                                   "user 2: $user2", "messages: 2"]
+    assert commands == stock.partition("\n\n")[2]
+    assert urlauth2_with_messages(fixed) == fixed
