@@ -40,6 +40,9 @@ def register(observer: Observer, server: Server) -> None:
                            "From the last change's write to its wake-up", stats["lag"])
         yield counter_family("duck_notifier_events", "Changes the notifier saw", [],
                              [([], stats["events_seen"])])
+        yield counter_family("duck_notifier_caught_up",
+                             "Wake-ups for changes the change stream had not brought", [],
+                             [([], stats["caught_up"])])
 
     def embedded() -> Iterator[Metric]:
         if server.embedded is None:

@@ -13,6 +13,15 @@ process on every host within milliseconds. Elsewhere it polls the mailboxes'
 highest modseq for the mailboxes and users that have subscribers, one query per
 interval. Writes made in this process also wake local subscribers directly
 (``publish_nowait``), so same-process latency never waits for either path.
+
+A change stream can be held back, though: the embedded server delivers no event
+that follows a transaction still open, and a transaction whose process was killed
+stays open until a writer that needs its documents has waited 60 s for it (with
+none, until the server restarts), so for that long no process hears of any
+change. And a stream opened again after an outage starts from then. So while the
+stream brings nothing, and once after it is opened again, the notifier asks the
+mailboxes (``_catch_up``, the poll's query): a watched mailbox whose modseq went
+past the last one announced here wakes its subscribers with it.
 """
 
 from __future__ import annotations
@@ -45,6 +54,11 @@ STREAM_GATHER = 0.02
 MAX_CHANGES_AT_ONCE = 1000
 #: The metrics label of the journal reads made ahead of wake-ups.
 READ_AHEAD = "journal read-ahead"
+#: Seconds without a change-stream event after which the watched mailboxes are
+#: asked whether the stream held something back (and again every as many while
+#: it stays quiet): the longest a change waits for its wake-up then. One query a
+#: second per process, only while nothing happens anywhere (or the stream is held).
+QUIET_CHECK = 1.0
 
 
 class Subscription:
@@ -186,6 +200,14 @@ class Notifier:
         self.events_seen = 0
         #: Worker-thread calls that took changes from the stream (a batch each).
         self.stream_takes = 0
+        #: When the change stream last brought an event (trio time).
+        self._news = 0.0
+        #: Wake-ups of a mailbox's subscribers found by asking the mailboxes, for
+        #: changes the change stream had not brought (held back, or missed while
+        #: it was being opened again).
+        self.caught_up = 0
+        #: Watched mailboxes found deleted by ``_catch_up`` (told once).
+        self._absent: set[str] = set()
         #: Seconds from the last journal entry's write to its wake-up here (change
         #: streams only: polling wakes subscribers every poll_interval at most).
         self.lag = 0.0
@@ -234,7 +256,8 @@ class Notifier:
         subs = {s for group in self._subscribers.values() for s in group}
         return {"mode": self.mode, "keys": len(self._subscribers),
                 "subscriptions": len(subs), "events_seen": self.events_seen,
-                "stream_takes": self.stream_takes, "lag": self.lag}
+                "stream_takes": self.stream_takes, "lag": self.lag,
+                "caught_up": self.caught_up}
 
     # -- the watcher -----------------------------------------------------------
 
@@ -250,6 +273,7 @@ class Notifier:
         task_status.started()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._check_quiet_stream)
             try:
                 await self._watch(use_streams)
             finally:
@@ -283,7 +307,14 @@ class Notifier:
         stream = await self._database.run(
             lambda: journal.watch(pipeline, max_await_time_ms=STREAM_AWAIT_MS)
         )
+        reopened = self.mode == "retrying"
         self.mode = "change-stream"
+        self._news = trio.current_time()
+        if reopened and self._nursery is not None:
+            # What was written between the loss of the old stream and the opening
+            # of this one comes through neither: ask the mailboxes (the wake-ups
+            # sent at the loss came before some of it).
+            self._nursery.start_soon(self._catch_up_logged)
         try:
             while True:
                 changes = await self._database.run(_take_changes, stream)
@@ -291,6 +322,7 @@ class Notifier:
                 if not changes:
                     await trio.sleep(0)
                     continue
+                self._news = trio.current_time()
                 for change in changes:
                     await self._dispatch(change.get("fullDocument") or {})
                 # Let the next changes gather before asking again: under load a
@@ -322,16 +354,23 @@ class Notifier:
         if mailbox is not None:
             keys += await self._grantee_keys(str(mailbox), doc.get("kind"))
         modseq = doc.get("modseq")
-        if (isinstance(modseq, int) and mailbox is not None and self._journal is not None
-                and self._nursery is not None and mailbox_key(str(mailbox)) in self._subscribers
-                and modseq > self._published.get(mailbox_key(str(mailbox)), 0)):
+        if isinstance(modseq, int) and mailbox is not None:
+            self._announce(str(mailbox), int(modseq), keys)
+        else:
+            self.publish_nowait(*keys, modseq=int(modseq) if isinstance(modseq, int) else None)
+
+    def _announce(self, mailbox_id: str, modseq: int, keys: list[str]) -> None:
+        """Wake ``keys`` for a change of a mailbox at ``modseq`` (never blocks)."""
+        key = mailbox_key(mailbox_id)
+        if (self._journal is not None and self._nursery is not None
+                and key in self._subscribers and modseq > self._published.get(key, 0)):
             # Read first, then wake: the sessions on the mailbox (1,000 IDLE on
             # one INBOX) each find the read done and answer in one go, instead of
             # waking, waiting for the read one by one, and waking again. In a task
             # of its own, so that other mailboxes' changes are not held up by it.
-            self._nursery.start_soon(self._read_then_publish, str(mailbox), modseq, keys)
+            self._nursery.start_soon(self._read_then_publish, mailbox_id, modseq, keys)
             return
-        self.publish_nowait(*keys, modseq=int(modseq) if isinstance(modseq, int) else None)
+        self.publish_nowait(*keys, modseq=modseq)
 
     async def _read_then_publish(self, mailbox_id: str, modseq: int, keys: list[str]) -> None:
         assert self._journal is not None
@@ -395,24 +434,93 @@ class Notifier:
         self._mailbox_users[mailbox_id] = str(doc["user"])
         return self._mailbox_users[mailbox_id]
 
+    async def _watched(self) -> list[dict[str, Any]]:
+        """``_id``, ``user`` and ``modseq`` of every mailbox that has subscribers
+        here, by its own key or by its user's. A query per kind of key, each on one
+        index (an ``$or`` of the two would be a collection scan on the embedded
+        server)."""
+        mailbox_ids = [ObjectId(k[2:]) for k in self._subscribers if k.startswith("m:")]
+        user_ids = [ObjectId(k[2:]) for k in self._subscribers if k.startswith("u:")]
+        if not mailbox_ids and not user_ids:
+            return []
+        mailboxes = self._database.collection(schema.MAILBOXES)
+        fields = {"user": 1, "modseq": 1}
+
+        def query() -> list[dict[str, Any]]:
+            docs: list[dict[str, Any]] = []
+            if mailbox_ids:
+                docs += mailboxes.find({"_id": {"$in": mailbox_ids}}, fields)
+            if user_ids:
+                docs += mailboxes.find({"user": {"$in": user_ids}}, fields)
+            return docs
+
+        return await self._database.run(query)
+
     async def _poll(self) -> None:
         self.mode = "poll"
-        mailboxes = self._database.collection(schema.MAILBOXES)
         while True:
-            mailbox_ids = [ObjectId(k[2:]) for k in self._subscribers if k.startswith("m:")]
-            user_ids = [ObjectId(k[2:]) for k in self._subscribers if k.startswith("u:")]
-            if mailbox_ids or user_ids:
-                query = {"$or": [{"_id": {"$in": mailbox_ids}}, {"user": {"$in": user_ids}}]}
-                docs = await self._database.run(
-                    lambda q=query: list(mailboxes.find(q, {"user": 1, "modseq": 1}))
-                )
-                for doc in docs:
-                    key = str(doc["_id"])
-                    modseq = int(doc.get("modseq", 0))
-                    previous = self._seen_modseqs.get(key)
-                    self._seen_modseqs[key] = modseq
-                    if previous is not None and modseq != previous:
-                        self.events_seen += 1
-                        self.publish_nowait(mailbox_key(key), user_key(str(doc.get("user"))),
-                                            modseq=modseq)
+            for doc in await self._watched():
+                key = str(doc["_id"])
+                modseq = int(doc.get("modseq", 0))
+                previous = self._seen_modseqs.get(key)
+                self._seen_modseqs[key] = modseq
+                if previous is not None and modseq != previous:
+                    self.events_seen += 1
+                    self.publish_nowait(mailbox_key(key), user_key(str(doc.get("user"))),
+                                        modseq=modseq)
             await trio.sleep(self.poll_interval)
+
+    async def _check_quiet_stream(self) -> None:
+        """While the change stream brings nothing, ask the mailboxes every
+        ``QUIET_CHECK`` seconds whether it held something back (module docstring)."""
+        checked = trio.current_time()
+        while True:
+            due = max(self._news, checked) + QUIET_CHECK
+            if trio.current_time() < due:
+                await trio.sleep_until(due)
+                continue
+            checked = trio.current_time()
+            if self.mode == "change-stream":
+                await self._catch_up_logged()
+
+    async def _catch_up_logged(self) -> None:
+        try:
+            await self._catch_up()
+        except StoreError as exc:
+            log.warning("notifier: asking the mailboxes failed: %r", exc)
+        except Exception:
+            # Never let the notifier take the server down: the next check asks again.
+            log.exception("notifier: asking the mailboxes failed")
+
+    async def _catch_up(self) -> None:
+        """Wake the subscribers of every watched mailbox whose modseq is past the
+        last one announced here: a change the change stream has not brought. They
+        read the journal from their own modseq, so one already there reads nothing,
+        and so do all of them when the held-back events come after all."""
+        watched = {k for k in self._subscribers if k.startswith("m:")}
+        for doc in await self._watched():
+            key = mailbox_key(str(doc["_id"]))
+            watched.discard(key)
+            modseq = int(doc.get("modseq", 0))
+            told = self._published.get(key)
+            if told is not None and modseq <= told:
+                continue
+            keys = [key, user_key(str(doc.get("user")))]
+            if told is None:
+                # Nothing told here yet (since the start): most likely nothing
+                # happened, and its sessions, already there, read nothing.
+                self.publish_nowait(*keys, modseq=modseq)
+            else:
+                # As the change stream's event would (the read ahead included:
+                # when the event comes after all, it finds the read done).
+                self.caught_up += 1
+                self._announce(str(doc["_id"]), modseq, keys)
+        # A watched mailbox that is no more was deleted: its subscribers read the
+        # journal once (its deletion is there), without a modseq to compare.
+        for key in watched - self._absent:
+            if key in self._subscribers:
+                if len(self._absent) >= MAILBOX_CACHE:
+                    self._absent.clear()
+                self._absent.add(key)
+                self.caught_up += 1
+                self.publish_nowait(key)
