@@ -102,6 +102,9 @@ class CommandContext(Protocol):
     def login_allowed(self) -> bool: ...
 
     @property
+    def journal_unread(self) -> bool: ...
+
+    @property
     def utf8(self) -> bool: ...
 
     @property

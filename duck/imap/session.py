@@ -551,6 +551,10 @@ class Session:
             try:
                 await self.sync_view(fresh=poll)
             except StoreError as exc:
+                # The wake-up was spent on this read (``sync_view`` clears it
+                # first), and none may come again for this change: the next
+                # update point reads regardless (IDLE comes back for it by itself).
+                self._journal_unread = True
                 log.warning("journal read failed: %r", exc)
         elif sub is not None and sub.pending():
             sub.clear()  # wake-ups for changes the view already has
@@ -578,6 +582,12 @@ class Session:
             # mailbox disappears under it; clients then re-sync from LIST.
             await self.bye("selected mailbox was deleted", Code("NONEXISTENT"))
         return False
+
+    @property
+    def journal_unread(self) -> bool:
+        """Whether the view may lag the journal with no wake-up to say so (its
+        last read failed): the next ``flush_updates`` reads it."""
+        return self._journal_unread
 
     async def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command (RFC 7162 §3.1): CONDSTORE is on from now,

@@ -27,6 +27,9 @@ from ..grammar.responses import Continuation
 from .registry import command
 from .states import AUTHENTICATED
 
+#: Seconds after a failed journal read before IDLE reads again unasked.
+JOURNAL_RETRY = 2.0
+
 if TYPE_CHECKING:
     from duck.store import Subscription
 
@@ -111,7 +114,13 @@ async def _idle(s: CommandContext, alarm: _Alarm) -> object:
                 elif s.state is not State.LOGOUT:
                     await s.bye("IDLE for too long")
                 return ANSWERED
-            await bell.wait()
+            if s.journal_unread:
+                # The last journal read failed (the database is away): try it
+                # again in a while, as no wake-up may come for what it missed.
+                with trio.move_on_after(JOURNAL_RETRY):
+                    await bell.wait()
+            else:
+                await bell.wait()
             continue
         assert isinstance(line, bytes)
         if line.strip().upper() == b"DONE":
