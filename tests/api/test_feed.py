@@ -160,3 +160,35 @@ async def test_a_cursor_older_than_the_journal_is_told_to_resync(
                 assert created["data"]["mailbox"] == box.id
     finally:
         store.events.retention = saved
+
+
+async def test_counters_told_are_never_older_than_the_events(
+        duck_server: Any, user: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delivery that commits between a read's look at the mailboxes and its look
+    at the journal: its event is told, and so are counters that include it (NOTIFY
+    turns them into the last STATUS a client sees)."""
+    store: Store = duck_server.store
+    await store.messages.append(user, "INBOX", b"Subject: 1\r\n\r\nx\r\n")
+    start = await store.events.current(user)
+    await store.messages.append(user, "INBOX", b"Subject: 2\r\n\r\nx\r\n")
+    token = trio.lowlevel.current_trio_token()
+    real = store.events._shared_boxes
+    appended: list[int] = []
+
+    def then_deliver(*args: Any) -> Any:
+        # (Runs in the read's worker thread, between the two queries.)
+        if not appended:
+            done = trio.from_thread.run(
+                store.messages.append, user, "INBOX", b"Subject: 3\r\n\r\nx\r\n",
+                trio_token=token)
+            appended.append(done.uid)
+        return real(*args)
+
+    monkeypatch.setattr(store.events, "_shared_boxes", then_deliver)
+    batch = await store.events.read(user, start)
+    assert appended
+    told = [e for e in batch.events if e.kind == "message.new"]
+    counters = [e.counters for e in batch.events if e.kind == "mailbox.counters"]
+    assert [e.uid for e in told] == [2, appended[0]]
+    assert counters and counters[-1] is not None
+    assert counters[-1].messages == 3 and counters[-1].uid_next == appended[0] + 1

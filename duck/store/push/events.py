@@ -393,6 +393,7 @@ class ChangeFeed:
             run = journal.contiguous(entries, since.get(mailbox, 0), started)
             if run:
                 runs[mailbox] = run
+        self._refresh_counters(boxes, runs)
         meta = self._metadata(runs)
         events: list[UserEvent] = []
         # Mailboxes in the order of their first change, so a reader sees roughly
@@ -436,6 +437,23 @@ class ChangeFeed:
                 if mailbox not in boxes and mailbox not in recent:
                     since.pop(mailbox)
         return FeedBatch(events, Cursor(since, t), more)
+
+    def _refresh_counters(self, boxes: dict[str, dict[str, Any]],
+                          runs: dict[str, list[JournalEntry]]) -> None:
+        """Read again the counters of the mailboxes a change reached after their
+        documents were read (a write committed between the two queries of a read):
+        the counters told with a mailbox's events are never older than its events,
+        or a reader would keep them (RFC 5465 NOTIFY's last STATUS, an SSE
+        stream's) with no later change to correct them. Only then a query."""
+        behind = [m for m, entries in runs.items()
+                  if m in boxes and entries[-1].modseq > int(boxes[m]["modseq"])]
+        if not behind:
+            return
+        fields = ("modseq", "count", "unseen", "size", "uid_next")
+        for doc in self._database.collection(schema.MAILBOXES).find(
+                {"_id": {"$in": [ObjectId(m) for m in behind]}}, dict.fromkeys(fields, 1)):
+            # (The path stays as the reader names it: another owner's mailbox.)
+            boxes[str(doc["_id"])].update({f: doc[f] for f in fields if f in doc})
 
     def _metadata(self, runs: dict[str, list[JournalEntry]]) -> dict[tuple[str, int],
                                                                     MessageMeta]:
