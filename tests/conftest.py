@@ -98,7 +98,7 @@ async def duck_server(
 ) -> AsyncIterator[Any]:
     """A full ``duck serve`` in-process on free loopback ports, on its own database."""
     from duck.config import Config
-    from duck.server import Server
+    from tests.serving import serving
 
     config = Config(
         data_dir=tmp_path / "data",
@@ -110,14 +110,7 @@ async def duck_server(
         database=db_name,
         shutdown_grace=2.0,
     )
-    server = Server(config)
     # imaps_port=0 disables implicit TLS by the documented rule; tests that need it
     # turn it on through `server_with_tls`.
-    await nursery.start(server.run)
-    try:
+    async with serving(nursery, config) as server:
         yield server
-    finally:
-        assert server.store is not None
-        # Drop before shutting down: shutdown closes the store's client.
-        await server.store.database.run(server.store.database.client.drop_database, db_name)
-        server.request_shutdown()

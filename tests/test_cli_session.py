@@ -28,6 +28,7 @@ from test_admin_cli import _imap_login, spawn
 
 from duck.config import Config
 from duck.server import Server
+from tests.serving import serving
 
 ANN, ALIAS = "ann@example.com", "info@example.com"
 FIRST, SECOND = "first-secret", "second-secret"
@@ -43,13 +44,8 @@ async def server(mongo_uri: str, db_name: str, tmp_path: Path,
                     pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0,
                     mongo_uri=mongo_uri, database=db_name, shutdown_grace=2.0,
                     login_delay_base=0.0, login_delay_max=0.0).validate()
-    server: Server = await nursery.start(Server(config).run)
-    try:
+    async with serving(nursery, config) as server:
         yield server
-    finally:
-        assert server.store is not None
-        await server.store.database.run(server.store.database.client.drop_database, db_name)
-        server.request_shutdown()
 
 
 async def _all(server: Server, *commands: tuple[str, ...] | tuple[tuple[str, ...], bytes]

@@ -19,6 +19,7 @@ from duck.config import Config
 from duck.mta.netstring import NetstringError, NetstringReader, encode
 from duck.server import Server
 from duck.store import Store
+from tests.serving import serving
 
 
 def _free_port() -> int:
@@ -34,14 +35,8 @@ async def server(mongo_uri: str, db_name: str, tmp_path: Path, nursery: Any
     config = Config(data_dir=tmp_path / "data", imap_port=0, imaps_port=0, lmtp_port=0,
                     pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0, mongo_uri=mongo_uri,
                     database=db_name, shutdown_grace=2.0, socketmap_port=_free_port())
-    server = Server(config)
-    await nursery.start(server.run)
-    try:
+    async with serving(nursery, config) as server:
         yield server
-    finally:
-        assert server.store is not None
-        await server.store.database.run(server.store.database.client.drop_database, db_name)
-        server.request_shutdown()
 
 
 class PostfixClient:

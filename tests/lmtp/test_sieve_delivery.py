@@ -14,6 +14,7 @@ from duck.server import Server
 from duck.store import Store
 from tests.lmtp.client import LmtpClient
 from tests.outbound.smtp_sink import SmtpSink
+from tests.serving import serving
 
 SCRIPT = r"""require ["fileinto", "mailbox", "imap4flags", "reject", "copy", "vacation"];
 if header :contains "List-Id" "dev.example.org" {
@@ -46,13 +47,8 @@ async def server(mongo_uri: str, db_name: str, tmp_path: Path, nursery: trio.Nur
                     pop3_port=0, pop3s_port=0, managesieve_port=0, api_port=0,
                     mongo_uri=mongo_uri, database=db_name, shutdown_grace=1.0,
                     smtp_relay=f"127.0.0.1:{relay[1]}", smtp_relay_tls="none").validate()
-    server: Server = await nursery.start(Server(config).run)
-    try:
+    async with serving(nursery, config) as server:
         yield server
-    finally:
-        assert server.store is not None
-        await server.store.database.run(server.store.database.client.drop_database, db_name)
-        server.request_shutdown()
 
 
 async def _deliver(server: Server, sender: str, rcpts: list[str], message: bytes
