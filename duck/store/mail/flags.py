@@ -204,9 +204,10 @@ def _store_batch_sync(
             todo, modified = _planned(read(session), mode, flags, unchangedsince)
             if not todo:  # (nothing to change after all: take the counters back)
                 raise _Stale(modified)
-            if len(todo) != planned or unseen_delta(todo) != unseen:
-                _, _, box = allocate(db, mailbox, modseqs=len(todo) - planned,
-                                     unseen=unseen_delta(todo) - unseen, session=session)
+            correction = (len(todo) - planned, unseen_delta(todo) - unseen)
+            if correction != (0, 0):
+                _, _, box = allocate(db, mailbox, modseqs=correction[0],
+                                     unseen=correction[1], session=session)
         changed: list[FlagChange] = []
         batch = WriteBatch(db)
         ops = []
