@@ -204,8 +204,6 @@ class Maintenance:
 
     async def _build_pending(self) -> None:
         db = self._store.database
-        if not db.digest_pending:
-            return
         while db.digest_pending:
             try:
                 got = await self._store.leases.acquire(DIGEST_LEASE, LEASE_SECONDS)
