@@ -157,9 +157,17 @@ class Session:
     # -- output ----------------------------------------------------------------------------
 
     async def send(self, *responses: Any) -> None:
-        """Send untagged (or continuation) responses now."""
-        assert self.wire is not None
-        await self.wire.send(list(responses), utf8=self.utf8)
+        """Send responses: at once, or, while a command runs, with its tagged
+        response (the wire holds them until then: ``_execute``). A continuation
+        request, a tagged response and BYE are never held: the client answers the
+        first, the second ends the command (STARTTLS and COMPRESS change the stream
+        after it) and the connection ends after the third."""
+        wire = self.wire
+        assert wire is not None
+        await wire.send(list(responses), utf8=self.utf8)
+        if wire.holding and any(isinstance(r, TaggedStatus | Continuation) or (
+                isinstance(r, UntaggedStatus) and r.status == "BYE") for r in responses):
+            await wire.release()
 
     async def send_tagged(
         self, tag: str, status: str, text: str, code: ResponseCode | None = None
@@ -180,6 +188,9 @@ class Session:
     async def receive(self, timeout: float | None = None) -> bytes | None:
         """Next bytes from the client; None at autologout or shutdown (after BYE)."""
         assert self.wire is not None
+        # A command waiting for the client (a SASL response, IDLE's DONE) has sent
+        # all it has to send first.
+        await self.wire.release()
         if self.ctx.shutdown.is_set():
             await self.bye("server shutting down", Code("UNAVAILABLE"))
             return None
@@ -353,9 +364,12 @@ class Session:
         # round trips"), the journal reads of the updates sent with it included.
         label = f"UID {cmd.VERB}" if getattr(cmd, "uid", False) else cmd.VERB
         started = time.perf_counter()
+        assert self.wire is not None
+        self.wire.hold()
         try:
             with metrics.command_scope(label):
                 await self._execute(cmd)
+            await self.wire.release()
         finally:
             observe.current().command("imap", label, time.perf_counter() - started)
 

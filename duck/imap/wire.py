@@ -47,6 +47,8 @@ class Wire:
         self.bytes_in = 0
         self.bytes_out = 0
         self._task_running = False
+        #: Responses kept back while a command runs (``hold``), None when not holding.
+        self._held: bytearray | None = None
         #: Also set when bytes (or the end of the stream) arrive: see ``poll``.
         self.bell: trio.Event | None = None
 
@@ -120,9 +122,29 @@ class Wire:
 
     # -- sending --------------------------------------------------------------------
 
+    def hold(self) -> None:
+        """Keep what is sent from now on until ``release`` (or until SEND_BUFFER
+        octets gather): a command's untagged responses then leave in one write with
+        its tagged one, one segment and one wake-up of the client instead of two."""
+        if self._held is None:
+            self._held = bytearray()
+
+    @property
+    def holding(self) -> bool:
+        """Whether responses are being kept back (``hold``)."""
+        return self._held is not None
+
+    async def release(self) -> None:
+        """Send what ``hold`` kept back and send at once from now on."""
+        held, self._held = self._held, None
+        if held:
+            await self._send(bytes(held))
+
     async def send(self, responses: list[Any], *, utf8: bool = False) -> None:
-        """Serialize and send responses; streamed literals are copied from their source."""
-        buf = bytearray()
+        """Serialize and send responses (kept back while holding); streamed literals
+        are copied from their source."""
+        held = self._held
+        buf = bytearray() if held is None else held
         for resp in responses:
             e = Encoder(utf8=utf8)
             resp.encode(e)
@@ -138,7 +160,7 @@ class Wire:
                         await self._send(bytes(buf))
                         buf.clear()
                     await self._stream_literal(part)
-        if buf:
+        if buf and held is None:
             await self._send(bytes(buf))
 
     async def send_raw(self, data: bytes) -> None:

@@ -7,7 +7,6 @@ filter the header block with `filter_header_fields`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import attrs
@@ -105,31 +104,44 @@ def section_range(message: IndexedMessage | Part, spec: SectionSpec) -> tuple[in
     return inner.header_start, inner.header_end
 
 
-_LINE = re.compile(rb"[^\n]*\n|[^\n]+")
-
-
 def filter_header_fields(header: bytes, names: Iterable[str], negate: bool) -> bytes:
     """The fields of a header block whose name is (or, negated, is not) in `names`.
 
     Field lines keep their original bytes and folding; the result ends with the
-    block's blank line (CRLF if the block had none), as servers send it.
+    block's blank line (CRLF if the block had none), as servers send it. Names
+    compare case-insensitively as Latin-1 text (a name outside Latin-1 matches
+    no field).
     """
-    wanted = {name.lower() for name in names}
+    wanted = set()
+    for name in names:
+        try:
+            wanted.add(name.lower().encode("latin-1"))
+        except UnicodeEncodeError:
+            pass
     out = bytearray()
     terminator = b"\r\n"
     keep = False
-    for line in _LINE.findall(header):
-        if line in (b"\r\n", b"\n"):
+    lines = header.split(b"\n")
+    last = len(lines) - 1
+    for i, line in enumerate(lines):
+        if i < last:
+            line += b"\n"
+        elif not line:
+            break  # (the block ended with a newline)
+        if line == b"\r\n" or line == b"\n":
             terminator = line
             break
-        if line[:1] in (b" ", b"\t"):
+        first = line[:1]
+        if first == b" " or first == b"\t":
             if keep:
                 out += line
             continue
-        name = line.partition(b":")[0].strip().decode("latin-1").lower()
+        name = line.partition(b":")[0].strip()
+        name = name.lower() if name.isascii() else \
+            name.decode("latin-1").lower().encode("latin-1")
         keep = (name in wanted) != negate
         if keep:
-            out += line if line.endswith(b"\n") else line + b"\r\n"
+            out += line if i < last else line + b"\r\n"
     out += terminator
     return bytes(out)
 

@@ -120,6 +120,9 @@ class _Builder:
                         for k in items if isinstance(k, FetchAttr) and k in render.NAMES}
         self.renderings = sorted({n for k in self.finders
                                   for n in render.NAMES[k][: 2 if utf8 else 1]})
+        # Worked out once per command, not once per message.
+        self.keys = {k: k.response_key() for k in items if isinstance(k, BodySection)}
+        self.specs: dict[BodySection, SectionSpec] = {}
 
     def _rendered(self, item: FetchAttr, rec: MessageRecord) -> Any:
         """The stored rendering of ``item``, or None (older messages: made here)."""
@@ -168,7 +171,7 @@ class _Builder:
                 out.append((item, await self.section(rec, _RFC822_SECTION[item])))
             elif isinstance(item, BodySection):
                 data = await (self.binary(rec, item) if item.binary else self.section(rec, item))
-                out.append((item.response_key(), data))
+                out.append((self.keys[item], data))
             elif isinstance(item, BinarySize):
                 data = await self.binary(rec, BodySection(item.part, binary=True))
                 size = data.size if isinstance(data, LiteralBody) else len(data or b"")
@@ -178,7 +181,9 @@ class _Builder:
     async def section(self, rec: MessageRecord, section: BodySection) -> bytes | LiteralBody:
         """BODY[section]<partial>: read, or streamed when large and unfiltered."""
         messages = self.s.store.messages
-        spec = _spec(section)
+        spec = self.specs.get(section)
+        if spec is None:
+            spec = self.specs[section] = _spec(section)
         partial = section.partial
         part_len = None if partial is None else partial[1]
         if not spec.filters_fields and rec.structure is not None:

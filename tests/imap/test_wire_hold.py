@@ -1,0 +1,69 @@
+"""A command's responses leave in one write (duck/imap/wire.py ``hold``).
+
+The wire runs over a stream that records each write; the session-level rules
+(continuations, tagged responses and BYE are never held) are exercised end to end
+by the IDLE, AUTHENTICATE, STARTTLS and COMPRESS tests.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from duck.imap.grammar.responses import TaggedStatus, UntaggedStatus
+from duck.imap.wire import SEND_BUFFER, Wire
+
+
+class RecordingStream(trio.abc.Stream):
+    """Keeps every ``send_all`` as one write; never has anything to receive."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        pass
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_held_responses_leave_in_one_write() -> None:
+    stream = RecordingStream()
+    async with trio.open_nursery() as nursery:
+        wire = Wire(stream, nursery)
+        await wire.send([UntaggedStatus("OK", None, "at once")])
+        assert stream.writes == [b"* OK at once\r\n"]
+        wire.hold()
+        assert wire.holding
+        await wire.send([UntaggedStatus("OK", None, "one")])
+        await wire.send([UntaggedStatus("OK", None, "two")])
+        assert len(stream.writes) == 1  # nothing more written yet
+        await wire.send([TaggedStatus("a1", "OK", None, "done")])
+        await wire.release()
+        assert not wire.holding
+        assert stream.writes[1:] == [b"* OK one\r\n* OK two\r\na1 OK done\r\n"]
+        await wire.release()  # nothing held: no empty write
+        assert len(stream.writes) == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_large_held_output_is_written_as_it_grows() -> None:
+    """Holding never keeps more than SEND_BUFFER octets back."""
+    stream = RecordingStream()
+    async with trio.open_nursery() as nursery:
+        wire = Wire(stream, nursery)
+        wire.hold()
+        line = UntaggedStatus("OK", None, "x" * 1000)
+        for _ in range(2 * SEND_BUFFER // 1000 + 2):
+            await wire.send([line])
+        assert len(stream.writes) >= 2
+        assert all(len(w) <= SEND_BUFFER + 1100 for w in stream.writes)
+        await wire.release()
+        assert b"".join(stream.writes).count(b"* OK ") == 2 * SEND_BUFFER // 1000 + 2
+        nursery.cancel_scope.cancel()
