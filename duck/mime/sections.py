@@ -112,7 +112,7 @@ def filter_header_fields(header: bytes, names: Iterable[str], negate: bool) -> b
     compare case-insensitively as Latin-1 text (a name outside Latin-1 matches
     no field).
     """
-    wanted = set()
+    wanted: set[bytes] = set()
     for name in names:
         try:
             wanted.add(name.lower().encode("latin-1"))
@@ -136,10 +136,10 @@ def filter_header_fields(header: bytes, names: Iterable[str], negate: bool) -> b
             if keep:
                 out += line
             continue
-        name = line.partition(b":")[0].strip()
-        name = name.lower() if name.isascii() else \
-            name.decode("latin-1").lower().encode("latin-1")
-        keep = (name in wanted) != negate
+        field = line.partition(b":")[0].strip()
+        field = field.lower() if field.isascii() else \
+            field.decode("latin-1").lower().encode("latin-1")
+        keep = (field in wanted) != negate
         if keep:
             out += line if i < last else line + b"\r\n"
     out += terminator
