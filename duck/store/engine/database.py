@@ -14,7 +14,7 @@ import contextvars
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import pymongo
 import pymongo.errors
@@ -27,7 +27,6 @@ from .metrics import ROUND_TRIPS
 
 log = logging.getLogger(__name__)
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 #: The capacity limiter through which every pymongo call in the process runs.
@@ -52,22 +51,19 @@ def set_store_concurrency(threads: int) -> None:
     STORE_LIMITER.total_tokens = threads
 
 
-def _translate(fn: Callable[P, T]) -> Callable[P, T]:
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except _UNAVAILABLE_ERRORS as exc:
-            raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
-        except pymongo.errors.OperationFailure as exc:
-            # Transient transaction errors and "not primary" are outages, not bugs.
-            if exc.has_error_label("TransientTransactionError") or exc.code in (
-                91, 189, 10107, 11600, 11602, 13435, 13436,
-            ):
-                raise StoreUnavailable(f"database unavailable: {exc}") from exc
-            raise
-
-    return wrapper
+def _translated(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with the driver's outage errors raised as StoreUnavailable."""
+    try:
+        return fn(*args)
+    except _UNAVAILABLE_ERRORS as exc:
+        raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+    except pymongo.errors.OperationFailure as exc:
+        # Transient transaction errors and "not primary" are outages, not bugs.
+        if exc.has_error_label("TransientTransactionError") or exc.code in (
+            91, 189, 10107, 11600, 11602, 13435, 13436,
+        ):
+            raise StoreUnavailable(f"database unavailable: {exc}") from exc
+        raise
 
 
 async def _in_worker_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -178,7 +174,8 @@ class Database:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(*args)`` in a worker thread under STORE_LIMITER."""
-        return await _in_worker_thread(_translate(fn), *args)
+        # (One call, not a wrapper made per call: this runs for every store call.)
+        return await _in_worker_thread(_translated, fn, *args)
 
     def collection(self, name: str) -> Any:
         """A collection of this database (with the durable write concern)."""
