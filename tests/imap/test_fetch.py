@@ -185,33 +185,61 @@ BINARY_MESSAGE = (
 
 
 async def test_binary_of_parts_and_of_the_whole(imap_server: Any) -> None:
-    """RFC 3516 §4.2: BINARY decodes the section's own transfer encoding (RFC 2045
-    §6.7 for quoted-printable: trailing whitespace dropped, soft breaks joined); a
-    multipart or an encapsulated message is sent as it is, BINARY[] of a multipart
-    message included (imaptest's fetch-binary-mime and -qp groups)."""
+    """RFC 3516 §4.2: BINARY removes the section's transfer encoding (RFC 2045 §6.7
+    for quoted-printable: trailing whitespace dropped, soft breaks joined). A
+    multipart or an encapsulated message has no encoding of its own (RFC 2045
+    §6.4): its leaves are decoded where they are, each decoded leaf's header then
+    saying ``Content-Transfer-Encoding: binary``, and everything else (boundaries,
+    prologue, epilogue, other header fields) is kept; BINARY[] is the whole message
+    so. Dovecot answers the same."""
     with trio.fail_after(30):
         user = await imap_server.store.users.by_username(USER)
         await imap_server.store.messages.append(user.id, "INBOX", BINARY_MESSAGE)
         c = await RawClient.open(imap_server.ports["imap"])
         await c.login(USER, PASSWORD)
         await c.command(b"s", b"SELECT INBOX")
-        whole = b"BINARY[] {%d}\r\n" % len(BINARY_MESSAGE) + BINARY_MESSAGE
-        lines = await c.command(b"a", b"FETCH 1 (BINARY.SIZE[] BINARY.PEEK[])")
-        assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY.SIZE[] %d " % len(BINARY_MESSAGE)
-                                        + whole + b")\r\n"), lines
         decoded = (b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\nfoo\r\n"
                    b"bar\r\nfoo_bar\r\n")
+        inner = b"Subject: inner\r\nContent-Transfer-Encoding: binary\r\n\r\nhi"
+        binary = (BINARY_MESSAGE
+                  .replace(b"Encoding: quoted-printable\r\n\r\n" + QP_PART,
+                           b"Encoding: binary\r\n\r\n" + decoded)
+                  .replace(b"Subject: inner\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                           b"aGk=\r\n", inner))
+        assert binary.count(b"binary") == 2 and decoded in binary and inner in binary
+        whole = b"BINARY[] {%d}\r\n" % len(binary) + binary
+        lines = await c.command(b"a", b"FETCH 1 (BINARY.SIZE[] BINARY.PEEK[])")
+        assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY.SIZE[] %d " % len(binary)
+                                        + whole + b")\r\n"), lines
         lines = await c.command(b"b", b"FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")
         assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY.SIZE[1] 65 BINARY[1] {65}\r\n"
                                         + decoded + b")\r\n"), lines
         lines = await c.command(b"c", b"FETCH 1 (BINARY.PEEK[1]<10.10>)")
         assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY[1]<10> {10}\r\n" + decoded[10:20]
                                         + b")\r\n"), lines
-        # The encapsulated message as it is; its own body part decoded.
-        inner = b"Subject: inner\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n"
+        # The encapsulated message with its own body part decoded.
         lines = await c.command(b"d", b"FETCH 1 (BINARY.PEEK[2] BINARY.PEEK[2.1])")
         assert b"".join(lines[:-1]) == (b"* 1 FETCH (BINARY[2] {%d}\r\n" % len(inner) + inner
                                         + b" BINARY[2.1] {2}\r\nhi)\r\n"), lines
+        await c.aclose()
+
+
+async def test_binary_of_a_multipart_with_an_unknown_encoding_inside(
+        imap_server: Any) -> None:
+    """RFC 3516 §4.2: a leaf whose encoding the server cannot remove makes BINARY of
+    anything containing it NO [UNKNOWN-CTE]; BODY[] still gives the stored bytes."""
+    message = (b"Subject: x\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n"
+               b"--zz\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 f\r\n"
+               b"--zz--\r\n")
+    with trio.fail_after(30):
+        user = await imap_server.store.users.by_username(USER)
+        await imap_server.store.messages.append(user.id, "INBOX", message)
+        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"a", b"FETCH 1 (BINARY.PEEK[])")
+        assert lines[-1].startswith(b"a NO [UNKNOWN-CTE]"), lines
+        lines = await c.command(b"b", b"FETCH 1 (BODY.PEEK[])")
+        assert message in b"".join(lines), lines
         await c.aclose()
 
 

@@ -142,7 +142,8 @@ async def test_urlfetch_binary_and_bodypartstructure(imap_server: Any) -> None:
     own parentheses (§3.2, §5 url-metadata), BODYPARTSTRUCTURE first; BINARY removes
     the part's transfer encoding (literal8 when NUL octets result, NIL when the
     encoding is unknown) and BODYPARTSTRUCTURE then describes the data sent (§4's
-    examples: its encoding and size); a multipart or message part goes as it is."""
+    examples: its encoding and size); in a multipart or message part each leaf is
+    decoded in place, as FETCH BINARY does."""
     port = imap_server.ports["imap"]
     with trio.fail_after(30):
         c = await RawClient.logged_in(port, USER, PASSWORD)
@@ -191,13 +192,13 @@ async def test_urlfetch_binary_and_bodypartstructure(imap_server: Any) -> None:
         assert got == (f'* URLFETCH {nul} (BODYPARTSTRUCTURE ("APPLICATION" "OCTET-STREAM" NIL '
                        f'NIL NIL "BINARY" 4 NIL NIL NIL NIL)) (BINARY ~{{4}}\r\n'
                        f"\x00\x01\x02\x03)\r\n").encode(), got
-        # The message part carries no encoding of its own: BINARY is its content as
-        # stored, the same as BODY and as the plain URLFETCH.
+        # The message part carries no encoding of its own: BINARY decodes the leaves
+        # inside it, and one of them has an encoding no one can remove, so BINARY is
+        # NIL; BODY and the plain URLFETCH are its content as stored.
         got = await fetch(f'("{message}" BINARY)', f'("{message}" BODY)', f'"{message}"')
         literal = b"{%d}\r\n" % len(_INNER) + _INNER
-        assert got == (f"* URLFETCH {message} (BINARY ".encode() + literal
-                       + f") {message} (BODY ".encode() + literal
-                       + f") {message} ".encode() + literal + b"\r\n"), got
+        assert got == (f"* URLFETCH {message} (BINARY NIL) {message} (BODY ".encode()
+                       + literal + f") {message} ".encode() + literal + b"\r\n"), got
         # A URL in parentheses without parameters is a plain URLFETCH (RFC 5524 §3).
         got = await fetch(f'("{outer}")', f'("{outer}" BINARY)')
         assert got == f"* URLFETCH {outer} {{4}}\r\naGk= {outer} (BINARY {{2}}\r\nhi)\r\n".encode()
@@ -208,11 +209,10 @@ async def test_urlfetch_binary_and_bodypartstructure(imap_server: Any) -> None:
         # remove (BINARY NIL); BODY is still its bytes.
         got = await fetch(f'("{header}" BODYPARTSTRUCTURE)', f'("{header}" BINARY)')
         assert got == f"* URLFETCH {header} NIL {header} (BINARY NIL)\r\n".encode(), got
-        # The whole message: BINARY of a multipart message is the message as it is.
+        # The whole message holds that leaf too.
         got = await fetch(f'("{whole}" BINARY)')
-        assert got == (f"* URLFETCH {whole} (BINARY {{{len(_NESTED)}}}\r\n".encode()
-                       + _NESTED + b")\r\n"), got
-        # A whole single-part message: its header, and its body decoded.
+        assert got == f"* URLFETCH {whole} (BINARY NIL)\r\n".encode(), got
+        # A whole single-part message: its header (saying binary), its body decoded.
         single = (b"Subject: s\r\nContent-Type: text/plain\r\n"
                   b"Content-Transfer-Encoding: base64\r\n\r\naGk=\r\n")
         await c.send(b"a APPEND INBOX {%d+}\r\n" % len(single) + single + b"\r\n")
@@ -221,10 +221,25 @@ async def test_urlfetch_binary_and_bodypartstructure(imap_server: Any) -> None:
                                       f"INTERNAL".encode())
         (whole2,) = _urls(lines)
         got = await fetch(f'("{whole2}" BODYPARTSTRUCTURE BINARY)')
-        head = single[: single.index(b"\r\n\r\n") + 4]
+        head = single[: single.index(b"\r\n\r\n") + 4].replace(b"base64", b"binary")
         assert got == (f'* URLFETCH {whole2} (BODYPARTSTRUCTURE ("TEXT" "PLAIN" NIL NIL NIL '
-                       f'"7BIT" 2 1 NIL NIL NIL NIL)) (BINARY '
+                       f'"BINARY" 2 1 NIL NIL NIL NIL)) (BINARY '
                        f"{{{len(head) + 2}}}\r\n".encode() + head + b"hi)\r\n"), got
+        # A multipart message whose leaves can be decoded: each is, in place, its
+        # header then saying binary, and BODYPARTSTRUCTURE describes what was sent.
+        mixed = (b"Subject: m\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n"
+                 b"--zz\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64"
+                 b"\r\n\r\naGk=\r\n--zz--\r\n")
+        await c.send(b"a APPEND INBOX {%d+}\r\n" % len(mixed) + mixed + b"\r\n")
+        assert (await c.until_tagged(b"a"))[-1].startswith(b"a OK")
+        lines = await c.command(b"g", f'GENURLAUTH "{base[:-1]}3;urlauth=authuser" '
+                                      f"INTERNAL".encode())
+        (whole3,) = _urls(lines)
+        got = await fetch(f'("{whole3}" BODYPARTSTRUCTURE BINARY)')
+        sent = mixed.replace(b"base64\r\n\r\naGk=", b"binary\r\n\r\nhi")
+        assert got == (f'* URLFETCH {whole3} (BODYPARTSTRUCTURE (("TEXT" "PLAIN" NIL NIL '
+                       f'NIL "BINARY" 2 1 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "zz") NIL '
+                       f'NIL NIL)) (BINARY {{{len(sent)}}}\r\n'.encode() + sent + b")\r\n"), got
         # A URL this user may not fetch is NIL whatever it asks for.
         forged = b64.replace("section=1.1", "section=1.3")
         got = await fetch(f'("{forged}" BINARY BODYPARTSTRUCTURE)')

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from duck.mime import transfer
+from duck.mime.binary import binary_body, binary_entity
 from duck.mime.preview import READ_MAX, make_preview, preview_part
 from duck.mime.sections import SectionSpec, resolve_part, section_range
 from duck.store import JournalEntry, MessageRecord, StoreError
@@ -215,12 +216,12 @@ class _Builder:
         return make_preview(part, await self.s.store.messages.read(rec, part.body_start, end))
 
     async def binary(self, rec: MessageRecord, section: BodySection) -> bytes:
-        """BINARY[section]<partial> (RFC 3516 §4.2): the section with its own transfer
+        """BINARY[section]<partial> (RFC 3516 §4.2): the section with its transfer
         encoding removed. A leaf's body is decoded; a multipart's or an
-        encapsulated message's content is sent as it is (RFC 2045 §6.4: they carry
-        no encoding of their own, their parts keep theirs); BINARY[] is the header
-        and the decoded body of a single-part message, a multipart message as it
-        is. Decoded in memory: BINARY is for parts, not whole mailboxes."""
+        encapsulated message's content keeps its structure with each leaf inside
+        decoded (its header then says ``Content-Transfer-Encoding: binary``:
+        mime/binary.py); BINARY[] is the whole message so. Decoded in memory:
+        BINARY is for parts, not whole mailboxes."""
         assert rec.structure is not None
         root = rec.structure
         messages = self.s.store.messages
@@ -229,24 +230,21 @@ class _Builder:
             if part is None:
                 return b""
             raw = await messages.read(rec, part.body_start, part.body_end)
-            data = raw if part.is_multipart else _decoded(raw, part.encoding)
-        elif root.is_multipart:
-            data = await messages.read(rec, 0, root.body_end)
+            data = _decoded(binary_body, raw, part, part.body_start)
         else:
             whole = await messages.read(rec, 0, root.body_end)
-            data = whole[: root.body_start] + _decoded(whole[root.body_start :],
-                                                       root.encoding)
+            data = _decoded(binary_entity, whole, root)
         if section.partial is not None:
             start, length = section.partial
             data = data[start : start + (length or 0)]
         return data
 
 
-def _decoded(raw: bytes, encoding: str) -> bytes:
+def _decoded(decode: Callable[..., bytes], *args: Any) -> bytes:
     try:
-        return transfer.decode_body(raw, encoding)
-    except transfer.UnknownEncoding:
-        raise no(f"unknown transfer encoding {encoding}", "UNKNOWN-CTE") from None
+        return decode(*args)
+    except transfer.UnknownEncoding as exc:
+        raise no(f"unknown transfer encoding {exc}", "UNKNOWN-CTE") from None
     except ValueError:
         raise no("cannot decode the part", "UNKNOWN-CTE") from None
 

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from duck.mime import body_structure, transfer
+from duck.mime import body_structure, parse_message, transfer
 from duck.mime import model as mime
+from duck.mime.binary import binary_body, binary_entity
 from duck.mime.bodystructure import BodyStructure
 from duck.mime.sections import resolve_part
 from duck.store import Mailbox, NotFound, User
@@ -186,48 +187,44 @@ async def _stored(s: CommandContext, piece: UrlPiece) -> bytes:
 @attrs.frozen
 class _Binary:
     """BINARY of a URL's target: ``data`` None when its encoding cannot be removed;
-    ``body`` the decoded body when a transformation was undone (what
-    BODYPARTSTRUCTURE then describes)."""
+    ``shape`` the BODYPARTSTRUCTURE of what was sent when decoding changed it."""
 
     data: bytes | None
-    body: bytes | None = None
+    shape: BodyStructure | None = None
 
 
 async def _binary(s: CommandContext, piece: UrlPiece, target: mime.Part,
                   whole: bool) -> _Binary:
     """RFC 5524 §3.2 BINARY: "the content of the URL's target, with any
     content-transfer-encoding removed" (NIL when it is unknown or the data is not
-    validly encoded). A whole message keeps its header; a multipart or an
-    encapsulated message is returned as it is (RFC 2045 §6.4: no encoding of its
-    own), as FETCH BINARY does."""
+    validly encoded). A whole message keeps its header; in a multipart or an
+    encapsulated message every leaf is decoded where it is, as FETCH BINARY does
+    (mime/binary.py)."""
     rec = piece.record
     messages = s.store.messages
-    if whole and target.is_multipart:
-        return _Binary(await messages.read(rec, 0, target.body_end))
-    raw = await messages.read(rec, target.body_start, target.body_end)
-    if target.is_multipart or target.encoding.lower() in transfer.IDENTITY:
-        body, decoded = raw, None
+    start = 0 if whole else target.body_start
+    raw = await messages.read(rec, start, target.body_end)
+    try:
+        data = binary_entity(raw, target) if whole else \
+            binary_body(raw, target, target.body_start)
+    except ValueError:  # UnknownEncoding too
+        return _Binary(None)
+    if data == raw:
+        return _Binary(data)
+    if whole or target.is_multipart or target.message is not None:
+        # What was sent, described: the message, or the part's header (a
+        # container's is unchanged) over its decoded content, parsed again.
+        header = b"" if whole else await messages.read(rec, target.header_start,
+                                                        target.header_end)
+        shape = body_structure(parse_message(header + data))
     else:
-        try:
-            body = decoded = transfer.decode_body(raw, target.encoding)
-        except ValueError:  # UnknownEncoding too
-            return _Binary(None)
-    data = body
-    if whole:
-        data = await messages.read(rec, 0, target.body_start) + body
-    return _Binary(data, decoded)
-
-
-def _described(target: mime.Part, decoded: bytes | None) -> BodyStructure:
-    """BODYPARTSTRUCTURE of the target; of the decoded data when BINARY removed an
-    encoding (RFC 5524 §4: the part is then labelled with the domain of the data
-    sent, e.g. "BINARY", with that data's size)."""
-    shape = body_structure(target)
-    if decoded is None:
-        return shape
-    return attrs.evolve(
-        shape, encoding=transfer.data_domain(decoded), size=len(decoded),
-        lines=None if shape.lines is None else transfer.count_lines(decoded))
+        # RFC 5524 §4: the part labelled with the domain of the data sent (e.g.
+        # "BINARY"), with that data's size.
+        stored = body_structure(target)
+        shape = attrs.evolve(
+            stored, encoding=transfer.data_domain(data), size=len(data),
+            lines=None if stored.lines is None else transfer.count_lines(data))
+    return _Binary(data, shape)
 
 
 async def _metadata(s: CommandContext, piece: UrlPiece, parsed: ImapUrl,
@@ -262,7 +259,7 @@ async def _metadata(s: CommandContext, piece: UrlPiece, parsed: ImapUrl,
     if "BODYPARTSTRUCTURE" in params:
         assert target is not None
         items.append(UrlMetaBodyPartStructure(convert.structure(
-            _described(target, binary.body))))
+            binary.shape or body_structure(target))))
     if "BINARY" in params:
         items.append(UrlMetaBinary(binary.data))
     if "BODY" in params:
