@@ -52,6 +52,9 @@ class ServerContext:
     #: Live sessions (``statistics()``).
     sessions: dict[str, int] = attrs.Factory(dict)
     commands: int = 0
+    #: Writes of responses by the sessions that ended (each costs a segment and a
+    #: wake-up of the client: held responses leave together, duck/imap/wire.py).
+    writes: int = 0
 
     def __attrs_post_init__(self) -> None:
         self.limits.per_ip.limit = self.config.imap_max_connections_per_ip
@@ -63,6 +66,7 @@ class ServerContext:
         return {
             "sessions": sum(self.sessions.values()),
             "commands": self.commands,
+            "writes": self.writes,
         }
 
 

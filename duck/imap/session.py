@@ -157,15 +157,16 @@ class Session:
     # -- output ----------------------------------------------------------------------------
 
     async def send(self, *responses: Any) -> None:
-        """Send responses: at once, or, while a command runs, with its tagged
-        response (the wire holds them until then: ``_execute``). A continuation
-        request, a tagged response and BYE are never held: the client answers the
-        first, the second ends the command (STARTTLS and COMPRESS change the stream
-        after it) and the connection ends after the third."""
+        """Send responses: at once, or, from the start of a command until the
+        session waits for more input, all together (the wire holds them:
+        ``_run_command``), so that a command's responses, and those of commands the
+        client pipelined, leave in one write. A continuation request and BYE are
+        never held: the client answers the first, the connection ends after the
+        second."""
         wire = self.wire
         assert wire is not None
         await wire.send(list(responses), utf8=self.utf8)
-        if wire.holding and any(isinstance(r, TaggedStatus | Continuation) or (
+        if wire.holding and any(isinstance(r, Continuation) or (
                 isinstance(r, UntaggedStatus) and r.status == "BYE") for r in responses):
             await wire.release()
 
@@ -238,12 +239,15 @@ class Session:
                 nursery.start_soon(self._watch_shutdown)
                 try:
                     await self._serve()
+                    await self.wire.release()  # (LOGOUT's tagged OK after its BYE)
                 except StreamClosed:
                     pass
                 finally:
                     nursery.cancel_scope.cancel()
         finally:
             counts["open"] -= 1
+            if self.wire is not None:
+                self.ctx.writes += self.wire.writes
             await self.incoming.discard()  # (a connection gone in mid-APPEND)
             self._release_literals()
             self.unselect()
@@ -282,6 +286,10 @@ class Session:
                 await self._protocol_error(exc)
                 continue
             if event is NEED_DATA:
+                # Nothing more to do until the client sends more: what is held
+                # goes now.
+                assert self.wire is not None
+                await self.wire.release()
                 await self._reserve_literals()
                 # RFC 5465 §5: with NOTIFY set, events are sent while the client
                 # is quiet between commands too.
@@ -369,7 +377,6 @@ class Session:
         try:
             with metrics.command_scope(label):
                 await self._execute(cmd)
-            await self.wire.release()
         finally:
             observe.current().command("imap", label, time.perf_counter() - started)
 

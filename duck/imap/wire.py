@@ -46,6 +46,8 @@ class Wire:
         self._eof = False
         self.bytes_in = 0
         self.bytes_out = 0
+        #: Writes to the stream (each a segment and a wake-up of the client).
+        self.writes = 0
         self._task_running = False
         #: Responses kept back while a command runs (``hold``), None when not holding.
         self._held: bytearray | None = None
@@ -197,3 +199,4 @@ class Wire:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise StreamClosed() from exc
         self.bytes_out += len(data)
+        self.writes += 1

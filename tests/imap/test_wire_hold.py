@@ -7,6 +7,8 @@ by the IDLE, AUTHENTICATE, STARTTLS and COMPRESS tests.
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 from duck.imap.grammar.responses import TaggedStatus, UntaggedStatus
@@ -67,3 +69,34 @@ async def test_a_large_held_output_is_written_as_it_grows() -> None:
         await wire.release()
         assert b"".join(stream.writes).count(b"* OK ") == 2 * SEND_BUFFER // 1000 + 2
         nursery.cancel_scope.cancel()
+
+
+async def test_pipelined_commands_are_answered_in_one_write(imap_server: Any) -> None:
+    """Responses wait while more commands are already in: three pipelined commands
+    cost the client one wake-up, not three (and their order is kept)."""
+    from tests.imap.conftest import PASSWORD, USER
+    from tests.imap.raw import RawClient
+
+    context = imap_server.context
+
+    async def session(pipelined: bytes) -> tuple[int, bytes]:
+        before = context.writes
+        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        await c.command(b"s", b"SELECT INBOX")
+        got = b""
+        if pipelined:
+            await c.send(pipelined)
+            got = b"".join(await c.until_tagged(b"p3"))
+        await c.command(b"z", b"LOGOUT")
+        await c.aclose()
+        with trio.fail_after(10):
+            while context.writes == before:  # (the session's end adds its count)
+                await trio.sleep(0.01)
+        return context.writes - before, got
+
+    with trio.fail_after(30):
+        alone, _ = await session(b"")
+        writes, got = await session(b"p1 NOOP\r\np2 FETCH 1:* (FLAGS)\r\np3 CAPABILITY\r\n")
+        assert writes == alone + 1, (alone, writes)
+        assert got.index(b"p1 OK") < got.index(b"p2 OK") < got.index(b"* CAPABILITY") \
+            < got.index(b"p3 OK"), got

@@ -186,6 +186,7 @@ async def starttls(s: CommandContext, cmd: StartTLS) -> object:
         # (CVE-2011-0411): refuse instead of interpreting it.
         raise bad("data after STARTTLS before the TLS handshake")
     await s.send_tagged(cmd.tag, "OK", "begin TLS negotiation now")
+    await s.wire.release()  # (in the old stream, before the new one starts)
     try:
         tls = await start_tls(s.wire.stream, context)
     except HandshakeFailed as exc:

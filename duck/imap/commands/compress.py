@@ -29,6 +29,7 @@ async def compress(s: CommandContext, cmd: Compress) -> object:
         # receive): whatever it returns is compressed but would not be inflated.
         raise no("cannot switch while input is pending, retry", "UNAVAILABLE")
     await s.send_tagged(cmd.tag, "OK", "DEFLATE active")
+    await s.wire.release()  # (in the old stream, before the new one starts)
     # Octets the client pipelined after COMPRESS are already compressed.
     pending = s.reader.take_buffered() + s.wire.take_received()
     s.wire.replace_stream(DeflateStream(s.wire.stream, pending))
