@@ -14,15 +14,20 @@ copy may go to other mailboxes with flags, be refused for that recipient alone
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
+
+import trio
 
 from ..rules.delivery import MAX_HEADER_BUFFER, MAX_MESSAGE_BUFFER, Loaded, Plan, Recipient, Rules
 from ..store import (
     Delivered,
     DeliveryTarget,
     Ingested,
+    MailRules,
     NotFound,
     OverQuota,
+    SieveScript,
     Store,
     StoreError,
     StoreUnavailable,
@@ -41,6 +46,13 @@ from .backend import (
 from .replies import Failure
 
 log = logging.getLogger(__name__)
+
+#: Seconds a recipient's script and rules read at RCPT serve its delivery.
+KNOWN_FOR = 60.0
+#: Recipients whose script and rules are kept between RCPT and DATA.
+KNOWN_MAX = 10_000
+#: A user's active script and mail rules, None when there are neither.
+RulesOf = tuple[SieveScript | None, MailRules] | None
 
 
 class StoreDelivery:
@@ -164,6 +176,10 @@ class StoreBackend:
         self._store = store
         self._max_size = max_message_size
         self._rules = rules if rules is not None else Rules(store)
+        #: Each accepted recipient's script and rules, read with its address at
+        #: RCPT (``check_recipient``), for the delivery that follows: (when read,
+        #: what). Bounded; an entry not taken within KNOWN_FOR seconds is read again.
+        self._known: OrderedDict[str, tuple[float, RulesOf]] = OrderedDict()
 
     async def check_recipient(self, address: NormalizedAddress) -> RecipientCheck:
         """Known address (or its ``+tag`` base)? Over quota already? (RCPT time)."""
@@ -172,7 +188,10 @@ class StoreBackend:
         try:
             # An address that itself contains the separator wins over sub-addressing.
             # The address and its user in one query.
-            found = await self._store.users.recipient(full)
+            # Its script and rules come along, for the delivery (two queries
+            # fewer at DATA).
+            found = await self._store.users.recipient_with(
+                full, self._store.sieve.delivery_stages())
         except StoreUnavailable as exc:
             raise BackendUnavailable(str(exc)) from exc
         if found is None or found[1] is None:
@@ -182,13 +201,24 @@ class StoreBackend:
             return Refused(Failure.MAILBOX_DISABLED)
         if user.quota and user.storage_used >= user.quota:
             return Refused(Failure.OVER_QUOTA)
+        if len(self._known) >= KNOWN_MAX:
+            self._known.popitem(last=False)
+        self._known[user.id] = (trio.current_time(),
+                                self._store.sieve.delivery_rules(found[2]))
         return Accepted(user=user.id)
 
     async def open_delivery(self, envelope: Envelope) -> StoreDelivery:
         """Start storing one message for ``envelope.recipients``; the recipients'
         active Sieve scripts are looked up (one query) and compiled now."""
+        users = [r.user for r in envelope.recipients]
+        known: dict[str, RulesOf] = {}
+        now = trio.current_time()
+        for user in users:
+            entry = self._known.pop(user, None)
+            if entry is not None and now - entry[0] <= KNOWN_FOR:
+                known[user] = entry[1]
         try:
-            scripts = await self._rules.load([r.user for r in envelope.recipients])
+            scripts = await self._rules.load(users, known)
         except StoreUnavailable as exc:
             raise BackendUnavailable(str(exc)) from exc
         return StoreDelivery(self._store, envelope, self._max_size, self._rules, scripts)

@@ -113,10 +113,17 @@ class Rules:
             raise found
         return found
 
-    async def load(self, user_ids: list[str]) -> dict[str, Loaded]:
+    async def load(self, user_ids: list[str],
+                   known: dict[str, tuple[SieveScript | None, MailRules] | None] | None = None,
+                   ) -> dict[str, Loaded]:
         """The active script (and autoreply/forwarding) of each user who has any
-        (one worker-thread call)."""
-        found = await self._store.sieve.for_delivery(user_ids)
+        (one worker-thread call, none when ``known`` has every user: what
+        ``store.sieve.delivery_rules`` read for them, None for a user without)."""
+        known = known or {}
+        missing = [u for u in user_ids if u not in known]
+        found = await self._store.sieve.for_delivery(missing) if missing else {}
+        found.update((u, rules) for u, rules in known.items()
+                     if rules is not None and u in user_ids)
         out: dict[str, Loaded] = {}
         for user_id, (script, rules) in found.items():
             if script is None:

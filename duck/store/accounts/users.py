@@ -7,7 +7,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -251,6 +251,16 @@ class Users:
         """``resolve_address`` and the user it routes to, in one query (a delivery
         asks both for every recipient); None for an unknown address. The user is
         None when it vanished meanwhile (or ``with_user`` is false)."""
+        found = await self.recipient_with(address, with_user=with_user)
+        return None if found is None else found[:2]
+
+    async def recipient_with(
+        self, address: str, stages: Sequence[dict[str, Any]] = (), *,
+        with_user: bool = True,
+    ) -> tuple[ResolvedAddress, User | None, dict[str, Any]] | None:
+        """``recipient``, with ``stages`` (``$lookup`` stages on the address
+        document's ``user``) run in the same query; the third element is the
+        address document they filled in."""
         try:
             normal = normalize_address(address)
         except InvalidInput:
@@ -261,6 +271,7 @@ class Users:
         if with_user:
             pipeline.append({"$lookup": {"from": schema.USERS, "localField": "user",
                                          "foreignField": "_id", "as": "owner"}})
+        pipeline.extend(stages)
         docs = await self._database.run(
             lambda: list(self._addresses.aggregate(pipeline)))
         by_address = {d["address"]: d for d in docs}
@@ -273,7 +284,7 @@ class Users:
         else:
             return None
         owners = doc.get("owner") or []
-        return resolved, (_user(owners[0]) if owners else None)
+        return resolved, (_user(owners[0]) if owners else None), doc
 
 
 @functools.cache

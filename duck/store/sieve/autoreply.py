@@ -94,7 +94,8 @@ def _check_forwarding(value: Forwarding) -> Forwarding:
     return Forwarding(targets, value.keep)
 
 
-def _from_doc(doc: dict[str, Any] | None) -> MailRules:
+def rules_from_doc(doc: dict[str, Any] | None) -> MailRules:
+    """A user's rules from their document (None: the defaults)."""
     if doc is None:
         return MailRules()
     auto = doc.get("autoreply")
@@ -118,11 +119,11 @@ class MailRulesStore:
     async def rules(self, user_id: str) -> MailRules:
         """The user's autoreply and forwarding."""
         user = parse_id(user_id)
-        return _from_doc(await self._database.run(self._rules.find_one, {"_id": user}))
+        return rules_from_doc(await self._database.run(self._rules.find_one, {"_id": user}))
 
     def rules_sync(self, users: list[ObjectId]) -> dict[str, MailRules]:
         """The rules of those of ``users`` who have any (blocking; one query)."""
-        return {str(d["_id"]): _from_doc(d)
+        return {str(d["_id"]): rules_from_doc(d)
                 for d in self._rules.find({"_id": {"$in": users}})}
 
     async def set_autoreply(self, user_id: str, value: Autoreply | None) -> MailRules:

@@ -26,12 +26,15 @@ from ..engine import clock, schema
 from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import AlreadyExists, InvalidInput, NotFound, OverQuota
-from .autoreply import MailRules, MailRulesStore
+from .autoreply import COLLECTION as RULES_COLLECTION
+from .autoreply import MailRules, MailRulesStore, rules_from_doc
 from .autoreply import purge_user as purge_rules
 
 COLLECTION = "sieve_scripts"
 DUPLICATES = "sieve_duplicates"
 MAX_SCRIPTS = 20
+#: Where ``delivery_stages`` put what they bring.
+_SCRIPTS, _RULES = "_active_scripts", "_mail_rules"
 MAX_SCRIPT_SIZE = 64 * 1024
 MAX_TOTAL_SIZE = 256 * 1024
 MAX_NAME = 128
@@ -173,6 +176,29 @@ class SieveScripts(MailRulesStore):
                     for u in set(scripts) | set(rules)}
 
         return await self._database.run(run)
+
+    @staticmethod
+    def delivery_stages() -> list[dict[str, Any]]:
+        """``$lookup`` stages that bring a recipient's active script and mail rules
+        along with its address (``Users.recipient_with``): what ``for_delivery``
+        reads, in the query a delivery makes at RCPT anyway."""
+        return [
+            {"$lookup": {"from": COLLECTION, "localField": "user", "foreignField": "user",
+                         "pipeline": [{"$match": {"active": True}}], "as": _SCRIPTS}},
+            {"$lookup": {"from": RULES_COLLECTION, "localField": "user",
+                         "foreignField": "_id", "as": _RULES}},
+        ]
+
+    @staticmethod
+    def delivery_rules(doc: dict[str, Any]) -> tuple[SieveScript | None, MailRules] | None:
+        """From an address document ``delivery_stages`` filled in: what
+        ``for_delivery`` gives for its user (None when it has neither a script nor
+        rules, as ``for_delivery`` leaves such a user out)."""
+        scripts, rules = doc.get(_SCRIPTS) or [], doc.get(_RULES) or []
+        if not scripts and not rules:
+            return None
+        return (_script(scripts[0]) if scripts else None,
+                rules_from_doc(rules[0] if rules else None))
 
     async def check_space(self, user_id: str, name: str, size: int) -> None:
         """Raise ScriptQuotaExceeded when a script ``name`` of ``size`` octets would
