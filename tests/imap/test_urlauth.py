@@ -166,6 +166,15 @@ async def test_urlfetch_binary_and_bodypartstructure(imap_server: Any) -> None:
             assert len(lines) == 2, lines
             return lines[0]
 
+        async def appended(message: bytes, uid: int) -> str:
+            """APPEND ``message`` (UID ``uid``): an authorized URL of all of it."""
+            await c.send(b"a APPEND INBOX {%d+}\r\n" % len(message) + message + b"\r\n")
+            assert (await c.until_tagged(b"a"))[-1].startswith(b"a OK")
+            lines = await c.command(b"g", f'GENURLAUTH "{base[:-1]}{uid};urlauth=authuser" '
+                                          f"INTERNAL".encode())
+            (url,) = _urls(lines)
+            return url
+
         def bps(encoding: str, size: int, lines: int) -> str:
             return (f'(BODYPARTSTRUCTURE ("TEXT" "X-MYOWN" ("CHARSET" "us-ascii") NIL NIL '
                     f'"{encoding}" {size} {lines} NIL NIL NIL NIL))')
@@ -215,11 +224,7 @@ async def test_urlfetch_binary_and_bodypartstructure(imap_server: Any) -> None:
         # A whole single-part message: its header (saying binary), its body decoded.
         single = (b"Subject: s\r\nContent-Type: text/plain\r\n"
                   b"Content-Transfer-Encoding: base64\r\n\r\naGk=\r\n")
-        await c.send(b"a APPEND INBOX {%d+}\r\n" % len(single) + single + b"\r\n")
-        assert (await c.until_tagged(b"a"))[-1].startswith(b"a OK")
-        lines = await c.command(b"g", f'GENURLAUTH "{base[:-1]}2;urlauth=authuser" '
-                                      f"INTERNAL".encode())
-        (whole2,) = _urls(lines)
+        whole2 = await appended(single, 2)
         got = await fetch(f'("{whole2}" BODYPARTSTRUCTURE BINARY)')
         head = single[: single.index(b"\r\n\r\n") + 4].replace(b"base64", b"binary")
         assert got == (f'* URLFETCH {whole2} (BODYPARTSTRUCTURE ("TEXT" "PLAIN" NIL NIL NIL '
@@ -230,11 +235,7 @@ async def test_urlfetch_binary_and_bodypartstructure(imap_server: Any) -> None:
         mixed = (b"Subject: m\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n"
                  b"--zz\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64"
                  b"\r\n\r\naGk=\r\n--zz--\r\n")
-        await c.send(b"a APPEND INBOX {%d+}\r\n" % len(mixed) + mixed + b"\r\n")
-        assert (await c.until_tagged(b"a"))[-1].startswith(b"a OK")
-        lines = await c.command(b"g", f'GENURLAUTH "{base[:-1]}3;urlauth=authuser" '
-                                      f"INTERNAL".encode())
-        (whole3,) = _urls(lines)
+        whole3 = await appended(mixed, 3)
         got = await fetch(f'("{whole3}" BODYPARTSTRUCTURE BINARY)')
         sent = mixed.replace(b"base64\r\n\r\naGk=", b"binary\r\n\r\nhi")
         assert got == (f'* URLFETCH {whole3} (BODYPARTSTRUCTURE (("TEXT" "PLAIN" NIL NIL '
