@@ -166,7 +166,8 @@ class Wire:
             await self._send(bytes(buf))
 
     async def send_raw(self, data: bytes) -> None:
-        """Send bytes as they are."""
+        """Send bytes as they are (after what is held)."""
+        await self.release()
         await self._send(data)
 
     async def _stream_literal(self, body: LiteralBody) -> None:

@@ -209,11 +209,12 @@ class StoreBackend:
 
     async def open_delivery(self, envelope: Envelope) -> StoreDelivery:
         """Start storing one message for ``envelope.recipients``; the recipients'
-        active Sieve scripts are looked up (one query) and compiled now."""
+        active Sieve scripts (read at RCPT with their addresses, else in one query
+        now) are compiled now."""
         users = [r.user for r in envelope.recipients]
         known: dict[str, RulesOf] = {}
         now = trio.current_time()
-        for user in users:
+        for user in dict.fromkeys(users):
             entry = self._known.pop(user, None)
             if entry is not None and now - entry[0] <= KNOWN_FOR:
                 known[user] = entry[1]
