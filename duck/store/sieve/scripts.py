@@ -181,7 +181,9 @@ class SieveScripts(MailRulesStore):
     def delivery_stages() -> list[dict[str, Any]]:
         """``$lookup`` stages that bring a recipient's active script and mail rules
         along with its address (``Users.recipient_with``): what ``for_delivery``
-        reads, in the query a delivery makes at RCPT anyway."""
+        reads, in the query a delivery makes at RCPT anyway. (A ``$lookup`` with
+        both ``localField`` and ``pipeline`` needs MongoDB 5.0; both embedded
+        engines take it.)"""
         return [
             {"$lookup": {"from": COLLECTION, "localField": "user", "foreignField": "user",
                          "pipeline": [{"$match": {"active": True}}], "as": _SCRIPTS}},
