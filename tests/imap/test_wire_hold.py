@@ -13,6 +13,8 @@ import trio
 
 from duck.imap.grammar.responses import TaggedStatus, UntaggedStatus
 from duck.imap.wire import SEND_BUFFER, Wire
+from tests.imap.conftest import PASSWORD, USER
+from tests.imap.raw import RawClient
 
 
 class RecordingStream(trio.abc.Stream):
@@ -74,9 +76,6 @@ async def test_a_large_held_output_is_written_as_it_grows() -> None:
 async def test_pipelined_commands_are_answered_in_one_write(imap_server: Any) -> None:
     """Responses wait while more commands are already in: three pipelined commands
     cost the client one wake-up, not three (and their order is kept)."""
-    from tests.imap.conftest import PASSWORD, USER
-    from tests.imap.raw import RawClient
-
     context = imap_server.context
 
     async def session(pipelined: bytes) -> tuple[int, bytes]:
