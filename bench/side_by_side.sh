@@ -1,0 +1,61 @@
+#!/bin/bash
+# Dovecot and duck side by side on this machine, interleaved so that both see the
+# same machine speed: with both servers up, each round runs the imaptest kit's
+# stress command against Dovecot, then against duck (3 persistent rounds, 2
+# login-cycle rounds), then lmtp-bench against each (2 rounds). Prints commands/s,
+# imaptest's error lines, and duck's and its database's CPU per persistent command.
+#
+#   bench/side_by_side.sh KIT_DIR [duck serve options, e.g. --workers 2]
+#
+# KIT_DIR is where the imaptest kit is installed (imaptest, sample.mbox,
+# lmtp-bench.py, dovecot/start-dovecot.sh; see ../shared/imaptest/README.md).
+# Ports: Dovecot's from the kit (IMAP 10143, LMTP 10024); duck on 11143, LMTP 12424,
+# API 18080. Loopback only. Output and imaptest's logs go to a fresh temp directory.
+set -u
+KIT=${1:?usage: bench/side_by_side.sh KIT_DIR [duck serve options]}
+shift
+OUT=$(mktemp -d -t duck-side-XXXXXX)
+SECS=${SECS:-20}
+IT="$KIT/imaptest user=testuser%d@example.com pass=pass users=20 clients=10 msgs=30 mbox=$KIT/sample.mbox secs=$SECS"
+count() { awk '/^Totals:/{f=1} f' "$1" | sed -n 5p | awk '{s=0; for(i=1;i<=NF;i++) s+=$i; print s}'; }
+run_it() { # name port mode
+  local args=""; [ "$3" = persistent ] && args="logout=0"
+  timeout 300 $IT host=127.0.0.1 port="$2" $args > "$OUT/$1-$3.out" 2>&1
+  local sum; sum=$(count "$OUT/$1-$3.out")
+  echo "$1 $3: ${sum:-0} commands => $(( ${sum:-0} / SECS ))/s, imaptest error lines $(grep -c 'Error:' "$OUT/$1-$3.out")"
+}
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+bash "$KIT/dovecot/stop-dovecot.sh" >/dev/null 2>&1
+bash "$KIT/dovecot/start-dovecot.sh" --clean >/dev/null 2>&1 || { echo "Dovecot did not start" >&2; exit 2; }
+sleep 2
+D="$OUT/duck-data"; mkdir -p "$D"
+duck serve --data-dir "$D" --imap-port 11143 --imaps-port 0 --lmtp-port 12424 --api-port 18080 \
+  --pop3-port 0 --pop3s-port 0 --managesieve-port 0 --log-level WARNING "$@" > "$OUT/duck.log" 2>&1 &
+SPID=$!
+trap 'kill $SPID 2>/dev/null; wait $SPID 2>/dev/null; bash "$KIT/dovecot/stop-dovecot.sh" >/dev/null 2>&1' EXIT
+for _ in $(seq 1 120); do
+  curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18080/health 2>/dev/null | grep -q 200 && break
+  sleep 1
+done
+for i in $(seq 1 20); do
+  curl -s -X POST http://127.0.0.1:18080/users -H 'Content-Type: application/json' \
+    -d "{\"username\":\"testuser$i@example.com\",\"password\":\"pass\"}" >/dev/null
+done
+DBPID=$(pgrep -f "secantusd.*$D" | head -1)
+duckcpu() { local s; s=$(cpu $SPID); for p in $(pgrep -P $SPID); do [ "$p" = "$DBPID" ] || s=$((s + $(cpu "$p"))); done; echo "$s"; }
+for r in 1 2 3; do
+  run_it "dovecot$r" 10143 persistent
+  d0=$(duckcpu); b0=$(cpu "$DBPID"); line=$(run_it "duck$r" 11143 persistent); d1=$(duckcpu); b1=$(cpu "$DBPID")
+  n=$(count "$OUT/duck$r-persistent.out")
+  echo "$line; CPU per command: $(awk -v d=$((d1 - d0)) -v b=$((b1 - b0)) -v n="${n:-1}" \
+    'BEGIN { printf "duck %.2f ms, database %.2f ms", d * 10 / n, b * 10 / n }')"
+done
+for r in 1 2; do
+  run_it "dovecot$r" 10143 login
+  run_it "duck$r" 11143 login
+done
+for r in 1 2; do
+  python3 "$KIT/lmtp-bench.py" --port 10024 -n 1000 -p 4 --users 20 --user-fmt 'testuser%d' 2>&1 | tail -1 | sed "s/^/dovecot$r lmtp: /"
+  python3 "$KIT/lmtp-bench.py" --port 12424 -n 1000 -p 4 --users 20 --user-fmt 'testuser%d@example.com' 2>&1 | tail -1 | sed "s/^/duck$r lmtp: /"
+done
+echo "logs: $OUT"
