@@ -49,8 +49,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds a recipient's script and rules read at RCPT serve its delivery.
 KNOWN_FOR = 60.0
-#: Recipients whose script and rules are kept between RCPT and DATA.
+#: Recipients whose script and rules are kept between RCPT and DATA, and the
+#: octets of script source they may hold together (a script is up to 64 KB).
 KNOWN_MAX = 10_000
+KNOWN_BYTES = 16 * 1024 * 1024
 #: A user's active script and mail rules, None when there are neither.
 RulesOf = tuple[SieveScript | None, MailRules] | None
 
@@ -179,7 +181,8 @@ class StoreBackend:
         #: Each accepted recipient's script and rules, read with its address at
         #: RCPT (``check_recipient``), for the delivery that follows: (when read,
         #: what). Bounded; an entry not taken within KNOWN_FOR seconds is read again.
-        self._known: OrderedDict[str, tuple[float, RulesOf]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[float, RulesOf, int]] = OrderedDict()
+        self._known_bytes = 0
 
     async def check_recipient(self, address: NormalizedAddress) -> RecipientCheck:
         """Known address (or its ``+tag`` base)? Over quota already? (RCPT time)."""
@@ -201,11 +204,29 @@ class StoreBackend:
             return Refused(Failure.MAILBOX_DISABLED)
         if user.quota and user.storage_used >= user.quota:
             return Refused(Failure.OVER_QUOTA)
-        if len(self._known) >= KNOWN_MAX:
-            self._known.popitem(last=False)
-        self._known[user.id] = (trio.current_time(),
-                                self._store.sieve.delivery_rules(found[2]))
+        self._remember(user.id, self._store.sieve.delivery_rules(found[2]))
         return Accepted(user=user.id)
+
+    def _remember(self, user_id: str, rules: RulesOf) -> None:
+        """Keep ``rules`` for the user's delivery, the oldest entries going first
+        beyond KNOWN_MAX entries or KNOWN_BYTES of script source."""
+        self._take(user_id)
+        cost = len(rules[0].source) if rules is not None and rules[0] is not None else 0
+        while self._known and (len(self._known) >= KNOWN_MAX
+                               or self._known_bytes + cost > KNOWN_BYTES):
+            self._take(next(iter(self._known)))
+        self._known[user_id] = (trio.current_time(), rules, cost)
+        self._known_bytes += cost
+
+    def _take(self, user_id: str) -> tuple[float, RulesOf, int] | None:
+        entry = self._known.pop(user_id, None)
+        if entry is not None:
+            self._known_bytes -= entry[2]
+        return entry
+
+    def statistics(self) -> dict[str, int]:
+        """Recipients' rules kept between RCPT and DATA, and their script octets."""
+        return {"known": len(self._known), "known_bytes": self._known_bytes}
 
     async def open_delivery(self, envelope: Envelope) -> StoreDelivery:
         """Start storing one message for ``envelope.recipients``; the recipients'
@@ -215,7 +236,7 @@ class StoreBackend:
         known: dict[str, RulesOf] = {}
         now = trio.current_time()
         for user in dict.fromkeys(users):
-            entry = self._known.pop(user, None)
+            entry = self._take(user)
             if entry is not None and now - entry[0] <= KNOWN_FOR:
                 known[user] = entry[1]
         try:
