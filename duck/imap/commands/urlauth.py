@@ -202,20 +202,20 @@ async def _binary(s: CommandContext, piece: UrlPiece, target: mime.Part,
     (mime/binary.py)."""
     rec = piece.record
     messages = s.store.messages
-    start = 0 if whole else target.body_start
+    # One read: the part's header comes along (a container's BODYPARTSTRUCTURE
+    # below is parsed from it).
+    start = 0 if whole else target.header_start
     raw = await messages.read(rec, start, target.body_end)
     try:
-        data = binary_entity(raw, target) if whole else \
-            binary_body(raw, target, target.body_start)
+        data = binary_entity(raw, target) if whole else binary_body(raw, target, start)
     except ValueError:  # UnknownEncoding too
         return _Binary(None)
-    if data == raw:
+    header = b"" if whole else raw[: target.body_start - start]
+    if data == raw[len(header):]:
         return _Binary(data)
     if whole or target.is_multipart or target.message is not None:
         # What was sent, described: the message, or the part's header (a
         # container's is unchanged) over its decoded content, parsed again.
-        header = b"" if whole else await messages.read(rec, target.header_start,
-                                                        target.header_end)
         shape = body_structure(parse_message(header + data))
     else:
         # RFC 5524 §4: the part labelled with the domain of the data sent (e.g.
