@@ -31,6 +31,12 @@ def register(observer: Observer, server: Server) -> None:
             "duck_store_round_trips", "Database round trips, by the command that made them",
             ["command"], (([label if label != metrics.OTHER else "other"], s["round_trips"])
                           for label, s in stats.items()))
+        yield counter_family(
+            "duck_store_database_commands",
+            "Database round trips, by the command that made them and the database command",
+            ["command", "database_command"],
+            (([label if label != metrics.OTHER else "other", name], n)
+             for label, s in stats.items() for name, n in s["by_db_command"].items()))
 
     def notifier() -> Iterator[Metric]:
         if server.notifier is None:

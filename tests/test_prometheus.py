@@ -97,6 +97,12 @@ async def test_each_family_moves_with_its_event(duck_server: Any,
     moved("duck_delivered_bytes_total", by=len(message))
     assert value(after, "duck_store_round_trips_total", command="LOGIN") > value(
         before, "duck_store_round_trips_total", command="LOGIN")
+    # The same round trips, by database command: they add up to the total.
+    by_command = [k for k in after if k[0] == "duck_store_database_commands_total"
+                  and dict(k[1]).get("command") == "LOGIN"]
+    assert by_command
+    assert sum(after[k] for k in by_command) == value(
+        after, "duck_store_round_trips_total", command="LOGIN")
     assert value(after, "duck_notifier_events_total") > value(before, "duck_notifier_events_total")
     assert 0 <= value(after, "duck_notifier_lag_seconds") < 30
     moved("duck_outbound_queue_depth")

@@ -10,7 +10,7 @@ import pytest
 from store_samples import multipart_message
 
 from duck.mime.sections import SectionSpec
-from duck.store import DeliveryTarget, NotFound, Store, User
+from duck.store import DeliveryTarget, NotFound, Store, User, metrics
 from duck.store.models import Delivered
 
 pytestmark = pytest.mark.store
@@ -44,6 +44,36 @@ async def test_same_attachment_stored_once_and_freed(store: Store, user: User) -
     await store.messages.expunge(inbox.id)
     assert await _gridfs(store) == (1, 1, 1)
     await store.mailboxes.delete(user.id, "Archive")
+    assert await _gridfs(store) == (0, 0, 0)
+
+
+async def test_append_of_a_stored_attachment_uploads_nothing(store: Store, user: User) -> None:
+    """APPEND has the whole message: a body whose hash is stored gains a reference
+    in one round trip, with no upload to delete afterwards."""
+    store.set_archive_days(0)
+    one = multipart_message(ATTACHMENT, "first")
+    two = multipart_message(ATTACHMENT, "second", subject="another")  # same body
+    three = multipart_message(ATTACHMENT[:200_000], "third")  # a new one
+    await store.messages.append(user.id, "INBOX", one)
+    metrics.reset()
+    with metrics.command_scope("APPEND") as scope:
+        again = await store.messages.append(user.id, "INBOX", one)
+        await store.messages.append(user.id, "INBOX", two)
+    writes = metrics.statistics()["APPEND"]["by_db_command"]
+    assert "insert" not in writes and "delete" not in writes, writes
+    assert scope.round_trips <= 2 * 3
+    assert await _gridfs(store) == (1, 1, 1)
+    await store.messages.append(user.id, "INBOX", three)
+    assert await _gridfs(store) == (2, 2, 2)
+    doc = await store.database.run(store.database.collection("bodies").find_one,
+                                   {"size": len(ATTACHMENT)})
+    assert doc["refs"] == 3
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    for uid, data in ((1, one), (again.uid, one), (again.uid + 1, two), (again.uid + 2, three)):
+        (record,) = await store.messages.fetch(inbox.id, [uid], ["content"])
+        assert await store.messages.read(record) == data
+    await store.messages.store_flags(inbox.id, [1, 2, 3, 4], "add", ["\\Deleted"])
+    await store.messages.expunge(inbox.id)
     assert await _gridfs(store) == (0, 0, 0)
 
 

@@ -27,7 +27,9 @@ async def test_current_snapshot_saves_the_read(store: Store, user: User) -> None
         result = await store.messages.store_flags(inbox.id, uids, "add", ["\\Seen", "$A"],
                                                   snapshot=snap)
     assert "find" not in metrics.statistics()["STORE"]["by_db_command"]
-    assert scope.round_trips == 3  # the allocation, the writes, the commit
+    # The writes with the modseq reservation (this process wrote the mailbox last:
+    # mail/counters.py), and the commit.
+    assert scope.round_trips == 2
     assert [c.uid for c in result.changed] == uids
     after = await store.mailboxes.get(user.id, "INBOX")
     assert after.unseen_count == 0

@@ -72,6 +72,11 @@ class WriteBatch:
             self._checked.add(len(self._ops) - 1)
         return len(self._ops) - 1
 
+    def check(self, index: int) -> None:
+        """Have ``flush`` report the counts of the write at ``index`` (one added with
+        ``extend``)."""
+        self._checked.add(index)
+
     def delete(self, collection: str, filter_: dict[str, Any]) -> None:
         """Delete every document of ``collection`` matching ``filter_``."""
         self._ops.append(DeleteMany(filter_, namespace=self.namespace(collection)))
@@ -96,10 +101,13 @@ class WriteBatch:
                 self._per_collection(ops, session, checked, result)
                 return result
             first = 0
-            if session is not None and session._starting_transaction:
-                # The first command of a transaction carries its readConcern, and
-                # the embedded engine refuses that field on bulkWrite ("unknown
-                # field"): the first collection's writes go the ordinary way.
+            if (session is not None and session._starting_transaction
+                    and session.options.causal_consistency):
+                # The first command of a causally consistent session's transaction
+                # carries a readConcern, and the embedded engine refuses that field
+                # on bulkWrite ("unknown field"): the first collection's writes go
+                # the ordinary way. (Database.in_transaction's sessions are not
+                # causal: there, a transaction may start with the bulkWrite.)
                 first = self._per_collection(ops, session, checked, result, runs=1)
             if first < len(ops):
                 concern = None if session is not None else self._database.write_concern

@@ -197,6 +197,18 @@ class Bodies:
             return kept
         raise RuntimeError("could not register body")  # pragma: no cover
 
+    def claim(self, sha: str) -> ObjectId | None:
+        """One more reference to the body with this hash, if it is stored: the file
+        that backs it (the caller now holds the reference), or None. A whole message
+        in memory (APPEND) asks this before uploading a body: a known attachment
+        then costs one round trip, not an upload and its deletion. (Against a
+        concurrent last ``drop_refs``: the increment either comes first, and the
+        guarded delete leaves the body, or finds nothing, and the caller uploads.)"""
+        doc = self._coll.find_one_and_update(
+            {"_id": sha}, {"$inc": {"refs": 1}, "$set": {"touched": now()}},
+            projection={"file": 1}, return_document=ReturnDocument.AFTER)
+        return None if doc is None else doc["file"]
+
     def add_refs(self, counts: Counter[str], session: Any = None) -> set[str]:
         """Add references (sha -> how many); returns the hashes that no longer exist.
 

@@ -167,7 +167,11 @@ class Database:
                 raise StoreUnavailable(
                     f"database unavailable: {exc.__class__.__name__}") from exc
 
-        with self.client.start_session() as session:
+        # Not causally consistent: every read here is from the primary, and a
+        # causal session's first command carries a readConcern that the embedded
+        # engine refuses on bulkWrite, which would cost a transaction that starts
+        # with one (mail/counters.py) a round trip more (batch.py).
+        with self.client.start_session(causal_consistency=False) as session:
             return session.with_transaction(
                 body, write_concern=self.write_concern, max_commit_time_ms=30000
             )

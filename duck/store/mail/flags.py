@@ -30,6 +30,7 @@ from ..models import (
     StoreFlagsResult,
 )
 from ..push import journal
+from . import counters
 from .mailboxes import allocate
 
 #: Most flags one message may carry (a per-message cap).
@@ -190,10 +191,19 @@ def _store_batch_sync(
         ).sort("uid", 1))
 
     def write(session: Any, todo: list[tuple[dict[str, Any], list[str]]],
-              modified: list[int], expected: int | None) -> StoreFlagsResult:
+              modified: list[int], expected: int | None,
+              known: dict[str, Any] | None = None
+              ) -> tuple[StoreFlagsResult, dict[str, Any]]:
         unseen = unseen_delta(todo)
-        _, first, box = allocate(db, mailbox, modseqs=len(todo), unseen=unseen,
-                                 session=session)
+        batch = WriteBatch(db)
+        reservation = None
+        if known is not None:
+            # (Its modseq is the snapshot's, if any: the plan is exact if it holds.)
+            reservation = counters.reserve(batch, known, modseqs=len(todo), unseen=unseen)
+            first, box = reservation.first_modseq, reservation.box
+        else:
+            _, first, box = allocate(db, mailbox, modseqs=len(todo), unseen=unseen,
+                                     session=session)
         if expected is not None and first - 1 != expected:
             # The snapshot is behind: read the messages in this same transaction
             # (every change of them writes the mailbox document, as this one just
@@ -209,7 +219,6 @@ def _store_batch_sync(
                 _, _, box = allocate(db, mailbox, modseqs=correction[0],
                                      unseen=correction[1], session=session)
         changed: list[FlagChange] = []
-        batch = WriteBatch(db)
         ops = []
         entries = []
         for i, (doc, new) in enumerate(todo):
@@ -222,7 +231,8 @@ def _store_batch_sync(
             entries.append(journal.entry_doc(mailbox, modseq, "flags", uid=doc["uid"],
                                              flags=new))
             changed.append(FlagChange(doc["uid"], tuple(new), modseq))
-        # Messages, digest (where the mailbox has one) and journal: one round trip.
+        # (The reservation,) messages, digest (where the mailbox has one) and
+        # journal: one round trip.
         batch.extend(ops)
         if digest.kept(box):
             batch.extend(digest.flag_change_ops(
@@ -230,29 +240,36 @@ def _store_batch_sync(
                           for i, (doc, new) in enumerate(todo)],
                 batch.namespace(digest.COLLECTION)))
         batch.insert(schema.JOURNAL, entries)
-        batch.flush(session)
-        return StoreFlagsResult(changed, modified)
+        done = batch.flush(session)
+        if reservation is not None:
+            counters.check(done, reservation)
+        return StoreFlagsResult(changed, modified), box
 
+    known = counters.known(db).get(mailbox)
     if snapshot is not None and all(uid in snapshot.messages for uid in uids):
-        known = [{"uid": uid, "flags": list(snapshot.messages[uid][0]),
-                  "modseq": snapshot.messages[uid][1],
-                  "seen": "\\seen" in {f.lower() for f in snapshot.messages[uid][0]}}
-                 for uid in uids]
-        todo, modified = _planned(known, mode, flags, unchangedsince)
+        planned = [{"uid": uid, "flags": list(snapshot.messages[uid][0]),
+                    "modseq": snapshot.messages[uid][1],
+                    "seen": "\\seen" in {f.lower() for f in snapshot.messages[uid][0]}}
+                   for uid in uids]
+        todo, modified = _planned(planned, mode, flags, unchangedsince)
         if todo:  # (nothing to change by the snapshot: read to be sure)
             try:
-                return db.in_transaction(
+                return counters.write(
+                    db, known if known is not None and known["modseq"] == snapshot.modseq
+                    else None,
+                    lambda session, box: write(session, todo, modified, None, box),
                     lambda session: write(session, todo, modified, snapshot.modseq))
             except _Stale as stale:
                 return StoreFlagsResult([], stale.modified)
 
-    def body(session: Any) -> StoreFlagsResult:
+    def body(session: Any, box: dict[str, Any] | None = None
+             ) -> tuple[StoreFlagsResult, dict[str, Any] | None]:
         todo, modified = _planned(read(session), mode, flags, unchangedsince)
         if not todo:
-            return StoreFlagsResult([], modified)
-        return write(session, todo, modified, None)
+            return StoreFlagsResult([], modified), None
+        return write(session, todo, modified, None, box)
 
-    return db.in_transaction(body)
+    return counters.write(db, known, body, body)
 
 
 def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int,

@@ -128,8 +128,13 @@ class Ingest:
         try:
             if self._size > self.max_size:
                 raise TooBig(f"message larger than {self.max_size} octets")
-            self._feed_sync(bytes(data))
-            result = self._finish_sync()
+            self._hash.update(data)
+            # Every event at once: each large body's hash is known (its end event)
+            # before its bytes would be uploaded, so a stored one is only claimed.
+            events = self._indexer.feed(bytes(data))
+            closing, message = self._indexer.close()
+            self._handle(events + closing, whole=True)
+            result = self._finished(message)
         except BaseException:
             self._done = True
             self._abort_sync()
@@ -156,6 +161,9 @@ class Ingest:
     def _finish_sync(self) -> Ingested:
         events, message = self._indexer.close()
         self._handle(events)
+        return self._finished(message)
+
+    def _finished(self, message: Any) -> Ingested:
         self._flush_large()
         self._end_upload()
         self._flush_inline()
@@ -178,8 +186,27 @@ class Ingest:
             self._bodies.drop_refs(Counter(held))
         self._segments.clear()
 
-    def _handle(self, events: list[Any]) -> None:
-        for event in events:
+    def _handle(self, events: list[Any], *, whole: bool = False) -> None:
+        """Act on indexer events; ``whole``: they are the whole message's, so a large
+        body already stored (by its hash, in its end event) is claimed, not sent."""
+        i = 0
+        while i < len(events):
+            event = events[i]
+            i += 1
+            if whole and isinstance(event, LargeBodyStart):
+                end = next((j for j in range(i, len(events))
+                            if isinstance(events[j], LargeBodyEnd)), None)
+                stored = None if end is None else self._bodies.claim(events[end].sha256)
+                if end is not None and stored is not None:
+                    self._end_upload()
+                    self._flush_inline()
+                    size = events[end].size
+                    self._segments.append(Segment(self._pos, size,
+                                                  sha256=events[end].sha256,
+                                                  file_id=str(stored)))
+                    self._pos += size
+                    i = end + 1
+                    continue
             if isinstance(event, SkeletonBytes):
                 self._skeleton(event.data)
             elif isinstance(event, LargeBodyBytes):

@@ -50,7 +50,7 @@ from ..models import (
     StoreFlagsResult,
 )
 from ..push import journal
-from . import documents, imports
+from . import counters, documents, imports
 from .archive import Archive
 from .flags import (
     claim_recent_sync,
@@ -405,23 +405,32 @@ class Messages:
         written: list[dict[str, Any]] = []  # (the last try's document)
         started: list[bool] = []  # (the last try's: whether it started the digest)
 
-        def body(session: Any) -> Delivered:
+        def body(session: Any, known: dict[str, Any] | None = None
+                 ) -> tuple[Delivered, dict[str, Any]]:
             if session is None:
                 # No transaction to take writes back: the quota is taken first.
                 quota.reserve(self._database, user, size, session)
-            uid, modseq, mailbox = allocate(
-                self._database, {"user": user, "path": path}, uids=1, modseqs=1, count=1,
-                unseen=unseen, size=size, session=session, claim_recent=claim,
-            )
+            # The quota, (the reservation,) the message, its digest entry and its
+            # journal entry: one round trip (a refusal of the quota takes the rest
+            # back with it).
+            batch = WriteBatch(self._database)
+            moves = {"uids": 1, "modseqs": 1, "count": 1, "unseen": unseen, "size": size}
+            reservation = None
+            if known is not None:
+                reservation = counters.reserve(batch, known, by_path=True,
+                                               claim_recent=claim, **moves)
+                uid, modseq = reservation.first_uid, reservation.first_modseq
+                mailbox = reservation.box
+            else:
+                uid, modseq, mailbox = allocate(
+                    self._database, {"user": user, "path": path}, session=session,
+                    claim_recent=claim, **moves)
             doc = documents.message_doc(
                 base, user=user, mailbox=mailbox["_id"], uid=uid, modseq=modseq,
                 flag_fields=fields, internal_date=idate, savedate=clock.now(),
                 emailid="M" + str(oid), threadid=threadid, oid=oid,
             )
             written.append(doc)
-            # The quota, the message, its digest entry and its journal entry: one
-            # round trip (a refusal of the quota takes the rest back with it).
-            batch = WriteBatch(self._database)
             charged = None if session is None else quota.reserve_in(batch, user, size)
             batch.insert(schema.MESSAGES, [doc])
             started.append(digest.new_entries(batch, mailbox, [doc], lambda: {
@@ -432,15 +441,22 @@ class Messages:
                 batch.insert(imports.COLLECTION, [imports.ledger_doc(
                     user, *target.ledger, mailbox["_id"], uid)])
             done = batch.flush(session)
+            if reservation is not None:
+                counters.check(done, reservation)
             if charged is not None:
                 quota.reserved(done, charged)
             mark = int(mailbox.get("rp", -1)) if claim is not None else -1
-            return Delivered(str(user), str(mailbox["_id"]), int(mailbox["uidv"]), uid,
-                             modseq, size, tuple(fields["flags"]),
-                             recent_from=min(mark, uid - 1) + 1 if mark >= 0 else None)
+            delivered = Delivered(
+                str(user), str(mailbox["_id"]), int(mailbox["uidv"]), uid, modseq, size,
+                tuple(fields["flags"]),
+                recent_from=min(mark, uid - 1) + 1 if mark >= 0 else None)
+            return delivered, ({**mailbox, "dg": digest.BUILDING} if started[-1]
+                               else mailbox)
 
         try:
-            result: Delivered = self._database.in_transaction(body)
+            result: Delivered = counters.write(
+                self._database, counters.known(self._database).by_path(user, path),
+                body, body)
         except pymongo.errors.DuplicateKeyError as exc:
             if target.ledger is None or not imports.recorded(self._database, user,
                                                              *target.ledger):
@@ -642,19 +658,25 @@ class Messages:
         projection = None if archive is not None else {
             "uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}
 
-        def body(session: Any) -> list[dict[str, Any]]:
+        def body(session: Any, known: dict[str, Any] | None = None
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
             docs = list(self._messages.find(
                 {"mailbox": mailbox, **query}, projection, session=session,
             ).sort("uid", 1).limit(limit))
             if not docs:
-                return []
-            _, first, box = allocate(
-                self._database, mailbox, modseqs=len(docs), count=-len(docs),
-                unseen=-sum(1 for d in docs if not d.get("seen")),
-                size=-sum(d["size"] for d in docs), session=session,
-            )
-            # Messages, digest entries, journal, quota and the archive: one round trip.
+                return [], None
+            moves = {"modseqs": len(docs), "count": -len(docs),
+                     "unseen": -sum(1 for d in docs if not d.get("seen")),
+                     "size": -sum(d["size"] for d in docs)}
+            # (The reservation,) messages, digest entries, journal, quota and the
+            # archive: one round trip.
             batch = WriteBatch(self._database)
+            reservation = None
+            if known is not None:
+                reservation = counters.reserve(batch, known, **moves)
+                first, box = reservation.first_modseq, reservation.box
+            else:
+                _, first, box = allocate(self._database, mailbox, session=session, **moves)
             if archive is not None:
                 archive.move_ops(batch, docs, str(box["path"]))
             for i, d in enumerate(docs):
@@ -669,10 +691,13 @@ class Messages:
             ])
             for user, size in _sizes_per_user(docs).items():
                 quota.release_in(batch, user, size)
-            batch.flush(session)
-            return docs
+            done = batch.flush(session)
+            if reservation is not None:
+                counters.check(done, reservation)
+            return docs, box
 
-        docs: list[dict[str, Any]] = self._database.in_transaction(body)
+        docs: list[dict[str, Any]] = counters.write(
+            self._database, counters.known(self._database).get(mailbox), body, body)
         if archive is None:
             # (An archived message keeps its references until it is purged.)
             self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))

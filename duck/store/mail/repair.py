@@ -11,15 +11,17 @@ GridFS reference counts are the body sweep's (engine/bodies.py).
 
 Each step is one page (a bounded number of documents; blocking, for a worker
 thread): the caller (store/maintenance.py) pauses between pages so that serving
-goes on. A repair is made in a transaction that counts again and checks the
-document it fixes is unchanged since (the mailbox's modseq, the user's usage), so a
-delivery running beside the pass is never counted wrong: it either commits before
-the snapshot, or conflicts and the transaction is retried.
+goes on. A repair counts again, with the counters, in one read-only transaction
+(a snapshot: a delivery running beside the pass is in it whole or not at all), and
+adds the difference to the counters outside it: every write moves counters and
+messages together by relative amounts, so the difference still holds whatever
+committed since. (On a server without transactions the two reads are not one
+snapshot, and a write between them can make the correction off by that write: the
+next pass sets it right.)
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import attrs
@@ -82,26 +84,31 @@ def counters_page(db: Database, report: RepairReport, boxes: Pages) -> bool:
     for box in page:
         report.mailboxes += 1
         if _off(box, counted.get(box["_id"])):
-            report.counters_fixed += db.in_transaction(
-                functools.partial(_fix_mailbox, db, box["_id"]))
+            report.counters_fixed += _fix_mailbox(db, box["_id"])
     return True
 
 
-def _fix_mailbox(db: Database, oid: ObjectId, session: Any) -> int:
-    box = db.collection(schema.MAILBOXES).find_one({"_id": oid}, session=session)
-    if box is None:
-        return 0  # deleted meanwhile
-    counted = _mailbox_counts(db, [oid], session).get(oid)
-    if not _off(box, counted):
-        return 0  # a write set it right meanwhile
+def _fix_mailbox(db: Database, oid: ObjectId) -> int:
+    def read(session: Any) -> tuple[dict[str, Any] | None, dict[str, int] | None]:
+        box = db.collection(schema.MAILBOXES).find_one({"_id": oid}, session=session)
+        return box, (None if box is None else _mailbox_counts(db, [oid], session).get(oid))
+
+    box, counted = db.in_transaction(read)
+    if box is None or not _off(box, counted):
+        return 0  # deleted, or a write set it right meanwhile
     c = counted or {"count": 0, "unseen": 0, "size": 0, "uid": 0, "modseq": 0}
+    # The counts and the counters come from one snapshot, and every write moves both
+    # by the same amounts in its own transaction (``$inc``, mail/counters.py adds
+    # too): what was off then is off by the same now, whatever committed since. So
+    # the correction is added outside any transaction, where it cannot lose write
+    # conflicts to a stream of deliveries to this mailbox (a transaction that
+    # rewrote the counters did: a test appending without pause starved it).
     # UIDNEXT and the modseq only ever move up: a UID or modseq once given out is
     # never given again, even if its message is gone.
     result = db.collection(schema.MAILBOXES).update_one(
-        {"_id": oid, "modseq": box["modseq"]},
-        {"$set": {"count": c["count"], "unseen": c["unseen"], "size": c["size"]},
-         "$max": {"uid_next": int(c["uid"] or 0) + 1, "modseq": int(c["modseq"] or 0)}},
-        session=session)
+        {"_id": oid},
+        {"$inc": {f: int(c[f]) - int(box.get(f, 0)) for f in ("count", "unseen", "size")},
+         "$max": {"uid_next": int(c["uid"] or 0) + 1, "modseq": int(c["modseq"] or 0)}})
     return result.modified_count
 
 
@@ -128,22 +135,23 @@ def quota_page(db: Database, report: RepairReport, users: Pages) -> bool:
     for user in page:
         report.users += 1
         if int(user.get("storage_used", 0)) != used.get(user["_id"], 0):
-            report.quota_fixed += db.in_transaction(
-                functools.partial(_fix_quota, db, user["_id"]))
+            report.quota_fixed += _fix_quota(db, user["_id"])
     return True
 
 
-def _fix_quota(db: Database, oid: ObjectId, session: Any) -> int:
+def _fix_quota(db: Database, oid: ObjectId) -> int:
     users = db.collection(schema.USERS)
-    user = users.find_one({"_id": oid}, {"storage_used": 1}, session=session)
-    if user is None:
+
+    def read(session: Any) -> tuple[dict[str, Any] | None, int]:
+        user = users.find_one({"_id": oid}, {"storage_used": 1}, session=session)
+        return user, (0 if user is None else _usage(db, [oid], session).get(oid, 0))
+
+    user, actual = db.in_transaction(read)
+    if user is None or int(user.get("storage_used", 0)) == actual:
         return 0
-    actual = _usage(db, [oid], session).get(oid, 0)
-    stored = int(user.get("storage_used", 0))
-    if stored == actual:
-        return 0
-    result = users.update_one({"_id": oid, "storage_used": user.get("storage_used")},
-                              {"$set": {"storage_used": actual}}, session=session)
+    # One snapshot, a correction added outside a transaction: as ``_fix_mailbox``.
+    result = users.update_one(
+        {"_id": oid}, {"$inc": {"storage_used": actual - int(user.get("storage_used", 0))}})
     return result.modified_count
 
 

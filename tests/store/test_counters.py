@@ -1,0 +1,167 @@
+"""Reservations from a known mailbox document (mail/counters.py): one round trip
+fewer per write when this process wrote the mailbox last, and the same values as
+``allocate`` whatever happened in between."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+from store_samples import simple_message
+
+from duck.store import Store, User
+from duck.store.engine import metrics, schema
+from duck.store.engine.ids import parse_id
+from duck.store.mail import counters
+from duck.store.models import FlagsSnapshot
+
+pytestmark = pytest.mark.store
+
+
+def mailbox_doc(store: Store, mailbox_id: str) -> dict[str, Any]:
+    doc = store.database.collection(schema.MAILBOXES).find_one({"_id": parse_id(mailbox_id)})
+    assert doc is not None
+    return doc
+
+
+async def appended(store: Store, user: User, subject: str, **kw: Any) -> tuple[Any, int]:
+    """APPEND to INBOX; the result and the round trips it made."""
+    with metrics.command_scope("counters-test") as scope:
+        result = await store.messages.append(user.id, "INBOX", simple_message(subject), **kw)
+    return result, scope.round_trips
+
+
+async def test_a_write_after_this_process_wrote_costs_one_round_trip_less(
+        store: Store, user: User) -> None:
+    boxes = counters.known(store.database)
+    first, classic = await appended(store, user, "a")
+    hits = boxes.hits
+    second, optimistic = await appended(store, user, "b", flags=["\\Seen"])
+    assert boxes.hits == hits + 1
+    # The reservation went into the change's bulkWrite: bulkWrite and commit only.
+    assert optimistic == 2 and classic >= 3
+    assert (second.uid, second.modseq) == (first.uid + 1, first.modseq + 1)
+    assert second.uid_validity == first.uid_validity
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+    assert (doc["uid_next"], doc["modseq"], doc["count"], doc["unseen"]) == (3, 3, 2, 1)
+    assert doc["size"] == len(simple_message("a")) + len(simple_message("b"))
+
+    # STORE with the session's snapshot: no read, no findAndModify.
+    snapshot = FlagsSnapshot(doc["modseq"], {1: ((), 2), 2: (("\\Seen",), 3)})
+    with metrics.command_scope("counters-test") as scope:
+        stored = await store.messages.store_flags(first.mailbox_id, [1], "add",
+                                                  ["\\Seen"], snapshot=snapshot)
+    assert scope.round_trips == 2
+    assert [(c.uid, c.modseq) for c in stored.changed] == [(1, 4)]
+
+    # EXPUNGE: the read of what it removes, then bulkWrite and commit.
+    await store.messages.store_flags(first.mailbox_id, [2], "add", ["\\Deleted"])
+    with metrics.command_scope("counters-test") as scope:
+        gone = await store.messages.expunge_journaled(first.mailbox_id, expected=True)
+    assert scope.round_trips == 3
+    assert gone == [(2, 6)]
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+    assert (doc["uid_next"], doc["modseq"], doc["count"], doc["unseen"]) == (3, 6, 1, 0)
+    assert doc["size"] == len(simple_message("a"))
+    entries = await store.messages.changes_since(first.mailbox_id, 1)
+    assert [e.modseq for e in entries] == [2, 3, 4, 5, 6]
+
+
+async def test_another_process_writing_between_makes_a_miss_with_the_right_values(
+        store: Store, user: User, mongo_uri: str, db_name: str) -> None:
+    boxes = counters.known(store.database)
+    first, _ = await appended(store, user, "a")
+    other = await Store.open(mongo_uri, db_name)  # another process on the database
+    try:
+        theirs = await other.messages.append(user.id, "INBOX", simple_message("b"))
+        misses = boxes.misses
+        mine, _ = await appended(store, user, "c")
+        assert boxes.misses == misses + 1
+        assert theirs.uid == 2 and mine.uid == 3 and mine.modseq == theirs.modseq + 1
+        # The miss refreshed what is known: the next write holds again.
+        hits = boxes.hits
+        again, trips = await appended(store, user, "d")
+        assert boxes.hits == hits + 1 and trips == 2 and again.uid == 4
+        # A STORE from the other process, then one from this one with a snapshot
+        # that is behind: the values still come from the database.
+        await other.messages.store_flags(first.mailbox_id, [1], "add", ["$a"])
+        stale = FlagsSnapshot(again.modseq, {1: ((), first.modseq)})
+        result = await store.messages.store_flags(first.mailbox_id, [1], "add",
+                                                  ["$b"], snapshot=stale)
+        assert [c.flags for c in result.changed] == [("$a", "$b")]
+        assert result.changed[0].modseq == again.modseq + 2
+    finally:
+        await other.aclose()
+
+
+async def test_a_counter_moved_without_the_modseq_stays_right(
+        store: Store, user: User) -> None:
+    first, _ = await appended(store, user, "a")
+    coll = store.database.collection(schema.MAILBOXES)
+    # (What a best-effort undo or a repair does: the counters, not the modseq.)
+    await trio.to_thread.run_sync(lambda: coll.update_one(
+        {"_id": parse_id(first.mailbox_id)}, {"$inc": {"size": 7, "count": 1}}))
+    hits = counters.known(store.database).hits
+    await appended(store, user, "b")
+    assert counters.known(store.database).hits == hits + 1
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+    assert doc["count"] == 3
+    assert doc["size"] == len(simple_message("a")) + len(simple_message("b")) + 7
+
+
+async def test_recent_claims_through_a_reservation(store: Store, user: User) -> None:
+    first, _ = await appended(store, user, "a")
+    box = first.mailbox_id
+    # A session that has INBOX selected at the current modseq claims what it
+    # appends (and what nobody claimed before it: UID 1).
+    second, trips = await appended(store, user, "b", claim_recent=(box, first.modseq))
+    assert trips == 2 and second.recent_from == 1
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, box)
+    assert (doc["recent"], doc["rp"]) == (2, 0)
+    third, _ = await appended(store, user, "c")
+    # Another session claims \Recent (the mark moves, the modseq does not): the
+    # next claiming APPEND misses and claims from the new mark.
+    assert await store.messages.claim_recent(box, 3) == 3
+    misses = counters.known(store.database).misses
+    fourth, _ = await appended(store, user, "d", claim_recent=(box, third.modseq))
+    assert counters.known(store.database).misses == misses + 1
+    assert fourth.recent_from == 4
+    # At a modseq the session has not caught up with: nothing is claimed.
+    fifth, trips = await appended(store, user, "e", claim_recent=(box, first.modseq))
+    assert trips == 2 and fifth.recent_from is None
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, box)
+    assert (doc["recent"], doc["rp"]) == (4, -1)
+
+
+async def test_two_processes_writing_one_mailbox_hand_out_every_value_once(
+        store: Store, user: User, mongo_uri: str, db_name: str) -> None:
+    other = await Store.open(mongo_uri, db_name)
+    uids: list[int] = []
+    try:
+        async def worker(s: Store, n: int) -> None:
+            for i in range(6):
+                done = await s.messages.append(user.id, "INBOX", simple_message(f"{n}-{i}"))
+                uids.append(done.uid)
+                await s.messages.store_flags(done.mailbox_id, [done.uid], "add",
+                                             ["\\Seen"] if i % 2 else ["\\Deleted"])
+                if i % 3 == 2:
+                    await s.messages.expunge(done.mailbox_id)
+
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                for n in range(6):
+                    nursery.start_soon(worker, store if n % 2 else other, n)
+    finally:
+        await other.aclose()
+    assert sorted(uids) == list(range(1, 37))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    view = await store.messages.view(inbox.id)
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, inbox.id)
+    # The counters are what the messages say.
+    assert doc["count"] == len(view) == inbox.message_count
+    assert doc["unseen"] == sum(1 for s in view if "\\Seen" not in s.flags)
+    entries = await store.messages.changes_since(inbox.id, 1)
+    modseqs = [e.modseq for e in entries]
+    assert len(modseqs) == len(set(modseqs)) and max(modseqs) == doc["modseq"]
+    assert doc["uid_next"] == 37
