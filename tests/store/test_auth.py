@@ -167,6 +167,26 @@ async def test_throttle_is_shared_by_processes(fast: Store, mongo_uri: str,
         await other.aclose()
 
 
+async def test_a_success_forgets_the_failures_and_writes_nothing_without_them(
+        fast: Store) -> None:
+    from duck.store import metrics
+
+    fast.configure_auth(ThrottlePolicy(user_limit=6, delay_base=0.0, delay_max=0.0))
+    await fast.users.create("hi@example.com", "right")
+    for _ in range(2):
+        with pytest.raises(AuthenticationFailed):
+            await _login(fast, "hi@example.com", "wrong")
+    key = "user:hi@example.com"
+    assert await fast.database.run(fast.auth.throttle.counts_sync, key) == {key: 2}
+    await _login(fast, "hi@example.com", "right")
+    assert await fast.database.run(fast.auth.throttle.counts_sync, key) == {key: 0}
+    # With no failure counted, the login's only throttle round trip is the read.
+    metrics.reset()
+    with metrics.command_scope("LOGIN"):
+        await _login(fast, "hi@example.com", "right")
+    assert "delete" not in metrics.statistics()["LOGIN"]["by_db_command"]
+
+
 async def test_failures_are_delayed_successes_are_not(store: Store) -> None:
     import trio
 
