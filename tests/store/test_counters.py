@@ -12,6 +12,7 @@ from store_samples import simple_message
 
 from duck.store import Store, User
 from duck.store.engine import metrics, schema
+from duck.store.engine.batch import WriteBatch
 from duck.store.engine.ids import parse_id
 from duck.store.mail import counters
 from duck.store.models import FlagsSnapshot
@@ -165,3 +166,23 @@ async def test_two_processes_writing_one_mailbox_hand_out_every_value_once(
     modseqs = [e.modseq for e in entries]
     assert len(modseqs) == len(set(modseqs)) and max(modseqs) == doc["modseq"]
     assert doc["uid_next"] == 37
+
+
+async def test_a_known_value_that_looks_like_a_field_is_compared_as_text(
+        store: Store, user: User) -> None:
+    first, _ = await appended(store, user, "a")
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+
+    def reserve(box: dict[str, Any]) -> None:
+        def body(session: Any) -> None:
+            batch = WriteBatch(store.database)
+            reservation = counters.reserve(batch, box, modseqs=1)
+            counters.check(batch.flush(session), reservation)
+        store.database.in_transaction(body)
+
+    # Known as at "$path" (read as a field, "$path" would equal any path): a miss.
+    with pytest.raises(counters.Missed):
+        await trio.to_thread.run_sync(reserve, {**doc, "path": "$path"})
+    await trio.to_thread.run_sync(reserve, doc)  # as it is: the condition holds
+    after = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+    assert after["modseq"] == doc["modseq"] + 1

@@ -147,7 +147,9 @@ def reserve(batch: WriteBatch, box: dict[str, Any], *, by_path: bool = False,
     ``allocate``: when it names this mailbox at the known modseq, the \\Recent mark
     moves up to the last UID reserved, and the document's ``rp`` is the mark it
     replaced (else -1). Check the flushed result with ``check``."""
-    held: dict[str, Any] = {"$and": [{"$eq": [f"${f}", box[f]]} for f in GUARDED]}
+    # ($literal: a path such as "$x" would otherwise be read as a field.)
+    held: dict[str, Any] = {"$and": [{"$eq": [f"${f}", {"$literal": box[f]}]}
+                                     for f in GUARDED]}
     after = dict(box)
     moves = {"uid_next": uids, "modseq": modseqs, "count": count, "unseen": unseen,
              "size": size}
