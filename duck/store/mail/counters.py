@@ -65,9 +65,10 @@ COUNTERS = ("uid_next", "modseq", "count", "unseen", "size")
 
 
 T = TypeVar("T")
-#: A write's transaction body: its result, and the mailbox document it left (None
-#: when it wrote nothing).
-Body = Callable[[Any], tuple[T, "dict[str, Any] | None"]]
+#: A write's transaction body, given the session and the known mailbox document
+#: (None: reserve with ``allocate``): its result, and the mailbox document it left
+#: (None when it wrote nothing).
+Body = Callable[[Any, "dict[str, Any] | None"], tuple[T, "dict[str, Any] | None"]]
 
 
 class Missed(Exception):
@@ -97,7 +98,7 @@ class KnownBoxes:
         #: Mailbox id -> until when (``clock``) it is not tried (``missed``).
         self._contended: dict[Any, float] = {}
         self.clock: Callable[[], float] = time.monotonic
-        #: Reservations that held and that missed, for the benchmark and the tests.
+        #: Reservations that held and that missed (what the tests look at).
         self.hits = 0
         self.misses = 0
 
@@ -132,7 +133,7 @@ class KnownBoxes:
         old = self._boxes.pop(oid, None)
         if old is not None and old["path"] != box["path"]:
             self._paths.pop((old["user"], old["path"]), None)
-        self._boxes[oid] = dict(box)
+        self._boxes[oid] = box  # (a fresh post-image: nothing changes it after)
         self._paths[(box["user"], box["path"])] = oid
         while len(self._boxes) > self.limit:
             _, gone = self._boxes.popitem(last=False)
@@ -214,13 +215,11 @@ def check(result: BatchResult, reservation: Reservation) -> None:
         raise Missed("the mailbox changed since this process last wrote it")
 
 
-def write(database: Database, box: dict[str, Any] | None,
-          optimistic: Callable[[Any, dict[str, Any]], tuple[T, dict[str, Any] | None]],
-          classic: Body[T]) -> T:
-    """Run a write in a transaction: ``optimistic(session, box)`` when the mailbox
+def write(database: Database, box: dict[str, Any] | None, body: Body[T]) -> T:
+    """Run a write in a transaction: ``body(session, box)`` when the mailbox
     document ``box`` is known (it reserves with ``reserve`` and ``check``), else, or
-    when that missed, ``classic(session)`` (it reserves with ``allocate``); what the
-    committed one left is remembered.
+    when that missed, ``body(session, None)`` (it reserves with ``allocate``); what
+    the committed one left is remembered.
 
     A duplicate key in the optimistic try is a miss as well: a UID or modseq taken
     meanwhile collides in the unique indexes (messages, journal) before the
@@ -229,7 +228,7 @@ def write(database: Database, box: dict[str, Any] | None,
     # (Without transactions, nothing would take a missed try's writes back.)
     if box is not None and database.transactions:
         try:
-            result, after = database.in_transaction(lambda session: optimistic(session, box))
+            result, after = database.in_transaction(lambda session: body(session, box))
         except (Missed, pymongo.errors.DuplicateKeyError):
             boxes.misses += 1
             boxes.missed(box["_id"])
@@ -238,7 +237,7 @@ def write(database: Database, box: dict[str, Any] | None,
             if after is not None:
                 boxes.remember(after)
             return result
-    result, after = database.in_transaction(classic)
+    result, after = database.in_transaction(lambda session: body(session, None))
     if after is not None:
         boxes.remember(after)
     return result

@@ -254,22 +254,23 @@ def _store_batch_sync(
         todo, modified = _planned(planned, mode, flags, unchangedsince)
         if todo:  # (nothing to change by the snapshot: read to be sure)
             try:
+                # (With the known document, its modseq is the snapshot's: checked.)
                 return counters.write(
                     db, known if known is not None and known["modseq"] == snapshot.modseq
                     else None,
-                    lambda session, box: write(session, todo, modified, None, box),
-                    lambda session: write(session, todo, modified, snapshot.modseq))
+                    lambda session, box: write(session, todo, modified,
+                                               None if box else snapshot.modseq, box))
             except _Stale as stale:
                 return StoreFlagsResult([], stale.modified)
 
-    def body(session: Any, box: dict[str, Any] | None = None
+    def body(session: Any, box: dict[str, Any] | None
              ) -> tuple[StoreFlagsResult, dict[str, Any] | None]:
         todo, modified = _planned(read(session), mode, flags, unchangedsince)
         if not todo:
             return StoreFlagsResult([], modified), None
         return write(session, todo, modified, None, box)
 
-    return counters.write(db, known, body, body)
+    return counters.write(db, known, body)
 
 
 def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int,

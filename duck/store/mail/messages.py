@@ -405,7 +405,7 @@ class Messages:
         written: list[dict[str, Any]] = []  # (the last try's document)
         started: list[bool] = []  # (the last try's: whether it started the digest)
 
-        def body(session: Any, known: dict[str, Any] | None = None
+        def body(session: Any, known: dict[str, Any] | None
                  ) -> tuple[Delivered, dict[str, Any]]:
             if session is None:
                 # No transaction to take writes back: the quota is taken first.
@@ -455,8 +455,7 @@ class Messages:
 
         try:
             result: Delivered = counters.write(
-                self._database, counters.known(self._database).by_path(user, path),
-                body, body)
+                self._database, counters.known(self._database).by_path(user, path), body)
         except pymongo.errors.DuplicateKeyError as exc:
             if target.ledger is None or not imports.recorded(self._database, user,
                                                              *target.ledger):
@@ -658,7 +657,7 @@ class Messages:
         projection = None if archive is not None else {
             "uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}
 
-        def body(session: Any, known: dict[str, Any] | None = None
+        def body(session: Any, known: dict[str, Any] | None
                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
             docs = list(self._messages.find(
                 {"mailbox": mailbox, **query}, projection, session=session,
@@ -697,7 +696,7 @@ class Messages:
             return docs, box
 
         docs: list[dict[str, Any]] = counters.write(
-            self._database, counters.known(self._database).get(mailbox), body, body)
+            self._database, counters.known(self._database).get(mailbox), body)
         if archive is None:
             # (An archived message keeps its references until it is purged.)
             self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
