@@ -34,7 +34,7 @@ from .backup import BackupReport, read_manifest
 from .doctor import DoctorReport, Finding
 from .engine import metrics
 from .engine.bodies import SweepReport
-from .engine.database import STORE_LIMITER, Database, set_store_concurrency
+from .engine.database import STORE_THREADS, Database, set_store_concurrency
 from .engine.embedded import EmbeddedDatabase, EmbeddedDatabaseError
 from .errors import (
     AlreadyExists,
@@ -117,7 +117,7 @@ __all__ = [
     "SCRAM_SHA_256",
     "SHARED_OWNER",
     "SPECIAL_USES",
-    "STORE_LIMITER",
+    "STORE_THREADS",
     "SYSTEM_FLAGS",
     "AlreadyExists",
     "ApiToken",

@@ -1,17 +1,15 @@
 """Connection to MongoDB and the one door through which every pymongo call passes.
 
-pymongo is blocking, so every call runs in a worker thread (as
-``trio.to_thread.run_sync(..., limiter=STORE_LIMITER)`` would run it): the limiter bounds the
-threads (and so the connections) a process uses, and no pymongo call ever runs
-on the trio thread. Driver errors that mean "the database is not there" become
-:class:`StoreUnavailable` here, once, so that every protocol can answer
-``NO [UNAVAILABLE]`` / ``451 4.3.0`` / HTTP 503 instead of crashing.
+pymongo is blocking, so every call runs in a worker thread of ``STORE_THREADS``
+(threadpool.py): its size bounds the threads (and so the connections) a process
+uses, and no pymongo call ever runs on the trio thread. Driver errors that mean
+"the database is not there" become :class:`StoreUnavailable` here, once, so that
+every protocol can answer ``NO [UNAVAILABLE]`` / ``451 4.3.0`` / HTTP 503 instead
+of crashing.
 """
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -24,15 +22,16 @@ from pymongo.write_concern import WriteConcern
 
 from ..errors import StoreUnavailable
 from .metrics import ROUND_TRIPS
+from .threadpool import ThreadPool
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: The capacity limiter through which every pymongo call in the process runs.
+#: The worker threads through which every pymongo call in the process runs.
 #: 16 threads keep the embedded server (2-4k ops/s) saturated without piling up
 #: connections; a real cluster can be given more with ``set_store_concurrency``.
-STORE_LIMITER = trio.CapacityLimiter(16)
+STORE_THREADS = ThreadPool(16)
 
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     pymongo.errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout
@@ -48,7 +47,7 @@ CLIENT_BULK_WIRE_VERSION = 25
 
 def set_store_concurrency(threads: int) -> None:
     """Change how many pymongo calls may run at once in this process."""
-    STORE_LIMITER.total_tokens = threads
+    STORE_THREADS.size = threads
 
 
 def _translated(fn: Callable[..., T], *args: Any) -> T:
@@ -64,30 +63,6 @@ def _translated(fn: Callable[..., T], *args: Any) -> T:
         ):
             raise StoreUnavailable(f"database unavailable: {exc}") from exc
         raise
-
-
-async def _in_worker_thread(fn: Callable[..., T], *args: Any) -> T:
-    """``trio.to_thread.run_sync(fn, *args, limiter=STORE_LIMITER)``, leaner.
-
-    Every store call is one of these, so their cost is paid per command: trio's
-    version also names the OS thread before and after each call (two ``prctl``
-    calls through ctypes) and formats that name, about a third of a hand-off's CPU
-    (measured: ~125 vs ~93 us per call). The semantics kept: a worker thread from
-    trio's cache, the caller's contextvars (metrics.py's command scope), the
-    limiter held for the call, and no cancellation while the call runs.
-    """
-    async with STORE_LIMITER:
-        token = trio.lowlevel.current_trio_token()
-        task = trio.lowlevel.current_task()
-        context = contextvars.copy_context()
-
-        def deliver(result: Any) -> None:
-            token.run_sync_soon(trio.lowlevel.reschedule, task, result)
-
-        trio.lowlevel.start_thread_soon(functools.partial(context.run, fn, *args), deliver)
-        value: T = await trio.lowlevel.wait_task_rescheduled(
-            lambda _: trio.lowlevel.Abort.FAILED)
-        return value
 
 
 class Database:
@@ -177,9 +152,9 @@ class Database:
             )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking ``fn(*args)`` in a worker thread under STORE_LIMITER."""
+        """Run blocking ``fn(*args)`` in a worker thread of STORE_THREADS."""
         # (One call, not a wrapper made per call: this runs for every store call.)
-        return await _in_worker_thread(_translated, fn, *args)
+        return await STORE_THREADS.run(_translated, fn, *args)
 
     def collection(self, name: str) -> Any:
         """A collection of this database (with the durable write concern)."""

@@ -9,11 +9,11 @@ context:
     with metrics.command_scope("UID FETCH"):
         await handler(...)
 
-``command_scope`` sets a contextvar. pymongo calls run in worker threads started
-by ``trio.to_thread.run_sync``, which runs the function in a copy of the calling
-task's context, so the listener (called synchronously in that thread) sees the
-scope of the task that caused the call. Work outside any scope (the notifier's
-change stream, webhook dispatch, start-up) is counted under ``OTHER``.
+``command_scope`` sets a contextvar. pymongo calls run in worker threads
+(threadpool.py), each in a copy of the calling task's context, so the listener
+(called synchronously in that thread) sees the scope of the task that caused the
+call. Work outside any scope (the notifier's change stream, webhook dispatch,
+start-up) is counted under ``OTHER``.
 
 Counters are process-global and cheap (one lock, a few integer additions per
 database command); ``statistics()`` reads them, ``reset()`` clears them (the
