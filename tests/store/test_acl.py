@@ -3,9 +3,15 @@ per-reader \\Seen, the "Shared" namespace's owner, and a deleted user's grants."
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from duck.store import InvalidInput, Store, User, metrics, rights, rights_of
+import pytest
+import trio
+
+from duck.store import InvalidInput, Notifier, Store, User, metrics, rights, rights_of
+from duck.store.engine import schema
+from duck.store.engine.ids import parse_id
+from duck.store.mail import acl
 
 
 def test_rights_parse_and_render_with_rfc2086_compatibility() -> None:
@@ -60,6 +66,63 @@ async def test_nothing_shared_is_one_query(store: Store, user: User) -> None:
     with metrics.command_scope("LIST") as scope:
         shared = await store.acl.shared_with(bob.id, bob.username)
     assert [s.owner for s in shared] == [user.username] and scope.round_trips == 2
+
+
+async def test_nothing_shared_is_remembered_until_an_acl_change(
+        store: Store, user: User, mongo_uri: str, db_name: str, nursery: trio.Nursery,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Nothing is shared with bob" is asked once, then remembered until an ACL
+    change is made here or heard of from another process, or it expires."""
+    bob = await store.users.create("bob4@example.com", "pw")
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+
+    async def listed() -> tuple[list[str], int]:
+        with metrics.command_scope("LIST") as scope:
+            shared = await store.acl.shared_with(bob.id, bob.username)
+        return [s.mailbox.id for s in shared], scope.round_trips
+
+    assert await listed() == ([], 1)
+    assert await listed() == ([], 0)
+    # A grant made in this process: seen at once.
+    await store.acl.set_rights(inbox.id, bob.username, "lr")
+    assert await listed() == ([inbox.id], 2)
+    await store.acl.delete(inbox.id, bob.username)
+    assert await listed() == ([], 1)
+    assert await listed() == ([], 0)
+
+    # A grant made by another process (another Store on the database): heard of
+    # through the change stream by this process's notifier.
+    notifier = Notifier(store.database, journal=store.journal)
+    await nursery.start(notifier.run)
+    other = await Store.open(mongo_uri, db_name)
+    try:
+        with trio.fail_after(30):
+            while notifier.mode != "change-stream":
+                await trio.sleep(0.01)
+            drafts = await other.mailboxes.get(user.id, "Drafts")
+            await other.acl.set_rights(drafts.id, "anyone", "lr")
+            while (await listed())[0] != [drafts.id]:
+                await trio.sleep(0.01)
+    finally:
+        await other.aclose()
+
+    # Nothing heard of (a change the stream held back): the answer expires.
+    carol = await store.users.create("carol4@example.com", "pw")
+    boxes = store.database.collection(schema.MAILBOXES)
+
+    async def drafts_acl(entries: list[dict[str, str]]) -> None:
+        # (Written behind the store's back: no journal entry, no event.)
+        await store.database.run(boxes.update_one, {"_id": parse_id(drafts.id)},
+                                 {"$set": {"acl": entries}})
+
+    await drafts_acl([])
+    assert await store.acl.shared_with(carol.id, carol.username) == []
+    await drafts_acl([{"id": "anyone", "rights": "lr"}])
+    assert await store.acl.shared_with(carol.id, carol.username) == []
+    clock = time.monotonic() + acl.NOTHING_SHARED_FOR + 1
+    monkeypatch.setattr(acl.time, "monotonic", lambda: clock)
+    found = await store.acl.shared_with(carol.id, carol.username)
+    assert [s.mailbox.id for s in found] == [drafts.id]
 
 
 async def test_deleted_user_grants_are_forgotten(store: Store, user: User) -> None:

@@ -109,6 +109,13 @@ class Database:
         #: Mailboxes whose digest is being built in the background (index/digest.py:
         #: their readers read the messages meanwhile).
         self.digest_pending: set[Any] = set()
+        #: Moved by every ACL change made in this process or heard of from the
+        #: notifier: what mail/acl.py remembers of the lists is valid while it stays.
+        self.acl_generation = 0
+
+    def acl_changed(self) -> None:
+        """An ACL changed (here, or heard of): forget what is known of the lists."""
+        self.acl_generation += 1
 
     def configure_durability(self) -> None:
         """Pick majority write concern when the deployment is a replica set (blocking)."""

@@ -24,6 +24,7 @@ UID ranges. The stored ``\\Seen`` flag stays the owner's.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -86,11 +87,23 @@ def _ranges(uids: Iterable[int]) -> list[list[int]]:
     return out
 
 
+#: Seconds a "nothing is shared with this user" answer is reused while no ACL change
+#: is heard of: the longest a new grant waits to show in LIST when the change stream
+#: holds it back or the deployment has none (the notifier polls).
+NOTHING_SHARED_FOR = 10.0
+#: Most users remembered with nothing shared (all forgotten beyond).
+NOTHING_SHARED_USERS = 100_000
+
+
 class Acl:
     """ACLs, the shared namespace's owner and per-reader \\Seen (``store.acl``)."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        #: user id -> (``database.acl_generation`` before the read, when it expires):
+        #: users the last read found nothing shared with. Most users have nothing
+        #: shared, and LIST would ask for every one of them each time.
+        self._nothing_shared: dict[str, tuple[int, float]] = {}
 
     @property
     def _boxes(self) -> Any:
@@ -156,12 +169,19 @@ class Acl:
             return modseq
 
         result: int = self._database.in_transaction(body)
+        self._database.acl_changed()
         return result
 
     async def shared_with(self, user_id: str, username: str) -> list[SharedMailbox]:
         """Mailboxes of other owners this user may list (``l``), with their owners'
         names (one query, two when something is shared; LIST asks, SELECT of a known
-        name does not)."""
+        name does not). Nothing, without a query, when a read found nothing and no
+        ACL change was heard of since in this process (one made here, or another
+        process's through the change stream), for up to NOTHING_SHARED_FOR seconds."""
+        generation = self._database.acl_generation
+        known = self._nothing_shared.get(user_id)
+        if known is not None and known[0] == generation and time.monotonic() < known[1]:
+            return []
         me = parse_id(user_id)
         idents = [username, acl_rights.ANYONE, acl_rights.AUTHENTICATED]
 
@@ -183,6 +203,15 @@ class Acl:
             granted = acl_rights.effective(acl_of(mailbox), username)
             if "l" in granted:
                 out.append(SharedMailbox(mailbox, owner, granted))
+        if out:
+            self._nothing_shared.pop(user_id, None)
+        else:
+            if len(self._nothing_shared) >= NOTHING_SHARED_USERS:
+                self._nothing_shared.clear()
+            # (The generation read before the query: a change heard of meanwhile
+            # makes this answer one that is not reused.)
+            self._nothing_shared[user_id] = (generation,
+                                             time.monotonic() + NOTHING_SHARED_FOR)
         return out
 
     def forget_user_sync(self, username: str) -> None:
@@ -192,6 +221,7 @@ class Acl:
             {"acl.id": {"$in": [username, "-" + username]}},
             {"$pull": {"acl": {"id": {"$in": [username, "-" + username]}}}},
         )
+        self._database.acl_changed()
 
     async def rights(self, mailbox_id: str, user_id: str, username: str) -> frozenset[str]:
         """A user's rights on a mailbox by id (one read): the check Sieve's

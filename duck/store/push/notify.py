@@ -353,6 +353,9 @@ class Notifier:
         keys += [user_key(str(u)) for u in doc.get("users", ())]
         if mailbox is not None:
             keys += await self._grantee_keys(str(mailbox), doc.get("kind"))
+        if doc.get("kind") == "acl":
+            # (Another process's change too: "nothing is shared with" answers go.)
+            self._database.acl_changed()
         modseq = doc.get("modseq")
         if isinstance(modseq, int) and mailbox is not None:
             self._announce(str(mailbox), int(modseq), keys)
