@@ -117,7 +117,8 @@ async def test_a_counter_moved_without_the_modseq_stays_right(
     assert doc["size"] == len(simple_message("a")) + len(simple_message("b")) + 7
 
 
-async def test_recent_claims_through_a_reservation(store: Store, user: User) -> None:
+async def test_recent_claims_through_a_reservation(store: Store, user: User,
+                                                   mongo_uri: str, db_name: str) -> None:
     first, _ = await appended(store, user, "a")
     box = first.mailbox_id
     # A session that has INBOX selected at the current modseq claims what it
@@ -127,9 +128,13 @@ async def test_recent_claims_through_a_reservation(store: Store, user: User) -> 
     doc = await trio.to_thread.run_sync(mailbox_doc, store, box)
     assert (doc["recent"], doc["rp"]) == (2, 0)
     third, _ = await appended(store, user, "c")
-    # Another session claims \Recent (the mark moves, the modseq does not): the
-    # next claiming APPEND misses and claims from the new mark.
-    assert await store.messages.claim_recent(box, 3) == 3
+    # A session of another process claims \Recent (the mark moves, the modseq does
+    # not): the next claiming APPEND here misses and claims from the new mark.
+    other = await Store.open(mongo_uri, db_name)
+    try:
+        assert await other.messages.claim_recent(box, 3) == 3
+    finally:
+        await other.aclose()
     misses = counters.known(store.database).misses
     fourth, _ = await appended(store, user, "d", claim_recent=(box, third.modseq))
     assert counters.known(store.database).misses == misses + 1
@@ -141,6 +146,49 @@ async def test_recent_claims_through_a_reservation(store: Store, user: User) -> 
     assert trips == 2 and fifth.recent_from is None
     doc = await trio.to_thread.run_sync(mailbox_doc, store, box)
     assert (doc["recent"], doc["rp"]) == (4, -1)
+
+
+async def claimed(store: Store, box: str, up_to: int) -> tuple[int, int]:
+    """claim_recent's first UID and round trips."""
+    with metrics.command_scope("NOOP") as scope:
+        first = await store.messages.claim_recent(box, up_to)
+    return first, scope.round_trips
+
+
+async def test_a_recent_claim_reads_no_mark_this_process_knows(
+        store: Store, user: User, mongo_uri: str, db_name: str) -> None:
+    first, _ = await appended(store, user, "a")
+    box = first.mailbox_id
+    # Claimed by the APPEND of a session that has the mailbox selected: another
+    # session here that sees it arrive has nothing to claim, and asks nothing.
+    second, _ = await appended(store, user, "b", claim_recent=(box, first.modseq))
+    assert await claimed(store, box, second.uid) == (second.uid + 1, 0)
+    # Appended without a claim: the known mark is below, so the claim is written
+    # at once (no read first), and the mark it leaves is known.
+    third, _ = await appended(store, user, "c")
+    assert await claimed(store, box, third.uid) == (third.uid, 1)
+    assert await claimed(store, box, third.uid) == (third.uid + 1, 0)
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, box)
+    assert doc["recent"] == third.uid
+    # ... and the next claiming APPEND compares that mark: no miss.
+    misses = counters.known(store.database).misses
+    fourth, trips = await appended(store, user, "d", claim_recent=(box, third.modseq))
+    assert (trips, fourth.recent_from, counters.known(store.database).misses) == (
+        2, fourth.uid, misses)
+    # A known mark left behind by another process's claim: the write still claims
+    # exactly what nobody did (the mark it replaced), never a UID twice.
+    fifth, _ = await appended(store, user, "e")
+    other = await Store.open(mongo_uri, db_name)
+    try:
+        assert await other.messages.claim_recent(box, fifth.uid) == fifth.uid
+    finally:
+        await other.aclose()
+    assert await claimed(store, box, fifth.uid) == (fifth.uid + 1, 1)
+    # A mailbox this process never wrote: the mark is read first, as before.
+    counters.known(store.database).missed(parse_id(box))
+    sixth, _ = await appended(store, user, "f")
+    counters.known(store.database).missed(parse_id(box))
+    assert await claimed(store, box, sixth.uid) == (sixth.uid, 2)
 
 
 async def test_two_processes_writing_one_mailbox_hand_out_every_value_once(

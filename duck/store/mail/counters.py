@@ -139,6 +139,20 @@ class KnownBoxes:
             _, gone = self._boxes.popitem(last=False)
             self._paths.pop((gone["user"], gone["path"]), None)
 
+    def recent_mark(self, mailbox: Any) -> int | None:
+        """The \\Recent mark of the known document (contended or not: the mark only
+        rises, so a known one is a lower bound), or None."""
+        box = self._boxes.get(mailbox)
+        return None if box is None else int(box.get("recent", 0))
+
+    def raise_recent(self, mailbox: Any, mark: int) -> None:
+        """A claim moved the mailbox's mark to ``mark`` (claim_recent_sync): the
+        known document says so too (a copy: remembered documents are not changed),
+        so that the next reservation that claims compares the right mark."""
+        box = self._boxes.get(mailbox)
+        if box is not None and int(box.get("recent", 0)) < mark:
+            self._boxes[mailbox] = {**box, "recent": mark}
+
     def missed(self, mailbox: Any) -> None:
         """A reservation on the mailbox missed (it changed elsewhere): drop what is
         known of it, and write it the usual way for ``CONTENDED_FOR`` seconds."""

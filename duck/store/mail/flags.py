@@ -283,26 +283,37 @@ def claim_recent_sync(db: Database, mailbox_id: str, up_to_uid: int,
 
     A read by ``_id`` first, and a write only when there is something to claim (a
     write to the mailbox document makes concurrent transactions on it retry). The
-    write's pipeline keeps the mark it replaced in ``rp``, read from the post-image
-    (exact under concurrency, unlike a BEFORE image on the embedded server), so no
-    compare-and-set loop is needed. Both filters are ``_id`` alone: the embedded
-    engine scans the whole collection for a filter with a field outside an index.
+    read is skipped when this process knows a mark (counters.py: from its last
+    write of the mailbox, or its last claim): the mark only ever rises, so a known
+    mark at or above ``up_to_uid`` means nothing is left to claim, and one below it
+    means something most likely is (the sessions here claim through this process).
+    The write's pipeline keeps the mark it replaced in ``rp``, read from the
+    post-image (exact under concurrency, unlike a BEFORE image on the embedded
+    server), so no compare-and-set loop is needed. Both filters are ``_id`` alone:
+    the embedded engine scans the whole collection for a filter with a field
+    outside an index.
     """
     mailbox = parse_id(mailbox_id)
     coll = db.collection(schema.MAILBOXES)
+    boxes = counters.known(db)
     if not mark_read:  # (``mark_read``: the caller just read a mark below up_to_uid)
-        doc = coll.find_one({"_id": mailbox}, {"recent": 1})
-        if doc is None:
-            raise NotFound("no such mailbox")
-        if int(doc.get("recent", 0)) >= up_to_uid:
+        known_mark = boxes.recent_mark(mailbox)
+        if known_mark is not None and known_mark >= up_to_uid:
             return up_to_uid + 1
+        if known_mark is None:
+            doc = coll.find_one({"_id": mailbox}, {"recent": 1})
+            if doc is None:
+                raise NotFound("no such mailbox")
+            if int(doc.get("recent", 0)) >= up_to_uid:
+                return up_to_uid + 1
     mark = {"$ifNull": ["$recent", 0]}
     doc = coll.find_one_and_update(
         {"_id": mailbox},
         [{"$set": {"rp": mark, "recent": {"$max": [mark, up_to_uid]}}}],
-        projection={"rp": 1},
+        projection={"rp": 1, "recent": 1},
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:
         raise NotFound("no such mailbox")
+    boxes.raise_recent(mailbox, int(doc["recent"]))
     return min(int(doc["rp"]), up_to_uid) + 1
