@@ -604,6 +604,26 @@ class Session:
             await self.bye("selected mailbox was deleted", Code("NONEXISTENT"))
         return False
 
+    async def catch_up(self) -> bool:
+        """Before a command that acts on what the view says (STORE, EXPUNGE, STATUS of
+        the selected mailbox): read the journal now if a wake-up (or a failed read)
+        says the view is behind, without sending anything (the updates go out
+        after the command, as always). Whether the view is current: it has every
+        change this process made or heard of (another process's follow within
+        the change stream's delay)."""
+        view, sub = self.view, self.subscription
+        if view is None or sub is None:
+            return False  # (no notifier: nothing says what is current)
+        if sub.behind(view.modseq) or self._journal_unread:
+            self._journal_unread = False
+            try:
+                await self.sync_view()
+            except StoreError as exc:
+                self._journal_unread = True
+                log.warning("journal read failed: %r", exc)
+                return False
+        return not sub.behind(view.modseq)
+
     @property
     def journal_unread(self) -> bool:
         """Whether the view may lag the journal with no wake-up to say so (its

@@ -446,3 +446,44 @@ async def test_reselect_needs_no_journal_read_after_it(imap_server: Any) -> None
                 await trio.sleep(0.05)
         assert (await store.mailboxes.get(user.id, "Box")).id == box.id
         await a.aclose()
+
+
+async def test_store_and_expunge_read_the_journal_first_when_behind(imap_server: Any) -> None:
+    """A STORE or EXPUNGE in a session that another session's change woke reads the
+    journal before it, not after (the update it sends is the same): the flags it
+    acts on are then current, so the store reads neither the messages nor the
+    mailbox's counters, and EXPUNGE does not look for \\Deleted ones first."""
+    from duck.store import metrics
+
+    with trio.fail_after(30):
+        a = await _selected(imap_server)
+        b = await _selected(imap_server)
+        for n in (1, 2, 3):
+            await _append(a, n)
+        await a.command(b"N", b"NOOP")
+        await b.command(b"N", b"NOOP")
+
+        def verbs() -> dict[str, dict[str, int]]:
+            return {k: v["by_db_command"] for k, v in metrics.statistics().items()}
+
+        await b.command(b"B1", b"STORE 1 +FLAGS (\\Seen)")
+        metrics.reset()
+        lines = await a.command(b"A1", b"STORE 2 +FLAGS (\\Flagged)")
+        assert lines[-1].startswith(b"A1 OK"), lines
+        # (A appended them: they are \\Recent for A.)
+        assert lines[0] == b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n", lines
+        # B's change still reaches A, after the STORE's own answer as before.
+        assert lines[1] == b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n", lines
+        await a.command(b"A2", b"NOOP")
+        assert verbs()["STORE"] == {"find": 1, "bulkWrite": 1, "commitTransaction": 1}
+
+        await b.command(b"B2", b"STORE 3 +FLAGS.SILENT (\\Deleted)")
+        metrics.reset()
+        lines = await a.command(b"A3", b"EXPUNGE")
+        assert lines[:-1] == [b"* 3 EXPUNGE\r\n"], lines
+        await a.command(b"A4", b"NOOP")
+        # The journal, then the \\Deleted messages in the transaction (their sizes
+        # and bodies): no look whether there are any first.
+        assert verbs()["EXPUNGE"] == {"find": 2, "bulkWrite": 1, "commitTransaction": 1}
+        await a.aclose()
+        await b.aclose()

@@ -37,8 +37,13 @@ async def expunge(s: CommandContext, cmd: Expunge) -> None:
             raise bad(str(exc)) from None
         if not uids:
             return
-    # The view knows of a \Deleted message in scope: the store need not look first
-    # (a look at every flag set costs more than the read it saves in a big mailbox).
+    # The journal read the update after EXPUNGE would make, made before it: when
+    # the view then knows of a \Deleted message in scope the store need not look
+    # first (a look at every flag set costs more than the read it saves in a big
+    # mailbox). When it knows of none the store still looks: another process's
+    # flag may not have reached it yet, and EXPUNGE removes every message that has
+    # the flag (RFC 3501 §6.4.3).
+    await s.catch_up()
     flags = view.flags
     expected = view.exists <= EXPECT_SCAN and (
         any("\\Deleted" in f for f in flags.values()) if uids is None

@@ -215,7 +215,8 @@ def _status_from_view(s: CommandContext, cmd: Status) -> list[tuple[StatusItem, 
     another process's within the change stream's delay, as for every other view
     answer (FETCH FLAGS, SEARCH). The RECENT a read gives is the messages above
     the recent mark, and a writable view has claimed every message it knows (at
-    SELECT and at each journal read): none."""
+    SELECT and at each journal read): none. (A view that is behind is not caught
+    up first: its journal read would claim what a read still counts as RECENT.)"""
     view = s.view
     if (view is None or view.readonly or view.rights is not None or view.gone
             or not _FROM_VIEW.issuperset(cmd.items) or view.exists > VIEW_STATUS_MAX

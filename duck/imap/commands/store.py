@@ -35,6 +35,11 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
         raise no("mailbox is read-only", "READ-ONLY")
     if cmd.unchangedsince is not None:
         await s.enable_condstore()  # RFC 7162 §3.1
+    # The journal read the update after STORE would make, made before it: the
+    # flags the store is given are then current, so it needs not read them (a
+    # change by another session here otherwise costs a read of the messages and
+    # of the mailbox's counters in the STORE's transaction).
+    await s.catch_up()
     try:
         uids = view.resolve(cmd.sequence_set, uid=cmd.uid)
     except InvalidSequence as exc:
