@@ -128,7 +128,12 @@ class ThreadPool:
             with lock:
                 self._idle -= 1
                 self._queued -= 1
-            run.deliver(task, outcome.capture(call))
+            try:
+                run.deliver(task, outcome.capture(call))
+            except trio.RunFinishedError:
+                # (Its trio.run was torn down around a call, as by KeyboardInterrupt:
+                # nobody is left to give the result to. The thread stays the pool's.)
+                pass
 
     def statistics(self) -> dict[str, int]:
         """Threads started and threads waiting for a call."""
