@@ -119,9 +119,10 @@ async def check_doctor(soak: Soak, store: Store, where: str, final: bool) -> int
     crash between a body write and its message: the sweep, engine/bodies.py), and
     the messages (and digest) of a mailbox whose DELETE was killed after its
     transaction and before its purge (the ``purges`` note it left: the repair pass,
-    which waits for the maintenance lease the killed process held). At the end those passes are run
-    (the purges' step only: the repair's recount would hide a counter bug) and the
-    doctor again, after which nothing may be left. Returns the findings pending."""
+    which waits for the maintenance lease the killed process held). At the end
+    those passes are run (the purges' step only: the repair's recount would hide a
+    counter bug) and the doctor again, after which nothing may be left. Returns the
+    findings pending."""
     report = await store.doctor(grace=dt.timedelta(0))
     purging = {str(d["_id"]) for d in await store.database.run(
         lambda: list(store.database.collection(PURGES).find({}, {"_id": 1})))}
