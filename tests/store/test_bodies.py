@@ -11,6 +11,7 @@ from store_samples import multipart_message
 
 from duck.mime.sections import SectionSpec
 from duck.store import DeliveryTarget, NotFound, Store, User, metrics
+from duck.store.mail import ingest as ingest_module
 from duck.store.models import Delivered
 
 pytestmark = pytest.mark.store
@@ -75,6 +76,40 @@ async def test_append_of_a_stored_attachment_uploads_nothing(store: Store, user:
     await store.messages.store_flags(inbox.id, [1, 2, 3, 4], "add", ["\\Deleted"])
     await store.messages.expunge(inbox.id)
     assert await _gridfs(store) == (0, 0, 0)
+
+
+async def test_a_streamed_delivery_of_a_stored_attachment_uploads_nothing(
+        store: Store, user: User) -> None:
+    """A delivery written in chunks (LMTP) that all arrive before a feed batch fills
+    is handled whole at the end, as APPEND is: a stored body is claimed, not
+    uploaded, found a duplicate and deleted."""
+    attachment = ATTACHMENT[:100_000]  # above the 64 KB threshold, under FEED_BATCH
+    data = multipart_message(attachment, "first")
+    assert len(data) < ingest_module.FEED_BATCH
+
+    async def delivered() -> None:
+        ingest = store.messages.ingest()
+        for start in range(0, len(data), 8192):
+            await ingest.write(data[start:start + 8192])
+        ingested = await ingest.finish()
+        (result,) = await store.messages.deliver(ingested, [DeliveryTarget(user.id)])
+        assert isinstance(result, Delivered)
+
+    await delivered()
+    assert await _gridfs(store) == (1, 1, 1)
+    metrics.reset()
+    with metrics.command_scope("LMTP"):
+        await delivered()
+        await delivered()
+    writes = metrics.statistics()["LMTP"]["by_db_command"]
+    assert "insert" not in writes and "delete" not in writes, writes
+    assert await _gridfs(store) == (1, 1, 1)
+    doc = await store.database.run(store.database.collection("bodies").find_one,
+                                   {"size": len(attachment)})
+    assert doc["refs"] == 3
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    for record in await store.messages.fetch(inbox.id, [1, 2, 3], ["content"]):
+        assert await store.messages.read(record) == data
 
 
 async def test_many_targets_one_body(store: Store, user: User) -> None:

@@ -68,6 +68,7 @@ class Ingest:
         self._pending = bytearray()  # large-body bytes not yet written to GridFS
         self._unfed = bytearray()  # bytes written, not yet fed to the indexer
         self._pos = 0  # offset of the next byte the events carry
+        self._fed = False  # whether the indexer has been fed any bytes yet
         self._done = False
 
     @property
@@ -128,13 +129,7 @@ class Ingest:
         try:
             if self._size > self.max_size:
                 raise TooBig(f"message larger than {self.max_size} octets")
-            self._hash.update(data)
-            # Every event at once: each large body's hash is known (its end event)
-            # before its bytes would be uploaded, so a stored one is only claimed.
-            events = self._indexer.feed(bytes(data))
-            closing, message = self._indexer.close()
-            self._handle(events + closing, whole=True)
-            result = self._finished(message)
+            result = self._all_at_once(bytes(data))
         except BaseException:
             self._done = True
             self._abort_sync()
@@ -150,11 +145,29 @@ class Ingest:
         self._feed_sync(data)
 
     def _finish_unfed_sync(self) -> Ingested:
+        if self._unfed and not self._fed:
+            # The whole message came before a feed batch filled (FEED_BATCH: most
+            # deliveries): it is handled as an APPEND's is.
+            data = bytes(self._unfed)
+            self._unfed.clear()
+            return self._all_at_once(data)
         if self._unfed:
             self._feed_unfed_sync()
         return self._finish_sync()
 
+    def _all_at_once(self, data: bytes) -> Ingested:
+        """The whole message, every event at once: each large body's hash is known
+        (its end event) before its bytes would be uploaded, so a stored one is only
+        claimed, not uploaded, found a duplicate and deleted."""
+        self._fed = True
+        self._hash.update(data)
+        events = self._indexer.feed(data)
+        closing, message = self._indexer.close()
+        self._handle(events + closing, whole=True)
+        return self._finished(message)
+
     def _feed_sync(self, chunk: bytes) -> None:
+        self._fed = True
         self._hash.update(chunk)
         self._handle(self._indexer.feed(chunk))
 
