@@ -109,6 +109,9 @@ class CommandContext(Protocol):
     def journal_unread(self) -> bool: ...
 
     @property
+    def view_behind(self) -> bool: ...
+
+    @property
     def utf8(self) -> bool: ...
 
     @property

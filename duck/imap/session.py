@@ -566,8 +566,7 @@ class Session:
         # A wake-up for a change the view already has (this session's own write,
         # read back when it published it) costs no query.
         sub = self.subscription
-        woken = sub is None or sub.behind(view.modseq)
-        if poll or woken or self._journal_unread:
+        if poll or self.view_behind:
             self._journal_unread = False
             try:
                 await self.sync_view(fresh=poll)
@@ -611,10 +610,9 @@ class Session:
         after the command, as always). Whether the view is current: it has every
         change this process made or heard of (another process's follow within
         the change stream's delay)."""
-        view, sub = self.view, self.subscription
-        if view is None or sub is None:
+        if self.view is None or self.subscription is None:
             return False  # (no notifier: nothing says what is current)
-        if sub.behind(view.modseq) or self._journal_unread:
+        if self.view_behind:
             self._journal_unread = False
             try:
                 await self.sync_view()
@@ -622,7 +620,16 @@ class Session:
                 self._journal_unread = True
                 log.warning("journal read failed: %r", exc)
                 return False
-        return not sub.behind(view.modseq)
+        return not self.view_behind
+
+    @property
+    def view_behind(self) -> bool:
+        """Whether the selected view may lag what this process knows: no notifier
+        to say otherwise, a wake-up announcing a change past it, or a journal read
+        that failed."""
+        view, sub = self.view, self.subscription
+        return ((view is not None and (sub is None or sub.behind(view.modseq)))
+                or self._journal_unread)
 
     @property
     def journal_unread(self) -> bool:

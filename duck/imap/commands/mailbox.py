@@ -222,8 +222,7 @@ def _status_from_view(s: CommandContext, cmd: Status) -> list[tuple[StatusItem, 
             or not _FROM_VIEW.issuperset(cmd.items) or view.exists > VIEW_STATUS_MAX
             or split(cmd.mailbox)[0] != "personal"):
         return None
-    sub = s.subscription
-    if sub is None or sub.behind(view.modseq) or s.journal_unread:
+    if s.view_behind:
         return None
     try:
         if normalize_path(cmd.mailbox) != view.mailbox.path:
