@@ -475,15 +475,23 @@ async def test_store_and_expunge_read_the_journal_first_when_behind(imap_server:
         # B's change still reaches A, after the STORE's own answer as before.
         assert lines[1] == b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n", lines
         await a.command(b"A2", b"NOOP")
-        assert verbs()["STORE"] == {"find": 1, "bulkWrite": 1, "commitTransaction": 1}
+        # No read of the counters (findAndModify) nor of the messages; the journal
+        # read, when not shared with a read made for another session (counted there).
+        store_verbs = verbs()["STORE"]
+        assert {k: v for k, v in store_verbs.items() if k != "find"} == {
+            "bulkWrite": 1, "commitTransaction": 1}, store_verbs
+        assert store_verbs.get("find", 0) <= 1, store_verbs
 
         await b.command(b"B2", b"STORE 3 +FLAGS.SILENT (\\Deleted)")
         metrics.reset()
         lines = await a.command(b"A3", b"EXPUNGE")
         assert lines[:-1] == [b"* 3 EXPUNGE\r\n"], lines
         await a.command(b"A4", b"NOOP")
-        # The journal, then the \\Deleted messages in the transaction (their sizes
-        # and bodies): no look whether there are any first.
-        assert verbs()["EXPUNGE"] == {"find": 2, "bulkWrite": 1, "commitTransaction": 1}
+        # The journal (unless shared, as above), then the \\Deleted messages in the
+        # transaction (their sizes and bodies): no look whether there are any first.
+        expunge_verbs = verbs()["EXPUNGE"]
+        assert {k: v for k, v in expunge_verbs.items() if k != "find"} == {
+            "bulkWrite": 1, "commitTransaction": 1}, expunge_verbs
+        assert 1 <= expunge_verbs.get("find", 0) <= 2, expunge_verbs
         await a.aclose()
         await b.aclose()
