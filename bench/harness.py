@@ -320,7 +320,7 @@ async def run_all(settings: Settings, scenarios: dict[str, Scenario]) -> dict[st
                 with trio.CancelScope(shield=True):
                     try:
                         if not settings.keep:  # kept: the next run starts from it
-                            await server.store.database.run(
+                            await server.store.database.run_threaded(
                                 server.store.database.client.drop_database, config.database)
                     except Exception:
                         log.exception("dropping the benchmark database failed")

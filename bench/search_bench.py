@@ -318,7 +318,7 @@ async def run(uri: str, sizes: list[int], reps: int, scan_max: int, cost_n: int,
             save(results)
     finally:
         if drop:  # an embedded server's directory is deleted whole: no drop needed
-            await store.database.run(store.database.client.drop_database, "searchbench")
+            await store.database.run_threaded(store.database.client.drop_database, "searchbench")
         await store.aclose()
     return results
 

@@ -88,7 +88,7 @@ async def store(mongo_uri: str, db_name: str) -> AsyncIterator[Store]:
     try:
         yield store
     finally:
-        await store.database.run(store.database.client.drop_database, db_name)
+        await store.database.run_threaded(store.database.client.drop_database, db_name)
         await store.aclose()
 
 

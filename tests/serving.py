@@ -20,6 +20,6 @@ async def serving(nursery: Any, config: Config) -> AsyncIterator[Server]:
         yield server
     finally:
         assert server.store is not None
-        await server.store.database.run(server.store.database.client.drop_database,
+        await server.store.database.run_threaded(server.store.database.client.drop_database,
                                         config.database)
         server.request_shutdown()

@@ -92,14 +92,14 @@ class Store:
         database = Database(uri, name)
         if not prepare:
             try:
-                await database.run(database.configure_durability)
+                await database.run_threaded(database.configure_durability)
             except BaseException:
                 database.close()
                 raise
             return cls(database)
         try:
-            await database.run(database.configure_durability)
-            await database.run(schema.ensure_indexes, database.db)
+            await database.run_threaded(database.configure_durability)
+            await database.run_threaded(schema.ensure_indexes, database.db)
             # Mailboxes made before the digest existed (or with another layout) get
             # one (a no-op query after).
             if digest_in_background:
@@ -177,7 +177,7 @@ class Store:
                      grace: dt.timedelta | None = None) -> checkup.DoctorReport:
         """Check the counters, indexes, bodies and digest against the messages; with
         ``fix``, repair what can be (duck/store/doctor.py)."""
-        return await self.database.run(lambda: checkup.examine(
+        return await self.database.run_threaded(lambda: checkup.examine(
             self.database, self.mailboxes, self.bodies, fix=fix,
             grace=checkup.SWEEP_GRACE if grace is None else grace))
 
@@ -188,7 +188,8 @@ class Store:
         called from a worker thread with the messages of each mailbox copied."""
         if username is not None:
             username = (await self.users.by_username(username)).username
-        return await self.database.run(backup.dump, self.database, root, username, progress)
+        return await self.database.run_threaded(backup.dump, self.database, root, username,
+                                                progress)
 
     async def restore(self, root: Path, *, force: bool = False,
                       progress: Callable[[int], None] | None = None
@@ -199,7 +200,7 @@ class Store:
             return restore.load(self.database, root, force=force, progress=progress,
                                 delete_user=self.admin._delete_sync)
 
-        return await self.database.run(run)
+        return await self.database.run_threaded(run)
 
     async def aclose(self) -> None:
         """Close the database connections."""

@@ -174,7 +174,7 @@ async def test_shutdown_ends_open_streams_at_once(mongo_uri: str, db_name: str,
             async with (httpx.AsyncClient(base_url=base, timeout=20) as c,
                         open_sse(c, f"/users/{created.id}/updates") as sse):
                 assert (await sse.next())["event"] == "ready"
-                await store.database.run(store.database.client.drop_database, db_name)
+                await store.database.run_threaded(store.database.client.drop_database, db_name)
                 server.request_shutdown()
                 try:
                     while True:
@@ -215,5 +215,5 @@ async def test_a_gap_is_stepped_over_at_the_next_heartbeat(
                 await store.messages.append(user, "INBOX", message("after the gap"))
                 new = await sse.until("message.new")
                 assert new["data"]["modseq"] == lost + 1
-            await store.database.run(store.database.client.drop_database, db_name)
+            await store.database.run_threaded(store.database.client.drop_database, db_name)
             server.request_shutdown()

@@ -223,6 +223,11 @@ async def test_seen_is_each_readers_own(imap_server: Any, second_server: int) ->
         assert lines[0] == b"* SEARCH 3\r\n", lines
         lines = await _ok(b, b"u2", b"SEARCH SEEN SUBJECT note")
         assert lines[0] == b"* SEARCH 1 2\r\n", lines
+        # Bob's flag reaches the owner's server through its change stream, a few
+        # milliseconds after his STORE: FETCH FLAGS answers from the view until then.
+        with trio.fail_after(5):
+            while b"\\Flagged" not in b"".join(await _ok(a, b"w", b"FETCH 2 FLAGS")):
+                await trio.sleep(0.01)
         lines = await _ok(a, b"fa", b"FETCH 1:3 FLAGS")
         flags = {int(x.split()[1]): x for x in lines[:-1] if b"FETCH" in x}
         assert b"\\Seen" not in flags[1] and b"\\Seen" not in flags[2], lines

@@ -47,7 +47,7 @@ async def sieve_server(mongo_uri: str, db_name: str, tmp_path: Path, nursery: tr
         yield server
     finally:
         with trio.move_on_after(10):
-            await store.database.run(store.database.client.drop_database, db_name)
+            await store.database.run_threaded(store.database.client.drop_database, db_name)
         shutdown.set()
         await store.aclose()
 

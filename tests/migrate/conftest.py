@@ -57,7 +57,7 @@ async def start_duck(mongo_uri: str, tmp_path: Path, nursery: trio.Nursery
     for server in started:
         assert server.store is not None
         db = server.store.database
-        await db.run(db.client.drop_database, server.config.database)
+        await db.run_threaded(db.client.drop_database, server.config.database)
         server.request_shutdown()
 
 

@@ -84,7 +84,7 @@ async def test_serve_sends_the_queue_through_the_relay(
         assert got.recipients == ("bob@example.org",)
     finally:
         assert server.store is not None
-        await server.store.database.run(server.store.database.client.drop_database, db_name)
+        await server.store.database.run_threaded(server.store.database.client.drop_database, db_name)
         server.request_shutdown()
 
 

@@ -107,7 +107,7 @@ async def pop3_server(
         yield server
     finally:
         with trio.move_on_after(10):
-            await store.database.run(store.database.client.drop_database, db_name)
+            await store.database.run_threaded(store.database.client.drop_database, db_name)
         shutdown.set()
         nursery.cancel_scope.cancel()
         await store.aclose()

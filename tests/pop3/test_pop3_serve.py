@@ -99,7 +99,7 @@ async def test_duck_serve_runs_pop3_and_pop3s(
             assert [(e.protocol, e.mechanism, e.result) for e in log[:2]] == [
                 ("imap", "LOGIN", "success"), ("pop3", "USER", "failure")]
     finally:
-        await store.database.run(store.database.client.drop_database, db_name)
+        await store.database.run_threaded(store.database.client.drop_database, db_name)
         server.request_shutdown()
 
 

@@ -36,7 +36,7 @@ def test_delivery_never_fails_and_never_loses_mail(mongo_uri: str, db_name: str)
 
         run()
     finally:
-        trio.run(store.database.run, store.database.client.drop_database, db_name)
+        trio.run(store.database.run_threaded, store.database.client.drop_database, db_name)
         trio.run(store.aclose)
 
 

@@ -39,7 +39,7 @@ def test_store_then_fetch_is_byte_exact(mongo_uri: str, db_name: str) -> None:
 
         prop()
     finally:
-        trio.run(store.database.run, store.database.client.drop_database, db_name)
+        trio.run(store.database.run_threaded, store.database.client.drop_database, db_name)
         trio.run(store.aclose)
 
 

@@ -25,6 +25,7 @@ import attrs
 import pymongo.errors
 from pymongo import DeleteMany, DeleteOne, InsertOne, UpdateMany, UpdateOne
 
+from . import inline
 from .database import Database
 
 #: A write model the batch accepts (built with its ``namespace``).
@@ -97,6 +98,9 @@ class WriteBatch:
         if not ops:
             return result
         try:
+            if self._database.client_bulk and inline.ACTIVE.get() is self._database:
+                self._inline(ops, session, checked, result)
+                return result
             if not self._database.client_bulk:
                 self._per_collection(ops, session, checked, result)
                 return result
@@ -125,6 +129,54 @@ class WriteBatch:
                 pymongo.errors.BulkWriteError) as exc:
             raise _unwrapped(exc, in_transaction=session is not None) from exc
         return result
+
+    def _inline(self, ops: list[Write], session: Any, checked: set[int],
+                result: BatchResult) -> None:
+        """The client-level ``bulkWrite`` command over wire.py (an inline call)."""
+        database = self._database
+        spaces: dict[str, int] = {}
+        items: list[dict[str, Any]] = []
+        for op in ops:
+            index = spaces.setdefault(str(op._namespace), len(spaces))
+            kind, spec = inline._op_spec(op)
+            if kind == "insert":
+                items.append({"insert": index, "document": spec})
+            elif kind == "delete":
+                item = {"delete": index, "filter": spec["q"], "multi": spec["limit"] == 0}
+                if "hint" in spec:
+                    item["hint"] = spec["hint"]
+                items.append(item)
+            else:
+                item = {"update": index, "filter": spec["q"], "updateMods": spec["u"],
+                        "multi": spec["multi"], "upsert": spec["upsert"]}
+                for key in ("arrayFilters", "hint"):
+                    if key in spec:
+                        item[key] = spec[key]
+                items.append(item)
+        command: dict[str, Any] = {
+            "bulkWrite": 1, "ops": items, "nsInfo": [{"ns": ns} for ns in spaces],
+            "ordered": True, "errorsOnly": not checked}
+        if isinstance(session, inline.Session):
+            session.apply(command)
+        else:
+            command["writeConcern"] = database.write_concern.document
+        reply = inline.call(database, command, db="admin")
+        cursor = reply["cursor"]
+        rows = list(cursor["firstBatch"])
+        while cursor.get("id"):
+            more: dict[str, Any] = {"getMore": cursor["id"], "collection": "$cmd.bulkWrite"}
+            if isinstance(session, inline.Session):
+                session.apply(more)
+            cursor = inline.call(database, more, db="admin")["cursor"]
+            rows.extend(cursor["nextBatch"])
+        for row in rows:
+            if not row.get("ok"):
+                raise _write_failure(row, in_transaction=session is not None)
+            i = row.get("idx")
+            if i in checked:
+                result.matched[i] = row.get("n", 0)
+                result.modified[i] = row.get("nModified", 0)
+        inline._raise_concern_error(reply)
 
     def _per_collection(self, ops: list[Write], session: Any, checked: set[int],
                         result: BatchResult, runs: int = -1) -> int:
@@ -159,7 +211,11 @@ def _unwrapped(exc: pymongo.errors.ClientBulkWriteException | pymongo.errors.Bul
     errors: list[dict[str, Any]] = exc.details.get("writeErrors") or []
     if not errors:
         return exc
-    first = errors[0]
+    return _write_failure(errors[0], in_transaction=in_transaction)
+
+
+def _write_failure(first: dict[str, Any], *, in_transaction: bool) -> BaseException:
+    """The error a collection-level write would have raised for write error ``first``."""
     code = first.get("code")
     message = str(first.get("errmsg", "write error"))
     if code == 11000:

@@ -1,28 +1,36 @@
-"""Connection to MongoDB and the one door through which every pymongo call passes.
+"""Connection to MongoDB and the one door through which every database call passes.
 
-pymongo is blocking, so every call runs in a worker thread of ``STORE_THREADS``
-(threadpool.py): its size bounds the threads (and so the connections) a process
-uses, and no pymongo call ever runs on the trio thread. Driver errors that mean
-"the database is not there" become :class:`StoreUnavailable` here, once, so that
-every protocol can answer ``NO [UNAVAILABLE]`` / ``451 4.3.0`` / HTTP 503 instead
-of crashing.
+A store call is a blocking function, ``Database.run(fn, *args)``. Where the
+deployment is one wire.py reaches (one server, no credentials, no TLS: the
+embedded server, a plain mongod) it runs on the trio thread in the calling task,
+and its database calls go over trio sockets (inline.py); anywhere else pymongo
+runs it in a worker thread of ``STORE_THREADS`` (threadpool.py), whose size bounds
+the threads (and so the connections) a process uses. No blocking pymongo call runs
+on the trio thread. Driver errors that mean "the database is not there" become
+:class:`StoreUnavailable` here, once, so that every protocol can answer
+``NO [UNAVAILABLE]`` / ``451 4.3.0`` / HTTP 503 instead of crashing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import greenback
 import pymongo
 import pymongo.errors
+import pymongo.uri_parser
 import trio
 from pymongo.database import Database as MongoDatabase
 from pymongo.write_concern import WriteConcern
 
 from ..errors import StoreUnavailable
+from . import inline
 from .metrics import ROUND_TRIPS
 from .threadpool import ThreadPool
+from .wire import Wire, seconds
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +81,8 @@ class Database:
     and majority where there is a replica set (docs/architecture.md, "Durability").
     """
 
-    def __init__(self, uri: str, name: str, *, timeout_ms: int = 10000) -> None:
+    def __init__(self, uri: str, name: str, *, timeout_ms: int = 10000,
+                 wire: bool = True) -> None:
         self.uri = uri
         self.name = name
         # Timeouts given in the URI win over these defaults (keyword arguments
@@ -112,6 +121,16 @@ class Database:
         #: Moved by every ACL change made in this process or heard of from the
         #: notifier: what mail/acl.py remembers of the lists is valid while it stays.
         self.acl_generation = 0
+        #: The trio-socket client of inline store calls, where the deployment is
+        #: one it reaches. ``wire=False`` (or DUCK_STORE_WIRE=0 in the environment,
+        #: to compare) serves every call through pymongo in worker threads, as a
+        #: deployment wire.py does not reach is served.
+        self.wire = (_plain_wire(uri, self.client)
+                     if wire and os.environ.get("DUCK_STORE_WIRE", "1") != "0" else None)
+        self.raw_codec = inline.raw_codec(self.client.codec_options)
+        #: Logical sessions of finished inline transactions, for the next.
+        self.wire_sessions: list[inline.Session] = []
+        self._collections: dict[str, Any] = {}
 
     def acl_changed(self) -> None:
         """An ACL changed (here, or heard of): forget what is known of the lists."""
@@ -126,6 +145,7 @@ class Database:
         if hello.get("setName") or hello.get("msg") == "isdbgrid":
             self.write_concern = WriteConcern(w="majority", j=True)
             self.db = self.client.get_database(self.name, write_concern=self.write_concern)
+            self._collections.clear()
             self.transactions = True
 
     def in_transaction(self, fn: Callable[[Any], T]) -> T:
@@ -137,6 +157,8 @@ class Database:
         """
         if not self.transactions:
             return fn(None)
+        if inline.ACTIVE.get() is self:
+            return inline.in_transaction(self, fn)  # type: ignore[no-any-return]
 
         def body(session: Any) -> T:
             try:
@@ -159,13 +181,37 @@ class Database:
             )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking ``fn(*args)`` in a worker thread of STORE_THREADS."""
-        # (One call, not a wrapper made per call: this runs for every store call.)
+        """Run blocking ``fn(*args)``: inline in this task where the deployment is
+        one wire.py reaches, else in a worker thread of STORE_THREADS. Not
+        cancellable while it runs (a commit is never abandoned half way)."""
+        if self.wire is None:
+            # (One call, not a wrapper made per call: this runs for every store call.)
+            return await STORE_THREADS.run(_translated, fn, *args)
+        with trio.CancelScope(shield=True):
+            # (Inside the shield: a call once made is run, as a worker thread's is.)
+            await greenback.ensure_portal()
+            token = inline.ACTIVE.set(self)
+            try:
+                result = _translated(fn, *args)
+            finally:
+                inline.ACTIVE.reset(token)
+        return result
+
+    async def run_threaded(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` in a worker thread, whatever the deployment: for
+        calls that use pymongo's own objects (a change stream, GridFS buckets, index
+        management, backups)."""
         return await STORE_THREADS.run(_translated, fn, *args)
 
     def collection(self, name: str) -> Any:
-        """A collection of this database (with the durable write concern)."""
-        return self.db[name]
+        """A collection of this database (with the durable write concern): pymongo's,
+        or inline.py's stand-in for it where store calls run inline."""
+        if self.wire is None:
+            return self.db[name]
+        coll = self._collections.get(name)
+        if coll is None:
+            coll = self._collections[name] = inline.Collection(self, name)
+        return coll
 
     def close(self) -> None:
         """Close the client's connections (blocking, fast)."""
@@ -173,12 +219,36 @@ class Database:
 
     async def aclose(self) -> None:
         """Close the client from async code."""
+        if self.wire is not None:
+            await self.wire.aclose()
         await trio.to_thread.run_sync(self.client.close)
 
     async def ping(self) -> bool:
         """True when the database answers."""
         try:
-            await self.run(self.client.admin.command, "ping")
+            if self.wire is not None:
+                await self.run(lambda: inline.call(self, {"ping": 1}, db="admin"))
+            else:
+                await self.run(self.client.admin.command, "ping")
         except StoreUnavailable:
             return False
         return True
+
+
+def _plain_wire(uri: str, client: pymongo.MongoClient[dict[str, Any]]) -> Wire | None:
+    """A wire.py client for ``uri`` when it names one server reached without
+    credentials or TLS; None for any other deployment (pymongo serves it)."""
+    try:
+        parsed = pymongo.uri_parser.parse_uri(uri)
+    except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidURI, ValueError):
+        return None
+    options = parsed["options"]
+    if (len(parsed["nodelist"]) != 1 or parsed["username"] or options.get("tls")
+            or options.get("ssl") or options.get("authmechanism")
+            or options.get("compressors") or options.get("loadbalanced")):
+        return None
+    host, port = parsed["nodelist"][0]
+    pool = client.options.pool_options
+    return Wire(host, port, size=16, codec_options=client.codec_options,
+                connect_timeout=seconds(pool.connect_timeout),
+                socket_timeout=seconds(pool.socket_timeout))

@@ -71,6 +71,11 @@ class RoundTripCounter(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         """Count one round trip for the current scope (or OTHER)."""
+        self.count(event.command_name)
+
+    def count(self, command_name: str) -> None:
+        """Count one round trip of ``command_name`` for the current scope (or OTHER);
+        wire.py's calls are counted here directly."""
         scope = _current.get()
         label = OTHER if scope is None else scope.label
         with self._lock:
@@ -79,7 +84,7 @@ class RoundTripCounter(monitoring.CommandListener):
             if stats is None:
                 stats = self._labels[label] = LabelStats()
             stats.round_trips += 1
-            stats.by_db_command[event.command_name] += 1
+            stats.by_db_command[command_name] += 1
             if scope is not None:
                 scope.round_trips += 1
 

@@ -224,4 +224,4 @@ class Journal:
                 index={"name": "ttl", "expireAfterSeconds": int(seconds)},
             )
 
-        await self._database.run(mod)
+        await self._database.run_threaded(mod)

@@ -304,7 +304,7 @@ class Notifier:
     async def _watch_stream(self) -> None:
         journal = self._database.collection(schema.JOURNAL)
         pipeline = [{"$match": {"operationType": "insert"}}]
-        stream = await self._database.run(
+        stream = await self._database.run_threaded(
             lambda: journal.watch(pipeline, max_await_time_ms=STREAM_AWAIT_MS)
         )
         reopened = self.mode == "retrying"
@@ -317,7 +317,7 @@ class Notifier:
             self._nursery.start_soon(self._catch_up_logged)
         try:
             while True:
-                changes = await self._database.run(_take_changes, stream)
+                changes = await self._database.run_threaded(_take_changes, stream)
                 self.stream_takes += 1
                 if not changes:
                     await trio.sleep(0)
