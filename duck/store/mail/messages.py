@@ -58,7 +58,7 @@ from .flags import (
     normalize_flags,
     store_flags_sync,
 )
-from .ingest import DEFAULT_MAX_SIZE, Ingest
+from .ingest import DEFAULT_MAX_SIZE, FEED_BATCH, Ingest
 from .mailboxes import allocate, normalize_path
 
 log = logging.getLogger(__name__)
@@ -512,9 +512,9 @@ class Messages:
         """APPEND a whole message held in memory (RFC 3501 §6.3.11, RFC 4315);
         ``claim_recent`` and ``ledger`` (``duck import``) as in DeliveryTarget.
 
-        ``deliver`` for one target, in one worker-thread call under the user's lock:
+        ``deliver`` for one target, in one store call under the user's lock:
         ingest, renderings, the digest's hashing and the transaction (the data is
-        here already, and one hand-off instead of four is CPU saved per APPEND).
+        here already, and one call instead of four is CPU saved per APPEND).
         """
         if len(data) > self.max_size:
             raise TooBig(f"message larger than {self.max_size} octets")
@@ -522,8 +522,11 @@ class Messages:
             imports.check(*ledger)
         target = DeliveryTarget(user_id, mailbox_path, tuple(flags), internal_date,
                                 claim_recent=claim_recent, ledger=ledger)
+        # A message larger than a feed batch is parsed in a worker thread: inline,
+        # its parse would hold up every other session of the process meanwhile.
+        run = self._database.run if len(data) <= FEED_BATCH else self._database.run_threaded
         async with self._locks.hold(user_id):
-            result = await self._database.run(self._append_sync, bytes(data), target)
+            result = await run(self._append_sync, bytes(data), target)
         self._owned(result.mailbox_id, user_id)
         self._remember(result)
         return AppendResult(result.uid_validity, result.uid, result.mailbox_id,
