@@ -35,8 +35,10 @@ _HEADER = struct.Struct("<iiii")
 _INT = struct.Struct("<i")
 #: flagBits 0 and a kind-0 section (one BSON document) follow the header.
 _BODY_PREFIX = b"\x00\x00\x00\x00\x00"
-#: A reply this large is refused (MongoDB's own cap is 48 MB).
-MAX_REPLY = 64 * 1024 * 1024
+#: A reply larger than this is refused (``ProtocolError``), as pymongo refuses one
+#: over the server's ``maxMessageSizeBytes``: the embedded server does not split
+#: its replies, and index/digest.py asks again in halves on that error.
+MAX_REPLY = 48_000_000
 #: Seconds a connection may sit idle before it is checked for a close by the
 #: server (a restarted database) before its next use, as pymongo checks its own.
 CHECK_IDLE = 1.0
