@@ -57,5 +57,6 @@ async def test_serve_runs_managesieve(mongo_uri: str, db_name: str, tmp_path: Pa
             "pat@example.com")).id)
         assert [s.name for s in scripts] == ["s"]
     finally:
-        await server.store.database.run_threaded(server.store.database.client.drop_database, db_name)
+        database = server.store.database
+        await database.run_threaded(database.client.drop_database, db_name)
         server.request_shutdown()

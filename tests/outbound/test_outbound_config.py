@@ -84,7 +84,8 @@ async def test_serve_sends_the_queue_through_the_relay(
         assert got.recipients == ("bob@example.org",)
     finally:
         assert server.store is not None
-        await server.store.database.run_threaded(server.store.database.client.drop_database, db_name)
+        database = server.store.database
+        await database.run_threaded(database.client.drop_database, db_name)
         server.request_shutdown()
 
 
