@@ -262,3 +262,20 @@ async def test_a_connection_the_server_closed_is_not_used_again(
         assert await db.run(coll.find_one, 1) == {"_id": 1}
     finally:
         await db.aclose()
+
+
+async def test_an_inline_change_stream_takes_what_one_get_more_brought(store: Store) -> None:
+    db = store.database
+    coll = db.collection("streamed")
+    stream = await db.run(lambda: coll.watch([{"$match": {"operationType": "insert"}}],
+                                             max_await_time_ms=200))
+    assert await db.run(stream.try_next) is None  # (nothing yet: one await)
+    await db.run(coll.insert_many, [{"_id": i} for i in range(3)])
+    changes: list[Any] = []
+    with trio.fail_after(10):
+        while len(changes) < 3:
+            changes += await db.run(stream.take, 10)
+    assert [c["fullDocument"]["_id"] for c in changes] == [0, 1, 2]
+    assert stream.alive
+    await db.run(stream.close)
+    assert not stream.alive

@@ -19,6 +19,7 @@ pymongo makes them.
 
 from __future__ import annotations
 
+import collections
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -41,6 +42,7 @@ from pymongo.results import (
     UpdateResult,
 )
 
+from ..errors import StoreUnavailable
 from .metrics import ROUND_TRIPS
 
 if TYPE_CHECKING:
@@ -324,6 +326,17 @@ class Collection:
         reply = self._send(database, command, session, write=True)
         _raise_concern_error(reply)
         return reply.get("value")
+
+    def watch(self, pipeline: list[dict[str, Any]] | None = None,
+              max_await_time_ms: int | None = None, **kwargs: Any) -> Any:
+        """pymongo's ``watch`` (a change stream of this collection)."""
+        database = ACTIVE.get()
+        if database is None:
+            return self._real.watch(pipeline, max_await_time_ms=max_await_time_ms,
+                                    **kwargs)
+        if kwargs:
+            raise TypeError(f"inline watch: unsupported options {sorted(kwargs)}")
+        return ChangeStream(self, database, pipeline or [], max_await_time_ms)
 
     def find_one_and_delete(self, filter: Any, projection: Any = None, sort: Any = None,
                             hint: Any = None, session: Any = None, **kwargs: Any) -> Any:
@@ -720,6 +733,71 @@ class _Batches:
                                       "cursors": [Int64(cursor_id)]})
             except pymongo.errors.PyMongoError:
                 pass  # (The server times an abandoned cursor out.)
+
+
+class ChangeStream:
+    """A change stream read inline: ``try_next`` as pymongo's (at most one getMore,
+    waiting up to ``max_await_time_ms``), and ``take`` for what it holds.
+
+    Unlike pymongo's it does not resume by itself: any error of its getMore is
+    raised as ``StoreUnavailable``, and the notifier (push/notify.py) opens a new
+    stream and asks the mailboxes what it missed, as it does after an outage."""
+
+    def __init__(self, collection: Collection, database: Database,
+                 pipeline: list[dict[str, Any]], max_await_time_ms: int | None) -> None:
+        self._collection = collection
+        self._database = database
+        self._await_ms = max_await_time_ms
+        reply = call(database, {"aggregate": collection.name,
+                                "pipeline": [{"$changeStream": {}}, *pipeline],
+                                "cursor": {}})
+        cursor = reply["cursor"]
+        self._id = cursor["id"]
+        self._buffer: collections.deque[dict[str, Any]] = collections.deque(
+            cursor["firstBatch"])
+
+    @property
+    def alive(self) -> bool:
+        """Whether the server still holds the stream's cursor."""
+        return bool(self._id)
+
+    def try_next(self) -> dict[str, Any] | None:
+        """The next change, or None when none came within the await time."""
+        if not self._buffer and self._id:
+            command: dict[str, Any] = {"getMore": Int64(self._id),
+                                       "collection": self._collection.name}
+            if self._await_ms is not None:
+                command["maxTimeMS"] = self._await_ms
+            try:
+                cursor = call(self._database, command)["cursor"]
+            except pymongo.errors.PyMongoError as exc:
+                self._id = 0
+                raise StoreUnavailable(f"change stream lost: {exc}") from exc
+            self._id = cursor["id"]
+            self._buffer.extend(cursor["nextBatch"])
+        return self._buffer.popleft() if self._buffer else None
+
+    def take(self, most: int) -> list[dict[str, Any]]:
+        """The next change (as ``try_next``) and up to ``most`` in all of those its
+        getMore brought."""
+        first = self.try_next()
+        if first is None:
+            return []
+        changes = [first]
+        buffer = self._buffer
+        while buffer and len(changes) < most:
+            changes.append(buffer.popleft())
+        return changes
+
+    def close(self) -> None:
+        """killCursors (inline only; the server times an abandoned one out)."""
+        if self._id and ACTIVE.get() is not None:
+            cursor_id, self._id = self._id, 0
+            try:
+                call(self._database, {"killCursors": self._collection.name,
+                                      "cursors": [Int64(cursor_id)]})
+            except pymongo.errors.PyMongoError:
+                pass
 
 
 def raw_codec(codec: Any) -> Any:

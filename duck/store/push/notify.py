@@ -141,6 +141,9 @@ def _take_changes(stream: Any) -> list[Any]:
     batch instead of one per change, which under load was most of the process's
     hand-offs (each journal write is a change). pymongo offers no public count of
     what a cursor holds; without its buffer (another pymongo) this takes one."""
+    take = getattr(stream, "take", None)
+    if take is not None:  # (a change stream read inline: engine/inline.py)
+        return take(MAX_CHANGES_AT_ONCE)  # type: ignore[no-any-return]
     first = stream.try_next()
     if first is None:
         return []
@@ -304,7 +307,7 @@ class Notifier:
     async def _watch_stream(self) -> None:
         journal = self._database.collection(schema.JOURNAL)
         pipeline = [{"$match": {"operationType": "insert"}}]
-        stream = await self._database.run_threaded(
+        stream = await self._database.run(
             lambda: journal.watch(pipeline, max_await_time_ms=STREAM_AWAIT_MS)
         )
         reopened = self.mode == "retrying"
@@ -317,7 +320,7 @@ class Notifier:
             self._nursery.start_soon(self._catch_up_logged)
         try:
             while True:
-                changes = await self._database.run_threaded(_take_changes, stream)
+                changes = await self._database.run(_take_changes, stream)
                 self.stream_takes += 1
                 if not changes:
                     await trio.sleep(0)
@@ -333,7 +336,7 @@ class Notifier:
                 await trio.sleep(STREAM_GATHER)
         finally:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(stream.close)
+                await self._database.run(stream.close)
 
     async def _dispatch(self, doc: dict[str, Any]) -> None:
         self.events_seen += 1
