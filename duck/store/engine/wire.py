@@ -48,10 +48,19 @@ _request_ids = itertools.count(1)
 
 
 class Connection:
-    """One socket to the server; one command at a time."""
+    """One socket to the server; one command at a time.
 
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self._stream = stream
+    The socket is used directly with ``trio.lowlevel.wait_readable`` rather than
+    through a ``SocketStream``: a send that completes at once and a reply read
+    after one wait cost no extra trip through trio's scheduler (``send_all`` and
+    ``receive_some`` each yield once even when the call did not block). The store
+    call around it is shielded (database.py), so no cancellation point is lost.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
         self._buffer = bytearray()
         self.broken = False
         self.last_used = time.monotonic()
@@ -60,15 +69,21 @@ class Connection:
         """Whether the server has closed (or written to) this idle connection: an
         idle connection is owed nothing, so anything readable is its end."""
         try:
-            readable, _, _ = select.select([self._stream.socket.fileno()], [], [], 0)
+            readable, _, _ = select.select([self._sock], [], [], 0)
         except (OSError, ValueError):
             return True
         return bool(readable)
 
     async def round_trip(self, message: bytes) -> bytes:
         """Send one ``OP_MSG`` and return its reply's BSON document (raw bytes)."""
+        sock = self._sock
         try:
-            await self._stream.send_all(message)
+            view = memoryview(message)
+            while view:
+                try:
+                    view = view[sock.send(view):]
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(sock)
             buffer = self._buffer
             while True:
                 if len(buffer) >= 16:
@@ -78,7 +93,11 @@ class Connection:
                             f"reply of {length} bytes from the database")
                     if len(buffer) >= length:
                         break
-                chunk = await self._stream.receive_some(_RECEIVE)
+                try:
+                    chunk = sock.recv(_RECEIVE)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(sock)
+                    continue
                 if not chunk:
                     raise pymongo.errors.AutoReconnect("the database closed the connection")
                 buffer += chunk
@@ -93,10 +112,12 @@ class Connection:
             self.broken = True
             raise
 
-    async def aclose(self) -> None:
-        """Close the socket."""
+    def close(self) -> None:
+        """Close the socket (waking any task that waits on it)."""
         self.broken = True
-        await self._stream.aclose()
+        if self._sock.fileno() >= 0:
+            trio.lowlevel.notify_closing(self._sock)
+            self._sock.close()
 
 
 class Wire:
@@ -160,18 +181,23 @@ class _Pool:
         except (OSError, trio.TooSlowError) as exc:
             raise pymongo.errors.AutoReconnect(
                 f"{wire.host}:{wire.port}: {exc or 'connect timed out'}") from exc
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return Connection(stream)
+        # (trio resolves and connects; the socket is then used directly.)
+        return Connection(socket.socket(fileno=stream.socket.detach()))
 
     async def round_trip(self, message: bytes) -> bytes:
-        async with self._slots:
+        slots = self._slots
+        try:
+            slots.acquire_nowait()  # (no trip through the scheduler when one is free)
+        except trio.WouldBlock:
+            await slots.acquire()
+        try:
             conn = None
             while self._idle:
                 conn = self._idle.pop()
                 if (time.monotonic() - conn.last_used < CHECK_IDLE
                         or not conn.closed_by_peer()):
                     break
-                await conn.aclose()
+                conn.close()
                 conn = None
             if conn is None:
                 conn = await self._connect()
@@ -180,20 +206,21 @@ class _Pool:
                     reply = await conn.round_trip(message)
             except trio.TooSlowError as exc:
                 raise pymongo.errors.NetworkTimeout("the database did not answer") from exc
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            except OSError as exc:
                 raise pymongo.errors.AutoReconnect(f"database connection lost: {exc}") from exc
             finally:
                 if conn.broken:
-                    with trio.CancelScope(shield=True):
-                        await conn.aclose()
+                    conn.close()
             conn.last_used = time.monotonic()
             self._idle.append(conn)
             return reply
+        finally:
+            slots.release()
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
-            await conn.aclose()
+            conn.close()
 
 
 def failure(reply: dict[str, Any]) -> pymongo.errors.OperationFailure:
