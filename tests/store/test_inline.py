@@ -213,6 +213,7 @@ async def test_an_unreachable_database_is_unavailable_at_once(mongo_uri: str) ->
 @pytest.mark.no_database
 def test_deployments_wire_does_not_reach_stay_with_pymongo() -> None:
     for uri in ("mongodb://a:1,b:2/?replicaSet=rs", "mongodb://u:p@127.0.0.1:1/",
+                "mongodb://127.0.0.1:1/?replicaSet=rs",
                 "mongodb://127.0.0.1:1/?tls=true&tlsInsecure=true"):
         db = Database(uri, "x")
         try:

@@ -138,7 +138,7 @@ class WriteBatch:
         items: list[dict[str, Any]] = []
         for op in ops:
             index = spaces.setdefault(str(op._namespace), len(spaces))
-            kind, spec = inline._op_spec(op)
+            kind, spec = inline.op_spec(op)
             if kind == "insert":
                 items.append({"insert": index, "document": spec})
             elif kind == "delete":
@@ -176,7 +176,7 @@ class WriteBatch:
             if i in checked:
                 result.matched[i] = row.get("n", 0)
                 result.modified[i] = row.get("nModified", 0)
-        inline._raise_concern_error(reply)
+        inline.raise_concern_error(reply)
 
     def _per_collection(self, ops: list[Write], session: Any, checked: set[int],
                         result: BatchResult, runs: int = -1) -> int:

@@ -199,8 +199,8 @@ class Database:
 
     async def run_threaded(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(*args)`` in a worker thread, whatever the deployment: for
-        calls that use pymongo's own objects (a change stream, GridFS buckets, index
-        management, backups)."""
+        calls that use pymongo's own objects (index management, GridFS buckets,
+        backups), long passes (the doctor) and large parses (a big APPEND)."""
         return await STORE_THREADS.run(_translated, fn, *args)
 
     def collection(self, name: str) -> Any:
@@ -242,8 +242,11 @@ def _plain_wire(uri: str, client: pymongo.MongoClient[dict[str, Any]]) -> Wire |
         parsed = pymongo.uri_parser.parse_uri(uri)
     except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidURI, ValueError):
         return None
-    options = parsed["options"]
+    options = {key.lower(): value for key, value in parsed["options"].items()}
     if (len(parsed["nodelist"]) != 1 or parsed["username"] or options.get("tls")
+            # (A set named without directConnection: pymongo would find its
+            # primary, which may be another host than the one named.)
+            or (options.get("replicaset") and not options.get("directconnection"))
             or options.get("ssl") or options.get("authmechanism")
             or options.get("compressors") or options.get("loadbalanced")):
         return None

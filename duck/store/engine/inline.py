@@ -136,7 +136,7 @@ def _commit(database: Database, session: Session, deadline: float) -> None:
     while True:
         try:
             reply = call(database, dict(command), db="admin")
-            _raise_concern_error(reply)
+            raise_concern_error(reply)
             return
         except pymongo.errors.PyMongoError as exc:
             if (exc.has_error_label("UnknownTransactionCommitResult")
@@ -159,7 +159,7 @@ def _abort(database: Database, session: Session) -> None:
         pass  # (The server aborts an abandoned transaction by itself.)
 
 
-def _raise_concern_error(reply: dict[str, Any]) -> None:
+def raise_concern_error(reply: dict[str, Any]) -> None:
     concern = reply.get("writeConcernError")
     if concern:
         error = pymongo.errors.WriteConcernError(
@@ -324,7 +324,7 @@ class Collection:
         if hint is not None:
             command["hint"] = _hint(hint)
         reply = self._send(database, command, session, write=True)
-        _raise_concern_error(reply)
+        raise_concern_error(reply)
         return reply.get("value")
 
     def watch(self, pipeline: list[dict[str, Any]] | None = None,
@@ -356,7 +356,7 @@ class Collection:
         if hint is not None:
             command["hint"] = _hint(hint)
         reply = self._send(database, command, session, write=True)
-        _raise_concern_error(reply)
+        raise_concern_error(reply)
         return reply.get("value")
 
     def insert_one(self, document: Any, session: Any = None, **kwargs: Any) -> Any:
@@ -454,7 +454,7 @@ class Collection:
         errors = reply.get("writeErrors")
         if errors:
             raise _write_error(errors[0], reply)
-        _raise_concern_error(reply)
+        raise_concern_error(reply)
         return reply
 
     def bulk_write(self, requests: Any, ordered: bool = True, session: Any = None,
@@ -470,7 +470,7 @@ class Collection:
                                  "nModified": 0, "nRemoved": 0, "upserted": []}
         groups: list[tuple[str, list[tuple[int, Any]]]] = []
         for index, op in enumerate(requests):
-            kind, item = _op_spec(op)
+            kind, item = op_spec(op)
             if not groups or groups[-1][0] != kind or not ordered:
                 groups.append((kind, []))
             groups[-1][1].append((index, item))
@@ -520,7 +520,7 @@ def _update_spec(filter: Any, update: Any, upsert: bool, multi: bool, array_filt
     return spec
 
 
-def _op_spec(op: Any) -> tuple[str, Any]:
+def op_spec(op: Any) -> tuple[str, Any]:
     """A pymongo write model as the item of an insert/update/delete command."""
     if isinstance(op, InsertOne):
         doc = op._doc
