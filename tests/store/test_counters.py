@@ -70,6 +70,26 @@ async def test_a_write_after_this_process_wrote_costs_one_round_trip_less(
     assert [e.modseq for e in entries] == [2, 3, 4, 5, 6]
 
 
+async def test_a_store_whose_snapshot_is_behind_reads_and_reserves_from_the_known_box(
+        store: Store, user: User) -> None:
+    """Another session of this process wrote the mailbox after the view was read:
+    the STORE reads the messages and reserves from the known document (find,
+    bulkWrite, commit), not with a findAndModify of its own and a read to correct it."""
+    first, _ = await appended(store, user, "a")
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+    snapshot = FlagsSnapshot(doc["modseq"], {1: ((), first.modseq)})
+    second, _ = await appended(store, user, "b")  # (the other session's write)
+    with metrics.command_scope("counters-behind") as scope:
+        stored = await store.messages.store_flags(first.mailbox_id, [1], "add",
+                                                  ["\\Flagged"], snapshot=snapshot)
+    by_command = metrics.statistics()["counters-behind"]["by_db_command"]
+    assert by_command == {"find": 1, "bulkWrite": 1, "commitTransaction": 1}, by_command
+    assert scope.round_trips == 3
+    assert [(c.uid, c.modseq) for c in stored.changed] == [(1, second.modseq + 1)]
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+    assert doc["modseq"] == second.modseq + 1
+
+
 async def test_another_process_writing_between_makes_a_miss_with_the_right_values(
         store: Store, user: User, mongo_uri: str, db_name: str) -> None:
     boxes = counters.known(store.database)

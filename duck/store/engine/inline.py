@@ -380,9 +380,7 @@ class Collection:
         for doc in docs:
             if "_id" not in doc:
                 doc["_id"] = ObjectId()
-        result = self.bulk_write([InsertOne(d) for d in docs], ordered=ordered,
-                                 session=session)
-        del result
+        self.bulk_write([InsertOne(d) for d in docs], ordered=ordered, session=session)
         return InsertManyResult([d["_id"] for d in docs], True)
 
     def update_one(self, filter: Any, update: Any, upsert: bool = False,

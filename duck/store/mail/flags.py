@@ -252,12 +252,16 @@ def _store_batch_sync(
                     "seen": "\\seen" in {f.lower() for f in snapshot.messages[uid][0]}}
                    for uid in uids]
         todo, modified = _planned(planned, mode, flags, unchangedsince)
-        if todo:  # (nothing to change by the snapshot: read to be sure)
+        # (Nothing to change by the snapshot: read to be sure. A snapshot behind the
+        # document this process knows, another session's write having committed
+        # since the view was read: the read below, then the known document's
+        # reservation, is one round trip fewer than a reservation of its own and a
+        # read to correct it.)
+        if todo and (known is None or known["modseq"] == snapshot.modseq):
             try:
                 # (With the known document, its modseq is the snapshot's: checked.)
                 return counters.write(
-                    db, known if known is not None and known["modseq"] == snapshot.modseq
-                    else None,
+                    db, known,
                     lambda session, box: write(session, todo, modified,
                                                None if box else snapshot.modseq, box))
             except _Stale as stale:
