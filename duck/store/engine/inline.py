@@ -133,11 +133,19 @@ def _commit(database: Database, session: Session, deadline: float) -> None:
         "txnNumber": Int64(session.txn_number), "autocommit": False,
         "writeConcern": database.write_concern.document, "maxTimeMS": 30000,
     }
+    lost = False
     while True:
         try:
             reply = call(database, dict(command), db="admin")
             raise_concern_error(reply)
             return
+        except pymongo.errors.AutoReconnect:
+            # The connection went with the reply: the commit may have been made.
+            # Asked again (the same transaction number), the server says how it
+            # ended; once, as pymongo does, so that an outage is still answered.
+            if lost:
+                raise
+            lost = True
         except pymongo.errors.PyMongoError as exc:
             if (exc.has_error_label("UnknownTransactionCommitResult")
                     and time.monotonic() < deadline):
