@@ -1,6 +1,7 @@
 """The engine room: how documents and bytes reach the database.
 
-Owns the connection and its worker-thread calls (``database``), the embedded
+Owns the connection and its store calls (``database``: inline on the trio thread
+over ``wire`` and ``inline``, or in worker threads, ``threadpool``), the embedded
 MongoDB-wire server (``embedded``), round-trip counters (``metrics``), collection
 names and indexes (``schema``), id parsing (``ids``), the store's clock (``clock``),
 BSON conversion of the MIME model (``convert``) and the GridFS store of large

@@ -9,10 +9,11 @@ context:
     with metrics.command_scope("UID FETCH"):
         await handler(...)
 
-``command_scope`` sets a contextvar. pymongo calls run in worker threads
-(threadpool.py), each in a copy of the calling task's context, so the listener
-(called synchronously in that thread) sees the scope of the task that caused the
-call. Work outside any scope (the notifier's change stream, webhook dispatch,
+``command_scope`` sets a contextvar. An inline store call (inline.py) runs in the
+calling task and counts each command it sends (``count``); pymongo calls run in
+worker threads (threadpool.py), each in a copy of the calling task's context, so the
+listener (called synchronously in that thread) sees the scope of the task that
+caused the call. Work outside any scope (the notifier's change stream, webhook dispatch,
 start-up) is counted under ``OTHER``.
 
 Counters are process-global and cheap (one lock, a few integer additions per

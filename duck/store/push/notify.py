@@ -50,7 +50,7 @@ STREAM_AWAIT_MS = 500
 MAILBOX_CACHE = 100_000
 #: Seconds the watch waits after a batch of changes before its next getMore.
 STREAM_GATHER = 0.02
-#: Most changes one worker-thread call takes from the change stream's buffer.
+#: Most changes one store call takes from the change stream's buffer.
 MAX_CHANGES_AT_ONCE = 1000
 #: The metrics label of the journal reads made ahead of wake-ups.
 READ_AHEAD = "journal read-ahead"
