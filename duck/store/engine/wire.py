@@ -131,16 +131,17 @@ class Wire:
         self.connect_timeout = connect_timeout
         self.socket_timeout = socket_timeout
         self._size = size
-        self._pools: dict[trio.lowlevel.TrioToken, _Pool] = {}
+        # (A pool per trio.run: a socket waited on belongs to its run, and a run's
+        # RunVar values, its sockets with them, go when the run ends.)
+        self._pools: trio.lowlevel.RunVar[_Pool] = trio.lowlevel.RunVar("duck_wire_pool")
 
     def _pool(self) -> _Pool:
-        token = trio.lowlevel.current_trio_token()
-        pool = self._pools.get(token)
-        if pool is None:
-            # (A pool per trio.run: a trio socket belongs to its run. Runs that
-            # ended leave their pools behind; tests make a few hundred at most.)
-            pool = self._pools[token] = _Pool(self, self._size)
-        return pool
+        try:
+            return self._pools.get()
+        except LookupError:
+            pool = _Pool(self, self._size)
+            self._pools.set(pool)
+            return pool
 
     def encode(self, db: str, command: dict[str, Any]) -> bytes:
         """One ``OP_MSG`` carrying ``command`` for database ``db``."""
@@ -162,9 +163,11 @@ class Wire:
 
     async def aclose(self) -> None:
         """Close this run's connections."""
-        pool = self._pools.pop(trio.lowlevel.current_trio_token(), None)
-        if pool is not None:
-            await pool.aclose()
+        try:
+            pool = self._pools.get()
+        except LookupError:
+            return
+        await pool.aclose()
 
 
 class _Pool:
