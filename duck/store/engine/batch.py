@@ -98,7 +98,8 @@ class WriteBatch:
         if not ops:
             return result
         try:
-            if self._database.client_bulk and inline.ACTIVE.get() is self._database:
+            if (self._database.client_bulk and self._database.wire is not None
+                    and inline.ACTIVE.get() is not None):
                 self._inline(ops, session, checked, result)
                 return result
             if not self._database.client_bulk:

@@ -157,7 +157,7 @@ class Database:
         """
         if not self.transactions:
             return fn(None)
-        if inline.ACTIVE.get() is self:
+        if self.wire is not None and inline.ACTIVE.get() is not None:
             return inline.in_transaction(self, fn)  # type: ignore[no-any-return]
 
         def body(session: Any) -> T:

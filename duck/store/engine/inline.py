@@ -225,10 +225,13 @@ class Collection:
         return value
 
     def _inline(self, session: Any) -> Database | None:
-        database = ACTIVE.get()
-        if database is None and isinstance(session, Session):
-            raise RuntimeError("a wire session used outside an inline store call")
-        return database
+        """This collection's database when the caller is an inline store call (of
+        any database: its task has the portal), else None (pymongo's way)."""
+        if ACTIVE.get() is None:
+            if isinstance(session, Session):
+                raise RuntimeError("a wire session used outside an inline store call")
+            return None
+        return self._database
 
     def _send(self, database: Database, command: dict[str, Any], session: Any,
               write: bool = False, raw: bool = False) -> dict[str, Any]:
@@ -338,7 +341,7 @@ class Collection:
     def watch(self, pipeline: list[dict[str, Any]] | None = None,
               max_await_time_ms: int | None = None, **kwargs: Any) -> Any:
         """pymongo's ``watch`` (a change stream of this collection)."""
-        database = ACTIVE.get()
+        database = self._inline(None)
         if database is None:
             return self._real.watch(pipeline, max_await_time_ms=max_await_time_ms,
                                     **kwargs)
