@@ -280,3 +280,56 @@ async def test_an_inline_change_stream_takes_what_one_get_more_brought(store: St
     assert stream.alive
     await db.run(stream.close)
     assert not stream.alive
+
+
+async def test_a_commit_whose_reply_was_lost_is_asked_again(
+        store: Store, nursery: trio.Nursery) -> None:
+    """The connection goes between a commit and its reply: the commit is asked
+    again, and the server's answer (committed) is the transaction's, not an error."""
+    target = store.database.wire
+    assert target is not None and store.database.transactions
+    cut: list[int] = []
+
+    async def proxy(client: trio.SocketStream) -> None:
+        server = await trio.open_tcp_stream(target.host, target.port)
+
+        mine: list[int] = []
+
+        async def upstream() -> None:
+            try:
+                while data := await client.receive_some(65536):
+                    if b"commitTransaction" in data and not cut:
+                        cut.append(1)  # (the first commit reaches the server...)
+                        mine.append(1)
+                    await server.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+        async def downstream() -> None:
+            try:
+                while data := await server.receive_some(65536):
+                    if mine:  # (... and its reply is lost with the connection)
+                        await client.aclose()
+                        return
+                    await client.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+        async with trio.open_nursery() as pipes:
+            pipes.start_soon(upstream)
+            pipes.start_soon(downstream)
+
+    listeners = await nursery.start(trio.serve_tcp, proxy, 0)
+    port = listeners[0].socket.getsockname()[1]
+    db = Database(f"mongodb://127.0.0.1:{port}/?directConnection=true",
+                  store.database.name)
+    try:
+        db.transactions = True
+        db.write_concern = store.database.write_concern
+        coll = db.collection("committed")
+        await db.run(db.in_transaction,
+                     lambda session: coll.insert_one({"_id": 1}, session=session))
+        assert cut, "the commit went through the cut"
+        assert await db.run(coll.find_one, 1) == {"_id": 1}
+    finally:
+        await db.aclose()
