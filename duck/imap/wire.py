@@ -6,11 +6,18 @@ stops waiting (IDLE ends, shutdown, the autologout timer) never cancels a
 arrive later are kept for the next ``receive``. Nothing is read that was not
 asked for, so after STARTTLS no plaintext byte can be mistaken for TLS or the
 reverse (RFC 3501 §6.2.1).
+
+Over a plain TCP connection the common case takes a shorter path: a ``receive``
+with nothing in flight reads the socket in the caller's task (a read that is
+cancelled while it waits has read nothing, so nothing is lost), and a send writes
+the socket directly. Each command used to cost a task started for its read, two
+events and trio's stream wrappers on both sides: ~15% of a cheap command's CPU.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -38,6 +45,11 @@ class Wire:
 
     def __init__(self, stream: trio.abc.Stream, nursery: trio.Nursery) -> None:
         self.stream = stream
+        self._fd = _socket_fd(stream)
+        #: A read in the caller's task is under way (``_receive_inline``).
+        self._inline = False
+        #: A direct write waits for room (``_send``).
+        self._sending = False
         self._nursery = nursery
         self._want = trio.Event()
         self._got: bytes | None = None
@@ -58,6 +70,11 @@ class Wire:
 
     async def receive(self) -> bytes:
         """The next bytes from the peer; StreamClosed at EOF. Cancel-safe."""
+        if self._inline:
+            raise trio.BusyResourceError("another task is receiving")
+        fd = self._fd
+        if fd is not None and not self._busy and self._got is None and not self._eof:
+            return await self._receive_inline(fd)
         data = self.poll()
         if data is not None:
             return data
@@ -65,6 +82,40 @@ class Wire:
         if self._got is None:
             raise StreamClosed()
         data, self._got = self._got, None
+        return data
+
+    async def _receive_inline(self, fd: int) -> bytes:
+        self._inline = True
+        waited = False
+        try:
+            while True:
+                try:
+                    data = os.read(fd, RECEIVE_SIZE)
+                    break
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    log.debug("receive failed: %r", exc)
+                    data = b""
+                    break
+                try:
+                    await trio.lowlevel.wait_readable(fd)
+                except trio.ClosedResourceError:
+                    data = b""
+                    break
+                waited = True
+        finally:
+            self._inline = False
+        if self.bell is not None:
+            self.bell.set()
+        if not data:
+            self._eof = True
+            raise StreamClosed()
+        self.bytes_in += len(data)
+        if not waited:
+            # Bytes that were already there (a pipelining client): let the other
+            # tasks run before this one goes on, without risking the bytes.
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return data
 
     async def _receive_one(self) -> None:
@@ -95,7 +146,7 @@ class Wire:
             return data
         if self._eof:
             raise StreamClosed()
-        if not self._busy:
+        if not self._busy and not self._inline:
             self._busy = True
             self._got_event = trio.Event()
             self._nursery.start_soon(self._receive_one)
@@ -104,12 +155,12 @@ class Wire:
     @property
     def receiving(self) -> bool:
         """Whether a receive is in flight (STARTTLS must not begin then)."""
-        return self._busy or self._got is not None
+        return self._busy or self._inline or self._got is not None
 
     @property
     def in_flight(self) -> bool:
         """Whether a transport read is under way (its bytes are not ours to judge yet)."""
-        return self._busy
+        return self._busy or self._inline
 
     def take_received(self) -> bytes:
         """Remove and return bytes received but not yet given out (none while a
@@ -119,8 +170,9 @@ class Wire:
 
     def replace_stream(self, stream: trio.abc.Stream) -> None:
         """Continue over another stream (after STARTTLS or COMPRESS)."""
-        assert not self._busy
+        assert not (self._busy or self._inline or self._sending)
         self.stream = stream
+        self._fd = _socket_fd(stream)
 
     # -- sending --------------------------------------------------------------------
 
@@ -195,9 +247,44 @@ class Wire:
             raise StreamClosed(f"literal source gave {sent} of {body.size} octets")
 
     async def _send(self, data: bytes) -> None:
+        fd = self._fd
+        if fd is not None:
+            await self._send_direct(fd, data)
+            return
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise StreamClosed() from exc
         self.bytes_out += len(data)
         self.writes += 1
+
+    async def _send_direct(self, fd: int, data: bytes) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending")
+        view = memoryview(data)
+        try:
+            while view:
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:
+                    self._sending = True
+                    try:
+                        await trio.lowlevel.wait_writable(fd)
+                    finally:
+                        self._sending = False
+        except (OSError, trio.ClosedResourceError) as exc:
+            raise StreamClosed() from exc
+        self.bytes_out += len(data)
+        self.writes += 1
+        if len(data) >= SEND_BUFFER:
+            # A large response goes out in SEND_BUFFER pieces; a fast reader would
+            # take them all without this task ever waiting: let the others run.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+def _socket_fd(stream: trio.abc.Stream) -> int | None:
+    """The socket of a plain TCP stream, read and written directly; None for any
+    other stream (TLS, COMPRESS), which goes through its own methods."""
+    if isinstance(stream, trio.SocketStream):
+        return stream.socket.fileno()
+    return None
