@@ -108,17 +108,32 @@ async def test_batches_merge_cached_and_read_records_in_uid_order(store: Store,
     assert [r.uid for r in got] == uids and all(r.size for r in got)
 
 
-async def test_a_delivered_copy_is_cached_as_a_read_would_give_it(store: Store,
-                                                                  user: User) -> None:
+#: Messages of several shapes: MIME parts, a body in GridFS, encoded words and
+#: an address group, no Date: header, a bare body.
+DELIVERED = [
+    multipart_message(os.urandom(300_000)),
+    simple_message(subject="=?utf-8?q?caf=C3=A9?= \u00fcber", body="x" * 5000 + "\r\n"),
+    (b"From: a@example.com\r\nTo: undisclosed:;\r\nSubject: no date\r\n"
+     b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>hi</p>\r\n"),
+    b"\r\nno header at all\r\n",
+]
+
+
+@pytest.mark.parametrize("message", range(len(DELIVERED)))
+@pytest.mark.parametrize("when", [
+    dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-7))),
+    dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc),
+    None,
+])
+async def test_a_delivered_copy_is_cached_as_a_read_would_give_it(
+        store: Store, user: User, message: int, when: dt.datetime | None) -> None:
     """APPEND and LMTP delivery put the stored copy's immutable facts in the cache:
     the FETCH that follows a delivery asks the database nothing, and what it answers
     equals what the database gives (dates at BSON's millisecond precision, in UTC)."""
     store.messages.register_renderer("probe", lambda m: b"rendered")
     box = await store.mailboxes.get(user.id, "INBOX")
-    zone = dt.timezone(dt.timedelta(hours=-7))
-    appended = await store.messages.append(
-        user.id, "INBOX", multipart_message(os.urandom(300_000)),
-        internal_date=dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=zone))
+    appended = await store.messages.append(user.id, "INBOX", DELIVERED[message],
+                                           internal_date=when)
     with metrics.command_scope("after append") as scope:
         (cached,) = await store.messages.fetch(box.id, [appended.uid], ALL, ["probe"])
     assert scope.round_trips == 0
