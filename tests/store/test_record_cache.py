@@ -122,7 +122,7 @@ DELIVERED = [
 @pytest.mark.parametrize("message", range(len(DELIVERED)))
 @pytest.mark.parametrize("when", [
     dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-7))),
-    dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc),
+    dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
     None,
 ])
 async def test_a_delivered_copy_is_cached_as_a_read_would_give_it(

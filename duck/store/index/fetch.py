@@ -100,8 +100,8 @@ def _as_read(value: dt.datetime, codec_options: Any) -> dt.datetime:
     """A datetime as BSON gives it back: whole milliseconds, in the codec's zone."""
     stored = value.replace(microsecond=value.microsecond // 1000 * 1000)
     if stored.tzinfo is None:
-        stored = stored.replace(tzinfo=dt.timezone.utc)
-    return stored.astimezone(codec_options.tzinfo or dt.timezone.utc)
+        stored = stored.replace(tzinfo=dt.UTC)
+    return stored.astimezone(codec_options.tzinfo or dt.UTC)
 
 
 def _record(doc: dict[str, Any]) -> MessageRecord:
