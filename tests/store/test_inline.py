@@ -211,6 +211,31 @@ async def test_an_unreachable_database_is_unavailable_at_once(mongo_uri: str) ->
         db.close()
 
 
+async def test_a_database_that_does_not_answer_times_out(nursery: trio.Nursery) -> None:
+    """A server that takes the command and never replies: the call ends with
+    ``NetworkTimeout`` after the socket timeout, and the connection is not reused."""
+    from duck.store.engine.wire import Wire
+
+    held: list[trio.SocketStream] = []
+
+    async def silent(stream: trio.SocketStream) -> None:
+        held.append(stream)
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(trio.serve_tcp, silent, 0)
+    port = listeners[0].socket.getsockname()[1]
+    wire = Wire("127.0.0.1", port, size=2, codec_options=bson.DEFAULT_CODEC_OPTIONS,
+                connect_timeout=2.0, socket_timeout=0.4)
+    started = trio.current_time()
+    with trio.fail_after(5), pytest.raises(pymongo.errors.NetworkTimeout):
+        await wire.command("x", {"ping": 1})
+    assert 0.4 <= trio.current_time() - started < 1.5
+    with trio.fail_after(5), pytest.raises(pymongo.errors.NetworkTimeout):
+        await wire.command("x", {"ping": 1})
+    assert len(held) == 2  # (a new connection for the second call)
+    await wire.aclose()
+
+
 @pytest.mark.no_database
 def test_deployments_wire_does_not_reach_stay_with_pymongo() -> None:
     for uri in ("mongodb://a:1,b:2/?replicaSet=rs", "mongodb://u:p@127.0.0.1:1/",
