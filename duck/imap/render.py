@@ -50,10 +50,14 @@ def renderings(key: FetchAttr, envelope: MimeEnvelope | None,
     plain_name, utf8_name = NAMES[key]
     value = value_of(key, envelope, structure)
     plain = render(key, value, utf8=False)  # type: ignore[arg-type]
-    utf8 = render(key, value, utf8=True)  # type: ignore[arg-type]
     out = {plain_name: plain}
-    if utf8 != plain:
-        out[utf8_name] = utf8
+    # Only an 8-bit string is written otherwise in a UTF-8 session (quoted there,
+    # a literal here, whose octets then show in ``plain``): an ASCII rendering is
+    # both. (Rendering twice was ~9% of an APPEND's CPU.)
+    if not plain.isascii():
+        utf8 = render(key, value, utf8=True)  # type: ignore[arg-type]
+        if utf8 != plain:
+            out[utf8_name] = utf8
     return out
 
 

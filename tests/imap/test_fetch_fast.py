@@ -123,3 +123,30 @@ async def test_a_large_range_reads_the_digest_and_matches_the_general_path(
             f = by_uid[s_.split(b" (UID ")[1].split(b" ")[0]]
             assert s_.startswith(f.rstrip(b"\r\n")[:-1] + b" EMAILID (M"), (f, s_)
         await client.aclose()
+
+
+async def test_an_8bit_envelope_is_quoted_only_in_a_utf8_session(imap_server: Any) -> None:
+    """The UTF-8 rendering is kept where it differs: an 8-bit Subject (RFC 6532) is a
+    literal in a plain session and a quoted string after ENABLE UTF8=ACCEPT (RFC
+    6855 §3); an ASCII one reads the same in both."""
+    with trio.fail_after(60):
+        user = await imap_server.store.users.by_username(USER)
+        for subject in ("caf\u00e9 \u00fcber", "plain ascii"):
+            await imap_server.store.messages.append(user.id, "INBOX", MESSAGE.replace(
+                b"Subject: ", b"Subject: " + subject.encode() + b" ", 1))
+        answers = {}
+        for utf8 in (False, True):
+            client = await RawClient.open(imap_server.ports["imap"])
+            await client.login(USER, PASSWORD)
+            if utf8:
+                await client.command(b"e", b"ENABLE UTF8=ACCEPT")
+            await client.command(b"s", b"SELECT INBOX")
+            lines = await client.command(b"f", b"FETCH 1:2 (ENVELOPE BODYSTRUCTURE)")
+            answers[utf8] = b"".join(lines[:-1])
+            await client.aclose()
+        word = "caf\u00e9 \u00fcber".encode()
+        assert b'"' + word not in answers[False]
+        assert b"{" in answers[False].split(b"ENVELOPE", 2)[1]  # (a literal)
+        assert b'"' + word in answers[True]
+        ascii_plain = answers[False].split(b"* 2 FETCH", 1)[1]
+        assert ascii_plain == answers[True].split(b"* 2 FETCH", 1)[1]
