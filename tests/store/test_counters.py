@@ -211,6 +211,40 @@ async def test_a_recent_claim_reads_no_mark_this_process_knows(
     assert await claimed(store, box, sixth.uid) == (sixth.uid, 2)
 
 
+async def test_claims_here_do_not_make_this_process_s_appends_miss(
+        store: Store, user: User) -> None:
+    """Sessions of one process claim \\Recent while another APPENDs to the
+    mailbox it has selected (claiming too): the claims wait for the user's writes,
+    as writes wait for each other, so no reservation misses (a miss costs two
+    round trips and makes the mailbox go the long way for CONTENDED_FOR)."""
+    first, _ = await appended(store, user, "a")
+    box = first.mailbox_id
+    boxes = counters.known(store.database)
+    misses, hits = boxes.misses, boxes.hits
+    top = [first.uid]
+
+    async def claimer() -> None:
+        while top[0] < 40:
+            await store.messages.claim_recent(box, top[0])
+            await trio.sleep(0)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(claimer)
+        for i in range(40):
+            known = boxes.get(parse_id(box))
+            modseq = known["modseq"] if known is not None else first.modseq
+            # (Every other one unclaimed: the sessions' claims of it go to the
+            # database.)
+            claim = (box, modseq) if i % 2 else None
+            done, _ = await appended(store, user, f"m{i}", claim_recent=claim)
+            top[0] = done.uid
+        top[0] = 40
+    assert boxes.misses == misses
+    assert boxes.hits >= hits + 40
+    assert (await store.messages.claim_recent(box, top[0])) == top[0] + 1
+
+
 async def test_two_processes_writing_one_mailbox_hand_out_every_value_once(
         store: Store, user: User, mongo_uri: str, db_name: str) -> None:
     other = await Store.open(mongo_uri, db_name)
