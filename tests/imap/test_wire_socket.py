@@ -4,6 +4,7 @@ the stream and a broken peer reported as StreamClosed, large writes whole."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -107,7 +108,7 @@ async def test_a_write_to_a_reset_connection_is_stream_closed() -> None:
     async with connected() as (server, client), trio.open_nursery() as nursery:
         wire = Wire(server, nursery)
         client.socket.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_LINGER,
-                                 b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                                 struct.pack("ii", 1, 0))
         await client.aclose()  # (linger 0: a reset)
         await trio.sleep(0.05)
         with pytest.raises(StreamClosed):

@@ -184,7 +184,8 @@ class _Pool:
         self._slots = trio.Semaphore(size)
         #: Connections waiting for a reply; the watchdog closes an overdue one.
         self._waiting: set[Connection] = set()
-        self._watching = False
+        # (Made inside a trio.run, by Wire._pool: the watchdog is that run's.)
+        trio.lowlevel.spawn_system_task(self._watch, name="duck wire watchdog")
 
     async def _connect(self) -> Connection:
         wire = self._wire
@@ -218,9 +219,6 @@ class _Pool:
             # trip: ~10 µs each, ~1.5% of duck's CPU under imaptest.)
             conn.deadline = time.monotonic() + self._wire.socket_timeout
             self._waiting.add(conn)
-            if not self._watching:
-                self._watching = True
-                trio.lowlevel.spawn_system_task(self._watch, name="duck wire watchdog")
             try:
                 reply = await conn.round_trip(message)
             except trio.ClosedResourceError as exc:

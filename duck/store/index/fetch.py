@@ -7,7 +7,6 @@ size and date keys read the mailbox digest first (digest.py), a query per ~16 MB
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -82,26 +81,14 @@ _IMMUTABLE_KEYS = ("_id", "mailbox", "uid", "idate", "sdate", "size", "env", "ro
                    "emailid", "threadid", "segs", "hdr", "render")
 
 
-def stored_record(doc: dict[str, Any], codec_options: Any) -> MessageRecord:
+def stored_record(doc: dict[str, Any]) -> MessageRecord:
     """The record a FETCH of every immutable field would read of ``doc``, a message
-    document just written: dates as a read gives them (BSON keeps milliseconds, and
-    the client's codec options give them in UTC); the other fields a message
-    document holds (strings, numbers, bytes, ObjectIds, lists and dicts of them)
-    read back as written. (A pass through BSON did the same at ~10% of an APPEND's
-    CPU: it copied the message's inline bytes twice.)"""
-    kept = {k: doc[k] for k in _IMMUTABLE_KEYS if k in doc}
-    for key in ("idate", "sdate"):
-        if key in kept:
-            kept[key] = _as_read(kept[key], codec_options)
-    return _record(kept)
-
-
-def _as_read(value: dt.datetime, codec_options: Any) -> dt.datetime:
-    """A datetime as BSON gives it back: whole milliseconds, in the codec's zone."""
-    stored = value.replace(microsecond=value.microsecond // 1000 * 1000)
-    if stored.tzinfo is None:
-        stored = stored.replace(tzinfo=dt.UTC)
-    return stored.astimezone(codec_options.tzinfo or dt.UTC)
+    document just written. Its fields read back as written: strings, numbers,
+    bytes, ObjectIds, lists and dicts of them, and dates the store only ever writes
+    at BSON's precision in UTC (engine/clock.py, messages.py ``_internal_date``).
+    (A pass through BSON to be sure was ~10% of an APPEND's CPU: it copied the
+    message's inline bytes twice.)"""
+    return _record({k: doc[k] for k in _IMMUTABLE_KEYS if k in doc})
 
 
 def _record(doc: dict[str, Any]) -> MessageRecord:

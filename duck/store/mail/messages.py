@@ -465,8 +465,7 @@ class Messages:
             self._database.digest_pending.add(parse_id(result.mailbox_id))
         self._remember_thread(user, base.get("msgid"), threadid)
         if self.cache.max_bytes > 0:
-            result = attrs.evolve(result, record=fetch.stored_record(
-                written[-1], self._database.client.codec_options))
+            result = attrs.evolve(result, record=fetch.stored_record(written[-1]))
         return result
 
     def _append_sync(self, data: bytes, target: DeliveryTarget) -> Delivered:
