@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import trio
 from store_samples import simple_message
 
 from duck.store import AlreadyExists, InvalidInput, NotFound, Store, User
+from duck.store.engine import metrics, schema
 from duck.store.engine.ids import parse_id as fetch_parse_id
+from duck.store.mail import mailboxes
+from duck.store.mail.mailboxes import new_mailbox_doc
+from duck.store.push.notify import Notifier
 
 pytestmark = pytest.mark.store
 
@@ -151,3 +158,63 @@ async def test_status_counters(store: Store, user: User) -> None:
     status = await store.mailboxes.status(user.id, "INBOX")
     assert (status.message_count, status.unseen_count, status.size) == (2, 1, len(a) + len(b))
     assert status.uid_next == 3 and status.highest_modseq == 3
+
+
+async def test_list_reused_until_a_change_is_made_or_heard_of(
+        store: Store, user: User, mongo_uri: str, db_name: str, nursery: trio.Nursery,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """LIST's read of the mailbox list (``reuse=True``) is answered again without a
+    query until a change of the user's mailboxes is made in this process or heard
+    of from another, or it expires; a plain ``list`` always reads."""
+
+    async def listed(reuse: bool = True) -> tuple[list[str], int]:
+        with metrics.command_scope("LIST") as scope:
+            boxes = await store.mailboxes.list(user.id, reuse=reuse)
+        return [m.path for m in boxes], scope.round_trips
+
+    defaults = ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+    assert await listed() == (defaults, 1)
+    assert await listed() == (defaults, 0)
+    assert await listed(reuse=False) == (defaults, 1)
+    # Changes made in this process: seen at once.
+    await store.mailboxes.create(user.id, "Work/Duck")
+    assert await listed() == (sorted([*defaults, "Work", "Work/Duck"]), 1)
+    await store.mailboxes.rename(user.id, "Work", "Play")
+    assert await listed() == (sorted([*defaults, "Play", "Play/Duck"]), 1)
+    await store.mailboxes.delete(user.id, "Play/Duck")
+    assert await listed() == (sorted([*defaults, "Play"]), 1)
+    assert await listed() == (sorted([*defaults, "Play"]), 0)
+
+    # A mailbox created by another process (another Store on the database): heard
+    # of through the change stream by this process's notifier (long before the
+    # list would expire).
+    monkeypatch.setattr(mailboxes, "LIST_REUSED_FOR", 3600.0)
+    assert await listed(reuse=False) == (sorted([*defaults, "Play"]), 1)
+    notifier = Notifier(store.database, journal=store.journal)
+    await nursery.start(notifier.run)
+    other = await Store.open(mongo_uri, db_name)
+    try:
+        with trio.fail_after(30):
+            while notifier.mode != "change-stream":
+                await trio.sleep(0.01)
+            await other.mailboxes.create(user.id, "Elsewhere")
+            while "Elsewhere" not in (await listed())[0]:
+                await trio.sleep(0.01)
+    finally:
+        await other.aclose()
+    now = sorted([*defaults, "Elsewhere", "Play"])
+    assert await listed() == (now, 0)
+
+    # Written behind the store's back (no journal entry, no event): the reused list
+    # does not have it until it expires.
+    boxes = store.database.collection(schema.MAILBOXES)
+    await store.database.run(boxes.insert_one, new_mailbox_doc(
+        fetch_parse_id(user.id), "Restored", 7, special_use=None))
+    assert await listed() == (now, 0)
+    clock = time.monotonic() + 3600 + 1
+    monkeypatch.setattr(mailboxes.time, "monotonic", lambda: clock)
+    assert await listed() == (sorted([*now, "Restored"]), 1)
+
+    # The notifier lost its stream: anything may have changed, nothing is reused.
+    store.database.mailboxes_changed(None)
+    assert (await listed())[1] == 1

@@ -286,7 +286,9 @@ async def list_(s: CommandContext, cmd: List) -> None:
         # RFC 3501 §6.3.8: the hierarchy delimiter and root of the reference.
         await s.send(ListData(("\\Noselect",), DELIMITER, ""))
         return
-    mailboxes = await s.store.mailboxes.list(s.user.id)
+    # (Without RETURN (STATUS), names and attributes alone: the list this process
+    # last read may answer, when no change of the user's mailboxes came since.)
+    mailboxes = await s.store.mailboxes.list(s.user.id, reuse=cmd.return_status is None)
     by_path = {m.path: m for m in mailboxes}
     select = set(cmd.selection_options)
     returns = set(cmd.return_options)

@@ -73,6 +73,11 @@ def _translated(fn: Callable[..., T], *args: Any) -> T:
         raise
 
 
+#: Users whose last mailbox change is remembered (past it, all are forgotten and
+#: every list read before counts as changed).
+MAILBOX_CHANGES_KEPT = 100_000
+
+
 class Database:
     """A MongoDB database handle with durable write settings.
 
@@ -121,6 +126,13 @@ class Database:
         #: Moved by every ACL change made in this process or heard of from the
         #: notifier: what mail/acl.py remembers of the lists is valid while it stays.
         self.acl_generation = 0
+        #: Moved by every change of a user's mailbox set (create, delete, rename)
+        #: made in this process or heard of from the notifier; ``_boxes_changed``:
+        #: per user, the generation of their last one (mail/mailboxes.py reuses a
+        #: user's list read at a generation no change of theirs has passed).
+        self.mailbox_generation = 0
+        self._boxes_changed: dict[Any, int] = {}
+        self._boxes_floor = 0
         #: The trio-socket client of inline store calls, where the deployment is
         #: one it reaches. ``wire=False`` (or DUCK_STORE_WIRE=0 in the environment,
         #: to compare) serves every call through pymongo in worker threads, as a
@@ -135,6 +147,20 @@ class Database:
     def acl_changed(self) -> None:
         """An ACL changed (here, or heard of): forget what is known of the lists."""
         self.acl_generation += 1
+
+    def mailboxes_changed(self, user: Any = None) -> None:
+        """A user's mailboxes were created, deleted or renamed (here, or heard of);
+        ``None``: anyone's may have been (the notifier lost its stream)."""
+        self.mailbox_generation += 1
+        if user is None or len(self._boxes_changed) >= MAILBOX_CHANGES_KEPT:
+            self._boxes_changed.clear()
+            self._boxes_floor = self.mailbox_generation
+        else:
+            self._boxes_changed[user] = self.mailbox_generation
+
+    def mailboxes_unchanged_since(self, user: Any, generation: int) -> bool:
+        """Whether no change of ``user``'s mailboxes is known after ``generation``."""
+        return self._boxes_changed.get(user, self._boxes_floor) <= generation
 
     def configure_durability(self) -> None:
         """Pick majority write concern when the deployment is a replica set (blocking)."""

@@ -227,6 +227,15 @@ def allocate(
     return int(doc["uid_next"]) - uids, int(doc["modseq"]) - modseqs + 1, doc
 
 
+#: Seconds a user's mailbox list is reused by LIST while no change of the user's
+#: mailboxes is heard of: the longest a change waits to show in LIST when the change
+#: stream holds it back, the deployment has none (the notifier polls), or a tool
+#: wrote the mailboxes without a journal entry (a backup restore).
+LIST_REUSED_FOR = 10.0
+#: Users whose list is remembered (all forgotten beyond).
+LISTS_KEPT = 10_000
+
+
 #: Called after a mailbox's messages were deleted (and their quota freed), with their
 #: documents (projection: size, bodies, user); the messages module frees the bodies.
 ReleaseHook = Callable[[list[dict[str, Any]]], None]
@@ -241,6 +250,9 @@ class Mailboxes:
         self.release: ReleaseHook | None = None
         #: Where a deleted mailbox's messages are kept (set by the Store).
         self.archive: Archive | None = None
+        #: user -> (``database.mailbox_generation`` before the read, when it expires,
+        #: the list): what ``list(reuse=True)`` answers again.
+        self._listed: dict[ObjectId, tuple[int, float, list[Mailbox]]] = {}
 
     @property
     def _coll(self) -> Any:
@@ -275,13 +287,35 @@ class Mailboxes:
             for p in parents(path) if p not in existing
         ]
 
-    async def list(self, user_id: str) -> list[Mailbox]:
-        """Every mailbox of a user, sorted by path (one query)."""
+    async def list(self, user_id: str, *, reuse: bool = False) -> list[Mailbox]:
+        """Every mailbox of a user, sorted by path (one query).
+
+        ``reuse``: for a caller that needs the names and attributes alone (LIST
+        without STATUS), the list this process last read for the user, without a
+        query, when no change of the user's mailboxes was heard of since (one made
+        here, or another process's through the change stream: ``Database.
+        mailboxes_changed``), for up to LIST_REUSED_FOR seconds. Its counters may
+        be behind. An imaptest run LISTs each user several times a second, and the
+        read was most of a LIST's cost.
+        """
         user = parse_id(user_id)
-        docs = await self._database.run(
+        database = self._database
+        if reuse:
+            known = self._listed.get(user)
+            if (known is not None and time.monotonic() < known[1]
+                    and database.mailboxes_unchanged_since(user, known[0])):
+                return list(known[2])
+        # (The generation before the read: a change heard of meanwhile makes this
+        # answer one that is not reused.)
+        generation = database.mailbox_generation
+        docs = await database.run(
             lambda: list(self._coll.find({"user": user}).sort("path", 1).limit(MAX_MAILBOXES))
         )
-        return [mailbox_from_doc(d) for d in docs]
+        listed = [mailbox_from_doc(d) for d in docs]
+        if len(self._listed) >= LISTS_KEPT:
+            self._listed.clear()
+        self._listed[user] = (generation, time.monotonic() + LIST_REUSED_FOR, listed)
+        return list(listed)
 
     async def get(self, user_id: str, path: str) -> Mailbox:
         """The mailbox at ``path`` (NotFound)."""
@@ -335,7 +369,10 @@ class Mailboxes:
             )
             return target
 
-        doc = await self._run_tx(body, key)
+        try:
+            doc = await self._run_tx(body, key)
+        finally:
+            self._database.mailboxes_changed(user)
         return mailbox_from_doc(doc)
 
     async def subscriptions(self, user_id: str) -> tuple[str, ...]:
@@ -416,7 +453,10 @@ class Mailboxes:
             record_purge(self._database, oid, user, key, session)
             return oid
 
-        oid = await self._run_tx(body, key)
+        try:
+            oid = await self._run_tx(body, key)
+        finally:
+            self._database.mailboxes_changed(user)
         await self._database.run(self.purge_sync, oid, key)
 
     def purge_sync(self, mailbox: ObjectId, path: str | None = None,
@@ -511,7 +551,10 @@ class Mailboxes:
             )
             return next(d for d in moved if d["path"] == dst)
 
-        doc = await self._run_tx(body, dst)
+        try:
+            doc = await self._run_tx(body, dst)
+        finally:
+            self._database.mailboxes_changed(user)
         if src != INBOX:
             await self._database.run(self._rename_subscriptions_sync, user, src, dst)
         return mailbox_from_doc(doc)

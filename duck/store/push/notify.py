@@ -50,6 +50,8 @@ STREAM_AWAIT_MS = 500
 MAILBOX_CACHE = 100_000
 #: Seconds the watch waits after a batch of changes before its next getMore.
 STREAM_GATHER = 0.02
+#: Journal kinds that change a user's set of mailboxes (their names).
+MAILBOX_SET_CHANGES = frozenset(("mailbox-create", "mailbox-rename", "mailbox-delete"))
 #: Most changes one store call takes from the change stream's buffer.
 MAX_CHANGES_AT_ONCE = 1000
 #: The metrics label of the journal reads made ahead of wake-ups.
@@ -301,6 +303,7 @@ class Notifier:
                 use_streams = False
             self.mode = "retrying"
             # Anything may have happened while we were not watching.
+            self._database.mailboxes_changed(None)
             self.publish_nowait(*list(self._subscribers))
             await trio.sleep(self.poll_interval)
 
@@ -359,6 +362,9 @@ class Notifier:
         if doc.get("kind") == "acl":
             # (Another process's change too: "nothing is shared with" answers go.)
             self._database.acl_changed()
+        elif doc.get("kind") in MAILBOX_SET_CHANGES and doc.get("user") is not None:
+            # (Likewise the mailbox lists LIST reuses: mail/mailboxes.py.)
+            self._database.mailboxes_changed(doc["user"])
         modseq = doc.get("modseq")
         if isinstance(modseq, int) and mailbox is not None:
             self._announce(str(mailbox), int(modseq), keys)
@@ -474,6 +480,9 @@ class Notifier:
                     self.events_seen += 1
                     self.publish_nowait(mailbox_key(key), user_key(str(doc.get("user"))),
                                         modseq=modseq)
+            # (Polling hears of no mailbox created elsewhere: LIST reads each time,
+            # give or take a poll.)
+            self._database.mailboxes_changed(None)
             await trio.sleep(self.poll_interval)
 
     async def _check_quiet_stream(self) -> None:
