@@ -51,7 +51,7 @@ from ..models import (
 )
 from ..push import journal
 from . import counters, documents, imports
-from .archive import Archive
+from .archive import ARCHIVED_PROJECTION, Archive
 from .flags import (
     claim_recent_sync,
     flag_fields,
@@ -659,9 +659,10 @@ class Messages:
     ) -> list[dict[str, Any]]:
         archive = self.archive if keep and self.archive is not None and \
             self.archive.enabled else None
-        # Archiving reads the whole documents (the engine reads them whole anyway to
-        # project a few fields; what costs more is their bytes in the reply).
-        projection = None if archive is not None else {
+        # Archiving reads the whole documents but their SEARCH text, which the archive
+        # does not keep (the engine reads them whole anyway to project a few fields;
+        # what costs more is their bytes in the reply).
+        projection = ARCHIVED_PROJECTION if archive is not None else {
             "uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}
 
         def body(session: Any, known: dict[str, Any] | None
