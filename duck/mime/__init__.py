@@ -17,11 +17,14 @@ from duck.mime.sections import (
     HEADER_FIELDS_NOT,
     MIME,
     TEXT,
+    HeaderFields,
     SectionSpec,
     filter_header_fields,
+    join_header_fields,
     resolve_part,
     section_bytes,
     section_range,
+    split_header_fields,
 )
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "BodyStructure",
     "Envelope",
     "Event",
+    "HeaderFields",
     "IndexedMessage",
     "IndexerLimits",
     "IndexerStatistics",
@@ -47,8 +51,10 @@ __all__ = [
     "SkeletonBytes",
     "body_structure",
     "filter_header_fields",
+    "join_header_fields",
     "parse_message",
     "resolve_part",
     "section_bytes",
     "section_range",
+    "split_header_fields",
 ]

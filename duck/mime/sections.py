@@ -112,15 +112,28 @@ def filter_header_fields(header: bytes, names: Iterable[str], negate: bool) -> b
     compare case-insensitively as Latin-1 text (a name outside Latin-1 matches
     no field).
     """
-    wanted: set[bytes] = set()
-    for name in names:
-        try:
-            wanted.add(name.lower().encode("latin-1"))
-        except UnicodeEncodeError:
-            pass
-    out = bytearray()
+    return join_header_fields(split_header_fields(header), names, negate)
+
+
+@attrs.frozen
+class HeaderFields:
+    """A header block cut into its fields (``split_header_fields``), to be filtered
+    by name any number of times (``join_header_fields``)."""
+
+    #: (lowercased name, the field's bytes: its line and its folded continuations).
+    fields: tuple[tuple[bytes, bytes], ...]
+    #: The block's blank line (CRLF when it had none).
+    terminator: bytes
+
+
+def split_header_fields(header: bytes) -> HeaderFields:
+    """``header`` cut into fields as ``filter_header_fields`` sends them: a last line
+    without its line end gets CRLF; continuation lines before the first field are
+    no field's and never sent."""
+    fields: list[tuple[bytes, bytes]] = []
     terminator = b"\r\n"
-    keep = False
+    name: bytes | None = None
+    chunk = bytearray()
     lines = header.split(b"\n")
     last = len(lines) - 1
     for i, line in enumerate(lines):
@@ -133,17 +146,31 @@ def filter_header_fields(header: bytes, names: Iterable[str], negate: bool) -> b
             break
         first = line[:1]
         if first == b" " or first == b"\t":
-            if keep:
-                out += line
+            if name is not None:
+                chunk += line
             continue
+        if name is not None:
+            fields.append((name, bytes(chunk)))
         field = line.partition(b":")[0].strip()
-        field = field.lower() if field.isascii() else \
+        name = field.lower() if field.isascii() else \
             field.decode("latin-1").lower().encode("latin-1")
-        keep = (field in wanted) != negate
-        if keep:
-            out += line if i < last else line + b"\r\n"
-    out += terminator
-    return bytes(out)
+        chunk = bytearray(line if i < last else line + b"\r\n")
+    if name is not None:
+        fields.append((name, bytes(chunk)))
+    return HeaderFields(tuple(fields), terminator)
+
+
+def join_header_fields(split: HeaderFields, names: Iterable[str], negate: bool) -> bytes:
+    """The fields of ``split`` named (or, negated, not named) in ``names``, and its
+    blank line (``filter_header_fields``)."""
+    wanted: set[bytes] = set()
+    for name in names:
+        try:
+            wanted.add(name.lower().encode("latin-1"))
+        except UnicodeEncodeError:
+            pass
+    return b"".join([chunk for name, chunk in split.fields
+                     if (name in wanted) != negate] + [split.terminator])
 
 
 def section_bytes(data: bytes, message: IndexedMessage | Part, spec: SectionSpec) -> bytes:

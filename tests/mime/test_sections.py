@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from duck.mime import (
     HEADER,
@@ -14,9 +16,11 @@ from duck.mime import (
     TEXT,
     SectionSpec,
     filter_header_fields,
+    join_header_fields,
     parse_message,
     section_bytes,
     section_range,
+    split_header_fields,
 )
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -105,6 +109,58 @@ def test_header_fields_and_not() -> None:
     assert filter_header_fields(header, ["absent"], negate=False) == b"\r\n"
     lf = filter_header_fields(b"A: 1\nB: 2\n\n", ["b"], negate=False)
     assert lf == b"B: 2\n\n"
+
+
+def _filter_line_by_line(header: bytes, names: list[str], negate: bool) -> bytes:
+    """An independent reading of the rule (RFC 3501 §6.4.5 HEADER.FIELDS): walk the
+    lines, a field's continuation lines go with it, the blank line ends the block."""
+    wanted = {n.lower().encode("latin-1") for n in names}
+    out, keep, terminator = b"", False, b"\r\n"
+    lines = header.split(b"\n")
+    for i, line in enumerate(lines):
+        last = i == len(lines) - 1
+        if last and not line:
+            break
+        if not last:
+            line += b"\n"
+        if line in (b"\r\n", b"\n"):
+            terminator = line
+            break
+        if line[:1] in (b" ", b"\t"):
+            out += line if keep else b""
+            continue
+        name = line.partition(b":")[0].strip().decode("latin-1").lower().encode("latin-1")
+        keep = (name in wanted) != negate
+        if keep:
+            out += line + (b"\r\n" if last else b"")
+    return out + terminator
+
+
+_HEADER_LINES = st.lists(st.one_of(
+    st.sampled_from([b"Subject: s", b"TO: x", b"from:a", b" folded", b"\tmore", b"X-\xe9: 1",
+                     b"Bad line", b"", b"subject : spaced"]),
+    st.binary(max_size=12)), max_size=8)
+
+
+@given(lines=_HEADER_LINES, ending=st.sampled_from([b"\r\n", b"\n"]),
+       tail=st.sampled_from([b"", b"\r\n", b"\n", b"\r\n\r\nbody"]),
+       names=st.lists(st.sampled_from(["subject", "To", "FROM", "x-\xe9", "absent"]),
+                      max_size=3),
+       negate=st.booleans())
+def test_split_then_join_is_the_line_by_line_filter(
+        lines: list[bytes], ending: bytes, tail: bytes, names: list[str],
+        negate: bool) -> None:
+    """``filter_header_fields`` (a split kept for reuse, then a join per name list)
+    gives the bytes of the line-by-line reading for any header block, folded,
+    LF-only, unterminated or ending in the blank line."""
+    header = ending.join(lines) + tail
+    split = split_header_fields(header)
+    want = _filter_line_by_line(header, names, negate)
+    assert filter_header_fields(header, names, negate) == want
+    assert join_header_fields(split, names, negate) == want
+    # (The split does not depend on the names: the same one serves every list.)
+    assert join_header_fields(split, names, not negate) == _filter_line_by_line(
+        header, names, not negate)
 
 
 def test_header_fields_through_section_bytes() -> None:

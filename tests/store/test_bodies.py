@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from store_samples import multipart_message
 
-from duck.mime.sections import SectionSpec
+from duck.mime.sections import SectionSpec, filter_header_fields
 from duck.store import DeliveryTarget, NotFound, Store, User, metrics
+from duck.store.index import reader
 from duck.store.mail import ingest as ingest_module
 from duck.store.models import Delivered
 
@@ -197,3 +198,34 @@ async def test_sweep_repairs_leaks_and_orphans(store: Store, user: User) -> None
     report = await store.sweep(grace=dt.timedelta(0))
     assert report.freed_bodies == 1 and report.freed_bytes == len(ATTACHMENT)
     assert await _gridfs(store) == (0, 0, 0)
+
+
+async def test_header_fields_of_the_same_message_are_cut_once(store: Store,
+                                                             user: User) -> None:
+    """HEADER.FIELDS of a message asked again, with other names, answers from the
+    block cut the first time (no read), byte for byte what a filter of the block
+    gives, for the message's header and an attached message's alike; another
+    message is another block."""
+    inner = b"Subject: inner\r\nFrom: dan@example.com\r\n\r\nhi\r\n"
+    data = (b"Subject: outer\r\nFrom: carol@example.com\r\n folded\r\nTo: alice@example.com\r\n"
+            b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+            b"Content-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--B--\r\n")
+    await store.messages.append(user.id, "INBOX", data)
+    await store.messages.append(user.id, "INBOX", data.replace(b"outer", b"other"))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    first, second = await store.messages.fetch(inbox.id, [1, 2], ["content", "structure"])
+    header = data[: data.index(b"\r\n\r\n") + 4]
+    reader._SPLIT.clear()
+    for names in (("subject",), ("FROM", "to"), ("absent",)):
+        for negate in (False, True):
+            spec = SectionSpec(text="HEADER.FIELDS.NOT" if negate else "HEADER.FIELDS",
+                               fields=names)
+            assert await store.messages.read_section(first, spec) == filter_header_fields(
+                header, names, negate)
+            nested = SectionSpec(part=(1,), text=spec.text, fields=names)
+            assert await store.messages.read_section(first, nested) == filter_header_fields(
+                inner[: inner.index(b"\r\n\r\n") + 4], names, negate)
+    assert len(reader._SPLIT) == 2  # (the two blocks of the first message, cut once)
+    spec = SectionSpec(text="HEADER.FIELDS", fields=("subject",))
+    assert await store.messages.read_section(second, spec) == b"Subject: other\r\n\r\n"
+    assert len(reader._SPLIT) == 3
