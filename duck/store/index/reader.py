@@ -25,7 +25,7 @@ from ..engine.database import Database
 from ..errors import InvalidInput
 from ..models import MessageRecord, Segment
 
-#: Header blocks kept cut into fields (``_split``), and the largest one kept: a
+#: Header blocks kept cut into fields (``_SPLIT``), and the largest one kept: a
 #: client's message list asks HEADER.FIELDS of the same messages again and again
 #: (imaptest: about one FETCH in two), and the cut, a loop over the block's lines,
 #: was most of the cost of each answer.

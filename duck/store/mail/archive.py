@@ -3,16 +3,16 @@ then purged; listed and restored through the API (issue 18).
 
 Layout: an archived message is its message document *moved* to the ``archive``
 collection (a new ``_id``, ordered by archive time; ``msg`` keeps the old one), with
-``archived`` (when) and ``path`` (the mailbox it was in), and without its SEARCH text
-(``UNARCHIVED``), which a restore makes again from the message's bytes. The move is two writes of
-the expunge's own WriteBatch (delete from ``messages``, insert here), so archiving
-adds no round trip to EXPUNGE; the message collection and its indexes never see
-archived messages, so no query of the protocols (view, FETCH, SEARCH, POP3, the
-digest, quota) has to exclude them. Marking the message in place instead would
-have meant a field in every one of the ``messages`` indexes (a filter with a field
-outside an index is a collection scan on the embedded engine) and a changed
-``mailbox`` under the unique (mailbox, uid) index, which the Rust engine keeps stale
-(docs/architecture.md).
+``archived`` (when) and ``path`` (the mailbox it was in), and without its SEARCH
+text (``UNARCHIVED``), which a restore makes again from the message's bytes. The move
+is two writes of the expunge's own WriteBatch (delete from ``messages``, insert
+here), so archiving adds no round trip to EXPUNGE; the message collection and its
+indexes never see archived messages, so no query of the protocols (view, FETCH,
+SEARCH, POP3, the digest, quota) has to exclude them. Marking the message in place
+instead would have meant a field in every one of the ``messages`` indexes (a filter
+with a field outside an index is a collection scan on the embedded engine) and a
+changed ``mailbox`` under the unique (mailbox, uid) index, which the Rust engine
+keeps stale (docs/architecture.md).
 
 Bodies: an archived message keeps its GridFS references (``bodies``), so nothing
 moves in ``bodies`` on archive or restore; the purge drops them after the delete

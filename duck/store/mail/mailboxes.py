@@ -229,8 +229,9 @@ def allocate(
 
 #: Seconds a user's mailbox list is reused by LIST while no change of the user's
 #: mailboxes is heard of: the longest a change waits to show in LIST when the change
-#: stream holds it back, the deployment has none (the notifier polls), or a tool
-#: wrote the mailboxes without a journal entry (a backup restore).
+#: stream holds it back or a tool wrote the mailboxes without a journal entry (a
+#: backup restore). (A notifier that polls hears of no such change: it has every
+#: list forgotten at each poll.)
 LIST_REUSED_FOR = 10.0
 #: Users whose list is remembered (all forgotten beyond).
 LISTS_KEPT = 10_000
