@@ -16,6 +16,7 @@ from duck.store.engine import metrics, schema
 from duck.store.engine.batch import WriteBatch
 from duck.store.engine.ids import parse_id
 from duck.store.mail import counters
+from duck.store.mail.flags import store_flags_sync
 from duck.store.models import FlagsSnapshot
 
 pytestmark = pytest.mark.store
@@ -296,3 +297,69 @@ async def test_a_known_value_that_looks_like_a_field_is_compared_as_text(
     await trio.to_thread.run_sync(reserve, doc)  # as it is: the condition holds
     after = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
     assert after["modseq"] == doc["modseq"] + 1
+
+
+async def test_an_expunge_removes_what_its_look_found_when_the_reservation_holds(
+        store: Store, user: User) -> None:
+    """EXPUNGE without a known \\Deleted message: the read that looks for them
+    (outside the transaction) gives the messages, the reservation on the known
+    mailbox document proves them current, and the write is the bulkWrite and the
+    commit (no read again inside)."""
+    first, _ = await appended(store, user, "a")
+    await appended(store, user, "b")
+    await store.messages.store_flags(first.mailbox_id, [1], "add", ["\\Deleted"])
+    hits = counters.known(store.database).hits
+    with metrics.command_scope("expunge-looked") as scope:
+        gone = await store.messages.expunge_journaled(first.mailbox_id)
+    by_command = metrics.statistics()["expunge-looked"]["by_db_command"]
+    assert by_command == {"find": 1, "bulkWrite": 1, "commitTransaction": 1}, by_command
+    assert scope.round_trips == 3 and counters.known(store.database).hits == hits + 1
+    assert [uid for uid, _ in gone] == [1]
+    assert [m.uid for m in await store.messages.view(first.mailbox_id)] == [2]
+    # Archived whole, as a transaction's read would have given it (but its text).
+    (item,), _ = await store.archive.page(user.id)
+    assert (item.uid, item.subject) == (1, "a")
+
+
+@pytest.mark.parametrize("writer", ["another process", "this process"])
+async def test_a_change_between_an_expunges_look_and_its_write_is_read_again(
+        store: Store, user: User, monkeypatch: pytest.MonkeyPatch, writer: str) -> None:
+    """\\Deleted is taken off a message after the EXPUNGE looked and before it
+    writes: by another process (the write's reservation misses, the change having
+    moved the mailbox's modseq), or by this one, without the user's lock (its
+    reservation would hold on the document that write left, which is newer than
+    the look): either way the transaction reads the messages again, and the message
+    stays."""
+    first, _ = await appended(store, user, "a")
+    await appended(store, user, "b")
+    await store.messages.store_flags(first.mailbox_id, [1, 2], "add", ["\\Deleted"])
+    mailbox = parse_id(first.mailbox_id)
+    original = store.messages._expunge_batch
+    interfered: list[bool] = []
+
+    def elsewhere(session: Any) -> None:
+        # (As another process's STORE -FLAGS \Deleted writes: the message and the
+        # mailbox's modseq, in one transaction.)
+        store.database.collection(schema.MESSAGES).update_one(
+            {"mailbox": mailbox, "uid": 2},
+            {"$set": {"flags": [], "kw": [], "deleted": False}}, session=session)
+        store.database.collection(schema.MAILBOXES).update_one(
+            {"_id": mailbox}, {"$inc": {"modseq": 1}}, session=session)
+
+    def interfering(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if not interfered:
+            interfered.append(True)
+            if writer == "another process":
+                store.database.in_transaction(elsewhere)
+            else:
+                store_flags_sync(store.database, first.mailbox_id, [2], "remove",
+                                 ["\\Deleted"], None)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store.messages, "_expunge_batch", interfering)
+    gone = await store.messages.expunge_journaled(first.mailbox_id)
+    assert interfered
+    assert [uid for uid, _ in gone] == [1]
+    assert [m.uid for m in await store.messages.view(first.mailbox_id)] == [2]
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+    assert doc["count"] == 1

@@ -57,11 +57,12 @@ async def test_expunge_shrinks(store: Store, user: User, monkeypatch: pytest.Mon
     real = Messages._expunge_batch
     limits: list[int] = []
 
-    def limited(self: Messages, mailbox: Any, query: Any, limit: int, **kw: Any) -> Any:
+    def limited(self: Messages, mailbox: Any, query: Any, limit: int, *args: Any,
+                **kw: Any) -> Any:
         limits.append(limit)
         if limit > 2:
             raise _too_large()
-        return real(self, mailbox, query, limit, **kw)
+        return real(self, mailbox, query, limit, *args, **kw)
 
     monkeypatch.setattr(Messages, "_expunge_batch", limited)
     assert sorted(await store.messages.expunge(inbox)) == uids

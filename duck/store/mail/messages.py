@@ -634,29 +634,41 @@ class Messages:
                       expected: bool = False, *, keep: bool = True) -> list[tuple[int, int]]:
         """Remove the messages matching ``query``; ``keep``: into the archive when it
         is on (a deletion; not the originals of a MOVE or the undo of a COPY)."""
-        # Most EXPUNGEs find nothing to remove: one indexed read outside a
-        # transaction says so (a transaction would add its commit). What it finds
-        # is read again inside the transaction below.
-        if not expected and self._messages.find_one({"mailbox": mailbox, **query},
-                                                    {"_id": 1}) is None:
-            return []
-        expunged: list[tuple[int, int]] = []
+        archive, projection = self._expunge_reads(keep)
         limit = BATCH_MESSAGES
+        looked: list[dict[str, Any]] | None = None
+        looked_at: int | None = None
+        if not expected:
+            # Most EXPUNGEs find nothing to remove: one indexed read outside a
+            # transaction says so (a transaction would add its commit). What it
+            # finds is the first batch's messages when the write's reservation then
+            # holds on the mailbox document known before it (``_expunge_batch``);
+            # else they are read again in the transaction.
+            before = counters.known(self._database).get(mailbox)
+            looked_at = None if before is None else int(before["modseq"])
+            looked = list(self._messages.find({"mailbox": mailbox, **query}, projection)
+                          .sort("uid", 1).limit(limit))
+            if not looked:
+                return []
+        expunged: list[tuple[int, int]] = []
         while True:
             try:
-                docs = self._expunge_batch(mailbox, query, limit, keep=keep)
+                docs = self._expunge_batch(mailbox, query, limit, archive, projection,
+                                           looked, looked_at)
             except pymongo.errors.OperationFailure as exc:
                 if not _too_large(exc) or limit == 1:
                     raise
                 limit = max(1, limit // 2)
+                looked = None
                 continue
+            looked = None
             expunged += [(d["uid"], d["modseq"]) for d in docs]
             if len(docs) < limit:
                 return expunged
 
-    def _expunge_batch(
-        self, mailbox: ObjectId, query: dict[str, Any], limit: int, *, keep: bool = False
-    ) -> list[dict[str, Any]]:
+    def _expunge_reads(self, keep: bool) -> tuple[Archive | None, dict[str, Any]]:
+        """The archive an expunge moves into (None: off, or not ``keep``), and what
+        it reads of the messages it removes."""
         archive = self.archive if keep and self.archive is not None and \
             self.archive.enabled else None
         # Archiving reads the whole documents but their SEARCH text, which the archive
@@ -664,12 +676,31 @@ class Messages:
         # what costs more is their bytes in the reply).
         projection = ARCHIVED_PROJECTION if archive is not None else {
             "uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}
+        return archive, projection
+
+    def _expunge_batch(
+        self, mailbox: ObjectId, query: dict[str, Any], limit: int,
+        archive: Archive | None, projection: dict[str, Any],
+        looked: list[dict[str, Any]] | None = None, looked_at: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """One transaction of an expunge: up to ``limit`` messages. ``looked``: what a
+        read outside it found (with ``projection``, the same order and limit), when
+        this process knew the mailbox document at modseq ``looked_at`` before that
+        read. It is used when the reservation is made on a known document still at
+        that modseq: the condition then proves that nothing of the mailbox changed
+        from before the read to this write (every change of its messages moves its
+        modseq, and the reservation fails on any), whoever wrote, with or without
+        the user's lock. Else the transaction reads them."""
 
         def body(session: Any, known: dict[str, Any] | None
                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-            docs = list(self._messages.find(
-                {"mailbox": mailbox, **query}, projection, session=session,
-            ).sort("uid", 1).limit(limit))
+            if (known is not None and looked is not None and looked_at is not None
+                    and int(known["modseq"]) == looked_at):
+                docs = [dict(d) for d in looked]
+            else:
+                docs = list(self._messages.find(
+                    {"mailbox": mailbox, **query}, projection, session=session,
+                ).sort("uid", 1).limit(limit))
             if not docs:
                 return [], None
             moves = {"modseqs": len(docs), "count": -len(docs),
