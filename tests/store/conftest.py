@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
+import trio
 
-from duck.store import Store, User
+from duck.store import Notifier, Store, User
 from duck.store.index import textindex
 
 
@@ -24,3 +26,27 @@ def trigram_index() -> Iterator[None]:
         yield
     finally:
         textindex.configure(False)
+
+
+@pytest.fixture
+def other_process(store: Store, mongo_uri: str, db_name: str, nursery: trio.Nursery
+                  ) -> Callable[[], AbstractAsyncContextManager[Store]]:
+    """``async with other_process() as other:`` another process on the store's
+    database (another Store), whose changes the store's process hears of through a
+    notifier that is watching the change stream from then on (started only then:
+    a test's earlier part sees its own changes alone)."""
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Store]:
+        notifier = Notifier(store.database, journal=store.journal)
+        await nursery.start(notifier.run)
+        other = await Store.open(mongo_uri, db_name)
+        try:
+            with trio.fail_after(30):
+                while notifier.mode != "change-stream":
+                    await trio.sleep(0.01)
+            yield other
+        finally:
+            await other.aclose()
+
+    return started

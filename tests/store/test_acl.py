@@ -4,11 +4,13 @@ per-reader \\Seen, the "Shared" namespace's owner, and a deleted user's grants."
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
 
-from duck.store import InvalidInput, Notifier, Store, User, metrics, rights, rights_of
+from duck.store import InvalidInput, Store, User, metrics, rights, rights_of
 from duck.store.engine import schema
 from duck.store.engine.ids import parse_id
 from duck.store.mail import acl
@@ -69,7 +71,7 @@ async def test_nothing_shared_is_one_query(store: Store, user: User) -> None:
 
 
 async def test_nothing_shared_is_remembered_until_an_acl_change(
-        store: Store, user: User, mongo_uri: str, db_name: str, nursery: trio.Nursery,
+        store: Store, user: User, other_process: Callable[[], Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """"Nothing is shared with bob" is asked once, then remembered until an ACL
     change is made here or heard of from another process, or it expires."""
@@ -92,19 +94,12 @@ async def test_nothing_shared_is_remembered_until_an_acl_change(
 
     # A grant made by another process (another Store on the database): heard of
     # through the change stream by this process's notifier.
-    notifier = Notifier(store.database, journal=store.journal)
-    await nursery.start(notifier.run)
-    other = await Store.open(mongo_uri, db_name)
-    try:
+    async with other_process() as other:
         with trio.fail_after(30):
-            while notifier.mode != "change-stream":
-                await trio.sleep(0.01)
             drafts = await other.mailboxes.get(user.id, "Drafts")
             await other.acl.set_rights(drafts.id, "anyone", "lr")
             while (await listed())[0] != [drafts.id]:
                 await trio.sleep(0.01)
-    finally:
-        await other.aclose()
 
     # Nothing heard of (a change the stream held back): the answer expires.
     carol = await store.users.create("carol4@example.com", "pw")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
@@ -13,7 +15,6 @@ from duck.store.engine import metrics, schema
 from duck.store.engine.ids import parse_id as fetch_parse_id
 from duck.store.mail import mailboxes
 from duck.store.mail.mailboxes import new_mailbox_doc
-from duck.store.push.notify import Notifier
 
 pytestmark = pytest.mark.store
 
@@ -161,7 +162,7 @@ async def test_status_counters(store: Store, user: User) -> None:
 
 
 async def test_list_reused_until_a_change_is_made_or_heard_of(
-        store: Store, user: User, mongo_uri: str, db_name: str, nursery: trio.Nursery,
+        store: Store, user: User, other_process: Callable[[], Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """LIST's read of the mailbox list (``reuse=True``) is answered again without a
     query until a change of the user's mailboxes is made in this process or heard
@@ -190,18 +191,11 @@ async def test_list_reused_until_a_change_is_made_or_heard_of(
     # list would expire).
     monkeypatch.setattr(mailboxes, "LIST_REUSED_FOR", 3600.0)
     assert await listed(reuse=False) == (sorted([*defaults, "Play"]), 1)
-    notifier = Notifier(store.database, journal=store.journal)
-    await nursery.start(notifier.run)
-    other = await Store.open(mongo_uri, db_name)
-    try:
+    async with other_process() as other:
         with trio.fail_after(30):
-            while notifier.mode != "change-stream":
-                await trio.sleep(0.01)
             await other.mailboxes.create(user.id, "Elsewhere")
             while "Elsewhere" not in (await listed())[0]:
                 await trio.sleep(0.01)
-    finally:
-        await other.aclose()
     now = sorted([*defaults, "Elsewhere", "Play"])
     assert await listed() == (now, 0)
 
