@@ -28,9 +28,10 @@ from ..models import MessageRecord, Segment
 #: Header blocks kept cut into fields (``_SPLIT``), and the largest one kept: a
 #: client's message list asks HEADER.FIELDS of the same messages again and again
 #: (imaptest: about one FETCH in two), and the cut, a loop over the block's lines,
-#: was most of the cost of each answer.
-SPLIT_HEADERS = 8192
-SPLIT_MAX = 16 * 1024
+#: was most of the cost of each answer. At most 16 MB, a few MB with headers of a
+#: usual size (imaptest's working set is ~1,200 blocks).
+SPLIT_HEADERS = 2048
+SPLIT_MAX = 8 * 1024
 #: (message id, start, end) -> the block at those offsets, cut. A stored message's
 #: bytes never change, so an entry is never stale.
 _SPLIT: dict[tuple[str, int, int], HeaderFields] = {}
