@@ -203,6 +203,14 @@ class Wire:
             e = Encoder(utf8=utf8)
             resp.encode(e)
             e.raw(b"\r\n")
+            if not e.streamed:
+                # (All bytes: one join, not a step per part; a FETCH of a range
+                # makes a few hundred parts.)
+                buf += e.join()
+                if len(buf) >= SEND_BUFFER:
+                    await self._send(bytes(buf))
+                    buf.clear()
+                continue
             for part in e.out:
                 if isinstance(part, bytes):
                     buf += part
