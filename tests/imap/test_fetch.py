@@ -124,6 +124,42 @@ async def test_large_message_round_trip(imap_server: Any) -> None:
         assert lines[0] == b"* 1 FETCH (BINARY[2] ~{%d}\r\n" % len(payload) + payload + b")\r\n"
 
 
+async def test_range_with_sections_keeps_order_and_bytes_around_a_streamed_literal(
+        imap_server: Any) -> None:
+    """A FETCH of a range with body sections: the message whose section is
+    streamed (over 256 KiB) and those serialized by a template come back in
+    sequence order, each exactly as FetchData writes it."""
+    from duck.imap.grammar.commands import parse_command
+    from duck.imap.grammar.encode import Encoder
+    from duck.imap.grammar.fetch_items import FetchAttr
+    from duck.imap.grammar.resp_fetch import FetchData
+
+    items = b"(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[])"
+    command = parse_command(b"t FETCH 1 " + items)
+    fields_key, whole_key = (item.response_key()  # type: ignore[attr-defined]
+                             for item in command.items[1:])  # type: ignore[attr-defined]
+    messages = [b"Subject: s1\r\n\r\nbody 1\r\n",
+                b"Subject: big\r\n\r\n" + b"x" * (300 * 1024) + b"\r\n",
+                b"Subject: s3\r\n\r\nbody 3\r\n"]
+    with trio.fail_after(60):
+        c = await RawClient.open(imap_server.ports["imap"])
+        await c.login(USER, PASSWORD)
+        for m in messages:
+            await c.send(b"a APPEND INBOX (\\Flagged) {%d+}\r\n" % len(m) + m + b"\r\n")
+            await c.until_tagged(b"a")
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"f", b"FETCH 1:3 " + items)
+        assert len(lines) == 4 and lines[-1] == b"f OK FETCH completed\r\n", lines[-1:]
+        for seq, (message, line) in enumerate(zip(messages, lines, strict=False), 1):
+            e = Encoder()
+            FetchData(seq, [
+                (FetchAttr.FLAGS, ("\\Flagged", "\\Recent")),
+                (fields_key, message[: message.index(b"\r\n") + 2] + b"\r\n"),
+                (whole_key, message),
+            ]).encode(e)
+            assert line == e.join() + b"\r\n", (seq, line[:200])
+
+
 async def test_fetch_range_of_many(imap_server: Any) -> None:
     with trio.fail_after(60):
         c = await blocking(lambda: _client(imap_server))
