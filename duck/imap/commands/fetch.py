@@ -25,7 +25,7 @@ from ..errors import bad, no
 from ..grammar.cmd_message import Fetch
 from ..grammar.encode import LiteralBody
 from ..grammar.fetch_items import BinarySize, BodySection, FetchAttr, FetchItem, SectionText
-from ..grammar.resp_fetch import FetchData, FetchTemplate
+from ..grammar.resp_fetch import FetchRows, FetchTemplate
 from ..grammar.responses import VanishedData
 from ..view import InvalidSequence
 from .registry import command
@@ -309,9 +309,7 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
     flag_builder = _Builder(s, with_flags) if seen_now else builder
     batch = CONTENT_BATCH if "content" in fields else META_BATCH
     flags_asked = FetchAttr.FLAGS in items
-    # Serialized by a template per set of keys (the same bytes as FetchData, at a
-    # fraction of the cost), all but a response with a streamed literal.
-    templates: dict[tuple[Any, ...], FetchTemplate] = {}
+    rows = FetchRows(utf8=s.utf8)
     for i in range(0, len(uids), batch):
         chunk = uids[i : i + batch]
         records: dict[int, MessageRecord] = {}
@@ -319,8 +317,6 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
             for found in await s.store.messages.fetch(view.mailbox.id, chunk, sorted(fields),
                                                       builder.renderings):
                 records[found.uid] = found
-        responses: list[object] = []
-        rows: list[bytes] = []
         shown: list[int] = []
         for uid in chunk:
             rec = records.get(uid)
@@ -332,22 +328,10 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
             if seq is None:
                 continue
             b = flag_builder if uid in seen_now else builder
-            pairs = await b.build(uid, rec)
-            if any(type(v) is LiteralBody for _, v in pairs):
-                if rows:
-                    responses.append(FetchTemplate.block(rows))
-                    rows = []
-                responses.append(FetchData(seq, pairs))
-            else:
-                keys = tuple(k for k, _ in pairs)
-                template = templates.get(keys)
-                if template is None:
-                    template = templates[keys] = FetchTemplate(keys, utf8=s.utf8)
-                rows.append(template.row(seq, [v for _, v in pairs]))
+            rows.add(seq, await b.build(uid, rec))
             if flags_asked or uid in seen_now:
                 shown.append(uid)
-        if rows:
-            responses.append(FetchTemplate.block(rows))
+        responses = rows.take()
         if responses:
             # Keywords the session was not told of go out in FLAGS first (RFC 3501
             # §7.2.6): one from a message another session added, say.

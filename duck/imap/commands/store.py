@@ -13,7 +13,7 @@ from ..errors import bad, no
 from ..grammar.cmd_message import Store, StoreMode
 from ..grammar.fetch_items import FetchAttr
 from ..grammar.resp_codes import Modified
-from ..grammar.resp_fetch import FetchData
+from ..grammar.resp_fetch import FetchRows
 from ..grammar.sequence import SequenceSet
 from ..namespaces import flag_right, require
 from ..view import InvalidSequence, SelectedView
@@ -65,7 +65,7 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
     s.wrote(view.mailbox.id, [JournalEntry(view.mailbox.id, c.modseq, "flags", uid=c.uid,
                                            flags=c.flags) for c in result.changed])
     modified = set(result.modified)
-    responses: list[object] = []
+    rows = FetchRows(utf8=s.utf8)
     shown: list[tuple[str, ...]] = []
     for uid in uids:
         if uid in modified:
@@ -84,7 +84,8 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
             # RFC 7162 §3.2: with CONDSTORE the new MODSEQ is reported, even for .SILENT.
             items.append((FetchAttr.MODSEQ, view.modseqs.get(uid, 1)))
         if any(k is not FetchAttr.UID for k, _ in items):
-            responses.append(FetchData(seq, items))
+            rows.add(seq, items)
+    responses = rows.take()
     # A keyword new to this session is announced ahead of its FETCH (RFC 3501
     # §7.2.6), and after a .SILENT STORE that made it, as Dovecot does; the other
     # sessions announce it when the journal brings it.

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import duck.imap.grammar as g
-from duck.imap.grammar.resp_fetch import FetchTemplate, preencoded, render
+from duck.imap.grammar.encode import LiteralBody
+from duck.imap.grammar.resp_fetch import FetchRows, FetchTemplate, preencoded, render
 
 from . import strategies as gs
 
@@ -74,3 +75,41 @@ def test_template_validates_values() -> None:
         t.row(0, [1, (), when])
     block = FetchTemplate.block([t.row(1, [1, (), when]), t.row(2, [2, (), when])])
     assert g.serialize(block).count(b"\r\n") == 2  # type: ignore[arg-type]
+
+
+@relaxed
+@given(st.lists(gs.fetch_data(), min_size=1, max_size=6), st.booleans(),
+       st.sets(st.integers(0, 5)))
+def test_rows_are_the_general_serialization_in_order(
+        many: list[g.FetchData], utf8: bool, streamed: set[int]) -> None:
+    """FetchRows gives each message's response as FetchData would, in the order
+    added, whatever keys each has; a streamed literal's response stays FetchData."""
+    rows = FetchRows(utf8=utf8)
+    expected: list[bytes | LiteralBody] = []
+    for i, data in enumerate(many):
+        items = list(data.items)
+        if i in streamed:
+            key = g.BodySection(peek=False)
+            items = [*items, (key.response_key(), LiteralBody(3, source=lambda: iter(())))]
+        if len({k for k, _ in items}) != len(items):
+            continue
+        rows.add(data.seq, items)
+        expected += list(g.serialize_chunks(g.FetchData(data.seq, tuple(items)), utf8=utf8))
+    got: list[bytes | LiteralBody] = []
+    for response in rows.take():
+        got += list(g.serialize_chunks(response, utf8=utf8))  # type: ignore[arg-type]
+    assert _joined(got) == _joined(expected)
+    assert rows.take() == []
+
+
+def _joined(chunks: list[bytes | LiteralBody]) -> list[bytes | int]:
+    """The chunks with runs of bytes joined and each streamed literal as its size."""
+    out: list[bytes | int] = []
+    for chunk in chunks:
+        if isinstance(chunk, LiteralBody):
+            out.append(chunk.size)
+        elif out and isinstance(out[-1], bytes):
+            out[-1] += chunk
+        else:
+            out.append(chunk)
+    return out
