@@ -122,3 +122,37 @@ async def test_stale_snapshot_is_corrected_in_the_same_transaction(
     assert (await store.messages.changes_since(inbox.id, top)) == []
     flags = {m.uid: set(m.flags) for m in await store.messages.view(inbox.id)}
     assert flags == {first: {"\\Flagged"}, second: {"\\Flagged"}, third: set()}
+
+
+async def test_nothing_to_change_by_a_current_snapshot_is_one_small_read(
+        store: Store, user: User) -> None:
+    """A STORE that changes nothing by the snapshot (a flag set again, or cleared
+    where it is not) reads the mailbox's modseq alone when the snapshot is current;
+    when it is not, the messages are read and the truth is stored."""
+    for i in range(2):
+        await store.messages.append(user.id, "INBOX", f"Subject: {i}\r\n\r\nx\r\n".encode(),
+                                    flags=["\\Seen"])
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    snap = await _snapshot(store, inbox.id, inbox.highest_modseq)
+    uids = sorted(snap.messages)
+    for mode, flags in (("add", ["\\Seen"]), ("remove", ["$Absent"])):
+        metrics.reset()
+        with metrics.command_scope("STORE") as scope:
+            result = await store.messages.store_flags(inbox.id, uids, mode,  # type: ignore[arg-type]
+                                                      flags, snapshot=snap)
+        assert result.changed == [] and result.modified == []
+        assert scope.round_trips == 1
+        assert metrics.statistics()["STORE"]["by_db_command"] == {"find": 1}
+    # UNCHANGEDSINCE is judged on the snapshot's modseqs then, as exact as they.
+    result = await store.messages.store_flags(inbox.id, uids, "add", ["\\Seen"],
+                                              unchangedsince=snap.messages[uids[0]][1],
+                                              snapshot=snap)
+    assert result.modified == [uids[1]] and result.changed == []
+    # Another session clears \Seen of the first: the same snapshot now claims it
+    # is set; the STORE must set it again, and the mailbox's modseq says so.
+    await store.messages.store_flags(inbox.id, [uids[0]], "remove", ["\\Seen"])
+    result = await store.messages.store_flags(inbox.id, uids, "add", ["\\Seen"],
+                                              snapshot=snap)
+    assert [c.uid for c in result.changed] == [uids[0]]
+    assert all("\\Seen" in m.flags for m in await store.messages.view(inbox.id))
+    assert (await store.mailboxes.get(user.id, "INBOX")).unseen_count == 0
