@@ -254,19 +254,20 @@ def _store_batch_sync(
         todo, modified = _planned(planned, mode, flags, unchangedsince)
         if not todo:
             # Nothing to change by the snapshot (a flag set again, or cleared where
-            # it was not: a quarter of imaptest's STOREs): so it is while the
-            # mailbox is at the snapshot's modseq, which every change of its
-            # messages moves. One read of the mailbox document says so, instead
-            # of a transaction reading the messages (whole, on the embedded
-            # engine) and committing nothing.
-            box = db.collection(schema.MAILBOXES).find_one({"_id": mailbox}, {"modseq": 1})
-            if box is not None and int(box["modseq"]) == snapshot.modseq:
+            # it was not, as imaptest's STOREs often do): so it is while the mailbox
+            # is at the snapshot's modseq, which every change of its messages
+            # moves. One read of the mailbox document says so, instead of a
+            # transaction reading the messages (whole, on the embedded engine) and
+            # committing nothing.
+            current = db.collection(schema.MAILBOXES).find_one({"_id": mailbox},
+                                                                {"modseq": 1})
+            if current is not None and int(current["modseq"]) == snapshot.modseq:
                 return StoreFlagsResult([], modified)
-        # (Nothing to change by the snapshot: read to be sure. A snapshot behind the
-        # document this process knows, another session's write having committed
-        # since the view was read: the read below, then the known document's
-        # reservation, is one round trip fewer than a reservation of its own and a
-        # read to correct it.)
+        # (Nothing to change by a snapshot the mailbox has moved past: read to be
+        # sure. A snapshot behind the document this process knows, another
+        # session's write having committed since the view was read: the read below,
+        # then the known document's reservation, is one round trip fewer than a
+        # reservation of its own and a read to correct it.)
         if todo and (known is None or known["modseq"] == snapshot.modseq):
             try:
                 # (With the known document, its modseq is the snapshot's: checked.)
