@@ -3,7 +3,9 @@
 # same machine speed: with both servers up, each round runs the imaptest kit's
 # stress command against Dovecot, then against duck (3 persistent rounds, 2
 # login-cycle rounds), then lmtp-bench against each (2 rounds). Prints commands/s,
-# imaptest's error lines, and duck's and its database's CPU per persistent command.
+# imaptest's error lines, duck's and its database's CPU per persistent command, and
+# duck's average latency per command type in each persistent round
+# (bench/command_latency.py).
 #
 #   bench/side_by_side.sh KIT_DIR [duck serve options, e.g. --workers 2]
 #
@@ -43,12 +45,15 @@ for i in $(seq 1 20); do
 done
 DBPID=$(pgrep -f "secantusd.*$D" | head -1)
 duckcpu() { local s; s=$(cpu $SPID); for p in $(pgrep -P $SPID); do [ "$p" = "$DBPID" ] || s=$((s + $(cpu "$p"))); done; echo "$s"; }
+LATENCY="python3 $(dirname "$0")/command_latency.py"
 for r in 1 2 3; do
   run_it "dovecot$r" 10143 persistent
+  $LATENCY save http://127.0.0.1:18080 "$OUT/latency.json"
   d0=$(duckcpu); b0=$(cpu "$DBPID"); line=$(run_it "duck$r" 11143 persistent); d1=$(duckcpu); b1=$(cpu "$DBPID")
   n=$(count "$OUT/duck$r-persistent.out")
   echo "$line; CPU per command: $(awk -v d=$((d1 - d0)) -v b=$((b1 - b0)) -v n="${n:-1}" \
     'BEGIN { printf "duck %.2f ms, database %.2f ms", d * 10 / n, b * 10 / n }')"
+  $LATENCY diff http://127.0.0.1:18080 "$OUT/latency.json"
 done
 for r in 1 2; do
   run_it "dovecot$r" 10143 login
