@@ -92,9 +92,6 @@ class Connection:
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
             buffer = self._buffer
-            # (The reply cannot be there yet right after the send: the first read
-            # waits for it instead of failing once, a system call and an exception.)
-            waited = False
             while True:
                 if len(buffer) >= 16:
                     length = _INT.unpack_from(buffer)[0]
@@ -103,9 +100,6 @@ class Connection:
                             f"reply of {length} bytes from the database")
                     if len(buffer) >= length:
                         break
-                if not waited:
-                    waited = True
-                    await trio.lowlevel.wait_readable(sock)
                 try:
                     chunk = sock.recv(_RECEIVE)
                 except BlockingIOError:
