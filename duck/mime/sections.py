@@ -7,6 +7,7 @@ filter the header block with `filter_header_fields`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import attrs
@@ -160,15 +161,24 @@ def split_header_fields(header: bytes) -> HeaderFields:
     return HeaderFields(tuple(fields), terminator)
 
 
-def join_header_fields(split: HeaderFields, names: Iterable[str], negate: bool) -> bytes:
-    """The fields of ``split`` named (or, negated, not named) in ``names``, and its
-    blank line (``filter_header_fields``)."""
+@functools.lru_cache(maxsize=256)
+def _wanted(names: tuple[str, ...]) -> frozenset[bytes]:
+    """The lowercased Latin-1 forms of ``names`` (one outside Latin-1 matches no
+    field), made once per list of names: a FETCH of a range asks the same list of
+    every message."""
     wanted: set[bytes] = set()
     for name in names:
         try:
             wanted.add(name.lower().encode("latin-1"))
         except UnicodeEncodeError:
             pass
+    return frozenset(wanted)
+
+
+def join_header_fields(split: HeaderFields, names: Iterable[str], negate: bool) -> bytes:
+    """The fields of ``split`` named (or, negated, not named) in ``names``, and its
+    blank line (``filter_header_fields``)."""
+    wanted = _wanted(tuple(names))
     return b"".join([chunk for name, chunk in split.fields
                      if (name in wanted) != negate] + [split.terminator])
 
