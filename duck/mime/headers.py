@@ -26,6 +26,11 @@ def split_field(raw: bytes) -> tuple[str, bytes]:
 
 def unfold(value: bytes) -> bytes:
     """RFC 5322 §2.2.3 unfolding; also drops the leading WSP and the final line end."""
+    stripped = value.rstrip(b"\r\n")  # (what _EOL_TAIL removes)
+    if b"\n" not in stripped:
+        # Most fields are one line: the only LF is in the final line end, where
+        # no WSP follows it, so _FOLD would change nothing (and costs a regex).
+        return stripped.lstrip(b" \t")
     value = _FOLD.sub(b"", value)
     value = _EOL_TAIL.sub(b"", value)
     return value.lstrip(b" \t")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 from hypothesis import given
@@ -17,6 +18,7 @@ from duck.mime.headers import (
     parse_disposition,
     parse_language,
     split_field,
+    unfold,
 )
 
 
@@ -97,6 +99,17 @@ def test_disposition_and_language() -> None:
         [("filename", "a b.txt"), ("size", "3")],
     )
     assert parse_language(b"en, fr-CA (Canadian French)") == ["en", "fr-CA"]
+
+
+_FOLDS = re.compile(rb"\r?\n(?=[ \t])")
+
+
+@given(st.lists(st.sampled_from([b"a", b" ", b"\t", b"\r", b"\n", b"\r\n", b"x:y"]),
+                max_size=20).map(b"".join))
+def test_unfold_is_rfc5322_unfolding(raw: bytes) -> None:
+    # (The fast path for one-line fields gives what the two substitutions give.)
+    expected = re.sub(rb"[\r\n]+\Z", b"", _FOLDS.sub(b"", raw)).lstrip(b" \t")
+    assert unfold(raw) == expected
 
 
 def test_split_field() -> None:
