@@ -24,12 +24,37 @@ _QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
 _ATOM, _QS, _DL, _SP = "atom", "qs", "dl", "sp"
 
 
+def _unquoted(token: bytes) -> bytes:
+    """A quoted-string token's content, its quoted-pairs undone."""
+    inner = token[1:-1] if len(token) > 1 and token.endswith(b'"') else token[1:]
+    return _QUOTED_PAIR.sub(rb"\1", inner) if b"\\" in inner else inner
+
+
 class _Tokens:
     """Token list plus the comments seen (a fallback display name)."""
 
     def __init__(self, value: bytes) -> None:
         self.items: list[tuple[str, bytes]] = []
         self.comments: list[tuple[int, bytes]] = []
+        if b"(" in value:
+            self._scan(value)
+        else:
+            self._scan_plain(value)
+
+    def _scan_plain(self, value: bytes) -> None:
+        """``_scan`` of a value without comments: the same tokens, found by one
+        ``finditer`` (the pattern matches at every position, never empty)."""
+        items = self.items
+        for match in _TOKEN.finditer(value):
+            kind = match.lastgroup or _ATOM
+            if kind == "ws":
+                continue
+            token = match.group()
+            if kind == _QS:
+                token = _unquoted(token)
+            items.append((kind, token))
+
+    def _scan(self, value: bytes) -> None:
         pos = 0
         n = len(value)
         while pos < n:
@@ -46,8 +71,7 @@ class _Tokens:
             if kind == "ws":
                 continue
             if kind == _QS:
-                inner = token[1:-1] if len(token) > 1 and token.endswith(b'"') else token[1:]
-                token = _QUOTED_PAIR.sub(rb"\1", inner)
+                token = _unquoted(token)
             self.items.append((kind, token))
 
     def _comment(self, value: bytes, pos: int) -> int:
@@ -68,8 +92,14 @@ class _Tokens:
         return pos
 
 
-def _is_sp(token: tuple[str, bytes], chars: bytes) -> bool:
-    return token[0] == _SP and token[1] in chars
+#: A token's mark when it is no special: in no set of specials.
+_NOT_SPECIAL = b"\x00"
+
+
+def _marks(items: list[tuple[str, bytes]]) -> list[bytes]:
+    """Per token, the special it is (one byte) or ``_NOT_SPECIAL``: ``marks[i] in
+    b",;"`` asks whether token ``i`` is one of those specials."""
+    return [value if kind == _SP else _NOT_SPECIAL for kind, value in items]
 
 
 def _phrase(tokens: list[tuple[str, bytes]]) -> bytes | None:
@@ -96,6 +126,7 @@ class _Parser:
     def __init__(self, value: bytes) -> None:
         tokens = _Tokens(value)
         self.items = tokens.items
+        self.marks = _marks(tokens.items)
         self.comments = tokens.comments
         self.pos = 0
 
@@ -107,21 +138,21 @@ class _Parser:
 
     def address_list(self) -> list[Address]:
         out: list[Address] = []
-        items = self.items
+        items, marks = self.items, self.marks
         while self.pos < len(items):
-            if _is_sp(items[self.pos], b",;"):
+            if marks[self.pos] in b",;":
                 self.pos += 1
                 continue
             # A group is a phrase followed by ':' before any '<', '@' or ','.
             j = self.pos
-            while j < len(items) and not _is_sp(items[j], b"<@,;:"):
+            while j < len(items) and marks[j] not in b"<@,;:":
                 j += 1
-            if j < len(items) and _is_sp(items[j], b":"):
+            if j < len(items) and marks[j] == b":":
                 name = _phrase(items[self.pos : j]) or b""
                 out.append(Address(None, None, name, None))
                 self.pos = j + 1
-                while self.pos < len(items) and not _is_sp(items[self.pos], b";"):
-                    if _is_sp(items[self.pos], b","):
+                while self.pos < len(items) and marks[self.pos] != b";":
+                    if marks[self.pos] == b",":
                         self.pos += 1
                         continue
                     mailbox = self.mailbox()
@@ -136,21 +167,21 @@ class _Parser:
         return out
 
     def mailbox(self) -> Address | None:
-        items = self.items
+        items, marks = self.items, self.marks
         start = self.pos
         j = start
-        while j < len(items) and not _is_sp(items[j], b"<@,;"):
+        while j < len(items) and marks[j] not in b"<@,;":
             j += 1
-        if j < len(items) and _is_sp(items[j], b"<"):
+        if j < len(items) and marks[j] == b"<":
             name = _phrase(items[start:j])
             self.pos = j + 1
             end = self.pos
-            while end < len(items) and not _is_sp(items[end], b">"):
+            while end < len(items) and marks[end] != b">":
                 end += 1
-            adl, mailbox, host = self._angle(items[self.pos : end])
+            adl, mailbox, host = self._angle(items[self.pos : end], marks[self.pos : end])
             self.pos = end + 1
             # Anything after '>' up to the next ',' is junk: skip it.
-            while self.pos < len(items) and not _is_sp(items[self.pos], b",;"):
+            while self.pos < len(items) and marks[self.pos] not in b",;":
                 self.pos += 1
             if name is None:
                 name = self._comment_between(start, end + 1)
@@ -161,36 +192,32 @@ class _Parser:
         local = items[start:j]
         host_tokens: list[tuple[str, bytes]] = []
         end = j
-        if j < len(items) and _is_sp(items[j], b"@"):
+        if j < len(items) and marks[j] == b"@":
             end = j + 1
-            while end < len(items) and not _is_sp(items[end], b",;<"):
+            while end < len(items) and marks[end] not in b",;<":
                 end += 1
             host_tokens = items[j + 1 : end]
         self.pos = end
         if not local and not host_tokens:
-            if self.pos < len(items) and not _is_sp(items[self.pos], b",;"):
+            if self.pos < len(items) and marks[self.pos] not in b",;":
                 self.pos += 1  # a stray '<' or '@': skip it
             return None
         name = self._comment_between(start, end)
         return Address(name, None, _dot_joined(local), _dot_joined(host_tokens))
 
     def _angle(
-        self, items: list[tuple[str, bytes]]
+        self, items: list[tuple[str, bytes]], marks: list[bytes]
     ) -> tuple[bytes | None, bytes | None, bytes | None]:
         adl: bytes | None = None
-        colon = next((i for i, token in enumerate(items) if _is_sp(token, b":")), None)
-        if colon is not None and items and _is_sp(items[0], b"@"):
+        colon = marks.index(b":") if b":" in marks else None
+        if colon is not None and items and marks[0] == b"@":
             adl = _dot_joined(items[:colon])
-            items = items[colon + 1 :]
+            items, marks = items[colon + 1 :], marks[colon + 1 :]
         if not items:
             return adl, None, None
-        at = None
-        for i in range(len(items) - 1, -1, -1):
-            if _is_sp(items[i], b"@"):
-                at = i
-                break
-        if at is None:
+        if b"@" not in marks:
             return adl, _dot_joined(items), b""
+        at = len(marks) - 1 - marks[::-1].index(b"@")  # the last '@'
         return adl, _dot_joined(items[:at]), _dot_joined(items[at + 1 :])
 
 
