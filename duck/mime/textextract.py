@@ -122,7 +122,8 @@ def strip_html(markup: str) -> str:
         if gt < 0:
             break  # an unterminated tag runs to the end
         i = gt + 1
-        name = lower[lt + 1 : gt].split(None, 1)[0] if gt > lt + 1 else ""
+        words = lower[lt + 1 : gt].split(None, 1)  # (none in "<>" or "< >")
+        name = words[0] if words else ""
         if name in ("script", "style"):
             close = lower.find("</" + name, i)
             if close < 0:

@@ -6,6 +6,8 @@ import datetime
 from pathlib import Path
 
 import cattrs
+from hypothesis import given
+from hypothesis import strategies as st
 
 from duck.mime import BodyStructure, IndexedMessage, IndexerLimits, body_structure, parse_message
 from duck.mime.textextract import strip_html
@@ -40,3 +42,22 @@ def test_strip_html() -> None:
     assert strip_html(markup) == "Hello\xa0 wor ld \n\n 2 < 3"
     assert strip_html("a <!-- never closed") == "a"
     assert strip_html("<script>never closed") == ""
+    # A tag without a name is a tag (it raised IndexError, failing the delivery).
+    assert strip_html("a < > b <> c <\n>d") == "a b c d"
+
+
+@given(st.lists(st.sampled_from(["<", ">", " ", "\n", "\t", "<!--", "-->", "script", "style",
+                                 "</", "/", "a", "&amp;", "&#", ";", "\xa0", "İ"]),
+                max_size=30).map("".join))
+def test_strip_html_is_total(markup: str) -> None:
+    # (Every HTML part of every message goes through it: it must never raise.)
+    text = strip_html(markup)
+    assert "<" not in text or "&" in markup or "<" in markup
+    assert text == text.strip()
+
+
+def test_html_part_with_a_nameless_tag_is_indexed() -> None:
+    raw = (b"From: a@example.com\r\nContent-Type: text/html\r\n\r\n"
+           b"<p>if a < > b then</p>\r\n")
+    message = parse_message(raw)
+    assert message.text == "if a b then"
