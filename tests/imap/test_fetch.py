@@ -279,6 +279,26 @@ async def test_binary_of_a_multipart_with_an_unknown_encoding_inside(
         await c.aclose()
 
 
+async def test_binary_of_an_encoding_named_with_control_characters(
+        imap_server: Any) -> None:
+    """A Content-Transfer-Encoding with a NUL, an ESC and 8-bit octets in its name:
+    BINARY is NO [UNKNOWN-CTE] with a text fit for a response line (the raw name in
+    it made the response invalid and ended the session), and the session goes on."""
+    message = (b"Subject: x\r\nContent-Type: image/png\r\n"
+               b"Content-Transfer-Encoding: =\x1b$B\x00*\xff\r\n\r\nxyz\r\n")
+    with trio.fail_after(30):
+        user = await imap_server.store.users.by_username(USER)
+        await imap_server.store.messages.append(user.id, "INBOX", message)
+        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        await c.command(b"s", b"SELECT INBOX")
+        lines = await c.command(b"a", b"FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+        assert lines[-1].startswith(b"a NO [UNKNOWN-CTE] unknown transfer encoding"), lines
+        assert b"\x00" not in lines[-1] and lines[-1].isascii(), lines
+        lines = await c.command(b"b", b"NOOP")
+        assert lines[-1].startswith(b"b OK"), lines
+        await c.aclose()
+
+
 async def test_fetch_preview(imap_server: Any) -> None:
     """RFC 8970 §3: FETCH PREVIEW (and PREVIEW (LAZY)) gives the first text part's
     preview, UTF-8 in a literal when it is not ASCII, "" without text; it does not

@@ -244,7 +244,9 @@ def _decoded(decode: Callable[..., bytes], *args: Any) -> bytes:
     try:
         return decode(*args)
     except transfer.UnknownEncoding as exc:
-        raise no(f"unknown transfer encoding {exc}", "UNKNOWN-CTE") from None
+        # (The name is the message's own bytes: shown in ASCII.)
+        name = str(exc).encode("ascii", "backslashreplace").decode("ascii")
+        raise no(f"unknown transfer encoding {name}", "UNKNOWN-CTE") from None
     except ValueError:
         raise no("cannot decode the part", "UNKNOWN-CTE") from None
 
