@@ -148,6 +148,20 @@ class ConnectionStats:
     accepted: int = 0
 
 
+
+#: What a peer that went away (a reset, a closed socket, a broken TLS stream) raises.
+_ENDED = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
+
+
+def connection_ended(exc: BaseException) -> bool:
+    """Whether ``exc`` only says that the peer went away: one of ``_ENDED``, or a group
+    of nothing else (a handler's nursery wraps what its tasks raise in one; a client
+    that resets a POP3 session was logged as a crash)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(connection_ended(e) for e in exc.exceptions)
+    return isinstance(exc, _ENDED)
+
+
 async def serve_tcp(
     handler: Handler,
     host: str,
@@ -190,10 +204,11 @@ async def serve_tcp(
                     return
                 stream = tls
             await handler(stream)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError) as exc:
-            log.debug("%s: connection ended: %r", name, exc)
-        except Exception:
-            log.exception("%s: connection handler crashed", name)
+        except Exception as exc:
+            if connection_ended(exc):
+                log.debug("%s: connection ended: %r", name, exc)
+            else:
+                log.exception("%s: connection handler crashed", name)
         finally:
             stats.active -= 1
             observer.connection_closed(protocol, peer, trio.current_time() - opened)

@@ -4,7 +4,10 @@ LOGIN-DELAY, the per-user folder and UIDL stability."""
 
 from __future__ import annotations
 
+import logging
 import poplib
+import socket
+import struct
 
 import pytest
 import trio
@@ -56,6 +59,32 @@ async def test_a_dropped_connection_releases_the_maildrop(pop3_server: Pop3TestS
                 await trio.sleep(0.05)  # the server is still closing the first
         assert await blocking(second.stat) == (1, len(message(1)))
         await blocking(second.quit)
+
+
+async def test_a_reset_connection_is_not_a_crash(
+        pop3_server: Pop3TestServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A client that resets its connection mid-session (RST, not FIN) ends the
+    session quietly: the reset reached the listener wrapped in the session's task
+    groups and was logged as a crash of the connection handler."""
+    await fill(pop3_server, [message(1)])
+    caplog.set_level(logging.DEBUG, logger="duck.net")
+    with trio.fail_after(30):
+        first = await blocking(pop3_server.plain)
+        await blocking(lambda: first.user(USER))
+        await blocking(lambda: first.pass_(PASSWORD))
+        sock = first.sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        first.file.close()  # (it holds the socket open too)
+        sock.close()  # (a zero linger: the close sends a reset)
+        while True:
+            try:
+                second = await blocking(pop3_server.login)
+                break
+            except poplib.error_proto:
+                await trio.sleep(0.05)  # the server is still closing the first
+        await blocking(second.quit)
+    assert any("connection ended" in r.getMessage() for r in caplog.records), caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 @pytest.mark.pop3_settings(lease_seconds=1.0)
