@@ -171,6 +171,9 @@ async def read_json(request: Request) -> Any:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "InvalidJSON", "request body is not valid JSON") from exc
+    except RecursionError as exc:
+        # (Arrays or objects nested about a thousand deep: the decoder recurses.)
+        raise ApiError(400, "InvalidJSON", "request body is nested too deeply") from exc
 
 
 def _describe(exc: BaseException, prefix: str = "") -> str:

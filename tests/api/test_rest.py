@@ -147,3 +147,15 @@ async def test_bad_input(duck_server: Any, client: httpx.AsyncClient, user: str,
     data = r.json()
     assert data["success"] is False and data["code"]
     assert names in data["error"]
+
+
+@pytest.mark.parametrize("body", [b'{"a":' * 2000, b"[" * 5000 + b"]" * 5000])
+async def test_deeply_nested_json_is_a_bad_request(
+        duck_server: Any, client: httpx.AsyncClient, body: bytes) -> None:
+    """JSON nested thousands deep, well-formed or cut off: 400, as any JSON the
+    decoder refuses (its recursion limit was a 500 and a logged crash)."""
+    with trio.fail_after(20):
+        r = await client.post("/users", content=body,
+                              headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "InvalidJSON"
