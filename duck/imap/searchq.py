@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from duck.store import query as q
 
+from .errors import bad
 from .grammar import search_keys as k
 from .grammar.sequence import SequenceSet
 from .view import SelectedView
@@ -105,6 +106,17 @@ _DATE_FIELD = {k.DateField.INTERNAL: "internal", k.DateField.SENT: "sent",
                k.DateField.SAVED: "saved"}
 
 
+def _utf8(value: str) -> str:
+    """A search string as the store takes it: BAD when its octets are not UTF-8 (the
+    grammar keeps such octets as surrogates, which no database query can hold)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad("search string is not valid UTF-8") from None
+    return value
+
+
 def compile_key(view: SelectedView, key: k.SearchKey) -> q.Query:
     """The store query for ``key``."""
     if isinstance(key, k.SearchAll | k.SearchSaveDateSupported):
@@ -120,12 +132,13 @@ def compile_key(view: SelectedView, key: k.SearchKey) -> q.Query:
         return q.Flag(key.flag, key.present)
     if isinstance(key, k.SearchEnvelope):
         if key.field == "SUBJECT":
-            return q.Subject(key.value)
-        return q.Address(key.field.lower(), key.value)  # type: ignore[arg-type]
+            return q.Subject(_utf8(key.value))
+        return q.Address(key.field.lower(), _utf8(key.value))  # type: ignore[arg-type]
     if isinstance(key, k.SearchHeader):
-        return q.Header(key.name.lower(), key.value)
+        return q.Header(_utf8(key.name).lower(), _utf8(key.value))
     if isinstance(key, k.SearchText):
-        return q.Body(key.value) if key.which == "BODY" else q.Text(key.value)
+        value = _utf8(key.value)
+        return q.Body(value) if key.which == "BODY" else q.Text(value)
     if isinstance(key, k.SearchDate):
         return q.Date(_DATE_FIELD[key.field], key.kind.lower(), key.date)  # type: ignore[arg-type]
     if isinstance(key, k.SearchSize):

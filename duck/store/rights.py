@@ -99,6 +99,11 @@ def check_identifier(identifier: str) -> str:
     name = identifier[1:] if identifier.startswith("-") else identifier
     if not name or len(name) > MAX_IDENTIFIER or any(ord(ch) < 0x21 for ch in name):
         raise InvalidInput("invalid identifier")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # (Octets that are not UTF-8, kept by a protocol's parser as surrogates.)
+        raise InvalidInput("identifier is not valid UTF-8") from None
     return identifier
 
 

@@ -265,3 +265,31 @@ async def test_disconnect_mid_fetch_stream(imap_server: Any) -> None:
         await d.login(USER, PASSWORD)
         lines = await d.command(b"s", b"EXAMINE INBOX")
         assert lines[-1].startswith(b"s OK")
+
+
+async def test_octets_that_are_not_utf8_in_strings(imap_server: Any) -> None:
+    """A quoted string's 8-bit octets that are not UTF-8 reach the store as no text
+    a query can hold: each such command is answered (NO or BAD), none is a server
+    error, and the session goes on. (LOGIN, SEARCH, SETACL and DELETEACL with them
+    were NO [SERVERBUG].)"""
+    with trio.fail_after(30):
+        c = await _open(imap_server)
+        for tag, line in ((b"l1", b'LOGIN "\xff" x'), (b"l2", b'LOGIN "a\xff@example.com" x'),
+                          (b"l3", b'LOGIN "' + USER.encode() + b'" "x\xff"')):
+            lines = await c.command(tag, line)
+            assert lines[-1].startswith(tag + b" NO [AUTHENTICATIONFAILED]"), lines
+        await c.login(USER, PASSWORD)
+        await c.command(b"s", b"SELECT INBOX")
+        for tag, line, answer in (
+                (b"a", b'SEARCH CHARSET UTF-8 TEXT "\xff"', b"BAD"),
+                (b"b", b'SEARCH HEADER "\xff" x', b"BAD"),
+                (b"c", b"SEARCH SUBJECT {1+}\r\n\xff", b"BAD"),
+                (b"d", b'SETACL INBOX "\xff" lr', b"BAD"),
+                (b"e", b'DELETEACL INBOX "\xff"', b"BAD"),
+                (b"f", b'SEARCH TEXT "caf\xc3\xa9"', b"OK")):
+            lines = await c.command(tag, line)
+            assert lines[-1].startswith(tag + b" " + answer), (line, lines)
+            assert b"SERVERBUG" not in lines[-1], lines
+        lines = await c.command(b"n", b"NOOP")
+        assert lines[-1].startswith(b"n OK"), lines
+        await c.aclose()

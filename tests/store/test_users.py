@@ -32,7 +32,9 @@ async def test_duplicate_leaves_nothing_half_written(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "no-at-sign", "@example.com", "a@", "a b@example.com", "a@-bad-.com", "x" * 300]
+    "bad", ["", "no-at-sign", "@example.com", "a@", "a b@example.com", "a@-bad-.com", "x" * 300,
+            # (a protocol parser's surrogate for an octet that is not UTF-8)
+            "a\udcff@example.com"]
 )
 async def test_invalid_address(store: Store, bad: str) -> None:
     with pytest.raises(InvalidInput):

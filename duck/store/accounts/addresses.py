@@ -27,6 +27,11 @@ def normalize_address(address: str) -> str:
     """
     if not isinstance(address, str):
         raise InvalidInput("address must be a string")
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        # (Octets that are not UTF-8, kept by a protocol's parser as surrogates.)
+        raise InvalidInput("address is not valid UTF-8") from None
     text = unicodedata.normalize("NFC", address.strip()).lower()
     if len(text.encode("utf-8")) > MAX_ADDRESS:
         raise InvalidInput("address too long")

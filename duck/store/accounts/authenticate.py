@@ -126,6 +126,7 @@ class Authenticator:
         (API only). Raises AuthenticationFailed (Throttled, TwoFactorRequired)."""
         if protocol not in SCOPES:
             raise InvalidInput(f"unknown protocol {protocol!r}")
+        username, secret = _well_formed(username), _well_formed(secret)
         outcome = await self._database.run(
             self._check_sync, username, secret, protocol, mechanism, peer, otp)
         return await self._finish(outcome)
@@ -348,3 +349,14 @@ class Authenticator:
 @functools.cache
 def _dummy_hash() -> str:
     return hash_password("duck-dummy-password")
+
+
+def _well_formed(text: str) -> str:
+    """``text`` with octets that were not UTF-8 (kept by a protocol's parser as
+    surrogates, which no database query can hold) read as Latin-1: what a client
+    that sends Latin-1 meant, and a well-formed string for the throttle's keys."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("latin-1")
+    return text
