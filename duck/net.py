@@ -148,7 +148,6 @@ class ConnectionStats:
     accepted: int = 0
 
 
-
 #: What a peer that went away (a reset, a closed socket, a broken TLS stream) raises.
 _ENDED = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
 

@@ -260,6 +260,15 @@ async def test_binary_of_parts_and_of_the_whole(imap_server: Any) -> None:
         await c.aclose()
 
 
+async def _selected_with(imap_server: Any, message: bytes) -> RawClient:
+    """A raw client with INBOX selected, ``message`` stored in it first."""
+    user = await imap_server.store.users.by_username(USER)
+    await imap_server.store.messages.append(user.id, "INBOX", message)
+    c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+    await c.command(b"s", b"SELECT INBOX")
+    return c
+
+
 async def test_binary_of_a_multipart_with_an_unknown_encoding_inside(
         imap_server: Any) -> None:
     """RFC 3516 §4.2: a leaf whose encoding the server cannot remove makes BINARY of
@@ -268,10 +277,7 @@ async def test_binary_of_a_multipart_with_an_unknown_encoding_inside(
                b"--zz\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 f\r\n"
                b"--zz--\r\n")
     with trio.fail_after(30):
-        user = await imap_server.store.users.by_username(USER)
-        await imap_server.store.messages.append(user.id, "INBOX", message)
-        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
-        await c.command(b"s", b"SELECT INBOX")
+        c = await _selected_with(imap_server, message)
         lines = await c.command(b"a", b"FETCH 1 (BINARY.PEEK[])")
         assert lines[-1].startswith(b"a NO [UNKNOWN-CTE]"), lines
         lines = await c.command(b"b", b"FETCH 1 (BODY.PEEK[])")
@@ -287,10 +293,7 @@ async def test_binary_of_an_encoding_named_with_control_characters(
     message = (b"Subject: x\r\nContent-Type: image/png\r\n"
                b"Content-Transfer-Encoding: =\x1b$B\x00*\xff\r\n\r\nxyz\r\n")
     with trio.fail_after(30):
-        user = await imap_server.store.users.by_username(USER)
-        await imap_server.store.messages.append(user.id, "INBOX", message)
-        c = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
-        await c.command(b"s", b"SELECT INBOX")
+        c = await _selected_with(imap_server, message)
         lines = await c.command(b"a", b"FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
         assert lines[-1].startswith(b"a NO [UNKNOWN-CTE] unknown transfer encoding"), lines
         assert b"\x00" not in lines[-1] and lines[-1].isascii(), lines

@@ -45,18 +45,22 @@ async def test_second_session_is_refused_until_the_first_quits(
         await blocking(second.quit)
 
 
+async def _login_once_released(server: Pop3TestServer) -> poplib.POP3_SSL:
+    """A login, retried while the server is still closing an earlier session."""
+    while True:
+        try:
+            return await blocking(server.login)
+        except poplib.error_proto:
+            await trio.sleep(0.05)
+
+
 async def test_a_dropped_connection_releases_the_maildrop(pop3_server: Pop3TestServer) -> None:
     await fill(pop3_server, [message(1)])
     with trio.fail_after(30):
         first = await blocking(pop3_server.login)
         await blocking(lambda: first.dele(1))
         await blocking(first.close)  # no QUIT: no UPDATE (RFC 1939 §6)
-        while True:
-            try:
-                second = await blocking(pop3_server.login)
-                break
-            except poplib.error_proto:
-                await trio.sleep(0.05)  # the server is still closing the first
+        second = await _login_once_released(pop3_server)
         assert await blocking(second.stat) == (1, len(message(1)))
         await blocking(second.quit)
 
@@ -76,12 +80,7 @@ async def test_a_reset_connection_is_not_a_crash(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         first.file.close()  # (it holds the socket open too)
         sock.close()  # (a zero linger: the close sends a reset)
-        while True:
-            try:
-                second = await blocking(pop3_server.login)
-                break
-            except poplib.error_proto:
-                await trio.sleep(0.05)  # the server is still closing the first
+        second = await _login_once_released(pop3_server)
         await blocking(second.quit)
     assert any("connection ended" in r.getMessage() for r in caplog.records), caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
