@@ -67,8 +67,8 @@ async def search_messages(request: Request) -> Response:
     """Messages matching JSON criteria with IMAP SEARCH semantics, paged."""
     mailbox = await mailbox_of(request)
     body = await read_model(request, SearchRequest)
-    query = compile_search(body.query, mailbox.uid_next - 1)
     with store_errors("mailbox"):
+        query = compile_search(body.query, mailbox.uid_next - 1)
         uids = await store_of(request).messages.search(mailbox.id, query)
     return ok(await _page(request, mailbox, uids, body.limit, body.after, False))
 

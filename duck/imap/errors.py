@@ -33,7 +33,10 @@ class CommandError(Exception):
         code: ResponseCode | str | None = None,
     ) -> None:
         super().__init__(text)
-        self.text = text
+        # (Made fit for the response line here, once: a text may quote a client's or
+        # a message's bytes, and a CR or NUL in one made the response invalid and
+        # took the session down.)
+        self.text = response_text(text) or "error"
         self.status: Literal["NO", "BAD"] = status
         self.code: ResponseCode | None = Code(code) if isinstance(code, str) else code
 
@@ -69,11 +72,12 @@ def from_store_error(exc: StoreError) -> CommandError:
             break
     else:
         code = "SERVERBUG"
-    text = _clean(str(exc)) or code.lower()
-    return CommandError(text, status="NO", code=code)
+    return CommandError(str(exc) or code.lower(), status="NO", code=code)
 
 
-def _clean(text: str) -> str:
-    # Response text may not hold CR/LF/NUL nor start with "[" (it would read as a code).
+def response_text(text: str) -> str:
+    """``text`` as a response's text: no control characters (CR, LF and NUL may not
+    be there), not starting with "[" (it would read as a code), at most 300
+    characters."""
     text = "".join(ch if ch >= " " else " " for ch in text).strip()
     return text.lstrip("[")[:300]

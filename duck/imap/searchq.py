@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from duck.store import InvalidInput
 from duck.store import query as q
 
 from .errors import bad
@@ -106,17 +107,6 @@ _DATE_FIELD = {k.DateField.INTERNAL: "internal", k.DateField.SENT: "sent",
                k.DateField.SAVED: "saved"}
 
 
-def _utf8(value: str) -> str:
-    """A search string as the store takes it: BAD when its octets are not UTF-8 (the
-    grammar keeps such octets as surrogates, which no database query can hold)."""
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise bad("search string is not valid UTF-8") from None
-    return value
-
-
 def compile_key(view: SelectedView, key: k.SearchKey) -> q.Query:
     """The store query for ``key``."""
     if isinstance(key, k.SearchAll | k.SearchSaveDateSupported):
@@ -132,13 +122,12 @@ def compile_key(view: SelectedView, key: k.SearchKey) -> q.Query:
         return q.Flag(key.flag, key.present)
     if isinstance(key, k.SearchEnvelope):
         if key.field == "SUBJECT":
-            return q.Subject(_utf8(key.value))
-        return q.Address(key.field.lower(), _utf8(key.value))  # type: ignore[arg-type]
+            return q.Subject(key.value)
+        return q.Address(key.field.lower(), key.value)  # type: ignore[arg-type]
     if isinstance(key, k.SearchHeader):
-        return q.Header(_utf8(key.name).lower(), _utf8(key.value))
+        return q.Header(key.name.lower(), key.value)
     if isinstance(key, k.SearchText):
-        value = _utf8(key.value)
-        return q.Body(value) if key.which == "BODY" else q.Text(value)
+        return q.Body(key.value) if key.which == "BODY" else q.Text(key.value)
     if isinstance(key, k.SearchDate):
         return q.Date(_DATE_FIELD[key.field], key.kind.lower(), key.date)  # type: ignore[arg-type]
     if isinstance(key, k.SearchSize):
@@ -163,8 +152,12 @@ def compile_key(view: SelectedView, key: k.SearchKey) -> q.Query:
 
 
 def compile_criteria(view: SelectedView, criteria: Iterable[k.SearchKey]) -> q.Query:
-    """The top-level keys (implicitly AND-ed) as one store query."""
-    parts = tuple(compile_key(view, key) for key in criteria)
+    """The top-level keys (implicitly AND-ed) as one store query; BAD for a string
+    the store's query refuses (octets that are not UTF-8)."""
+    try:
+        parts = tuple(compile_key(view, key) for key in criteria)
+    except InvalidInput as exc:
+        raise bad(str(exc)) from None
     return parts[0] if len(parts) == 1 else q.And(parts)
 
 

@@ -31,7 +31,7 @@ from . import capabilities as caps
 from . import notifyfeed
 from .commands import REGISTRY
 from .context import ANSWERED, Done, ServerContext, State
-from .errors import CommandError, from_store_error
+from .errors import CommandError, from_store_error, response_text
 from .grammar.cmd_base import Command
 from .grammar.errors import ImapProtocolError
 from .grammar.limits import Limits
@@ -173,8 +173,8 @@ class Session:
     async def send_tagged(
         self, tag: str, status: str, text: str, code: ResponseCode | None = None
     ) -> None:
-        """Send a tagged status response (``text`` made fit for one: see ``_text``)."""
-        await self.send(TaggedStatus(tag, status, code, _text(text)))  # type: ignore[arg-type]
+        """Send a tagged status response."""
+        await self.send(TaggedStatus(tag, status, code, text))  # type: ignore[arg-type]
 
     async def bye(self, text: str, code: ResponseCode | None = None) -> None:
         """``* BYE`` (best effort) and end the session."""
@@ -401,15 +401,12 @@ class Session:
             if done is ANSWERED:
                 return
             if isinstance(done, Done):
-                text, code = _text(done.text) if done.text else text, done.code
+                text, code = done.text or text, done.code
         except CommandError as exc:
-            # (Texts that may quote a client's or a message's bytes are made fit for
-            # a response line: a CR or NUL in one made the response invalid and
-            # took the session down.)
-            status, text, code = exc.status, _text(exc.text), exc.code
+            status, text, code = exc.status, exc.text, exc.code
         except StoreError as exc:
             err = from_store_error(exc)
-            status, text, code = err.status, _text(err.text), err.code
+            status, text, code = err.status, err.text, err.code
         except ImapProtocolError as exc:
             # From a line read inside a command (SASL response, IDLE's DONE).
             if exc.fatal:
@@ -721,7 +718,4 @@ def _code(name: str | None) -> ResponseCode | None:
 
 
 def _text(message: str) -> str:
-    """``message`` as a response's text: no control characters (CR, LF and NUL are not
-    allowed there), not starting with "[" (a response code's), at most 300 characters."""
-    text = "".join(ch if ch >= " " else " " for ch in message).strip().lstrip("[")
-    return text[:300] or "error"
+    return response_text(message) or "error"

@@ -38,6 +38,18 @@ class InvalidInput(StoreError):
     code = "CANNOT"
 
 
+def require_utf8(value: str, what: str) -> str:
+    """``value``, or InvalidInput when it holds a lone surrogate, which no database
+    query can hold: an octet that was not UTF-8, kept so by a protocol's parser
+    (IMAP's grammar), or a JSON escape such as ``"\\udcff"``."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{what} is not valid UTF-8") from None
+    return value
+
+
 class OverQuota(StoreError):
     """Storing this would exceed the user's quota (IMAP OVERQUOTA)."""
 

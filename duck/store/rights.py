@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .errors import InvalidInput
+from .errors import InvalidInput, require_utf8
 
 #: Every right, in RFC 4314 §2.1 order.
 ALL = "lrswipkxtea"
@@ -99,11 +99,7 @@ def check_identifier(identifier: str) -> str:
     name = identifier[1:] if identifier.startswith("-") else identifier
     if not name or len(name) > MAX_IDENTIFIER or any(ord(ch) < 0x21 for ch in name):
         raise InvalidInput("invalid identifier")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        # (Octets that are not UTF-8, kept by a protocol's parser as surrogates.)
-        raise InvalidInput("identifier is not valid UTF-8") from None
+    require_utf8(name, "identifier")
     return identifier
 
 

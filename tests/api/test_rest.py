@@ -159,3 +159,19 @@ async def test_deeply_nested_json_is_a_bad_request(
                               headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     assert r.json()["code"] == "InvalidJSON"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/users/{user}/mailboxes/{inbox}/search", b'{"query": {"text": "\\udcff"}}'),
+    ("/users/{user}/mailboxes", b'{"path": "x\\udcff"}'),
+])
+async def test_a_lone_surrogate_is_a_bad_request(
+        duck_server: Any, client: httpx.AsyncClient, user: str, path: str, body: bytes) -> None:
+    """A JSON escape of a lone surrogate is no text a database query can hold: 400,
+    as the store refuses it (a search or a mailbox with it was a 500)."""
+    inbox = await inbox_id(duck_server.store, user)
+    with trio.fail_after(20):
+        r = await client.post(path.format(user=user, inbox=inbox), content=body,
+                              headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert "not valid UTF-8" in r.json()["error"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, require_utf8
 
 # RFC 5321 §4.5.3.1: 64 octets of local part, 255 of domain, 256 of path (with <>).
 MAX_LOCAL = 64
@@ -27,11 +27,7 @@ def normalize_address(address: str) -> str:
     """
     if not isinstance(address, str):
         raise InvalidInput("address must be a string")
-    try:
-        address.encode("utf-8")
-    except UnicodeEncodeError:
-        # (Octets that are not UTF-8, kept by a protocol's parser as surrogates.)
-        raise InvalidInput("address is not valid UTF-8") from None
+    require_utf8(address, "address")
     text = unicodedata.normalize("NFC", address.strip()).lower()
     if len(text.encode("utf-8")) > MAX_ADDRESS:
         raise InvalidInput("address too long")

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, require_utf8
 from . import textindex
 
 DateField = Literal["internal", "sent", "saved"]
@@ -48,6 +48,10 @@ MAX_DEPTH = 32
 MAX_UID_RANGES = 10000
 
 _DATE_FIELDS = {"internal": "idate", "sent": "date", "saved": "sdate"}
+
+
+def _searched(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    require_utf8(value, "search string")
 
 
 @attrs.frozen
@@ -87,8 +91,8 @@ class Header:
     An empty ``value`` matches every message that has the field (RFC 3501).
     """
 
-    name: str
-    value: str
+    name: str = attrs.field(validator=_searched)
+    value: str = attrs.field(validator=_searched)
 
 
 @attrs.frozen
@@ -96,28 +100,28 @@ class Address:
     """FROM/TO/CC/BCC contains ``value``."""
 
     field: AddressField
-    value: str
+    value: str = attrs.field(validator=_searched)
 
 
 @attrs.frozen
 class Subject:
     """SUBJECT contains ``value``."""
 
-    value: str
+    value: str = attrs.field(validator=_searched)
 
 
 @attrs.frozen
 class Body:
     """BODY contains ``value`` (the decoded text of the message's text parts)."""
 
-    value: str
+    value: str = attrs.field(validator=_searched)
 
 
 @attrs.frozen
 class Text:
     """TEXT contains ``value``: a header value or the body text."""
 
-    value: str
+    value: str = attrs.field(validator=_searched)
 
 
 @attrs.frozen

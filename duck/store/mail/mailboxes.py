@@ -29,7 +29,7 @@ from ..engine import clock, schema
 from ..engine.batch import WriteBatch
 from ..engine.database import Database
 from ..engine.ids import parse_id
-from ..errors import AlreadyExists, InvalidInput, NotFound
+from ..errors import AlreadyExists, InvalidInput, NotFound, require_utf8
 from ..index import digest
 from ..limits import MAX_MAILBOXES
 from ..models import SPECIAL_USES, Mailbox
@@ -90,7 +90,7 @@ def normalize_path(path: str) -> str:
     """The canonical spelling of a mailbox path, or :class:`InvalidInput`."""
     if not isinstance(path, str):
         raise InvalidInput("mailbox name must be a string")
-    text = unicodedata.normalize("NFC", path)
+    text = unicodedata.normalize("NFC", require_utf8(path, "mailbox name"))
     if not text or len(text) > MAX_PATH:
         raise InvalidInput("mailbox name empty or too long")
     if _CONTROL.search(text):
