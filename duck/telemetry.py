@@ -38,6 +38,20 @@ def register(observer: Observer, server: Server) -> None:
             (([label if label != metrics.OTHER else "other", name], n)
              for label, s in stats.items() for name, n in s["by_db_command"].items()))
 
+    def group_commits() -> Iterator[Metric]:
+        if server.store is None:
+            return
+        stats = server.store.database.group_commits()
+        yield counter_family("duck_store_group_commits",
+                             "Transactions committed for several store calls at once", [],
+                             [([], stats["groups"])])
+        yield counter_family("duck_store_group_commit_members",
+                             "Store calls whose writes went in a group's transaction", [],
+                             [([], stats["members"])])
+        yield counter_family("duck_store_group_commit_failures",
+                             "Groups taken back (their members tried again alone)", [],
+                             [([], stats["failures"])])
+
     def notifier() -> Iterator[Metric]:
         if server.notifier is None:
             return
@@ -60,7 +74,7 @@ def register(observer: Observer, server: Server) -> None:
                              "Restarts of the embedded database after it died", [],
                              [([], int(stats["restarts"]))])  # type: ignore[call-overload]
 
-    for reader in (round_trips, notifier, embedded):
+    for reader in (round_trips, group_commits, notifier, embedded):
         observer.add_reader(reader)
 
     depth = Gauge("duck_outbound_queue_depth", "Outbound messages waiting to be sent",

@@ -104,6 +104,11 @@ async def test_each_family_moves_with_its_event(duck_server: Any,
     assert sum(after[k] for k in by_command) == value(
         after, "duck_store_round_trips_total", command="LOGIN")
     assert value(after, "duck_notifier_events_total") > value(before, "duck_notifier_events_total")
+    # The group commit figures (engine/groupcommit.py) are there, and add up.
+    assert ("duck_store_group_commits_total", frozenset()) in after
+    assert value(after, "duck_store_group_commit_members_total") >= value(
+        after, "duck_store_group_commits_total")
+    assert ("duck_store_group_commit_failures_total", frozenset()) in after
     assert 0 <= value(after, "duck_notifier_lag_seconds") < 30
     moved("duck_outbound_queue_depth")
     # The first scrape itself was an answered API request.

@@ -22,18 +22,15 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
+import greenback
 import pymongo.errors
 from pymongo import DeleteMany, DeleteOne, InsertOne, UpdateMany, UpdateOne
 
-from . import inline
+from . import groupcommit, inline
 from .database import Database
 
 #: A write model the batch accepts (built with its ``namespace``).
 Write = InsertOne[Any] | UpdateOne | UpdateMany | DeleteOne | DeleteMany
-
-#: MongoDB's WriteConflict code: the transaction is retried, not failed.
-_WRITE_CONFLICT = 112
-
 
 @attrs.frozen
 class BatchResult:
@@ -133,7 +130,8 @@ class WriteBatch:
 
     def _inline(self, ops: list[Write], session: Any, checked: set[int],
                 result: BatchResult) -> None:
-        """The client-level ``bulkWrite`` command over wire.py (an inline call)."""
+        """The client-level ``bulkWrite`` command over wire.py (an inline call); with
+        a group's (groupcommit.py) when the transaction starts with it."""
         database = self._database
         spaces: dict[str, int] = {}
         items: list[dict[str, Any]] = []
@@ -154,30 +152,28 @@ class WriteBatch:
                     if key in spec:
                         item[key] = spec[key]
                 items.append(item)
-        command: dict[str, Any] = {
-            "bulkWrite": 1, "ops": items, "nsInfo": [{"ns": ns} for ns in spaces],
-            "ordered": True, "errorsOnly": not checked}
-        if isinstance(session, inline.Session):
-            session.apply(command)
-        else:
-            command["writeConcern"] = database.write_concern.document
-        reply = inline.call(database, command, db="admin")
-        cursor = reply["cursor"]
-        rows = list(cursor["firstBatch"])
-        while cursor.get("id"):
-            more: dict[str, Any] = {"getMore": cursor["id"], "collection": "$cmd.bulkWrite"}
+        rows = None
+        if (isinstance(session, inline.Session) and session.in_transaction
+                and not session.started and session.group is None and session.may_group
+                and groupcommit.DEPTH > 0):
+            rows = groupcommit.committer(database).join(session, items, list(spaces),
+                                                        checked)
+        if rows is None:
+            command: dict[str, Any] = {
+                "bulkWrite": 1, "ops": items, "nsInfo": [{"ns": ns} for ns in spaces],
+                "ordered": True, "errorsOnly": not checked}
             if isinstance(session, inline.Session):
-                session.apply(more)
-            cursor = inline.call(database, more, db="admin")["cursor"]
-            rows.extend(cursor["nextBatch"])
+                session.apply(command)
+            else:
+                command["writeConcern"] = database.write_concern.document
+            rows = greenback.await_(inline.rows_of(database, command, session))
         for row in rows:
             if not row.get("ok"):
-                raise _write_failure(row, in_transaction=session is not None)
+                raise inline.write_failure(row, in_transaction=session is not None)
             i = row.get("idx")
             if i in checked:
                 result.matched[i] = row.get("n", 0)
                 result.modified[i] = row.get("nModified", 0)
-        inline.raise_concern_error(reply)
 
     def _per_collection(self, ops: list[Write], session: Any, checked: set[int],
                         result: BatchResult, runs: int = -1) -> int:
@@ -212,16 +208,4 @@ def _unwrapped(exc: pymongo.errors.ClientBulkWriteException | pymongo.errors.Bul
     errors: list[dict[str, Any]] = exc.details.get("writeErrors") or []
     if not errors:
         return exc
-    return _write_failure(errors[0], in_transaction=in_transaction)
-
-
-def _write_failure(first: dict[str, Any], *, in_transaction: bool) -> BaseException:
-    """The error a collection-level write would have raised for write error ``first``."""
-    code = first.get("code")
-    message = str(first.get("errmsg", "write error"))
-    if code == 11000:
-        return pymongo.errors.DuplicateKeyError(message, code, first)
-    failure = pymongo.errors.OperationFailure(message, code, first)
-    if code == _WRITE_CONFLICT and in_transaction:
-        failure._add_error_label("TransientTransactionError")
-    return failure
+    return inline.write_failure(errors[0], in_transaction=in_transaction)

@@ -27,7 +27,7 @@ from pymongo.database import Database as MongoDatabase
 from pymongo.write_concern import WriteConcern
 
 from ..errors import StoreUnavailable
-from . import inline
+from . import groupcommit, inline
 from .metrics import ROUND_TRIPS
 from .threadpool import ThreadPool
 from .wire import Wire, seconds
@@ -142,7 +142,14 @@ class Database:
         self.raw_codec = inline.raw_codec(self.client.codec_options)
         #: Logical sessions of finished inline transactions, for the next.
         self.wire_sessions: list[inline.Session] = []
+        #: The group committer of each trio run (groupcommit.py).
+        self.committers: trio.lowlevel.RunVar[Any] = trio.lowlevel.RunVar("duck_group_commit")
         self._collections: dict[str, Any] = {}
+
+    def group_commits(self) -> dict[str, int]:
+        """This run's group commit figures (groupcommit.py): groups committed, the
+        transactions they carried, groups taken back."""
+        return groupcommit.committer(self).statistics()
 
     def acl_changed(self) -> None:
         """An ACL changed (here, or heard of): forget what is known of the lists."""

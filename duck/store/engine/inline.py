@@ -71,7 +71,7 @@ def call(database: Database, command: dict[str, Any], *, db: str | None = None,
 class Session:
     """A logical session on the wire: an ``lsid`` and its transaction numbers."""
 
-    __slots__ = ("in_transaction", "lsid", "started", "txn_number")
+    __slots__ = ("group", "in_transaction", "lsid", "may_group", "started", "txn_number")
 
     def __init__(self) -> None:
         self.lsid = {"id": Binary(uuid.uuid4().bytes, 4)}
@@ -80,9 +80,17 @@ class Session:
         #: A command of the current transaction has been sent (the first carries
         #: ``startTransaction``; a commit without one is not sent).
         self.started = False
+        #: The group (groupcommit.py) whose transaction carries this one's writes.
+        self.group: Any = None
+        #: Whether this transaction may join a group (not after a group failed it).
+        self.may_group = True
 
     def apply(self, command: dict[str, Any]) -> dict[str, Any]:
         """``command`` with this session's transaction fields."""
+        if self.group is not None:
+            # (Its writes went in the group's transaction: anything more would go
+            # in a transaction of its own, outside the group's.)
+            raise RuntimeError("a transaction that joined a group sends nothing more")
         command["lsid"] = self.lsid
         if self.in_transaction:
             command["txnNumber"] = Int64(self.txn_number)
@@ -106,14 +114,24 @@ def in_transaction(database: Database, fn: Any) -> Any:
             try:
                 result = fn(session)
             except BaseException as exc:
-                _abort(database, session)
+                group, session.group = session.group, None
+                if group is not None:
+                    session.may_group = False
+                    group.end(False)
+                else:
+                    abort(database, session)
                 if (isinstance(exc, pymongo.errors.PyMongoError)
                         and exc.has_error_label("TransientTransactionError")
                         and time.monotonic() < deadline):
                     continue
                 raise
+            group, session.group = session.group, None
             try:
-                _commit(database, session, deadline)
+                if group is not None:
+                    session.may_group = False  # (should the commit fail: alone next)
+                    group.end(True)
+                else:
+                    commit(database, session, deadline)
             except pymongo.errors.PyMongoError as exc:
                 if (exc.has_error_label("TransientTransactionError")
                         and time.monotonic() < deadline):
@@ -122,10 +140,12 @@ def in_transaction(database: Database, fn: Any) -> Any:
             return result
     finally:
         session.in_transaction = False
+        session.may_group = True
         pool.append(session)
 
 
-def _commit(database: Database, session: Session, deadline: float) -> None:
+def commit(database: Database, session: Session, deadline: float) -> None:
+    """Commit ``session``'s transaction (retried as pymongo retries a commit)."""
     if not session.started:
         return
     command: dict[str, Any] = {
@@ -156,7 +176,8 @@ def _commit(database: Database, session: Session, deadline: float) -> None:
             raise
 
 
-def _abort(database: Database, session: Session) -> None:
+def abort(database: Database, session: Session) -> None:
+    """Take ``session``'s transaction back (an error is left to the server's timeout)."""
     if not session.started:
         return
     try:
@@ -165,6 +186,47 @@ def _abort(database: Database, session: Session) -> None:
              db="admin")
     except pymongo.errors.PyMongoError:
         pass  # (The server aborts an abandoned transaction by itself.)
+
+
+async def rows_of(database: Database, command: dict[str, Any],
+                  session: Session | None) -> list[dict[str, Any]]:
+    """Send a client-level ``bulkWrite`` and return its reply rows, every batch of its
+    cursor read (``session``: the transaction's, for the getMores)."""
+    wire = database.wire
+    assert wire is not None
+    ROUND_TRIPS.count("bulkWrite")
+    reply = await wire.command("admin", command)
+    cursor = reply["cursor"]
+    rows = list(cursor["firstBatch"])
+    while cursor.get("id"):
+        more: dict[str, Any] = {"getMore": cursor["id"], "collection": "$cmd.bulkWrite"}
+        if session is not None:
+            more["lsid"] = session.lsid
+            if session.in_transaction:
+                more["txnNumber"] = Int64(session.txn_number)
+                more["autocommit"] = False
+        ROUND_TRIPS.count("getMore")
+        cursor = (await wire.command("admin", more))["cursor"]
+        rows.extend(cursor["nextBatch"])
+    raise_concern_error(reply)
+    return rows
+
+
+#: MongoDB's WriteConflict code: the transaction is retried, not failed.
+_WRITE_CONFLICT = 112
+
+
+def write_failure(row: dict[str, Any], *, in_transaction: bool = True) -> BaseException:
+    """The error a collection-level write would have raised for the write error
+    ``row`` (a bulkWrite reply row or a writeErrors entry)."""
+    code = row.get("code")
+    message = str(row.get("errmsg", "write error"))
+    if code == 11000:
+        return pymongo.errors.DuplicateKeyError(message, code, row)
+    failure = pymongo.errors.OperationFailure(message, code, row)
+    if code == _WRITE_CONFLICT and in_transaction:
+        failure._add_error_label("TransientTransactionError")
+    return failure
 
 
 def raise_concern_error(reply: dict[str, Any]) -> None:

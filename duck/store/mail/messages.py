@@ -638,13 +638,16 @@ class Messages:
         limit = BATCH_MESSAGES
         looked: list[dict[str, Any]] | None = None
         looked_at: int | None = None
-        if not expected:
+        before = counters.known(self._database).get(mailbox)
+        if not expected or before is not None:
             # Most EXPUNGEs find nothing to remove: one indexed read outside a
             # transaction says so (a transaction would add its commit). What it
             # finds is the first batch's messages when the write's reservation then
             # holds on the mailbox document known before it (``_expunge_batch``);
-            # else they are read again in the transaction.
-            before = counters.known(self._database).get(mailbox)
+            # else they are read again in the transaction. (When the caller
+            # expects something and the document is known, the read is made here
+            # too: the transaction then starts with its writes, which lets it
+            # share a group's (engine/groupcommit.py).)
             looked_at = None if before is None else int(before["modseq"])
             looked = list(self._messages.find({"mailbox": mailbox, **query}, projection)
                           .sort("uid", 1).limit(limit))

@@ -1,0 +1,213 @@
+"""Group commit (engine/groupcommit.py): concurrent writes share one transaction, and
+a member's failure takes the group back without losing or doubling anyone's write."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import pytest
+import trio
+from store_samples import simple_message
+
+from duck.store import Store, User
+from duck.store.engine import groupcommit, metrics, schema
+from duck.store.engine.ids import parse_id
+from duck.store.errors import OverQuota
+from duck.store.models import AppendResult, FlagsSnapshot
+
+pytestmark = pytest.mark.store
+
+
+def grouping(store: Store) -> groupcommit.Committer:
+    """The store's committer; skips where writes are not sent inline with bulkWrite
+    (pymongo in worker threads, or a server without the client-level bulkWrite)."""
+    if store.database.wire is None or not store.database.client_bulk:
+        pytest.skip("group commit is for inline calls with the client-level bulkWrite")
+    if groupcommit.DEPTH <= 0:
+        pytest.skip("group commit is off (DUCK_GROUP_DEPTH=0)")
+    return groupcommit.committer(store.database)
+
+
+@asynccontextmanager
+async def gathered(committer: groupcommit.Committer, members: int) -> AsyncIterator[None]:
+    """Hold every place for a group in flight, so that the writes started in the
+    block gather in one group; let it go once ``members`` have joined."""
+    slots = committer._slots
+    for _ in range(groupcommit.DEPTH):
+        slots.acquire_nowait()
+    try:
+        yield
+        with trio.fail_after(10):
+            while committer._gathering is None or len(committer._gathering.members) < members:
+                await trio.sleep(0.001)
+    finally:
+        for _ in range(groupcommit.DEPTH):
+            slots.release()
+
+
+def counters_of(store: Store, mailbox_id: str) -> tuple[int, int, int]:
+    doc = store.database.collection(schema.MAILBOXES).find_one({"_id": parse_id(mailbox_id)})
+    assert doc is not None
+    return int(doc["uid_next"]), int(doc["modseq"]), int(doc["count"])
+
+
+def stored_uids(store: Store, mailbox_id: str) -> list[int]:
+    docs = store.database.collection(schema.MESSAGES).find(
+        {"mailbox": parse_id(mailbox_id)}, {"uid": 1})
+    return sorted(int(d["uid"]) for d in docs)
+
+
+def flags_of(store: Store, mailbox_id: str, uid: int) -> list[str]:
+    doc = store.database.collection(schema.MESSAGES).find_one(
+        {"mailbox": parse_id(mailbox_id), "uid": uid}, {"flags": 1})
+    assert doc is not None
+    return list(doc["flags"])
+
+
+def journal_of(store: Store, mailbox_id: str) -> list[tuple[int, str]]:
+    """The mailbox's journal entries of its messages: (modseq, kind)."""
+    docs = store.database.collection(schema.JOURNAL).find(
+        {"mailbox": parse_id(mailbox_id), "kind": {"$in": ["exists", "flags", "expunge"]}})
+    return sorted((int(d["modseq"]), str(d["kind"])) for d in docs)
+
+
+@contextmanager
+def scope() -> Iterator[metrics.Scope]:
+    with metrics.command_scope("groupcommit-test") as current:
+        yield current
+
+
+async def users(store: Store, n: int, quota: int = 10**9) -> list[User]:
+    return [await store.users.create(f"u{i}@example.com", "pw", quota=quota)
+            for i in range(n)]
+
+
+async def test_concurrent_appends_of_several_users_commit_as_one_group(store: Store) -> None:
+    committer = grouping(store)
+    people = await users(store, 4)
+    # (A first write of each mailbox reads its counters: it goes alone.)
+    first = [await store.messages.append(u.id, "INBOX", simple_message("first"))
+             for u in people]
+    groups, members = committer.groups, committer.members
+    results: dict[int, AppendResult] = {}
+
+    async def append(i: int) -> None:
+        results[i] = await store.messages.append(people[i].id, "INBOX",
+                                                 simple_message(f"second {i}"))
+
+    with scope() as counted:
+        async with trio.open_nursery() as nursery, gathered(committer, len(people)):
+            for i in range(len(people)):
+                nursery.start_soon(append, i)
+    assert (committer.groups, committer.members) == (groups + 1, members + len(people))
+    # One bulkWrite and one commit for the four of them.
+    assert counted.round_trips == 2
+    for i, done in results.items():
+        assert (done.uid, done.modseq) == (first[i].uid + 1, first[i].modseq + 1)
+        box = done.mailbox_id
+        assert await trio.to_thread.run_sync(counters_of, store, box) == (3, 3, 2)
+        assert await trio.to_thread.run_sync(stored_uids, store, box) == [1, 2]
+        assert await trio.to_thread.run_sync(journal_of, store, box) == [
+            (2, "exists"), (3, "exists")]
+
+
+async def test_a_member_whose_reservation_missed_takes_the_group_back_and_all_land_once(
+        store: Store, mongo_uri: str, db_name: str) -> None:
+    """A's mailbox changed in another process since this one wrote it, so A's
+    reservation misses inside the group: the group is taken back, B's write is tried
+    again on its own, A's the usual way; each lands once, with exact counters."""
+    committer = grouping(store)
+    a, b = await users(store, 2)
+    box_a = (await store.messages.append(a.id, "INBOX", simple_message("a1"))).mailbox_id
+    box_b = (await store.messages.append(b.id, "INBOX", simple_message("b1"))).mailbox_id
+    other = await Store.open(mongo_uri, db_name)
+    try:
+        await other.messages.append(a.id, "INBOX", simple_message("a2, elsewhere"))
+    finally:
+        await other.aclose()
+    failures, groups = committer.failures, committer.groups
+    results: dict[str, AppendResult] = {}
+
+    async def append(name: str, user: User) -> None:
+        results[name] = await store.messages.append(user.id, "INBOX",
+                                                    simple_message(f"{name} 3"))
+
+    async with trio.open_nursery() as nursery, gathered(committer, 2):
+        nursery.start_soon(append, "a", a)
+        nursery.start_soon(append, "b", b)
+    assert committer.failures == failures + 1
+    assert committer.groups == groups  # (both went alone the second time)
+    assert (results["a"].uid, results["a"].modseq) == (3, 4)
+    assert (results["b"].uid, results["b"].modseq) == (2, 3)
+    assert await trio.to_thread.run_sync(counters_of, store, box_a) == (4, 4, 3)
+    assert await trio.to_thread.run_sync(counters_of, store, box_b) == (3, 3, 2)
+    assert await trio.to_thread.run_sync(stored_uids, store, box_a) == [1, 2, 3]
+    assert await trio.to_thread.run_sync(stored_uids, store, box_b) == [1, 2]
+    assert [m for m, _ in await trio.to_thread.run_sync(journal_of, store, box_a)] == [2, 3, 4]
+    assert [m for m, _ in await trio.to_thread.run_sync(journal_of, store, box_b)] == [2, 3]
+
+
+async def test_a_member_refused_over_quota_fails_alone_and_the_others_commit(
+        store: Store) -> None:
+    committer = grouping(store)
+    message = simple_message("fits once")
+    rich, = await users(store, 1)
+    poor = await store.users.create("poor@example.com", "pw", quota=len(message) + 10)
+    box_rich = (await store.messages.append(rich.id, "INBOX", message)).mailbox_id
+    box_poor = (await store.messages.append(poor.id, "INBOX", message)).mailbox_id
+    outcome: dict[str, Any] = {}
+    failures = committer.failures
+
+    async def append(name: str, user: User) -> None:
+        try:
+            outcome[name] = await store.messages.append(user.id, "INBOX", message)
+        except OverQuota as exc:
+            outcome[name] = exc
+
+    async with trio.open_nursery() as nursery, gathered(committer, 2):
+        nursery.start_soon(append, "poor", poor)
+        nursery.start_soon(append, "rich", rich)
+    assert committer.failures == failures + 1
+    assert isinstance(outcome["poor"], OverQuota)
+    assert isinstance(outcome["rich"], AppendResult) and outcome["rich"].uid == 2
+    assert await trio.to_thread.run_sync(stored_uids, store, box_rich) == [1, 2]
+    assert await trio.to_thread.run_sync(stored_uids, store, box_poor) == [1]
+    assert await trio.to_thread.run_sync(counters_of, store, box_poor) == (2, 2, 1)
+    assert (await store.users.get(poor.id)).storage_used == len(message)
+    assert (await store.users.get(rich.id)).storage_used == 2 * len(message)
+
+
+async def test_stores_and_expunges_of_several_mailboxes_share_a_group(store: Store) -> None:
+    committer = grouping(store)
+    people = await users(store, 3)
+    boxes = []
+    for u in people:
+        for subject in ("one", "two"):
+            done = await store.messages.append(u.id, "INBOX", simple_message(subject))
+        boxes.append(done.mailbox_id)
+    await store.messages.store_flags(boxes[0], [1], "add", ["\\Deleted"])
+    groups = committer.groups
+    expunged: list[Any] = []
+
+    async def flag(box: str) -> None:
+        # (With the session's picture of the mailbox, as IMAP's STORE has it: no read.)
+        await store.messages.store_flags(box, [2], "add", ["\\Seen"],
+                                         snapshot=FlagsSnapshot(3, {2: ((), 3)}))
+
+    async def expunge() -> None:
+        # (Its read is made before the transaction, which then reads nothing.)
+        expunged.extend(await store.messages.expunge_journaled(boxes[0], expected=True))
+
+    async with trio.open_nursery() as nursery, gathered(committer, 3):
+        nursery.start_soon(expunge)
+        nursery.start_soon(flag, boxes[1])
+        nursery.start_soon(flag, boxes[2])
+    assert committer.groups == groups + 1
+    assert [uid for uid, _ in expunged] == [1]
+    assert await trio.to_thread.run_sync(stored_uids, store, boxes[0]) == [2]
+    for box in boxes[1:]:
+        assert await trio.to_thread.run_sync(flags_of, store, box, 2) == ["\\Seen"]
+        assert [k for _, k in await trio.to_thread.run_sync(journal_of, store, box)] == [
+            "exists", "exists", "flags"]
