@@ -5,8 +5,9 @@ of each one's cost is the transaction itself: its start, its commit and the comm
 sync, the same for one message as for ten (measured on the embedded engine: a
 transaction of a reservation, a flag update and a journal entry costs ~0.75 ms of
 its CPU alone, ~0.55 ms each when four of them share one; docs/architecture.md,
-"Group commit"). So the writes of store calls that are ready at the same time go to
-the database together: one ``bulkWrite`` and one ``commitTransaction`` for all.
+"Sessions and round trips"). So the writes of store calls that are ready at the
+same time go to the database together: one ``bulkWrite`` and one
+``commitTransaction`` for all.
 
 Who takes part: an inline transaction (inline.py) whose first command is its
 batch's flush (batch.py) — the reservation made on a known mailbox document
