@@ -32,6 +32,7 @@ from .database import Database
 #: A write model the batch accepts (built with its ``namespace``).
 Write = InsertOne[Any] | UpdateOne | UpdateMany | DeleteOne | DeleteMany
 
+
 @attrs.frozen
 class BatchResult:
     """What ``flush`` learnt of the updates added with ``checked=True``, by the

@@ -201,10 +201,7 @@ async def rows_of(database: Database, command: dict[str, Any],
     while cursor.get("id"):
         more: dict[str, Any] = {"getMore": cursor["id"], "collection": "$cmd.bulkWrite"}
         if session is not None:
-            more["lsid"] = session.lsid
-            if session.in_transaction:
-                more["txnNumber"] = Int64(session.txn_number)
-                more["autocommit"] = False
+            session.apply(more)
         ROUND_TRIPS.count("getMore")
         cursor = (await wire.command("admin", more))["cursor"]
         rows.extend(cursor["nextBatch"])
