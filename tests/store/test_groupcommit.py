@@ -3,6 +3,7 @@ a member's failure takes the group back without losing or doubling anyone's writ
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -57,6 +58,12 @@ def stored_uids(store: Store, mailbox_id: str) -> list[int]:
     docs = store.database.collection(schema.MESSAGES).find(
         {"mailbox": parse_id(mailbox_id)}, {"uid": 1})
     return sorted(int(d["uid"]) for d in docs)
+
+
+def sizes_of(store: Store, mailbox_id: str) -> int:
+    docs = store.database.collection(schema.MESSAGES).find(
+        {"mailbox": parse_id(mailbox_id)}, {"size": 1})
+    return sum(int(d["size"]) for d in docs)
 
 
 def flags_of(store: Store, mailbox_id: str, uid: int) -> list[str]:
@@ -211,3 +218,73 @@ async def test_stores_and_expunges_of_several_mailboxes_share_a_group(store: Sto
         assert await trio.to_thread.run_sync(flags_of, store, box, 2) == ["\\Seen"]
         assert [k for _, k in await trio.to_thread.run_sync(journal_of, store, box)] == [
             "exists", "exists", "flags"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_under_concurrent_writes_no_acknowledged_change_is_lost_or_doubled(
+        store: Store, mongo_uri: str, db_name: str, seed: int) -> None:
+    """Writers of several users at once (two per user, taking turns on its lock),
+    with another process appending to the same mailboxes (reservations then miss
+    inside groups) and a user whose quota runs out (a member refused in a group):
+    every acknowledged APPEND is there once, every acknowledged EXPUNGE took its
+    messages away, and counters, journal and quota agree with what is stored."""
+    committer = grouping(store)
+    rng = random.Random(seed)
+    people = await users(store, 4)
+    people.append(await store.users.create("tight@example.com", "pw", quota=2_000))
+    boxes = {u.id: (await store.messages.append(u.id, "INBOX", simple_message("0"))).mailbox_id
+             for u in people}
+    kept: dict[str, set[int]] = {u.id: {1} for u in people}
+    removed: dict[str, set[int]] = {u.id: set() for u in people}
+    groups, members = committer.groups, committer.members
+    other = await Store.open(mongo_uri, db_name)
+
+    async def writer(user: User, n: int) -> None:
+        box = boxes[user.id]
+        for i in range(12):
+            action = rng.random()
+            if action < 0.6:
+                try:
+                    done = await store.messages.append(
+                        user.id, "INBOX", simple_message(f"{n}-{i}", body="x" * rng.randrange(400)))
+                except OverQuota:
+                    continue
+                assert done.uid not in kept[user.id] | removed[user.id]
+                kept[user.id].add(done.uid)
+            elif action < 0.8:
+                uids = rng.sample(sorted(kept[user.id]), k=min(2, len(kept[user.id])))
+                await store.messages.store_flags(box, uids, "add", ["\\Deleted"])
+            else:
+                for uid, _ in await store.messages.expunge_journaled(box):
+                    kept[user.id].discard(uid)
+                    removed[user.id].add(uid)
+            await trio.sleep(0)
+
+    async def elsewhere() -> None:
+        for i in range(10):
+            user = people[i % 2]
+            done = await other.messages.append(user.id, "INBOX", simple_message(f"far {i}"))
+            kept[user.id].add(done.uid)
+
+    try:
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                for n, user in enumerate(people * 2):
+                    nursery.start_soon(writer, user, n)
+                nursery.start_soon(elsewhere)
+    finally:
+        await other.aclose()
+    assert committer.members - members > committer.groups - groups  # (some were shared)
+    for user in people:
+        box = boxes[user.id]
+        stored = await trio.to_thread.run_sync(stored_uids, store, box)
+        assert stored == sorted(kept[user.id])
+        uid_next, modseq, count = await trio.to_thread.run_sync(counters_of, store, box)
+        assert count == len(stored) and uid_next > max(set(stored) | removed[user.id], default=0)
+        journal = await trio.to_thread.run_sync(journal_of, store, box)
+        assert len({m for m, _ in journal}) == len(journal) and journal[-1][0] == modseq
+        assert sum(1 for _, kind in journal if kind == "exists") == len(stored) + len(
+            removed[user.id])
+        assert sum(1 for _, kind in journal if kind == "expunge") == len(removed[user.id])
+        sizes = await trio.to_thread.run_sync(sizes_of, store, box)
+        assert (await store.users.get(user.id)).storage_used == sizes
