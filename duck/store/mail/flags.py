@@ -278,9 +278,18 @@ def _store_batch_sync(
             except _Stale as stale:
                 return StoreFlagsResult([], stale.modified)
 
+    # With the mailbox document known, the messages are read before the
+    # transaction: the reservation made on that document then proves that none of
+    # them changed in between (every change of a message moves the mailbox's modseq,
+    # and the reservation fails on any), so the transaction starts with its writes
+    # and can share a group's (engine/groupcommit.py). Else they are read in it.
+    looked = read(None) if known is not None and db.transactions else None
+
     def body(session: Any, box: dict[str, Any] | None
              ) -> tuple[StoreFlagsResult, dict[str, Any] | None]:
-        todo, modified = _planned(read(session), mode, flags, unchangedsince)
+        # (``box`` is the known document on the first try, None on the usual one.)
+        docs = looked if looked is not None and box is not None else read(session)
+        todo, modified = _planned(docs, mode, flags, unchangedsince)
         if not todo:
             return StoreFlagsResult([], modified), None
         return write(session, todo, modified, None, box)
