@@ -21,13 +21,26 @@ from duck.store.models import AppendResult, FlagsSnapshot
 pytestmark = pytest.mark.store
 
 
+@pytest.fixture
+async def store(mongo_uri: str, db_name: str,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
+    """A store whose writes go inline with the client-level bulkWrite and group
+    commit on, whatever the run's environment asks for (DUCK_STORE_WIRE=0 and
+    DUCK_GROUP_DEPTH=0 compare without them): these tests are about the groups."""
+    monkeypatch.setenv("DUCK_STORE_WIRE", "1")
+    monkeypatch.setattr(groupcommit, "DEPTH", 2)
+    store = await Store.open(mongo_uri, db_name)
+    try:
+        yield store
+    finally:
+        await store.database.run_threaded(store.database.client.drop_database, db_name)
+        await store.aclose()
+
+
 def grouping(store: Store) -> groupcommit.Committer:
-    """The store's committer; skips where writes are not sent inline with bulkWrite
-    (pymongo in worker threads, or a server without the client-level bulkWrite)."""
-    if store.database.wire is None or not store.database.client_bulk:
-        pytest.skip("group commit is for inline calls with the client-level bulkWrite")
-    if groupcommit.DEPTH <= 0:
-        pytest.skip("group commit is off (DUCK_GROUP_DEPTH=0)")
+    """The store's committer (its writes are sent inline, with bulkWrite: every
+    engine the tests run on takes it)."""
+    assert store.database.wire is not None and store.database.client_bulk
     return groupcommit.committer(store.database)
 
 
