@@ -36,7 +36,7 @@ class CommandError(Exception):
         # (Made fit for the response line here, once: a text may quote a client's or
         # a message's bytes, and a CR or NUL in one made the response invalid and
         # took the session down.)
-        self.text = response_text(text) or "error"
+        self.text = response_text(text)
         self.status: Literal["NO", "BAD"] = status
         self.code: ResponseCode | None = Code(code) if isinstance(code, str) else code
 
@@ -78,6 +78,6 @@ def from_store_error(exc: StoreError) -> CommandError:
 def response_text(text: str) -> str:
     """``text`` as a response's text: no control characters (CR, LF and NUL may not
     be there), not starting with "[" (it would read as a code), at most 300
-    characters."""
+    characters, and not empty ("error")."""
     text = "".join(ch if ch >= " " else " " for ch in text).strip()
-    return text.lstrip("[")[:300]
+    return text.lstrip("[")[:300] or "error"

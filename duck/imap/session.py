@@ -280,7 +280,7 @@ class Session:
                 self._release_literals()
                 await self.incoming.discard()
                 if exc.fatal:
-                    await self.bye(_text(exc.message), _code(exc.code))
+                    await self.bye(response_text(exc.message), _code(exc.code))
                     await self._drain()
                     return
                 await self._protocol_error(exc)
@@ -330,9 +330,9 @@ class Session:
         # RFC 7889 §3: a message over APPENDLIMIT is refused with NO [TOOBIG].
         status = "NO" if exc.code == "TOOBIG" else "BAD"
         if exc.tag:
-            await self.send_tagged(exc.tag, status, _text(exc.message), code)
+            await self.send_tagged(exc.tag, status, response_text(exc.message), code)
         else:
-            await self.send(UntaggedStatus("BAD", code, _text(exc.message)))
+            await self.send(UntaggedStatus("BAD", code, response_text(exc.message)))
 
     async def _reserve_literals(self, kept: int = 0, stream: bool = False) -> None:
         """Before reading more of a command with large literals (or asking for one):
@@ -410,10 +410,10 @@ class Session:
         except ImapProtocolError as exc:
             # From a line read inside a command (SASL response, IDLE's DONE).
             if exc.fatal:
-                await self.bye(_text(exc.message), _code(exc.code))
+                await self.bye(response_text(exc.message), _code(exc.code))
                 await self._drain()
                 return
-            status, text, code = "BAD", _text(exc.message), _code(exc.code)
+            status, text, code = "BAD", response_text(exc.message), _code(exc.code)
         except (StreamClosed, trio.Cancelled):
             raise
         except Exception:
@@ -715,7 +715,3 @@ def _code(name: str | None) -> ResponseCode | None:
     if name and name in SIMPLE_CODES:
         return Code(name)
     return None
-
-
-def _text(message: str) -> str:
-    return response_text(message) or "error"

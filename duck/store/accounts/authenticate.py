@@ -355,6 +355,8 @@ def _well_formed(text: str) -> str:
     """``text`` with octets that were not UTF-8 (kept by a protocol's parser as
     surrogates, which no database query can hold) read as Latin-1: what a client
     that sends Latin-1 meant, and a well-formed string for the throttle's keys."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
