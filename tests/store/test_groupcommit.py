@@ -21,20 +21,14 @@ from duck.store.models import AppendResult, FlagsSnapshot
 pytestmark = pytest.mark.store
 
 
-@pytest.fixture
-async def store(mongo_uri: str, db_name: str,
-                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
-    """A store whose writes go inline with the client-level bulkWrite and group
-    commit on, whatever the run's environment asks for (DUCK_STORE_WIRE=0 and
-    DUCK_GROUP_DEPTH=0 compare without them): these tests are about the groups."""
+@pytest.fixture(autouse=True)
+def group_commit_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes inline with the client-level bulkWrite and group commit on, whatever
+    the run's environment asks for (DUCK_STORE_WIRE=0 and DUCK_GROUP_DEPTH=0 compare
+    without them): these tests are about the groups. (Autouse: set before the store
+    is opened.)"""
     monkeypatch.setenv("DUCK_STORE_WIRE", "1")
     monkeypatch.setattr(groupcommit, "DEPTH", 2)
-    store = await Store.open(mongo_uri, db_name)
-    try:
-        yield store
-    finally:
-        await store.database.run_threaded(store.database.client.drop_database, db_name)
-        await store.aclose()
 
 
 def grouping(store: Store) -> groupcommit.Committer:
