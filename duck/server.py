@@ -148,7 +148,12 @@ class Server:
                 # worker thread finishes its call first), so the store outlives them.
                 async with trio.open_nursery() as services:
                     # Change notification reaches every session of every process.
-                    self.notifier = Notifier(self.store.database, journal=self.store.journal)
+                    # Alone on the embedded server it started, this process writes
+                    # all there is (but for duck ctl): no change stream to read
+                    # (push/notify.py, "sole").
+                    self.notifier = Notifier(
+                        self.store.database, journal=self.store.journal,
+                        sole=self.embedded is not None and self.worker is None)
                     await services.start(self.notifier.run)
                     if config.smtp_relay:
                         await services.start(self._outbound)

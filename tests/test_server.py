@@ -138,3 +138,95 @@ def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.slow
+def test_alone_on_its_database_pushes_without_a_change_stream(tmp_path: Path) -> None:
+    """The real command on its embedded default is the only process writing there:
+    its notifier reads no change stream (push/notify.py, "sole"). An IDLE session
+    still hears of an LMTP delivery at once, and of a message another process
+    writes to the database (as ``duck ctl`` would) within a few seconds."""
+    from imapclient import IMAPClient
+
+    from duck.ctl.locate import read_state
+
+    data_dir = tmp_path / "data"
+    imap, lmtp, api = _free_port(), _free_port(), _free_port()
+    cmd = [
+        sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
+        "--imap-port", str(imap), "--imaps-port", "0", "--lmtp-port", str(lmtp),
+        "--pop3-port", "0", "--pop3s-port", "0", "--managesieve-port", "0",
+        "--api-port", str(api),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not become healthy"
+            time.sleep(0.2)
+        created = httpx.post(f"http://127.0.0.1:{api}/users",
+                             json={"username": "ann@example.com", "password": "pw"})
+        assert created.status_code == 200, created.text
+        user_id = created.json()["id"]
+        client = IMAPClient("127.0.0.1", port=imap, ssl=False, timeout=30)
+        client.login("ann@example.com", "pw")
+        client.select_folder("INBOX")
+        client.idle()
+
+        def exists_within(seconds: float, count: int) -> float:
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                if (count, b"EXISTS") in client.idle_check(timeout=0.2):
+                    return time.monotonic() - started
+            raise AssertionError(f"no * {count} EXISTS within {seconds} s")
+
+        def stream_reads() -> float:
+            metrics = httpx.get(f"http://127.0.0.1:{api}/metrics").text
+            return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                       if line.startswith("duck_store_database_commands_total{")
+                       and 'database_command="getMore"' in line)
+
+        import smtplib
+        with smtplib.LMTP("127.0.0.1", lmtp) as delivery:
+            for n in (1, 2, 3):
+                delivery.sendmail("x@example.org", ["ann@example.com"],
+                                  f"Subject: {n}\r\n\r\nbody\r\n".encode())
+                # (At once in practice: the check for other processes' writes
+                # comes once a second.)
+                exists_within(0.5, n)
+        # Two of those checks later, its own deliveries were not taken for another
+        # process's: no change stream was opened.
+        time.sleep(2.5)
+        assert stream_reads() == 0
+
+        state = read_state(data_dir)
+
+        async def write_elsewhere() -> None:
+            other = await Store.open(state.mongo_uri, state.database)
+            try:
+                await other.messages.append(user_id, "INBOX", b"Subject: two\r\n\r\nx\r\n")
+            finally:
+                await other.aclose()
+
+        trio.run(write_elsewhere)
+        exists_within(10.0, 4)
+        # Another process writes here after all: the stream is read from then on.
+        deadline = time.monotonic() + 10
+        while stream_reads() == 0:
+            assert time.monotonic() < deadline, "no change stream opened"
+            time.sleep(0.1)
+        client.idle_done()
+        client.logout()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

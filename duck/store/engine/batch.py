@@ -26,7 +26,7 @@ import greenback
 import pymongo.errors
 from pymongo import DeleteMany, DeleteOne, InsertOne, UpdateMany, UpdateOne
 
-from . import groupcommit, inline
+from . import groupcommit, inline, schema
 from .database import Database
 
 #: A write model the batch accepts (built with its ``namespace``).
@@ -50,6 +50,8 @@ class WriteBatch:
         self._ops: list[Write] = []
         #: Indexes of the updates whose counts the caller wants back.
         self._checked: set[int] = set()
+        #: The journal entries among the inserts (``Database.journal_written``).
+        self._journal: list[dict[str, Any]] = []
 
     def namespace(self, collection: str) -> str:
         """The namespace a model for ``collection`` is built with."""
@@ -59,6 +61,8 @@ class WriteBatch:
         """Insert ``docs`` into ``collection`` (in this order)."""
         ns = self.namespace(collection)
         self._ops.extend(InsertOne(doc, namespace=ns) for doc in docs)
+        if collection == schema.JOURNAL:
+            self._journal.extend(docs)
 
     def update(self, collection: str, filter_: dict[str, Any], update: Any, *,
                many: bool = False, upsert: bool = False, checked: bool = False) -> int:
@@ -90,6 +94,12 @@ class WriteBatch:
     def flush(self, session: Any = None) -> BatchResult:
         """Send every write, in order (blocking; in ``session``'s transaction when
         given), and empty the batch."""
+        journal, self._journal = self._journal, []
+        result = self._flush(session)
+        self._database.journal_written(journal, session)
+        return result
+
+    def _flush(self, session: Any) -> BatchResult:
         ops, self._ops = self._ops, []
         checked, self._checked = self._checked, set()
         result = BatchResult()

@@ -13,6 +13,7 @@ on the trio thread. Driver errors that mean "the database is not there" become
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 from collections.abc import Callable
@@ -48,6 +49,11 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     pymongo.errors.WaitQueueTimeoutError,
 )
 
+
+#: The journal entries written so far by the transaction that runs in this context
+#: (``Database.in_transaction``), handed to ``journal_feed`` once it committed.
+_UNCOMMITTED: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "duck_uncommitted_journal", default=None)
 
 #: First wire version with the client-level ``bulkWrite`` command (MongoDB 8.0).
 CLIENT_BULK_WIRE_VERSION = 25
@@ -145,6 +151,24 @@ class Database:
         #: The group committer of each trio run (groupcommit.py).
         self.committers: trio.lowlevel.RunVar[Any] = trio.lowlevel.RunVar("duck_group_commit")
         self._collections: dict[str, Any] = {}
+        #: Given every journal entry this process writes, once it is committed (in
+        #: the order of their commits): the notifier's local feed (push/notify.py),
+        #: where this process is the deployment's only writer. None: nobody asks.
+        self.journal_feed: Callable[[list[dict[str, Any]]], None] | None = None
+
+    def journal_written(self, docs: list[dict[str, Any]], session: Any = None) -> None:
+        """Journal entries this process just wrote (the store's writers call this
+        after their write): given to ``journal_feed`` at once, or, written in
+        ``session``'s transaction, when that has committed (not at all when it is
+        taken back)."""
+        if self.journal_feed is None or not docs:
+            return
+        if session is not None:
+            uncommitted = _UNCOMMITTED.get()
+            if uncommitted is not None:
+                uncommitted.extend(docs)
+                return
+        self.journal_feed(docs)
 
     def group_commits(self) -> dict[str, int]:
         """This run's group commit figures (groupcommit.py): groups committed, the
@@ -190,6 +214,23 @@ class Database:
         """
         if not self.transactions:
             return fn(None)
+        if self.journal_feed is None:
+            return self._in_transaction(fn)
+        uncommitted: list[dict[str, Any]] = []
+
+        def attempt(session: Any) -> T:
+            uncommitted.clear()  # (what a try taken back wrote is not)
+            return fn(session)
+
+        token = _UNCOMMITTED.set(uncommitted)
+        try:
+            result = self._in_transaction(attempt)
+        finally:
+            _UNCOMMITTED.reset(token)
+        self.journal_written(uncommitted)
+        return result
+
+    def _in_transaction(self, fn: Callable[[Any], T]) -> T:
         if self.wire is not None and inline.ACTIVE.get() is not None:
             return inline.in_transaction(self, fn)  # type: ignore[no-any-return]
 

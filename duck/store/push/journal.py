@@ -74,6 +74,7 @@ def write(db: Database, docs: list[dict[str, Any]], session: Any = None) -> None
     """Insert journal entries (blocking; inside the change's transaction)."""
     if docs:
         db.collection(schema.JOURNAL).insert_many(docs, ordered=True, session=session)
+        db.journal_written(docs, session)
 
 
 def _entry(doc: dict[str, Any]) -> JournalEntry:
