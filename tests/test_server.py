@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from imapclient import IMAPClient
 
+from duck.ctl.locate import read_state
 from duck.store import Store
 from tests.api.multiproc import processes_using
 
@@ -104,15 +109,18 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.slow
-def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
-    """The real command on its embedded default: start, answer, SIGTERM, clean exit."""
-    data_dir = tmp_path / "data"
-    api = _free_port()
+@contextmanager
+def _serving(data_dir: Path, **ports: int) -> Iterator[subprocess.Popen[bytes]]:
+    """The real ``duck serve`` on its embedded default (the ports not given: none,
+    but the API's), once it answers /health; killed if still running at the end."""
+    def port(name: str) -> str:
+        return str(ports.get(name, 0))
+
     cmd = [
         sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
-        "--imap-port", "0", "--imaps-port", "0", "--lmtp-port", "0", "--pop3-port", "0",
-        "--pop3s-port", "0", "--managesieve-port", "0", "--api-port", str(api),
+        "--imap-port", port("imap"), "--imaps-port", "0", "--lmtp-port", port("lmtp"),
+        "--pop3-port", "0", "--pop3s-port", "0", "--managesieve-port", "0",
+        "--api-port", port("api"),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -121,12 +129,25 @@ def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
         while True:
             assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
             try:
-                if httpx.get(f"http://127.0.0.1:{api}/health", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{ports['api']}/health",
+                             timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "server did not become healthy"
             time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
+    """The real command on its embedded default: start, answer, SIGTERM, clean exit."""
+    data_dir = tmp_path / "data"
+    with _serving(data_dir, api=_free_port()) as process:
         assert processes_using(data_dir / "db"), "no embedded database process found"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
@@ -134,10 +155,6 @@ def test_sigterm_leaves_no_database_process(tmp_path: Path) -> None:
         while processes_using(data_dir / "db") and time.monotonic() < deadline:
             time.sleep(0.2)
         assert processes_using(data_dir / "db") == []
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.slow
@@ -146,31 +163,9 @@ def test_alone_on_its_database_pushes_without_a_change_stream(tmp_path: Path) ->
     its notifier reads no change stream (push/notify.py, "sole"). An IDLE session
     still hears of an LMTP delivery at once, and of a message another process
     writes to the database (as ``duck ctl`` would) within a few seconds."""
-    from imapclient import IMAPClient
-
-    from duck.ctl.locate import read_state
-
     data_dir = tmp_path / "data"
     imap, lmtp, api = _free_port(), _free_port(), _free_port()
-    cmd = [
-        sys.executable, "-m", "duck.cli", "serve", "--data-dir", str(data_dir),
-        "--imap-port", str(imap), "--imaps-port", "0", "--lmtp-port", str(lmtp),
-        "--pop3-port", "0", "--pop3s-port", "0", "--managesieve-port", "0",
-        "--api-port", str(api),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not become healthy"
-            time.sleep(0.2)
+    with _serving(data_dir, imap=imap, lmtp=lmtp, api=api) as process:
         created = httpx.post(f"http://127.0.0.1:{api}/users",
                              json={"username": "ann@example.com", "password": "pw"})
         assert created.status_code == 200, created.text
@@ -180,11 +175,11 @@ def test_alone_on_its_database_pushes_without_a_change_stream(tmp_path: Path) ->
         client.select_folder("INBOX")
         client.idle()
 
-        def exists_within(seconds: float, count: int) -> float:
+        def exists_within(seconds: float, count: int) -> None:
             started = time.monotonic()
             while time.monotonic() - started < seconds:
                 if (count, b"EXISTS") in client.idle_check(timeout=0.2):
-                    return time.monotonic() - started
+                    return
             raise AssertionError(f"no * {count} EXISTS within {seconds} s")
 
         def stream_reads() -> float:
@@ -193,7 +188,6 @@ def test_alone_on_its_database_pushes_without_a_change_stream(tmp_path: Path) ->
                        if line.startswith("duck_store_database_commands_total{")
                        and 'database_command="getMore"' in line)
 
-        import smtplib
         with smtplib.LMTP("127.0.0.1", lmtp) as delivery:
             for n in (1, 2, 3):
                 delivery.sendmail("x@example.org", ["ann@example.com"],
@@ -226,7 +220,3 @@ def test_alone_on_its_database_pushes_without_a_change_stream(tmp_path: Path) ->
         client.logout()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
