@@ -29,13 +29,14 @@ store hands it every journal entry this process commits (``Database.journal_feed
 and it dispatches them as the stream's events would be. A change stream costs the
 embedded server a read of every write's oplog entry, whole, whatever its collection:
 0.4-0.5 ms of its CPU per APPEND of an imaptest message (~15% of the APPEND's), and
-~0.3 ms of duck's (docs/architecture.md). What another process writes all the same (``duck ctl``, which opens
-the running server's database; another duck pointed at it with ``--mongo-uri``) is
-found by asking the watched mailboxes every ``QUIET_CHECK`` (the caches such a change
-would drop are dropped each time): such a change wakes its subscribers within a
-second, and the first one confirmed (not a commit of this process that its feed has
-not reached yet: it is looked at again a check later) opens the change stream for
-good.
+~0.3 ms of duck's (docs/architecture.md). What another process writes all the same
+(``duck ctl``, which opens the running server's database; another duck pointed at
+it with ``--mongo-uri``) is found by asking the watched mailboxes every
+``QUIET_CHECK``: such a change wakes its subscribers within a second and drops the
+caches such a change drops (LIST's and the ACLs' are at most 10 s old in any case:
+mail/mailboxes.py, mail/acl.py); the first one confirmed (not a commit of this
+process that its feed had not reached yet: it is looked at again a check later)
+opens the change stream for good.
 """
 
 from __future__ import annotations
@@ -593,20 +594,24 @@ class Notifier:
                     await self._catch_up_logged()
 
     def _look_for_others(self) -> None:
-        """In the local feed's mode: drop what another process's change would have
-        dropped, and open the change stream if a suspect of the last check is still
-        unexplained by this process's own entries."""
-        self._database.mailboxes_changed(None)
-        self._database.acl_changed()
-        self._grantees.clear()
+        """In the local feed's mode: open the change stream if a suspect of the last
+        check is still unexplained by this process's own entries."""
         confirmed = [k for k, modseq in self._suspects.items()
                      if self._local_high.get(k, 0) < modseq]
         self._suspects.clear()
         if confirmed:
+            self._forget_shared()
             log.info("notifier: another process writes to this database (mailbox %s);"
                      " watching its change stream", confirmed[0][2:])
             self._foreign = True
             self._local_ready.set()
+
+    def _forget_shared(self) -> None:
+        """Drop what this process keeps of the mailbox lists and ACLs, as another
+        process's change of them would through its journal entry."""
+        self._database.mailboxes_changed(None)
+        self._database.acl_changed()
+        self._grantees.clear()
 
     async def _catch_up_logged(self) -> None:
         try:
@@ -631,6 +636,8 @@ class Notifier:
             if self.mode == "local":
                 known = max(told or 0, self._local_high.get(key, 0))
                 if told is not None and modseq > known:
+                    if not self._suspects:
+                        self._forget_shared()  # (another process's, perhaps)
                     self._suspects[key] = modseq
                 told = known if told is not None else None
             if told is not None and modseq <= told:
