@@ -28,7 +28,7 @@ from duck.store import (
 )
 
 from . import capabilities as caps
-from . import notifyfeed
+from . import notifyfeed, recent
 from .commands import REGISTRY
 from .context import ANSWERED, Done, ServerContext, State
 from .errors import CommandError, from_store_error, response_text
@@ -552,8 +552,9 @@ class Session:
             if len(entries) < JOURNAL_BATCH:
                 break
         if view.new and not view.readonly:
-            first = await self.store.messages.claim_recent(view.mailbox.id, view.new[-1])
-            view.recent.update(u for u in view.new if u >= first)
+            # (Waited for a second at most: the claim writes the mailbox document,
+            # which a killed process's transaction can hold for a minute; recent.py.)
+            await recent.claim(self.store, view, lambda: self.view is view)
 
     async def flush_updates(self, *, allow_expunge: bool, poll: bool = False,
                             then: Any = None) -> bool:

@@ -554,6 +554,13 @@ class Messages:
                 store_flags_sync, self._database, mailbox_id, wanted, mode, values,
                 unchangedsince, snapshot)
 
+    def recent_taken(self, mailbox_id: str, up_to_uid: int) -> bool:
+        """Whether a claim made or in progress here covers ``up_to_uid``: one
+        up to it would get nothing, and would know it without asking."""
+        flight = self._claims.get(mailbox_id)
+        return (self._recent_marks.get(mailbox_id, 0) >= up_to_uid
+                or (flight is not None and flight.up_to >= up_to_uid))
+
     async def claim_recent(self, mailbox_id: str, up_to_uid: int,
                            known_mark: int | None = None) -> int:
         """First UID that is \\Recent for the caller (see flags.claim_recent_sync);
