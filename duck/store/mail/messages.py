@@ -572,19 +572,17 @@ class Messages:
         claim for the same delivery at once (every IDLE session on the mailbox) wait
         for the first one's answer instead of each reading the mailbox.
         """
-        if max(self._recent_marks.get(mailbox_id, 0), known_mark or 0) >= up_to_uid:
-            return up_to_uid + 1
         # One claim at a time per mailbox. A claim in progress that reaches this
         # caller's UID leaves it nothing, whatever the database says: it is
         # answered at once (1,000 IDLE sessions woken by one delivery would
         # otherwise each wait for it, or, with a lock, take 1,000 scheduler rounds
         # to learn that it covered them). RFC 3501 §2.3.2: at most one session
         # sees a message \Recent, the claimant (none, should its claim fail).
+        if (known_mark or 0) >= up_to_uid or self.recent_taken(mailbox_id, up_to_uid):
+            return up_to_uid + 1
         while (flight := self._claims.get(mailbox_id)) is not None:
-            if flight.up_to >= up_to_uid:
-                return up_to_uid + 1
-            await flight.done.wait()
-            if self._recent_marks.get(mailbox_id, 0) >= up_to_uid:
+            await flight.done.wait()  # (one that does not reach this caller's UID)
+            if self.recent_taken(mailbox_id, up_to_uid):
                 return up_to_uid + 1
         flight = self._claims[mailbox_id] = _Claim(up_to_uid)
         try:
