@@ -101,7 +101,7 @@ def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None])
     mlist.add_argument("user", help="user id, user name or one of its addresses")
 
     doctor = common(sub.add_parser(
-        "doctor", help="check indexes, counters, quota, bodies and digests"))
+        "doctor", help="check indexes, counters, quota, bodies, digests and contents"))
     doctor.add_argument("--fix", action="store_true", help="repair what is found")
     doctor.add_argument(
         "--grace", type=float, default=3600.0,

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -55,7 +56,7 @@ from pymongo.read_concern import ReadConcern
 from .engine import schema
 from .engine.database import Database
 from .errors import InvalidInput, NotFound, StoreError
-from .index import digest
+from .index import contents, digest
 from .mail import leases
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ MAILBOX_KEYED = (schema.MESSAGES, digest.COLLECTION, schema.JOURNAL)
 #: Collections never copied as documents: bodies are written as files, leases expire.
 NOT_COPIED = frozenset({
     schema.BODIES, f"{schema.ATTACHMENTS}.files", f"{schema.ATTACHMENTS}.chunks",
-    leases.COLLECTION,
+    leases.COLLECTION, contents.COLLECTION,
 })
 #: Reads of one mailbox before the backup gives up on it (it never stood still).
 MAX_ATTEMPTS = 20
@@ -187,6 +188,8 @@ def dump(database: Database, root: Path, username: str | None = None,
             if name in MAILBOX_KEYED or name in (schema.USERS, schema.MAILBOXES):
                 continue
             for doc in database.collection(name).find(where):
+                if name == schema.ARCHIVE and not _whole(database, [doc]):
+                    continue  # purged meanwhile, its contents with it
                 if _outside_bodies(database, out, name, doc):
                     out.write(name, doc)
         # Users last: a user's storage_used as read now covers every message copied.
@@ -230,6 +233,15 @@ def _outside_bodies(database: Database, out: _Output, name: str,
     return True
 
 
+def _whole(database: Database, docs: list[dict[str, Any]], session: Any = None) -> bool:
+    """Put the contents of message (or archive) documents back in them, as a backup
+    holds them (the layout before index/contents.py, which every reader and restore
+    take): False when one's contents are gone (removed since it was read)."""
+    contents.load(database, docs, contents.FIELDS, session)
+    gone = [d for d in docs if d.pop("cid", None) is not None and "segs" not in d]
+    return not gone
+
+
 class _Changed(Exception):
     """The mailbox moved while it was read (a body vanished): read it again."""
 
@@ -271,11 +283,15 @@ def _read_documents(database: Database, out: _Output, box: ObjectId,
                     spools: dict[str, IO[bytes]], session: Any = None) -> dict[str, int]:
     counts = dict.fromkeys(MAILBOX_KEYED, 0)
     for name in MAILBOX_KEYED:
-        for doc in database.collection(name).find({"mailbox": box}, session=session):
-            spools[name].write(encode(doc))
-            counts[name] += 1
-            if name == schema.MESSAGES:
-                _write_bodies(database, out, doc)
+        cursor = database.collection(name).find({"mailbox": box}, session=session)
+        while docs := list(itertools.islice(cursor, 500)):
+            if name == schema.MESSAGES and not _whole(database, docs, session):
+                raise _Changed  # (contents gone: expunged meanwhile)
+            for doc in docs:
+                spools[name].write(encode(doc))
+                counts[name] += 1
+                if name == schema.MESSAGES:
+                    _write_bodies(database, out, doc)
     return counts
 
 

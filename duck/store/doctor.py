@@ -18,7 +18,10 @@ can be repaired from those documents:
   bodies a message references that are gone (not fixable: that mail is damaged);
 - digest: a mailbox's digest entries against its messages (fix: rebuild it), and
   digest documents of mailboxes that no longer exist (fix: drop them); a digest
-  that a server is building in the background is not a finding.
+  that a server is building in the background is not a finding;
+- contents (index/contents.py): a message or archived message whose contents are
+  gone (not fixable: that mail is damaged), and contents nothing refers to (a crash
+  in an archive purge; fix: delete them).
 
 Everything runs as blocking calls in one worker thread (``Store.doctor``); each
 check is a scan of its collections, meant for an administrator's occasional run.
@@ -37,11 +40,11 @@ from .engine import schema
 from .engine.bodies import SWEEP_GRACE, Bodies
 from .engine.clock import now
 from .engine.database import Database
-from .index import digest
+from .index import contents, digest
 from .mail.mailboxes import Mailboxes
 
 #: The checks, in the order they run.
-CHECKS = ("indexes", "counters", "quota", "bodies", "digest")
+CHECKS = ("indexes", "counters", "quota", "bodies", "digest", "contents")
 
 
 @attrs.frozen
@@ -265,6 +268,42 @@ class _Doctor:
                 # (and drops what it had first).
                 boxes.update_many({"_id": {"$in": rebuild}}, {"$set": {"dg": -1}})
                 digest.backfill(self.database)
+
+
+    # -- contents ------------------------------------------------------------------------
+
+    def contents(self) -> None:
+        kept = self.coll(contents.COLLECTION)
+        referred: set[ObjectId] = set()
+        for name in (schema.MESSAGES, schema.ARCHIVE):
+            for batch in _batches(self.coll(name).find({}, {"cid": 1}), 1000):
+                cids = contents.cids(batch)
+                referred.update(cids)
+                present = {d["_id"] for d in kept.find({"_id": {"$in": cids}}, {"_id": 1})}
+                for d in batch:
+                    if d.get("cid") is not None and d["cid"] not in present:
+                        self.found("contents", f"{name} {d['_id']}",
+                                   "its contents are missing (its mail is damaged)",
+                                   fixable=False)
+        cutoff = now() - self.grace
+        unreferred: list[ObjectId] = []
+        count = 0
+        for batch in _batches(kept.find({}, {"_id": 1}), 1000):
+            count += len(batch)
+            unreferred += [d["_id"] for d in batch if d["_id"] not in referred
+                           and d["_id"].generation_time <= cutoff]
+        self.report.examined["contents"] = count
+        if unreferred:
+            # Asked again: one restored from the archive between the two scans above
+            # was in neither.
+            again = {d["cid"] for name in (schema.MESSAGES, schema.ARCHIVE)
+                     for d in self.coll(name).find({"cid": {"$in": unreferred}}, {"cid": 1})}
+            unreferred = [c for c in unreferred if c not in again]
+        for cid in unreferred:
+            self.found("contents", f"contents {cid}", "referred to by no message",
+                       fixed=self.fix)
+        if self.fix and unreferred:
+            kept.delete_many({"_id": {"$in": unreferred}})
 
 
 def examine(database: Database, mailboxes: Mailboxes, bodies: Bodies, *,

@@ -29,6 +29,7 @@ from .engine import schema
 from .engine.bodies import Bodies
 from .engine.database import Database
 from .errors import AlreadyExists, InvalidInput
+from .index import contents
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def load(database: Database, root: Path, *, force: bool = False,
         docs: Iterable[dict[str, Any]] = _rewritten(documents(root, name), mapping)
         if name == schema.MESSAGES:
             docs = _messages(docs, used, progress)
+        if name in (schema.MESSAGES, schema.ARCHIVE):
+            docs = _contents_apart(database, docs)
         n = _insert(database, name, docs)
         if name == schema.MAILBOXES:
             report.mailboxes = n
@@ -191,6 +194,25 @@ def _messages(docs: Iterable[dict[str, Any]], used: Counter[Any],
         if progress is not None:
             progress(1)
         yield doc
+
+
+def _contents_apart(database: Database, docs: Iterable[dict[str, Any]]
+                    ) -> Iterable[dict[str, Any]]:
+    """Message (or archive) documents as stored now: a backup holds them whole, and
+    their bytes and text go to their own contents documents (index/contents.py),
+    inserted as the documents are read, before the last of them."""
+    kept: list[dict[str, Any]] = []
+    coll = database.collection(contents.COLLECTION)
+    for doc in docs:
+        if "segs" in doc and doc.get("cid") is None:
+            doc, content = contents.split(doc)
+            kept.append(content)
+            if len(kept) >= BATCH:
+                coll.insert_many(kept, ordered=True)
+                kept = []
+        yield doc
+    if kept:
+        coll.insert_many(kept, ordered=True)
 
 
 def _insert(database: Database, name: str, docs: Iterable[dict[str, Any]]) -> int:

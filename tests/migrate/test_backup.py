@@ -83,6 +83,11 @@ async def test_backup_of_a_live_server_restores_the_same_imap_view(
     manifest = read_manifest(target)
     assert manifest["scope"] == "deployment" and manifest["collections"]["messages"] == 8
     assert manifest["bodies"] == 2  # the big body once, the archived one
+    # Whole message documents, their contents put back in (duck/store/index/contents.py).
+    lines = (target / "collections" / "messages.jsonl").read_text().splitlines()
+    assert all("segs" in json.loads(line) and "cid" not in json.loads(line)
+               for line in lines)
+    assert "contents" not in manifest["collections"]
 
     # Into an empty data directory: the command starts its embedded database, then a
     # server runs on it.
@@ -98,6 +103,11 @@ async def test_backup_of_a_live_server_restores_the_same_imap_view(
     assert restored.store is not None
     checkup = await restored.store.doctor(grace=dt.timedelta(0))
     assert checkup.findings == []  # counters, digests, bodies, references all agree
+    # Restored with their contents apart again, as a delivery stores them.
+    stored = await restored.store.database.run(lambda: list(
+        restored.store.database.collection("messages").find({}, {"segs": 1, "cid": 1})))
+    assert len(stored) == 8 and all("cid" in d and "segs" not in d for d in stored)
+    assert checkup.examined["contents"] >= 8
 
     # The restored server goes on from where the original was: the next UID and a
     # higher modseq; quota usage is recounted; the user logs in with the old password.

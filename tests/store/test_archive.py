@@ -202,11 +202,12 @@ async def test_move_is_not_archived(store: Store, user: User) -> None:
     assert await store.archive.count(user.id) == 0
 
 
-async def test_archive_keeps_no_search_text_and_restore_makes_it_again(
+async def test_archive_leaves_contents_in_place_and_restore_takes_them_back(
         store: Store, user: User) -> None:
-    """The archived copy goes without the message's SEARCH text (the largest field
-    after the bytes); a restore parses the bytes again, GridFS bodies too, and the
-    restored message has the same text and is found by SEARCH BODY/TEXT."""
+    """The archived copy keeps the message's contents document (bytes and SEARCH
+    text, index/contents.py) where it is, by ``cid``; a restore takes it back
+    unchanged, and the restored message is found by SEARCH BODY/TEXT and reads
+    byte for byte the same; the purge deletes the contents."""
     data = multipart_message(ATTACHMENT, text="Caf=C3=A9 quarterly figures\r\n",
                              subject="figures").replace(
         b"charset=utf-8\r\n\r\n",
@@ -214,16 +215,64 @@ async def test_archive_keeps_no_search_text_and_restore_makes_it_again(
     await store.messages.append(user.id, "INBOX", data)
     inbox = await store.mailboxes.get(user.id, "INBOX")
     messages = store.database.collection("messages")
-    original = await store.database.run(messages.find_one, {"uid": 1}, {"text": 1})
-    assert "Café quarterly figures" in original["text"]
+    kept = store.database.collection("contents")
+    original = await store.database.run(messages.find_one, {"uid": 1})
+    assert "text" not in original and "segs" not in original
+    text = (await store.database.run(kept.find_one, {"_id": original["cid"]}))["text"]
+    assert "Café quarterly figures" in text
     await store.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
     assert await store.messages.expunge(inbox.id) == [1]
     archived = await store.database.run(store.database.collection("archive").find_one, {})
-    assert "text" not in archived and archived["segs"] and archived["subject"] == "figures"
+    assert "text" not in archived and "segs" not in archived
+    assert archived["cid"] == original["cid"] and archived["subject"] == "figures"
+    assert await _count(store, "contents") == 1
 
     (item,), _ = await store.archive.page(user.id)
     (done,) = await store.archive.restore(user.id, [item.id])
+    restored = await store.database.run(messages.find_one, {"uid": done.uid})
+    assert restored["cid"] == original["cid"]
+    for key in (query.Body("café quarterly"), query.Text("QUARTERLY")):
+        assert await store.messages.search(inbox.id, key) == [done.uid]
+    (record,) = await store.messages.fetch(inbox.id, [done.uid], ["content"])
+    assert await store.messages.read(record) == data
+
+    await store.messages.store_flags(inbox.id, [done.uid], "add", ["\\Deleted"])
+    assert await store.messages.expunge(inbox.id) == [done.uid]
+    store.archive.days = 0
+    await store.database.run(store.archive.purge_expired_sync)
+    assert await _count(store, "archive") == 0 and await _count(store, "contents") == 0
+
+
+async def test_a_message_stored_whole_is_archived_and_restored_as_before(
+        store: Store, user: User) -> None:
+    """A message document written before contents had documents of their own (its
+    bytes and text in it, no ``cid``) is read, searched, archived without its text
+    and restored with the text made again from its bytes."""
+    data = multipart_message(ATTACHMENT, text="Caf=C3=A9 quarterly figures\r\n",
+                             subject="figures").replace(
+        b"charset=utf-8\r\n\r\n",
+        b"charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+    await store.messages.append(user.id, "INBOX", data)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    messages = store.database.collection("messages")
+    kept = store.database.collection("contents")
+    doc = await store.database.run(messages.find_one, {"uid": 1})
+    whole = await store.database.run(kept.find_one, {"_id": doc.pop("cid")})
+    await store.database.run(kept.delete_one, {"_id": whole["_id"]})
+    await store.database.run(messages.replace_one, {"_id": doc["_id"]},
+                             {**doc, "segs": whole["segs"], "text": whole["text"]})
+    store.messages.cache.clear()
+    assert await store.messages.search(inbox.id, query.Body("café quarterly")) == [1]
+    (record,) = await store.messages.fetch(inbox.id, [1], ["content"])
+    assert await store.messages.read(record) == data
+
+    await store.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
+    assert await store.messages.expunge(inbox.id) == [1]
+    archived = await store.database.run(store.database.collection("archive").find_one, {})
+    assert "text" not in archived and archived["segs"] and "cid" not in archived
+    (item,), _ = await store.archive.page(user.id)
+    (done,) = await store.archive.restore(user.id, [item.id])
     restored = await store.database.run(messages.find_one, {"uid": done.uid}, {"text": 1})
-    assert restored["text"] == original["text"]
+    assert restored["text"] == whole["text"]
     for key in (query.Body("café quarterly"), query.Text("QUARTERLY")):
         assert await store.messages.search(inbox.id, key) == [done.uid]

@@ -21,7 +21,7 @@ from duck.mime.model import IndexedMessage
 from duck.store import Store, User
 from duck.store import query as q
 from duck.store.engine import schema
-from duck.store.index import digest, fetch
+from duck.store.index import contents, digest, fetch
 
 pytestmark = pytest.mark.store
 
@@ -208,8 +208,9 @@ async def test_search_through_the_digest_matches_the_oracle(
     inbox = await store.mailboxes.get(user.id, "INBOX")
     await store.messages.store_flags(inbox.id, range(1, 80, 5), "add", ["\\Deleted"])
     await store.messages.expunge(inbox.id)
-    docs = await store.database.run(lambda: list(store.database.collection(
-        schema.MESSAGES).find({}, {"uid": 1, "hdr": 1, "text": 1, "kw": 1})))
+    docs = await store.database.run(lambda: contents.load(store.database, list(
+        store.database.collection(schema.MESSAGES).find(
+            {}, {"uid": 1, "hdr": 1, "text": 1, "kw": 1, "cid": 1})), ("text",)))
     needles = ["meeting", "ALPHA", "a.*b", "(x)", "Bob", "example.org", "zzzqqq", "ΣΟΦΙΑ",
                "москва", "c++", "Blue sky", "", "sky", "ar", "delta bravo"]
     queries: list[q.Query] = []

@@ -11,6 +11,7 @@ from bson import ObjectId
 from store_samples import multipart_message, simple_message
 
 from duck.store import NotFound, Store, User
+from duck.store.doctor import examine
 
 pytestmark = pytest.mark.store
 
@@ -113,3 +114,39 @@ async def test_a_digest_being_built_is_not_a_finding(store: Store, user: User) -
                {"$set": {"dg": digest.BUILDING}})
     report = await store.doctor(grace=NOW)
     assert report.findings == [] and report.examined["digests being built"] == 1
+
+
+async def test_doctor_finds_missing_and_unreferred_contents(store: Store, user: User) -> None:
+    """A message whose contents document is gone is damaged mail (reported, not
+    fixable); contents nothing refers to are reported and deleted by ``fix``, but
+    not those younger than the grace, nor those of an archived message."""
+    for subject in ("one", "two", "three"):
+        await store.messages.append(user.id, "INBOX", simple_message(subject))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    await store.messages.store_flags(inbox.id, [3], "add", ["\\Deleted"])
+    assert await store.messages.expunge(inbox.id) == [3]  # archived, contents kept
+    kept, messages = _coll(store, "contents"), _coll(store, "messages")
+    damaged = await _run(store, messages.find_one, {"uid": 1})
+    await _run(store, kept.delete_one, {"_id": damaged["cid"]})
+    old = ObjectId.from_datetime(dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+    young = ObjectId()
+    for oid in (old, young):
+        await _run(store, kept.insert_one, {"_id": oid, "user": ObjectId(user.id),
+                                            "segs": [], "text": ""})
+
+    def contents_check(fix: bool = False) -> Any:
+        return store.database.run_threaded(lambda: examine(
+            store.database, store.mailboxes, store.bodies, fix=fix,
+            grace=dt.timedelta(days=1), checks=["contents"]))
+
+    report = await contents_check()
+    found = {(f.subject, f.fixable) for f in report.findings}
+    assert found == {(f"messages {damaged['_id']}", False), (f"contents {old}", True)}
+    assert report.examined["contents"] == 4
+
+    fixed = await contents_check(fix=True)
+    assert len(fixed.findings) == 2
+    assert await _run(store, kept.count_documents, {"_id": {"$in": [old, young]}}) == 1
+    again = await contents_check()
+    assert [(f.subject, f.fixable) for f in again.findings] == [
+        (f"messages {damaged['_id']}", False)]

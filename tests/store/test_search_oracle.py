@@ -24,7 +24,7 @@ import pytest
 from duck.store import Store, User
 from duck.store import query as q
 from duck.store.engine import schema
-from duck.store.index import textindex
+from duck.store.index import contents, textindex
 
 pytestmark = [pytest.mark.store, pytest.mark.usefixtures("trigram_index")]
 
@@ -188,7 +188,8 @@ async def test_every_key_matches_the_oracle(
     def load() -> list[dict[str, Any]]:
         # Documents from before the index: no g at all.
         messages.update_many({"uid": {"$in": [3, 40]}}, {"$unset": {"g": "", "gv": ""}})
-        return list(messages.find({}, {"uid": 1, "hdr": 1, "text": 1, "kw": 1, "g": 1}))
+        return contents.load(store.database, list(messages.find(
+            {}, {"uid": 1, "hdr": 1, "text": 1, "kw": 1, "g": 1, "cid": 1})), ("text",))
 
     docs = await store.database.run(load)
     assert sum(d.get("g") == [textindex.SATURATED] for d in docs) >= 3

@@ -55,6 +55,7 @@ from pymongo import UpdateMany, UpdateOne
 from ..engine import schema
 from ..engine.batch import WriteBatch
 from ..engine.database import Database
+from . import contents
 
 COLLECTION = "digests"
 #: The layout's version, kept in each mailbox document (``dg``): a mailbox whose
@@ -478,7 +479,7 @@ def purge(database: Database, mailbox: ObjectId) -> None:
 
 #: Fields a digest entry is built from.
 SOURCE_PROJECTION = {"uid": 1, "size": 1, "idate": 1, "date": 1, "hdr": 1, "text": 1,
-                     "render": 1, "kw": 1, "flags": 1, "modseq": 1}
+                     "cid": 1, "render": 1, "kw": 1, "flags": 1, "modseq": 1}
 
 
 #: ``dg`` of a mailbox whose digest is being built (``prepare_build``): what it has
@@ -586,7 +587,7 @@ def build_step(database: Database, mailbox: ObjectId, after: int,
                     .sort("uid", 1).limit(batch))
         if not docs:
             return None
-        add(database, mailbox, docs, session)
+        add(database, mailbox, contents.load(database, docs, ("text",), session), session)
         return int(docs[-1]["uid"])
 
     last: int | None = database.in_transaction(body)

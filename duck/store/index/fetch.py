@@ -23,13 +23,18 @@ from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import InvalidInput
 from ..models import FETCH_FIELDS, MessageRecord, MessageSummary
-from . import digest, digestsearch
+from . import contents, digest, digestsearch
 from .layout import segment_from_bson
 from .query import (
     And,
+    Body,
+    Not,
+    Or,
     Query,
+    Text,
     Uids,
     UidSet,
+    compile_query,
     compile_search,
     leaves,
     map_leaves,
@@ -46,7 +51,7 @@ _PROJECTION: dict[str, tuple[str, ...]] = {
     "structure": ("root",),
     "emailid": ("emailid",),
     "threadid": ("threadid",),
-    "content": ("segs",),
+    "content": ("segs", "cid"),
     "headers": ("hdr",),
 }
 #: Names of renderings: they are document field names (``render.<name>``).
@@ -220,7 +225,10 @@ async def fetch(
         cursor = database.collection(schema.MESSAGES).find(query, projection).sort("uid", 1)
         # One reply for the whole set where it fits (the server caps a batch at 16 MB).
         # (One more than can match: a full batch would leave the cursor open.)
-        return [_record(d) for d in cursor.batch_size(len(wanted) + 1)]
+        docs = list(cursor.batch_size(len(wanted) + 1))
+        if "cid" in projection:  # (the contents: one more query)
+            contents.load(database, docs, ("segs",))
+        return [_record(d) for d in docs]
 
     return await database.run(run)
 
@@ -270,8 +278,10 @@ async def fetch_batches(
         raw = next(cursor, None)
         if raw is None:
             return None
-        docs = bson.decode_all(raw, codec)
-        return [_record(d) for d in docs if keep is None or d["uid"] in keep]
+        docs = [d for d in bson.decode_all(raw, codec) if keep is None or d["uid"] in keep]
+        if "cid" in projection:  # (the contents: one more query a batch)
+            contents.load(database, docs, ("segs",))
+        return [_record(d) for d in docs]
 
     try:
         while (batch := await database.run(next_batch)) is not None:
@@ -390,7 +400,7 @@ async def search(database: Database, mailbox_id: str, query: Query) -> list[int]
             if local is not None:
                 return sorted(local)
         compiled = compile_search(resolved.query)
-        if compiled.covered:
+        if compiled.covered:  # (no BODY/TEXT: those are never covered)
             return sorted(_matching(database, mailbox, compiled))
         # The exact check reads whole message documents (~0.5 ms each on the
         # embedded engine): a query per window of UIDs keeps each one well inside
@@ -403,6 +413,7 @@ async def search(database: Database, mailbox_id: str, query: Query) -> list[int]
         found: list[int] = []
         for lo, hi in search_windows(resolved.query, top):
             window = restrict(resolved.query, lo, hi) if (lo, hi) != (1, top) else resolved.query
+            window = with_contents(database, mailbox, window, lo, hi)
             found += _matching(database, mailbox, compile_search(window))
         return sorted(set(found))
 
@@ -426,6 +437,80 @@ def _matching(database: Database, mailbox: ObjectId, compiled: Any) -> list[int]
         cursor = messages.aggregate(pipeline)
     # Sorted by the caller: a $sort stage or sort() would cost the engine more.
     return [int(d["uid"]) for d in cursor]
+
+
+def with_contents(database: Database, mailbox: ObjectId, query: Query, lo: int,
+                  hi: int) -> Query:
+    """``query`` (of UIDs ``lo..hi``) with each BODY/TEXT criterion also matching the
+    messages whose text is in their contents document (contents.py), as the UID set
+    of those that match, found there (blocking; two queries: the candidates' ``cid``
+    and the check). The criterion itself stays for messages stored whole before.
+
+    The candidates are the UID set the digest narrowed a criterion to (an AND of
+    both, digestsearch.py) when every BODY/TEXT criterion has one, else the window.
+    """
+    searched: set[Query] = {n for n in leaves(query) if isinstance(n, Body | Text)}
+    if not searched:
+        return query
+    narrowed = _narrowed(query, searched)
+    if narrowed is None:
+        where: dict[str, Any] | None = {"mailbox": mailbox, "uid": {"$gte": lo, "$lte": hi}}
+    else:
+        uids = [u for u in narrowed if lo <= u <= hi]
+        where = {"mailbox": mailbox, **uid_filter(uids)} if uids else None
+    owners: dict[Any, int] = {}
+    if where is not None:
+        # (``cid`` is checked here, not in the filter: a field outside the index
+        # would make the embedded engine scan the collection.)
+        for d in database.collection(schema.MESSAGES).find(where, {"_id": 0, "uid": 1,
+                                                                   "cid": 1}):
+            if d.get("cid") is not None:
+                owners[d["cid"]] = int(d["uid"])
+    found: dict[Query, frozenset[int]] = {}
+    for leaf in searched:
+        hits: frozenset[int] = frozenset()
+        if owners:
+            assert isinstance(leaf, Body | Text)
+            value = leaf.value
+            # An aggregate: its first $match is on the _id index alone (see _matching).
+            cursor = database.collection(contents.COLLECTION).aggregate([
+                {"$match": {"_id": {"$in": list(owners)}}},
+                {"$match": compile_query(Body(value))},
+                {"$project": {"_id": 1}}])
+            hits = frozenset(owners[d["_id"]] for d in cursor)
+        found[leaf] = hits
+
+    def also(node: Query) -> Query:
+        if node in found:
+            return Or((node, UidSet(found[node])))
+        return node
+
+    return map_leaves(query, also)
+
+
+def _narrowed(query: Query, searched: set[Query]) -> frozenset[int] | None:
+    """The UIDs on which the BODY/TEXT criteria of ``query`` decide anything: those of
+    the UID sets ANDed above each (outside them the AND is false whatever the
+    criterion says); None when one criterion has no such set above it."""
+    out: set[int] = set()
+
+    def walk(node: Query, own: frozenset[int] | None) -> bool:
+        if node in searched:
+            if own is None:
+                return False
+            out.update(own)
+            return True
+        if isinstance(node, And):
+            for item in node.items:
+                if isinstance(item, UidSet):
+                    own = item.uids if own is None else own & item.uids
+        if isinstance(node, And | Or):
+            return all(walk(item, own) for item in node.items)
+        if isinstance(node, Not):
+            return walk(node.item, own)
+        return True
+
+    return frozenset(out) if walk(query, None) else None
 
 
 def search_windows(query: Query, top: int) -> list[tuple[int, int]]:

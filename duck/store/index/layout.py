@@ -9,7 +9,9 @@ Fields (short names keep thousands of documents per FETCH small):
 - ``flags``/``kw``/``seen``/``deleted``/``flagged`` (``duck/store/mail/flags.py``);
 - ``idate`` (INTERNALDATE), ``sdate`` (SAVEDATE, RFC 8514), ``size`` (exact octets);
 - ``segs``: the stored bytes as runs ``{o, n, d}`` (inline skeleton) or
-  ``{o, n, h, f}`` (body with SHA-256 ``h`` in GridFS file ``f``), in order;
+  ``{o, n, h, f}`` (body with SHA-256 ``h`` in GridFS file ``f``), in order; kept,
+  with ``text``, in the message's contents document named by ``cid``
+  (``contents.py``), but in documents stored before that layout;
 - ``bodies``: the distinct hashes referenced (one reference per message);
 - ``root`` (MIME part tree with offsets), ``env`` (envelope), ``hdr`` (top-level
   header fields ``{k, v}`` for SEARCH), ``text`` (decoded text for SEARCH),

@@ -38,6 +38,8 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
+from . import contents
+
 #: Whether deliveries store grams and SEARCH uses them. Off by default: on the
 #: embedded Rust engine the multikey entries (~700 per message) made APPEND ~2.3x
 #: slower and COPY 12-190x slower, with stalls over a minute under cache pressure
@@ -181,8 +183,14 @@ def backfill_sync(messages: Any, batch: int = 200) -> int:
 
     done = 0
     while True:
-        docs = list(messages.find({"gv": {"$ne": VERSION}}, {"hdr": 1, "text": 1})
+        docs = list(messages.find({"gv": {"$ne": VERSION}}, {"hdr": 1, "text": 1, "cid": 1})
                     .limit(batch))
+        # (The text of a message stored with its contents apart is there.)
+        by_cid = {d["cid"]: d for d in docs if d.get("cid") is not None and "text" not in d}
+        if by_cid:
+            for c in messages.database[contents.COLLECTION].find(
+                    {"_id": {"$in": list(by_cid)}}, {"text": 1}):
+                by_cid[c["_id"]]["text"] = c.get("text", "")
         if not docs:
             return done
         ops = [

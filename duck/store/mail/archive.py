@@ -3,8 +3,11 @@ then purged; listed and restored through the API (issue 18).
 
 Layout: an archived message is its message document *moved* to the ``archive``
 collection (a new ``_id``, ordered by archive time; ``msg`` keeps the old one), with
-``archived`` (when) and ``path`` (the mailbox it was in), and without its SEARCH
-text (``UNARCHIVED``), which a restore makes again from the message's bytes. The move
+``archived`` (when) and ``path`` (the mailbox it was in). Its ``cid`` keeps its
+contents (index/contents.py: bytes and SEARCH text) where they are until the purge
+deletes them; a restore takes them back as they are. (A message stored before
+contents had documents of their own is archived without its SEARCH text,
+``UNARCHIVED``, which a restore makes again from the message's bytes.) The move
 is two writes of the expunge's own WriteBatch (delete from ``messages``, insert
 here), so archiving adds no round trip to EXPUNGE; the message collection and its
 indexes never see archived messages, so no query of the protocols (view, FETCH,
@@ -47,7 +50,7 @@ from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..engine.pages import Pages, pages
 from ..errors import InvalidInput, NotFound
-from ..index import digest
+from ..index import contents, digest
 from ..index.layout import segment_from_bson
 from ..index.reader import read_sync
 from ..models import ArchivedMessage, Restored
@@ -258,14 +261,19 @@ class Archive:
         new = []
         for i, (d, f) in enumerate(zip(docs, fields, strict=True)):
             kept = {k: v for k, v in d.items() if k not in _RENEWED}
-            if UNARCHIVED not in kept:
+            if UNARCHIVED not in kept and "cid" not in kept:
+                # (Archived before contents had documents of their own: the text
+                # goes back in the message document, with its bytes.)
                 kept[UNARCHIVED] = self._text_of(d)
             new.append({**kept, "_id": ObjectId(), "mailbox": mailbox, "uid": first_uid + i,
                         "modseq": first_modseq + i, "sdate": now, **f})
         batch = WriteBatch(self._database)
         charged = None if session is None else quota.reserve_in(batch, user, total)
         batch.insert(schema.MESSAGES, new)
-        started.append(digest.new_entries(batch, box, new, lambda: None))
+        # (The digest's entries are made of the text too, in their contents.)
+        started.append(digest.new_entries(
+            batch, box, contents.load(self._database, [dict(n) for n in new], ("text",),
+                                      session), lambda: None))
         batch.insert(schema.JOURNAL, [
             journal.entry_doc(mailbox, n["modseq"], "exists", uid=n["uid"], flags=n["flags"])
             for n in new])
@@ -294,7 +302,8 @@ class Archive:
     def expired_pages(self, size: int = BATCH) -> Pages:
         """The archived messages older than ``days`` now, a page at a time."""
         cutoff = self.clock() - dt.timedelta(days=self.days)
-        return pages(self._coll, {"archived": {"$lte": cutoff}}, {"bodies": 1}, size)
+        return pages(self._coll, {"archived": {"$lte": cutoff}}, {"bodies": 1, "cid": 1},
+                     size)
 
     def purge_page(self, expired: Pages) -> tuple[int, int] | None:
         """Purge the next page of ``expired_pages``: (messages, body bytes freed), or
@@ -308,7 +317,8 @@ class Archive:
         """Delete every archived message of a (deleted) user; how many. Blocking."""
         total = 0
         while True:
-            docs = list(self._coll.find({"user": user}, {"bodies": 1}).limit(BATCH * 20))
+            docs = list(self._coll.find({"user": user}, {"bodies": 1, "cid": 1})
+                        .limit(BATCH * 20))
             if not docs:
                 return total
             self._purge(docs)
@@ -320,6 +330,11 @@ class Archive:
         # The delete first, the references after (a crash between leaves them too
         # high, which the body sweep repairs; never too low).
         self._coll.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        if removed := contents.cids(docs):
+            # (After the archive documents: a crash between leaves contents that no
+            # document refers to, never a document without its contents.)
+            self._database.collection(contents.COLLECTION).delete_many(
+                {"_id": {"$in": removed}})
         try:
             return self._bodies.drop_refs(Counter(h for d in docs for h in d.get("bodies", ())))
         except pymongo.errors.PyMongoError:

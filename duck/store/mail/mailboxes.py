@@ -30,7 +30,7 @@ from ..engine.batch import WriteBatch
 from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import AlreadyExists, InvalidInput, NotFound, require_utf8
-from ..index import digest
+from ..index import contents, digest
 from ..limits import MAX_MAILBOXES
 from ..models import SPECIAL_USES, Mailbox
 from ..push import journal
@@ -480,11 +480,14 @@ class Mailboxes:
             total += moved
 
         def body(session: Any) -> list[dict[str, Any]]:
-            docs = list(messages.find({"mailbox": mailbox}, {"size": 1, "bodies": 1, "user": 1},
+            docs = list(messages.find({"mailbox": mailbox},
+                                      {"size": 1, "bodies": 1, "user": 1, "cid": 1},
                                       session=session).limit(batch))
             if docs:
                 writes = WriteBatch(self._database)
                 writes.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
+                if removed := contents.cids(docs):
+                    writes.delete(contents.COLLECTION, {"_id": {"$in": removed}})
                 sizes: dict[ObjectId, int] = {}
                 for d in docs:
                     sizes[d["user"]] = sizes.get(d["user"], 0) + int(d["size"])

@@ -32,7 +32,7 @@ from ..engine.bodies import Bodies
 from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import AlreadyExists, InvalidInput, NotFound, StoreError, TooBig
-from ..index import digest, fetch, reader
+from ..index import contents, digest, fetch, reader
 from ..index.cache import IMMUTABLE, RecordCache, usable
 from ..index.query import Query
 from ..models import (
@@ -432,7 +432,9 @@ class Messages:
             )
             written.append(doc)
             charged = None if session is None else quota.reserve_in(batch, user, size)
-            batch.insert(schema.MESSAGES, [doc])
+            stored, kept = contents.split(doc)
+            batch.insert(schema.MESSAGES, [stored])
+            batch.insert(contents.COLLECTION, [kept])
             started.append(digest.new_entries(batch, mailbox, [doc], lambda: {
                 uid: (prepared or DigestEntry(base)).get()}))
             batch.insert(schema.JOURNAL, [journal.entry_doc(
@@ -683,7 +685,7 @@ class Messages:
         # does not keep (the engine reads them whole anyway to project a few fields;
         # what costs more is their bytes in the reply).
         projection = ARCHIVED_PROJECTION if archive is not None else {
-            "uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1}
+            "uid": 1, "size": 1, "seen": 1, "bodies": 1, "user": 1, "cid": 1}
         return archive, projection
 
     def _expunge_batch(
@@ -724,7 +726,9 @@ class Messages:
             else:
                 _, first, box = allocate(self._database, mailbox, session=session, **moves)
             if archive is not None:
-                archive.move_ops(batch, docs, str(box["path"]))
+                archive.move_ops(batch, docs, str(box["path"]))  # (contents and all)
+            elif removed := contents.cids(docs):
+                batch.delete(contents.COLLECTION, {"_id": {"$in": removed}})
             for i, d in enumerate(docs):
                 d["modseq"] = first + i  # the removal's, reported to the caller
             batch.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
@@ -820,8 +824,8 @@ class Messages:
 
     def _copy_batch(self, src: ObjectId, uids: list[int], user: ObjectId,
                     dst: ObjectId) -> list[tuple[int, int]]:
-        docs = list(self._messages.find({"mailbox": src, "uid": {"$in": uids}})
-                    .sort("uid", 1))
+        docs = contents.load(self._database, list(
+            self._messages.find({"mailbox": src, "uid": {"$in": uids}}).sort("uid", 1)))
         counts = Counter(h for d in docs for h in d.get("bodies", ()))
         missing = self._bodies.add_refs(counts)
         if missing:
@@ -888,7 +892,9 @@ class Messages:
         new, entries = self._copies(docs, user, dst, first_uid, first_modseq, now)
         batch = WriteBatch(self._database)
         charged = quota.reserve_in(batch, user, total)
-        batch.insert(schema.MESSAGES, new)
+        split = [contents.split(n) for n in new]
+        batch.insert(schema.MESSAGES, [m for m, _ in split])
+        batch.insert(contents.COLLECTION, [c for _, c in split])
         started = digest.new_entries(
             batch, box, [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)],
             known)
@@ -913,7 +919,11 @@ class Messages:
             raise
         new, entries = self._copies(docs, user, dst, first_uid, first_modseq, now)
         try:
-            self._messages.insert_many(new)
+            split = [contents.split(n) for n in new]
+            # (The contents first: a failure between leaves none referenced.)
+            self._database.collection(contents.COLLECTION).insert_many(
+                [c for _, c in split])
+            self._messages.insert_many([m for m, _ in split])
             batch = WriteBatch(self._database)
             if digest.new_entries(batch, box, [{**n, "_src": d["uid"]}
                                            for d, n in zip(docs, new, strict=True)], known):

@@ -1,0 +1,76 @@
+"""A message's contents: its stored bytes and its SEARCH text, in a document of their own.
+
+Of a message document, ``segs`` (the bytes, or their skeleton) and ``text`` (the
+decoded text SEARCH BODY/TEXT matches) are most of its size (~28 of ~33 KB for
+imaptest's messages) and never change; flags, modseq and the rest change often. The
+embedded engine reads and writes a document whole: a STORE on a message rewrote its
+bytes, and an EXPUNGE read them to archive the message. So they live here, one
+document per stored copy, keyed by the message document's ``cid``:
+
+- ``_id`` (the message's ``cid``), ``user`` (a deleted user's purge), ``segs`` and
+  ``text`` (layout.py describes both);
+- one referrer at a time: the message document, or its archive document after an
+  EXPUNGE (``cid`` moves with the document: archive.py copies every field). COPY and
+  MOVE write a new one for each copy (as they wrote the whole message before), so a
+  removal deletes its referrer's contents and never counts references;
+- written in the same batch as the message document; deleted with it when it goes
+  for good (an EXPUNGE without the archive, a MOVE's originals, a purge).
+
+Documents written before this layout carry ``segs`` and ``text`` themselves and no
+``cid``: every reader takes them from the message document when it has them
+(``load``), so they need no migration. Backups carry whole message documents as
+before (backup.py puts the contents back in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..engine import schema
+
+COLLECTION = "contents"
+#: The message document's fields kept here.
+FIELDS = ("segs", "text")
+
+schema.register(COLLECTION, [
+    schema.IndexModel([("user", schema.ASCENDING)], name="user"),
+])
+
+
+def split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A whole message document (with ``segs`` and ``text``) as the message document
+    stored (with ``cid`` instead) and its contents document."""
+    cid = doc["_id"]
+    message = {k: v for k, v in doc.items() if k not in FIELDS}
+    message["cid"] = cid
+    kept = {"_id": cid, "user": doc["user"]}
+    kept.update((k, doc[k]) for k in FIELDS if k in doc)
+    return message, kept
+
+
+def cids(docs: Iterable[dict[str, Any]]) -> list[Any]:
+    """The contents ids of message (or archive) documents that have one."""
+    return [d["cid"] for d in docs if d.get("cid") is not None]
+
+
+def load(database: Any, docs: list[dict[str, Any]], fields: Iterable[str] = FIELDS,
+         session: Any = None) -> list[dict[str, Any]]:
+    """``docs`` (read with ``cid`` and ``fields`` in their projection) with ``fields``
+    put back from their contents where they have a ``cid``: one query for all
+    (blocking). A document whose contents are gone (removed since it was read) is
+    left without them."""
+    wanted = [f for f in fields if f in FIELDS]
+    missing = [d for d in docs if d.get("cid") is not None and wanted[0] not in d] \
+        if wanted else []
+    if not missing:
+        return docs
+    found = {c["_id"]: c for c in database.collection(COLLECTION).find(
+        {"_id": {"$in": [d["cid"] for d in missing]}}, dict.fromkeys(wanted, 1),
+        session=session)}
+    for d in missing:
+        c = found.get(d["cid"])
+        if c is not None:
+            d.update((k, c[k]) for k in wanted if k in c)
+    return docs
+
