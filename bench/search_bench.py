@@ -46,7 +46,7 @@ from duck.store import Store
 from duck.store import query as q
 from duck.store.engine import schema
 from duck.store.engine.embedded import BlockingEmbeddedDatabase
-from duck.store.index import textindex
+from duck.store.index import contents, textindex
 from duck.store.mail.documents import content, message_doc
 from duck.store.mail.flags import flag_fields
 from duck.store.models import Ingested, Segment
@@ -300,8 +300,13 @@ async def run(uri: str, sizes: list[int], reps: int, scan_max: int, cost_n: int,
             t = time.perf_counter()
             while loaded < size:
                 n = min(BATCH, size - loaded)
-                docs = documents(corpus, loaded, n, user, mailbox, timing)
-                await store.database.run(lambda d=docs: coll.insert_many(d, ordered=False))
+                # As the store keeps them: bytes and text in contents documents.
+                split = [contents.split(d) for d in documents(corpus, loaded, n, user,
+                                                              mailbox, timing)]
+                await store.database.run(lambda d=split: (
+                    store.database.collection(contents.COLLECTION).insert_many(
+                        [c for _, c in d], ordered=False),
+                    coll.insert_many([m for m, _ in d], ordered=False)))
                 loaded += n
             print(f"loaded {size} messages in {time.perf_counter() - t:.0f} s", flush=True)
             row: dict[str, Any] = {}
