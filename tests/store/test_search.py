@@ -127,3 +127,31 @@ async def test_address_searches_match_the_parsed_addresses(store: Store, user: U
     assert await store.messages.search(box.id, q.Address("from", "réal")) == [3]
     assert await store.messages.search(box.id, q.Address("from", "")) == [1, 2, 3, 4]
     assert await store.messages.search(box.id, q.Header("from", "(comment)")) == [1]
+
+
+@pytest.mark.parametrize("whole", [[], [2], [1, 3], [1, 2, 3]])
+async def test_body_and_text_over_messages_stored_whole_and_apart(
+        store: Store, user: User, mailbox_id: str, whole: list[int]) -> None:
+    """BODY/TEXT find the same messages whether a message's text is in its contents
+    document (index/contents.py) or, stored before that layout, in the message
+    document itself, in any mix of both, alone and under NOT/OR/AND."""
+    messages = store.database.collection("messages")
+    kept = store.database.collection("contents")
+
+    def make_whole() -> None:
+        for doc in messages.find({"uid": {"$in": whole}}):
+            content = kept.find_one({"_id": doc.pop("cid")})
+            kept.delete_one({"_id": content["_id"]})
+            messages.replace_one({"_id": doc["_id"]}, {
+                **doc, "segs": content["segs"], "text": content["text"]})
+
+    await store.database.run(make_whole)
+    cases = [
+        (q.Body("pizza"), [2]), (q.Body("NEEDLE (a.*b)"), [3]), (q.Body("absent"), []),
+        (q.Text("pizza"), [2]), (q.Text("lunch"), [2]), (q.Not(q.Body("pizza")), [1, 3]),
+        (q.Or((q.Body("pizza"), q.Body("needle"))), [2, 3]),
+        (q.And((q.Body("noon"), q.Flag("$important"))), [2]),
+        (q.And((q.Body("noon"), q.Flag("\\Seen"))), []),
+    ]
+    for query, expected in cases:
+        assert await store.messages.search(mailbox_id, query) == expected, (query, whole)

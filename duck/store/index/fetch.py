@@ -414,6 +414,11 @@ async def search(database: Database, mailbox_id: str, query: Query) -> list[int]
         for lo, hi in search_windows(resolved.query, top):
             window = restrict(resolved.query, lo, hi) if (lo, hi) != (1, top) else resolved.query
             window = with_contents(database, mailbox, window, lo, hi)
+            if resolved.universe is not None:  # (BODY answered whole from contents)
+                local = digestsearch.evaluate(window, resolved.universe)
+                if local is not None:
+                    found += local
+                    continue
             found += _matching(database, mailbox, compile_search(window))
         return sorted(set(found))
 
@@ -459,6 +464,7 @@ def with_contents(database: Database, mailbox: ObjectId, query: Query, lo: int,
         uids = [u for u in narrowed if lo <= u <= hi]
         where = {"mailbox": mailbox, **uid_filter(uids)} if uids else None
     owners: dict[Any, int] = {}
+    whole = False  # (a candidate stored before contents had documents of their own)
     if where is not None:
         # (``cid`` is checked here, not in the filter: a field outside the index
         # would make the embedded engine scan the collection.)
@@ -466,6 +472,8 @@ def with_contents(database: Database, mailbox: ObjectId, query: Query, lo: int,
                                                                    "cid": 1}):
             if d.get("cid") is not None:
                 owners[d["cid"]] = int(d["uid"])
+            else:
+                whole = True
     found: dict[Query, frozenset[int]] = {}
     for leaf in searched:
         hits: frozenset[int] = frozenset()
@@ -481,9 +489,13 @@ def with_contents(database: Database, mailbox: ObjectId, query: Query, lo: int,
         found[leaf] = hits
 
     def also(node: Query) -> Query:
-        if node in found:
-            return Or((node, UidSet(found[node])))
-        return node
+        if node not in found:
+            return node
+        if isinstance(node, Body) and not whole:
+            # Every candidate's text is in its contents: the answer is whole (and the
+            # query may then be answered without asking the messages: ``search``).
+            return UidSet(found[node])
+        return Or((node, UidSet(found[node])))
 
     return map_leaves(query, also)
 
