@@ -465,15 +465,20 @@ def with_contents(database: Database, mailbox: ObjectId, query: Query, lo: int,
         where = {"mailbox": mailbox, **uid_filter(uids)} if uids else None
     owners: dict[Any, int] = {}
     whole = False  # (a candidate stored before contents had documents of their own)
+    # TEXT's header half is checked here too, on the header values read with the cid.
+    texts = any(isinstance(n, Text) for n in searched)
+    headers: dict[int, list[str]] = {}
     if where is not None:
         # (``cid`` is checked here, not in the filter: a field outside the index
         # would make the embedded engine scan the collection.)
-        for d in database.collection(schema.MESSAGES).find(where, {"_id": 0, "uid": 1,
-                                                                   "cid": 1}):
+        projection = {"_id": 0, "uid": 1, "cid": 1, **({"hdr.v": 1} if texts else {})}
+        for d in database.collection(schema.MESSAGES).find(where, projection):
             if d.get("cid") is not None:
                 owners[d["cid"]] = int(d["uid"])
             else:
                 whole = True
+            if texts:
+                headers[int(d["uid"])] = [h.get("v", "") for h in d.get("hdr", ())]
     found: dict[Query, frozenset[int]] = {}
     for leaf in searched:
         hits: frozenset[int] = frozenset()
@@ -486,14 +491,21 @@ def with_contents(database: Database, mailbox: ObjectId, query: Query, lo: int,
                 {"$match": compile_query(Body(value))},
                 {"$project": {"_id": 1}}])
             hits = frozenset(owners[d["_id"]] for d in cursor)
+        if isinstance(leaf, Text) and not whole:
+            # The same escaped, case-insensitive match as the database's $regex
+            # (query.py), as digestsearch.py's header checks make it.
+            pattern = re.compile(re.escape(leaf.value), re.IGNORECASE)
+            hits |= {uid for uid, values in headers.items()
+                     if any(pattern.search(v) for v in values)}
         found[leaf] = hits
 
     def also(node: Query) -> Query:
         if node not in found:
             return node
-        if isinstance(node, Body) and not whole:
-            # Every candidate's text is in its contents: the answer is whole (and the
-            # query may then be answered without asking the messages: ``search``).
+        if not whole:
+            # Every candidate's text is in its contents (and TEXT's headers were
+            # checked above): the answer is whole, and the query may then be answered
+            # without asking the messages again (``search``).
             return UidSet(found[node])
         return Or((node, UidSet(found[node])))
 
