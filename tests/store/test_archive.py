@@ -202,18 +202,24 @@ async def test_move_is_not_archived(store: Store, user: User) -> None:
     assert await store.archive.count(user.id) == 0
 
 
+async def _figures(store: Store, user: User) -> tuple[bytes, Any]:
+    """A message with a quoted-printable text part and an attachment, appended to
+    INBOX; its bytes and INBOX."""
+    data = multipart_message(ATTACHMENT, text="Caf=C3=A9 quarterly figures\r\n",
+                             subject="figures").replace(
+        b"charset=utf-8\r\n\r\n",
+        b"charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+    await store.messages.append(user.id, "INBOX", data)
+    return data, await store.mailboxes.get(user.id, "INBOX")
+
+
 async def test_archive_leaves_contents_in_place_and_restore_takes_them_back(
         store: Store, user: User) -> None:
     """The archived copy keeps the message's contents document (bytes and SEARCH
     text, index/contents.py) where it is, by ``cid``; a restore takes it back
     unchanged, and the restored message is found by SEARCH BODY/TEXT and reads
     byte for byte the same; the purge deletes the contents."""
-    data = multipart_message(ATTACHMENT, text="Caf=C3=A9 quarterly figures\r\n",
-                             subject="figures").replace(
-        b"charset=utf-8\r\n\r\n",
-        b"charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
-    await store.messages.append(user.id, "INBOX", data)
-    inbox = await store.mailboxes.get(user.id, "INBOX")
+    data, inbox = await _figures(store, user)
     messages = store.database.collection("messages")
     kept = store.database.collection("contents")
     original = await store.database.run(messages.find_one, {"uid": 1})
@@ -248,12 +254,7 @@ async def test_a_message_stored_whole_is_archived_and_restored_as_before(
     """A message document written before contents had documents of their own (its
     bytes and text in it, no ``cid``) is read, searched, archived without its text
     and restored with the text made again from its bytes."""
-    data = multipart_message(ATTACHMENT, text="Caf=C3=A9 quarterly figures\r\n",
-                             subject="figures").replace(
-        b"charset=utf-8\r\n\r\n",
-        b"charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
-    await store.messages.append(user.id, "INBOX", data)
-    inbox = await store.mailboxes.get(user.id, "INBOX")
+    data, inbox = await _figures(store, user)
     messages = store.database.collection("messages")
     kept = store.database.collection("contents")
     doc = await store.database.run(messages.find_one, {"uid": 1})
