@@ -71,9 +71,9 @@ def load(database: Database, root: Path, *, force: bool = False,
             continue
         docs: Iterable[dict[str, Any]] = _rewritten(documents(root, name), mapping)
         if name == schema.MESSAGES:
-            docs = _messages(docs, used, progress)
-        if name in (schema.MESSAGES, schema.ARCHIVE):
-            docs = _contents_apart(database, docs)
+            # (Archived messages stay whole: one stored before contents had documents
+            # of their own has no SEARCH text, which its restore makes again.)
+            docs = _contents_apart(database, _messages(docs, used, progress))
         n = _insert(database, name, docs)
         if name == schema.MAILBOXES:
             report.mailboxes = n
@@ -198,9 +198,9 @@ def _messages(docs: Iterable[dict[str, Any]], used: Counter[Any],
 
 def _contents_apart(database: Database, docs: Iterable[dict[str, Any]]
                     ) -> Iterable[dict[str, Any]]:
-    """Message (or archive) documents as stored now: a backup holds them whole, and
-    their bytes and text go to their own contents documents (index/contents.py),
-    inserted as the documents are read, before the last of them."""
+    """Message documents as stored now: a backup holds them whole, and their bytes
+    and text go to their own contents documents (index/contents.py), inserted as the
+    documents are read, before the last of them."""
     kept: list[dict[str, Any]] = []
     coll = database.collection(contents.COLLECTION)
     for doc in docs:

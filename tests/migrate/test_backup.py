@@ -12,6 +12,7 @@ import trio
 from imapclient import IMAPClient
 
 from duck.store import Store, read_manifest
+from duck.store import query as q
 
 from .conftest import (
     PASSWORD,
@@ -128,6 +129,18 @@ async def test_backup_of_a_live_server_restores_the_same_imap_view(
     # database, found through its data directory).
     ran = await run_duck("restore", target, "--quiet", "--data-dir", data_dir)
     assert ran.code == 1 and "has users" in ran.err
+
+    # The archived messages come back from the restored archive whole and found by
+    # SEARCH BODY (their text, backed up inside them, goes back with them).
+    back = await restored.store.archive.restore(alice.id, None, "INBOX")
+    assert len(back) == 3
+    inbox = await restored.store.mailboxes.get(alice.id, "INBOX")
+    found = await restored.store.messages.search(inbox.id, q.Body("see attached"))
+    (big,) = [r.uid for r in back if r.uid in found and r.uid != 7]
+    (record,) = await restored.store.messages.fetch(inbox.id, [big], ["content"])
+    assert await restored.store.messages.read(record) == _big(2)
+    (three,) = await restored.store.messages.search(inbox.id, q.Body("body 3"))
+    assert three in {r.uid for r in back}
 
 
 async def test_one_user_restores_into_another_deployment(

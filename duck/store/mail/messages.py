@@ -726,7 +726,7 @@ class Messages:
             else:
                 _, first, box = allocate(self._database, mailbox, session=session, **moves)
             if archive is not None:
-                archive.move_ops(batch, docs, str(box["path"]))  # (contents and all)
+                archive.move_ops(batch, docs, str(box["path"]))  # (contents stay, by cid)
             elif removed := contents.cids(docs):
                 batch.delete(contents.COLLECTION, {"_id": {"$in": removed}})
             for i, d in enumerate(docs):
@@ -826,6 +826,8 @@ class Messages:
                     dst: ObjectId) -> list[tuple[int, int]]:
         docs = contents.load(self._database, list(
             self._messages.find({"mailbox": src, "uid": {"$in": uids}}).sort("uid", 1)))
+        # Contents gone since the read: expunged meanwhile, skipped as below.
+        docs = [d for d in docs if d.get("cid") is None or "segs" in d]
         counts = Counter(h for d in docs for h in d.get("bodies", ()))
         missing = self._bodies.add_refs(counts)
         if missing:
