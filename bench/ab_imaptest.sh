@@ -30,6 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+. "$(dirname "$0")/imaptest_users.sh"
 
 run() { # a|b
   local data="$OUT/data-$1"
@@ -39,15 +40,7 @@ run() { # a|b
     --imaps-port 0 --lmtp-port 12424 --api-port 18080 --pop3-port 0 --pop3s-port 0 \
     --managesieve-port 0 --log-level WARNING > "$OUT/duck-$1.log" 2>&1 &
   SPID=$!
-  for _ in $(seq 1 120); do
-    curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18080/health 2>/dev/null \
-      | grep -q 200 && break
-    sleep 1
-  done
-  for i in $(seq 1 20); do
-    curl -s -X POST http://127.0.0.1:18080/users -H 'Content-Type: application/json' \
-      -d "{\"username\":\"testuser$i@example.com\",\"password\":\"pass\"}" >/dev/null
-  done
+  imaptest_users
   local db d0 b0 n
   db=$(pgrep -f "secantusd.*$data" | head -1)
   d0=$(cpu "$SPID"); b0=$(cpu "$db")

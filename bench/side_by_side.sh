@@ -35,14 +35,8 @@ duck serve --data-dir "$D" --imap-port 11143 --imaps-port 0 --lmtp-port 12424 --
   --pop3-port 0 --pop3s-port 0 --managesieve-port 0 --log-level WARNING "$@" > "$OUT/duck.log" 2>&1 &
 SPID=$!
 trap 'kill $SPID 2>/dev/null; wait $SPID 2>/dev/null; bash "$KIT/dovecot/stop-dovecot.sh" >/dev/null 2>&1' EXIT
-for _ in $(seq 1 120); do
-  curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18080/health 2>/dev/null | grep -q 200 && break
-  sleep 1
-done
-for i in $(seq 1 20); do
-  curl -s -X POST http://127.0.0.1:18080/users -H 'Content-Type: application/json' \
-    -d "{\"username\":\"testuser$i@example.com\",\"password\":\"pass\"}" >/dev/null
-done
+. "$(dirname "$0")/imaptest_users.sh"
+imaptest_users
 DBPID=$(pgrep -f "secantusd.*$D" | head -1)
 duckcpu() { local s; s=$(cpu $SPID); for p in $(pgrep -P $SPID); do [ "$p" = "$DBPID" ] || s=$((s + $(cpu "$p"))); done; echo "$s"; }
 LATENCY="python3 $(dirname "$0")/command_latency.py"
