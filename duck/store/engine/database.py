@@ -263,11 +263,7 @@ class Database:
             return await STORE_THREADS.run(_translated, fn, *args)
         with trio.CancelScope(shield=True):
             # (Inside the shield: a call once made is run, as a worker thread's is.)
-            # ensure_portal is also a schedule point each time (~half of this
-            # method's own cost, measured): only a task's first call needs one, to
-            # enter the portal; a call that reaches the database yields there anyway.
-            if not greenback.has_portal():
-                await greenback.ensure_portal()
+            await greenback.ensure_portal()
             token = inline.ACTIVE.set(self)
             try:
                 result = _translated(fn, *args)
