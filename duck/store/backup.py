@@ -187,11 +187,14 @@ def dump(database: Database, root: Path, username: str | None = None,
         for name in _collections(database):
             if name in MAILBOX_KEYED or name in (schema.USERS, schema.MAILBOXES):
                 continue
-            for doc in database.collection(name).find(where):
-                if name == schema.ARCHIVE and not _whole(database, [doc]):
-                    continue  # purged meanwhile, its contents with it
-                if _outside_bodies(database, out, name, doc):
-                    out.write(name, doc)
+            cursor = database.collection(name).find(where)
+            while docs := list(itertools.islice(cursor, 500)):
+                # (An archived message purged meanwhile goes, its contents with it.)
+                gone = {id(d) for d in _whole(database, docs)} \
+                    if name == schema.ARCHIVE else set()
+                for doc in docs:
+                    if id(doc) not in gone and _outside_bodies(database, out, name, doc):
+                        out.write(name, doc)
         # Users last: a user's storage_used as read now covers every message copied.
         for doc in user_docs:
             fresh = users.find_one({"_id": doc["_id"]})
@@ -233,13 +236,13 @@ def _outside_bodies(database: Database, out: _Output, name: str,
     return True
 
 
-def _whole(database: Database, docs: list[dict[str, Any]], session: Any = None) -> bool:
+def _whole(database: Database, docs: list[dict[str, Any]], session: Any = None
+           ) -> list[dict[str, Any]]:
     """Put the contents of message (or archive) documents back in them, as a backup
     holds them (the layout before index/contents.py, which every reader and restore
-    take): False when one's contents are gone (removed since it was read)."""
+    take); those whose contents are gone (removed since they were read)."""
     contents.load(database, docs, contents.FIELDS, session)
-    gone = [d for d in docs if d.pop("cid", None) is not None and "segs" not in d]
-    return not gone
+    return [d for d in docs if d.pop("cid", None) is not None and "segs" not in d]
 
 
 class _Changed(Exception):
@@ -285,7 +288,7 @@ def _read_documents(database: Database, out: _Output, box: ObjectId,
     for name in MAILBOX_KEYED:
         cursor = database.collection(name).find({"mailbox": box}, session=session)
         while docs := list(itertools.islice(cursor, 500)):
-            if name == schema.MESSAGES and not _whole(database, docs, session):
+            if name == schema.MESSAGES and _whole(database, docs, session):
                 raise _Changed  # (contents gone: expunged meanwhile)
             for doc in docs:
                 spools[name].write(encode(doc))

@@ -218,7 +218,7 @@ async def test_backfill_rebuilds_missing_grams(store: Store, user: User) -> None
     def strip_and_backfill() -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
         before = list(messages.find({}, {"g": 1}).sort("uid", 1))
         messages.update_many({}, {"$unset": {"g": "", "gv": ""}})
-        count = textindex.backfill_sync(messages, batch=2)
+        count = textindex.backfill_sync(store.database, batch=2)
         return count, before, list(messages.find({}, {"g": 1, "gv": 1}).sort("uid", 1))
 
     count, before, after = await store.database.run(strip_and_backfill)

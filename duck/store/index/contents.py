@@ -49,6 +49,21 @@ def split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return message, kept
 
 
+def insert(batch: Any, docs: list[dict[str, Any]]) -> None:
+    """Add the inserts of whole message documents to ``batch`` (a WriteBatch): each
+    as its message document and its contents document (``split``)."""
+    split_docs = [split(d) for d in docs]
+    batch.insert(schema.MESSAGES, [m for m, _ in split_docs])
+    batch.insert(COLLECTION, [c for _, c in split_docs])
+
+
+def remove(batch: Any, docs: Iterable[dict[str, Any]]) -> None:
+    """Add to ``batch`` the delete of the contents of message documents (read with
+    ``cid``) that go for good."""
+    if removed := cids(docs):
+        batch.delete(COLLECTION, {"_id": {"$in": removed}})
+
+
 def cids(docs: Iterable[dict[str, Any]]) -> list[Any]:
     """The contents ids of message (or archive) documents that have one."""
     return [d["cid"] for d in docs if d.get("cid") is not None]

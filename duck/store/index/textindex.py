@@ -38,6 +38,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
+from ..engine import schema
 from . import contents
 
 #: Whether deliveries store grams and SEARCH uses them. Off by default: on the
@@ -171,8 +172,9 @@ def needle_grams(needle: str, tag: str = "") -> list[int]:
     return [_hash(g, tag) for g in grams]
 
 
-def backfill_sync(messages: Any, batch: int = 200) -> int:
-    """Compute ``g`` for documents stored before this index version (blocking).
+def backfill_sync(database: Any, batch: int = 200) -> int:
+    """Compute ``g`` for the message documents of ``database`` (a store Database)
+    stored before this index version (blocking).
 
     Returns how many were updated. Safe to run while mail flows: a document is
     rewritten only if its ``gv`` is still outdated, and until then query.py's
@@ -181,16 +183,13 @@ def backfill_sync(messages: Any, batch: int = 200) -> int:
     """
     from pymongo import UpdateOne
 
+    messages = database.collection(schema.MESSAGES)
     done = 0
     while True:
-        docs = list(messages.find({"gv": {"$ne": VERSION}}, {"hdr": 1, "text": 1, "cid": 1})
-                    .limit(batch))
-        # (The text of a message stored with its contents apart is there.)
-        by_cid = {d["cid"]: d for d in docs if d.get("cid") is not None and "text" not in d}
-        if by_cid:
-            for c in messages.database[contents.COLLECTION].find(
-                    {"_id": {"$in": list(by_cid)}}, {"text": 1}):
-                by_cid[c["_id"]]["text"] = c.get("text", "")
+        # (A message's text is in its contents document: contents.py.)
+        docs = contents.load(database, list(messages.find(
+            {"gv": {"$ne": VERSION}}, {"hdr": 1, "text": 1, "cid": 1}).limit(batch)),
+            ("text",))
         if not docs:
             return done
         ops = [

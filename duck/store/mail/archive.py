@@ -270,10 +270,12 @@ class Archive:
         batch = WriteBatch(self._database)
         charged = None if session is None else quota.reserve_in(batch, user, total)
         batch.insert(schema.MESSAGES, new)
-        # (The digest's entries are made of the text too, in their contents.)
-        started.append(digest.new_entries(
-            batch, box, contents.load(self._database, [dict(n) for n in new], ("text",),
-                                      session), lambda: None))
+        indexed = new
+        if digest.kept(box) or digest.grows(box):
+            # (Its entries are made of the text too, in the contents: one read.)
+            indexed = contents.load(self._database, [dict(n) for n in new], ("text",),
+                                    session)
+        started.append(digest.new_entries(batch, box, indexed, lambda: None))
         batch.insert(schema.JOURNAL, [
             journal.entry_doc(mailbox, n["modseq"], "exists", uid=n["uid"], flags=n["flags"])
             for n in new])

@@ -486,8 +486,7 @@ class Mailboxes:
             if docs:
                 writes = WriteBatch(self._database)
                 writes.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
-                if removed := contents.cids(docs):
-                    writes.delete(contents.COLLECTION, {"_id": {"$in": removed}})
+                contents.remove(writes, docs)
                 sizes: dict[ObjectId, int] = {}
                 for d in docs:
                     sizes[d["user"]] = sizes.get(d["user"], 0) + int(d["size"])

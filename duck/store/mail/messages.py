@@ -432,9 +432,7 @@ class Messages:
             )
             written.append(doc)
             charged = None if session is None else quota.reserve_in(batch, user, size)
-            stored, kept = contents.split(doc)
-            batch.insert(schema.MESSAGES, [stored])
-            batch.insert(contents.COLLECTION, [kept])
+            contents.insert(batch, [doc])
             started.append(digest.new_entries(batch, mailbox, [doc], lambda: {
                 uid: (prepared or DigestEntry(base)).get()}))
             batch.insert(schema.JOURNAL, [journal.entry_doc(
@@ -727,8 +725,8 @@ class Messages:
                 _, first, box = allocate(self._database, mailbox, session=session, **moves)
             if archive is not None:
                 archive.move_ops(batch, docs, str(box["path"]))  # (contents stay, by cid)
-            elif removed := contents.cids(docs):
-                batch.delete(contents.COLLECTION, {"_id": {"$in": removed}})
+            else:
+                contents.remove(batch, docs)
             for i, d in enumerate(docs):
                 d["modseq"] = first + i  # the removal's, reported to the caller
             batch.delete(schema.MESSAGES, {"_id": {"$in": [d["_id"] for d in docs]}})
@@ -894,9 +892,7 @@ class Messages:
         new, entries = self._copies(docs, user, dst, first_uid, first_modseq, now)
         batch = WriteBatch(self._database)
         charged = quota.reserve_in(batch, user, total)
-        split = [contents.split(n) for n in new]
-        batch.insert(schema.MESSAGES, [m for m, _ in split])
-        batch.insert(contents.COLLECTION, [c for _, c in split])
+        contents.insert(batch, new)
         started = digest.new_entries(
             batch, box, [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)],
             known)
