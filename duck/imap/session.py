@@ -567,6 +567,8 @@ class Session:
         # A wake-up for a change the view already has (this session's own write,
         # read back when it published it) costs no query.
         sub = self.subscription
+        if poll and self.view_complete():
+            poll = False  # (nothing the read could find: no other process writes)
         if poll or self.view_behind:
             self._journal_unread = False
             try:
@@ -622,6 +624,15 @@ class Session:
                 log.warning("journal read failed: %r", exc)
                 return False
         return not self.view_behind
+
+    def view_complete(self) -> bool:
+        """Whether the selected view has every change of its mailbox, whoever made
+        it, without a read: it has what this process knows (no wake-up past it),
+        and this process is the deployment's only writer (notify.py,
+        ``knows_every_change``)."""
+        view, notifier = self.view, self.ctx.notifier
+        return (view is not None and notifier is not None and not self.view_behind
+                and notifier.knows_every_change(view.mailbox.id, view.modseq))
 
     @property
     def view_behind(self) -> bool:

@@ -63,13 +63,33 @@ async def imap_server(
 ) -> AsyncIterator[ImapTestServer]:
     """A running IMAP server (plain with STARTTLS, and implicit TLS) on its own
     database, with user alice (INBOX, Drafts, Sent, Trash, Junk, Archive)."""
+    async for server in _imap_server(mongo_uri, db_name, tmp_path, nursery, sole=False):
+        yield server
+
+
+@pytest.fixture
+async def sole_imap_server(
+    mongo_uri: str, db_name: str, tmp_path: Path, nursery: trio.Nursery
+) -> AsyncIterator[ImapTestServer]:
+    """``imap_server`` as ``duck serve`` runs on its own embedded database: the only
+    writer there, its notifier fed by the store (push/notify.py, "sole"), in the
+    local feed's mode before the test starts."""
+    async for server in _imap_server(mongo_uri, db_name, tmp_path, nursery, sole=True):
+        with trio.fail_after(30):
+            while server.notifier.mode != "local":
+                await trio.sleep(0.01)
+        yield server
+
+
+async def _imap_server(mongo_uri: str, db_name: str, tmp_path: Path, nursery: trio.Nursery,
+                       *, sole: bool) -> AsyncIterator[ImapTestServer]:
     config = Config(data_dir=tmp_path / "data", imap_port=0, pop3_port=0, pop3s_port=0,
                     managesieve_port=0, mongo_uri=mongo_uri,
                     database=db_name, shutdown_grace=2.0)
     config.data_dir.mkdir(parents=True)
     cert, key = ensure_self_signed(config.data_dir, config.hostname)
     store = await Store.open(mongo_uri, db_name)
-    notifier = Notifier(store.database, journal=store.journal)
+    notifier = Notifier(store.database, journal=store.journal, sole=sole)
     shutdown = trio.Event()
     context = ServerContext(store=store, config=config, shutdown=shutdown, notifier=notifier,
                             ssl_context=server_context(cert, key))

@@ -42,12 +42,16 @@ async def expunge(s: CommandContext, cmd: Expunge) -> None:
     # first (a look at every flag set costs more than the read it saves in a big
     # mailbox). When it knows of none the store still looks: another process's
     # flag may not have reached it yet, and EXPUNGE removes every message that has
-    # the flag (RFC 3501 §6.4.3).
+    # the flag (RFC 3501 §6.4.3) -- unless no other process writes to the
+    # database and the view has every change of this one's (``view_complete``):
+    # then there is nothing to remove, and nothing to read.
     await s.catch_up()
     flags = view.flags
     expected = view.exists <= EXPECT_SCAN and (
         any("\\Deleted" in f for f in flags.values()) if uids is None
         else any("\\Deleted" in flags.get(uid, ()) for uid in uids))
+    if not expected and view.exists <= EXPECT_SCAN and s.view_complete():
+        return
     removed = await s.store.messages.expunge_journaled(view.mailbox.id, uids,
                                                        expected=expected)
     s.wrote(view.mailbox.id, [JournalEntry(view.mailbox.id, modseq, "expunge", uid=uid)

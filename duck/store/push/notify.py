@@ -216,6 +216,9 @@ class Notifier:
         self._local_ready = trio.Event()
         #: Per mailbox key, the highest modseq of an entry the local feed brought.
         self._local_high: dict[str, int] = {}
+        #: ``_local_high`` was emptied for room once: a mailbox missing from it may
+        #: have been written here all the same.
+        self._local_forgot = False
         #: Per mailbox key, a modseq that no announcement here explained at the last
         #: check (another process's write, or one of this process's own that its
         #: feed had not reached yet: the next check decides).
@@ -294,6 +297,24 @@ class Notifier:
                 self._published[key] = modseq
         for sub in woken:
             sub._wake(modseq)
+
+    def knows_every_change(self, mailbox_id: str, modseq: int) -> bool:
+        """Whether the mailbox has no change past ``modseq``, as far as this process
+        can tell without asking the database: it is the deployment's only writer
+        (the local feed), and none of the entries it committed for the mailbox is
+        past ``modseq``. A session whose view is at ``modseq`` then needs no read
+        to know the mailbox (NOOP's poll, EXPUNGE's look for \\Deleted). Another
+        process's write (``duck ctl``) is seen by the next quiet check, as it is
+        for wake-ups: until then it counts as made after what is asked here."""
+        if self.mode != "local" or self._foreign:
+            return False
+        key = mailbox_key(mailbox_id)
+        if key in self._suspects:
+            return False
+        high = self._local_high.get(key)
+        if high is None:
+            return not self._local_forgot
+        return high <= modseq
 
     def statistics(self) -> dict[str, Any]:
         """Figures: mode, keys and subscriptions live, journal events seen."""
@@ -387,6 +408,7 @@ class Notifier:
                 if modseq > self._local_high.get(key, 0):
                     if len(self._local_high) >= MAILBOX_CACHE:
                         self._local_high.clear()  # (the next check may suspect: benign)
+                        self._local_forgot = True
                     self._local_high[key] = modseq
         self._local_docs.extend(docs)
         if threading.get_ident() == self._trio_thread:
