@@ -47,14 +47,11 @@ from . import inline
 if TYPE_CHECKING:
     from .database import Database
 
-#: Groups in flight at once (sent, not yet committed). With one, every write of the
-#: process waits for the group before it, and gathers meanwhile: the embedded
-#: engine works on one group's writes at a time anyway (a group of ~4 members took
-#: ~4.5 ms whether another was in flight or not), so a second group in flight only
-#: split the waiting writers into smaller groups (imaptest: ~2.6 members a group
-#: with 2, ~3.9 with 1, and ~5-10% fewer commands/s). 0 turns group commit off
-#: (every transaction its own, to compare).
-DEPTH = int(os.environ.get("DUCK_GROUP_DEPTH", "1"))
+#: Groups in flight at once (sent, not yet committed). One would make every write
+#: of the process wait for the group before it; more let the database's cores work
+#: on several while the next one gathers. 0 turns group commit off (every
+#: transaction its own, to compare).
+DEPTH = int(os.environ.get("DUCK_GROUP_DEPTH", "2"))
 #: Most writes one group sends (a transaction of many documents outgrows the
 #: embedded engine's cache: "Transaction is too large"); a flush that would pass it
 #: is sent on its own.
