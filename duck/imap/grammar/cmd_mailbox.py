@@ -17,6 +17,8 @@ from .sequence import SequenceSet
 class StatusItem(enum.Enum):
     """``status-att`` names (RFC 3501, 7162, 8438, 8474, 7889, 9051)."""
 
+    __hash__ = object.__hash__  # (as FetchAttr's: grammar/fetch_items.py)
+
     MESSAGES = "MESSAGES"
     RECENT = "RECENT"
     UIDNEXT = "UIDNEXT"

@@ -24,6 +24,11 @@ _ATOM_FIELDS_RE = re.compile(rb"\(([!#$&'+-\[^-z|}~]+(?: [!#$&'+-\[^-z|}~]+)*)\)
 class FetchAttr(enum.Enum):
     """Fetch items that take no section."""
 
+    # Hashed by identity, in C: Enum's own ``__hash__`` is a Python call (hash of the
+    # name), and FETCH hashes its keys a few dozen times a command. (Members are
+    # singletons and compare by identity, so the two agree.)
+    __hash__ = object.__hash__
+
     ENVELOPE = "ENVELOPE"
     FLAGS = "FLAGS"
     INTERNALDATE = "INTERNALDATE"
@@ -60,6 +65,8 @@ MACROS: dict[str, tuple[FetchAttr, ...]] = {
 class SectionText(enum.Enum):
     """``section-text`` / ``section-msgtext``."""
 
+    __hash__ = object.__hash__  # (as FetchAttr's)
+
     HEADER = "HEADER"
     HEADER_FIELDS = "HEADER.FIELDS"
     HEADER_FIELDS_NOT = "HEADER.FIELDS.NOT"
@@ -86,7 +93,7 @@ def _check_partial(instance: object, attribute: object,
         raise ValueError(f"bad partial {value!r}")
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # (a key of several dicts per message FETCHed)
 class BodySection:
     """``BODY[section]<partial>``, ``BODY.PEEK[...]``, ``BINARY[.PEEK][part]<partial>``.
 
