@@ -193,6 +193,46 @@ async def test_a_member_refused_over_quota_fails_alone_and_the_others_commit(
     assert (await store.users.get(rich.id)).storage_used == 2 * len(message)
 
 
+async def test_a_write_failing_inside_a_member_lands_none_of_its_writes(
+        store: Store) -> None:
+    """The embedded engine commits the writes made before one that failed when it is
+    asked to (MongoDB aborts such a transaction itself): a group whose bulkWrite
+    reports a failed write is taken back, never committed, so that the writes the
+    failing member made before it (its reservation, its message) do not land."""
+    committer = grouping(store)
+    blocked, other = await users(store, 2)
+    box_blocked = (await store.messages.append(blocked.id, "INBOX",
+                                               simple_message("one"))).mailbox_id
+    box_other = (await store.messages.append(other.id, "INBOX",
+                                             simple_message("one"))).mailbox_id
+    # The journal entry the next write of the mailbox would make (modseq 3) is taken:
+    # its insert fails after the reservation and the message insert of its member.
+    await trio.to_thread.run_sync(lambda: store.database.collection(schema.JOURNAL).insert_one(
+        {"mailbox": parse_id(box_blocked), "modseq": 3, "kind": "planted"}))
+    before = await trio.to_thread.run_sync(counters_of, store, box_blocked)
+    outcome: dict[str, Any] = {}
+    failures = committer.failures
+
+    async def append(name: str, user: User) -> None:
+        try:
+            outcome[name] = await store.messages.append(user.id, "INBOX",
+                                                        simple_message(name))
+        except Exception as exc:  # noqa: BLE001 (what it raised is looked at below)
+            outcome[name] = exc
+
+    async with trio.open_nursery() as nursery, gathered(committer, 2):
+        nursery.start_soon(append, "blocked", blocked)
+        nursery.start_soon(append, "other", other)
+    # Nothing of the failed member landed: no message, no counter moved, no quota.
+    assert await trio.to_thread.run_sync(stored_uids, store, box_blocked) == [1]
+    assert await trio.to_thread.run_sync(counters_of, store, box_blocked) == before
+    assert (await store.users.get(blocked.id)).storage_used == len(simple_message("one"))
+    assert isinstance(outcome["blocked"], Exception), outcome
+    assert isinstance(outcome["other"], AppendResult) and outcome["other"].uid == 2
+    assert await trio.to_thread.run_sync(stored_uids, store, box_other) == [1, 2]
+    assert committer.failures >= failures + 1
+
+
 async def test_stores_and_expunges_of_several_mailboxes_share_a_group(store: Store) -> None:
     committer = grouping(store)
     people = await users(store, 3)
