@@ -217,7 +217,7 @@ async def test_a_write_failing_inside_a_member_lands_none_of_its_writes(
         try:
             outcome[name] = await store.messages.append(user.id, "INBOX",
                                                         simple_message(name))
-        except Exception as exc:  # noqa: BLE001 (what it raised is looked at below)
+        except Exception as exc:  # (what it raised is looked at below)
             outcome[name] = exc
 
     async with trio.open_nursery() as nursery, gathered(committer, 2):
