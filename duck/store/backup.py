@@ -190,7 +190,7 @@ def dump(database: Database, root: Path, username: str | None = None,
             cursor = database.collection(name).find(where)
             while docs := list(itertools.islice(cursor, 500)):
                 # (An archived message purged meanwhile goes, its contents with it.)
-                gone = {id(d) for d in _whole(database, docs)} \
+                gone = {id(d) for d in _contents_back(database, docs)} \
                     if name == schema.ARCHIVE else set()
                 for doc in docs:
                     if id(doc) not in gone and _outside_bodies(database, out, name, doc):
@@ -236,13 +236,18 @@ def _outside_bodies(database: Database, out: _Output, name: str,
     return True
 
 
-def _whole(database: Database, docs: list[dict[str, Any]], session: Any = None
-           ) -> list[dict[str, Any]]:
-    """Put the contents of message (or archive) documents back in them, as a backup
-    holds them (the layout before index/contents.py, which every reader and restore
-    take); those whose contents are gone (removed since they were read)."""
+def _contents_back(database: Database, docs: list[dict[str, Any]], session: Any = None
+                   ) -> list[dict[str, Any]]:
+    """Put the contents of message (or archive) documents back in them, without
+    their ``cid``, as a backup holds them (the layout before index/contents.py, which
+    every reader and restore take). Returns those whose contents are gone (removed
+    since they were read)."""
     contents.load(database, docs, contents.FIELDS, session)
-    return [d for d in docs if d.pop("cid", None) is not None and "segs" not in d]
+    gone = []
+    for d in docs:
+        if d.pop("cid", None) is not None and "segs" not in d:
+            gone.append(d)
+    return gone
 
 
 class _Changed(Exception):
@@ -288,7 +293,7 @@ def _read_documents(database: Database, out: _Output, box: ObjectId,
     for name in MAILBOX_KEYED:
         cursor = database.collection(name).find({"mailbox": box}, session=session)
         while docs := list(itertools.islice(cursor, 500)):
-            if name == schema.MESSAGES and _whole(database, docs, session):
+            if name == schema.MESSAGES and _contents_back(database, docs, session):
                 raise _Changed  # (contents gone: expunged meanwhile)
             for doc in docs:
                 spools[name].write(encode(doc))

@@ -47,10 +47,11 @@ async def expunge(s: CommandContext, cmd: Expunge) -> None:
     # then there is nothing to remove, and nothing to read.
     await s.catch_up()
     flags = view.flags
-    expected = view.exists <= EXPECT_SCAN and (
+    scanned = view.exists <= EXPECT_SCAN
+    expected = scanned and (
         any("\\Deleted" in f for f in flags.values()) if uids is None
         else any("\\Deleted" in flags.get(uid, ()) for uid in uids))
-    if not expected and view.exists <= EXPECT_SCAN and s.view_complete():
+    if scanned and not expected and s.view_complete():
         return
     removed = await s.store.messages.expunge_journaled(view.mailbox.id, uids,
                                                        expected=expected)
