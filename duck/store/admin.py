@@ -58,7 +58,7 @@ class Admin:
             raise InvalidInput("password must be a non-empty string")
         if len(password) > MAX_PASSWORD:
             raise InvalidInput("password too long")
-        hashed = await self._database.run(hash_password, password)
+        hashed = await self._database.run_threaded(hash_password, password)
         scram = await self._database.run(lambda: derive_keys(password).document())
         result = await self._database.run(
             self._users.update_one, {"_id": user}, {"$set": {"password": hashed, "scram": scram}}

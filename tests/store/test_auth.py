@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import threading
 import time
 
 import pytest
@@ -311,3 +312,27 @@ async def test_api_tokens_resolve_expire_and_revoke(fast: Store) -> None:
     assert await fast.api_tokens.resolve(made.secret) is not None
     await fast.api_tokens.revoke(user.id, made.token.id)
     assert await fast.api_tokens.resolve(made.secret) is None
+
+
+async def test_scrypt_runs_away_from_the_event_loop_thread(
+        fast: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # scrypt takes tens of milliseconds a password: on the event loop's thread (where
+    # store calls run inline) it would stall every other session of the process.
+    loop_thread = threading.current_thread()
+    seen: list[threading.Thread] = []
+    real = hashlib.scrypt
+
+    def watched(*args: object, **kwargs: object) -> bytes:
+        seen.append(threading.current_thread())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashlib, "scrypt", watched)
+    await fast.users.create("kai@example.com", "kai-pw")
+    assert await _login(fast, "kai@example.com", "kai-pw") is None
+    for user, secret in (("kai@example.com", "wrong"), ("nobody@example.com", "x")):
+        with pytest.raises(AuthenticationFailed):
+            await _login(fast, user, secret)
+    # The hash at creation, the first login's check, the wrong password's, the
+    # unknown user's (against the dummy hash, made once).
+    assert len(seen) >= 4
+    assert loop_thread not in seen

@@ -36,6 +36,7 @@ from bson import ObjectId
 
 from ..engine import schema
 from ..engine.database import Database
+from ..engine.inline import off_loop
 from ..errors import AuthenticationFailed, InvalidInput
 from .addresses import normalize_address
 from .apppasswords import SCOPES, AppPasswords
@@ -157,7 +158,7 @@ class Authenticator:
         if doc is None:
             # An unknown user costs one scrypt like a known one: timing does not
             # tell which user names exist.
-            verify_password(secret, _dummy_hash())
+            off_loop(lambda: verify_password(secret, _dummy_hash()))
             return _Outcome(FAILURE, "credentials")
         app = self._app_passwords.match_sync(doc["_id"], secret)
         if app is not None:
@@ -202,7 +203,7 @@ class Authenticator:
         key = cache.key(password, stored)
         if cache.fresh(key, now=time.monotonic()):
             return True
-        ok = verify_password(password, stored)
+        ok = off_loop(verify_password, password, stored)
         if ok:
             cache.remember(key, now=time.monotonic())
         return ok
@@ -212,9 +213,9 @@ class Authenticator:
         parameters, and derive the SCRAM keys of a user made before SCRAM."""
         update: dict[str, Any] = {}
         if needs_rehash(doc["password"]):
-            update["password"] = hash_password(password)
+            update["password"] = off_loop(hash_password, password)
         if "scram" not in doc:
-            update["scram"] = derive_keys(password).document()
+            update["scram"] = off_loop(derive_keys, password).document()
         if update:
             # Conditional on the hash being unchanged: a password change meanwhile wins.
             self._user_docs.update_one({"_id": doc["_id"], "password": doc["password"]},

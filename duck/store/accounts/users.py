@@ -117,8 +117,9 @@ class Users:
             raise InvalidInput("password too long")
         if quota is not None and (not isinstance(quota, int) or quota < 0):
             raise InvalidInput("quota must be a non-negative integer")
-        password_hash = await self._database.run(hash_password, password)
-        scram = await self._database.run(lambda: derive_keys(password).document())
+        password_hash = await self._database.run_threaded(hash_password, password)
+        scram = await self._database.run_threaded(
+            lambda: derive_keys(password).document())
         doc = {
             "_id": ObjectId(),
             "username": name,
@@ -220,11 +221,12 @@ class Users:
             key = self.verified.key(password, stored)
             ok = self.verified.fresh(key, now=time.monotonic())
             if not ok:
-                ok = await self._database.run(verify_password, password, stored)
+                ok = await self._database.run_threaded(verify_password, password, stored)
                 if ok:
                     self.verified.remember(key, now=time.monotonic())
         else:
-            ok = await self._database.run(verify_password, password, _dummy_hash())
+            ok = await self._database.run_threaded(
+                lambda: verify_password(password, _dummy_hash()))
         if doc is None or not ok or doc.get("disabled"):
             raise AuthenticationFailed("invalid credentials")
         return _user(doc)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import collections
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import greenback
 import pymongo.errors
@@ -48,11 +48,28 @@ from .metrics import ROUND_TRIPS
 if TYPE_CHECKING:
     from .database import Database
 
+T = TypeVar("T")
+
 #: The database whose inline call is running in this context (None elsewhere).
 ACTIVE: ContextVar[Database | None] = ContextVar("duck_store_inline", default=None)
 
 #: How long a transaction is retried on transient errors (pymongo's own limit).
 TRANSACTION_RETRY_SECONDS = 120.0
+
+
+#: At most this many off_loop calls at once (scrypt takes 32 MB each).
+_OFF_LOOP = trio.CapacityLimiter(4)
+
+
+def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` for CPU work that releases the GIL (scrypt: tens of milliseconds
+    a password): inside an inline call, in a worker thread while this task waits, so
+    that the process's other sessions go on (inline it would stall the event loop's
+    thread); anywhere else (a worker thread already), here."""
+    if ACTIVE.get() is None:
+        return fn(*args)
+    result: T = greenback.await_(trio.to_thread.run_sync(fn, *args, limiter=_OFF_LOOP))
+    return result
 
 
 def call(database: Database, command: dict[str, Any], *, db: str | None = None,
