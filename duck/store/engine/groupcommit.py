@@ -170,7 +170,11 @@ class Committer:
     async def _send(self, group: Group) -> None:
         # (Tasks made ready at the same moment as this one join first.)
         await trio.lowlevel.cancel_shielded_checkpoint()
-        await self._slots.acquire()
+        try:
+            # (A free place is taken without a second pass of the scheduler.)
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            await self._slots.acquire()
         if self._gathering is group:
             self._gathering = None
         group.running = len(group.members)
