@@ -74,27 +74,6 @@ def message_document(data: bytes, limits: IndexerLimits,
     return base
 
 
-def _made_in_worker(data: bytes, limits: IndexerLimits,
-                    renderers: Mapping[str, Renderer]) -> dict[str, Any]:
-    """``message_document`` as a worker sends it back: without the message's own
-    bytes (the serving process has them: ``_with_bytes`` puts them back), which
-    would be half of what crosses the pipe."""
-    base = message_document(data, limits, renderers)
-    for segment in base["segs"]:
-        if "d" in segment:
-            segment["d"] = None
-    return base
-
-
-def _with_bytes(base: dict[str, Any], data: bytes) -> dict[str, Any]:
-    """A document from ``_made_in_worker`` with its inline segments' bytes again."""
-    for segment in base["segs"]:
-        if "d" in segment:
-            start = segment["o"]
-            segment["d"] = data[start:start + segment["n"]]
-    return base
-
-
 def _warm() -> None:
     """Run in each worker as it starts: the imports a first job would pay for."""
     message_document(b"Subject: warm\r\n\r\nwarm\r\n", IndexerLimits(), {})
@@ -138,13 +117,13 @@ class Offload:
         """``message_document`` in a worker process; None when the worker died or
         could not be started (the caller makes it itself)."""
         try:
-            made = await self._context.run_sync(_made_in_worker, data, limits,
+            made = await self._context.run_sync(message_document, data, limits,
                                                 dict(renderers), limiter=self._limiter)
         except (trio_parallel.BrokenWorkerError, OSError) as exc:
             self._failed(exc)
             return None
         self._failures = 0
-        return _with_bytes(made, data)
+        return made
 
     def _failed(self, exc: BaseException) -> None:
         self._failures += 1
