@@ -30,12 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-# duck's CPU: the serving process and its children (APPEND's workers) but the database.
-duckcpu() {
-  local s p; s=$(cpu "$SPID")
-  for p in $(pgrep -P "$SPID"); do [ "$p" = "$1" ] || s=$((s + $(cpu "$p" 2>/dev/null || echo 0))); done
-  echo "$s"
-}
 . "$(dirname "$0")/imaptest_users.sh"
 
 run() { # a|b
@@ -49,13 +43,13 @@ run() { # a|b
   imaptest_users
   local db d0 b0 n
   db=$(pgrep -f "secantusd.*$data" | head -1)
-  d0=$(duckcpu "$db"); b0=$(cpu "$db")
+  d0=$(cpu "$SPID"); b0=$(cpu "$db")
   timeout 300 "$KIT/imaptest" user=testuser%d@example.com pass=pass users=20 clients=10 \
     msgs=30 mbox="$KIT/sample.mbox" secs="$SECS" host=127.0.0.1 port=11143 logout=0 \
     > "$OUT/imaptest-$1.out" 2>&1
   n=$(awk '/^Totals:/{f=1} f' "$OUT/imaptest-$1.out" | sed -n 5p \
       | awk '{s=0; for(i=1;i<=NF;i++) s+=$i; print s}')
-  awk -v r="$1" -v n="${n:-0}" -v s="$SECS" -v d=$(( $(duckcpu "$db") - d0 )) \
+  awk -v r="$1" -v n="${n:-0}" -v s="$SECS" -v d=$(( $(cpu "$SPID") - d0 )) \
       -v b=$(( $(cpu "$db") - b0 )) -v e="$(grep -c 'Error:' "$OUT/imaptest-$1.out")" \
     'BEGIN { printf "%s %d commands/s, duck %.3f ms, database %.3f ms per command, %d error lines\n",
              r, n / s, d * 10 / (n ? n : 1), b * 10 / (n ? n : 1), e }' | tee -a "$OUT/runs"

@@ -73,9 +73,6 @@ class Config:
     #: Server processes sharing the listening ports (duck/workers.py); 1 serves in
     #: this process. Per-process limits below apply per worker.
     workers: int = 1
-    #: Worker processes that parse APPENDed messages (store/mail/offload.py), at
-    #: most this many at once per server process; 0 parses them in the process.
-    append_processes: int = 2
     #: Journal retention in seconds (SSE replay, QRESYNC); 7 days.
     journal_retention: int = 7 * 24 * 3600
     #: SEARCH substring index (trigrams): fast BODY/TEXT/FROM searches at the cost
@@ -181,10 +178,6 @@ class Config:
             raise ConfigError("literal_memory: at least 1 MiB")
         if not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"workers: must be 1 to {MAX_WORKERS}, not {self.workers!r}")
-        if (not isinstance(self.append_processes, int)
-                or not 0 <= self.append_processes <= MAX_WORKERS):
-            raise ConfigError(f"append_processes: must be 0 to {MAX_WORKERS}, "
-                              f"not {self.append_processes!r}")
         if self.pop3_delete_mode not in ("expunge", "trash"):
             raise ConfigError(
                 f"pop3_delete_mode: must be expunge or trash, not {self.pop3_delete_mode!r}")

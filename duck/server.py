@@ -47,7 +47,7 @@ from .outbound.smtp import RelaySettings, parse_relay
 from .pop3.server import Pop3Config, Pop3Context, serve_pop3
 from .pop3.store_backend import StoreBackend as Pop3StoreBackend
 from .pop3.store_backend import StoreSettings as Pop3StoreSettings
-from .store import EmbeddedDatabase, Notifier, Store, ThrottlePolicy, open_offload, textindex
+from .store import EmbeddedDatabase, Notifier, Store, ThrottlePolicy, textindex
 from .throttle import ConnectionCounter
 from .tls import ensure_self_signed, server_context
 
@@ -145,13 +145,8 @@ class Server:
                 self.api_state.store = self.store
                 components["database"] = True
                 # The services nursery ends only when all its tasks have (a task in a
-                # worker thread finishes its call first), so the store outlives them;
-                # APPEND's worker processes outlive them too.
-                async with open_offload(config.append_processes) as offload, \
-                        trio.open_nursery() as services:
-                    self.store.messages.offload = offload
-                    if offload is not None:
-                        services.start_soon(offload.warm)
+                # worker thread finishes its call first), so the store outlives them.
+                async with trio.open_nursery() as services:
                     # Change notification reaches every session of every process.
                     # Alone on the embedded server it started, this process writes
                     # all there is (but for duck ctl): no change stream to read

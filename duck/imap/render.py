@@ -84,30 +84,20 @@ def lookup_for(key: FetchAttr, *, utf8: bool
     return find
 
 
-class _Renderer:
-    """The renderer of one name: an object of this module, not a closure, so that a
-    worker process can be handed it (pickled by reference; store/mail/offload.py)."""
+def _renderer(key: FetchAttr, utf8: bool) -> Callable[[IndexedMessage], bytes | None]:
+    plain_name, utf8_name = NAMES[key]
 
-    __slots__ = ("key", "utf8")
-
-    def __init__(self, key: FetchAttr, utf8: bool) -> None:
-        self.key = key
-        self.utf8 = utf8
-
-    def __reduce__(self) -> tuple[type[_Renderer], tuple[FetchAttr, bool]]:
-        return _Renderer, (self.key, self.utf8)
-
-    def __call__(self, message: IndexedMessage) -> bytes | None:
+    def renderer(message: IndexedMessage) -> bytes | None:
         # The plain and the UTF-8 renderer of a key are called one after the other
         # on the same message: the second takes what the first made. (The message
         # itself is held, not its id, which a later message could reuse.)
-        key = self.key
         held, out = _LAST.get(key, (None, None))
         if held is not message or out is None:
             out = renderings(key, message.envelope, message.root)
             _LAST[key] = (message, out)
-        plain_name, utf8_name = NAMES[key]
-        return out.get(utf8_name if self.utf8 else plain_name)
+        return out.get(utf8_name if utf8 else plain_name)
+
+    return renderer
 
 
 #: The last message each key was rendered for, and its renderings.
@@ -118,5 +108,5 @@ def register(store: Store) -> None:
     """Have the store render every message delivered from now on (idempotent)."""
     for key in NAMES:
         plain_name, utf8_name = NAMES[key]
-        store.messages.register_renderer(plain_name, _Renderer(key, False))
-        store.messages.register_renderer(utf8_name, _Renderer(key, True))
+        store.messages.register_renderer(plain_name, _renderer(key, False))
+        store.messages.register_renderer(utf8_name, _renderer(key, True))

@@ -54,7 +54,6 @@ from .mail.ingest import Ingest
 from .mail.leases import Lease, Leases, Refusal
 from .mail.mailboxes import DELIMITER, INBOX, normalize_path
 from .mail.metadata import Metadata, MetadataTooLarge, MetadataTooMany, valid_entry
-from .mail.offload import Offload, open_offload
 from .models import (
     FETCH_FIELDS,
     SPECIAL_USES,
@@ -166,7 +165,6 @@ __all__ = [
     "NewAppPassword",
     "NotFound",
     "Notifier",
-    "Offload",
     "Outbound",
     "OutboundMessage",
     "OutboundStatus",
@@ -204,7 +202,6 @@ __all__ = [
     "normalize_address",
     "normalize_flag",
     "normalize_path",
-    "open_offload",
     "open_store",
     "query",
     "read_manifest",

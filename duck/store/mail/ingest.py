@@ -39,28 +39,6 @@ WRITE_BATCH = 64 * 1024
 FEED_BATCH = 256 * 1024
 
 
-def ingest_alone(data: bytes, limits: IndexerLimits) -> Ingested:
-    """What ``Ingest.whole_sync`` makes of a message no larger than the large-body
-    threshold, without a store: such a message has no large body (a leaf body over
-    the threshold cannot fit in it), so it is all skeleton, kept inline (for a worker
-    process: mail/offload.py)."""
-    if len(data) > limits.large_body_threshold:
-        raise InvalidInput("message over the large-body threshold")
-    indexer = MessageIndexer(limits)
-    events = indexer.feed(data)
-    closing, message = indexer.close()
-    covered = 0
-    for event in (*events, *closing):
-        if not isinstance(event, SkeletonBytes):
-            raise RuntimeError("a large body in a message under the threshold")  # a mime bug
-        covered += len(event.data)
-    if covered != len(data) or message.size != len(data):
-        raise RuntimeError("indexer events do not cover the message")  # a mime bug
-    return Ingested(message=message,
-                    segments=(Segment(0, len(data), data=bytes(data)),) if data else (),
-                    size=len(data), sha256=hashlib.sha256(data).hexdigest())
-
-
 class Ingest:
     """One message being received: ``write`` chunks, then ``finish`` or ``abort``.
 

@@ -60,9 +60,11 @@ from .flags import (
 )
 from .ingest import DEFAULT_MAX_SIZE, FEED_BATCH, Ingest
 from .mailboxes import allocate, normalize_path
-from .offload import Offload, Renderer, render_all
 
 log = logging.getLogger(__name__)
+
+#: Computes a message's rendering (see ``Messages.register_renderer``).
+Renderer = Callable[[IndexedMessage], bytes | None]
 
 #: Copies of one delivery stored concurrently (each its own transaction).
 DELIVERY_CONCURRENCY = 8
@@ -122,9 +124,6 @@ class Messages:
         self._owners: dict[str, str] = {}
         #: name -> renderer (see ``register_renderer``).
         self.renderers: dict[str, Renderer] = {}
-        #: Worker processes that make APPENDed messages ready (mail/offload.py);
-        #: None: APPEND parses in this process.
-        self.offload: Offload | None = None
 
     @property
     def _messages(self) -> Any:
@@ -239,7 +238,16 @@ class Messages:
 
     def render(self, message: IndexedMessage) -> dict[str, bytes]:
         """Every registered rendering of ``message`` (a failing renderer is skipped)."""
-        return render_all(dict(self.renderers), message)
+        out: dict[str, bytes] = {}
+        for name, renderer in list(self.renderers.items()):
+            try:
+                value = renderer(message)
+            except Exception:
+                log.exception("renderer %s failed", name)
+                continue
+            if value is not None:
+                out[name] = value
+        return out
 
     async def save_renderings(self, mailbox_id: str,
                               renderings: dict[int, dict[str, bytes]]) -> int:
@@ -319,7 +327,7 @@ class Messages:
                     # (Another target may have done the same meanwhile.)
                     bases.setdefault(target.prepend, base)
                     prepared.setdefault(target.prepend, known)
-                return self._deliver_sync(bases[target.prepend], target,
+                return self._deliver_sync(ingested, bases[target.prepend], target,
                                           prepared[target.prepend])
 
             async def one(i: int, target: DeliveryTarget) -> None:
@@ -379,7 +387,7 @@ class Messages:
             self._threads[(user, msgid)] = threadid
 
     def _deliver_sync(
-        self, base: dict[str, Any], target: DeliveryTarget,
+        self, ingested: Ingested, base: dict[str, Any], target: DeliveryTarget,
         prepared: DigestEntry | None = None,
     ) -> Delivered:
         user = parse_id(target.user_id)
@@ -466,7 +474,7 @@ class Messages:
             rendered = self.render(ingested.message) if self.renderers else {}
             base, known = _document_base(ingested, b"", rendered)
             # The ingest's hold on each body becomes the message's reference.
-            return self._deliver_sync(base, target, known)
+            return self._deliver_sync(ingested, base, target, known)
         except BaseException:
             if ingested.bodies:
                 self._bodies.drop_refs(Counter(ingested.bodies))
@@ -503,11 +511,9 @@ class Messages:
         """APPEND a whole message held in memory (RFC 3501 §6.3.11, RFC 4315);
         ``claim_recent`` and ``ledger`` (``duck import``) as in DeliveryTarget.
 
-        ``deliver`` for one target. A message the worker processes take (``offload``)
-        is parsed, rendered and made a document there, and only its transaction
-        is a store call under the user's lock; any other is ingested, rendered,
-        hashed for the digest and written in one store call under the lock (the
-        data is here already, and one call instead of four is CPU saved).
+        ``deliver`` for one target, in one store call under the user's lock:
+        ingest, renderings, the digest's hashing and the transaction (the data is
+        here already, and one call instead of four is CPU saved per APPEND).
         """
         if len(data) > self.max_size:
             raise TooBig(f"message larger than {self.max_size} octets")
@@ -515,22 +521,11 @@ class Messages:
             imports.check(*ledger)
         target = DeliveryTarget(user_id, mailbox_path, tuple(flags), internal_date,
                                 claim_recent=claim_recent, ledger=ledger)
-        data = bytes(data)
-        base = None
-        limits = IndexerLimits()
-        if self.offload is not None and self.offload.takes(len(data), limits, self.renderers):
-            # Parsed in a worker process, outside the user's lock (mail/offload.py).
-            base = await self.offload.message_document(data, limits, self.renderers)
+        # A message larger than a feed batch is parsed in a worker thread: inline,
+        # its parse would hold up every other session of the process meanwhile.
+        run = self._database.run if len(data) <= FEED_BATCH else self._database.run_threaded
         async with self._locks.hold(user_id):
-            if base is not None:
-                result = await self._database.run(
-                    self._deliver_sync, base, target, DigestEntry(base))
-            elif len(data) <= FEED_BATCH:
-                result = await self._database.run(self._append_sync, data, target)
-            else:
-                # A message larger than a feed batch is parsed in a worker thread:
-                # inline, its parse would hold up every other session meanwhile.
-                result = await self._database.run_threaded(self._append_sync, data, target)
+            result = await run(self._append_sync, bytes(data), target)
         self._owned(result.mailbox_id, user_id)
         self._remember(result)
         return AppendResult(result.uid_validity, result.uid, result.mailbox_id,
