@@ -208,6 +208,10 @@ class FlagsSnapshot:
 
     modseq: int
     messages: dict[int, tuple[tuple[str, ...], int]]
+    #: The caller knows the mailbox is at ``modseq`` now, every change of it by any
+    #: process had (an IMAP session's complete view, session.py ``view_complete``):
+    #: a STORE that changes nothing by the snapshot is answered without a read.
+    complete: bool = False
 
 
 @attrs.frozen

@@ -1,8 +1,9 @@
 """A process that is the deployment's only writer knows its mailboxes without asking
-(push/notify.py, ``knows_every_change``): NOOP's poll and an EXPUNGE with nothing
-\\Deleted in a current view read nothing, yet every change still reaches the
-sessions and every \\Deleted message is removed, this process's own or, once its
-quiet check has seen it, another process's."""
+(push/notify.py, ``knows_every_change``): NOOP's poll, an EXPUNGE with nothing
+\\Deleted and a STORE that changes nothing in a current view read nothing, yet every
+change still reaches the sessions and every \\Deleted message is removed (every flag
+change made), this process's own or, once its quiet check has seen it, another
+process's."""
 
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ async def test_noop_and_expunge_with_nothing_to_do_read_nothing(
         assert trips == 0, lines
         lines, trips = await _trips(b, b"e1", b"EXPUNGE", "EXPUNGE")
         assert trips == 0 and not any(b"EXPUNGE" in x for x in lines[:-1]), lines
+        # A STORE that changes nothing by a current view: its answer, no read.
+        await a.command(b"f0", b"STORE 3 +FLAGS (\\Seen)")
+        await b.command(b"n0", b"NOOP")
+        lines, trips = await _trips(b, b"s1", b"STORE 3 +FLAGS (\\Seen)", "STORE")
+        assert trips == 0 and lines[0] == b"* 3 FETCH (FLAGS (\\Seen))\r\n", lines
         # Another session's flag: announced to this one, then expunged by it.
         await a.command(b"f1", b"STORE 2 +FLAGS (\\Deleted)")
         lines, trips = await _trips(b, b"e2", b"EXPUNGE", "EXPUNGE")
@@ -74,6 +80,7 @@ async def test_another_process_flag_is_expunged_once_seen(
         try:
             # (UID 1: the first of the three appended to the new mailbox.)
             await other.messages.store_flags(inbox.id, [1], "add", ["\\Deleted"])
+            await other.messages.store_flags(inbox.id, [2], "add", ["\\Seen"])
         finally:
             await other.aclose()
         # The quiet check finds the write and the notifier stops claiming to know
@@ -82,3 +89,8 @@ async def test_another_process_flag_is_expunged_once_seen(
             await trio.sleep(0.01)
         lines, trips = await _trips(b, b"e1", b"EXPUNGE", "EXPUNGE")
         assert b"* 1 EXPUNGE\r\n" in lines and trips >= 1, lines
+        # By the view (its flags read before that write) UID 2 has no \Seen to take
+        # away; the STORE looks, and takes it away.
+        await b.command(b"u1", b"UID STORE 2 -FLAGS.SILENT (\\Seen)")
+        (rec,) = await server.store.messages.fetch(inbox.id, [2], ["flags"])
+        assert "\\Seen" not in rec.flags, rec

@@ -56,7 +56,7 @@ async def store(s: CommandContext, cmd: Store) -> Done | None:
     else:
         result = await s.store.messages.store_flags(
             view.mailbox.id, uids, _MODES[cmd.mode], flags,  # type: ignore[arg-type]
-            cmd.unchangedsince, snapshot=_snapshot(view, uids),
+            cmd.unchangedsince, snapshot=_snapshot(view, uids, s.view_complete()),
         )
     changed = set(getattr(result, "seen_changed", ()))
     for change in result.changed:
@@ -111,13 +111,14 @@ class _Stored:
     seen_changed: tuple[int, ...] = ()
 
 
-def _snapshot(view: SelectedView, uids: list[int]) -> FlagsSnapshot:
+def _snapshot(view: SelectedView, uids: list[int], complete: bool) -> FlagsSnapshot:
     """The view's flags and modseqs of ``uids`` (those it has both of), current as of
-    its modseq: the store trusts them when the mailbox has not moved since."""
+    its modseq: the store trusts them when the mailbox has not moved since, and
+    without asking when the view is ``complete`` (it has every change there is)."""
     flags, modseqs = view.flags, view.modseqs
     return FlagsSnapshot(view.modseq, {
         uid: (flags[uid], modseqs[uid]) for uid in uids
-        if uid in flags and uid in modseqs and uid not in view.expunged})
+        if uid in flags and uid in modseqs and uid not in view.expunged}, complete)
 
 
 def _needed(view: SelectedView, mode: StoreMode, flags: list[str], uids: list[int]) -> str:

@@ -256,9 +256,11 @@ def _store_batch_sync(
             # Nothing to change by the snapshot (a flag set again, or cleared where
             # it was not, as imaptest's STOREs often do): so it is while the mailbox
             # is at the snapshot's modseq, which every change of its messages
-            # moves. One read of the mailbox document says so, instead of a
-            # transaction reading the messages (whole, on the embedded engine) and
-            # committing nothing.
+            # moves. A complete snapshot is known to be there; else one read of the
+            # mailbox document says so, instead of a transaction reading the
+            # messages (whole, on the embedded engine) and committing nothing.
+            if snapshot.complete:
+                return StoreFlagsResult([], modified)
             current = db.collection(schema.MAILBOXES).find_one({"_id": mailbox},
                                                                 {"modseq": 1})
             if current is not None and int(current["modseq"]) == snapshot.modseq:
