@@ -551,6 +551,7 @@ class Session:
                     view.modseqs[rec.uid] = rec.modseq or view.modseqs.get(rec.uid, 1)
             if len(entries) < JOURNAL_BATCH:
                 break
+        view.take_claimed()
         if view.new and not view.readonly:
             # (Waited for a second at most: the claim writes the mailbox document,
             # which a killed process's transaction can hold for a minute; recent.py.)

@@ -40,6 +40,8 @@ Response = object
 
 #: Flags any FLAGS response covers: the system flags, and \Recent (never a keyword).
 _ALWAYS_DEFINED = frozenset((*SYSTEM_FLAGS, "\\Recent"))
+#: UIDs a view keeps as claimed before it has them (``claim_later``).
+MAX_CLAIMED = 1024
 
 
 class InvalidSequence(ValueError):
@@ -61,6 +63,9 @@ class SelectedView:
     flags: dict[int, tuple[str, ...]] = attrs.Factory(dict)
     modseqs: dict[int, int] = attrs.Factory(dict)
     recent: set[int] = attrs.Factory(set)
+    #: UIDs whose \Recent this session claimed (its APPEND's) before the view had
+    #: them: \Recent for it once the journal brings them (``take_claimed``).
+    claimed: set[int] = attrs.Factory(set)
     #: Highest journal modseq applied.
     modseq: int = 0
     #: Expunged in the store, EXPUNGE not sent yet.
@@ -331,6 +336,21 @@ class SelectedView:
         if condstore:
             items.append((FetchAttr.MODSEQ, self.modseqs.get(uid, 1)))
         return FetchData(seq, items)
+
+    def claim_later(self, uids: Iterable[int]) -> None:
+        """\\Recent for this session, claimed before the view has these UIDs."""
+        if len(self.claimed) >= MAX_CLAIMED:
+            # (UIDs expunged before the view saw them stay here; a bound, not a
+            # likely case: those claimed then are \Recent for no session.)
+            self.claimed.clear()
+        self.claimed.update(uids)
+
+    def take_claimed(self) -> None:
+        """The new messages this session claimed: \\Recent in its view."""
+        if self.claimed and self.new:
+            mine = [uid for uid in self.new if uid in self.claimed]
+            self.recent.update(mine)
+            self.claimed.difference_update(mine)
 
     def flags_with_recent(self, uid: int) -> tuple[str, ...]:
         """The flags as FETCH reports them: stored flags plus this session's \\Recent."""

@@ -59,7 +59,7 @@ class Admin:
         if len(password) > MAX_PASSWORD:
             raise InvalidInput("password too long")
         hashed = await self._database.run_threaded(hash_password, password)
-        scram = await self._database.run(lambda: derive_keys(password).document())
+        scram = await self._database.run_threaded(lambda: derive_keys(password).document())
         result = await self._database.run(
             self._users.update_one, {"_id": user}, {"$set": {"password": hashed, "scram": scram}}
         )

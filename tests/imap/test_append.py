@@ -157,3 +157,40 @@ async def test_large_literals_wait_for_the_process_budget(imap_server: Any) -> N
             await trio.sleep(0.01)
         lines = await c.command(b"s", b"STATUS INBOX (MESSAGES)")
         assert lines[0] == b"* STATUS INBOX (MESSAGES 4)\r\n", lines
+
+
+async def test_append_behind_its_view_takes_recent_without_a_claim_of_its_own(
+        imap_server: Any) -> None:
+    """RFC 3501 §2.3.2: the appending session is the first told of its message, so
+    its \\Recent is that session's, also when its view is behind another session's
+    change: the delivery claims it (every earlier message being claimed), and no
+    session makes a claim of its own afterwards."""
+    from duck.store import metrics
+
+    with trio.fail_after(60):
+        a = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        b = await RawClient.logged_in(imap_server.ports["imap"], USER, PASSWORD)
+        first = simple_message(1)
+        await a.command(b"a0", b"APPEND INBOX {%d+}\r\n" % len(first) + first)
+        for c in (a, b):
+            await c.command(b"s", b"SELECT INBOX")
+        await b.command(b"b1", b"STORE 1 +FLAGS (\\Flagged)")  # (a's view is behind)
+        message = simple_message(2)
+        metrics.reset()
+        appended = await a.command(b"a1", b"APPEND INBOX {%d+}\r\n" % len(message) + message)
+        await a.command(b"a1c", b"CAPABILITY")  # (closes APPEND's scope)
+        assert appended[-1].startswith(b"a1 OK"), appended
+        # The delivery's write and the journal read of its update: no claim.
+        made = metrics.statistics()["APPEND"]["by_db_command"]
+        assert "findAndModify" not in made, made
+        for c, tag, recent in ((a, b"a2", True), (b, b"b2", False)):
+            metrics.reset()
+            lines = await c.command(tag, b"NOOP")
+            await c.command(tag + b"c", b"CAPABILITY")  # (closes NOOP's scope)
+            made = metrics.statistics()["NOOP"]["by_db_command"]
+            assert "findAndModify" not in made, made
+            assert b"* 2 EXISTS\r\n" in appended + lines, lines
+            lines = await c.command(tag + b"f", b"FETCH 2 FLAGS")
+            assert (b"\\Recent" in lines[0]) is recent, lines
+        await a.aclose()
+        await b.aclose()

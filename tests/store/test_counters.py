@@ -160,13 +160,21 @@ async def test_recent_claims_through_a_reservation(store: Store, user: User,
     fourth, _ = await appended(store, user, "d", claim_recent=(box, third.modseq))
     assert counters.known(store.database).misses == misses + 1
     assert fourth.recent_from == 4
-    # At a modseq the session has not caught up with: nothing is claimed (once the
+    # At a modseq the session has not caught up with, every earlier message
+    # claimed: the session claims its own message, and only that (once the
     # mailbox is tried again).
     counters.known(store.database).clock = lambda: time.monotonic() + counters.CONTENDED_FOR
     fifth, trips = await appended(store, user, "e", claim_recent=(box, first.modseq))
-    assert trips == 2 and fifth.recent_from is None
+    assert trips == 2 and fifth.recent_from == 5
     doc = await trio.to_thread.run_sync(mailbox_doc, store, box)
-    assert (doc["recent"], doc["rp"]) == (4, -1)
+    assert (doc["recent"], doc["rp"]) == (5, 4)
+    # With a message nobody claimed yet (UID 6, delivered without a claim), a
+    # session behind claims nothing: UID 6 is for the first session told of it.
+    await appended(store, user, "f")
+    seventh, trips = await appended(store, user, "g", claim_recent=(box, first.modseq))
+    assert trips == 2 and seventh.recent_from is None
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, box)
+    assert (doc["recent"], doc["rp"]) == (5, -1)
 
 
 async def claimed(store: Store, box: str, up_to: int) -> tuple[int, int]:

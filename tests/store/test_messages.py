@@ -255,7 +255,8 @@ async def test_append_claims_recent_only_on_the_modseq_it_was_given(store: Store
                                                                      user: User) -> None:
     """RFC 3501 §2.3.2: one session sees a new message as \\Recent. A session whose
     view is at the mailbox's modseq claims its own APPEND in the delivery's write;
-    a stale view claims nothing (it reads the journal and claims as usual)."""
+    a stale view claims it only when every earlier message is claimed, else nothing
+    (it reads the journal and claims as usual)."""
     from store_samples import simple_message
 
     box = await store.mailboxes.get(user.id, "INBOX")
@@ -267,13 +268,18 @@ async def test_append_claims_recent_only_on_the_modseq_it_was_given(store: Store
     assert second.flags == ()
     # Already claimed: a later claimant from second's UID gets nothing before it.
     assert await store.messages.claim_recent(box.id, second.uid) == second.uid + 1
-    # A stale modseq, or another mailbox's id: nothing claimed, nothing moved.
-    third = await store.messages.append(user.id, "INBOX", simple_message(subject="c"),
-                                        ["\\Seen"], claim_recent=(box.id, first.modseq))
-    assert third.recent_from is None and third.flags == ("\\Seen",)
+    # A stale modseq, every earlier message claimed: its own message, no other.
+    again = await store.messages.append(user.id, "INBOX", simple_message(subject="b2"),
+                                        claim_recent=(box.id, first.modseq))
+    assert again.recent_from == again.uid
+    # Another mailbox's id: nothing claimed. Then a stale modseq with a message
+    # nobody claimed yet: nothing claimed, nothing moved.
     sent = await store.mailboxes.get(user.id, "Sent")
+    third = await store.messages.append(user.id, "INBOX", simple_message(subject="c"),
+                                        ["\\Seen"], claim_recent=(sent.id, again.modseq))
+    assert third.recent_from is None and third.flags == ("\\Seen",)
     fourth = await store.messages.append(user.id, "INBOX", simple_message(subject="d"),
-                                         claim_recent=(sent.id, third.modseq))
+                                         claim_recent=(box.id, first.modseq))
     assert fourth.recent_from is None
     # Both still unclaimed: the next claimant gets them.
     assert await store.messages.claim_recent(box.id, fourth.uid) == third.uid

@@ -120,9 +120,12 @@ async def append(s: CommandContext, cmd: Append) -> Done:
             uidvalidity, mailbox_id = result.uid_validity, result.mailbox_id
             applied = s.wrote(mailbox_id, [JournalEntry(
                 mailbox_id, result.modseq, "exists", uid=result.uid, flags=result.flags)])
-            if (applied and result.recent_from is not None and view is not None
-                    and view.track_recent):
-                view.recent.update(u for u in view.new if u >= result.recent_from)
+            if result.recent_from is not None and view is not None and view.track_recent:
+                if applied:
+                    view.recent.update(u for u in view.new if u >= result.recent_from)
+                elif view.mailbox.id == mailbox_id:
+                    # (The view is behind: the journal brings the message later.)
+                    view.claim_later(range(result.recent_from, result.uid + 1))
     except NotFound:
         if uids:
             await _undo(s, mailbox_id, uids)

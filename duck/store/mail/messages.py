@@ -558,8 +558,13 @@ class Messages:
         """Whether a claim made or in progress here covers ``up_to_uid``: one
         up to it would get nothing, and would know it without asking."""
         flight = self._claims.get(mailbox_id)
-        return (self._recent_marks.get(mailbox_id, 0) >= up_to_uid
-                or (flight is not None and flight.up_to >= up_to_uid))
+        if (self._recent_marks.get(mailbox_id, 0) >= up_to_uid
+                or (flight is not None and flight.up_to >= up_to_uid)):
+            return True
+        # (The mark of the mailbox document this process last wrote: an APPEND's
+        # delivery that claimed moved it.)
+        known = counters.known(self._database).recent_mark(parse_id(mailbox_id))
+        return known is not None and known >= up_to_uid
 
     async def claim_recent(self, mailbox_id: str, up_to_uid: int,
                            known_mark: int | None = None) -> int:
