@@ -94,6 +94,11 @@ class Expect:
     #: killed process left open can hold a document for a minute), so observing
     #: these never narrows their bounds, only checks them.
     doubtful: set[tuple[str, str]] = attrs.Factory(set)
+    #: Copies removed (acknowledged) before the model knew of them: a delivery to
+    #: several recipients commits each copy before it answers for all of them, so a
+    #: client may list and delete a copy whose arrival is acknowledged after. The
+    #: arrival, when it comes, is that copy's (it came and went).
+    early: Counter[tuple[str, str]] = attrs.Factory(Counter)
 
     def note(self, sid: str, what: str) -> None:
         """Record what happened to ``sid`` (kept for its violation's details)."""
@@ -104,6 +109,9 @@ class Expect:
 
     def add(self, box: str, sid: str, ok: bool) -> None:
         """One copy of ``sid`` arrives in ``box`` (if ``ok``; perhaps, if not)."""
+        if self.early[(box, sid)] > 0:
+            self.early[(box, sid)] -= 1
+            return
         bound = self._bound(box, sid)
         bound[1] += 1
         if ok:
@@ -114,6 +122,9 @@ class Expect:
     def remove(self, box: str, sid: str, ok: bool) -> None:
         """One copy of ``sid`` leaves ``box`` (if ``ok``; perhaps, if not)."""
         bound = self._bound(box, sid)
+        if ok and bound[1] == 0:
+            self.early[(box, sid)] += 1  # (its arrival is not acknowledged yet)
+            return
         bound[0] = max(0, bound[0] - 1)
         if ok:
             bound[1] = max(0, bound[1] - 1)
