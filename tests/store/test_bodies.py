@@ -147,6 +147,13 @@ async def test_failed_delivery_releases_body(store: Store, user: User) -> None:
     assert await _gridfs(store) == (0, 0, 0)
 
 
+async def test_failed_append_releases_body(store: Store, user: User) -> None:
+    # (The body is ingested before the user's lock and the transaction after it.)
+    with pytest.raises(NotFound):
+        await store.messages.append(user.id, "Nope", multipart_message(ATTACHMENT))
+    assert await _gridfs(store) == (0, 0, 0)
+
+
 async def test_header_read_never_touches_gridfs(store: Store, user: User) -> None:
     data = multipart_message(ATTACHMENT)
     await store.messages.append(user.id, "INBOX", data)

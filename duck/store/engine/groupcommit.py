@@ -42,7 +42,7 @@ import greenback
 import pymongo.errors
 import trio
 
-from . import inline
+from . import inline, promptly
 
 if TYPE_CHECKING:
     from .database import Database
@@ -170,11 +170,7 @@ class Committer:
     async def _send(self, group: Group) -> None:
         # (Tasks made ready at the same moment as this one join first.)
         await trio.lowlevel.cancel_shielded_checkpoint()
-        try:
-            # (A free place is taken without a second pass of the scheduler.)
-            self._slots.acquire_nowait()
-        except trio.WouldBlock:
-            await self._slots.acquire()
+        await promptly.acquire(self._slots)  # (no second pass when a place is free)
         if self._gathering is group:
             self._gathering = None
         group.running = len(group.members)

@@ -29,6 +29,8 @@ import pymongo.errors
 import trio
 from bson.codec_options import CodecOptions
 
+from . import promptly
+
 #: ``OP_MSG`` (MongoDB 3.6+), the only opcode sent or accepted.
 OP_MSG = 2013
 _HEADER = struct.Struct("<iiii")
@@ -200,10 +202,7 @@ class _Pool:
 
     async def round_trip(self, message: bytes) -> bytes:
         slots = self._slots
-        try:
-            slots.acquire_nowait()  # (no trip through the scheduler when one is free)
-        except trio.WouldBlock:
-            await slots.acquire()
+        await promptly.acquire(slots)
         try:
             conn = None
             while self._idle:

@@ -26,7 +26,7 @@ from duck.mime.model import IndexedMessage, IndexerLimits
 from duck.mime.sections import SectionSpec
 
 from ..accounts import quota
-from ..engine import clock, schema
+from ..engine import clock, promptly, schema
 from ..engine.batch import WriteBatch
 from ..engine.bodies import Bodies
 from ..engine.database import Database
@@ -532,11 +532,9 @@ class Messages:
                 result = await self._database.run(self._deliver_sync, ingested, base,
                                                   target, known)
         except BaseException:
-            # The ingest's hold on each body was to become the message's reference.
-            if ingested.bodies:
-                with trio.CancelScope(shield=True):
-                    await self._database.run(self._bodies.drop_refs,
-                                             Counter(ingested.bodies))
+            # (The ingest's hold on each body was to become the message's reference.)
+            with trio.CancelScope(shield=True):
+                await self.discard(ingested)
             raise
         self._owned(result.mailbox_id, user_id)
         self._remember(result)
@@ -975,14 +973,9 @@ class KeyedLocks:
         lock, users = self._locks.get(key, (trio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:
-            try:
-                # A free lock is taken without a schedule point (``acquire`` makes
-                # one even then): under load each costs a pass of every other ready
-                # task, and the lock's holder is what the user's other sessions
-                # wait for.
-                lock.acquire_nowait()
-            except trio.WouldBlock:
-                await lock.acquire()
+            # (A free lock at once: its holder is what the user's other sessions
+            # wait for, engine/promptly.py.)
+            await promptly.acquire(lock)
             try:
                 yield
             finally:
