@@ -55,3 +55,41 @@ async def test_move(imap_server: Any) -> None:
         await c.command(b"s", b"SELECT Trash")
         lines = await c.command(b"b", b"FETCH 1 (BODY.PEEK[])")
         assert simple_message(2) in lines[0]
+
+
+async def test_a_copy_into_a_mailbox_this_process_wrote_is_its_write_and_commit(
+        imap_server: Any) -> None:
+    """A COPY into a mailbox whose document this process knows (its last write)
+    reserves its UIDs in its bulkWrite (engine counters.py): no read of the
+    destination, no findAndModify, no read of the messages' sizes first; and it
+    leaves the document known, so the writes after it reserve the same way."""
+    from duck.store import metrics
+
+    with trio.fail_after(30):
+        c = await _with_messages(imap_server, 4)
+        # (The first COPY into Archive learns its document.)
+        first = await c.command(b"c1", b"COPY 1 Archive")
+        assert first[-1].startswith(b"c1 OK [COPYUID "), first
+        metrics.reset()
+        lines = await c.command(b"c2", b"COPY 2:4 Archive")
+        await c.command(b"c2c", b"CAPABILITY")  # (closes COPY's scope)
+        assert lines[-1].startswith(b"c2 OK [COPYUID "), lines
+        assert lines[-1].split(b" ")[4:6] == [b"2:4", b"2:4]"], lines
+        made = metrics.statistics()["COPY"]["by_db_command"]
+        assert "findAndModify" not in made and "aggregate" not in made, made
+        assert made.get("bulkWrite") == 1 and made.get("commitTransaction") == 1, made
+        # The destination by path (its rights), the messages, their contents and the
+        # originals' digest entries (the suite keeps a digest for every mailbox:
+        # tests/conftest.py): no read of the destination again, nor of sizes first.
+        assert made.get("find", 0) <= 4, made
+        await c.command(b"e", b"EXAMINE Archive")
+        fetched = await c.command(b"f", b"UID FETCH 1:* (FLAGS)")
+        assert sum(1 for line in fetched if b" FETCH (" in line) == 4, fetched
+        await c.command(b"s2", b"SELECT Archive")
+        metrics.reset()
+        stored = await c.command(b"t", b"STORE 1 +FLAGS (\\Flagged)")
+        await c.command(b"tc", b"CAPABILITY")
+        assert stored[-1].startswith(b"t OK"), stored
+        made = metrics.statistics()["STORE"]["by_db_command"]
+        assert "findAndModify" not in made, made
+        await c.aclose()

@@ -17,6 +17,7 @@ from duck.store import (
     StoreError,
     User,
 )
+from duck.store.mail import counters
 from duck.store.models import Delivered
 
 pytestmark = pytest.mark.store
@@ -195,6 +196,36 @@ async def test_copy_and_move(store: Store, user: User) -> None:
     assert used == sum(map(len, data)) + len(data[0]) + len(data[2])
     with pytest.raises(NotFound):
         await store.messages.copy(inbox.id, [1], user.id, "Nope")
+
+
+async def test_copy_into_a_mailbox_another_process_wrote_since(store: Store, user: User,
+                                                               mongo_uri: str) -> None:
+    """A COPY reserves its UIDs on the destination's document as this process last
+    wrote it (counters.py); another process's write since then fails that
+    reservation, and the COPY is made again the usual way: the UIDs follow the
+    other's, the counters and the quota add up."""
+    other = await Store.open(mongo_uri, store.database.name)
+    try:
+        data = [simple_message(str(i)) for i in range(3)]
+        for d in data:
+            await store.messages.append(user.id, "INBOX", d)
+        inbox = await store.mailboxes.get(user.id, "INBOX")
+        assert (await store.messages.copy(inbox.id, [1], user.id, "Archive")).uids == [(1, 1)]
+        await other.messages.append(user.id, "Archive", simple_message("x"))
+        known = counters.known(store.database)
+        misses = known.misses
+        again = await store.messages.copy(inbox.id, [2, 3], user.id, "Archive")
+        assert again.uids == [(2, 3), (3, 4)]
+        assert known.misses == misses + 1
+        archive = await store.mailboxes.get(user.id, "Archive")
+        assert (archive.message_count, archive.uid_next) == (4, 5)
+        assert [s.uid for s in await store.messages.view(archive.id)] == [1, 2, 3, 4]
+        records = await store.messages.fetch(archive.id, [3, 4], ["content"])
+        assert [await store.messages.read(r) for r in records] == data[1:]
+        used, _ = await store.quota(user.id)
+        assert used == inbox.size + archive.size
+    finally:
+        await other.aclose()
 
 
 async def test_copy_over_quota_is_all_or_nothing(store: Store) -> None:

@@ -802,43 +802,70 @@ class Messages:
 
     def _copy_sync(self, src: ObjectId, uids: list[int], user: ObjectId,
                    path: str) -> CopyResult:
-        dst = self._mailboxes.find_one({"user": user, "path": path}, {"uidv": 1})
+        # The destination this process last wrote is known (counters.py): its
+        # reservation then checks, in the transaction, what a read would tell now.
+        known = (counters.known(self._database).by_path(user, path)
+                 if self._database.transactions else None)
+        dst = known or self._mailboxes.find_one({"user": user, "path": path}, {"uidv": 1})
         if dst is None:
             raise NotFound(f"no such mailbox: {path}")
-        if self._mailboxes.count_documents({"_id": src}) == 0:
+        read: dict[int, dict[str, Any]] | None = None
+        if len(uids) <= BATCH_MESSAGES:
+            # A client's usual COPY (a few messages) reads them whole at once; the
+            # read of their sizes alone is there to split a large one.
+            index = list(self._messages.find({"mailbox": src, "uid": {"$in": uids}})
+                         .sort("uid", 1))
+            read = {d["uid"]: d for d in index}
+        else:
+            index = list(self._messages.find({"mailbox": src, "uid": {"$in": uids}},
+                                             {"uid": 1, "size": 1}).sort("uid", 1))
+        # Messages missing: expunged (UID COPY skips them), or the source mailbox is
+        # deleted (its messages are removed after it): then COPY fails. (All there,
+        # the copies are of messages as they were when read.)
+        if len(index) < len(uids) and self._mailboxes.count_documents({"_id": src}) == 0:
             raise NotFound("no such mailbox")
-        index = list(self._messages.find({"mailbox": src, "uid": {"$in": uids}},
-                                         {"uid": 1, "size": 1}).sort("uid", 1))
         pairs: list[tuple[int, int]] = []
         done: list[int] = []  # destination uids inserted so far (undone on failure)
+        written: dict[str, Any] = dst
         try:
             for batch in _batches(index):
-                copied = self._copy_split(src, [d["uid"] for d in batch], user, dst["_id"])
+                copied, written = self._copy_split(src, [d["uid"] for d in batch], user,
+                                                   path, written, read)
                 pairs += copied
                 done += [d for _, d in copied]
         except BaseException:
             if done:
-                self._expunge_sync(dst["_id"], {"uid": {"$in": done}}, keep=False)
+                self._expunge_sync(written["_id"], {"uid": {"$in": done}}, keep=False)
             raise
-        return CopyResult(int(dst["uidv"]), pairs)
+        return CopyResult(int(written["uidv"]), pairs)
 
-    def _copy_split(self, src: ObjectId, uids: list[int], user: ObjectId,
-                    dst: ObjectId) -> list[tuple[int, int]]:
+    def _copy_split(self, src: ObjectId, uids: list[int], user: ObjectId, path: str,
+                    dst: dict[str, Any], read: dict[int, dict[str, Any]] | None
+                    ) -> tuple[list[tuple[int, int]], dict[str, Any]]:
         """Copy a batch; halve it while the transaction is too large for the engine's
         cache (documents carry index-heavy fields: the SEARCH trigram arrays)."""
         try:
-            return self._copy_batch(src, uids, user, dst)
+            return self._copy_batch(src, uids, user, path, dst, read)
         except pymongo.errors.OperationFailure as exc:
             if not _too_large(exc) or len(uids) == 1:
                 raise
         half = len(uids) // 2
-        return (self._copy_split(src, uids[:half], user, dst)
-                + self._copy_split(src, uids[half:], user, dst))
+        first, dst = self._copy_split(src, uids[:half], user, path, dst, read)
+        second, dst = self._copy_split(src, uids[half:], user, path, dst, read)
+        return first + second, dst
 
-    def _copy_batch(self, src: ObjectId, uids: list[int], user: ObjectId,
-                    dst: ObjectId) -> list[tuple[int, int]]:
-        docs = contents.load(self._database, list(
-            self._messages.find({"mailbox": src, "uid": {"$in": uids}}).sort("uid", 1)))
+    def _copy_batch(self, src: ObjectId, uids: list[int], user: ObjectId, path: str,
+                    dst: dict[str, Any], read: dict[int, dict[str, Any]] | None
+                    ) -> tuple[list[tuple[int, int]], dict[str, Any]]:
+        """Copy ``uids`` (whole documents in ``read``, else read here) into the
+        mailbox at ``path``, ``dst`` its document as last known or read; the pairs
+        of UIDs and the destination's document as written."""
+        if read is not None:
+            docs = [read[uid] for uid in uids if uid in read]
+        else:
+            docs = list(self._messages.find({"mailbox": src, "uid": {"$in": uids}})
+                        .sort("uid", 1))
+        docs = contents.load(self._database, docs)
         # Contents gone since the read: expunged meanwhile, skipped as below.
         docs = [d for d in docs if d.get("cid") is None or "segs" in d]
         counts = Counter(h for d in docs for h in d.get("bodies", ()))
@@ -851,7 +878,7 @@ class Messages:
             docs = [d for d in docs if not missing & set(d.get("bodies", ()))]
             counts = Counter(h for d in docs for h in d.get("bodies", ()))
         if not docs:
-            return []
+            return [], dst
         total = sum(int(d["size"]) for d in docs)
         now = clock.now()
 
@@ -869,20 +896,24 @@ class Messages:
         try:
             if self._database.transactions:
                 # Counters, quota, copies, digest and journal in one transaction: a
-                # crash leaves all or nothing of it.
-                new, started = self._database.in_transaction(
-                    lambda session: self._copy_in(session, docs, user, dst, known,
-                                                  total=total, unseen=unseen, now=now))
+                # crash leaves all or nothing of it. On the known document, its
+                # reservation leads the writes (one round trip and the commit, which
+                # can be a group's: engine/groupcommit.py).
+                new, started, box = counters.write(
+                    self._database, dst if "uid_next" in dst else None,
+                    lambda session, box: self._copy_in(
+                        session, docs, user, path, box, known, total=total,
+                        unseen=unseen, now=now))
                 if started:  # (committed: the background build takes it)
-                    self._database.digest_pending.add(dst)
+                    self._database.digest_pending.add(box["_id"])
             else:
-                new = self._copy_without_transaction(docs, user, dst, known, total=total,
-                                                     unseen=unseen, now=now)
+                new = self._copy_without_transaction(docs, user, dst["_id"], known,
+                                                     total=total, unseen=unseen, now=now)
+                box = dst
         except BaseException:
             self._bodies.drop_refs(counts)
             raise
-        return [(d["uid"], n["uid"]) for d, n in zip(docs, new, strict=True)]
-
+        return [(d["uid"], n["uid"]) for d, n in zip(docs, new, strict=True)], box
 
     def _copies(self, docs: list[dict[str, Any]], user: ObjectId, dst: ObjectId,
                 first_uid: int, first_modseq: int, now: Any
@@ -896,24 +927,38 @@ class Messages:
         return new, entries
 
     def _copy_in(self, session: Any, docs: list[dict[str, Any]], user: ObjectId,
-                 dst: ObjectId, known: Callable[[], dict[int, digest.Known]], *,
-                 total: int, unseen: int, now: Any) -> tuple[list[dict[str, Any]], bool]:
-        """The copies in the caller's transaction; and whether they started the
-        destination's digest."""
-        first_uid, first_modseq, box = allocate(
-            self._database, dst, uids=len(docs), modseqs=len(docs), count=len(docs),
-            unseen=unseen, size=total, session=session,
-        )
-        new, entries = self._copies(docs, user, dst, first_uid, first_modseq, now)
+                 path: str, known_box: dict[str, Any] | None,
+                 known: Callable[[], dict[int, digest.Known]], *,
+                 total: int, unseen: int, now: Any
+                 ) -> tuple[tuple[list[dict[str, Any]], bool, dict[str, Any]], dict[str, Any]]:
+        """The copies in the caller's transaction (``counters.write``'s body): the
+        copies, whether they started the destination's digest and its document;
+        and that document as written, to remember."""
         batch = WriteBatch(self._database)
+        n = len(docs)
+        moves = {"uids": n, "modseqs": n, "count": n, "unseen": unseen, "size": total}
+        reservation = None
+        if known_box is not None:
+            reservation = counters.reserve(batch, known_box, by_path=True, claim_recent=None,
+                                           **moves)
+            first_uid, first_modseq = reservation.first_uid, reservation.first_modseq
+            box = reservation.box
+        else:
+            first_uid, first_modseq, box = allocate(
+                self._database, {"user": user, "path": path}, session=session,
+                claim_recent=None, **moves)
+        new, entries = self._copies(docs, user, box["_id"], first_uid, first_modseq, now)
         charged = quota.reserve_in(batch, user, total)
         contents.insert(batch, new)
         started = digest.new_entries(
             batch, box, [{**n, "_src": d["uid"]} for d, n in zip(docs, new, strict=True)],
             known)
         batch.insert(schema.JOURNAL, entries)
-        quota.reserved(batch.flush(session), charged)
-        return new, started
+        done = batch.flush(session)
+        if reservation is not None:
+            counters.check(done, reservation)
+        quota.reserved(done, charged)
+        return (new, started, box), ({**box, "dg": digest.BUILDING} if started else box)
 
     def _copy_without_transaction(self, docs: list[dict[str, Any]], user: ObjectId,
                                   dst: ObjectId, known: Callable[[], dict[int, digest.Known]],
