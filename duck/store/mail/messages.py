@@ -414,17 +414,9 @@ class Messages:
             # journal entry: one round trip (a refusal of the quota takes the rest
             # back with it).
             batch = WriteBatch(self._database)
-            moves = {"uids": 1, "modseqs": 1, "count": 1, "unseen": unseen, "size": size}
-            reservation = None
-            if known is not None:
-                reservation = counters.reserve(batch, known, by_path=True,
-                                               claim_recent=claim, **moves)
-                uid, modseq = reservation.first_uid, reservation.first_modseq
-                mailbox = reservation.box
-            else:
-                uid, modseq, mailbox = allocate(
-                    self._database, {"user": user, "path": path}, session=session,
-                    claim_recent=claim, **moves)
+            uid, modseq, mailbox, reservation = _reserve(
+                self._database, batch, known, user, path, session, claim,
+                {"uids": 1, "modseqs": 1, "count": 1, "unseen": unseen, "size": size})
             doc = documents.message_doc(
                 base, user=user, mailbox=mailbox["_id"], uid=uid, modseq=modseq,
                 flag_fields=fields, internal_date=idate, savedate=clock.now(),
@@ -936,17 +928,9 @@ class Messages:
         and that document as written, to remember."""
         batch = WriteBatch(self._database)
         n = len(docs)
-        moves = {"uids": n, "modseqs": n, "count": n, "unseen": unseen, "size": total}
-        reservation = None
-        if known_box is not None:
-            reservation = counters.reserve(batch, known_box, by_path=True, claim_recent=None,
-                                           **moves)
-            first_uid, first_modseq = reservation.first_uid, reservation.first_modseq
-            box = reservation.box
-        else:
-            first_uid, first_modseq, box = allocate(
-                self._database, {"user": user, "path": path}, session=session,
-                claim_recent=None, **moves)
+        first_uid, first_modseq, box, reservation = _reserve(
+            self._database, batch, known_box, user, path, session, None,
+            {"uids": n, "modseqs": n, "count": n, "unseen": unseen, "size": total})
         new, entries = self._copies(docs, user, box["_id"], first_uid, first_modseq, now)
         charged = quota.reserve_in(batch, user, total)
         contents.insert(batch, new)
@@ -1061,6 +1045,23 @@ def _document_base(ingested: Ingested, prepend: bytes, rendered: dict[str, bytes
     if rendered:
         base["render"] = rendered
     return base, DigestEntry(base)
+
+
+def _reserve(database: Database, batch: WriteBatch, known: dict[str, Any] | None,
+             user: ObjectId, path: str, session: Any, claim: tuple[ObjectId, int] | None,
+             moves: dict[str, int]
+             ) -> tuple[int, int, dict[str, Any], counters.Reservation | None]:
+    """The first UID and modseq of a write into the mailbox at ``path``, its document
+    after the write, and the reservation: put first into ``batch`` on the ``known``
+    document (``counters.check`` it after the flush), else taken by ``allocate`` at
+    once (None)."""
+    if known is not None:
+        reservation = counters.reserve(batch, known, by_path=True, claim_recent=claim,
+                                       **moves)
+        return reservation.first_uid, reservation.first_modseq, reservation.box, reservation
+    first_uid, first_modseq, box = allocate(database, {"user": user, "path": path},
+                                            session=session, claim_recent=claim, **moves)
+    return first_uid, first_modseq, box, None
 
 
 def _uid_of(record: MessageRecord) -> int:
