@@ -124,8 +124,13 @@ async def open_mailbox(s: CommandContext, name: str, needed: str = ""
                        ) -> tuple[Mailbox, Place, frozenset[str]]:
     """The mailbox a name points to, where it is, and the user's rights on it;
     NO unless the user has ``needed``. A personal name costs one read, as before."""
+    return await open_located(s, await locate(s, name), needed)
+
+
+async def open_located(s: CommandContext, place: Place, needed: str = ""
+                       ) -> tuple[Mailbox, Place, frozenset[str]]:
+    """``open_mailbox`` of a name already located."""
     assert s.user is not None
-    place = await locate(s, name)
     if place.own:
         return (await s.store.mailboxes.get(place.owner_id, place.path), place,
                 rights.ALL_RIGHTS)

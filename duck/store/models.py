@@ -184,10 +184,12 @@ class AppendResult:
 
 @attrs.frozen
 class CopyResult:
-    """COPYUID data (RFC 4315): the destination's uidValidity and uid pairs."""
+    """COPYUID data (RFC 4315): the destination's uidValidity and uid pairs; and the
+    destination's id."""
 
     uid_validity: int
     uids: list[tuple[int, int]]
+    mailbox_id: str = ""
 
 
 @attrs.frozen

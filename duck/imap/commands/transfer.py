@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from duck.store import NotFound
+from duck.store import InvalidInput, NotFound
 
 from ..context import Done
 from ..errors import bad, no
@@ -12,7 +12,7 @@ from ..grammar.cmd_message import Copy, Move
 from ..grammar.resp_codes import CopyUid
 from ..grammar.responses import UntaggedStatus
 from ..grammar.sequence import SequenceSet
-from ..namespaces import open_mailbox
+from ..namespaces import locate, open_located
 from ..view import InvalidSequence
 from .registry import command
 from .states import SELECTED
@@ -34,17 +34,30 @@ async def _transfer(s: CommandContext, cmd: Copy | Move, move: bool) -> CopyResu
         raise bad(str(exc)) from None
     uids = [u for u in uids if u not in view.expunged]
     # The destination must exist (RFC 3501 §6.4.7: NO [TRYCREATE] otherwise) and,
-    # when it is another owner's, take insertions (RFC 4314 §4: i).
-    try:
-        target, place, _ = await open_mailbox(s, cmd.mailbox, "i")
-    except NotFound:
-        raise no("no such mailbox", "TRYCREATE") from None
+    # when it is another owner's, take insertions (RFC 4314 §4: i). One's own is
+    # found by the store's copy (from the document this process last wrote, else
+    # read), so it is read here only to tell which mailbox is missing.
+    place = await locate(s, cmd.mailbox)
+    if not place.own or not uids:
+        try:
+            await open_located(s, place, "i")
+        except NotFound:
+            raise no("no such mailbox", "TRYCREATE") from None
     if not uids:
         return None
     op = s.store.messages.move if move else s.store.messages.copy
     # Into another owner's mailbox the copies count toward that owner's quota.
-    result = await op(view.mailbox.id, uids, place.owner_id, place.path)
-    s.changed(target.id, *((view.mailbox.id,) if move else ()))
+    try:
+        result = await op(view.mailbox.id, uids, place.owner_id, place.path)
+    except (NotFound, InvalidInput):
+        # Which one: the destination (TRYCREATE; a name the store refuses fails
+        # here as it would have before the copy), or the source, gone meanwhile.
+        try:
+            await s.store.mailboxes.get(place.owner_id, place.path)
+        except NotFound:
+            raise no("no such mailbox", "TRYCREATE") from None
+        raise
+    s.changed(result.mailbox_id, *((view.mailbox.id,) if move else ()))
     return result
 
 

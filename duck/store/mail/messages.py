@@ -829,7 +829,7 @@ class Messages:
             if done:
                 self._expunge_sync(written["_id"], {"uid": {"$in": done}}, keep=False)
             raise
-        return CopyResult(int(written["uidv"]), pairs)
+        return CopyResult(int(written["uidv"]), pairs, str(written["_id"]))
 
     def _copy_split(self, src: ObjectId, uids: list[int], user: ObjectId, path: str,
                     dst: dict[str, Any], read: dict[int, dict[str, Any]] | None
