@@ -59,6 +59,33 @@ def test_the_bloom_filter_never_misses_an_ascii_needle(text: str, data: Any) -> 
     assert have is not None and set(positions) <= have
 
 
+def _positions_one_by_one(values: list[str]) -> set[int]:
+    """The filter's positions as its definition gives them: each trigram of the
+    canonical text hashed on its own through the tables."""
+    data = digest.canonical(digest.SEPARATOR.join(values))
+    low, high = digest.LOW, digest.HIGH
+    return {(high[0][a] ^ high[1][b] ^ high[2][c]) << 8 | (low[0][a] ^ low[1][b] ^ low[2][c])
+            for a, b, c in zip(data, data[1:], data[2:], strict=False)}
+
+
+@pytest.mark.no_database
+@given(st.lists(st.text(max_size=300), max_size=4))
+def test_a_filter_is_the_trigrams_hashed_one_by_one(values: list[str]) -> None:
+    """The whole-text computation (bytes.translate, numpy) is the per-trigram one."""
+    expected = _positions_one_by_one(values)
+    assert digest.text_positions(values) == expected
+    assert digest.text_bloom(values) == digest.bloom_bytes(expected)
+    bits = int.from_bytes(digest.text_bloom(values), "little")
+    assert {p for p in range(digest.BLOOM_BITS) if bits >> p & 1} == expected
+
+
+@pytest.mark.no_database
+def test_a_filter_of_too_much_text_is_every_bit() -> None:
+    values = ["x" * (digest.MAX_BLOOM_TEXT // 2), "y" * (digest.MAX_BLOOM_TEXT // 2 + 1)]
+    assert digest.text_bloom(values) == b"\xff" * (digest.BLOOM_BITS // 8)
+    assert digest.text_bloom(["ab"]) == bytes(digest.BLOOM_BITS // 8)
+
+
 @pytest.mark.no_database
 def test_trigrams_spread_over_the_whole_filter() -> None:
     # 1,000 distinct trigrams in 2,048 positions: ~790 distinct ones if the hash is

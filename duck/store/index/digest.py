@@ -48,6 +48,7 @@ from typing import Any
 
 import attrs
 import bson
+import numpy as np
 import pymongo.errors
 from bson import Binary, Int64, ObjectId
 from pymongo import UpdateMany, UpdateOne
@@ -125,32 +126,37 @@ def _tables(seed: int, top: int) -> tuple[bytes, bytes, bytes]:
 
 
 #: Tabulation hashing of a trigram (a, b, c) to its Bloom position: the low byte is
-#: LOW[0][a] ^ LOW[1][b] ^ LOW[2][c], the high three bits the same with HIGH. Each
-#: table lookup of a whole text is one bytes.translate and the XORs are done on
-#: big integers, so a delivery's text is hashed in C, ~2.4x faster than per
-#: trigram in Python (and the position of a trigram needs no cache).
+#: LOW[0][a] ^ LOW[1][b] ^ LOW[2][c], the high three bits the same with HIGH.
 LOW = _tables(0x6475636b, 256)
 HIGH = _tables(0x626c6f6f, BLOOM_BITS // 256)
 
 
-def _hashes(data: bytes, tables: tuple[bytes, bytes, bytes]) -> bytes:
+def _lookup(data: bytes, tables: tuple[bytes, bytes, bytes]) -> Any:
+    """tables[0][a] ^ tables[1][b] ^ tables[2][c] of every trigram (a, b, c) of
+    ``data``: each table looked up over the whole text by one bytes.translate, the
+    XORs of the shifted results in numpy (uint8 arrays)."""
     n = len(data) - 2
-    a = int.from_bytes(data.translate(tables[0])[:n], "little")
-    b = int.from_bytes(data.translate(tables[1])[1 : n + 1], "little")
-    c = int.from_bytes(data.translate(tables[2])[2:], "little")
-    return (a ^ b ^ c).to_bytes(n, "little")
+    first, second, third = (np.frombuffer(data.translate(t), dtype=np.uint8)
+                            for t in tables)
+    return first[:n] ^ second[1:n + 1] ^ third[2:]
+
+
+def _positions(data: bytes) -> Any:
+    """The Bloom position of every trigram of ``data`` (canonical bytes, at least
+    three), in order: a numpy array of uint16. Its filter is then one scatter
+    (``text_bloom``): measured on imaptest's sample messages (~12 KB of text each),
+    ~0.2 ms a text where big-integer XORs and a set of the positions took 1.8 ms;
+    a delivery into a mailbox with a digest pays it, and a digest built for a large
+    mailbox pays it for every message."""
+    return (_lookup(data, LOW).astype(np.uint16)
+            | (_lookup(data, HIGH).astype(np.uint16) << 8))
 
 
 def _positions_of(data: bytes) -> set[int]:
     """Bloom positions of every trigram of ``data`` (canonical bytes)."""
-    n = len(data) - 2
-    if n <= 0:
+    if len(data) < 3:
         return set()
-    pairs = bytearray(2 * n)
-    pairs[0::2] = _hashes(data, LOW)
-    pairs[1::2] = _hashes(data, HIGH)
-    # Little-endian 16-bit units: low | high << 8, i.e. the position.
-    return set(memoryview(pairs).cast("H"))
+    return set(np.unique(_positions(data)).tolist())
 
 
 def text_positions(values: Iterable[str]) -> set[int] | None:
@@ -208,8 +214,8 @@ def prepare(doc: dict[str, Any]) -> Known:
     render = doc.get("render") or {}
     if sum(len(v) for v in render.values()) > MAX_ENTRY:
         render = {}
-    return Known(_header_entry(hdr), dict(render), bloom_bytes(
-        text_positions([*(h["v"] for h in hdr), doc.get("text") or ""])))
+    return Known(_header_entry(hdr), dict(render), text_bloom(
+        [*(h["v"] for h in hdr), doc.get("text") or ""]))
 
 
 def entry_update(doc: dict[str, Any], known: Known | None = None
@@ -242,6 +248,19 @@ def entry_update(doc: dict[str, Any], known: Known | None = None
     for flag in doc.get("kw") or ():
         words[f"F.{flag_key(flag)}"] = bit
     return fields, words
+
+
+def text_bloom(values: Iterable[str]) -> bytes:
+    """``bloom_bytes(text_positions(values))``, without the set between."""
+    values = list(values)
+    if sum(len(v) for v in values) > MAX_BLOOM_TEXT:
+        return bloom_bytes(None)
+    data = canonical(SEPARATOR.join(values))
+    bits = np.zeros(BLOOM_BITS, dtype=np.uint8)
+    if len(data) >= 3:
+        bits[_positions(data)] = 1
+    # (Bit p of the little-endian bitmap, as bloom_bytes sets it.)
+    return bytes(np.packbits(bits, bitorder="little").tobytes())
 
 
 def bloom_bytes(positions: set[int] | None) -> bytes:
