@@ -260,7 +260,7 @@ def text_bloom(values: Iterable[str]) -> bytes:
     if len(data) >= 3:
         bits[_positions(data)] = 1
     # (Bit p of the little-endian bitmap, as bloom_bytes sets it.)
-    return bytes(np.packbits(bits, bitorder="little").tobytes())
+    return np.packbits(bits, bitorder="little").tobytes()
 
 
 def bloom_bytes(positions: set[int] | None) -> bytes:

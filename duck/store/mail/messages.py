@@ -890,10 +890,9 @@ class Messages:
                 # Counters, quota, copies, digest and journal in one transaction: a
                 # crash leaves all or nothing of it. On the known document, its
                 # reservation leads the writes (one round trip and the commit, which
-                # can be a group's: engine/groupcommit.py). (A destination read by
-                # _copy_sync has its uidv alone: it is written the usual way.)
+                # can be a group's: engine/groupcommit.py).
                 new, started, box = counters.write(
-                    self._database, dst if "uid_next" in dst else None,
+                    self._database, counters.known(self._database).by_path(user, path),
                     lambda session, box: self._copy_in(
                         session, docs, user, path, box, known, total=total,
                         unseen=unseen, now=now))
