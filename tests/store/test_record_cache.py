@@ -10,7 +10,7 @@ import os
 import pytest
 from store_samples import multipart_message, simple_message
 
-from duck.store import NotFound, Store, User, metrics
+from duck.store import Delivered, DeliveryTarget, NotFound, Store, User, metrics
 from duck.store.index.cache import IMMUTABLE, RecordCache
 
 pytestmark = pytest.mark.store
@@ -143,3 +143,33 @@ async def test_a_delivered_copy_is_cached_as_a_read_would_give_it(
     assert cached == read
     assert cached.renderings == {"probe": b"rendered"}
     assert await store.messages.read(cached) == await store.messages.read(read)
+
+
+@pytest.mark.parametrize("message", range(len(DELIVERED)))
+async def test_a_copy_delivered_with_a_prepend_is_cached_as_a_read_would_give_it(
+        store: Store, user: User, message: int) -> None:
+    """An LMTP delivery's copies, each with its own prepended lines (its part tree's
+    offsets moved by them), are cached as the database gives them back."""
+    store.messages.register_renderer("probe", lambda m: b"rendered")
+    ingest = store.messages.ingest()
+    await ingest.write(DELIVERED[message])
+    ingested = await ingest.finish()
+    prepends = [b"Delivered-To: a@example.com\r\n",
+                b"Return-Path: <x@example.org>\r\nDelivered-To: bb@example.com\r\n"]
+    targets = [DeliveryTarget(user.id, path, prepend=p)
+               for path, p in zip(["INBOX", "Other"], prepends, strict=True)]
+    await store.mailboxes.create(user.id, "Other")
+    results = await store.messages.deliver(ingested, targets)
+    cached = []
+    for done in results:
+        assert isinstance(done, Delivered)
+        with metrics.command_scope("after delivery") as scope:
+            cached += await store.messages.fetch(done.mailbox_id, [done.uid], ALL, ["probe"])
+        assert scope.round_trips == 0
+    store.messages.cache.clear()
+    for done, record, prepend in zip(results, cached, prepends, strict=True):
+        assert isinstance(done, Delivered)
+        (read,) = await store.messages.fetch(done.mailbox_id, [done.uid], ALL, ["probe"])
+        assert record == read
+        assert record.structure is not None and record.structure.header_end > len(prepend)
+        assert (await store.messages.read(record)).startswith(prepend)

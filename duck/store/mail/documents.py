@@ -98,8 +98,9 @@ def _searched(name: str, value: str, message: IndexedMessage) -> str:
     return value + "\x00" + ", ".join(forms) if forms else value
 
 
-def content(ingested: Ingested, prepend: bytes = b"") -> dict[str, Any]:
-    """The uid-independent part of a message document for one stored copy."""
+def content(ingested: Ingested, prepend: bytes = b"") -> tuple[dict[str, Any], Part]:
+    """The uid-independent part of a message document for one stored copy, and the
+    copy's part tree (the message's, its offsets moved past ``prepend``)."""
     message: IndexedMessage = ingested.message
     n = len(prepend)
     headers = list(message.headers)
@@ -127,7 +128,7 @@ def content(ingested: Ingested, prepend: bytes = b"") -> dict[str, Any]:
         "msgid": message.message_id,
         "refs": thread_ids[-100:],
         "subject": message.subject[:MAX_HEADER_VALUE],
-    }
+    }, root
 
 
 def _sent(date: dt.datetime | None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pymongo.errors
 import trio
 from bson import ObjectId
 
-from duck.mime.model import IndexedMessage, IndexerLimits
+from duck.mime.model import Envelope, IndexedMessage, IndexerLimits, Part
 from duck.mime.sections import SectionSpec
 
 from ..accounts import quota
@@ -314,8 +314,7 @@ class Messages:
                 )
                 if missing:  # cannot happen while the hold is kept; never store holes
                     raise NotFound("message bodies vanished before delivery")
-            bases: dict[bytes, dict[str, Any]] = {}
-            prepared: dict[bytes, DigestEntry] = {}
+            prepared: dict[bytes, Prepared] = {}
             rendered = self.render(ingested.message) if self.renderers else {}
             limiter = trio.CapacityLimiter(DELIVERY_CONCURRENCY)
 
@@ -323,12 +322,10 @@ class Messages:
                 # The document and the digest's hashing once per distinct prepend, in
                 # the same worker-thread call as the transaction (one hand-off).
                 if target.prepend not in prepared:
-                    base, known = _document_base(ingested, target.prepend, rendered)
                     # (Another target may have done the same meanwhile.)
-                    bases.setdefault(target.prepend, base)
-                    prepared.setdefault(target.prepend, known)
-                return self._deliver_sync(ingested, bases[target.prepend], target,
-                                          prepared[target.prepend])
+                    prepared.setdefault(target.prepend,
+                                        _prepared(ingested, target.prepend, rendered))
+                return self._deliver_sync(ingested, prepared[target.prepend], target)
 
             async def one(i: int, target: DeliveryTarget) -> None:
                 async with limiter:
@@ -387,13 +384,13 @@ class Messages:
             self._threads[(user, msgid)] = threadid
 
     def _deliver_sync(
-        self, ingested: Ingested, base: dict[str, Any], target: DeliveryTarget,
-        prepared: DigestEntry | None = None,
+        self, ingested: Ingested, prepared: Prepared, target: DeliveryTarget,
     ) -> Delivered:
         user = parse_id(target.user_id)
         path = normalize_path(target.mailbox_path)
         fields = flag_fields(normalize_flags(target.flags))
         idate = _internal_date(target.internal_date)
+        base = prepared.base
         size = int(base["size"])
         threadid = self._thread_of(user, base["refs"])
 
@@ -426,7 +423,7 @@ class Messages:
             charged = None if session is None else quota.reserve_in(batch, user, size)
             contents.insert(batch, [doc])
             started.append(digest.new_entries(batch, mailbox, [doc], lambda: {
-                uid: (prepared or DigestEntry(base)).get()}))
+                uid: prepared.digest_entry()}))
             batch.insert(schema.JOURNAL, [journal.entry_doc(
                 mailbox["_id"], modseq, "exists", uid=uid, flags=fields["flags"])])
             if target.ledger is not None:
@@ -457,22 +454,23 @@ class Messages:
             self._database.digest_pending.add(parse_id(result.mailbox_id))
         self._remember_thread(user, base.get("msgid"), threadid)
         if self.cache.max_bytes > 0:
-            result = attrs.evolve(result, record=fetch.stored_record(written[-1]))
+            result = attrs.evolve(result, record=fetch.stored_record(
+                written[-1], prepared.envelope, prepared.root))
         return result
 
     def _prepare_sync(self, data: bytes
-                      ) -> tuple[Ingested, dict[str, Any], DigestEntry]:
+                      ) -> tuple[Ingested, Prepared]:
         """An APPEND's message ingested (its bodies held), rendered and made the
         uid-independent document of its copy."""
         ingested = self.ingest().whole_sync(data)
         try:
             rendered = self.render(ingested.message) if self.renderers else {}
-            base, known = _document_base(ingested, b"", rendered)
+            prepared = _prepared(ingested, b"", rendered)
         except BaseException:
             if ingested.bodies:
                 self._bodies.drop_refs(Counter(ingested.bodies))
             raise
-        return ingested, base, known
+        return ingested, prepared
 
     def _remember(self, done: Delivered) -> None:
         """Put a delivered copy's immutable facts in the record cache (trio thread)."""
@@ -518,11 +516,11 @@ class Messages:
         # A message larger than a feed batch is parsed in a worker thread: inline,
         # its parse would hold up every other session of the process meanwhile.
         run = self._database.run if len(data) <= FEED_BATCH else self._database.run_threaded
-        ingested, base, known = await run(self._prepare_sync, bytes(data))
+        ingested, prepared = await run(self._prepare_sync, bytes(data))
         try:
             async with self._locks.hold(user_id):
-                result = await self._database.run(self._deliver_sync, ingested, base,
-                                                  target, known)
+                result = await self._database.run(self._deliver_sync, ingested, prepared,
+                                                  target)
         except BaseException:
             # (The ingest's hold on each body was to become the message's reference.)
             with trio.CancelScope(shield=True):
@@ -1021,30 +1019,34 @@ class KeyedLocks:
 TRANSACTION_TOO_LARGE = 313
 
 
-class DigestEntry:
-    """A message's digest entry (its text hashed), made on first need: only a
-    delivery into a mailbox that keeps a digest needs it (digest.kept), and the
-    deliveries of one message to several such mailboxes share it."""
+class Prepared:
+    """What one stored copy of a message is made of besides its uid and flags: its
+    document base, its envelope and part tree as models (the record cache's entry,
+    without converting the document back), and its digest entry (its text hashed),
+    made on first need: only a delivery into a mailbox that keeps a digest needs it
+    (digest.kept), and the deliveries of one message to several such mailboxes
+    share it."""
 
-    def __init__(self, base: dict[str, Any]) -> None:
-        self._base = base
+    def __init__(self, base: dict[str, Any], envelope: Envelope, root: Part) -> None:
+        self.base = base
+        self.envelope = envelope
+        self.root = root
         self._known: digest.Known | None = None
 
-    def get(self) -> digest.Known:
-        """The entry (blocking: hashes the text the first time)."""
+    def digest_entry(self) -> digest.Known:
+        """The digest entry (blocking: hashes the text the first time)."""
         if self._known is None:
-            self._known = digest.prepare(self._base)
+            self._known = digest.prepare(self.base)
         return self._known
 
 
-def _document_base(ingested: Ingested, prepend: bytes, rendered: dict[str, bytes]
-                   ) -> tuple[dict[str, Any], DigestEntry]:
-    """The uid-independent message document of one copy, with its renderings, and
-    its digest entry (hashed when first needed): blocking, once per distinct prepend."""
-    base = documents.content(ingested, prepend)
+def _prepared(ingested: Ingested, prepend: bytes, rendered: dict[str, bytes]) -> Prepared:
+    """The uid-independent makings of one copy, with its renderings: blocking, once
+    per distinct prepend."""
+    base, root = documents.content(ingested, prepend)
     if rendered:
         base["render"] = rendered
-    return base, DigestEntry(base)
+    return Prepared(base, ingested.message.envelope, root)
 
 
 def _reserve(database: Database, batch: WriteBatch, known: dict[str, Any] | None,
