@@ -23,6 +23,8 @@ from typing import Any
 
 import trio
 
+from duck.net import socket_fd
+
 from .grammar.encode import Encoder, LiteralBody
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ class Wire:
 
     def __init__(self, stream: trio.abc.Stream, nursery: trio.Nursery) -> None:
         self.stream = stream
-        self._fd = _socket_fd(stream)
+        self._fd = socket_fd(stream)
         #: A read in the caller's task is under way (``_receive_inline``).
         self._inline = False
         #: A direct write waits for room (``_send``).
@@ -172,7 +174,7 @@ class Wire:
         """Continue over another stream (after STARTTLS or COMPRESS)."""
         assert not (self._busy or self._inline or self._sending)
         self.stream = stream
-        self._fd = _socket_fd(stream)
+        self._fd = socket_fd(stream)
 
     # -- sending --------------------------------------------------------------------
 
@@ -288,11 +290,3 @@ class Wire:
             # A large response goes out in SEND_BUFFER pieces; a fast reader would
             # take them all without this task ever waiting: let the others run.
             await trio.lowlevel.cancel_shielded_checkpoint()
-
-
-def _socket_fd(stream: trio.abc.Stream) -> int | None:
-    """The socket of a plain TCP stream, read and written directly; None for any
-    other stream (TLS, COMPRESS), which goes through its own methods."""
-    if isinstance(stream, trio.SocketStream):
-        return stream.socket.fileno()
-    return None

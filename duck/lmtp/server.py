@@ -65,7 +65,7 @@ from duck.lmtp.replies import (
     failure_reply,
     reply,
 )
-from duck.net import peer_address
+from duck.net import peer_address, read_socket, socket_fd, write_socket
 from duck.tls import HandshakeFailed, start_tls
 
 log = logging.getLogger("duck.lmtp")
@@ -348,11 +348,15 @@ class _Connection:
             await self._say_goodbye(reply(421, "4.3.2", f"{self.config.hostname} "
                                            "Service shutting down"))
         data: bytes | bytearray | None = None
+        fd = socket_fd(self.stream)
         with trio.CancelScope() as scope:
             self._receive_scope = scope
             scope.deadline = trio.current_time() + self.config.idle_timeout
             try:
-                data = await self.stream.receive_some(self.config.read_size)
+                if fd is not None:
+                    data = await read_socket(fd, self.config.read_size)
+                else:
+                    data = await self.stream.receive_some(self.config.read_size)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
         self._receive_scope = None
@@ -375,9 +379,13 @@ class _Connection:
             return
         data = bytes(self._out)
         self._out.clear()
+        fd = socket_fd(self.stream)
         with trio.move_on_after(self.config.idle_timeout) as scope:
             try:
-                await self.stream.send_all(data)
+                if fd is not None:
+                    await write_socket(fd, data)
+                else:
+                    await self.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise _Closed from exc
         if scope.cancelled_caught:
