@@ -195,13 +195,21 @@ class Session:
         if self.ctx.shutdown.is_set():
             await self.bye("server shutting down", Code("UNAVAILABLE"))
             return None
+        data = self.wire.receive_ready()
+        if data is not None:
+            # (Bytes already here, from a pipelining client: no timer to set, but
+            # the other tasks run before this one goes on.)
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
         if timeout is not None:
             limit = timeout
         elif self.state is State.NOT_AUTHENTICATED:
             limit = self.ctx.limits.preauth_timeout
         else:
             limit = self.ctx.limits.autologout
-        with trio.move_on_after(limit) as scope:
+        # (A CancelScope with its deadline, not move_on_after's generator around one:
+        # this runs before every command.)
+        with trio.CancelScope(deadline=trio.current_time() + limit) as scope:
             self._input_scope = scope
             try:
                 data = await self.wire.receive()

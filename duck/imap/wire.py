@@ -86,6 +86,32 @@ class Wire:
         data, self._got = self._got, None
         return data
 
+    def receive_ready(self) -> bytes | None:
+        """The next bytes if the peer has sent some already (a pipelining client), at
+        once and without a schedule point; None when there are none yet (``receive``
+        then waits); StreamClosed at EOF. Over plain TCP only: a TLS stream's bytes
+        are not ready until its record is."""
+        fd = self._fd
+        if fd is None or self._busy or self._inline or self._eof:
+            return None
+        if self._got is not None:
+            data, self._got = self._got, None
+            return data
+        try:
+            data = os.read(fd, RECEIVE_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            log.debug("receive failed: %r", exc)
+            data = b""
+        if self.bell is not None:
+            self.bell.set()
+        if not data:
+            self._eof = True
+            raise StreamClosed()
+        self.bytes_in += len(data)
+        return data
+
     async def _receive_inline(self, fd: int) -> bytes:
         self._inline = True
         waited = False
