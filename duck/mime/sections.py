@@ -125,6 +125,14 @@ class HeaderFields:
     fields: tuple[tuple[bytes, bytes], ...]
     #: The block's blank line (CRLF when it had none).
     terminator: bytes
+    #: What ``join_header_fields`` made of it, by (names wanted, negated): a client
+    #: fetching a range asks every message for the same fields, and again later.
+    joined: dict[tuple[frozenset[bytes], bool], bytes] = attrs.field(
+        factory=dict, eq=False, repr=False)
+
+
+#: Most (names, negated) choices a HeaderFields remembers the answer of.
+_JOINED_MAX = 8
 
 
 def split_header_fields(header: bytes) -> HeaderFields:
@@ -179,8 +187,14 @@ def join_header_fields(split: HeaderFields, names: Iterable[str], negate: bool) 
     """The fields of ``split`` named (or, negated, not named) in ``names``, and its
     blank line (``filter_header_fields``)."""
     wanted = _wanted(tuple(names))
-    return b"".join([chunk for name, chunk in split.fields
-                     if (name in wanted) != negate] + [split.terminator])
+    joined = split.joined.get((wanted, negate))
+    if joined is None:
+        joined = b"".join([chunk for name, chunk in split.fields
+                           if (name in wanted) != negate] + [split.terminator])
+        if len(split.joined) >= _JOINED_MAX:
+            split.joined.clear()
+        split.joined[(wanted, negate)] = joined
+    return joined
 
 
 def section_bytes(data: bytes, message: IndexedMessage | Part, spec: SectionSpec) -> bytes:

@@ -268,15 +268,32 @@ def preencoder(key: FetchAttr) -> Callable[[bytes], Preencoded | None]:
         raise ValueError(f"{key!r} values are not pre-encoded")
     head = _RENDER_MAGIC + _KIND_LETTER[kind]
     crc32 = zlib.crc32
+    checked = _CHECKED
 
     def check(stored: bytes) -> Preencoded | None:
-        data = stored[7:]
+        hashable = type(stored) is bytes
+        known = checked.get(stored) if hashable else None
+        if known is not None:
+            return known
+        data = bytes(stored[7:])
         if (stored[:3] != head or not data
                 or int.from_bytes(stored[3:7], "big") != crc32(data)):
             return None
-        return Preencoded(kind, data)
+        made = Preencoded(kind, data)
+        if hashable:
+            if len(checked) >= _CHECKED_MAX:
+                checked.clear()
+            checked[stored] = made
+        return made
 
     return check
+
+
+#: Renderings found intact lately, and what they gave: a FETCH of the same messages
+#: again (a client's next look at its mailbox) checks none of them twice. The kind
+#: letter in the bytes keeps one kind's rendering from passing for another's.
+_CHECKED: dict[bytes, Preencoded] = {}
+_CHECKED_MAX = 4096
 
 
 @attrs.frozen
