@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from duck.net import socket_fd
+from duck.net import quickack, socket_fd
 
 from .grammar.encode import Encoder, LiteralBody
 
@@ -70,13 +70,17 @@ class Wire:
 
     # -- receiving ------------------------------------------------------------------
 
-    async def receive(self) -> bytes:
-        """The next bytes from the peer; StreamClosed at EOF. Cancel-safe."""
+    async def receive(self, *, prompt: bool = False) -> bytes:
+        """The next bytes from the peer; StreamClosed at EOF. Cancel-safe.
+
+        ``prompt``: the peer is in the middle of a command (after a literal), so
+        what it sent is acknowledged at once (``quickack``).
+        """
         if self._inline:
             raise trio.BusyResourceError("another task is receiving")
         fd = self._fd
         if fd is not None and not self._busy and self._got is None and not self._eof:
-            return await self._receive_inline(fd)
+            return await self._receive_inline(fd, prompt)
         data = self.poll()
         if data is not None:
             return data
@@ -112,7 +116,7 @@ class Wire:
         self.bytes_in += len(data)
         return data
 
-    async def _receive_inline(self, fd: int) -> bytes:
+    async def _receive_inline(self, fd: int, prompt: bool) -> bytes:
         self._inline = True
         waited = False
         try:
@@ -126,6 +130,8 @@ class Wire:
                     log.debug("receive failed: %r", exc)
                     data = b""
                     break
+                if prompt:
+                    quickack(self.stream)
                 try:
                     await trio.lowlevel.wait_readable(fd)
                 except trio.ClosedResourceError:
