@@ -76,18 +76,27 @@ def quickack(stream: trio.abc.Stream) -> None:
         pass
 
 
-async def read_socket(fd: int, size: int) -> bytes:
+def read_ready(fd: int, size: int) -> bytes | None:
+    """Up to ``size`` bytes the peer has already sent on the non-blocking socket
+    ``fd``; None when there are none yet; b"" at its end (or when it broke)."""
+    try:
+        return os.read(fd, size)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        log.debug("receive failed: %r", exc)
+        return b""
+
+
+async def read_socket(fd: int, size: int, *,
+                      before_wait: Callable[[], None] | None = None) -> bytes:
     """Up to ``size`` bytes from the non-blocking socket ``fd``, waiting until some
-    arrive; b"" at its end (or when it broke). A cancelled wait has read nothing."""
+    arrive (``before_wait`` called each time before it waits); b"" at its end (or
+    when it broke). A cancelled wait has read nothing."""
     waited = False
-    while True:
-        try:
-            data = os.read(fd, size)
-            break
-        except BlockingIOError:
-            pass
-        except OSError:
-            return b""
+    while (data := read_ready(fd, size)) is None:
+        if before_wait is not None:
+            before_wait()
         try:
             await trio.lowlevel.wait_readable(fd)
         except trio.ClosedResourceError:

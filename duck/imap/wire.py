@@ -17,13 +17,12 @@ events and trio's stream wrappers on both sides: ~15% of a cheap command's CPU.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
 
-from duck.net import quickack, socket_fd
+from duck.net import quickack, read_ready, read_socket, socket_fd, write_socket
 
 from .grammar.encode import Encoder, LiteralBody
 
@@ -101,55 +100,27 @@ class Wire:
         if self._got is not None:
             data, self._got = self._got, None
             return data
-        try:
-            data = os.read(fd, RECEIVE_SIZE)
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            log.debug("receive failed: %r", exc)
-            data = b""
-        if self.bell is not None:
-            self.bell.set()
-        if not data:
-            self._eof = True
-            raise StreamClosed()
-        self.bytes_in += len(data)
-        return data
+        ready = read_ready(fd, RECEIVE_SIZE)
+        return None if ready is None else self._received(ready)
 
     async def _receive_inline(self, fd: int, prompt: bool) -> bytes:
+        stream = self.stream
         self._inline = True
-        waited = False
         try:
-            while True:
-                try:
-                    data = os.read(fd, RECEIVE_SIZE)
-                    break
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    log.debug("receive failed: %r", exc)
-                    data = b""
-                    break
-                if prompt:
-                    quickack(self.stream)
-                try:
-                    await trio.lowlevel.wait_readable(fd)
-                except trio.ClosedResourceError:
-                    data = b""
-                    break
-                waited = True
+            data = await read_socket(fd, RECEIVE_SIZE,
+                                     before_wait=(lambda: quickack(stream)) if prompt else None)
         finally:
             self._inline = False
+        return self._received(data)
+
+    def _received(self, data: bytes) -> bytes:
+        """Bytes read directly from the socket (b"": its end), accounted for."""
         if self.bell is not None:
             self.bell.set()
         if not data:
             self._eof = True
             raise StreamClosed()
         self.bytes_in += len(data)
-        if not waited:
-            # Bytes that were already there (a pipelining client): let the other
-            # tasks run before this one goes on, without risking the bytes.
-            await trio.lowlevel.cancel_shielded_checkpoint()
         return data
 
     async def _receive_one(self) -> None:
@@ -303,19 +274,13 @@ class Wire:
     async def _send_direct(self, fd: int, data: bytes) -> None:
         if self._sending:
             raise trio.BusyResourceError("another task is sending")
-        view = memoryview(data)
+        self._sending = True
         try:
-            while view:
-                try:
-                    view = view[os.write(fd, view):]
-                except BlockingIOError:
-                    self._sending = True
-                    try:
-                        await trio.lowlevel.wait_writable(fd)
-                    finally:
-                        self._sending = False
-        except (OSError, trio.ClosedResourceError) as exc:
+            await write_socket(fd, data)
+        except trio.BrokenResourceError as exc:
             raise StreamClosed() from exc
+        finally:
+            self._sending = False
         self.bytes_out += len(data)
         self.writes += 1
         if len(data) >= SEND_BUFFER:

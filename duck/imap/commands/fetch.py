@@ -124,59 +124,82 @@ class _Builder:
         # Worked out once per command, not once per message.
         self.keys = {k: k.response_key() for k in items if isinstance(k, BodySection)}
         self.specs: dict[BodySection, SectionSpec] = {}
+        # (A maker per item, chosen once: choosing it for every message of a range
+        # was a chain of comparisons per item, a good part of a FETCH's CPU.)
+        self.plan = [self._getter(item) for item in items]
 
     def _rendered(self, item: FetchAttr, rec: MessageRecord) -> Any:
         """The stored rendering of ``item``, or None (older messages: made here)."""
         return self.finders[item](rec.renderings)
 
-    async def build(self, uid: int, rec: MessageRecord | None) -> list[tuple[Any, Any]]:
+    def _getter(self, item: FetchItem) -> tuple[Any, Callable[..., Any], bool, bool]:
+        """(response key, how its value is made from (uid, record), whether that
+        needs the record, whether it is a coroutine): decided once per command."""
         view = self.s.view
         assert view is not None
+        if item is FetchAttr.UID:
+            return item, lambda uid, rec: uid, False, False
+        if item is FetchAttr.FLAGS:
+            return item, lambda uid, rec: view.flags_with_recent(uid), False, False
+        if item is FetchAttr.MODSEQ:
+            return item, lambda uid, rec: view.modseqs.get(uid, 1), False, False
+        if item is FetchAttr.INTERNALDATE:
+            return item, lambda uid, rec: _aware(rec.internal_date), True, False
+        if item is FetchAttr.SAVEDATE:
+            return item, lambda uid, rec: _aware(rec.savedate) if rec.savedate else None, \
+                True, False
+        if item is FetchAttr.RFC822_SIZE:
+            return item, lambda uid, rec: int(rec.size or 0), True, False
+        if item is FetchAttr.ENVELOPE:
+            return item, lambda uid, rec: self._envelope(rec), True, False
+        if item in (FetchAttr.BODY, FetchAttr.BODYSTRUCTURE):
+            assert isinstance(item, FetchAttr)
+            return item, lambda uid, rec: self._body(item, rec), True, False
+        if item is FetchAttr.EMAILID:
+            return item, lambda uid, rec: rec.emailid or f"M{rec.id}", True, False
+        if item is FetchAttr.THREADID:
+            return item, lambda uid, rec: rec.threadid, True, False
+        if item is FetchAttr.PREVIEW:
+            return item, lambda uid, rec: self.preview(rec), True, True
+        if item in _RFC822_SECTION:
+            assert isinstance(item, FetchAttr)
+            section = _RFC822_SECTION[item]
+            return item, lambda uid, rec: self.section(rec, section), True, True
+        if isinstance(item, BodySection):
+            if item.binary:
+                return self.keys[item], lambda uid, rec: self.binary(rec, item), True, True
+            return self.keys[item], lambda uid, rec: self.section(rec, item), True, True
+        assert isinstance(item, BinarySize)
+        whole = BodySection(item.part, binary=True)
+
+        async def size(uid: int, rec: MessageRecord) -> int:
+            data = await self.binary(rec, whole)
+            return data.size if isinstance(data, LiteralBody) else len(data or b"")
+
+        return item, size, True, True
+
+    def _envelope(self, rec: MessageRecord) -> Any:
+        done = self._rendered(FetchAttr.ENVELOPE, rec)
+        if done is None:
+            assert rec.envelope is not None
+            done = convert.envelope(rec.envelope)
+        return done
+
+    def _body(self, item: FetchAttr, rec: MessageRecord) -> Any:
+        done = self._rendered(item, rec)
+        if done is None:
+            assert rec.structure is not None
+            done = convert.body(rec.structure, extensible=item is FetchAttr.BODYSTRUCTURE)
+        return done
+
+    async def build(self, uid: int, rec: MessageRecord | None) -> list[tuple[Any, Any]]:
+        """One message's items, in the order asked (those that need the record
+        left out when there is none)."""
         out: list[tuple[Any, Any]] = []
-        for item in self.items:
-            if item is FetchAttr.UID:
-                out.append((item, uid))
-            elif item is FetchAttr.FLAGS:
-                out.append((item, view.flags_with_recent(uid)))
-            elif item is FetchAttr.MODSEQ:
-                out.append((item, view.modseqs.get(uid, 1)))
-            elif rec is None:
+        for key, get, needs_record, waits in self.plan:
+            if rec is None and needs_record:
                 continue
-            elif item is FetchAttr.INTERNALDATE:
-                out.append((item, _aware(rec.internal_date)))
-            elif item is FetchAttr.SAVEDATE:
-                out.append((item, _aware(rec.savedate) if rec.savedate else None))
-            elif item is FetchAttr.RFC822_SIZE:
-                out.append((item, int(rec.size or 0)))
-            elif item is FetchAttr.ENVELOPE:
-                done = self._rendered(item, rec)
-                if done is None:
-                    assert rec.envelope is not None
-                    done = convert.envelope(rec.envelope)
-                out.append((item, done))
-            elif item in (FetchAttr.BODY, FetchAttr.BODYSTRUCTURE):
-                done = self._rendered(item, rec)
-                if done is None:
-                    assert rec.structure is not None
-                    done = convert.body(rec.structure,
-                                        extensible=item is FetchAttr.BODYSTRUCTURE)
-                out.append((item, done))
-            elif item is FetchAttr.EMAILID:
-                out.append((item, rec.emailid or f"M{rec.id}"))
-            elif item is FetchAttr.THREADID:
-                out.append((item, rec.threadid))
-            elif item is FetchAttr.PREVIEW:
-                out.append((item, await self.preview(rec)))
-            elif item in _RFC822_SECTION:
-                assert isinstance(item, FetchAttr)
-                out.append((item, await self.section(rec, _RFC822_SECTION[item])))
-            elif isinstance(item, BodySection):
-                data = await (self.binary(rec, item) if item.binary else self.section(rec, item))
-                out.append((self.keys[item], data))
-            elif isinstance(item, BinarySize):
-                data = await self.binary(rec, BodySection(item.part, binary=True))
-                size = data.size if isinstance(data, LiteralBody) else len(data or b"")
-                out.append((item, size))
+            out.append((key, await get(uid, rec) if waits else get(uid, rec)))
         return out
 
     async def section(self, rec: MessageRecord, section: BodySection) -> bytes | LiteralBody:
