@@ -317,6 +317,19 @@ def _modseq(value: object) -> bytes:
     return b"(" + _number(value) + b")"
 
 
+def _data(generic: Any) -> Any:
+    """The encoder of a section's data (not BINARY's): bytes as a literal, as
+    ``_encode_data`` writes them, without an Encoder per value; anything else by
+    ``generic``."""
+    def encode(value: FetchValue) -> bytes:
+        if type(value) is bytes:
+            return b"{%d}\r\n" % len(value) + value if value else b'""'
+        out: bytes = generic(value)
+        return out
+
+    return encode
+
+
 _DATE_CACHE: dict[dt.datetime, bytes] = {}
 
 
@@ -357,7 +370,10 @@ class FetchTemplate:
             e = Encoder()
             encode_fetch_att(e, key)
             name = e.join() + b" "
-            self._encoders.append((name, fast.get(key) or self._generic(key)))
+            encoder = fast.get(key) or self._generic(key)
+            if (isinstance(key, BodySection) and not key.binary) or key in _DATA_ATTRS:
+                encoder = _data(encoder)
+            self._encoders.append((name, encoder))
         self._encode = [enc for _, enc in self._encoders]
         self._format = b"* %d FETCH (" + b" ".join(
             name.replace(b"%", b"%%") + b"%s" for name, _ in self._encoders) + b")"
