@@ -263,7 +263,8 @@ class Database:
             return await STORE_THREADS.run(_translated, fn, *args)
         with trio.CancelScope(shield=True):
             # (Inside the shield: a call once made is run, as a worker thread's is.)
-            if not greenback.has_portal():
+            # (The task given: has_portal() alone asks sniffio which library runs.)
+            if not greenback.has_portal(trio.lowlevel.current_task()):
                 # Once per task: ensure_portal is a schedule point every time, and
                 # under load each one waits for a pass of every other ready task
                 # (~2 ms measured under imaptest), inside the user's lock for a write.

@@ -14,7 +14,7 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import attrs
@@ -158,16 +158,11 @@ class Messages:
             self._owners.clear()
         self._owners[mailbox_id] = user_id
 
-    @asynccontextmanager
-    async def _writing(self, mailbox_id: str) -> AsyncIterator[None]:
+    def _writing(self, mailbox_id: str) -> AbstractAsyncContextManager[object]:
         """Hold the lock of the mailbox's user when its owner is known here (see
         KeyedLocks); without it the transaction may conflict and be retried."""
         owner = self._owners.get(mailbox_id)
-        if owner is None:
-            yield
-            return
-        async with self._locks.hold(owner):
-            yield
+        return _UNLOCKED if owner is None else self._locks.hold(owner)
 
     async def changes_since(self, mailbox_id: str, modseq: int) -> list[JournalEntry]:
         """Journal entries after ``modseq``, gap-free (see journal.py)."""
@@ -1000,25 +995,50 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._locks: dict[str, tuple[trio.Lock, int]] = {}
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """Hold the lock of ``key`` for the block."""
-        lock, users = self._locks.get(key, (trio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
+    def hold(self, key: str) -> _Hold:
+        """Hold the lock of ``key`` for an ``async with`` block."""
+        return _Hold(self._locks, key)
+
+
+class _Hold:
+    """``KeyedLocks.hold``: a class, not a generator, as it is entered by every write
+    of the process."""
+
+    __slots__ = ("_key", "_lock", "_locks")
+
+    def __init__(self, locks: dict[str, tuple[trio.Lock, int]], key: str) -> None:
+        self._locks = locks
+        self._key = key
+        self._lock: trio.Lock | None = None
+
+    async def __aenter__(self) -> None:
+        entry = self._locks.get(self._key)
+        lock, users = (trio.Lock(), 0) if entry is None else entry
+        self._locks[self._key] = (lock, users + 1)
         try:
             # (A free lock at once: its holder is what the user's other sessions
             # wait for, engine/promptly.py.)
             await promptly.acquire(lock)
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+        except BaseException:
+            self._leave()
+            raise
+        self._lock = lock
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._lock is not None
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        lock, users = self._locks[self._key]
+        if users == 1:
+            del self._locks[self._key]
+        else:
+            self._locks[self._key] = (lock, users - 1)
+
+
+#: What ``_writing`` holds for a mailbox whose owner is not known here: nothing.
+_UNLOCKED = nullcontext()
 
 
 #: "Transaction is too large and will not fit in the storage engine cache".
