@@ -175,12 +175,17 @@ def run(n: int, mbox: Path | None, extra: list[str]) -> dict[str, dict[str, floa
         c.logout()
         return results
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 30)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def stop(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """End a server this bench started: SIGTERM, then SIGKILL after ``seconds``."""
+    proc.terminate()
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.command_costs import _messages
+from bench.command_costs import _messages, stop
 
 OUT = Path(__file__).parent / "results" / "instruction_costs.json"
 USER, PASSWORD = "instructions@example.com", "instructions-password"
@@ -137,13 +137,8 @@ def run(n: int, mbox: Path | None, port_offset: int) -> dict[str, float]:
         phase("APPEND+STORE+EXPUNGE", append_and_trim)
         c.logout()
     finally:
-        server.terminate()
-        try:
-            server.wait(120)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        db.terminate()
-        db.wait(30)
+        stop(server, 120)
+        stop(db, 30)
     results: dict[str, float] = {}
     for dump in sorted(work.glob("cg.*.*"), key=lambda p: int(p.name.rsplit(".", 1)[1])):
         label, total = _summary(dump)

@@ -89,12 +89,16 @@ def read_ready(fd: int, size: int) -> bytes | None:
 
 
 async def read_socket(fd: int, size: int, *,
-                      before_wait: Callable[[], None] | None = None) -> bytes:
+                      before_wait: Callable[[], None] | None = None,
+                      wait_first: bool = False) -> bytes:
     """Up to ``size`` bytes from the non-blocking socket ``fd``, waiting until some
     arrive (``before_wait`` called each time before it waits); b"" at its end (or
-    when it broke). A cancelled wait has read nothing."""
-    waited = False
-    while (data := read_ready(fd, size)) is None:
+    when it broke). A cancelled wait has read nothing. ``wait_first``: the caller
+    has just found the socket empty (``read_ready``), so no read is tried before
+    the first wait."""
+    waited = wait_first
+    data = None if wait_first else read_ready(fd, size)
+    while data is None:
         if before_wait is not None:
             before_wait()
         try:
@@ -102,6 +106,7 @@ async def read_socket(fd: int, size: int, *,
         except trio.ClosedResourceError:
             return b""
         waited = True
+        data = read_ready(fd, size)
     if not waited:
         # Bytes that were already there (a pipelining client): the other tasks run
         # before this one goes on, without a cancellation that would lose them.

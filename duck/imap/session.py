@@ -212,7 +212,8 @@ class Session:
         with trio.CancelScope(deadline=trio.current_time() + limit) as scope:
             self._input_scope = scope
             try:
-                data = await self.wire.receive(prompt=self.reader.announced > 0)
+                data = await self.wire.receive(prompt=self.reader.announced > 0,
+                                               ready_checked=True)
             finally:
                 self._input_scope = None
         if scope.cancelled_caught:

@@ -69,17 +69,19 @@ class Wire:
 
     # -- receiving ------------------------------------------------------------------
 
-    async def receive(self, *, prompt: bool = False) -> bytes:
+    async def receive(self, *, prompt: bool = False, ready_checked: bool = False) -> bytes:
         """The next bytes from the peer; StreamClosed at EOF. Cancel-safe.
 
         ``prompt``: the peer is in the middle of a command (after a literal), so
-        what it sent is acknowledged at once (``quickack``).
+        what it sent is acknowledged at once (``quickack``). ``ready_checked``:
+        ``receive_ready`` has just found nothing, so the socket is not read again
+        before the wait.
         """
         if self._inline:
             raise trio.BusyResourceError("another task is receiving")
         fd = self._fd
         if fd is not None and not self._busy and self._got is None and not self._eof:
-            return await self._receive_inline(fd, prompt)
+            return await self._receive_inline(fd, prompt, ready_checked)
         data = self.poll()
         if data is not None:
             return data
@@ -103,12 +105,13 @@ class Wire:
         ready = read_ready(fd, RECEIVE_SIZE)
         return None if ready is None else self._received(ready)
 
-    async def _receive_inline(self, fd: int, prompt: bool) -> bytes:
+    async def _receive_inline(self, fd: int, prompt: bool, ready_checked: bool) -> bytes:
         stream = self.stream
         self._inline = True
         try:
             data = await read_socket(fd, RECEIVE_SIZE,
-                                     before_wait=(lambda: quickack(stream)) if prompt else None)
+                                     before_wait=(lambda: quickack(stream)) if prompt else None,
+                                     wait_first=ready_checked)
         finally:
             self._inline = False
         return self._received(data)

@@ -163,10 +163,16 @@ def text_positions(values: Iterable[str]) -> set[int] | None:
     """Bloom positions of the trigrams of ``values`` (None: too much text, every
     position). Trigrams do not span two values (a NUL between them is no
     character of a needle)."""
+    data = _bloom_text(values)
+    return None if data is None else _positions_of(data)
+
+
+def _bloom_text(values: Iterable[str]) -> bytes | None:
+    """The canonical bytes a message's filter is made of (None: too much text)."""
     values = list(values)
     if sum(len(v) for v in values) > MAX_BLOOM_TEXT:
         return None
-    return _positions_of(canonical(SEPARATOR.join(values)))
+    return canonical(SEPARATOR.join(values))
 
 
 def needle_positions(needle: str) -> list[int] | None:
@@ -252,10 +258,9 @@ def entry_update(doc: dict[str, Any], known: Known | None = None
 
 def text_bloom(values: Iterable[str]) -> bytes:
     """``bloom_bytes(text_positions(values))``, without the set between."""
-    values = list(values)
-    if sum(len(v) for v in values) > MAX_BLOOM_TEXT:
+    data = _bloom_text(values)
+    if data is None:
         return bloom_bytes(None)
-    data = canonical(SEPARATOR.join(values))
     bits = np.zeros(BLOOM_BITS, dtype=np.uint8)
     if len(data) >= 3:
         bits[_positions(data)] = 1
