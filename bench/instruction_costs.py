@@ -70,8 +70,9 @@ def _summary(path: Path) -> tuple[str, int]:
     return label, total
 
 
-def run(n: int, mbox: Path | None, port_offset: int) -> dict[str, float]:
-    """Instructions per command of each phase."""
+def run(n: int, mbox: Path | None, port_offset: int, keep: bool = False) -> dict[str, float]:
+    """Instructions per command of each phase; ``keep``: leave the callgrind dumps
+    (one per phase, for ``callgrind_annotate``) and say where."""
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found (Debian's valgrind package)")
@@ -122,8 +123,15 @@ def run(n: int, mbox: Path | None, port_offset: int) -> dict[str, float]:
             subprocess.run(["callgrind_control", "-d", label, str(server.pid)],
                            check=True, capture_output=True)
 
-        def append_and_trim(i: int) -> None:
+        def append(i: int) -> None:
             c.append("INBOX", None, None, messages[(KEPT + i) % len(messages)])
+
+        def append_and_trim(i: int) -> None:
+            append(i)
+            c.store("1", "+FLAGS.SILENT", "\\Deleted")
+            c.expunge()
+
+        def trim(i: int) -> None:
             c.store("1", "+FLAGS.SILENT", "\\Deleted")
             c.expunge()
 
@@ -135,6 +143,9 @@ def run(n: int, mbox: Path | None, port_offset: int) -> dict[str, float]:
         phase("STORE FLAGS", lambda i: c.store(
             str(1 + i % KEPT), "+FLAGS" if i % 2 else "-FLAGS", "(\\Seen $Label1)"))
         phase("APPEND+STORE+EXPUNGE", append_and_trim)
+        # (The same work apart: the mailbox grows by n, then shrinks back.)
+        phase("APPEND", append)
+        phase("STORE \\Deleted+EXPUNGE", trim)
         c.logout()
     finally:
         stop(server, 120)
@@ -144,7 +155,10 @@ def run(n: int, mbox: Path | None, port_offset: int) -> dict[str, float]:
         label, total = _summary(dump)
         if label and not label.startswith("before "):
             results[label] = total / n
-    shutil.rmtree(work, ignore_errors=True)
+    if keep:
+        print(f"callgrind dumps kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return results
 
 
@@ -156,8 +170,10 @@ def main() -> None:
     p.add_argument("--port-offset", type=int, default=0,
                    help="added to every port (to run two trees at once)")
     p.add_argument("--out", type=Path, default=OUT, help="JSON results file")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the callgrind dumps (one per phase) for callgrind_annotate")
     args = p.parse_args()
-    results = run(args.n, args.mbox, args.port_offset)
+    results = run(args.n, args.mbox, args.port_offset, args.keep)
     for label, count in results.items():
         print(f"{label:58s} {count / 1e6:8.3f} M instructions per command")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -64,6 +64,18 @@ def register(observer: Observer, server: Server) -> None:
                              "Wake-ups for changes the change stream had not brought", [],
                              [([], stats["caught_up"])])
 
+    def journal() -> Iterator[Metric]:
+        if server.store is None:
+            return
+        stats = server.store.journal.statistics()
+        yield counter_family("duck_journal_reads",
+                             "Journal reads sent to the database", [],
+                             [([], stats["reads"])])
+        yield counter_family("duck_journal_reads_shared",
+                             "Journal reads answered from memory (another reader's read, "
+                             "or this process's own commits)", [],
+                             [([], stats["shared"])])
+
     def embedded() -> Iterator[Metric]:
         if server.embedded is None:
             return
@@ -74,7 +86,7 @@ def register(observer: Observer, server: Server) -> None:
                              "Restarts of the embedded database after it died", [],
                              [([], int(stats["restarts"]))])  # type: ignore[call-overload]
 
-    for reader in (round_trips, group_commits, notifier, embedded):
+    for reader in (round_trips, group_commits, notifier, journal, embedded):
         observer.add_reader(reader)
 
     depth = Gauge("duck_outbound_queue_depth", "Outbound messages waiting to be sent",

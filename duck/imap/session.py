@@ -543,10 +543,18 @@ class Session:
         if view is None:
             return
         reaching = None
-        if self.subscription is not None:
+        sub, notifier = self.subscription, self.ctx.notifier
+        if sub is not None:
             if not fresh:
-                reaching = self.subscription.announced()
-            self.subscription.clear()
+                reaching = sub.announced()
+            elif notifier is not None and (not sub.pending() or sub.announced() is not None):
+                # A poll looks for changes no wake-up announced; where this process
+                # is the only writer there is none past what it committed itself,
+                # which its other sessions may then have read already.
+                high = notifier.known_high(view.mailbox.id)
+                if high is not None:
+                    reaching = max(high, sub.announced() or 0)
+            sub.clear()
         while True:
             entries = await self.store.journal.changes_since(
                 view.mailbox.id, view.modseq, limit=JOURNAL_BATCH, reaching=reaching

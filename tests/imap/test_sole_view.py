@@ -94,3 +94,29 @@ async def test_another_process_flag_is_expunged_once_seen(
         await b.command(b"u1", b"UID STORE 2 -FLAGS.SILENT (\\Seen)")
         (rec,) = await server.store.messages.fetch(inbox.id, [2], ["flags"])
         assert "\\Seen" not in rec.flags, rec
+
+
+async def test_another_session_change_is_caught_up_without_a_read(
+        sole_imap_server: Any) -> None:
+    # This process committed the change: the journal entries it fed the notifier
+    # are the mailbox's latest read (Journal.learn), so the other session's catch
+    # up reads nothing, and still tells every change.
+    server = sole_imap_server
+    with trio.fail_after(60):
+        a, b, user = await _two_sessions(server)
+        reads = server.store.journal.statistics()["reads"]
+        await a.command(b"f1", b"STORE 1 +FLAGS (\\Flagged)")
+        lines, trips = await _trips(b, b"n1", b"NOOP", "NOOP")
+        assert lines[0] == b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n", lines
+        assert trips == 0, lines
+        await server.store.messages.append(user.id, "INBOX", MESSAGE)
+        await a.command(b"f2", b"STORE 2 +FLAGS (\\Deleted)")
+        await a.command(b"e2", b"EXPUNGE")
+        lines, trips = await _trips(b, b"n2", b"NOOP", "NOOP")
+        # (Three messages, one more, one removed: the removal first, then the count.)
+        assert lines[:2] == [b"* 2 EXPUNGE\r\n", b"* 3 EXISTS\r\n"], lines
+        assert trips == 0, lines
+        assert server.store.journal.statistics()["reads"] == reads
+        # And the session that made them is where the other one is.
+        lines, trips = await _trips(a, b"n3", b"NOOP", "NOOP")
+        assert trips == 0 and len(lines) == 1, lines

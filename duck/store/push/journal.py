@@ -113,6 +113,9 @@ SHARED_READS = 1024
 #: How far behind a change a read made ahead of its wake-up (``prefetch``) may
 #: start, to serve the sessions that followed the previous read too.
 PREFETCH_BACK = 100
+#: Most entries a mailbox's latest read keeps once ``learn`` extends it (the oldest
+#: go first; a reader further behind reads the database).
+TAIL_ENTRIES = 128
 
 
 @attrs.define
@@ -140,6 +143,45 @@ class Journal:
     def statistics(self) -> dict[str, int]:
         """Journal reads made by this process, and answers shared from them."""
         return {"reads": self.reads, "shared": self.shared}
+
+    def learn(self, docs: list[dict[str, Any]]) -> None:
+        """Journal entries this process has just committed, where it is the
+        deployment's only writer (the notifier's local feed, push/notify.py): each
+        that follows its mailbox's latest read without a gap extends it; one that
+        does not starts it afresh. The other sessions on the mailbox, woken by the
+        write, then catch up from here instead of reading the database.
+
+        Why it stays exact: a read claims that it holds every entry after its
+        ``since`` up to its last one. Each modseq has one entry (the unique index),
+        and an entry is added only right after the one before it, or as the first
+        of a read that starts just below it; so no entry can be missing in between,
+        whatever order commits come in (one that comes late, at or below a read's
+        last entry, is left out: the readers that need it read the database). Must
+        be called on the trio thread."""
+        for doc in docs:
+            mailbox, modseq = doc.get("mailbox"), doc.get("modseq")
+            if mailbox is None or not isinstance(modseq, int):
+                continue
+            key = str(mailbox)
+            read = self._reads.get(key)
+            if read is not None and not read.done.is_set():
+                continue  # (a read in flight: leave it to its readers)
+            entry = _entry(doc)
+            entries = read.entries if read is not None else None
+            top = (entries[-1].modseq if entries else read.since) if read is not None else 0
+            if read is not None and entries is not None and modseq == top + 1:
+                # (A new list: the previous one may be in a reader's hands.)
+                kept = [*entries[-(TAIL_ENTRIES - 1):], entry]
+                since = read.since if len(kept) == len(entries) + 1 else kept[0].modseq - 1
+            elif read is not None and entries is not None and modseq <= top:
+                continue
+            else:
+                kept, since = [entry], modseq - 1
+            if key not in self._reads and len(self._reads) >= SHARED_READS:
+                self._reads.pop(next(iter(self._reads)))
+            tail = _Read(since, entries=kept)
+            tail.done.set()
+            self._reads[key] = tail
 
     async def changes_since(
         self, mailbox_id: str, modseq: int, *, limit: int = MAX_ENTRIES,

@@ -316,6 +316,18 @@ class Notifier:
             return not self._local_forgot
         return high <= modseq
 
+    def known_high(self, mailbox_id: str) -> int | None:
+        """The highest modseq of the mailbox this process has committed, where it
+        is the deployment's only writer (as ``knows_every_change`` tells): a poll's
+        journal read need reach no further. None where it cannot tell, or has
+        committed nothing to the mailbox."""
+        if self.mode != "local" or self._foreign:
+            return None
+        key = mailbox_key(mailbox_id)
+        if key in self._suspects:
+            return None
+        return self._local_high.get(key)
+
     def statistics(self) -> dict[str, Any]:
         """Figures: mode, keys and subscriptions live, journal events seen."""
         subs = {s for group in self._subscribers.values() for s in group}
@@ -412,6 +424,10 @@ class Notifier:
                     self._local_high[key] = modseq
         self._local_docs.extend(docs)
         if threading.get_ident() == self._trio_thread:
+            if self._journal is not None:
+                # Before the writer wakes the other sessions on the mailbox: they
+                # catch up from these entries, without a read of their own.
+                self._journal.learn(docs)
             self._local_ready.set()
         elif self._token is not None:
             self._token.run_sync_soon(self._wake_local)
