@@ -129,6 +129,11 @@ class HeaderFields:
     #: fetching a range asks every message for the same fields, and again later.
     joined: dict[tuple[frozenset[bytes], bool], bytes] = attrs.field(
         factory=dict, eq=False, repr=False)
+    #: Per lowercased name, the positions of its fields in ``fields`` (made at the
+    #: first filter): a few names wanted out of a block of tens of fields (the
+    #: Received lines) are found without a look at every field.
+    positions: dict[bytes, list[int]] | None = attrs.field(
+        default=None, eq=False, repr=False)
 
 
 #: Most (names, negated) choices a HeaderFields remembers the answer of.
@@ -189,8 +194,22 @@ def join_header_fields(split: HeaderFields, names: Iterable[str], negate: bool) 
     wanted = _wanted(tuple(names))
     joined = split.joined.get((wanted, negate))
     if joined is None:
-        joined = b"".join([chunk for name, chunk in split.fields
-                           if (name in wanted) != negate] + [split.terminator])
+        fields = split.fields
+        if negate:
+            chunks = [chunk for name, chunk in fields if name not in wanted]
+        else:
+            positions = split.positions
+            if positions is None:
+                positions = {}
+                for i, (name, _) in enumerate(fields):
+                    positions.setdefault(name, []).append(i)
+                # (A frozen class: the index is a cache of what ``fields`` says.)
+                object.__setattr__(split, "positions", positions)
+            found = [i for name in wanted for i in positions.get(name, ())]
+            found.sort()  # (the block's own order)
+            chunks = [fields[i][1] for i in found]
+        chunks.append(split.terminator)
+        joined = b"".join(chunks)
         if len(split.joined) >= _JOINED_MAX:
             split.joined.clear()
         split.joined[(wanted, negate)] = joined

@@ -5,6 +5,7 @@ FETCH response."""
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable
 
@@ -124,8 +125,15 @@ class BodySection:
 
     def response_key(self) -> BodySection:
         """The key a FETCH response uses for this item: no PEEK, origin only."""
-        partial = None if self.partial is None else (self.partial[0], None)
-        return attrs.evolve(self, peek=False, partial=partial)
+        return _response_key(self)
+
+
+@functools.lru_cache(maxsize=1024)
+def _response_key(section: BodySection) -> BodySection:
+    # (Made once per distinct item: evolve runs the validators again, and a client
+    # asks the same few items in command after command.)
+    partial = None if section.partial is None else (section.partial[0], None)
+    return attrs.evolve(section, peek=False, partial=partial)
 
 
 @attrs.frozen
