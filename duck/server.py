@@ -55,10 +55,11 @@ log = logging.getLogger(__name__)
 
 
 async def open_database(
-    config: Config, nursery: trio.Nursery
+    config: Config, nursery: trio.Nursery, *, oplog: bool = True
 ) -> tuple[str, EmbeddedDatabase | None]:
     """The database's URI: the configured deployment's, or that of an embedded server
-    started in ``nursery`` (which then stops it when it is cancelled)."""
+    started in ``nursery`` (which then stops it when it is cancelled); ``oplog``:
+    whether that server keeps one (change streams read it)."""
     if config.mongo_uri:
         return config.mongo_uri, None
     embedded = EmbeddedDatabase(
@@ -66,6 +67,7 @@ async def open_database(
         engine=config.embedded_engine,  # type: ignore[arg-type]
         cache_size=config.embedded_cache_size,
         log_file_max=config.embedded_log_file_max,
+        oplog=oplog,
     )
     uri: str = await nursery.start(embedded.run)
     return uri, embedded
@@ -129,7 +131,11 @@ class Server:
             components[name] = False
         async with trio.open_nursery() as root:
             # The database outlives the listeners: it is stopped last.
-            self.mongo_uri, self.embedded = await open_database(config, root)
+            # On an embedded server it starts, this process is the server's only
+            # writer (workers.py starts the one its workers share, with an oplog):
+            # nothing reads change streams (the notifier below is fed by the
+            # store), so the server keeps no oplog.
+            self.mongo_uri, self.embedded = await open_database(config, root, oplog=False)
             textindex.configure(config.search_index)
             self.store = await Store.open(self.mongo_uri, config.database,
                                           digest_in_background=True)
@@ -151,9 +157,12 @@ class Server:
                     # Alone on the embedded server it started, this process writes
                     # all there is (but for duck ctl): no change stream to read
                     # (push/notify.py, "sole").
+                    sole = self.embedded is not None and self.worker is None
                     self.notifier = Notifier(
-                        self.store.database, journal=self.store.journal,
-                        sole=self.embedded is not None and self.worker is None)
+                        self.store.database, journal=self.store.journal, sole=sole,
+                        # (Its server keeps no oplog: another process's write, found
+                        # by the quiet check, is then looked for by polling.)
+                        change_streams=False if sole else None)
                     await services.start(self.notifier.run)
                     if config.smtp_relay:
                         await services.start(self._outbound)

@@ -104,3 +104,37 @@ async def test_another_process_write_is_found_and_opens_the_stream(
     finally:
         await other.aclose()
     sub.close()
+
+
+async def test_without_an_oplog_another_process_write_turns_it_to_polling(
+        store: Store, user: User, mongo_uri: str, db_name: str, nursery: trio.Nursery,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # (The embedded server duck serve starts for itself keeps no oplog: no stream.)
+    monkeypatch.setattr(notify, "QUIET_CHECK", 0.05)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    notifier = Notifier(store.database, journal=store.journal, sole=True,
+                        change_streams=False, poll_interval=0.05)
+    await nursery.start(notifier.run)
+    sub = notifier.subscribe(mailbox_key(inbox.id))
+    other = await Store.open(mongo_uri, db_name)
+    try:
+        with trio.fail_after(30):
+            while notifier.mode != "local":
+                await trio.sleep(0.01)
+            own = await store.messages.append(user.id, "INBOX", MESSAGE)
+            while not sub.behind(own.modseq - 1):
+                await trio.sleep(0.01)
+            first = await other.messages.append(user.id, "INBOX", MESSAGE)
+            while not sub.behind(first.modseq - 1):
+                await trio.sleep(0.01)
+            while notifier.mode != "poll":
+                await trio.sleep(0.01)
+            # Written right as the polling begins, or after: either way it wakes.
+            for _ in range(3):
+                later = await other.messages.append(user.id, "INBOX", MESSAGE)
+                while not sub.behind(later.modseq - 1):
+                    await trio.sleep(0.01)
+            assert notifier.stream_takes == 0
+    finally:
+        await other.aclose()
+    sub.close()

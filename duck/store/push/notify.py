@@ -36,7 +36,11 @@ it with ``--mongo-uri``) is found by asking the watched mailboxes every
 caches such a change drops (LIST's and the ACLs' are at most 10 s old in any case:
 mail/mailboxes.py, mail/acl.py); the first one confirmed (not a commit of this
 process that its feed had not reached yet: it is looked at again a check later)
-opens the change stream for good.
+opens the change stream for good, or, where the server keeps no oplog for one
+(``change_streams=False``: the embedded server ``duck serve`` starts for itself,
+store/engine/embedded.py), has the watched mailboxes polled from then on. The
+entries of the local feed also answer the sessions' journal reads
+(``Journal.learn``).
 """
 
 from __future__ import annotations
@@ -352,10 +356,11 @@ class Notifier:
             self._nursery = nursery
             nursery.start_soon(self._check_quiet_stream)
             try:
-                if self.sole and use_streams:
+                if self.sole:
                     await self._watch_local()
                     # (What this process writes from now on until the stream is
-                    # open comes through neither: its opening asks the mailboxes.)
+                    # open, or the first poll made, comes through neither: both ask
+                    # the mailboxes first.)
                     self.mode = "retrying"
                 await self._watch(use_streams)
             finally:
@@ -603,6 +608,10 @@ class Notifier:
                 key = str(doc["_id"])
                 modseq = int(doc.get("modseq", 0))
                 previous = self._seen_modseqs.get(key)
+                if previous is None:
+                    # (First seen by the poll: what was announced here before it
+                    # began, the local feed's included, is what its sessions have.)
+                    previous = self._published.get(mailbox_key(key))
                 self._seen_modseqs[key] = modseq
                 if previous is not None and modseq != previous:
                     self.events_seen += 1
