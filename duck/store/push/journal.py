@@ -166,15 +166,17 @@ class Journal:
             read = self._reads.get(key)
             if read is not None and not read.done.is_set():
                 continue  # (a read in flight: leave it to its readers)
-            entry = _entry(doc)
             entries = read.entries if read is not None else None
-            top = (entries[-1].modseq if entries else read.since) if read is not None else 0
+            top = -1  # (no read to follow)
+            if read is not None and entries is not None:
+                top = entries[-1].modseq if entries else read.since
+                if modseq <= top:
+                    continue
+            entry = _entry(doc)
             if read is not None and entries is not None and modseq == top + 1:
                 # (A new list: the previous one may be in a reader's hands.)
                 kept = [*entries[-(TAIL_ENTRIES - 1):], entry]
                 since = read.since if len(kept) == len(entries) + 1 else kept[0].modseq - 1
-            elif read is not None and entries is not None and modseq <= top:
-                continue
             else:
                 kept, since = [entry], modseq - 1
             if key not in self._reads and len(self._reads) >= SHARED_READS:
