@@ -57,4 +57,12 @@ for r in 1 2; do
   python3 "$KIT/lmtp-bench.py" --port 10024 -n 1000 -p 4 --users 20 --user-fmt 'testuser%d' 2>&1 | tail -1 | sed "s/^/dovecot$r lmtp: /"
   python3 "$KIT/lmtp-bench.py" --port 12424 -n 1000 -p 4 --users 20 --user-fmt 'testuser%d@example.com' 2>&1 | tail -1 | sed "s/^/duck$r lmtp: /"
 done
+# The ratio over all rounds of a mode: Dovecot's own figure moves by up to half
+# from round to round (it grows as its indexes warm), so one round says little.
+for mode in persistent login; do
+  d=0; v=0
+  for f in "$OUT"/duck?-$mode.out; do d=$((d + $(count "$f"))); done
+  for f in "$OUT"/dovecot?-$mode.out; do v=$((v + $(count "$f"))); done
+  awk -v d=$d -v v=$v -v m=$mode 'BEGIN { if (v) printf "%s, all rounds: duck %d / Dovecot %d commands = %.3f\n", m, d, v, d / v }'
+done
 echo "logs: $OUT"
