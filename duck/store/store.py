@@ -53,8 +53,9 @@ class Store:
         self.mailboxes = Mailboxes(database)
         #: Deleted messages, kept ``archive.days`` (mail/archive.py).
         self.archive = Archive(database, self.bodies)
-        self.messages = Messages(database, self.bodies, archive=self.archive)
         self.journal = Journal(database)
+        self.messages = Messages(database, self.bodies, archive=self.archive,
+                                 journal_reader=self.journal)
         self.events = ChangeFeed(database)
         self.admin = Admin(database, self.mailboxes, self.archive)
         self.webhooks = Webhooks(database)

@@ -104,9 +104,13 @@ class Messages:
 
     def __init__(self, database: Database, bodies: Bodies, *,
                  max_size: int = DEFAULT_MAX_SIZE, cache: RecordCache | None = None,
-                 archive: Archive | None = None) -> None:
+                 archive: Archive | None = None,
+                 journal_reader: journal.Journal | None = None) -> None:
         self._database = database
         self._bodies = bodies
+        #: The journal's reader, whose entries of this process's commits bring a
+        #: STORE's snapshot forward (``_brought_forward``).
+        self._journal = journal_reader
         #: Where EXPUNGE keeps what it removes (mail/archive.py; off when None or 0 days).
         self.archive = archive
         self.max_size = max_size
@@ -551,9 +555,39 @@ class Messages:
         if not wanted:
             return StoreFlagsResult([], [])
         async with self._writing(mailbox_id):
+            if snapshot is not None:
+                snapshot = self._brought_forward(mailbox_id, snapshot)
             return await self._database.run(
                 store_flags_sync, self._database, mailbox_id, wanted, mode, values,
                 unchangedsince, snapshot)
+
+    def _brought_forward(self, mailbox_id: str, snapshot: FlagsSnapshot) -> FlagsSnapshot:
+        """``snapshot`` moved up to the mailbox document this process last wrote,
+        where the journal's reader holds every entry in between (this process's own
+        commits, ``Journal.learn``): a STORE that waited for another session's write
+        of the user then plans from it, instead of reading the messages first. An
+        entry of another kind than a message's, or any gap, leaves it as it was."""
+        if self._journal is None:
+            return snapshot
+        known = counters.known(self._database).get(parse_id(mailbox_id))
+        if known is None or int(known["modseq"]) <= snapshot.modseq:
+            return snapshot
+        top = int(known["modseq"])
+        entries = self._journal.held(mailbox_id, snapshot.modseq, top)
+        if entries is None:
+            return snapshot
+        messages = dict(snapshot.messages)
+        for entry in entries:
+            if entry.kind == "flags" and entry.uid is not None and entry.flags is not None:
+                if entry.uid in messages:
+                    messages[entry.uid] = (entry.flags, entry.modseq)
+            elif entry.kind == "expunge" and entry.uid is not None:
+                messages.pop(entry.uid, None)
+            elif entry.kind != "exists":  # (a message the STORE does not name)
+                return snapshot
+        # (Not ``complete``: the document may have moved since, elsewhere; the
+        # STORE's reservation on it tells.)
+        return FlagsSnapshot(top, messages)
 
     def recent_taken(self, mailbox_id: str, up_to_uid: int) -> bool:
         """Whether a claim made or in progress here covers ``up_to_uid``: one

@@ -144,6 +144,19 @@ class Journal:
         """Journal reads made by this process, and answers shared from them."""
         return {"reads": self.reads, "shared": self.shared}
 
+    def held(self, mailbox_id: str, modseq: int, reaching: int) -> list[JournalEntry] | None:
+        """The mailbox's entries after ``modseq`` up to ``reaching``, if its latest
+        read (``learn``'s included) holds every one of them; else None. Never reads
+        the database."""
+        read = self._reads.get(mailbox_id)
+        if read is None or not read.done.is_set() or read.entries is None \
+                or read.since > modseq:
+            return None
+        entries = read.entries
+        if (entries[-1].modseq if entries else read.since) < reaching:
+            return None
+        return [e for e in entries if modseq < e.modseq <= reaching]
+
     def learn(self, docs: list[dict[str, Any]]) -> None:
         """Journal entries this process has just committed, where it is the
         deployment's only writer (the notifier's local feed, push/notify.py): each
