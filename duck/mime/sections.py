@@ -132,8 +132,7 @@ class HeaderFields:
     #: Per lowercased name, the positions of its fields in ``fields`` (made at the
     #: first filter): a few names wanted out of a block of tens of fields (the
     #: Received lines) are found without a look at every field.
-    positions: dict[bytes, list[int]] | None = attrs.field(
-        default=None, eq=False, repr=False)
+    positions: dict[bytes, list[int]] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 #: Most (names, negated) choices a HeaderFields remembers the answer of.
@@ -199,12 +198,9 @@ def join_header_fields(split: HeaderFields, names: Iterable[str], negate: bool) 
             chunks = [chunk for name, chunk in fields if name not in wanted]
         else:
             positions = split.positions
-            if positions is None:
-                positions = {}
+            if not positions:
                 for i, (name, _) in enumerate(fields):
                     positions.setdefault(name, []).append(i)
-                # (A frozen class: the index is a cache of what ``fields`` says.)
-                object.__setattr__(split, "positions", positions)
             found = [i for name in wanted for i in positions.get(name, ())]
             found.sort()  # (the block's own order)
             chunks = [fields[i][1] for i in found]

@@ -126,6 +126,14 @@ class _Read:
     done: trio.Event = attrs.Factory(trio.Event)
     entries: list[JournalEntry] | None = None
 
+    @property
+    def top(self) -> int | None:
+        """The modseq it holds every entry up to (None: not done, or failed)."""
+        entries = self.entries
+        if entries is None:
+            return None
+        return entries[-1].modseq if entries else self.since
+
 
 class Journal:
     """Read side of the journal."""
@@ -149,13 +157,12 @@ class Journal:
         read (``learn``'s included) holds every one of them; else None. Never reads
         the database."""
         read = self._reads.get(mailbox_id)
-        if read is None or not read.done.is_set() or read.entries is None \
-                or read.since > modseq:
+        if read is None or read.entries is None or read.since > modseq:
             return None
-        entries = read.entries
-        if (entries[-1].modseq if entries else read.since) < reaching:
+        top = read.top
+        if top is None or top < reaching:
             return None
-        return [e for e in entries if modseq < e.modseq <= reaching]
+        return [e for e in read.entries if modseq < e.modseq <= reaching]
 
     def learn(self, docs: list[dict[str, Any]]) -> None:
         """Journal entries this process has just committed, where it is the
@@ -179,24 +186,21 @@ class Journal:
             read = self._reads.get(key)
             if read is not None and not read.done.is_set():
                 continue  # (a read in flight: leave it to its readers)
-            entries = read.entries if read is not None else None
-            top = -1  # (no read to follow)
-            if read is not None and entries is not None:
-                top = entries[-1].modseq if entries else read.since
-                if modseq <= top:
-                    continue
+            top = read.top if read is not None else None
+            if top is not None and modseq <= top:
+                continue
             entry = _entry(doc)
-            if read is not None and entries is not None and modseq == top + 1:
+            if read is not None and read.entries is not None and top is not None \
+                    and modseq == top + 1:
                 # (A new list: the previous one may be in a reader's hands.)
-                kept = [*entries[-(TAIL_ENTRIES - 1):], entry]
-                since = read.since if len(kept) == len(entries) + 1 else kept[0].modseq - 1
+                kept = [*read.entries[-(TAIL_ENTRIES - 1):], entry]
+                since = (read.since if len(kept) == len(read.entries) + 1
+                         else kept[0].modseq - 1)
             else:
                 kept, since = [entry], modseq - 1
-            if key not in self._reads and len(self._reads) >= SHARED_READS:
-                self._reads.pop(next(iter(self._reads)))
             tail = _Read(since, entries=kept)
             tail.done.set()
-            self._reads[key] = tail
+            self._keep(key, tail)
 
     async def changes_since(
         self, mailbox_id: str, modseq: int, *, limit: int = MAX_ENTRIES,
@@ -216,17 +220,15 @@ class Journal:
                 # must find the read it may start below, not this old one.)
                 if not shared.done.is_set():
                     await shared.done.wait()
-                entries = shared.entries
-                top = entries[-1].modseq if entries else shared.since
-                if entries is not None and top >= reaching:
-                    mine = [e for e in entries if e.modseq > modseq]
+                top = shared.top
+                if top is not None and top >= reaching:
+                    assert shared.entries is not None
+                    mine = [e for e in shared.entries if e.modseq > modseq]
                     if len(mine) <= limit:
                         self.shared += 1
                         return mine
         read = _Read(modseq)
-        if mailbox_id not in self._reads and len(self._reads) >= SHARED_READS:
-            self._reads.pop(next(iter(self._reads)))
-        self._reads[mailbox_id] = read
+        self._keep(mailbox_id, read)
         try:
             read.entries = await self._read(mailbox_id, modseq, limit)
             self.reads += 1
@@ -248,13 +250,20 @@ class Journal:
         if shared is not None:
             if not shared.done.is_set():
                 await shared.done.wait()
-            if shared.entries is not None:
-                top = shared.entries[-1].modseq if shared.entries else shared.since
+            top = shared.top
+            if top is not None:
                 if top >= modseq:
                     return
                 if since - top <= PREFETCH_BACK:
                     since = top
         await self.changes_since(mailbox_id, since)
+
+    def _keep(self, mailbox_id: str, read: _Read) -> None:
+        """``read`` as the mailbox's latest (the oldest mailbox's goes past
+        SHARED_READS)."""
+        if mailbox_id not in self._reads and len(self._reads) >= SHARED_READS:
+            self._reads.pop(next(iter(self._reads)))
+        self._reads[mailbox_id] = read
 
     async def _read(self, mailbox_id: str, modseq: int, limit: int) -> list[JournalEntry]:
         oid = parse_id(mailbox_id)
