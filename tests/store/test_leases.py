@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import trio
 from store_samples import multipart_message
@@ -27,17 +29,28 @@ async def test_lease_is_exclusive_until_released(store: Store) -> None:
 
 
 async def test_lease_expires_and_renewal_keeps_it(store: Store) -> None:
-    held = await store.leases.acquire("pop3:y", 0.4)
+    # The sleeps are measured from the expiry times the store handed out, with
+    # wide margins, so a slow database call (the Python engine on a loaded CI
+    # machine) cannot move a step to the other side of an expiry.
+    held = await store.leases.acquire("pop3:y", 1.0)
     assert isinstance(held, Lease)
-    await trio.sleep(0.25)
-    renewed = await store.leases.renew(held, 0.4)
+    renewed = await store.leases.renew(held, 4.0)
     assert renewed is not None and renewed.expires > held.expires
-    await trio.sleep(0.25)  # past the first expiry, within the renewed one
-    assert isinstance(await store.leases.acquire("pop3:y", 0.4), Refusal)
-    await trio.sleep(0.3)
+    await _sleep_until(held.expires, 0.3)  # past the first expiry
+    assert _now() < renewed.expires - timedelta(seconds=1)  # well within the renewed one
+    assert isinstance(await store.leases.acquire("pop3:y", 1.0), Refusal)
+    await _sleep_until(renewed.expires, 0.3)
     taken = await store.leases.acquire("pop3:y", 5)
     assert isinstance(taken, Lease)
     assert await store.leases.renew(held, 5) is None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _sleep_until(moment: datetime, margin: float) -> None:
+    await trio.sleep(max(0.0, (moment - _now()).total_seconds()) + margin)
 
 
 async def test_concurrent_takers_get_one_lease(store: Store) -> None:
@@ -53,13 +66,14 @@ async def test_concurrent_takers_get_one_lease(store: Store) -> None:
 
 
 async def test_min_delay_between_takes(store: Store) -> None:
-    held = await store.leases.acquire("pop3:d", 30, min_delay=0.5)
+    # A delay wide enough that a slow release (a loaded CI machine) stays inside it.
+    held = await store.leases.acquire("pop3:d", 30, min_delay=2.0)
     assert isinstance(held, Lease)
     await store.leases.release(held)
-    again = await store.leases.acquire("pop3:d", 30, min_delay=0.5)
+    again = await store.leases.acquire("pop3:d", 30, min_delay=2.0)
     assert isinstance(again, Refusal) and again.too_soon
-    await trio.sleep(0.6)
-    assert isinstance(await store.leases.acquire("pop3:d", 30, min_delay=0.5), Lease)
+    await trio.sleep(2.2)
+    assert isinstance(await store.leases.acquire("pop3:d", 30, min_delay=2.0), Lease)
 
 
 async def test_bad_lease_arguments(store: Store) -> None:
