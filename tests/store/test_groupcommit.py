@@ -14,6 +14,7 @@ from store_samples import simple_message
 
 from duck.store import Store, User
 from duck.store.engine import groupcommit, metrics, schema
+from duck.store.mail import counters
 from duck.store.engine.ids import parse_id
 from duck.store.errors import OverQuota
 from duck.store.models import AppendResult, FlagsSnapshot
@@ -104,7 +105,7 @@ async def test_concurrent_appends_of_several_users_commit_as_one_group(store: St
     # (A first write of each mailbox reads its counters: it goes alone.)
     first = [await store.messages.append(u.id, "INBOX", simple_message("first"))
              for u in people]
-    groups, members = committer.groups, committer.members
+    groups, members, early = committer.groups, committer.members, committer.early
     results: dict[int, AppendResult] = {}
 
     async def append(i: int) -> None:
@@ -116,6 +117,8 @@ async def test_concurrent_appends_of_several_users_commit_as_one_group(store: St
             for i in range(len(people)):
                 nursery.start_soon(append, i)
     assert (committer.groups, committer.members) == (groups + 1, members + len(people))
+    # Every reservation and quota charge held: the leader committed at once.
+    assert committer.early == early + 1
     # One bulkWrite and one commit for the four of them.
     assert counted.round_trips == 2
     for i, done in results.items():
@@ -141,7 +144,7 @@ async def test_a_member_whose_reservation_missed_takes_the_group_back_and_all_la
         await other.messages.append(a.id, "INBOX", simple_message("a2, elsewhere"))
     finally:
         await other.aclose()
-    failures, groups = committer.failures, committer.groups
+    failures, groups, early = committer.failures, committer.groups, committer.early
     results: dict[str, AppendResult] = {}
 
     async def append(name: str, user: User) -> None:
@@ -152,6 +155,7 @@ async def test_a_member_whose_reservation_missed_takes_the_group_back_and_all_la
         nursery.start_soon(append, "a", a)
         nursery.start_soon(append, "b", b)
     assert committer.failures == failures + 1
+    assert committer.early == early  # (a missed reservation is the members' to see)
     assert committer.groups == groups  # (both went alone the second time)
     assert (results["a"].uid, results["a"].modseq) == (3, 4)
     assert (results["b"].uid, results["b"].modseq) == (2, 3)
@@ -191,6 +195,50 @@ async def test_a_member_refused_over_quota_fails_alone_and_the_others_commit(
     assert await trio.to_thread.run_sync(counters_of, store, box_poor) == (2, 2, 1)
     assert (await store.users.get(poor.id)).storage_used == len(message)
     assert (await store.users.get(rich.id)).storage_used == 2 * len(message)
+
+
+async def test_a_body_failing_after_its_group_committed_early_never_writes_again(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group whose writes all held is committed by its leader before the members'
+    bodies look at the results. Should a body fail after that (a bug: the check it
+    makes is the one the leader made), its writes stand and the failure is raised as
+    the bug it is, not as a miss that would have the write made again the usual way
+    (a message stored twice)."""
+    committer = grouping(store)
+    a, b = await users(store, 2)
+    box_a = (await store.messages.append(a.id, "INBOX", simple_message("a1"))).mailbox_id
+    box_b = (await store.messages.append(b.id, "INBOX", simple_message("b1"))).mailbox_id
+    real_check = counters.check
+    calls: list[int] = []
+
+    def failing_once(result: Any, reservation: Any) -> None:
+        calls.append(reservation.index)
+        real_check(result, reservation)
+        if len(calls) == 1:
+            raise counters.Missed("a check that disagrees with the leader's")
+
+    monkeypatch.setattr(counters, "check", failing_once)
+    early = committer.early
+    outcome: dict[str, Any] = {}
+
+    async def append(name: str, user: User) -> None:
+        try:
+            outcome[name] = await store.messages.append(user.id, "INBOX",
+                                                        simple_message(f"{name} 2"))
+        except groupcommit.CommittedAlready as exc:
+            outcome[name] = exc
+
+    async with trio.open_nursery() as nursery, gathered(committer, 2):
+        nursery.start_soon(append, "a", a)
+        nursery.start_soon(append, "b", b)
+    assert committer.early == early + 1
+    failed = [name for name, got in outcome.items()
+              if isinstance(got, groupcommit.CommittedAlready)]
+    assert len(failed) == 1 and len(calls) == 2
+    # Both writes landed once, the failed one's too; nothing was written again.
+    for box in (box_a, box_b):
+        assert await trio.to_thread.run_sync(stored_uids, store, box) == [1, 2]
+        assert await trio.to_thread.run_sync(counters_of, store, box) == (3, 3, 2)
 
 
 async def test_a_write_failing_inside_a_member_lands_none_of_its_writes(

@@ -82,6 +82,15 @@ def call(database: Database, command: dict[str, Any], *, db: str | None = None,
     return greenback.await_(wire.command(db or database.name, command, codec_options=codec))
 
 
+async def call_async(database: Database, command: dict[str, Any], *,
+                     db: str | None = None) -> dict[str, Any]:
+    """``call`` for a trio task (groupcommit.py's leader, between its awaits)."""
+    wire = database.wire
+    assert wire is not None
+    ROUND_TRIPS.count(next(iter(command)))
+    return await wire.command(db or database.name, command)
+
+
 # -- sessions and transactions ----------------------------------------------------------
 
 
@@ -163,6 +172,12 @@ def in_transaction(database: Database, fn: Any) -> Any:
 
 def commit(database: Database, session: Session, deadline: float) -> None:
     """Commit ``session``'s transaction (retried as pymongo retries a commit)."""
+    if session.started:
+        greenback.await_(commit_async(database, session, deadline))
+
+
+async def commit_async(database: Database, session: Session, deadline: float) -> None:
+    """``commit`` for a trio task."""
     if not session.started:
         return
     command: dict[str, Any] = {
@@ -173,7 +188,7 @@ def commit(database: Database, session: Session, deadline: float) -> None:
     lost = False
     while True:
         try:
-            reply = call(database, dict(command), db="admin")
+            reply = await call_async(database, dict(command), db="admin")
             raise_concern_error(reply)
             return
         except pymongo.errors.AutoReconnect:
@@ -195,12 +210,18 @@ def commit(database: Database, session: Session, deadline: float) -> None:
 
 def abort(database: Database, session: Session) -> None:
     """Take ``session``'s transaction back (an error is left to the server's timeout)."""
+    if session.started:
+        greenback.await_(abort_async(database, session))
+
+
+async def abort_async(database: Database, session: Session) -> None:
+    """``abort`` for a trio task."""
     if not session.started:
         return
     try:
-        call(database, {"abortTransaction": 1, "lsid": session.lsid,
-                        "txnNumber": Int64(session.txn_number), "autocommit": False},
-             db="admin")
+        await call_async(database, {"abortTransaction": 1, "lsid": session.lsid,
+                                    "txnNumber": Int64(session.txn_number),
+                                    "autocommit": False}, db="admin")
     except pymongo.errors.PyMongoError:
         pass  # (The server aborts an abandoned transaction by itself.)
 
