@@ -3,9 +3,10 @@
 # same machine speed: with both servers up, each round runs the imaptest kit's
 # stress command against Dovecot, then against duck (3 persistent rounds, 2
 # login-cycle rounds), then lmtp-bench against each (2 rounds). Prints commands/s,
-# imaptest's error lines, duck's and its database's CPU per persistent command, and
-# duck's average latency per command type in each persistent round
-# (bench/command_latency.py).
+# imaptest's error lines, duck's and its database's CPU per persistent command, the
+# cores the machine left idle in each persistent round (and duck's main thread's
+# share, when it runs alone), and duck's average latency per command type in each
+# persistent round (bench/command_latency.py).
 #
 #   bench/side_by_side.sh KIT_DIR [duck serve options, e.g. --workers 2]
 #
@@ -27,6 +28,10 @@ run_it() { # name port mode
   echo "$1 $3: ${sum:-0} commands => $(( ${sum:-0} / SECS ))/s, imaptest error lines $(grep -c 'Error:' "$OUT/$1-$3.out")"
 }
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# Idle and iowait of the whole machine, in clock ticks (for the idle cores a round
+# leaves: Dovecot's keep both cores busy; duck's have left ~0.5 of 2 idle).
+idle() { awk '/^cpu /{print $5+$6}' /proc/stat; }
+cores() { awk -v t="$1" -v s="$SECS" 'BEGIN { printf "%.2f", t / 100 / s }'; }
 bash "$KIT/dovecot/stop-dovecot.sh" >/dev/null 2>&1
 bash "$KIT/dovecot/start-dovecot.sh" --clean >/dev/null 2>&1 || { echo "Dovecot did not start" >&2; exit 2; }
 sleep 2
@@ -40,13 +45,22 @@ imaptest_users
 DBPID=$(pgrep -f "secantusd.*$D" | head -1)
 duckcpu() { local s; s=$(cpu $SPID); for p in $(pgrep -P $SPID); do [ "$p" = "$DBPID" ] || s=$((s + $(cpu "$p"))); done; echo "$s"; }
 LATENCY="python3 $(dirname "$0")/command_latency.py"
+# duck's main thread (the process itself when it runs alone; with --workers, the
+# parent's, which serves nothing, so it is not printed).
+mainthread() { awk '{print $14+$15}' "/proc/$SPID/task/$SPID/stat"; }
+ALONE=1
+for option in "$@"; do case $option in --workers*) ALONE=0 ;; esac; done
 for r in 1 2 3; do
-  run_it "dovecot$r" 10143 persistent
+  i0=$(idle); line=$(run_it "dovecot$r" 10143 persistent); i1=$(idle)
+  echo "$line; idle cores $(cores $((i1 - i0)))"
   $LATENCY save http://127.0.0.1:18080 "$OUT/latency.json"
-  d0=$(duckcpu); b0=$(cpu "$DBPID"); line=$(run_it "duck$r" 11143 persistent); d1=$(duckcpu); b1=$(cpu "$DBPID")
+  d0=$(duckcpu); b0=$(cpu "$DBPID"); m0=$(mainthread); i0=$(idle)
+  line=$(run_it "duck$r" 11143 persistent)
+  d1=$(duckcpu); b1=$(cpu "$DBPID"); m1=$(mainthread); i1=$(idle)
   n=$(count "$OUT/duck$r-persistent.out")
+  main=""; [ $ALONE = 1 ] && main=", main thread $(cores $((m1 - m0))) cores"
   echo "$line; CPU per command: $(awk -v d=$((d1 - d0)) -v b=$((b1 - b0)) -v n="${n:-1}" \
-    'BEGIN { printf "duck %.2f ms, database %.2f ms", d * 10 / n, b * 10 / n }')"
+    'BEGIN { printf "duck %.2f ms, database %.2f ms", d * 10 / n, b * 10 / n }')$main, idle cores $(cores $((i1 - i0)))"
   $LATENCY diff http://127.0.0.1:18080 "$OUT/latency.json"
 done
 for r in 1 2; do

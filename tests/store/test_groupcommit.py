@@ -14,9 +14,9 @@ from store_samples import simple_message
 
 from duck.store import Store, User
 from duck.store.engine import groupcommit, metrics, schema
-from duck.store.mail import counters
 from duck.store.engine.ids import parse_id
 from duck.store.errors import OverQuota
+from duck.store.mail import counters
 from duck.store.models import AppendResult, FlagsSnapshot
 
 pytestmark = pytest.mark.store
