@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import pymongo.errors
 import pytest
 import trio
 from store_samples import simple_message
 
 from duck.store import Store, User
-from duck.store.engine import groupcommit, metrics, schema
+from duck.store.engine import groupcommit, inline, metrics, schema
 from duck.store.engine.ids import parse_id
 from duck.store.errors import OverQuota
 from duck.store.mail import counters
@@ -239,6 +240,43 @@ async def test_a_body_failing_after_its_group_committed_early_never_writes_again
     for box in (box_a, box_b):
         assert await trio.to_thread.run_sync(stored_uids, store, box) == [1, 2]
         assert await trio.to_thread.run_sync(counters_of, store, box) == (3, 3, 2)
+
+
+async def test_an_early_commit_that_fails_has_every_member_try_again_alone(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leader's early commit fails as a commit can (a transient error): nothing
+    of the group was kept, and each member's write is made again on its own, once."""
+    committer = grouping(store)
+    people = await users(store, 3)
+    boxes = [(await store.messages.append(u.id, "INBOX", simple_message("1"))).mailbox_id
+             for u in people]
+    real_commit = inline.commit_async
+    failed: list[int] = []
+
+    async def failing_once(database: Any, session: Any, deadline: float) -> None:
+        if not failed:
+            failed.append(1)
+            await inline.abort_async(database, session)
+            error = pymongo.errors.OperationFailure("a commit that did not happen", 112)
+            error._add_error_label("TransientTransactionError")
+            raise error
+        await real_commit(database, session, deadline)
+
+    monkeypatch.setattr(inline, "commit_async", failing_once)
+    failures, early = committer.failures, committer.early
+
+    async def append(user: User) -> None:
+        await store.messages.append(user.id, "INBOX", simple_message("2"))
+
+    async with trio.open_nursery() as nursery, gathered(committer, len(people)):
+        for user in people:
+            nursery.start_soon(append, user)
+    assert failed and committer.failures == failures + 1
+    assert committer.early == early
+    for box in boxes:
+        assert await trio.to_thread.run_sync(stored_uids, store, box) == [1, 2]
+        assert await trio.to_thread.run_sync(counters_of, store, box) == (3, 3, 2)
+        assert [m for m, _ in await trio.to_thread.run_sync(journal_of, store, box)] == [2, 3]
 
 
 async def test_a_write_failing_inside_a_member_lands_none_of_its_writes(

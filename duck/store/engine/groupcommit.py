@@ -244,8 +244,13 @@ class Committer:
             # Nothing is left for the members' bodies to decide: commit now, not
             # after each of them has had its turn of the event loop (under load a
             # few milliseconds, while the transaction holds its documents).
-            self.early += 1
-            await self._settle(group)
+            try:
+                await self._settle(group)
+            finally:
+                group.sent.set()  # (whatever the commit did: the members see it)
+            if group.outcome is None:
+                self.early += 1
+            return
         group.sent.set()
 
     def finish(self, group: Group) -> None:
