@@ -51,6 +51,9 @@ def register(observer: Observer, server: Server) -> None:
         yield counter_family("duck_store_group_commit_failures",
                              "Groups taken back (their members tried again alone)", [],
                              [([], stats["failures"])])
+        yield counter_family("duck_store_group_commits_early",
+                             "Groups committed as their writes came back (nothing left"
+                             " for their members to decide)", [], [([], stats["early"])])
 
     def notifier() -> Iterator[Metric]:
         if server.notifier is None:

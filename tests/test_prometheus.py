@@ -109,6 +109,8 @@ async def test_each_family_moves_with_its_event(duck_server: Any,
     assert value(after, "duck_store_group_commit_members_total") >= value(
         after, "duck_store_group_commits_total")
     assert ("duck_store_group_commit_failures_total", frozenset()) in after
+    assert value(after, "duck_store_group_commits_early_total") <= value(
+        after, "duck_store_group_commits_total")
     assert 0 <= value(after, "duck_notifier_lag_seconds") < 30
     moved("duck_outbound_queue_depth")
     # The first scrape itself was an answered API request.

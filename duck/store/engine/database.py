@@ -172,7 +172,8 @@ class Database:
 
     def group_commits(self) -> dict[str, int]:
         """This run's group commit figures (groupcommit.py): groups committed, the
-        transactions they carried, groups taken back."""
+        transactions they carried, groups taken back, and the groups committed as
+        their writes came back."""
         return groupcommit.committer(self).statistics()
 
     def acl_changed(self) -> None:

@@ -163,7 +163,8 @@ class Committer:
         self.early = 0
 
     def statistics(self) -> dict[str, int]:
-        """Groups committed, the members they carried, and groups taken back."""
+        """Groups committed, the members they carried, groups taken back, and the
+        groups committed as their writes came back (``early``)."""
         return {"groups": self.groups, "members": self.members, "failures": self.failures,
                 "early": self.early}
 
