@@ -152,6 +152,12 @@ def counter_family(name: str, text: str, labels: list[str],
     return family
 
 
+def counter_total(name: str, text: str, value: float) -> CounterMetricFamily:
+    """A one-sample counter without labels, read at scrape time (``name`` without
+    ``_total``)."""
+    return CounterMetricFamily(name, text, value=value)
+
+
 def gauge_family(name: str, text: str, value: float) -> GaugeMetricFamily:
     """A one-sample gauge read at scrape time."""
     return GaugeMetricFamily(name, text, value=value)

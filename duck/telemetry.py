@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Gauge
 from prometheus_client.core import Metric
 
-from .observe import Observer, counter_family, gauge_family
+from .observe import Observer, counter_family, counter_total, gauge_family
 from .store import StoreError, metrics
 
 if TYPE_CHECKING:
@@ -42,18 +42,18 @@ def register(observer: Observer, server: Server) -> None:
         if server.store is None:
             return
         stats = server.store.database.group_commits()
-        yield counter_family("duck_store_group_commits",
-                             "Transactions committed for several store calls at once", [],
-                             [([], stats["groups"])])
-        yield counter_family("duck_store_group_commit_members",
-                             "Store calls whose writes went in a group's transaction", [],
-                             [([], stats["members"])])
-        yield counter_family("duck_store_group_commit_failures",
-                             "Groups taken back (their members tried again alone)", [],
-                             [([], stats["failures"])])
-        yield counter_family("duck_store_group_commits_early",
-                             "Groups committed as their writes came back (nothing left"
-                             " for their members to decide)", [], [([], stats["early"])])
+        yield counter_total("duck_store_group_commits",
+                            "Transactions committed for several store calls at once",
+                            stats["groups"])
+        yield counter_total("duck_store_group_commit_members",
+                            "Store calls whose writes went in a group's transaction",
+                            stats["members"])
+        yield counter_total("duck_store_group_commit_failures",
+                            "Groups taken back (their members tried again alone)",
+                            stats["failures"])
+        yield counter_total("duck_store_group_commits_early",
+                            "Groups committed as their writes came back (nothing left"
+                            " for their members to decide)", stats["early"])
 
     def notifier() -> Iterator[Metric]:
         if server.notifier is None:
@@ -61,23 +61,21 @@ def register(observer: Observer, server: Server) -> None:
         stats = server.notifier.statistics()
         yield gauge_family("duck_notifier_lag_seconds",
                            "From the last change's write to its wake-up", stats["lag"])
-        yield counter_family("duck_notifier_events", "Changes the notifier saw", [],
-                             [([], stats["events_seen"])])
-        yield counter_family("duck_notifier_caught_up",
-                             "Wake-ups for changes the change stream had not brought", [],
-                             [([], stats["caught_up"])])
+        yield counter_total("duck_notifier_events", "Changes the notifier saw",
+                            stats["events_seen"])
+        yield counter_total("duck_notifier_caught_up",
+                            "Wake-ups for changes the change stream had not brought",
+                            stats["caught_up"])
 
     def journal() -> Iterator[Metric]:
         if server.store is None:
             return
         stats = server.store.journal.statistics()
-        yield counter_family("duck_journal_reads",
-                             "Journal reads sent to the database", [],
-                             [([], stats["reads"])])
-        yield counter_family("duck_journal_reads_shared",
-                             "Journal reads answered from memory (another reader's read, "
-                             "or this process's own commits)", [],
-                             [([], stats["shared"])])
+        yield counter_total("duck_journal_reads", "Journal reads sent to the database",
+                            stats["reads"])
+        yield counter_total("duck_journal_reads_shared",
+                            "Journal reads answered from memory (another reader's read, "
+                            "or this process's own commits)", stats["shared"])
 
     def embedded() -> Iterator[Metric]:
         if server.embedded is None:
@@ -85,9 +83,9 @@ def register(observer: Observer, server: Server) -> None:
         stats = server.embedded.statistics()
         yield gauge_family("duck_embedded_database_up", "1 while the embedded database runs",
                            1 if stats["pid"] is not None else 0)
-        yield counter_family("duck_embedded_database_restarts",
-                             "Restarts of the embedded database after it died", [],
-                             [([], int(stats["restarts"]))])  # type: ignore[call-overload]
+        yield counter_total("duck_embedded_database_restarts",
+                            "Restarts of the embedded database after it died",
+                            int(stats["restarts"]))  # type: ignore[call-overload]
 
     for reader in (round_trips, group_commits, notifier, journal, embedded):
         observer.add_reader(reader)
