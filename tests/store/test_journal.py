@@ -90,6 +90,16 @@ async def test_learned_commits_answer_readers_only_where_no_entry_can_be_missing
     got = await journal.changes_since(inbox.id, m5["modseq"], reaching=m8["modseq"])
     assert [e.modseq for e in got] == [m6["modseq"], m7["modseq"], m8["modseq"]]
     assert journal.statistics()["reads"] == reads + 1
+    # Several entries of one commit (an EXPUNGE's) extend it at once, cut the same.
+    m9, m10, m11 = [await appended() for _ in range(3)]
+    journal.learn([m9, m10, m11])
+    reads = journal.statistics()["reads"]
+    got = await journal.changes_since(inbox.id, m9["modseq"], reaching=m11["modseq"])
+    assert [e.modseq for e in got] == [m10["modseq"], m11["modseq"]]
+    assert journal.statistics()["reads"] == reads
+    got = await journal.changes_since(inbox.id, m8["modseq"], reaching=m11["modseq"])
+    assert [e.modseq for e in got] == [m9["modseq"], m10["modseq"], m11["modseq"]]
+    assert journal.statistics()["reads"] == reads + 1
 
 
 async def _one(journal: Journal, mailbox_id: str, doc: dict[str, Any]) -> JournalEntry:

@@ -178,6 +178,10 @@ class Journal:
         whatever order commits come in (one that comes late, at or below a read's
         last entry, is left out: the readers that need it read the database). Must
         be called on the trio thread."""
+        #: Reads this call made: extended in place (in no reader's hands yet), and
+        #: cut to TAIL_ENTRIES once at the end, so that a commit of many entries
+        #: (an EXPUNGE of thousands) does not copy the tail once per entry.
+        made: dict[str, _Read] = {}
         for doc in docs:
             mailbox, modseq = doc.get("mailbox"), doc.get("modseq")
             if mailbox is None or not isinstance(modseq, int):
@@ -190,17 +194,25 @@ class Journal:
             if top is not None and modseq <= top:
                 continue
             entry = _entry(doc)
-            if read is not None and read.entries is not None and top is not None \
-                    and modseq == top + 1:
+            if top is not None and modseq == top + 1:
+                # (A read with a top holds its entries.)
+                assert read is not None and read.entries is not None
+                if read is made.get(key):
+                    read.entries.append(entry)
+                    continue
                 # (A new list: the previous one may be in a reader's hands.)
-                kept = [*read.entries[-(TAIL_ENTRIES - 1):], entry]
-                since = (read.since if len(kept) == len(read.entries) + 1
-                         else kept[0].modseq - 1)
+                kept, since = [*read.entries, entry], read.since
             else:
                 kept, since = [entry], modseq - 1
             tail = _Read(since, entries=kept)
             tail.done.set()
             self._keep(key, tail)
+            made[key] = tail
+        for read in made.values():
+            assert read.entries is not None
+            if len(read.entries) > TAIL_ENTRIES:
+                del read.entries[:-TAIL_ENTRIES]
+                read.since = read.entries[0].modseq - 1
 
     async def changes_since(
         self, mailbox_id: str, modseq: int, *, limit: int = MAX_ENTRIES,
