@@ -54,6 +54,19 @@ def register(observer: Observer, server: Server) -> None:
         yield counter_total("duck_store_group_commits_early",
                             "Groups committed as their writes came back (nothing left"
                             " for their members to decide)", stats["early"])
+        yield counter_family(
+            "duck_store_group_commit_seconds",
+            "Seconds the groups spent in each phase: gathering members, waiting for a"
+            " place among the groups in flight, the writes' round trip, the commit's",
+            ["phase"], (([phase], value) for phase, value in
+                        server.store.database.group_commit_seconds().items()))
+        locks = server.store.messages.lock_statistics()
+        yield counter_total("duck_store_user_lock_waits",
+                            "Writes that waited for another write of their user",
+                            locks["waits"])
+        yield counter_total("duck_store_user_lock_wait_seconds",
+                            "Seconds writes waited for another write of their user",
+                            locks["seconds"])
 
     def notifier() -> Iterator[Metric]:
         if server.notifier is None:

@@ -111,6 +111,12 @@ async def test_each_family_moves_with_its_event(duck_server: Any,
     assert ("duck_store_group_commit_failures_total", frozenset()) in after
     assert value(after, "duck_store_group_commits_early_total") <= value(
         after, "duck_store_group_commits_total")
+    # Where the groups' time went, one sample per phase; the waits for a user's lock.
+    assert {dict(k[1])["phase"] for k in after
+            if k[0] == "duck_store_group_commit_seconds_total"} == {
+        "gather", "slot", "writes", "commit"}
+    assert ("duck_store_user_lock_waits_total", frozenset()) in after
+    assert ("duck_store_user_lock_wait_seconds_total", frozenset()) in after
     assert 0 <= value(after, "duck_notifier_lag_seconds") < 30
     moved("duck_outbound_queue_depth")
     # The first scrape itself was an answered API request.

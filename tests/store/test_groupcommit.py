@@ -107,6 +107,7 @@ async def test_concurrent_appends_of_several_users_commit_as_one_group(store: St
     first = [await store.messages.append(u.id, "INBOX", simple_message("first"))
              for u in people]
     groups, members, early = committer.groups, committer.members, committer.early
+    phases = committer.phase_seconds()
     results: dict[int, AppendResult] = {}
 
     async def append(i: int) -> None:
@@ -122,6 +123,11 @@ async def test_concurrent_appends_of_several_users_commit_as_one_group(store: St
     assert committer.early == early + 1
     # One bulkWrite and one commit for the four of them.
     assert counted.round_trips == 2
+    # Where the group's time went (GET /metrics): it waited for its place (held by
+    # the test until the four had joined), then for its writes and its commit.
+    spent = {k: v - phases[k] for k, v in committer.phase_seconds().items()}
+    assert set(spent) == set(groupcommit.PHASES)
+    assert spent["slot"] > 0 and spent["writes"] > 0 and spent["commit"] > 0, spent
     for i, done in results.items():
         assert (done.uid, done.modseq) == (first[i].uid + 1, first[i].modseq + 1)
         box = done.mailbox_id
@@ -424,3 +430,24 @@ async def test_under_concurrent_writes_no_acknowledged_change_is_lost_or_doubled
         assert sum(1 for _, kind in journal if kind == "expunge") == len(removed[user.id])
         sizes = await trio.to_thread.run_sync(sizes_of, store, box)
         assert (await store.users.get(user.id)).storage_used == sizes
+
+
+async def test_a_write_that_waits_for_its_users_lock_is_counted(store: Store) -> None:
+    """Two writes of one user: the second waits for the first's transaction (the
+    user's lock, mail/messages.py ``KeyedLocks``), and the wait is counted."""
+    grouping(store)
+    (person,) = await users(store, 1)
+    await store.messages.append(person.id, "INBOX", simple_message("first"))
+    before = store.messages.lock_statistics()
+
+    async def append(i: int) -> None:
+        await store.messages.append(person.id, "INBOX", simple_message(f"next {i}"))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(3):
+            nursery.start_soon(append, i)
+    after = store.messages.lock_statistics()
+    assert after["waits"] - before["waits"] == 2, (before, after)
+    assert after["seconds"] > before["seconds"]
+    inbox = await store.mailboxes.get(person.id, "INBOX")
+    assert inbox.message_count == 4

@@ -176,6 +176,12 @@ class Database:
         their writes came back."""
         return groupcommit.committer(self).statistics()
 
+    def group_commit_seconds(self) -> dict[str, float]:
+        """Seconds this run's groups spent in each phase (groupcommit.py, ``PHASES``):
+        gathering, waiting for a place in flight, their writes' round trip, their
+        commit's."""
+        return groupcommit.committer(self).phase_seconds()
+
     def acl_changed(self) -> None:
         """An ACL changed (here, or heard of): forget what is known of the lists."""
         self.acl_generation += 1

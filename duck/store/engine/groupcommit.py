@@ -65,6 +65,8 @@ DEPTH = int(os.environ.get("DUCK_GROUP_DEPTH", "2"))
 #: embedded engine's cache: "Transaction is too large"); a flush that would pass it
 #: is sent on its own.
 MAX_WRITES = 400
+#: The phases of a group whose seconds are counted (``Committer.seconds``).
+PHASES = ("gather", "slot", "writes", "commit")
 
 
 class CommittedAlready(RuntimeError):
@@ -161,6 +163,16 @@ class Committer:
         self.failures = 0
         #: Groups the leader committed as soon as their writes were back.
         self.early = 0
+        #: Seconds the groups spent, all together, in each phase: the pass that
+        #: lets other writes join (``gather``), waiting for a place among the
+        #: groups in flight (``slot``), the bulkWrite's round trip (``writes``) and
+        #: the commit's (``commit``). What a member waits for, its group's latency,
+        #: is their sum (docs/architecture.md, "Where the time goes").
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    def phase_seconds(self) -> dict[str, float]:
+        """Seconds spent in each phase of the groups (``seconds``)."""
+        return dict(self.seconds)
 
     def statistics(self) -> dict[str, int]:
         """Groups committed, the members they carried, groups taken back, and the
@@ -200,9 +212,14 @@ class Committer:
         return member.rows
 
     async def _send(self, group: Group) -> None:
+        seconds, started = self.seconds, time.perf_counter()
         # (Tasks made ready at the same moment as this one join first.)
         await trio.lowlevel.cancel_shielded_checkpoint()
+        gathered = time.perf_counter()
         await promptly.acquire(self._slots)  # (no second pass when a place is free)
+        placed = time.perf_counter()
+        seconds["gather"] += gathered - started
+        seconds["slot"] += placed - gathered
         if self._gathering is group:
             self._gathering = None
         group.running = len(group.members)
@@ -225,6 +242,8 @@ class Committer:
                 member.error = exc
             group.sent.set()
             return
+        finally:
+            seconds["writes"] += time.perf_counter() - placed
         stopped: int | None = None
         for row in rows:
             i = int(row.get("idx", 0))
@@ -266,6 +285,7 @@ class Committer:
         assert session is not None
         database = self._database
         group.settled = True
+        started = time.perf_counter()
         try:
             if group.failed is None:
                 try:
@@ -283,6 +303,7 @@ class Committer:
             group.outcome = exc
             raise
         finally:
+            self.seconds["commit"] += time.perf_counter() - started
             if group.outcome is None:
                 self.groups += 1
                 self.members += len(group.members)

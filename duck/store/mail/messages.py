@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -156,6 +157,11 @@ class Messages:
         return await fetch.count_between(self._database, mailbox.id,
                                          mailbox.recent_mark + 1, mailbox.uid_next - 1,
                                          built=mailbox.digest)
+
+    def lock_statistics(self) -> dict[str, float]:
+        """The waits of writes for their user's lock in this process (KeyedLocks):
+        how many found it taken, and the seconds they waited in all."""
+        return {"waits": self._locks.waits, "seconds": self._locks.waited}
 
     def _owned(self, mailbox_id: str, user_id: str) -> None:
         if len(self._owners) >= MAX_OWNERS:
@@ -1024,24 +1030,33 @@ class KeyedLocks:
     (measured: 3 aborts per delivery at 8 concurrent deliveries to one INBOX).
     Serialized, each delivery is one transaction and one commit (the embedded
     server syncs every commit, so commits are what a delivery costs).
+
+    The waits are counted (``waits``, ``waited``: the seconds spent in them): a
+    user's write waits for the whole transaction of the one before it, a group's
+    commit under load (engine/groupcommit.py), which is what two busy sessions of
+    one user cost each other (GET /metrics).
     """
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[trio.Lock, int]] = {}
+        #: Holds that found the lock taken, and the seconds they waited for it.
+        self.waits = 0
+        self.waited = 0.0
 
     def hold(self, key: str) -> _Hold:
         """Hold the lock of ``key`` for an ``async with`` block."""
-        return _Hold(self._locks, key)
+        return _Hold(self, key)
 
 
 class _Hold:
     """``KeyedLocks.hold``: a class, not a generator, as it is entered by every write
     of the process."""
 
-    __slots__ = ("_key", "_lock", "_locks")
+    __slots__ = ("_key", "_lock", "_locks", "_owner")
 
-    def __init__(self, locks: dict[str, tuple[trio.Lock, int]], key: str) -> None:
-        self._locks = locks
+    def __init__(self, owner: KeyedLocks, key: str) -> None:
+        self._owner = owner
+        self._locks = owner._locks
         self._key = key
         self._lock: trio.Lock | None = None
 
@@ -1049,6 +1064,7 @@ class _Hold:
         entry = self._locks.get(self._key)
         lock, users = (trio.Lock(), 0) if entry is None else entry
         self._locks[self._key] = (lock, users + 1)
+        started = time.perf_counter() if lock.locked() else None
         try:
             # (A free lock at once: its holder is what the user's other sessions
             # wait for, engine/promptly.py.)
@@ -1056,6 +1072,10 @@ class _Hold:
         except BaseException:
             self._leave()
             raise
+        finally:
+            if started is not None:
+                self._owner.waits += 1
+                self._owner.waited += time.perf_counter() - started
         self._lock = lock
 
     async def __aexit__(self, *exc_info: object) -> None:
