@@ -11,6 +11,10 @@
 # (default 3), so that a drift in time weighs on both alike. Each run prints its
 # commands/s and duck's and the database's CPU per command; the end, each
 # revision's means. Ports: IMAP 11143, LMTP 12424, API 18080 (loopback).
+#
+# "duck busy" is duck's CPU seconds over the round's seconds: it stays near 0.85 of
+# a core round after round (docs/architecture.md, "Facts about the embedded
+# database"), so commands/s moves with duck's CPU per command, machine noise and all.
 set -u
 KIT=${1:?usage: bench/ab_imaptest.sh KIT_DIR REV_A REV_B [PAIRS]}
 REV_A=${2:?REV_A}
@@ -51,8 +55,8 @@ run() { # a|b
       | awk '{s=0; for(i=1;i<=NF;i++) s+=$i; print s}')
   awk -v r="$1" -v n="${n:-0}" -v s="$SECS" -v d=$(( $(cpu "$SPID") - d0 )) \
       -v b=$(( $(cpu "$db") - b0 )) -v e="$(grep -c 'Error:' "$OUT/imaptest-$1.out")" \
-    'BEGIN { printf "%s %d commands/s, duck %.3f ms, database %.3f ms per command, %d error lines\n",
-             r, n / s, d * 10 / (n ? n : 1), b * 10 / (n ? n : 1), e }' | tee -a "$OUT/runs"
+    'BEGIN { printf "%s %d commands/s, duck %.3f ms, database %.3f ms per command, %d error lines, duck busy %.2f cores\n",
+             r, n / s, d * 10 / (n ? n : 1), b * 10 / (n ? n : 1), e, d / 100 / s }' | tee -a "$OUT/runs"
   kill "$SPID"; wait "$SPID" 2>/dev/null; SPID=
 }
 
