@@ -13,8 +13,8 @@
 # revision's means. Ports: IMAP 11143, LMTP 12424, API 18080 (loopback).
 #
 # "duck busy" is duck's CPU seconds over the round's seconds: it stays near 0.85 of
-# a core round after round (docs/architecture.md, "Facts about the embedded
-# database"), so commands/s moves with duck's CPU per command, machine noise and all.
+# a core round after round (docs/architecture.md, "Facts about the embedded database
+# (measured)"), so commands/s moves with duck's CPU per command, noise and all.
 set -u
 KIT=${1:?usage: bench/ab_imaptest.sh KIT_DIR REV_A REV_B [PAIRS]}
 REV_A=${2:?REV_A}

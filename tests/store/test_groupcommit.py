@@ -17,7 +17,7 @@ from duck.store import Store, User
 from duck.store.engine import groupcommit, inline, metrics, schema
 from duck.store.engine.ids import parse_id
 from duck.store.errors import OverQuota
-from duck.store.mail import counters
+from duck.store.mail import counters, parsers
 from duck.store.models import AppendResult, FlagsSnapshot
 
 pytestmark = pytest.mark.store
@@ -432,9 +432,14 @@ async def test_under_concurrent_writes_no_acknowledged_change_is_lost_or_doubled
         assert (await store.users.get(user.id)).storage_used == sizes
 
 
-async def test_a_write_that_waits_for_its_users_lock_is_counted(store: Store) -> None:
-    """Two writes of one user: the second waits for the first's transaction (the
-    user's lock, mail/messages.py ``KeyedLocks``), and the wait is counted."""
+async def test_a_write_that_waits_for_its_users_lock_is_counted(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three writes of one user at once: the second and the third wait for the
+    transaction before theirs (the user's lock, mail/messages.py ``KeyedLocks``),
+    and the waits are counted."""
+    # (Indexed in place: all three come to the lock at once, not one by one from
+    # the parse worker, mail/parsers.py.)
+    monkeypatch.setattr(parsers, "WORKERS", 0)
     grouping(store)
     (person,) = await users(store, 1)
     await store.messages.append(person.id, "INBOX", simple_message("first"))

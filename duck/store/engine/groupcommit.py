@@ -167,7 +167,7 @@ class Committer:
         #: lets other writes join (``gather``), waiting for a place among the
         #: groups in flight (``slot``), the bulkWrite's round trip (``writes``) and
         #: the commit's (``commit``). What a member waits for, its group's latency,
-        #: is their sum (docs/architecture.md, "Where the time goes").
+        #: is their sum (docs/architecture.md, "Facts about the embedded database (measured)").
         self.seconds = dict.fromkeys(PHASES, 0.0)
 
     def phase_seconds(self) -> dict[str, float]:

@@ -24,6 +24,7 @@ from ..engine.bodies import Bodies, Upload
 from ..engine.database import Database
 from ..errors import InvalidInput, TooBig
 from ..models import Ingested, Segment
+from . import parsers
 
 #: Most skeleton bytes kept inside the message document.
 INLINE_MAX = 2 * 1024 * 1024
@@ -56,7 +57,8 @@ class Ingest:
         self._database = database
         self._bodies = bodies
         self.max_size = max_size
-        self._indexer = MessageIndexer(limits or IndexerLimits())
+        self._limits = limits or IndexerLimits()
+        self._indexer = MessageIndexer(self._limits)
         self._hash = hashlib.sha256()
         self._size = 0
         self._segments: list[Segment] = []
@@ -161,10 +163,13 @@ class Ingest:
         claimed, not uploaded, found a duplicate and deleted."""
         self._fed = True
         self._hash.update(data)
-        events = self._indexer.feed(data)
-        closing, message = self._indexer.close()
-        self._handle(events + closing, whole=True)
-        return self._finished(message)
+        indexed = parsers.index_whole(data, self._limits)
+        if indexed is None:
+            events = self._indexer.feed(data)
+            closing, message = self._indexer.close()
+            indexed = events + closing, message
+        self._handle(indexed[0], whole=True)
+        return self._finished(indexed[1])
 
     def _feed_sync(self, chunk: bytes) -> None:
         self._fed = True

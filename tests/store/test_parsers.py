@@ -1,0 +1,80 @@
+"""APPENDed messages are indexed by a worker process (mail/parsers.py) and stored
+exactly as when indexed in place; a worker that fails costs nothing but the time:
+the caller indexes the message itself, and the next one gets a new worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from store_samples import multipart_message, simple_message
+
+from duck.store import Store, User
+from duck.store.mail import parsers
+
+pytestmark = pytest.mark.store
+
+FIELDS = ["content", "size", "envelope", "structure", "headers"]
+
+
+@pytest.fixture(autouse=True)
+def one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsers, "WORKERS", 1)
+
+
+async def stored(store: Store, user: User, data: bytes) -> tuple[Any, bytes]:
+    """The record and the bytes of ``data`` APPENDed to INBOX."""
+    done = await store.messages.append(user.id, "INBOX", data)
+    (record,) = await store.messages.fetch(done.mailbox_id, [done.uid], FIELDS)
+    return record, await store.messages.read(record)
+
+
+def comparable(record: Any) -> tuple[Any, ...]:
+    return record.size, record.envelope, record.structure, record.headers
+
+
+async def test_a_worker_indexes_what_is_stored_as_in_place(
+        store: Store, user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = parsers.parsers()
+    for data in (simple_message(), multipart_message(b"\x00\x01binary" * 5000)):
+        before = pool.statistics()
+        by_worker, read = await stored(store, user, data)
+        assert read == data
+        assert pool.statistics()["indexed"] == before["indexed"] + 1
+        monkeypatch.setattr(parsers, "WORKERS", 0)
+        in_place, read = await stored(store, user, data)
+        monkeypatch.setattr(parsers, "WORKERS", 1)
+        assert read == data and pool.statistics() == {**before, "indexed": before["indexed"] + 1}
+        assert comparable(by_worker) == comparable(in_place)
+
+
+async def test_a_dead_worker_costs_a_message_indexed_in_place(store: Store,
+                                                             user: User) -> None:
+    pool = parsers.parsers()
+    await stored(store, user, simple_message(subject="first"))
+    (worker,) = pool._idle
+    worker.process.kill()
+    worker.process.wait()
+    data = simple_message(subject="second")
+    record, read = await stored(store, user, data)
+    assert read == data and record.envelope.subject == b"second"
+    assert pool.statistics() == {"indexed": 1, "failures": 1}
+    # The next message gets a new worker.
+    await stored(store, user, simple_message(subject="third"))
+    assert pool.statistics() == {"indexed": 2, "failures": 1}
+    (again,) = pool._idle
+    assert again is not worker and again.process.poll() is None
+    pool.close()
+    assert again.process.poll() is not None and pool._idle == []
+
+
+async def test_no_worker_when_turned_off_or_for_a_large_message(
+        store: Store, user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = parsers.parsers()
+    monkeypatch.setattr(parsers, "MAX_SIZE", 1000)
+    data = multipart_message(b"x" * 2000)
+    _, read = await stored(store, user, data)
+    monkeypatch.setattr(parsers, "WORKERS", 0)
+    _, read_small = await stored(store, user, simple_message())
+    assert read == data and read_small == simple_message()
+    assert pool.statistics() == {"indexed": 0, "failures": 0} and pool._idle == []
