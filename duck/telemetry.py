@@ -22,6 +22,28 @@ if TYPE_CHECKING:
     from .server import Server
 
 
+#: The store's one-sample counters on /metrics: (name, figure, help).
+STORE_COUNTERS = (
+    ("duck_store_group_commits", "groups",
+     "Transactions committed for several store calls at once"),
+    ("duck_store_group_commit_members", "members",
+     "Store calls whose writes went in a group's transaction"),
+    ("duck_store_group_commit_failures", "failures",
+     "Groups taken back (their members tried again alone)"),
+    ("duck_store_group_commits_early", "early",
+     "Groups committed as their writes came back (nothing left for their members"
+     " to decide)"),
+    ("duck_store_user_lock_waits", "lock_waits",
+     "Writes that waited for another write of their user"),
+    ("duck_store_user_lock_wait_seconds", "lock_seconds",
+     "Seconds writes waited for another write of their user"),
+    ("duck_store_parse_worker_messages", "parse_indexed",
+     "Messages indexed by a parse worker process"),
+    ("duck_store_parse_worker_failures", "parse_failures",
+     "Messages a parse worker failed at (indexed by the serving process instead)"),
+)
+
+
 def register(observer: Observer, server: Server) -> None:
     """Add the server's scrape-time families to its observer."""
 
@@ -41,32 +63,19 @@ def register(observer: Observer, server: Server) -> None:
     def group_commits() -> Iterator[Metric]:
         if server.store is None:
             return
-        stats = server.store.database.group_commits()
-        yield counter_total("duck_store_group_commits",
-                            "Transactions committed for several store calls at once",
-                            stats["groups"])
-        yield counter_total("duck_store_group_commit_members",
-                            "Store calls whose writes went in a group's transaction",
-                            stats["members"])
-        yield counter_total("duck_store_group_commit_failures",
-                            "Groups taken back (their members tried again alone)",
-                            stats["failures"])
-        yield counter_total("duck_store_group_commits_early",
-                            "Groups committed as their writes came back (nothing left"
-                            " for their members to decide)", stats["early"])
+        figures = {**server.store.database.group_commits(),
+                   **{f"lock_{k}": v for k, v in
+                      server.store.messages.lock_statistics().items()},
+                   **{f"parse_{k}": v for k, v in
+                      server.store.messages.parse_statistics().items()}}
+        for name, key, text in STORE_COUNTERS:
+            yield counter_total(name, text, figures[key])
         yield counter_family(
             "duck_store_group_commit_seconds",
             "Seconds the groups spent in each phase: gathering members, waiting for a"
             " place among the groups in flight, the writes' round trip, the commit's",
             ["phase"], (([phase], value) for phase, value in
                         server.store.database.group_commit_seconds().items()))
-        locks = server.store.messages.lock_statistics()
-        yield counter_total("duck_store_user_lock_waits",
-                            "Writes that waited for another write of their user",
-                            locks["waits"])
-        yield counter_total("duck_store_user_lock_wait_seconds",
-                            "Seconds writes waited for another write of their user",
-                            locks["seconds"])
 
     def notifier() -> Iterator[Metric]:
         if server.notifier is None:

@@ -117,6 +117,9 @@ async def test_each_family_moves_with_its_event(duck_server: Any,
         "gather", "slot", "writes", "commit"}
     assert ("duck_store_user_lock_waits_total", frozenset()) in after
     assert ("duck_store_user_lock_wait_seconds_total", frozenset()) in after
+    # The delivery's message, indexed once for both recipients, by the parse worker.
+    moved("duck_store_parse_worker_messages_total")
+    assert ("duck_store_parse_worker_failures_total", frozenset()) in after
     assert 0 <= value(after, "duck_notifier_lag_seconds") < 30
     moved("duck_outbound_queue_depth")
     # The first scrape itself was an answered API request.

@@ -51,7 +51,7 @@ from ..models import (
     StoreFlagsResult,
 )
 from ..push import journal
-from . import counters, documents, imports
+from . import counters, documents, imports, parsers
 from .archive import ARCHIVED_PROJECTION, Archive
 from .flags import (
     claim_recent_sync,
@@ -162,6 +162,12 @@ class Messages:
         """The waits of writes for their user's lock in this process (KeyedLocks):
         how many found it taken, and the seconds they waited in all."""
         return {"waits": self._locks.waits, "seconds": self._locks.waited}
+
+    @staticmethod
+    def parse_statistics() -> dict[str, int]:
+        """Messages indexed by this run's parse worker, and its failures (indexed
+        here instead): parsers.py."""
+        return parsers.statistics()
 
     def _owned(self, mailbox_id: str, user_id: str) -> None:
         if len(self._owners) >= MAX_OWNERS:

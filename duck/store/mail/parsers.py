@@ -167,6 +167,14 @@ def parsers() -> Parsers:
         return made
 
 
+def statistics() -> dict[str, int]:
+    """This run's parse worker figures (zeros before its first use)."""
+    try:
+        return _PARSERS.get().statistics()
+    except LookupError:
+        return {"indexed": 0, "failures": 0}
+
+
 def index_whole(data: bytes, limits: IndexerLimits) -> Indexed | None:
     """``data`` indexed by a worker process, from inside an inline store call (the
     task waits, the thread goes on); None where no worker is used or one failed."""
