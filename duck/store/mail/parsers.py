@@ -171,7 +171,7 @@ def statistics() -> dict[str, int]:
     """This run's parse worker figures (zeros before its first use)."""
     try:
         return _PARSERS.get().statistics()
-    except LookupError:
+    except (LookupError, RuntimeError):  # (none yet; outside a run)
         return {"indexed": 0, "failures": 0}
 
 
