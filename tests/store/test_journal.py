@@ -57,6 +57,13 @@ async def test_learned_commits_answer_readers_only_where_no_entry_can_be_missing
             coll.find_one, {"mailbox": ObjectId(inbox.id), "modseq": done.modseq})
         return doc
 
+    async def after(first: dict[str, Any], last: dict[str, Any]) -> tuple[list[int], int]:
+        """The modseqs of the entries after ``first`` up to ``last``, and the
+        database reads that took."""
+        reads = journal.statistics()["reads"]
+        got = await journal.changes_since(inbox.id, first["modseq"], reaching=last["modseq"])
+        return [e.modseq for e in got], journal.statistics()["reads"] - reads
+
     m1, m2, m3 = [await appended() for _ in range(3)]
     # A commit that comes after a later one's is left out: the read it would have
     # to join ends past it.
@@ -83,23 +90,13 @@ async def test_learned_commits_answer_readers_only_where_no_entry_can_be_missing
     await journal.changes_since(inbox.id, m4["modseq"])  # (a read up to m7)
     m8 = await appended()
     journal.learn([m8])
-    reads = journal.statistics()["reads"]
-    got = await journal.changes_since(inbox.id, m6["modseq"], reaching=m8["modseq"])
-    assert [e.modseq for e in got] == [m7["modseq"], m8["modseq"]]
-    assert journal.statistics()["reads"] == reads
-    got = await journal.changes_since(inbox.id, m5["modseq"], reaching=m8["modseq"])
-    assert [e.modseq for e in got] == [m6["modseq"], m7["modseq"], m8["modseq"]]
-    assert journal.statistics()["reads"] == reads + 1
+    assert await after(m6, m8) == ([m7["modseq"], m8["modseq"]], 0)
+    assert await after(m5, m8) == ([m6["modseq"], m7["modseq"], m8["modseq"]], 1)
     # Several entries of one commit (an EXPUNGE's) extend it at once, cut the same.
     m9, m10, m11 = [await appended() for _ in range(3)]
     journal.learn([m9, m10, m11])
-    reads = journal.statistics()["reads"]
-    got = await journal.changes_since(inbox.id, m9["modseq"], reaching=m11["modseq"])
-    assert [e.modseq for e in got] == [m10["modseq"], m11["modseq"]]
-    assert journal.statistics()["reads"] == reads
-    got = await journal.changes_since(inbox.id, m8["modseq"], reaching=m11["modseq"])
-    assert [e.modseq for e in got] == [m9["modseq"], m10["modseq"], m11["modseq"]]
-    assert journal.statistics()["reads"] == reads + 1
+    assert await after(m9, m11) == ([m10["modseq"], m11["modseq"]], 0)
+    assert await after(m8, m11) == ([m9["modseq"], m10["modseq"], m11["modseq"]], 1)
 
 
 async def _one(journal: Journal, mailbox_id: str, doc: dict[str, Any]) -> JournalEntry:

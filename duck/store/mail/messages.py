@@ -1061,7 +1061,7 @@ class _Hold:
     __slots__ = ("_key", "_lock", "_locks", "_owner")
 
     def __init__(self, owner: KeyedLocks, key: str) -> None:
-        self._owner = owner
+        self._owner = owner  # (its counts of waits)
         self._locks = owner._locks
         self._key = key
         self._lock: trio.Lock | None = None
