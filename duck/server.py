@@ -48,6 +48,7 @@ from .pop3.server import Pop3Config, Pop3Context, serve_pop3
 from .pop3.store_backend import StoreBackend as Pop3StoreBackend
 from .pop3.store_backend import StoreSettings as Pop3StoreSettings
 from .store import EmbeddedDatabase, Notifier, Store, ThrottlePolicy, textindex
+from .store.push.siblings import Link
 from .throttle import ConnectionCounter
 from .tls import ensure_self_signed, server_context
 
@@ -102,6 +103,9 @@ class Server:
     listen_fds: dict[int, list[int]] = attrs.Factory(dict)
     #: This process's number among the parent's workers; None when serving alone.
     worker: int | None = None
+    #: The other workers' journal entries and this one's to them, where the parent
+    #: started the embedded server they share (workers.py; push/siblings.py).
+    siblings: Link | None = None
     #: Shared by the IMAP listeners (connection limits).
     _imap_context: ServerContext | None = None
     #: Shared by the POP3 listeners.
@@ -132,8 +136,8 @@ class Server:
         async with trio.open_nursery() as root:
             # The database outlives the listeners: it is stopped last.
             # On an embedded server it starts, this process is the server's only
-            # writer (workers.py starts the one its workers share, with an oplog):
-            # nothing reads change streams (the notifier below is fed by the
+            # writer (workers.py starts the one its workers share, without one as
+            # well): nothing reads change streams (the notifier below is fed by the
             # store), so the server keeps no oplog.
             self.mongo_uri, self.embedded = await open_database(config, root, oplog=False)
             textindex.configure(config.search_index)
@@ -157,9 +161,13 @@ class Server:
                     # Alone on the embedded server it started, this process writes
                     # all there is (but for duck ctl): no change stream to read
                     # (push/notify.py, "sole").
-                    sole = self.embedded is not None and self.worker is None
+                    # Likewise the workers on the embedded server their parent
+                    # started, told each other's entries (push/siblings.py).
+                    sole = ((self.embedded is not None and self.worker is None)
+                            or self.siblings is not None)
                     self.notifier = Notifier(
                         self.store.database, journal=self.store.journal, sole=sole,
+                        siblings=self.siblings,
                         # (Its server keeps no oplog: another process's write, found
                         # by the quiet check, is then looked for by polling.)
                         change_streams=False if sole else None)

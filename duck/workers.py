@@ -44,6 +44,7 @@ from .ctl.locate import ServerState, keep_state
 from .net import bind_tcp
 from .server import Server, open_database, stop_on_signals
 from .store import EmbeddedDatabase, Store
+from .store.push.siblings import Hub, Link, Marks
 from .tls import ensure_self_signed
 
 log = logging.getLogger(__name__)
@@ -72,15 +73,30 @@ class WorkerSpec:
     config: Config
     #: Inherited listening sockets: descriptors by port.
     listen_fds: dict[int, list[int]]
+    #: The journal feed's socket and the marks' file, with the marks' rows (the
+    #: workers), where the parent runs the embedded server (store/push/siblings.py).
+    feed_fd: int | None = None
+    marks_fd: int | None = None
+    marks_rows: int = 0
 
     def to_json(self) -> bytes:
         """One line of JSON."""
         config = attrs.asdict(self.config)
         return json.dumps(
             {"worker": self.index, "config": config,
-             "listen_fds": {str(port): fds for port, fds in self.listen_fds.items()}},
+             "listen_fds": {str(port): fds for port, fds in self.listen_fds.items()},
+             "feed_fd": self.feed_fd, "marks_fd": self.marks_fd,
+             "marks_rows": self.marks_rows},
             default=str,
         ).encode() + b"\n"
+
+    def siblings(self) -> Link | None:
+        """The worker's end of the journal feed, with the marks; None without."""
+        if self.feed_fd is None:
+            return None
+        marks = (Marks(self.marks_fd, self.marks_rows, self.index - 1)
+                 if self.marks_fd is not None else None)
+        return Link(self.feed_fd, marks)
 
     @classmethod
     def read(cls, stream: IO[bytes]) -> WorkerSpec | None:
@@ -96,6 +112,9 @@ class WorkerSpec:
                 config=Config(**data["config"]).validate(),
                 listen_fds={int(port): [int(fd) for fd in fds]
                             for port, fds in data["listen_fds"].items()},
+                feed_fd=_optional_int(data.get("feed_fd")),
+                marks_fd=_optional_int(data.get("marks_fd")),
+                marks_rows=int(data.get("marks_rows") or 0),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"bad worker specification: {exc}") from exc
@@ -132,6 +151,12 @@ class WorkerPool:
     worker_command: list[str] = attrs.Factory(
         lambda: [sys.executable, "-m", "duck.cli", "serve", "--worker"]
     )
+    #: The workers tell each other their journal entries (store/push/siblings.py)
+    #: where the parent runs the embedded server, which then keeps no oplog; off
+    #: (``DUCK_SIBLING_FEED=0``, to compare), they read its change stream.
+    sibling_feed: bool = attrs.Factory(lambda: os.environ.get("DUCK_SIBLING_FEED", "1") != "0")
+    _hub: Hub | None = None
+    _marks_fd: int | None = None
     _slots: list[_Slot] = attrs.Factory(list)
     #: Sockets bound but not yet handed to a worker, by slot (SO_REUSEPORT groups),
     #: or the shared sockets every worker gets (under key -1) without SO_REUSEPORT.
@@ -162,7 +187,11 @@ class WorkerPool:
             self._bind_all()
             async with trio.open_nursery() as root:
                 # The database outlives the workers: it is stopped last.
-                self.mongo_uri, self.embedded = await open_database(config, root)
+                self.mongo_uri, self.embedded = await open_database(
+                    config, root, oplog=not self.sibling_feed)
+                if self.embedded is not None and self.sibling_feed:
+                    self._hub = Hub()
+                    self._marks_fd = Marks.create(len(self._slots))
                 # The admin commands find the database here (duck/ctl/locate.py).
                 await root.start(keep_state, config.data_dir, ServerState(
                     os.getpid(), self.mongo_uri, config.database))
@@ -171,6 +200,9 @@ class WorkerPool:
                 root.cancel_scope.cancel()
         finally:
             self._close_sockets()
+            if self._marks_fd is not None:
+                os.close(self._marks_fd)
+                self._marks_fd = None
         log.info("duck stopped")
 
     def _services(self) -> list[tuple[str, str, int]]:
@@ -310,18 +342,31 @@ class WorkerPool:
                 sockets = self._bind_slot(first=False)
             except OSError as exc:
                 return f"could not bind its sockets: {exc}"
+        feed: socket.socket | None = None
+        feed_fd: int | None = None
         try:
             fds = {self.ports[name]: [s.fileno() for s in socks] for name, socks in sockets.items()}
-            spec = WorkerSpec(slot.index, self._worker_config, fds)
+            passed = [fd for group in fds.values() for fd in group]
+            if self._hub is not None:
+                feed, feed_fd = Hub.pair()
+                passed.append(feed_fd)
+                if self._marks_fd is not None:
+                    passed.append(self._marks_fd)
+            spec = WorkerSpec(slot.index, self._worker_config, fds, feed_fd=feed_fd,
+                              marks_fd=self._marks_fd, marks_rows=len(self._slots))
             process = await trio.lowlevel.open_process(
                 self.worker_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                pass_fds=[fd for group in fds.values() for fd in group],
+                pass_fds=passed,
             )
         except OSError as exc:
+            if feed is not None:
+                feed.close()
             return f"could not be started: {exc}"
         finally:
             if not shared:
                 _close(sockets)  # the worker has its own copies (or there is no worker)
+            if feed_fd is not None:
+                os.close(feed_fd)
         slot.process = process
         log.info("worker %d started (pid %d)", slot.index, process.pid)
         assert process.stdin is not None and process.stdout is not None
@@ -335,10 +380,16 @@ class WorkerPool:
                     pass  # it died already, or we are stopping: the wait tells
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._wait_ready, slot, process.stdout)
+                if feed is not None:
+                    assert self._hub is not None
+                    nursery.start_soon(self._hub.serve, slot.index, feed)
+                    feed = None  # (the hub closes it)
                 await process.wait()
                 # What it wrote before it exited still counts; its end of file is due.
                 nursery.cancel_scope.deadline = trio.current_time() + 1.0
         finally:
+            if feed is not None:
+                feed.close()
             if process.returncode is None:
                 process.kill()  # cancelled: never leave a worker behind
             with trio.CancelScope(shield=True):
@@ -366,6 +417,10 @@ class WorkerPool:
             pass  # drained to the end, so that a stray write never blocks the worker
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def _close(bound: dict[str, list[socket.socket]]) -> None:
     for sockets in bound.values():
         for sock in sockets:
@@ -389,7 +444,8 @@ def _describe(returncode: int | None) -> str:
 async def run_worker(spec: WorkerSpec) -> None:
     """The worker side: one Server on the inherited sockets until a signal or the
     parent's end of file on stdin."""
-    server = Server(spec.config, listen_fds=spec.listen_fds, worker=spec.index)
+    server = Server(spec.config, listen_fds=spec.listen_fds, worker=spec.index,
+                    siblings=spec.siblings())
     async with trio.open_nursery() as nursery:
         with trio.CancelScope() as scope:
             await nursery.start(stop_on_signals, server.request_shutdown, scope.cancel)

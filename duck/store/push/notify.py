@@ -61,6 +61,7 @@ from ..engine.clock import now
 from ..engine.database import Database
 from ..errors import StoreError, StoreUnavailable
 from .journal import Journal
+from .siblings import Link, Marks
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +211,14 @@ class Notifier:
         change_streams: bool | None = None,
         journal: Journal | None = None,
         sole: bool = False,
+        siblings: Link | None = None,
     ) -> None:
         self._database = database
         #: This process is the deployment's only writer, as far as it knows: the
-        #: local feed instead of a change stream (module docstring).
-        self.sole = sole
+        #: local feed instead of a change stream (module docstring); or one of the
+        #: workers that are (``siblings``: their entries join the local feed).
+        self.sole = sole or siblings is not None
+        self._siblings = siblings
         #: The local feed's entries not dispatched yet, and its wake-up.
         self._local_docs: deque[dict[str, Any]] = deque()
         self._local_ready = trio.Event()
@@ -315,6 +319,10 @@ class Notifier:
         key = mailbox_key(mailbox_id)
         if key in self._suspects:
             return False
+        marks = self._marks
+        if marks is not None:
+            # (The other workers' entries come after their commit is answered.)
+            return marks.high(mailbox_id) <= modseq
         high = self._local_high.get(key)
         if high is None:
             return not self._local_forgot
@@ -330,7 +338,13 @@ class Notifier:
         key = mailbox_key(mailbox_id)
         if key in self._suspects:
             return None
+        if self._marks is not None:
+            return self._marks.high(mailbox_id) or None
         return self._local_high.get(key)
+
+    @property
+    def _marks(self) -> Marks | None:
+        return self._siblings.marks if self._siblings is not None else None
 
     def statistics(self) -> dict[str, Any]:
         """Figures: mode, keys and subscriptions live, journal events seen."""
@@ -338,7 +352,8 @@ class Notifier:
         return {"mode": self.mode, "keys": len(self._subscribers),
                 "subscriptions": len(subs), "events_seen": self.events_seen,
                 "stream_takes": self.stream_takes, "lag": self.lag,
-                "caught_up": self.caught_up}
+                "caught_up": self.caught_up,
+                **({"siblings": self._siblings.statistics()} if self._siblings else {})}
 
     # -- the watcher -----------------------------------------------------------
 
@@ -355,6 +370,14 @@ class Notifier:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._check_quiet_stream)
+            if self._siblings is not None:
+                self._token = trio.lowlevel.current_trio_token()
+                self._trio_thread = threading.get_ident()
+                # (Attached for good: the marks and the other workers need this
+                # worker's entries whatever its own notifier does.)
+                self._database.journal_feed = self._feed
+                nursery.start_soon(self._siblings.run, self._from_siblings,
+                                   self._database.client.codec_options)
             try:
                 if self.sole:
                     await self._watch_local()
@@ -365,6 +388,8 @@ class Notifier:
                 await self._watch(use_streams)
             finally:
                 self._nursery = None
+                if self._siblings is not None:
+                    self._database.journal_feed = None
                 nursery.cancel_scope.cancel()
 
     async def _watch(self, use_streams: bool) -> None:
@@ -402,7 +427,8 @@ class Notifier:
                 self._local_ready = trio.Event()
                 await self._dispatch_local()
         finally:
-            self._database.journal_feed = None
+            if self._siblings is None:
+                self._database.journal_feed = None
         await self._dispatch_local()  # (fed before the feed was taken off)
 
     async def _dispatch_local(self) -> None:
@@ -418,6 +444,28 @@ class Notifier:
     def _feed(self, docs: list[dict[str, Any]]) -> None:
         """``Database.journal_feed``: journal entries this process committed. Called
         in the committing task, on the trio thread or in a worker thread."""
+        marks = self._marks
+        if marks is not None:
+            # Before the commit is answered (siblings.py, the marks).
+            for doc in docs:
+                mailbox, modseq = doc.get("mailbox"), doc.get("modseq")
+                if mailbox is not None and isinstance(modseq, int):
+                    marks.raise_to(str(mailbox), modseq)
+        on_thread = threading.get_ident() == self._trio_thread
+        if self._siblings is not None:
+            if on_thread:
+                self._siblings.send(docs)
+            elif self._token is not None:
+                self._token.run_sync_soon(self._siblings.send, docs)
+        if self._foreign:
+            return  # (the local feed is no longer read: _watch_local)
+        self._take_local(docs, learn=on_thread)
+        if not on_thread and self._token is not None:
+            self._token.run_sync_soon(self._wake_local)
+
+    def _take_local(self, docs: list[dict[str, Any]], *, learn: bool) -> None:
+        """Queue committed entries, this process's or another worker's, for the
+        local feed's dispatch (``learn``: on the trio thread)."""
         for doc in docs:
             mailbox, modseq = doc.get("mailbox"), doc.get("modseq")
             if mailbox is not None and isinstance(modseq, int):
@@ -428,14 +476,29 @@ class Notifier:
                         self._local_forgot = True
                     self._local_high[key] = modseq
         self._local_docs.extend(docs)
-        if threading.get_ident() == self._trio_thread:
+        if learn:
             if self._journal is not None:
                 # Before the writer wakes the other sessions on the mailbox: they
                 # catch up from these entries, without a read of their own.
                 self._journal.learn(docs)
             self._local_ready.set()
-        elif self._token is not None:
-            self._token.run_sync_soon(self._wake_local)
+
+    async def _from_siblings(self, docs: list[dict[str, Any]] | None) -> None:
+        """The entries another worker committed (siblings.py), or None where some
+        were lost on the way: every session here then reads for itself."""
+        if docs is None:
+            log.warning("notifier: journal entries of another worker were lost;"
+                        " every session reads the journal")
+            self._forget_shared()
+            self.publish_nowait(*list(self._subscribers))
+            return
+        if self._foreign:
+            # (Polling now, which finds these too; their entries still answer
+            # journal reads.)
+            if self._journal is not None:
+                self._journal.learn(docs)
+            return
+        self._take_local(docs, learn=True)
 
     def _wake_local(self) -> None:
         self._local_ready.set()
@@ -642,9 +705,12 @@ class Notifier:
 
     def _look_for_others(self) -> None:
         """In the local feed's mode: open the change stream if a suspect of the last
-        check is still unexplained by this process's own entries."""
+        check is still unexplained by this process's own entries (or the other
+        workers': their marks count too, their entries may have been lost)."""
+        marks = self._marks
         confirmed = [k for k, modseq in self._suspects.items()
-                     if self._local_high.get(k, 0) < modseq]
+                     if max(self._local_high.get(k, 0),
+                            marks.high(k[2:]) if marks is not None else 0) < modseq]
         self._suspects.clear()
         if confirmed:
             self._forget_shared()
