@@ -337,6 +337,77 @@ async def test_two_workers_serve_one_port_and_stop_cleanly(tmp_path: Path) -> No
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _LINUX, reason="reads /proc")
+async def test_what_one_worker_commits_the_other_knows_at_once(tmp_path: Path) -> None:
+    """The workers tell each other their journal entries (store/push/siblings.py):
+    a change acknowledged by one worker is there for the very next command on the
+    other (EXPUNGE finds the \\Deleted just set, NOOP reports the flag), also for a
+    worker restarted since, and the database they share keeps no oplog."""
+    data_dir = tmp_path / "data"
+    async with duck_workers(data_dir, 2) as duck:
+        (database,) = processes_using(data_dir / "db")
+        assert b"SECANTUS_DISABLE_OPLOG=1" in Path(f"/proc/{database}/environ").read_bytes()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{duck.ports['api']}",
+                                     timeout=5) as api:
+            r = await api.post("/users", json={"username": ADDRESS, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+
+        async def one_on_each() -> dict[int, LineClient]:
+            on: dict[int, LineClient] = {}
+            with trio.fail_after(30):
+                while len(on) < 2:
+                    client, pid = await _session(duck, idle=False)
+                    if pid in on:
+                        await client.stream.aclose()
+                        continue
+                    await client.command("l", f"LOGIN {ADDRESS} {PASSWORD}")
+                    await client.command("s", "SELECT INBOX")
+                    on[pid] = client
+            return on
+
+        with trio.fail_after(20):
+            for n in range(3):
+                await lmtp_deliver(duck.ports["lmtp"], ADDRESS,
+                                   f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
+        on = await one_on_each()
+        (one, a), (other, b) = on.items()
+        with trio.fail_after(10):
+            for round_ in range(5):
+                await a.command("t1", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+                lines = await b.command("t2", "EXPUNGE")
+                assert b"* 1 EXPUNGE" in lines, (round_, lines)
+                await b.command("t3", "NOOP")
+                await a.command("t4", "NOOP")
+                await a.command("t5", "STORE 1 +FLAGS.SILENT (\\Flagged)")
+                lines = await b.command("t6", "NOOP")
+                assert any(line.startswith(b"* 1 FETCH") and b"\\Flagged" in line
+                           for line in lines), (round_, lines)
+                await a.command("t7", "NOOP")
+                await lmtp_deliver(duck.ports["lmtp"], ADDRESS, b"Subject: more\r\n\r\nx\r\n")
+                for client in (a, b):
+                    await client.command("t8", "NOOP")
+
+        # A worker killed and restarted is told the other's changes as well.
+        os.kill(other, signal.SIGKILL)
+        with trio.fail_after(30):
+            await duck.wait_log(_BACK)
+        for client in (a, b):
+            await client.stream.aclose()
+        on = await one_on_each()
+        assert other not in on
+        with trio.fail_after(10):
+            (_, a), (_, b) = on.items()
+            for first, second in ((a, b), (b, a)):
+                await first.command("t1", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+                lines = await second.command("t2", "EXPUNGE")
+                assert b"* 1 EXPUNGE" in lines, lines
+                await first.command("t3", "NOOP")
+        duck.process.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            assert await duck.process.wait() == 0, duck.tail()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _LINUX, reason="reads /proc")
 async def test_without_reuse_port_the_workers_share_the_parents_sockets(
     mongo_uri: str, db_name: str, tmp_path: Path
 ) -> None:
