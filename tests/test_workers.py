@@ -369,7 +369,7 @@ async def test_what_one_worker_commits_the_other_knows_at_once(tmp_path: Path) -
                 await lmtp_deliver(duck.ports["lmtp"], ADDRESS,
                                    f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
         on = await one_on_each()
-        (one, a), (other, b) = on.items()
+        (_, a), (other, b) = on.items()
         with trio.fail_after(10):
             for round_ in range(5):
                 await a.command("t1", "STORE 1 +FLAGS.SILENT (\\Deleted)")
