@@ -3,9 +3,11 @@
 The parent binds the listening sockets, starts the embedded database (unless a URI
 is configured) and generates the self-signed certificate, once, then runs N worker
 processes, each a full duck (duck/server.py: IMAP, IMAPS, LMTP, the HTTP API, the
-notifier, its own store client) on the same URI and data directory. Workers share
-nothing else: each sees the others' changes through the notifier's change stream on
-the journal, as processes on different hosts do.
+notifier, its own store client) on the same URI and data directory. On the
+embedded server the parent starts, the workers tell each other the journal entries
+they commit, through the parent (``Hub``), and a file they all map says what each
+committed (store/push/siblings.py), so the server keeps no oplog; on a configured
+URI each reads the journal's change stream, as processes on different hosts do.
 
 Ports: on Linux each worker gets listening sockets of its own, one SO_REUSEPORT
 group per port, and the kernel spreads new connections over the group. The parent

@@ -88,8 +88,9 @@ class EmbeddedDatabase:
     #: server, which is never killed, turns it off (the fsync was ~40% of an APPEND).
     sync_on_commit: bool = True
     #: Whether the server keeps an oplog, which change streams read. Off where the
-    #: process that starts it is its only writer (duck serve with one worker: its
-    #: notifier is fed by its own store, push/notify.py "sole"): every write then
+    #: processes it serves are its only writers (duck serve: its notifier is fed by
+    #: its own store, push/notify.py "sole"; with workers, by theirs, through their
+    #: parent, push/siblings.py): every write then
     #: costs the server one row less, and the rows it would prune once the oplog is
     #: full (100,000 entries, reached after ~40 s of imaptest; measured with the
     #: rows, its CPU per command rose from ~0.4 to ~0.5-0.6 ms from then on, without

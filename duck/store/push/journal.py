@@ -166,7 +166,8 @@ class Journal:
 
     def learn(self, docs: list[dict[str, Any]]) -> None:
         """Journal entries this process has just committed, where it is the
-        deployment's only writer (the notifier's local feed, push/notify.py): each
+        deployment's only writer (the notifier's local feed, push/notify.py), or
+        that another worker of the deployment's only writers did (siblings.py): each
         that follows its mailbox's latest read without a gap extends it; one that
         does not starts it afresh. The other sessions on the mailbox, woken by the
         write, then catch up from here instead of reading the database.

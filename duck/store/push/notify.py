@@ -41,6 +41,12 @@ opens the change stream for good, or, where the server keeps no oplog for one
 store/engine/embedded.py), has the watched mailboxes polled from then on. The
 entries of the local feed also answer the sessions' journal reads
 (``Journal.learn``).
+
+The workers of ``duck serve --workers N`` on the embedded server their parent
+started are its only writers together (``siblings``): each one's local feed also
+brings the entries the others commit (siblings.py), and whether a view can be
+behind is asked of the marks they all write (``knows_every_change``), since another
+worker's entries come after its commit is answered.
 """
 
 from __future__ import annotations
