@@ -463,8 +463,8 @@ class Notifier:
                 self._siblings.send(docs)
             elif self._token is not None:
                 self._token.run_sync_soon(self._siblings.send, docs)
-        if self._foreign:
-            return  # (the local feed is no longer read: _watch_local)
+        if self._foreign and self._siblings is not None:
+            return  # (the local feed is no longer read, but stays: _watch_local)
         self._take_local(docs, learn=on_thread)
         if not on_thread and self._token is not None:
             self._token.run_sync_soon(self._wake_local)
