@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
@@ -48,5 +48,24 @@ def other_process(store: Store, mongo_uri: str, db_name: str, nursery: trio.Nurs
             yield other
         finally:
             await other.aclose()
+
+    return started
+
+
+@pytest.fixture
+def local_notifier(nursery: trio.Nursery) -> Callable[..., Awaitable[Notifier]]:
+    """``await local_notifier(store, **options)``: a notifier of ``store`` fed by its
+    store (a lone process, ``sole=True``, unless ``options`` say otherwise: a
+    worker's ``siblings``), started, and in that mode."""
+
+    async def started(store: Store, **options: object) -> Notifier:
+        if "siblings" not in options:
+            options.setdefault("sole", True)
+        notifier = Notifier(store.database, journal=store.journal, **options)  # type: ignore[arg-type]
+        await nursery.start(notifier.run)
+        with trio.fail_after(30):
+            while notifier.mode != "local":
+                await trio.sleep(0.01)
+        return notifier
 
     return started

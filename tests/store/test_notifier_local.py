@@ -5,6 +5,8 @@ write is found by asking the watched mailboxes, after which the stream is opened
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 import trio
 import trio.testing
@@ -16,21 +18,13 @@ from duck.store.push import notify
 pytestmark = pytest.mark.store
 
 MESSAGE = b"Subject: x\r\n\r\nx\r\n"
-
-
-async def _started(store: Store, nursery: trio.Nursery) -> Notifier:
-    notifier = Notifier(store.database, journal=store.journal, sole=True)
-    await nursery.start(notifier.run)
-    with trio.fail_after(30):
-        while notifier.mode != "local":
-            await trio.sleep(0.01)
-    return notifier
+LocalNotifier = Callable[..., Awaitable[Notifier]]
 
 
 async def test_this_process_commits_wake_without_a_change_stream(
-        store: Store, user: User, nursery: trio.Nursery) -> None:
+        store: Store, user: User, local_notifier: LocalNotifier) -> None:
     inbox = await store.mailboxes.get(user.id, "INBOX")
-    notifier = await _started(store, nursery)
+    notifier = await local_notifier(store)
     sub = notifier.subscribe(mailbox_key(inbox.id))
     with trio.fail_after(10):
         done = await store.messages.append(user.id, "INBOX", MESSAGE)
@@ -49,10 +43,10 @@ async def test_this_process_commits_wake_without_a_change_stream(
 
 
 async def test_a_transaction_taken_back_feeds_nothing(
-        store: Store, nursery: trio.Nursery) -> None:
+        store: Store, local_notifier: LocalNotifier) -> None:
     small = await store.users.create("small@example.com", "pw", quota=100)
     inbox = await store.mailboxes.get(small.id, "INBOX")
-    notifier = await _started(store, nursery)
+    notifier = await local_notifier(store)
     sub = notifier.subscribe(mailbox_key(inbox.id))
     with pytest.raises(OverQuota):
         # (Its journal entry was written in the transaction the refusal took back.)
@@ -68,11 +62,11 @@ async def test_a_transaction_taken_back_feeds_nothing(
 
 
 async def test_another_process_write_is_found_and_opens_the_stream(
-        store: Store, user: User, mongo_uri: str, db_name: str, nursery: trio.Nursery,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        store: Store, user: User, mongo_uri: str, db_name: str,
+        local_notifier: LocalNotifier, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notify, "QUIET_CHECK", 0.05)
     inbox = await store.mailboxes.get(user.id, "INBOX")
-    notifier = await _started(store, nursery)
+    notifier = await local_notifier(store)
     sub = notifier.subscribe(mailbox_key(inbox.id))
     other = await Store.open(mongo_uri, db_name)
     try:

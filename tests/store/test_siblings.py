@@ -6,6 +6,8 @@ marks tell any worker at once what another committed, before its entries come.""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -115,26 +117,32 @@ async def _ignore(docs: list[dict[str, Any]] | None) -> None:
     pass
 
 
-async def _worker(store: Store, link: Link, nursery: trio.Nursery) -> Notifier:
-    notifier = Notifier(store.database, journal=store.journal, siblings=link,
-                        change_streams=False)
-    await nursery.start(notifier.run)
-    with trio.fail_after(30):
-        while notifier.mode != "local":
-            await trio.sleep(0.01)
-    return notifier
+@asynccontextmanager
+async def _two_workers(store: Store, mongo_uri: str, db_name: str, nursery: trio.Nursery,
+                       local_notifier: Callable[..., Awaitable[Notifier]], *,
+                       feed_second: bool = True) -> AsyncIterator[tuple[Notifier, Notifier, Store]]:
+    """The store's notifier and another store's on its database, as two workers
+    (rows 0 and 1 of one marks file); ``feed_second=False``: the hub never serves
+    the second's feed, only the marks can tell it."""
+    hub, fd = Hub(), Marks.create(2)
+    other = await Store.open(mongo_uri, db_name)
+    try:
+        first = await local_notifier(
+            store, siblings=await _linked(hub, 1, nursery, Marks(fd, 2, 0)),
+            change_streams=False)
+        second = await local_notifier(
+            other, siblings=await _linked(hub, 2, nursery, Marks(fd, 2, 1), serve=feed_second),
+            change_streams=False)
+        yield first, second, other
+    finally:
+        await other.aclose()
 
 
 async def test_another_workers_commit_is_known_before_its_entries_come(
         store: Store, user: User, mongo_uri: str, db_name: str,
-        nursery: trio.Nursery) -> None:
-    hub, fd = Hub(), Marks.create(2)
-    other = await Store.open(mongo_uri, db_name)
-    try:
-        writer = await _worker(store, await _linked(hub, 1, nursery, Marks(fd, 2, 0)), nursery)
-        # (Its feed is never served: only the marks can tell it.)
-        reader = await _worker(other, await _linked(hub, 2, nursery, Marks(fd, 2, 1),
-                                                    serve=False), nursery)
+        nursery: trio.Nursery, local_notifier: Callable[..., Awaitable[Notifier]]) -> None:
+    async with _two_workers(store, mongo_uri, db_name, nursery, local_notifier,
+                            feed_second=False) as (writer, reader, other):
         inbox = await other.mailboxes.get(user.id, "INBOX")
         assert reader.knows_every_change(inbox.id, inbox.highest_modseq)
         done = await store.messages.append(user.id, "INBOX", MESSAGE)
@@ -142,19 +150,13 @@ async def test_another_workers_commit_is_known_before_its_entries_come(
         assert reader.knows_every_change(inbox.id, done.modseq)
         assert reader.known_high(inbox.id) == done.modseq
         assert writer.knows_every_change(inbox.id, done.modseq)
-    finally:
-        await other.aclose()
 
 
 async def test_another_workers_entries_wake_and_answer_the_sessions_here(
         store: Store, user: User, mongo_uri: str, db_name: str,
-        nursery: trio.Nursery) -> None:
-    hub, fd = Hub(), Marks.create(2)
-    other = await Store.open(mongo_uri, db_name)
-    try:
-        await _worker(store, await _linked(hub, 1, nursery, Marks(fd, 2, 0)), nursery)
-        reader = await _worker(other, await _linked(hub, 2, nursery, Marks(fd, 2, 1)),
-                               nursery)
+        nursery: trio.Nursery, local_notifier: Callable[..., Awaitable[Notifier]]) -> None:
+    async with _two_workers(store, mongo_uri, db_name, nursery, local_notifier) as (
+            _, reader, other):
         inbox = await other.mailboxes.get(user.id, "INBOX")
         sub = reader.subscribe(mailbox_key(inbox.id))
         reads = other.journal.reads
@@ -172,5 +174,3 @@ async def test_another_workers_entries_wake_and_answer_the_sessions_here(
         await reader._from_siblings(None)
         assert sub.pending() and sub.announced() is None
         sub.close()
-    finally:
-        await other.aclose()
