@@ -88,6 +88,17 @@ def register(observer: Observer, server: Server) -> None:
         yield counter_total("duck_notifier_caught_up",
                             "Wake-ups for changes the change stream had not brought",
                             stats["caught_up"])
+        siblings = stats.get("siblings")
+        if siblings is not None:  # (a worker of duck serve --workers N)
+            yield counter_family(
+                "duck_notifier_sibling_entries",
+                "Journal entries this worker sent to the other workers, and received",
+                ["direction"], [(["sent"], siblings["sent"]),
+                                (["received"], siblings["received"])])
+            yield counter_total(
+                "duck_notifier_sibling_lost",
+                "Times entries of other workers were lost on the way (every session"
+                " here then read the journal itself)", siblings["lost"])
 
     def journal() -> Iterator[Metric]:
         if server.store is None:

@@ -26,6 +26,7 @@ import attrs
 import httpx
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from duck import workers
 from duck.cli import build_parser
@@ -385,6 +386,16 @@ async def test_what_one_worker_commits_the_other_knows_at_once(tmp_path: Path) -
                 await lmtp_deliver(duck.ports["lmtp"], ADDRESS, b"Subject: more\r\n\r\nx\r\n")
                 for client in (a, b):
                     await client.command("t8", "NOOP")
+
+        # Each worker counts what it sent and received (a scrape reaches one).
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{duck.ports['api']}",
+                                     timeout=5) as api:
+            families = {s.name + str(sorted(s.labels.items())): s.value
+                        for f in text_string_to_metric_families((await api.get("/metrics")).text)
+                        for s in f.samples if s.name.startswith("duck_notifier_sibling")}
+        assert families["duck_notifier_sibling_entries_total[('direction', 'sent')]"] > 0
+        assert families["duck_notifier_sibling_entries_total[('direction', 'received')]"] > 0
+        assert families["duck_notifier_sibling_lost_total[]"] == 0
 
         # A worker killed and restarted is told the other's changes as well.
         os.kill(other, signal.SIGKILL)
