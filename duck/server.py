@@ -162,9 +162,8 @@ class Server:
                     # all there is (but for duck ctl): no change stream to read
                     # (push/notify.py, "sole").
                     # Likewise the workers on the embedded server their parent
-                    # started, told each other's entries (push/siblings.py).
-                    sole = ((self.embedded is not None and self.worker is None)
-                            or self.siblings is not None)
+                    # started, told each other's entries (``siblings``).
+                    sole = self.embedded is not None and self.worker is None
                     self.notifier = Notifier(
                         self.store.database, journal=self.store.journal, sole=sole,
                         siblings=self.siblings,

@@ -55,12 +55,11 @@ def other_process(store: Store, mongo_uri: str, db_name: str, nursery: trio.Nurs
 @pytest.fixture
 def local_notifier(nursery: trio.Nursery) -> Callable[..., Awaitable[Notifier]]:
     """``await local_notifier(store, **options)``: a notifier of ``store`` fed by its
-    store (a lone process, ``sole=True``, unless ``options`` say otherwise: a
-    worker's ``siblings``), started, and in that mode."""
+    store (a lone process, or one of the workers with ``siblings``), started, and
+    in that mode."""
 
     async def started(store: Store, **options: object) -> Notifier:
-        if "siblings" not in options:
-            options.setdefault("sole", True)
+        options.setdefault("sole", True)
         notifier = Notifier(store.database, journal=store.journal, **options)  # type: ignore[arg-type]
         await nursery.start(notifier.run)
         with trio.fail_after(30):

@@ -225,6 +225,9 @@ class Notifier:
         #: workers that are (``siblings``: their entries join the local feed).
         self.sole = sole or siblings is not None
         self._siblings = siblings
+        if siblings is not None and change_streams is None:
+            # (The embedded server the workers share keeps no oplog: workers.py.)
+            change_streams = False
         #: The local feed's entries not dispatched yet, and its wake-up.
         self._local_docs: deque[dict[str, Any]] = deque()
         self._local_ready = trio.Event()

@@ -39,6 +39,7 @@ import socket
 import struct
 import tempfile
 import threading
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -68,7 +69,8 @@ def _slot(mailbox_id: str) -> int:
     try:
         return int(mailbox_id[-8:], 16) % SLOTS
     except ValueError:
-        return hash(mailbox_id) % SLOTS  # (not an ObjectId: only tests make those)
+        # (Not an ObjectId: a hash every process computes alike, unlike hash().)
+        return zlib.crc32(mailbox_id.encode()) % SLOTS
 
 
 class Marks:
@@ -88,12 +90,10 @@ class Marks:
     @staticmethod
     def create(rows: int) -> int:
         """A new, zeroed marks file for ``rows`` workers, unlinked: its descriptor
-        (inheritable, for the workers)."""
+        (for the workers' ``pass_fds``)."""
         with tempfile.TemporaryFile() as file:
             file.truncate(rows * SLOTS * 8)
-            fd = os.dup(file.fileno())
-        os.set_inheritable(fd, True)
-        return fd
+            return os.dup(file.fileno())
 
     def raise_to(self, mailbox_id: str, modseq: int) -> None:
         """This worker committed ``modseq`` of the mailbox."""
@@ -160,12 +160,10 @@ class Outlet:
         self._queue: deque[bytes] = deque()
         self._bytes = 0
         self._ready = trio.Event()
-        self.dropped = 0
 
     def put(self, frame: bytes) -> None:
         """Queue ``frame`` (never blocks; on the trio thread)."""
         if self._bytes + len(frame) > QUEUE_BYTES:
-            self.dropped += len(self._queue) + 1
             self._queue.clear()
             frame = LOST
             self._bytes = 0
@@ -202,12 +200,10 @@ class Hub:
 
     @staticmethod
     def pair() -> tuple[socket.socket, int]:
-        """A socket pair: the parent's end, and the worker's descriptor
-        (inheritable; the caller closes it once the worker has it)."""
+        """A socket pair: the parent's end, and the worker's descriptor (for its
+        ``pass_fds``; the caller closes it once the worker has it)."""
         mine, theirs = socket.socketpair()
-        fd = theirs.detach()
-        os.set_inheritable(fd, True)
-        return mine, fd
+        return mine, theirs.detach()
 
     async def serve(self, index: int, sock: socket.socket) -> None:
         """Serve worker ``index``'s end of the feed until it closes (its process
