@@ -104,9 +104,15 @@ def _render(message: IndexedMessage) -> bytes:
     return encode(order_keys(message.envelope, _references(message.headers)))
 
 
+def render_all(message: IndexedMessage) -> dict[str, bytes]:
+    """The keys of ``message`` by the rendering's name: made by the parse worker that
+    indexes it (``register``)."""
+    return {ORDER: _render(message)}
+
+
 def register(store: Store) -> None:
     """Have the store keep every delivered message's keys (idempotent)."""
-    store.messages.register_renderer(ORDER, _render)
+    store.messages.register_renderer(ORDER, _render, f"{__name__}:{render_all.__name__}")
 
 
 def record_order(rec: MessageRecord) -> list[bytes]:

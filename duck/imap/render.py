@@ -14,15 +14,18 @@ differs from the plain one, which is valid in every session.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from duck.mime.model import Envelope as MimeEnvelope
 from duck.mime.model import IndexedMessage, Part
-from duck.store import Store
 
 from . import convert
 from .grammar.encode import Preencoded
 from .grammar.fetch_items import FetchAttr
 from .grammar.resp_fetch import preencoder, render
+
+if TYPE_CHECKING:
+    from duck.store import Store
 
 #: FETCH key -> (plain rendering name, UTF-8 rendering name).
 NAMES: dict[FetchAttr, tuple[str, str]] = {
@@ -104,9 +107,20 @@ def _renderer(key: FetchAttr, utf8: bool) -> Callable[[IndexedMessage], bytes | 
 _LAST: dict[FetchAttr, tuple[IndexedMessage, dict[str, bytes]]] = {}
 
 
+def render_all(message: IndexedMessage) -> dict[str, bytes]:
+    """Every rendering of ``message`` this module registers, by name, as its
+    renderers return them (a UTF-8 one only where it differs): made by the parse
+    worker that indexes the message, off the serving loop (``register``)."""
+    out: dict[str, bytes] = {}
+    for key in NAMES:
+        out.update(renderings(key, message.envelope, message.root))
+    return out
+
+
 def register(store: Store) -> None:
     """Have the store render every message delivered from now on (idempotent)."""
     for key in NAMES:
         plain_name, utf8_name = NAMES[key]
-        store.messages.register_renderer(plain_name, _renderer(key, False))
-        store.messages.register_renderer(utf8_name, _renderer(key, True))
+        portable = f"{__name__}:{render_all.__name__}"
+        store.messages.register_renderer(plain_name, _renderer(key, False), portable)
+        store.messages.register_renderer(utf8_name, _renderer(key, True), portable)

@@ -238,6 +238,9 @@ class Ingested:
     sha256: str
     #: Cleared when deliver/discard hands over the hold (an Ingested is used once).
     held: list[bool] = attrs.field(factory=lambda: [True], eq=False, repr=False)
+    #: What the parse worker that indexed it made of it: the result of each extra
+    #: function, by its import path (mail/ingest.py; the store's renderings).
+    made: dict[str, dict[str, bytes]] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
     def bodies(self) -> list[str]:

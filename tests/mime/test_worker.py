@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,30 @@ def in_place(data: bytes, limits: IndexerLimits) -> tuple[list[object], object]:
 
 
 def by_worker(data: bytes, limits: IndexerLimits) -> tuple[bool, object, object]:
-    ok, events, message = pickle.loads(index_request(pickle.dumps((data, limits))))
+    ok, events, message, made = pickle.loads(index_request(pickle.dumps((data, limits, ()))))
+    assert made == {}
     return ok, events, message
+
+
+def subject_upper(message: Any) -> dict[str, bytes]:
+    """An extra function for the worker to call: the subject, upper-cased."""
+    return {"upper": message.envelope.subject.upper()}
+
+
+def not_bytes(message: Any) -> dict[str, str]:
+    return {"upper": "a str, not bytes"}
+
+
+def test_a_worker_calls_the_extra_functions_named_and_reports_those_that_fail() -> None:
+    data = (CORPUS / "digest.eml").read_bytes()
+    here = __name__
+    extras = (f"{here}:subject_upper", f"{here}:not_bytes", f"{here}:no_such_function",
+              "no_such_module:render", f"{here}")
+    ok, _, message, made = pickle.loads(index_request(pickle.dumps(
+        (data, IndexerLimits(), extras))))
+    assert ok and made == {f"{here}:subject_upper": subject_upper(message),
+                           **{name: None for name in extras[1:]}}
+    assert made[f"{here}:subject_upper"]["upper"] == message.envelope.subject.upper() != b""
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.eml")))
@@ -65,11 +88,11 @@ def test_a_worker_process_answers_each_request_and_stops_at_the_end() -> None:
     try:
         data = (CORPUS / "digest.eml").read_bytes()
         for _ in range(2):
-            parent.sendall(frame(pickle.dumps((data, IndexerLimits()))))
-            ok, events, message = pickle.loads(read_frame(parent))
-            assert ok and (events, message) == in_place(data, IndexerLimits())
+            parent.sendall(frame(pickle.dumps((data, IndexerLimits(), ()))))
+            ok, events, message, made = pickle.loads(read_frame(parent))
+            assert ok and (events, message) == in_place(data, IndexerLimits()) and made == {}
         # Not a message: an error reply, and the worker goes on.
-        parent.sendall(frame(pickle.dumps((12345, IndexerLimits()))))
+        parent.sendall(frame(pickle.dumps((12345, IndexerLimits(), ()))))
         ok, text = pickle.loads(read_frame(parent))
         assert not ok and text.startswith("TypeError")
         parent.shutdown(socket.SHUT_WR)

@@ -4,12 +4,16 @@ the caller indexes the message itself, and the next one gets a new worker."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from store_samples import multipart_message, simple_message
 
+from duck.imap import ordering, render
 from duck.store import Store, User
+from duck.store.engine import schema
 from duck.store.mail import parsers
 
 pytestmark = pytest.mark.store
@@ -78,3 +82,28 @@ async def test_no_worker_when_turned_off_or_for_a_large_message(
     _, read_small = await stored(store, user, simple_message())
     assert read == data and read_small == simple_message()
     assert pool.statistics() == {"indexed": 0, "failures": 0} and pool._idle == []
+
+
+async def test_a_worker_makes_the_portable_renderings_as_the_caller_would(
+        store: Store, user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    render.register(store)
+    ordering.register(store)
+    # (Importable by the worker from the repository's root, its working directory.)
+    store.messages.register_renderer("pid", lambda message: str(os.getpid()).encode(),
+                                     "tests.store.pid_rendering:render")
+    messages = store.database.collection(schema.MESSAGES)
+
+    async def renderings(data: bytes) -> dict[str, bytes]:
+        done = await store.messages.append(user.id, "INBOX", data)
+        doc = await store.database.run(
+            lambda: messages.find_one({"mailbox": ObjectId(done.mailbox_id), "uid": done.uid}))
+        return {name: bytes(value) for name, value in doc["render"].items()}
+
+    # (An 8-bit subject: the UTF-8 renderings differ from the plain ones.)
+    data = multipart_message(b"QUJD" * 100, text="caf\u00e9\r\n", subject="\u00e9t\u00e9")
+    by_worker = await renderings(data)
+    monkeypatch.setattr(parsers, "WORKERS", 0)
+    in_place = await renderings(data)
+    assert in_place.pop("pid") == str(os.getpid()).encode() != by_worker.pop("pid")
+    assert by_worker == in_place
+    assert {"imap_env1", "imap_env1u", "imap_bs1", "imap_body1", ordering.ORDER} <= set(by_worker)

@@ -53,9 +53,13 @@ class Ingest:
         *,
         max_size: int = DEFAULT_MAX_SIZE,
         limits: IndexerLimits | None = None,
+        extras: tuple[str, ...] = (),
     ) -> None:
+        """``extras``: functions of the indexed message, by import path, that a parse
+        worker that indexes it calls too (``Ingested.made``: mail/parsers.py)."""
         self._database = database
         self._bodies = bodies
+        self._extras = extras
         self.max_size = max_size
         self._limits = limits or IndexerLimits()
         self._indexer = MessageIndexer(self._limits)
@@ -163,13 +167,13 @@ class Ingest:
         claimed, not uploaded, found a duplicate and deleted."""
         self._fed = True
         self._hash.update(data)
-        indexed = parsers.index_whole(data, self._limits)
+        indexed = parsers.index_whole(data, self._limits, self._extras)
         if indexed is None:
             events = self._indexer.feed(data)
             closing, message = self._indexer.close()
-            indexed = events + closing, message
+            indexed = events + closing, message, {}
         self._handle(indexed[0], whole=True)
-        return self._finished(indexed[1])
+        return self._finished(indexed[1], indexed[2])
 
     def _feed_sync(self, chunk: bytes) -> None:
         self._fed = True
@@ -181,7 +185,8 @@ class Ingest:
         self._handle(events)
         return self._finished(message)
 
-    def _finished(self, message: Any) -> Ingested:
+    def _finished(self, message: Any,
+                  made: dict[str, dict[str, bytes] | None] | None = None) -> Ingested:
         self._flush_large()
         self._end_upload()
         self._flush_inline()
@@ -190,6 +195,7 @@ class Ingest:
         return Ingested(
             message=message, segments=tuple(self._segments), size=self._size,
             sha256=self._hash.hexdigest(),
+            made={name: value for name, value in (made or {}).items() if value is not None},
         )
 
     def _abort_sync(self) -> None:

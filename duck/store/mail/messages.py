@@ -129,6 +129,8 @@ class Messages:
         self._owners: dict[str, str] = {}
         #: name -> renderer (see ``register_renderer``).
         self.renderers: dict[str, Renderer] = {}
+        #: name -> the import path of a function that makes it in a parse worker.
+        self._portable: dict[str, str] = {}
 
     @property
     def _messages(self) -> Any:
@@ -237,25 +239,44 @@ class Messages:
 
     # -- renderings ------------------------------------------------------------------
 
-    def register_renderer(self, name: str, renderer: Renderer) -> None:
+    def register_renderer(self, name: str, renderer: Renderer,
+                          portable: str | None = None) -> None:
         """Have ``renderer`` called on every message delivered from now on; what it
         returns is kept with the message as the rendering ``name`` (None: nothing).
 
         Renderings are opaque bytes a protocol computes once per message instead of
         once per read (IMAP's ENVELOPE and BODYSTRUCTURE wire forms); the store never
         looks inside them. A protocol changes the name when it changes the format.
-        """
-        self.renderers[fetch.check_rendering_name(name)] = renderer
 
-    def render(self, message: IndexedMessage) -> dict[str, bytes]:
-        """Every registered rendering of ``message`` (a failing renderer is skipped)."""
+        ``portable``: the import path (``"module:function"``) of a function of the
+        indexed message that returns this rendering under ``name`` in a dict (with
+        others: one function may make several, and leaves out those ``renderer``
+        would return None for). A parse worker that indexes the message calls it,
+        on its own core (mail/parsers.py); ``renderer`` is called where it did not.
+        """
+        name = fetch.check_rendering_name(name)
+        self.renderers[name] = renderer
+        if portable is None:
+            self._portable.pop(name, None)
+        else:
+            self._portable[name] = portable
+
+    def render(self, message: IndexedMessage,
+               made: dict[str, dict[str, bytes]] | None = None) -> dict[str, bytes]:
+        """Every registered rendering of ``message`` (a failing renderer is skipped);
+        ``made``: what a parse worker's portable functions returned for it."""
         out: dict[str, bytes] = {}
         for name, renderer in list(self.renderers.items()):
-            try:
-                value = renderer(message)
-            except Exception:
-                log.exception("renderer %s failed", name)
-                continue
+            portable = self._portable.get(name) if made else None
+            done = made.get(portable) if made and portable is not None else None
+            if done is not None:
+                value = done.get(name)
+            else:
+                try:
+                    value = renderer(message)
+                except Exception:
+                    log.exception("renderer %s failed", name)
+                    continue
             if value is not None:
                 out[name] = value
         return out
@@ -298,7 +319,8 @@ class Messages:
                limits: IndexerLimits | None = None) -> Ingest:
         """Start receiving a message (``write`` chunks, then ``finish``/``abort``)."""
         return Ingest(self._database, self._bodies,
-                      max_size=self.max_size if max_size is None else max_size, limits=limits)
+                      max_size=self.max_size if max_size is None else max_size, limits=limits,
+                      extras=tuple(sorted(set(self._portable.values()))))
 
     async def deliver(
         self, ingested: Ingested, targets: Sequence[DeliveryTarget]
@@ -326,7 +348,7 @@ class Messages:
                 if missing:  # cannot happen while the hold is kept; never store holes
                     raise NotFound("message bodies vanished before delivery")
             prepared: dict[bytes, Prepared] = {}
-            rendered = self.render(ingested.message) if self.renderers else {}
+            rendered = self.render(ingested.message, ingested.made) if self.renderers else {}
             limiter = trio.CapacityLimiter(DELIVERY_CONCURRENCY)
 
             def deliver_sync(target: DeliveryTarget) -> Delivered:
@@ -481,7 +503,7 @@ class Messages:
         uid-independent document of its copy."""
         ingested = self.ingest().whole_sync(data)
         try:
-            rendered = self.render(ingested.message) if self.renderers else {}
+            rendered = self.render(ingested.message, ingested.made) if self.renderers else {}
             prepared = _prepared(ingested, b"", rendered)
         except BaseException:
             if ingested.bodies:

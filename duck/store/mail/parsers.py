@@ -48,8 +48,9 @@ MAX_REPLY = 16 * MAX_SIZE
 TIMEOUT = 10.0
 _LENGTH = 4
 
-#: What indexing a whole message gives: its events and the indexed message.
-Indexed = tuple[list[Event], IndexedMessage]
+#: What indexing a whole message gives: its events, the indexed message, and what
+#: the worker made of it for each extra function named (None: the caller's to make).
+Indexed = tuple[list[Event], IndexedMessage, dict[str, dict[str, bytes] | None]]
 
 
 class _Worker:
@@ -111,9 +112,11 @@ class Parsers:
         """Messages indexed by a worker, and failures (indexed by the caller)."""
         return {"indexed": self.indexed, "failures": self.failures}
 
-    async def index(self, data: bytes, limits: IndexerLimits) -> Indexed | None:
-        """``data`` indexed by a worker; None when none could (index it yourself)."""
-        payload = pickle.dumps((data, limits), protocol=pickle.HIGHEST_PROTOCOL)
+    async def index(self, data: bytes, limits: IndexerLimits,
+                    extras: tuple[str, ...] = ()) -> Indexed | None:
+        """``data`` indexed by a worker, with the results of the ``extras`` functions
+        (duck/mime/worker.py); None when none could (index it yourself)."""
+        payload = pickle.dumps((data, limits, extras), protocol=pickle.HIGHEST_PROTOCOL)
         async with self._slots:
             worker = self._idle.pop() if self._idle else None
             reply: Any = None
@@ -133,11 +136,12 @@ class Parsers:
                     self._idle.append(worker)
                 else:  # (dead, stuck, or out of step with its socket)
                     worker.close()
-        if not (isinstance(reply, tuple) and len(reply) == 3 and reply[0] is True):
+        if not (isinstance(reply, tuple) and len(reply) == 4 and reply[0] is True
+                and isinstance(reply[3], dict)):
             self.failures += 1
             return None
         self.indexed += 1
-        return reply[1], reply[2]
+        return reply[1], reply[2], reply[3]
 
     def close(self) -> None:
         """Stop every idle worker (a busy one is stopped as its request ends)."""
@@ -175,10 +179,12 @@ def statistics() -> dict[str, int]:
         return {"indexed": 0, "failures": 0}
 
 
-def index_whole(data: bytes, limits: IndexerLimits) -> Indexed | None:
-    """``data`` indexed by a worker process, from inside an inline store call (the
-    task waits, the thread goes on); None where no worker is used or one failed."""
+def index_whole(data: bytes, limits: IndexerLimits,
+                extras: tuple[str, ...] = ()) -> Indexed | None:
+    """``data`` indexed by a worker process, with the results of ``extras``, from
+    inside an inline store call (the task waits, the thread goes on); None where no
+    worker is used or one failed."""
     if WORKERS <= 0 or len(data) > MAX_SIZE or inline.ACTIVE.get() is None:
         return None
-    result: Indexed | None = greenback.await_(parsers().index(data, limits))
+    result: Indexed | None = greenback.await_(parsers().index(data, limits, extras))
     return result
