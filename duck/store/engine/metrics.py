@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 import attrs
@@ -134,24 +132,34 @@ class RoundTripCounter(monitoring.CommandListener):
 ROUND_TRIPS = RoundTripCounter()
 
 
-@contextmanager
-def command_scope(label: str) -> Iterator[Scope]:
+class command_scope:  # (lower-case: used as the function it was)
     """Attribute the database round trips made inside the block to ``label``.
 
     Scopes do not nest: inside an active scope a new one is the same scope, so a
     caller may wrap a command that already wraps itself without counting it twice.
+    (A class, not a ``contextmanager`` generator: every IMAP command enters one.)
     """
-    outer = _current.get()
-    if outer is not None:
-        yield outer
-        return
-    scope = Scope(label)
-    token = _current.set(scope)
-    try:
-        yield scope
-    finally:
-        _current.reset(token)
-        ROUND_TRIPS.finish(scope)
+
+    __slots__ = ("_label", "_scope", "_token")
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._scope: Scope | None = None
+        self._token: Token[Scope | None] | None = None
+
+    def __enter__(self) -> Scope:
+        outer = _current.get()
+        if outer is not None:
+            return outer
+        scope = self._scope = Scope(self._label)
+        self._token = _current.set(scope)
+        return scope
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            assert self._scope is not None
+            ROUND_TRIPS.finish(self._scope)
 
 
 def current_scope() -> Scope | None:
