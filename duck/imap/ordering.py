@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from duck.mime.envelope import message_ids, parse_date
 from duck.mime.model import Envelope, IndexedMessage
-from duck.store import MessageRecord, Store, StoreError
 
 from .sortkeys import KEY_COUNT, MSGID, REFS, REPLY, SENT, addr_mailbox, display, subject_info
+
+# (The store only for annotations here, and imported where it is used: a parse
+# worker imports this module for ``render_all`` and has no use for the store.)
+if TYPE_CHECKING:
+    from duck.store import MessageRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +162,8 @@ async def _make(store: Store, mailbox_id: str, uids: list[int]
                 ) -> list[tuple[MessageRecord, list[bytes]]]:
     """Keys of messages stored without them, made from their envelopes and saved
     (a cache: when saving fails, the next SORT makes them again)."""
+    from duck.store import StoreError
+
     out = [(rec, record_order(rec))
            for rec in await store.messages.fetch(mailbox_id, uids, SOURCE_FIELDS)]
     try:

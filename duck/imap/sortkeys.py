@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from duck.mime.headers import decode_words
 from duck.mime.model import Address
-from duck.store import MessageRecord
 
 from .grammar.cmd_search import SortCriterion, SortKey
+
+if TYPE_CHECKING:  # (a parse worker imports this module: ordering.py)
+    from duck.store import MessageRecord
 
 _WSP = re.compile(r"[ \t\r\n]+")
 # subj-trailer = "(fwd)" / WSP
