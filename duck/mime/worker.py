@@ -13,9 +13,10 @@ message, made)`` with what ``MessageIndexer.feed`` then ``close`` return for
 ``extras`` names functions of the indexed message (``"module:function"``) that the
 parent would otherwise call itself on the reply, each returning a dict of bytes by
 name: the store's renderings (IMAP's ENVELOPE and BODYSTRUCTURE wire forms, SORT's
-keys), ~10% of an APPEND's CPU in the parent, spent here instead. ``made`` maps each
-to its result, or to None where it failed (the parent then calls its own). This
-module imports nothing else of duck; the functions are its parent's to name.
+keys), ~19% of the instructions of an APPEND in the parent (bench/instruction_costs.py),
+spent here instead. ``made`` maps each to its result, or to None where it failed (the
+parent then calls its own). This module imports nothing else of duck; the functions
+are its parent's to name.
 
 Only the parent that started this process writes to its socket (pickle is not for
 untrusted input; the socket is a ``socketpair`` end inherited at start, never a

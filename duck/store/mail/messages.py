@@ -267,7 +267,7 @@ class Messages:
         ``made``: what a parse worker's portable functions returned for it."""
         out: dict[str, bytes] = {}
         for name, renderer in list(self.renderers.items()):
-            portable = self._portable.get(name) if made else None
+            portable = self._portable.get(name)
             done = made.get(portable) if made and portable is not None else None
             if done is not None:
                 value = done.get(name)
