@@ -119,8 +119,8 @@ def render_all(message: IndexedMessage) -> dict[str, bytes]:
 
 def register(store: Store) -> None:
     """Have the store render every message delivered from now on (idempotent)."""
+    portable = f"{__name__}:{render_all.__name__}"
     for key in NAMES:
         plain_name, utf8_name = NAMES[key]
-        portable = f"{__name__}:{render_all.__name__}"
         store.messages.register_renderer(plain_name, _renderer(key, False), portable)
         store.messages.register_renderer(utf8_name, _renderer(key, True), portable)

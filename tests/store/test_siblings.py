@@ -94,7 +94,6 @@ async def test_the_hub_forwards_a_workers_entries_to_every_other_in_order(
         assert len(got[index]) == 2  # (cut into frames of BATCH entries)
         assert [d for batch in got[index] for d in batch or ()] == docs
     assert links[2].received == len(docs) and links[1].sent == len(docs)
-    assert hub.frames == 2 and hub.forwarded == 4
 
 
 async def test_a_queue_that_overflows_becomes_a_lost_frame(

@@ -131,6 +131,8 @@ class Messages:
         self.renderers: dict[str, Renderer] = {}
         #: name -> the import path of a function that makes it in a parse worker.
         self._portable: dict[str, str] = {}
+        #: Those paths, each once (what every ingest hands its parse worker).
+        self._extras: tuple[str, ...] = ()
 
     @property
     def _messages(self) -> Any:
@@ -260,6 +262,7 @@ class Messages:
             self._portable.pop(name, None)
         else:
             self._portable[name] = portable
+        self._extras = tuple(sorted(set(self._portable.values())))
 
     def render(self, message: IndexedMessage,
                made: dict[str, dict[str, bytes]] | None = None) -> dict[str, bytes]:
@@ -320,7 +323,7 @@ class Messages:
         """Start receiving a message (``write`` chunks, then ``finish``/``abort``)."""
         return Ingest(self._database, self._bodies,
                       max_size=self.max_size if max_size is None else max_size, limits=limits,
-                      extras=tuple(sorted(set(self._portable.values()))))
+                      extras=self._extras)
 
     async def deliver(
         self, ingested: Ingested, targets: Sequence[DeliveryTarget]

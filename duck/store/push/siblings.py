@@ -194,9 +194,6 @@ class Hub:
 
     def __init__(self) -> None:
         self._outlets: dict[int, Outlet] = {}
-        #: Frames forwarded (to each worker once), and frames read.
-        self.forwarded = 0
-        self.frames = 0
 
     @staticmethod
     def pair() -> tuple[socket.socket, int]:
@@ -213,11 +210,9 @@ class Hub:
         self._outlets[index] = outlet
 
         async def forward(frame: bytes) -> None:
-            self.frames += 1
             for other, out in self._outlets.items():
                 if other != index:
                     out.put(frame)
-                    self.forwarded += 1
 
         try:
             async with stream, trio.open_nursery() as nursery:
