@@ -10,10 +10,12 @@ import sys
 from typing import Any
 
 import pytest
+import trio
 from bson import ObjectId
 from store_samples import multipart_message, simple_message
 
 from duck.imap import ordering, render
+from duck.mime import IndexerLimits
 from duck.store import Store, User
 from duck.store.engine import schema
 from duck.store.mail import parsers
@@ -72,6 +74,39 @@ async def test_a_dead_worker_costs_a_message_indexed_in_place(store: Store,
     assert again is not worker and again.process.poll() is None
     pool.close()
     assert again.process.poll() is not None and pool._idle == []
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the steps of one task: each is a return from a schedule point."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+async def test_a_warm_worker_is_waited_for_only_for_its_reply() -> None:
+    # Under load each schedule point waits for a pass of every other ready task:
+    # a request is one send and the reply's reads, without a schedule point where
+    # nothing is waited for (the free slot, a send that went through, a read of
+    # bytes already there).
+    pool = parsers.parsers()
+    data = multipart_message(b"\x00\x01binary" * 5000)
+    limits = IndexerLimits()
+    assert await pool.index(data, limits) is not None  # (starts the worker)
+    counter = _Steps(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(counter)
+    try:
+        for _ in range(5):
+            assert await pool.index(data, limits) is not None
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    # (A reply of ~100 KB may come in two reads; the old sequence took five passes.)
+    assert counter.steps <= 5 * 2
+    assert pool.statistics() == {"indexed": 6, "failures": 0}
 
 
 async def test_no_worker_when_turned_off_or_for_a_large_message(
