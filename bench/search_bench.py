@@ -131,7 +131,7 @@ def documents(corpus: Corpus, start: int, count: int, user: ObjectId, mailbox: O
     for i in range(start, start + count):
         ing = ingested(corpus.message(i))
         t = time.perf_counter()
-        base = content(ing)
+        base, _ = content(ing)
         timing["content"] += time.perf_counter() - t
         flags = [f for f, p in (("\\Seen", 0.8), ("\\Flagged", 0.03)) if corpus.rnd.random() < p]
         idate = START + dt.timedelta(hours=i)  # one message an hour
