@@ -104,7 +104,8 @@ async def test_a_warm_worker_is_waited_for_only_for_its_reply() -> None:
             assert await pool.index(data, limits) is not None
     finally:
         trio.lowlevel.remove_instrument(counter)
-    # (A reply of ~100 KB may come in two reads; the old sequence took five passes.)
+    # (A reply of ~100 KB may come in two reads. With trio's socket methods and
+    # semaphore a request took four passes: twenty here.)
     assert counter.steps <= 5 * 2
     assert pool.statistics() == {"indexed": 6, "failures": 0}
 

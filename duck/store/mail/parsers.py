@@ -74,8 +74,9 @@ class _Worker:
         # The socket is used directly, waiting only when it would block (as the
         # database's in engine/wire.py): trio's socket methods make each call a
         # schedule point, and under imaptest's load each one waited for a pass of
-        # every other ready task (~2 ms), five of them a request (a send, two
-        # reads, the slot): measured, an APPEND waited ~13 ms for a parse of ~1 ms.
+        # every other ready task (~2 ms), four of them a request besides the wait
+        # for the reply (the slot, the send, each of two reads): measured, an
+        # APPEND waited ~14 ms for a parse of ~1 ms, and ~8 ms so.
         parent.setblocking(False)
         self.sock = parent
 
