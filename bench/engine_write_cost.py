@@ -4,10 +4,10 @@ document's size and the number of indexes on its collection.
     python -m bench.engine_write_cost [--messages 60] [--ops 2000]
 
 Why: under imaptest's load duck's write commands wait for the database far more
-than for duck (docs/architecture.md, "Where a write's time goes under load"), and
-the engine's CPU per write is what bounds the writes a second it commits. This
-measures that CPU for the three writes imaptest's mix makes of a message document:
-a flag change (STORE), an insert (APPEND), a delete (EXPUNGE).
+than for duck (docs/architecture.md, "Where a write's time goes under load"). This
+measures the engine's CPU for the three writes imaptest's mix makes of a message
+document: a flag change (STORE), an insert (APPEND), a delete (EXPUNGE). (Less of
+it alone did not buy commands/s there: see that section.)
 
 How: a store on a fresh embedded server (as ``duck serve`` starts it: synced
 commits, no oplog) APPENDs ``--messages`` generated messages (bench/search_bench.py's
