@@ -111,10 +111,7 @@ class _Worker:
     def close(self) -> None:
         """Stop the process (it would stop by itself at the socket's end too)."""
         if self.sock.fileno() >= 0:
-            try:
-                trio.lowlevel.notify_closing(self.sock)
-            except RuntimeError:  # (outside a trio.run: nothing waits on it)
-                pass
+            trio.lowlevel.notify_closing(self.sock)  # (always inside the run)
         self.sock.close()
         if self.process.poll() is None:
             self.process.kill()
