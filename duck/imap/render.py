@@ -13,6 +13,7 @@ differs from the plain one, which is valid in every session.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -70,9 +71,11 @@ def lookup(key: FetchAttr, stored: dict[str, bytes] | None, *, utf8: bool) -> Pr
     return lookup_for(key, utf8=utf8)(stored)
 
 
+@functools.cache
 def lookup_for(key: FetchAttr, *, utf8: bool
                ) -> Callable[[dict[str, bytes] | None], Preencoded | None]:
-    """``lookup`` of one key for many messages (the per-key work done once)."""
+    """``lookup`` of one key for many messages (the per-key work done once in the
+    process: there are six of them, keys by utf8)."""
     plain_name, utf8_name = NAMES[key]
     check = preencoder(key)
 

@@ -236,3 +236,27 @@ async def test_header_fields_of_the_same_message_are_cut_once(store: Store,
     spec = SectionSpec(text="HEADER.FIELDS", fields=("subject",))
     assert await store.messages.read_section(second, spec) == b"Subject: other\r\n\r\n"
     assert len(reader._SPLIT) == 3
+
+
+async def test_reads_without_the_database_only_where_the_bytes_are_inline(
+        store: Store, user: User) -> None:
+    big = os.urandom(600_000).hex().encode()  # a body stored apart, in GridFS
+    data = multipart_message(big)
+    await store.messages.append(user.id, "INBOX", data)
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    (record,) = await store.messages.fetch(inbox.id, [1], ["content", "structure"])
+    header = data[: data.index(b"\r\n\r\n") + 4]
+    messages = store.messages
+    # The header (whole, cut to fields, or a window of it) is in the skeleton...
+    assert messages.read_section_now(record, SectionSpec(text="HEADER")) == header
+    assert messages.read_section_now(record, SectionSpec(text="HEADER"), (2, 5)) == header[2:7]
+    fields = SectionSpec(text="HEADER.FIELDS", fields=("subject",))
+    assert messages.read_section_now(record, fields) == await messages.read_section(
+        record, fields)
+    assert messages.read_now(record, 0, 20) == data[:20]
+    # ...the attachment is not: the caller is told to read it the long way.
+    assert messages.read_section_now(record, SectionSpec(part=(2,))) is None
+    assert messages.read_now(record, 0, len(data)) is None
+    part = await messages.read_section(record, SectionSpec(part=(2,)), (1000, 50))
+    assert part == big[1000:1050]
+    assert messages.read_section_now(record, SectionSpec(part=(9,))) == b""

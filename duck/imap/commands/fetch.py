@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from duck.mime import transfer
@@ -109,6 +109,25 @@ def _aware(value: dt.datetime | None) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
+def _narrowed(found: tuple[int, int], partial: tuple[int, int | None] | None
+              ) -> tuple[int, int]:
+    """A section's octets ``found`` narrowed to its ``<start.length>``."""
+    lo, hi = found
+    if partial is not None:
+        lo, hi = min(lo + partial[0], hi), min(lo + partial[0] + (partial[1] or 0), hi)
+    return lo, hi
+
+
+#: What a getter gives when its value needs an await (``_Builder.plan``).
+_LATER = object()
+
+#: One item's way to its value: (response key, the value from (uid, record) at
+#: once, or ``_LATER``, or None (always later), whether it needs the record, and the
+#: coroutine function that makes it when it cannot be made at once (None: never)).
+_Getter = tuple[Any, Callable[[int, Any], Any] | None, bool,
+                Callable[[int, Any], Awaitable[Any]] | None]
+
+
 class _Builder:
     """Builds one message's FETCH items."""
 
@@ -122,53 +141,58 @@ class _Builder:
         self.renderings = sorted({n for k in self.finders
                                   for n in render.NAMES[k][: 2 if utf8 else 1]})
         # Worked out once per command, not once per message.
-        self.keys = {k: k.response_key() for k in items if isinstance(k, BodySection)}
+        self.response_keys = {k: k.response_key() for k in items if isinstance(k, BodySection)}
         self.specs: dict[BodySection, SectionSpec] = {}
         # (A maker per item, chosen once: choosing it for every message of a range
         # was a chain of comparisons per item, a good part of a FETCH's CPU.)
-        self.plan = [self._getter(item) for item in items]
+        self.plan: list[_Getter] = [self._getter(item) for item in items]
+        #: The response's keys, in order, for a message with its record and without.
+        self.keys = tuple(key for key, _, _, _ in self.plan)
+        self.bare_keys = tuple(key for key, _, needs, _ in self.plan if not needs)
 
     def _rendered(self, item: FetchAttr, rec: MessageRecord) -> Any:
         """The stored rendering of ``item``, or None (older messages: made here)."""
         return self.finders[item](rec.renderings)
 
-    def _getter(self, item: FetchItem) -> tuple[Any, Callable[..., Any], bool, bool]:
-        """(response key, how its value is made from (uid, record), whether that
-        needs the record, whether it is a coroutine): decided once per command."""
+    def _getter(self, item: FetchItem) -> _Getter:
+        """How ``item``'s value is made for each message: decided once per command."""
         view = self.s.view
         assert view is not None
         if item is FetchAttr.UID:
-            return item, lambda uid, rec: uid, False, False
+            return item, lambda uid, rec: uid, False, None
         if item is FetchAttr.FLAGS:
-            return item, lambda uid, rec: view.flags_with_recent(uid), False, False
+            return item, lambda uid, rec: view.flags_with_recent(uid), False, None
         if item is FetchAttr.MODSEQ:
-            return item, lambda uid, rec: view.modseqs.get(uid, 1), False, False
+            return item, lambda uid, rec: view.modseqs.get(uid, 1), False, None
         if item is FetchAttr.INTERNALDATE:
-            return item, lambda uid, rec: _aware(rec.internal_date), True, False
+            return item, lambda uid, rec: _aware(rec.internal_date), True, None
         if item is FetchAttr.SAVEDATE:
             return item, lambda uid, rec: _aware(rec.savedate) if rec.savedate else None, \
-                True, False
+                True, None
         if item is FetchAttr.RFC822_SIZE:
-            return item, lambda uid, rec: int(rec.size or 0), True, False
+            return item, lambda uid, rec: int(rec.size or 0), True, None
         if item is FetchAttr.ENVELOPE:
-            return item, lambda uid, rec: self._envelope(rec), True, False
+            return item, lambda uid, rec: self._envelope(rec), True, None
         if item in (FetchAttr.BODY, FetchAttr.BODYSTRUCTURE):
             assert isinstance(item, FetchAttr)
-            return item, lambda uid, rec: self._body(item, rec), True, False
+            return item, lambda uid, rec: self._body(item, rec), True, None
         if item is FetchAttr.EMAILID:
-            return item, lambda uid, rec: rec.emailid or f"M{rec.id}", True, False
+            return item, lambda uid, rec: rec.emailid or f"M{rec.id}", True, None
         if item is FetchAttr.THREADID:
-            return item, lambda uid, rec: rec.threadid, True, False
+            return item, lambda uid, rec: rec.threadid, True, None
         if item is FetchAttr.PREVIEW:
-            return item, lambda uid, rec: self.preview(rec), True, True
-        if item in _RFC822_SECTION:
-            assert isinstance(item, FetchAttr)
-            section = _RFC822_SECTION[item]
-            return item, lambda uid, rec: self.section(rec, section), True, True
+            return item, None, True, lambda uid, rec: self.preview(rec)
+        if item in _RFC822_SECTION or (isinstance(item, BodySection) and not item.binary):
+            key: FetchItem = item
+            if isinstance(item, BodySection):
+                key, section = self.response_keys[item], item
+            else:
+                section = _RFC822_SECTION[item]
+            spec = self._spec(section)
+            return (key, lambda uid, rec: self.section_now(rec, section, spec), True,
+                    lambda uid, rec: self.section(rec, section))
         if isinstance(item, BodySection):
-            if item.binary:
-                return self.keys[item], lambda uid, rec: self.binary(rec, item), True, True
-            return self.keys[item], lambda uid, rec: self.section(rec, item), True, True
+            return self.response_keys[item], None, True, lambda uid, rec: self.binary(rec, item)
         assert isinstance(item, BinarySize)
         whole = BodySection(item.part, binary=True)
 
@@ -176,7 +200,7 @@ class _Builder:
             data = await self.binary(rec, whole)
             return data.size if isinstance(data, LiteralBody) else len(data or b"")
 
-        return item, size, True, True
+        return item, None, True, size
 
     def _envelope(self, rec: MessageRecord) -> Any:
         done = self._rendered(FetchAttr.ENVELOPE, rec)
@@ -192,41 +216,66 @@ class _Builder:
             done = convert.body(rec.structure, extensible=item is FetchAttr.BODYSTRUCTURE)
         return done
 
-    async def build(self, uid: int, rec: MessageRecord | None) -> list[tuple[Any, Any]]:
-        """One message's items, in the order asked (those that need the record
-        left out when there is none)."""
-        out: list[tuple[Any, Any]] = []
-        for key, get, needs_record, waits in self.plan:
+    async def build(self, uid: int, rec: MessageRecord | None) -> list[Any]:
+        """One message's values, in the order of ``keys`` (``bare_keys`` when there
+        is no record: those that need it left out)."""
+        out: list[Any] = []
+        for _, get, needs_record, later in self.plan:
             if rec is None and needs_record:
                 continue
-            out.append((key, await get(uid, rec) if waits else get(uid, rec)))
+            value = _LATER if get is None else get(uid, rec)
+            if value is _LATER:
+                assert later is not None
+                value = await later(uid, rec)
+            out.append(value)
         return out
 
-    async def section(self, rec: MessageRecord, section: BodySection) -> bytes | LiteralBody:
-        """BODY[section]<partial>: read, or streamed when large and unfiltered."""
-        messages = self.s.store.messages
+    def _spec(self, section: BodySection) -> SectionSpec:
         spec = self.specs.get(section)
         if spec is None:
             spec = self.specs[section] = _spec(section)
+        return spec
+
+    def section_now(self, rec: MessageRecord, section: BodySection, spec: SectionSpec) -> Any:
+        """``section`` (whose spec is ``spec``) when it needs no await (its bytes in the
+        message's inline skeleton, or a large range streamed later), else ``_LATER``."""
         partial = section.partial
-        part_len = None if partial is None else partial[1]
         if not spec.filters_fields and rec.structure is not None:
             found = section_range(rec.structure, spec)
             if found is None:
                 return b""
-            lo, hi = found
-            if partial is not None:
-                lo, hi = min(lo + partial[0], hi), min(lo + partial[0] + (part_len or 0), hi)
+            lo, hi = _narrowed(found, partial)
             if hi - lo > STREAM_THRESHOLD:
-                start, end = lo, hi
+                return self._streamed(rec, lo, hi)
+            data = self.s.store.messages.read_now(rec, lo, hi)
+        else:
+            window = None if partial is None else (partial[0], partial[1] or 0)
+            data = self.s.store.messages.read_section_now(rec, spec, window)
+        return _LATER if data is None else data
 
-                def source() -> AsyncIterator[bytes]:
-                    return messages.stream(rec, start, end)
-
-                return LiteralBody(end - start, source)
+    async def section(self, rec: MessageRecord, section: BodySection) -> bytes | LiteralBody:
+        """BODY[section]<partial>: read, or streamed when large and unfiltered."""
+        messages = self.s.store.messages
+        spec = self._spec(section)
+        partial = section.partial
+        if not spec.filters_fields and rec.structure is not None:
+            found = section_range(rec.structure, spec)
+            if found is None:
+                return b""
+            lo, hi = _narrowed(found, partial)
+            if hi - lo > STREAM_THRESHOLD:
+                return self._streamed(rec, lo, hi)
             return await messages.read(rec, lo, hi)
-        window = None if partial is None else (partial[0], part_len or 0)
+        window = None if partial is None else (partial[0], partial[1] or 0)
         return await messages.read_section(rec, spec, window)
+
+    def _streamed(self, rec: MessageRecord, start: int, end: int) -> LiteralBody:
+        messages = self.s.store.messages
+
+        def source() -> AsyncIterator[bytes]:
+            return messages.stream(rec, start, end)
+
+        return LiteralBody(end - start, source)
 
     async def preview(self, rec: MessageRecord) -> str:
         """RFC 8970 §2: the preview, from the start of the first text part (read up
@@ -353,7 +402,8 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
             if seq is None:
                 continue
             b = flag_builder if uid in seen_now else builder
-            rows.add(seq, await b.build(uid, rec))
+            rows.add_values(seq, b.keys if rec is not None else b.bare_keys,
+                            await b.build(uid, rec))
             if flags_asked or uid in seen_now:
                 shown.append(uid)
         responses = rows.take()

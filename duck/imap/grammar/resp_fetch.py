@@ -388,10 +388,12 @@ class FetchTemplate:
 
     def _generic(self, key: FetchItem) -> Any:
         utf8 = self.utf8
+        # (Looked up once per template, not once per value.)
+        kind = _PREENCODED_KIND.get(key)
 
         def encode(value: FetchValue) -> bytes:
             if isinstance(value, Preencoded):
-                if _PREENCODED_KIND.get(key) != value.kind:
+                if kind != value.kind:
                     raise ValueError(f"a pre-encoded {value.kind} is not a {key!r} value")
                 return value.data
             e = Encoder(utf8=utf8)
@@ -414,34 +416,48 @@ class FetchTemplate:
         return FetchBlock(b"\r\n".join(rows))
 
 
+#: Templates by (keys, utf8), shared by every command of the process: a template
+#: holds nothing of one session (its FLAGS cache is of flag sets alone), and making
+#: one per command was ~5% of a FETCH of a message list (its keys' names encoded,
+#: its encoders chosen).
+_TEMPLATES: dict[tuple[tuple[FetchItem, ...], bool], FetchTemplate] = {}
+#: Most templates kept (one per distinct tuple of keys; then the cache starts over).
+MAX_TEMPLATES = 256
+
+
+def template_for(keys: tuple[FetchItem, ...], *, utf8: bool = False) -> FetchTemplate:
+    """The shared :class:`FetchTemplate` of ``keys``."""
+    template = _TEMPLATES.get((keys, utf8))
+    if template is None:
+        if len(_TEMPLATES) >= MAX_TEMPLATES:
+            _TEMPLATES.clear()
+        template = _TEMPLATES[keys, utf8] = FetchTemplate(keys, utf8=utf8)
+    return template
+
+
 class FetchRows:
     """FETCH responses of many messages whose keys may differ from one to another:
     each serialized by a :class:`FetchTemplate` of its keys (the same bytes as
     :class:`FetchData`, at a fraction of the cost), except one with a streamed
     literal, which stays a :class:`FetchData`; ``take`` gives them in order."""
 
-    #: Most templates kept (one per distinct tuple of keys).
-    MAX_TEMPLATES = 64
-
     def __init__(self, *, utf8: bool = False) -> None:
         self.utf8 = utf8
-        self._templates: dict[tuple[FetchItem, ...], FetchTemplate] = {}
         self._rows: list[bytes] = []
         self._out: list[FetchBlock | FetchData] = []
 
     def add(self, seq: int, items: list[tuple[FetchItem, FetchValue]]) -> None:
         """The response ``* seq FETCH (items)``."""
-        if any(type(v) is LiteralBody for _, v in items):
+        self.add_values(seq, tuple(k for k, _ in items), [v for _, v in items])
+
+    def add_values(self, seq: int, keys: tuple[FetchItem, ...],
+                   values: list[FetchValue]) -> None:
+        """The response ``* seq FETCH (...)`` of ``keys`` and their ``values``, in order."""
+        if LiteralBody in map(type, values):
             self._close_block()
-            self._out.append(FetchData(seq, items))
+            self._out.append(FetchData(seq, tuple(zip(keys, values, strict=True))))
             return
-        keys = tuple(k for k, _ in items)
-        template = self._templates.get(keys)
-        if template is None:
-            if len(self._templates) >= self.MAX_TEMPLATES:
-                self._templates.clear()
-            template = self._templates[keys] = FetchTemplate(keys, utf8=self.utf8)
-        self._rows.append(template.row(seq, [v for _, v in items]))
+        self._rows.append(template_for(keys, utf8=self.utf8).row(seq, values))
 
     def take(self) -> list[FetchBlock | FetchData]:
         """The responses added since the last ``take``, in order."""

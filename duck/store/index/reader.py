@@ -98,19 +98,29 @@ def _segments(record: MessageRecord) -> tuple[Segment, ...]:
     return record.segments
 
 
-async def read(database: Database, bodies: Bodies, record: MessageRecord, start: int = 0,
-               end: int | None = None) -> bytes:
-    """The bytes ``[start, end)`` of a fetched message (``end=None``: to the end).
-
-    A range within the inline skeleton (every header section, and the whole of most
-    messages) is cut out here: no worker thread, no database.
-    """
+def read_inline(record: MessageRecord, start: int = 0, end: int | None = None) -> bytes | None:
+    """The bytes ``[start, end)`` of a fetched message when they lie in its inline
+    skeleton (every header section, and the whole of most messages): cut out here,
+    without the database; None when a body stored apart has some of them."""
     segments = _segments(record)
     lo, hi = _clamp(segments, start, end)
     pieces = list(_pieces(segments, lo, hi, max(hi - lo, 1) + CHUNK_SIZE))
     if all(seg.data is not None for seg, _, _ in pieces):
         return b"".join(seg.data[a:b] for seg, a, b in pieces if seg.data is not None)
-    return await database.run(read_sync, bodies, segments, start, end)
+    return None
+
+
+async def read(database: Database, bodies: Bodies, record: MessageRecord, start: int = 0,
+               end: int | None = None) -> bytes:
+    """The bytes ``[start, end)`` of a fetched message (``end=None``: to the end).
+
+    A range within the inline skeleton is cut out here (``read_inline``): no worker
+    thread, no database.
+    """
+    data = read_inline(record, start, end)
+    if data is not None:
+        return data
+    return await database.run(read_sync, bodies, _segments(record), start, end)
 
 
 async def stream(database: Database, bodies: Bodies, record: MessageRecord, start: int = 0,
@@ -138,11 +148,12 @@ async def stream(database: Database, bodies: Bodies, record: MessageRecord, star
         yield bytes(inline)
 
 
-async def read_section(
-    database: Database, bodies: Bodies, record: MessageRecord, spec: SectionSpec,
-    partial: tuple[int, int] | None = None,
-) -> bytes:
-    """BODY[section]<start.length>: ``partial`` is (start, length) within the section."""
+def read_section_inline(record: MessageRecord, spec: SectionSpec,
+                        partial: tuple[int, int] | None = None) -> bytes | None:
+    """``read_section`` when the section lies in the inline skeleton (every header
+    section, and most sections of most messages), without the database; None when
+    it needs it. A FETCH of a message list asks this of each message: no await
+    chain per message."""
     if record.structure is None:
         raise InvalidInput("record was fetched without the 'structure' field")
     found = section_range(record.structure, spec)
@@ -153,18 +164,56 @@ async def read_section(
         key = (record.id, lo, hi)
         split = _SPLIT.get(key)
         if split is None:
-            split = split_header_fields(await read(database, bodies, record, lo, hi))
-            if hi - lo <= SPLIT_MAX:
-                if len(_SPLIT) >= SPLIT_HEADERS:
-                    _SPLIT.clear()
-                _SPLIT[key] = split
+            raw = read_inline(record, lo, hi)
+            if raw is None:
+                return None
+            split = _keep_split(key, raw, hi - lo)
         data = join_header_fields(split, spec.fields, spec.text == HEADER_FIELDS_NOT)
         if partial is not None:
             data = data[partial[0]:partial[0] + partial[1]]
         return data
-    if partial is not None:
-        start, length = partial
-        if start < 0 or length < 0:
-            raise InvalidInput("negative partial range")
-        lo, hi = min(lo + start, hi), min(lo + start + length, hi)
+    lo, hi = _window(lo, hi, partial)
+    return read_inline(record, lo, hi)
+
+
+def _keep_split(key: tuple[str, int, int], raw: bytes, size: int) -> HeaderFields:
+    """A header block cut into fields, kept in ``_SPLIT`` when it is small enough."""
+    split = split_header_fields(raw)
+    if size <= SPLIT_MAX:
+        if len(_SPLIT) >= SPLIT_HEADERS:
+            _SPLIT.clear()
+        _SPLIT[key] = split
+    return split
+
+
+def _window(lo: int, hi: int, partial: tuple[int, int] | None) -> tuple[int, int]:
+    """The octets ``[lo, hi)`` of a section narrowed to ``partial`` (start, length)."""
+    if partial is None:
+        return lo, hi
+    start, length = partial
+    if start < 0 or length < 0:
+        raise InvalidInput("negative partial range")
+    return min(lo + start, hi), min(lo + start + length, hi)
+
+
+async def read_section(
+    database: Database, bodies: Bodies, record: MessageRecord, spec: SectionSpec,
+    partial: tuple[int, int] | None = None,
+) -> bytes:
+    """BODY[section]<start.length>: ``partial`` is (start, length) within the section."""
+    data = read_section_inline(record, spec, partial)
+    if data is not None:
+        return data
+    assert record.structure is not None  # (read_section_inline checked)
+    found = section_range(record.structure, spec)
+    assert found is not None  # (else read_section_inline gave b"")
+    lo, hi = found
+    if spec.filters_fields:
+        split = _keep_split((record.id, lo, hi), await read(database, bodies, record, lo, hi),
+                            hi - lo)
+        data = join_header_fields(split, spec.fields, spec.text == HEADER_FIELDS_NOT)
+        if partial is not None:
+            data = data[partial[0]:partial[0] + partial[1]]
+        return data
+    lo, hi = _window(lo, hi, partial)
     return await read(database, bodies, record, lo, hi)

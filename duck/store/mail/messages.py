@@ -301,6 +301,18 @@ class Messages:
         """Bytes ``[start, end)`` of a message fetched with the ``content`` field."""
         return await reader.read(self._database, self._bodies, record, start, end)
 
+    def read_now(self, record: MessageRecord, start: int = 0,
+                 end: int | None = None) -> bytes | None:
+        """``read`` without the database when the bytes lie in the message's inline
+        skeleton (every header, most messages whole); None when they do not."""
+        return reader.read_inline(record, start, end)
+
+    def read_section_now(self, record: MessageRecord, spec: SectionSpec,
+                         partial: tuple[int, int] | None = None) -> bytes | None:
+        """``read_section`` without the database when the section lies in the
+        message's inline skeleton; None when it does not."""
+        return reader.read_section_inline(record, spec, partial)
+
     async def read_section(
         self, record: MessageRecord, spec: SectionSpec, partial: tuple[int, int] | None = None
     ) -> bytes:
