@@ -31,7 +31,6 @@ import pymongo.errors
 import trio
 from bson import Int64
 from bson.binary import Binary
-from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, ReturnDocument, UpdateMany
 from pymongo.results import (
@@ -43,6 +42,7 @@ from pymongo.results import (
 )
 
 from ..errors import StoreUnavailable
+from .ids import new_id
 from .metrics import ROUND_TRIPS
 
 if TYPE_CHECKING:
@@ -473,7 +473,7 @@ class Collection:
         if database is None:
             return self._real.insert_one(document, session=session, **kwargs)
         if "_id" not in document:
-            document["_id"] = ObjectId()
+            document["_id"] = new_id()
         self._write(database, "insert", "documents", [document], True, session)
         return InsertOneResult(document["_id"], True)
 
@@ -487,7 +487,7 @@ class Collection:
         docs = list(documents)
         for doc in docs:
             if "_id" not in doc:
-                doc["_id"] = ObjectId()
+                doc["_id"] = new_id()
         self.bulk_write([InsertOne(d) for d in docs], ordered=ordered, session=session)
         return InsertManyResult([d["_id"] for d in docs], True)
 
@@ -631,7 +631,7 @@ def op_spec(op: Any) -> tuple[str, Any]:
     if isinstance(op, InsertOne):
         doc = op._doc
         if "_id" not in doc:
-            doc["_id"] = ObjectId()
+            doc["_id"] = new_id()
         return "insert", doc
     if isinstance(op, (DeleteOne, DeleteMany)):
         spec: dict[str, Any] = {"q": op._filter, "limit": 1 if isinstance(op, DeleteOne) else 0}

@@ -47,7 +47,7 @@ from ..engine import clock, schema
 from ..engine.batch import WriteBatch
 from ..engine.bodies import Bodies
 from ..engine.database import Database
-from ..engine.ids import parse_id
+from ..engine.ids import new_id, parse_id
 from ..engine.pages import Pages, pages
 from ..errors import InvalidInput, NotFound
 from ..index import contents, digest
@@ -98,7 +98,7 @@ def archived_docs(docs: Iterable[dict[str, Any]], path: str, now: dt.datetime
     """The archive documents of message documents (read with ARCHIVED_PROJECTION)
     being removed from the mailbox at ``path``."""
     return [{**{k: v for k, v in d.items() if k != UNARCHIVED},
-             "_id": ObjectId(), "msg": d["_id"], "archived": now, "path": path}
+             "_id": new_id(), "msg": d["_id"], "archived": now, "path": path}
             for d in docs]
 
 
@@ -265,7 +265,7 @@ class Archive:
                 # (Archived before contents had documents of their own: the text
                 # goes back in the message document, with its bytes.)
                 kept[UNARCHIVED] = self._text_of(d)
-            new.append({**kept, "_id": ObjectId(), "mailbox": mailbox, "uid": first_uid + i,
+            new.append({**kept, "_id": new_id(), "mailbox": mailbox, "uid": first_uid + i,
                         "modseq": first_modseq + i, "sdate": now, **f})
         batch = WriteBatch(self._database)
         charged = None if session is None else quota.reserve_in(batch, user, total)

@@ -16,6 +16,7 @@ from duck.mime.headers import decode_words
 from duck.mime.model import IndexedMessage, Part
 
 from ..engine.convert import to_bson
+from ..engine.ids import new_id
 from ..errors import InvalidInput
 from ..index import (
     layout,  # noqa: F401  (the indexes of the documents built here)
@@ -160,7 +161,7 @@ def message_doc(
 ) -> dict[str, Any]:
     """A complete message document."""
     return {
-        "_id": oid or ObjectId(),
+        "_id": oid or new_id(),
         "user": user,
         "mailbox": mailbox,
         "uid": uid,

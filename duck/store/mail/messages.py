@@ -31,7 +31,7 @@ from ..engine import clock, promptly, schema
 from ..engine.batch import WriteBatch
 from ..engine.bodies import Bodies
 from ..engine.database import Database
-from ..engine.ids import parse_id
+from ..engine.ids import new_id, parse_id
 from ..errors import AlreadyExists, InvalidInput, NotFound, StoreError, TooBig
 from ..index import contents, digest, fetch, reader
 from ..index.cache import IMMUTABLE, RecordCache, usable
@@ -97,7 +97,7 @@ def _internal_date(value: dt.datetime | None) -> dt.datetime:
 
 def _object_id(prefix: str) -> str:
     # RFC 8474 objectid: 1-255 of [A-Za-z0-9_-]; a letter first keeps it an atom.
-    return prefix + str(ObjectId())
+    return prefix + str(new_id())
 
 
 class Messages:
@@ -449,7 +449,7 @@ class Messages:
         threadid = self._thread_of(user, base["refs"])
 
         unseen = 0 if fields["seen"] else 1
-        oid = ObjectId()
+        oid = new_id()
         claim = (None if target.claim_recent is None
                  else (parse_id(target.claim_recent[0]), int(target.claim_recent[1])))
 
@@ -993,7 +993,7 @@ class Messages:
                 first_uid: int, first_modseq: int, now: Any
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The copies' documents and their journal entries."""
-        new = [{**d, "_id": ObjectId(), "user": user, "mailbox": dst,
+        new = [{**d, "_id": new_id(), "user": user, "mailbox": dst,
                 "uid": first_uid + i, "modseq": first_modseq + i, "sdate": now}
                for i, d in enumerate(docs)]
         entries = [journal.entry_doc(dst, n["modseq"], "exists", uid=n["uid"],
