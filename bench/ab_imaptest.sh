@@ -12,9 +12,10 @@
 # commands/s and duck's and the database's CPU per command; the end, each
 # revision's means. Ports: IMAP 11143, LMTP 12424, API 18080 (loopback).
 #
-# "duck busy" is duck's CPU seconds over the round's seconds: it stays near 0.85 of
-# a core round after round (docs/architecture.md, "Facts about the embedded database
-# (measured)"), so commands/s moves with duck's CPU per command, noise and all.
+# "duck busy" is duck's CPU seconds over the round's seconds: it stays near 0.85-0.95
+# of a core round after round, so commands/s moves with duck's CPU per command, noise
+# and all, though by less than in proportion (~0.4% per 1% of the event loop's CPU:
+# docs/architecture.md, "Facts about the embedded database (measured)").
 set -u
 KIT=${1:?usage: bench/ab_imaptest.sh KIT_DIR REV_A REV_B [PAIRS]}
 REV_A=${2:?REV_A}
