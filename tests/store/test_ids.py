@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -20,7 +21,7 @@ def test_new_ids_are_objectids_of_now_and_all_distinct() -> None:
     # One process's ids share their random bytes and count up by one.
     assert len({i.binary[4:9] for i in ids}) == 1
     counts = [int.from_bytes(i.binary[9:], "big") for i in ids]
-    assert all((b - a) % (1 << 24) == 1 for a, b in zip(counts, counts[1:], strict=False))
+    assert all((b - a) % (1 << 24) == 1 for a, b in itertools.pairwise(counts))
 
 
 def test_a_forked_child_makes_ids_of_its_own() -> None:
