@@ -168,12 +168,17 @@ def read_section_inline(record: MessageRecord, spec: SectionSpec,
             if raw is None:
                 return None
             split = _keep_split(key, raw, hi - lo)
-        data = join_header_fields(split, spec.fields, spec.text == HEADER_FIELDS_NOT)
-        if partial is not None:
-            data = data[partial[0]:partial[0] + partial[1]]
-        return data
+        return _fields(split, spec, partial)
     lo, hi = _window(lo, hi, partial)
     return read_inline(record, lo, hi)
+
+
+def _fields(split: HeaderFields, spec: SectionSpec, partial: tuple[int, int] | None) -> bytes:
+    """HEADER.FIELDS[.NOT] of a header block cut into fields, narrowed to ``partial``."""
+    data = join_header_fields(split, spec.fields, spec.text == HEADER_FIELDS_NOT)
+    if partial is not None:
+        data = data[partial[0]:partial[0] + partial[1]]
+    return data
 
 
 def _keep_split(key: tuple[str, int, int], raw: bytes, size: int) -> HeaderFields:
@@ -211,9 +216,6 @@ async def read_section(
     if spec.filters_fields:
         split = _keep_split((record.id, lo, hi), await read(database, bodies, record, lo, hi),
                             hi - lo)
-        data = join_header_fields(split, spec.fields, spec.text == HEADER_FIELDS_NOT)
-        if partial is not None:
-            data = data[partial[0]:partial[0] + partial[1]]
-        return data
+        return _fields(split, spec, partial)
     lo, hi = _window(lo, hi, partial)
     return await read(database, bodies, record, lo, hi)
