@@ -236,38 +236,48 @@ class _Builder:
             spec = self.specs[section] = _spec(section)
         return spec
 
-    def section_now(self, rec: MessageRecord, section: BodySection, spec: SectionSpec) -> Any:
-        """``section`` (whose spec is ``spec``) when it needs no await (its bytes in the
-        message's inline skeleton, or a large range streamed later), else ``_LATER``."""
-        partial = section.partial
+    def _locate(self, rec: MessageRecord, section: BodySection, spec: SectionSpec
+                ) -> tuple[Any, tuple[int, int] | None]:
+        """Where ``section`` is: (its value, None) when that needs no read (absent,
+        or a large range streamed later), else (None, the octets to read) for a
+        range, or (None, None) for header fields (``section.partial`` then applies)."""
         if not spec.filters_fields and rec.structure is not None:
             found = section_range(rec.structure, spec)
             if found is None:
-                return b""
-            lo, hi = _narrowed(found, partial)
+                return b"", None
+            lo, hi = _narrowed(found, section.partial)
             if hi - lo > STREAM_THRESHOLD:
-                return self._streamed(rec, lo, hi)
-            data = self.s.store.messages.read_now(rec, lo, hi)
-        else:
-            window = None if partial is None else (partial[0], partial[1] or 0)
-            data = self.s.store.messages.read_section_now(rec, spec, window)
+                return self._streamed(rec, lo, hi), None
+            return None, (lo, hi)
+        return None, None
+
+    @staticmethod
+    def _window(section: BodySection) -> tuple[int, int] | None:
+        partial = section.partial
+        return None if partial is None else (partial[0], partial[1] or 0)
+
+    def section_now(self, rec: MessageRecord, section: BodySection, spec: SectionSpec) -> Any:
+        """``section`` (whose spec is ``spec``) when it needs no await (its bytes in the
+        message's inline skeleton, or a large range streamed later), else ``_LATER``."""
+        done, span = self._locate(rec, section, spec)
+        if done is not None:
+            return done
+        messages = self.s.store.messages
+        data = (messages.read_now(rec, *span) if span is not None
+                else messages.read_section_now(rec, spec, self._window(section)))
         return _LATER if data is None else data
 
     async def section(self, rec: MessageRecord, section: BodySection) -> bytes | LiteralBody:
         """BODY[section]<partial>: read, or streamed when large and unfiltered."""
-        messages = self.s.store.messages
         spec = self._spec(section)
-        partial = section.partial
-        if not spec.filters_fields and rec.structure is not None:
-            found = section_range(rec.structure, spec)
-            if found is None:
-                return b""
-            lo, hi = _narrowed(found, partial)
-            if hi - lo > STREAM_THRESHOLD:
-                return self._streamed(rec, lo, hi)
-            return await messages.read(rec, lo, hi)
-        window = None if partial is None else (partial[0], partial[1] or 0)
-        return await messages.read_section(rec, spec, window)
+        done, span = self._locate(rec, section, spec)
+        if done is not None:
+            result: bytes | LiteralBody = done
+            return result
+        messages = self.s.store.messages
+        if span is not None:
+            return await messages.read(rec, *span)
+        return await messages.read_section(rec, spec, self._window(section))
 
     def _streamed(self, rec: MessageRecord, start: int, end: int) -> LiteralBody:
         messages = self.s.store.messages
