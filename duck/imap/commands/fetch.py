@@ -142,7 +142,6 @@ class _Builder:
                                   for n in render.NAMES[k][: 2 if utf8 else 1]})
         # Worked out once per command, not once per message.
         self.response_keys = {k: k.response_key() for k in items if isinstance(k, BodySection)}
-        self.specs: dict[BodySection, SectionSpec] = {}
         # (A maker per item, chosen once: choosing it for every message of a range
         # was a chain of comparisons per item, a good part of a FETCH's CPU.)
         self.plan: list[_Getter] = [self._getter(item) for item in items]
@@ -188,9 +187,9 @@ class _Builder:
                 key, section = self.response_keys[item], item
             else:
                 section = _RFC822_SECTION[item]
-            spec = self._spec(section)
+            spec = _spec(section)  # (once per command: the closures keep it)
             return (key, lambda uid, rec: self.section_now(rec, section, spec), True,
-                    lambda uid, rec: self.section(rec, section))
+                    lambda uid, rec: self.section(rec, section, spec))
         if isinstance(item, BodySection):
             return self.response_keys[item], None, True, lambda uid, rec: self.binary(rec, item)
         assert isinstance(item, BinarySize)
@@ -230,12 +229,6 @@ class _Builder:
             out.append(value)
         return out
 
-    def _spec(self, section: BodySection) -> SectionSpec:
-        spec = self.specs.get(section)
-        if spec is None:
-            spec = self.specs[section] = _spec(section)
-        return spec
-
     def _locate(self, rec: MessageRecord, section: BodySection, spec: SectionSpec
                 ) -> tuple[Any, tuple[int, int] | None]:
         """Where ``section`` is: (its value, None) when that needs no read (absent,
@@ -267,9 +260,10 @@ class _Builder:
                 else messages.read_section_now(rec, spec, self._window(section)))
         return _LATER if data is None else data
 
-    async def section(self, rec: MessageRecord, section: BodySection) -> bytes | LiteralBody:
-        """BODY[section]<partial>: read, or streamed when large and unfiltered."""
-        spec = self._spec(section)
+    async def section(self, rec: MessageRecord, section: BodySection,
+                      spec: SectionSpec) -> bytes | LiteralBody:
+        """BODY[section]<partial> (whose spec is ``spec``): read, or streamed when
+        large and unfiltered."""
         done, span = self._locate(rec, section, spec)
         if done is not None:
             result: bytes | LiteralBody = done
