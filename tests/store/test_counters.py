@@ -138,6 +138,35 @@ async def test_a_counter_moved_without_the_modseq_stays_right(
     assert doc["size"] == len(simple_message("a")) + len(simple_message("b")) + 7
 
 
+async def test_a_reservation_moves_exactly_its_counters_or_leaves_the_document(
+        store: Store, user: User) -> None:
+    first, _ = await appended(store, user, "a")
+    box = parse_id(first.mailbox_id)
+    before = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+
+    def reserve(known: dict[str, Any], **moves: Any) -> tuple[int, dict[str, Any]]:
+        batch = WriteBatch(store.database)
+        made = counters.reserve(batch, known, **moves)
+        done = batch.flush()
+        return done.modified.get(made.index, 0), made.box
+
+    # Known as it is: the counters move by the amounts asked, the \Recent mark
+    # with the claim, and nothing else of the document changes.
+    modified, after = await trio.to_thread.run_sync(lambda: reserve(
+        before, uids=2, modseqs=3, count=2, unseen=1, size=10,
+        claim_recent=(box, before["modseq"])))
+    doc = await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id)
+    assert modified == 1
+    assert doc == after
+    assert {k: doc[k] - before[k] for k in counters.COUNTERS} == {
+        "uid_next": 2, "modseq": 3, "count": 2, "unseen": 1, "size": 10}
+    assert (doc["recent"], doc["rp"]) == (before["uid_next"] + 1, before.get("recent", 0))
+    # Known as it was (another write came between): nothing of it changes.
+    modified, _ = await trio.to_thread.run_sync(lambda: reserve(before, uids=1, count=1))
+    assert modified == 0
+    assert await trio.to_thread.run_sync(mailbox_doc, store, first.mailbox_id) == doc
+
+
 async def test_recent_claims_through_a_reservation(store: Store, user: User,
                                                    mongo_uri: str, db_name: str) -> None:
     first, _ = await appended(store, user, "a")
