@@ -193,7 +193,7 @@ def reserve(batch: WriteBatch, box: dict[str, Any], *, by_path: bool = False,
     after = dict(box)
     moves = {"uid_next": uids, "modseq": modseqs, "count": count, "unseen": unseen,
              "size": size}
-    #: The new values, merged into the document when the condition holds.
+    # The new values, merged into the document when the condition holds.
     fields: dict[str, Any] = {}
     for field in COUNTERS:
         after[field] = int(box.get(field, 0)) + moves[field]
