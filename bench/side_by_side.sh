@@ -4,8 +4,9 @@
 # stress command against Dovecot, then against duck (3 persistent rounds, 2
 # login-cycle rounds), then lmtp-bench against each (2 rounds). Prints commands/s,
 # imaptest's error lines, duck's and its database's CPU per persistent command, the
-# cores the machine left idle in each persistent round (and duck's main thread's
-# share, when it runs alone), and duck's average latency per command type in each
+# cores the machine left idle in each persistent round (and, when duck runs alone,
+# its main thread's share of a core and the share it spent runnable but waiting
+# for one: /proc's schedstat), and duck's average latency per command type in each
 # persistent round (bench/command_latency.py).
 #
 #   bench/side_by_side.sh KIT_DIR [duck serve options, e.g. --workers 2]
@@ -48,17 +49,21 @@ LATENCY="python3 $(dirname "$0")/command_latency.py"
 # duck's main thread (the process itself when it runs alone; with --workers, the
 # parent's, which serves nothing, so it is not printed).
 mainthread() { awk '{print $14+$15}' "/proc/$SPID/task/$SPID/stat"; }
+# Its time in a run queue (ns), in clock ticks: under imaptest ~0.13 of a core
+# while the machine shows ~0.45 idle (docs/architecture.md).
+mainwait() { awk '{printf "%d", $2 / 10000000}' "/proc/$SPID/task/$SPID/schedstat"; }
 ALONE=1
 for option in "$@"; do case $option in --workers*) ALONE=0 ;; esac; done
 for r in 1 2 3; do
   i0=$(idle); line=$(run_it "dovecot$r" 10143 persistent); i1=$(idle)
   echo "$line; idle cores $(cores $((i1 - i0)))"
   $LATENCY save http://127.0.0.1:18080 "$OUT/latency.json"
-  d0=$(duckcpu); b0=$(cpu "$DBPID"); m0=$(mainthread); i0=$(idle)
+  d0=$(duckcpu); b0=$(cpu "$DBPID"); m0=$(mainthread); w0=$(mainwait); i0=$(idle)
   line=$(run_it "duck$r" 11143 persistent)
-  d1=$(duckcpu); b1=$(cpu "$DBPID"); m1=$(mainthread); i1=$(idle)
+  d1=$(duckcpu); b1=$(cpu "$DBPID"); m1=$(mainthread); w1=$(mainwait); i1=$(idle)
   n=$(count "$OUT/duck$r-persistent.out")
-  main=""; [ $ALONE = 1 ] && main=", main thread $(cores $((m1 - m0))) cores"
+  main=""
+  [ $ALONE = 1 ] && main=", main thread $(cores $((m1 - m0))) cores (waiting for a core $(cores $((w1 - w0))))"
   echo "$line; CPU per command: $(awk -v d=$((d1 - d0)) -v b=$((b1 - b0)) -v n="${n:-1}" \
     'BEGIN { printf "duck %.2f ms, database %.2f ms", d * 10 / n, b * 10 / n }')$main, idle cores $(cores $((i1 - i0)))"
   $LATENCY diff http://127.0.0.1:18080 "$OUT/latency.json"
