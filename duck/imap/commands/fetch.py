@@ -25,7 +25,7 @@ from ..errors import bad, no
 from ..grammar.cmd_message import Fetch
 from ..grammar.encode import LiteralBody
 from ..grammar.fetch_items import BinarySize, BodySection, FetchAttr, FetchItem, SectionText
-from ..grammar.resp_fetch import FetchRows, FetchTemplate
+from ..grammar.resp_fetch import FetchRows, FetchTemplate, template_for
 from ..grammar.responses import VanishedData
 from ..view import InvalidSequence
 from .registry import command
@@ -431,7 +431,8 @@ async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]
     fields = {f for k, f in ((FetchAttr.RFC822_SIZE, "size"),
                              (FetchAttr.INTERNALDATE, "internal_date")) if k in items}
     names = sorted({n for k in pre for n in render.NAMES[k][: 2 if utf8 else 1]})
-    template = FetchTemplate(tuple(items), utf8=utf8)  # type: ignore[arg-type]
+    # (The process's shared template of these keys, as the general path's rows use.)
+    template = template_for(tuple(items), utf8=utf8)  # type: ignore[arg-type]
     flags, modseqs, recent = view.flags, view.modseqs, view.recent
     flags_asked = FetchAttr.FLAGS in items
     getters: list[Any] = []
