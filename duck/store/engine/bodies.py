@@ -38,6 +38,7 @@ from . import schema
 from .clock import now
 from .database import Database
 from .pages import Pages, pages
+from .upsert import upsert_returning
 
 log = logging.getLogger(__name__)
 
@@ -182,13 +183,10 @@ class Bodies:
         """
         for _ in range(3):
             try:
-                doc = self._coll.find_one_and_update(
-                    {"_id": sha},
+                doc = upsert_returning(
+                    self._coll, {"_id": sha},
                     {"$inc": {"refs": 1}, "$set": {"touched": now()},
-                     "$setOnInsert": {"file": file_id, "size": size, "created": now()}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
+                     "$setOnInsert": {"file": file_id, "size": size, "created": now()}})
             except pymongo.errors.DuplicateKeyError:
                 continue  # a concurrent upsert of the same hash won; try again
             kept: ObjectId = doc["file"]

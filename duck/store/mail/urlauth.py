@@ -14,11 +14,11 @@ import secrets
 from typing import Any
 
 from bson import Binary
-from pymongo import ReturnDocument
 
 from ..engine import schema
 from ..engine.database import Database
 from ..engine.ids import parse_id
+from ..engine.upsert import upsert_returning
 
 COLLECTION = "urlauth_keys"
 KEY_BYTES = 32
@@ -46,10 +46,9 @@ class UrlAuthKeys:
         user, mailbox = parse_id(user_id), parse_id(mailbox_id)
 
         def get_or_make() -> bytes:
-            doc = self._coll.find_one_and_update(
-                {"mailbox": mailbox},
-                {"$setOnInsert": {"user": user, "key": Binary(secrets.token_bytes(KEY_BYTES))}},
-                upsert=True, return_document=ReturnDocument.AFTER)
+            doc = upsert_returning(
+                self._coll, {"mailbox": mailbox},
+                {"$setOnInsert": {"user": user, "key": Binary(secrets.token_bytes(KEY_BYTES))}})
             return bytes(doc["key"])
 
         return await self._database.run(get_or_make)

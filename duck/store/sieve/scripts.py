@@ -25,6 +25,7 @@ from bson import ObjectId
 from ..engine import clock, schema
 from ..engine.database import Database
 from ..engine.ids import parse_id
+from ..engine.upsert import upsert_returning
 from ..errors import AlreadyExists, InvalidInput, NotFound, OverQuota
 from .autoreply import COLLECTION as RULES_COLLECTION
 from .autoreply import MailRules, MailRulesStore, rules_from_doc
@@ -238,12 +239,10 @@ class SieveScripts(MailRulesStore):
             docs = list(self._coll.find({"user": user}, {"name": 1, "size": 1},
                                         session=session))
             self._fits(docs, name, size)
-            doc = self._coll.find_one_and_update(
-                {"user": user, "name": name},
+            return upsert_returning(
+                self._coll, {"user": user, "name": name},
                 {"$set": {"source": source, "size": size, "updated": now, "error": None},
-                 "$setOnInsert": {"active": False}},
-                upsert=True, return_document=pymongo.ReturnDocument.AFTER, session=session)
-            return dict(doc)
+                 "$setOnInsert": {"active": False}}, session=session)
 
         doc = await self._database.run(self._database.in_transaction, body)
         return _script(doc)
