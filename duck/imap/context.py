@@ -17,6 +17,7 @@ import trio
 from duck.config import Config
 from duck.store import JournalEntry, Notifier, Store, Subscription, User
 
+from .autologout import AutologoutTimer
 from .grammar.reader import CommandReader
 from .grammar.resp_codes import ResponseCode
 from .limits import ServerLimits
@@ -48,6 +49,9 @@ class ServerContext:
     notifier: Notifier | None = None
     ssl_context: ssl.SSLContext | None = None
     limits: ServerLimits = attrs.Factory(ServerLimits)
+    #: The sessions, whose waits for input it ends at the autologout limits.
+    autologout: AutologoutTimer = attrs.Factory(
+        lambda self: AutologoutTimer(self.limits), takes_self=True)
 
     #: Live sessions (``statistics()``).
     sessions: dict[str, int] = attrs.Factory(dict)
@@ -133,7 +137,7 @@ class CommandContext(Protocol):
 
     async def bye(self, text: str, code: ResponseCode | None = None) -> None: ...
 
-    async def receive(self, timeout: float | None = None) -> bytes | None: ...
+    async def receive(self) -> bytes | None: ...
 
     async def read_line(self) -> bytes | None: ...
 

@@ -96,7 +96,10 @@ class Session:
         self.incoming = Incoming(self.store)
         self.wire: Wire | None = None
         self._stream = stream
-        self._input_scope: trio.CancelScope | None = None
+        #: While waiting for input: when the wait ends (``time.monotonic()``;
+        #: autologout.py ends it). Why a wait was interrupted, once it was.
+        self.wait_until: float | None = None
+        self._interrupted: str | None = None
         self._user_slot: str | None = None
         self._journal_unread = False
         #: Octets of the literal budget this session holds (``_reserve_literals``).
@@ -186,7 +189,7 @@ class Session:
 
     # -- input -----------------------------------------------------------------------------
 
-    async def receive(self, timeout: float | None = None) -> bytes | None:
+    async def receive(self) -> bytes | None:
         """Next bytes from the client; None at autologout or shutdown (after BYE)."""
         assert self.wire is not None
         # A command waiting for the client (a SASL response, IDLE's DONE) has sent
@@ -201,28 +204,33 @@ class Session:
             # the other tasks run before this one goes on.)
             await trio.lowlevel.cancel_shielded_checkpoint()
             return data
-        if timeout is not None:
-            limit = timeout
-        elif self.state is State.NOT_AUTHENTICATED:
-            limit = self.ctx.limits.preauth_timeout
+        limits = self.ctx.limits
+        limit = (limits.preauth_timeout if self.state is State.NOT_AUTHENTICATED
+                 else limits.autologout)
+        # (No timer of its own: the server's, autologout.py, interrupts the wait.)
+        self.wait_until = time.monotonic() + limit
+        try:
+            return await self.wire.receive(prompt=self.reader.announced > 0,
+                                           ready_checked=True)
+        except StreamClosed:
+            if self._interrupted is None:
+                raise
+        finally:
+            self.wait_until = None
+        if self._interrupted == "shutdown":
+            await self.bye("server shutting down", Code("UNAVAILABLE"))
         else:
-            limit = self.ctx.limits.autologout
-        # (A CancelScope with its deadline, not move_on_after's generator around one:
-        # this runs before every command.)
-        with trio.CancelScope(deadline=trio.current_time() + limit) as scope:
-            self._input_scope = scope
-            try:
-                data = await self.wire.receive(prompt=self.reader.announced > 0,
-                                               ready_checked=True)
-            finally:
-                self._input_scope = None
-        if scope.cancelled_caught:
-            if self.ctx.shutdown.is_set():
-                await self.bye("server shutting down", Code("UNAVAILABLE"))
-            elif timeout is None:
-                await self.bye("autologout: idle for too long")
-            return None
-        return data
+            await self.bye("autologout: idle for too long")
+        return None
+
+    def interrupt_wait(self, reason: str) -> None:
+        """End the wait for input under way, if any (``reason``: ``autologout`` or
+        ``shutdown``): ``receive`` then says BYE and returns None. The connection
+        reads nothing more."""
+        if self.wait_until is None or self._interrupted is not None or self.wire is None:
+            return
+        self._interrupted = reason
+        self.wire.interrupt()
 
     async def read_line(self) -> bytes | None:
         """A raw line (SASL response, IDLE's DONE); None if the session ends."""
@@ -242,6 +250,7 @@ class Session:
         """Greet, serve commands until LOGOUT/close/shutdown, then clean up."""
         counts = self.ctx.sessions
         counts["open"] = counts.get("open", 0) + 1
+        self.ctx.autologout.add(self)
         try:
             async with trio.open_nursery() as nursery:
                 self.wire = Wire(self._stream, nursery)
@@ -255,6 +264,7 @@ class Session:
                     nursery.cancel_scope.cancel()
         finally:
             counts["open"] -= 1
+            self.ctx.autologout.discard(self)
             if self.wire is not None:
                 self.ctx.writes += self.wire.writes
             await self.incoming.discard()  # (a connection gone in mid-APPEND)
@@ -272,8 +282,7 @@ class Session:
 
     async def _watch_shutdown(self) -> None:
         await self.ctx.shutdown.wait()
-        if self._input_scope is not None:
-            self._input_scope.cancel()
+        self.interrupt_wait("shutdown")
 
     async def _serve(self) -> None:
         if self.ctx.shutdown.is_set():

@@ -91,6 +91,16 @@ class Wire:
         data, self._got = self._got, None
         return data
 
+    def interrupt(self) -> None:
+        """Make a ``receive`` that waits raise StreamClosed (the session's autologout
+        or shutdown); nothing more is read from the connection, what is sent still
+        goes. (Not a cancellation: a read in the caller's task wakes from trio's
+        wait as for a closed socket, a read in the pump's task is left to it.)"""
+        self._eof = True
+        if self._inline and self._fd is not None:
+            trio.lowlevel.notify_closing(self._fd)
+        self._got_event.set()
+
     def receive_ready(self) -> bytes | None:
         """The next bytes if the peer has sent some already (a pipelining client), at
         once and without a schedule point; None when there are none yet (``receive``
