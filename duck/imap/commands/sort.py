@@ -15,25 +15,34 @@ from typing import TYPE_CHECKING, Any
 from duck.store import MessageRecord
 
 from .. import ordering
+from ..context import Done
 from ..errors import bad
 from ..grammar.cmd_search import Sort, Thread
 from ..grammar.responses import ESearchData, SortData, ThreadData, ThreadNode
 from ..sortkeys import MSGID, RECORD_ONLY, REFS, REPLY, SENT, SUBJECT, arrival, record_keys
 from ..threading import Container, Threadable, references, refs
 from .registry import command
-from .search import check_returns, in_order, matching_uids, partial_result, saved_result
+from .search import (
+    check_returns,
+    expunge_issued,
+    in_order,
+    matching_uids,
+    partial_result,
+    saved_result,
+)
 from .states import SELECTED
 
 if TYPE_CHECKING:
     from ..context import CommandContext
 
 @command(Sort, SELECTED, expunge_unless_seq=True, needs="r")
-async def sort(s: CommandContext, cmd: Sort) -> None:
+async def sort(s: CommandContext, cmd: Sort) -> Done | None:
     """SORT: the matching messages ordered by the criteria, ties by sequence number."""
     view = s.view
     assert view is not None
     returns = check_returns(cmd.return_options)
     uids = await matching_uids(s, cmd.charset, cmd.criteria)
+    issued = await expunge_issued(s, cmd.uid)
     criteria = cmd.sort_criteria
     # (uid, key per criterion), made batch by batch as the store sends them: memory
     # holds keys, not envelopes, however many messages match.
@@ -54,14 +63,14 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
         numbers = [n for n in (view.seq_of(u) for u, _ in ordered) if n is not None]
     if returns is None:
         await s.send(SortData(tuple(numbers)))
-        return
+        return issued
     if "SAVE" in returns:
         # RFC 5267 §3.1 with RFC 5182: MIN/MAX alone save the first/last in sort
         # order; the saved result is a set (its order is not kept).
         view.saved = saved_result([u for u, _ in ordered], set(returns))
         returns = tuple(r for r in returns if r != "SAVE")
         if not returns:
-            return
+            return issued
     if "UPDATE" in returns:
         # RFC 5267 §4.3 (CONTEXT=SORT): the result is kept current from now on.
         refused = s.contexts.start(view, tag=cmd.tag, uid=cmd.uid, criteria=cmd.criteria,
@@ -81,6 +90,7 @@ async def sort(s: CommandContext, cmd: Sort) -> None:
         count=len(numbers) if "COUNT" in opts else None,
         partial=partial_result(numbers, cmd.partial),
     ))
+    return issued
 
 
 def _nth_key(i: int) -> Callable[[tuple[int, tuple[Any, ...]]], Any]:
@@ -127,13 +137,14 @@ def _node(c: Container) -> ThreadNode:
 
 
 @command(Thread, SELECTED, expunge_unless_seq=True, needs="r")
-async def thread(s: CommandContext, cmd: Thread) -> None:
+async def thread(s: CommandContext, cmd: Thread) -> Done | None:
     """THREAD: the matching messages as threads (ORDEREDSUBJECT, REFERENCES, REFS)."""
     view = s.view
     assert view is not None
     if cmd.algorithm not in ALGORITHMS:
         raise bad(f"THREAD {cmd.algorithm} is not supported")
     uids = await matching_uids(s, cmd.charset, cmd.criteria)
+    issued = await expunge_issued(s, cmd.uid)
     order = {uid: i for i, uid in enumerate(uids)}
     # What threading needs of each message, batch by batch (not whole envelopes).
     items: list[Threadable] = []
@@ -149,3 +160,4 @@ async def thread(s: CommandContext, cmd: Thread) -> None:
     else:
         threads = [_node(c) for c in references(items)]
     await s.send(ThreadData(tuple(threads)))
+    return issued

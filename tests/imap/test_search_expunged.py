@@ -1,0 +1,64 @@
+"""SEARCH, SORT and THREAD by sequence numbers while another session has expunged
+messages this one still numbers: the answer says EXPUNGEISSUED (RFC 5530)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from .conftest import PASSWORD, USER, simple_message
+from .raw import RawClient
+
+
+async def _two_sessions(server: Any) -> tuple[RawClient, RawClient]:
+    user = await server.store.users.by_username(USER)
+    for n in range(1, 6):
+        await server.store.messages.append(user.id, "INBOX", simple_message(n))
+    a = await RawClient.logged_in(server.ports["imap"], USER, PASSWORD)
+    b = await RawClient.logged_in(server.ports["imap"], USER, PASSWORD)
+    for c in (a, b):
+        lines = await c.command(b"s", b"SELECT INBOX")
+        assert lines[-1].startswith(b"s OK"), lines
+    return a, b
+
+
+async def _expunge_third(b: RawClient) -> None:
+    lines = await b.command(b"d", b"STORE 3 +FLAGS.SILENT (\\Deleted)")
+    assert lines[-1].startswith(b"d OK"), lines
+    lines = await b.command(b"e", b"EXPUNGE")
+    assert b"* 3 EXPUNGE\r\n" in lines and lines[-1].startswith(b"e OK"), lines
+
+
+@pytest.mark.parametrize("command", [
+    b"SEARCH ALL",  # answered from the view
+    b"SEARCH SUBJECT note",  # answered by the store
+    b"SORT (SUBJECT) UTF-8 ALL",
+    b"THREAD ORDEREDSUBJECT UTF-8 ALL",
+])
+async def test_a_search_by_number_after_an_expunge_elsewhere_says_so(
+        imap_server: Any, command: bytes) -> None:
+    with trio.fail_after(30):
+        a, b = await _two_sessions(imap_server)
+        lines = await a.command(b"x", command)
+        assert lines[-1].startswith(b"x OK") and b"EXPUNGEISSUED" not in lines[-1], lines
+        await _expunge_third(b)
+        lines = await a.command(b"y", command)
+        # Message 3 is gone and left out; its EXPUNGE waits (RFC 3501 §7.4.1).
+        assert not any(line.endswith(b" EXPUNGE\r\n") for line in lines), lines
+        assert lines[-1].startswith(b"y OK [EXPUNGEISSUED]"), lines
+        lines = await a.command(b"n", b"NOOP")
+        assert b"* 3 EXPUNGE\r\n" in lines, lines
+        lines = await a.command(b"z", command)
+        assert lines[-1].startswith(b"z OK") and b"EXPUNGEISSUED" not in lines[-1], lines
+
+
+async def test_a_uid_search_after_an_expunge_elsewhere_sends_the_expunge(
+        imap_server: Any) -> None:
+    with trio.fail_after(30):
+        a, b = await _two_sessions(imap_server)
+        await _expunge_third(b)
+        lines = await a.command(b"u", b"UID SEARCH SUBJECT note")
+        assert b"* 3 EXPUNGE\r\n" in lines, lines
+        assert lines[-1].startswith(b"u OK") and b"EXPUNGEISSUED" not in lines[-1], lines
