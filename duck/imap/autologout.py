@@ -12,12 +12,15 @@ minutes before an autologout; the timer's period is then 5 s).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Protocol
 
 import trio
 
 from .limits import ServerLimits
+
+log = logging.getLogger(__name__)
 
 #: The timer's longest and shortest period (it is a tenth of the shortest limit).
 MAX_PERIOD = 5.0
@@ -66,7 +69,10 @@ class AutologoutTimer:
         """Interrupt the waits over at ``now``; how many."""
         over = [s for s in self.sessions if s.wait_until is not None and s.wait_until <= now]
         for session in over:
-            session.interrupt_wait("autologout")
+            try:
+                session.interrupt_wait("autologout")
+            except Exception:  # (a system task must not raise: it would end the run)
+                log.exception("autologout: a session's wait could not be ended")
         return len(over)
 
     async def _run(self) -> None:

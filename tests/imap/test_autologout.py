@@ -32,6 +32,18 @@ def test_the_timer_interrupts_only_the_waits_that_are_over() -> None:
     assert (over.reasons, later.reasons, busy.reasons) == (["autologout"], [], [])
 
 
+def test_a_session_that_fails_to_stop_waiting_does_not_stop_the_timer() -> None:
+    class _Broken(_Waiting):
+        def interrupt_wait(self, reason: str) -> None:
+            raise RuntimeError("broken")
+
+    timer = AutologoutTimer(ServerLimits())
+    broken, fine = _Broken(1.0), _Waiting(1.0)
+    timer.sessions.update([broken, fine])
+    assert timer.expire(2.0) == 2
+    assert fine.reasons == ["autologout"]
+
+
 def test_the_period_follows_the_shortest_limit_within_bounds() -> None:
     limits = ServerLimits()
     assert period(limits) == MAX_PERIOD  # 30 min and 2 min: every 5 s
