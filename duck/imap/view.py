@@ -323,6 +323,14 @@ class SelectedView:
                 recent = len(self.recent)
                 out.append(RecentData(recent))
                 self.announced_recent = recent
+        elif self.track_recent and len(self.recent) != self.announced_recent:
+            # The count changed without an EXISTS (an EXPUNGE of a \Recent message):
+            # RECENT is sent as the size changes (RFC 3501 §7.3.2), and a client that
+            # keeps the last count it was told (imaptest's checkpoints sum them
+            # over sessions) is not left with one that counts expunged messages.
+            recent = len(self.recent)
+            out.append(RecentData(recent))
+            self.announced_recent = recent
         for seq, uid in shown:
             out.append(self.flag_fetch(seq, uid, condstore=condstore, with_uid=uid_fetch))
         return out

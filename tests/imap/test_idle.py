@@ -30,6 +30,7 @@ async def test_idle_sees_changes(imap_server: Any) -> None:
         assert line.startswith(b"* 1 FETCH (") and b"\\Deleted" in line, line
         await b.command(b"e", b"EXPUNGE")
         assert await a.line() == b"* 1 EXPUNGE\r\n"
+        assert await a.line() == b"* 0 RECENT\r\n"  # (it was \\Recent here)
         await a.send(b"DONE\r\n")
         lines = await a.until_tagged(b"i")
         assert lines == [b"i OK IDLE completed\r\n"], lines
