@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pymongo
@@ -55,6 +56,15 @@ async def test_same_attachment_stored_once_and_freed(store: Store, user: User) -
     assert await _gridfs(store) == (0, 0, 0)
 
 
+def _in_threads(work: Callable[[], None], n: int) -> None:
+    """``work`` in ``n`` threads at once; returns when every one has ended."""
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 async def test_racing_registrations_of_one_hash_keep_one_file(store: Store) -> None:
     """Uploads of one new body finished at once (sessions APPENDing the same new
     attachment) race to register its hash: each gets the one file kept, and the
@@ -67,14 +77,7 @@ async def test_racing_registrations_of_one_hash_keep_one_file(store: Store) -> N
         for sha in kept:
             kept[sha].add(bodies.register(sha, ObjectId(), 10))
 
-    def race() -> None:
-        threads = [threading.Thread(target=work) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-    await trio.to_thread.run_sync(race)
+    await trio.to_thread.run_sync(_in_threads, work, 8)
     assert all(len(files) == 1 for files in kept.values())
     docs = await store.database.run(
         lambda: list(store.database.collection("bodies").find({})))
@@ -96,15 +99,8 @@ async def test_upsert_returning_gives_every_racer_the_document(store: Store) -> 
             doc = upsert_returning(coll, {"_id": i}, {"$inc": {"n": 1}})
             got.append(doc["n"])
 
-    def race() -> None:
-        threads = [threading.Thread(target=work) for _ in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
     try:
-        await trio.to_thread.run_sync(race)
+        await trio.to_thread.run_sync(_in_threads, work, 16)
         assert len(got) == 4800 and min(got) >= 1
         assert sorted(d["n"] for d in coll.find({})) == [16] * 300
     finally:
