@@ -597,15 +597,7 @@ class Session:
         if poll and self.view_complete():
             poll = False  # (nothing the read could find: no other process writes)
         if poll or self.view_behind:
-            self._journal_unread = False
-            try:
-                await self.sync_view(fresh=poll)
-            except StoreError as exc:
-                # The wake-up was spent on this read (``sync_view`` clears it
-                # first), and none may come again for this change: the next
-                # update point reads regardless (IDLE comes back for it by itself).
-                self._journal_unread = True
-                log.warning("journal read failed: %r", exc)
+            await self._read_journal(fresh=poll)
         elif sub is not None and sub.pending():
             sub.clear()  # wake-ups for changes the view already has
         if view.rights is not None and view.acl_changed and not await self._still_readable():
@@ -633,6 +625,25 @@ class Session:
             await self.bye("selected mailbox was deleted", Code("NONEXISTENT"))
         return False
 
+    async def _read_journal(self, *, fresh: bool) -> None:
+        self._journal_unread = False
+        try:
+            await self.sync_view(fresh=fresh)
+        except StoreError as exc:
+            # The wake-up was spent on this read (``sync_view`` clears it first),
+            # and none may come again for this change: the next update point
+            # reads regardless (IDLE comes back for it by itself).
+            self._journal_unread = True
+            log.warning("journal read failed: %r", exc)
+
+    async def poll_view(self) -> None:
+        """Read the journal now, as NOOP's poll does but sending nothing, unless the
+        view is known to have every change (``view_complete``): what a wake-up has
+        not announced yet is found too (another session's commit whose wake-up
+        this session has not had its turn to take)."""
+        if self.view is not None and not self.view_complete():
+            await self._read_journal(fresh=True)
+
     async def catch_up(self) -> bool:
         """Before a command that acts on what the view says (STORE, EXPUNGE, STATUS of
         the selected mailbox): read the journal now if a wake-up (or a failed read)
@@ -643,13 +654,7 @@ class Session:
         if self.view is None or self.subscription is None:
             return False  # (no notifier: nothing says what is current)
         if self.view_behind:
-            self._journal_unread = False
-            try:
-                await self.sync_view()
-            except StoreError as exc:
-                self._journal_unread = True
-                log.warning("journal read failed: %r", exc)
-                return False
+            await self._read_journal(fresh=False)  # (a failed read leaves it behind)
         return not self.view_behind
 
     def view_complete(self) -> bool:

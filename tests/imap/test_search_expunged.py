@@ -62,3 +62,21 @@ async def test_a_uid_search_after_an_expunge_elsewhere_sends_the_expunge(
         lines = await a.command(b"u", b"UID SEARCH SUBJECT note")
         assert b"* 3 EXPUNGE\r\n" in lines, lines
         assert lines[-1].startswith(b"u OK") and b"EXPUNGEISSUED" not in lines[-1], lines
+
+
+async def test_an_expunge_the_session_was_not_woken_for_yet_is_found(
+        imap_server: Any) -> None:
+    """A message gone from the store before the answer was computed, but whose
+    wake-up has not reached the session yet (a write outside any IMAP session,
+    told through the change stream): the answer still says EXPUNGEISSUED, as
+    the journal is read after it is computed."""
+    with trio.fail_after(30):
+        a, _ = await _two_sessions(imap_server)
+        store = imap_server.store
+        user = await store.users.by_username(USER)
+        inbox = await store.mailboxes.get(user.id, "INBOX")
+        await store.messages.store_flags(inbox.id, [3], "add", ["\\Deleted"])
+        await store.messages.expunge(inbox.id)
+        lines = await a.command(b"y", b"SEARCH SUBJECT note")
+        assert b"* SEARCH 1 2 4 5\r\n" in lines, lines
+        assert lines[-1].startswith(b"y OK [EXPUNGEISSUED]"), lines
