@@ -19,16 +19,14 @@ from pymongo import ReturnDocument
 
 
 def upsert_returning(collection: Any, filter: dict[str, Any], update: dict[str, Any], *,
-                     projection: dict[str, Any] | None = None,
                      session: Any = None) -> dict[str, Any]:
     """The document matching ``filter`` after ``update``, inserted when missing
     (blocking). An answer without the document is taken as the applied update it
     was (module docstring), and the document is read."""
     doc = collection.find_one_and_update(
-        filter, update, projection=projection, upsert=True,
-        return_document=ReturnDocument.AFTER, session=session)
+        filter, update, upsert=True, return_document=ReturnDocument.AFTER, session=session)
     if doc is None:
-        doc = collection.find_one(filter, projection, session=session)
+        doc = collection.find_one(filter, session=session)
         if doc is None:  # (deleted again meanwhile: nothing this caller can hold)
             raise RuntimeError("an upserted document is gone")
     return dict(doc)
