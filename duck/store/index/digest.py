@@ -92,9 +92,10 @@ schema.register(COLLECTION, [
 
 # -- text canonicalization and hashing for the Bloom filter ---------------------------
 
-#: Non-ASCII letters that case-insensitive matching may equate with an ASCII letter,
-#: mapped to it (more than any engine equates, so that the filter never misses a
-#: match); tests/store/test_digest.py derives the list from Unicode again.
+#: Non-ASCII letters that ``i;unicode-casemap`` (casemap.py) equates with an ASCII
+#: letter, whole (the dotless i is ``I``) or at the end of a needle (``İ`` is ``I`` and a
+#: dot), mapped to it so that the filter never misses a match;
+#: tests/store/test_digest.py derives the list from Unicode again.
 ASCII_FOLDS = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
 
 
@@ -177,11 +178,15 @@ def _bloom_text(values: Iterable[str]) -> bytes | None:
 
 def needle_positions(needle: str) -> list[int] | None:
     """Bloom positions every match of ``needle`` has, or None when the filter cannot
-    narrow it (shorter than 3 characters, or not ASCII: Unicode case-insensitive
-    equivalence outside ASCII is the engine's own)."""
-    if len(needle) < 3 or not needle.isascii() or SEPARATOR in needle:
+    narrow it (not ASCII: a character outside it may match one of another
+    normalization form, whose canonical byte differs; or too short).
+
+    Under ``i;unicode-casemap`` (casemap.py) a needle's last character also matches
+    the start of a precomposed one (``E`` in ``É``, canonical ``?``), so the
+    trigrams are those of the needle without it: at least 4 characters."""
+    if len(needle) < 4 or not needle.isascii() or SEPARATOR in needle:
         return None
-    return sorted(_positions_of(canonical(needle)))
+    return sorted(_positions_of(canonical(needle[:-1])))
 
 
 # -- writing -------------------------------------------------------------------------

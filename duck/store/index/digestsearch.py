@@ -34,7 +34,7 @@ from bson import ObjectId
 
 from ..engine import schema
 from ..engine.database import Database
-from . import digest
+from . import casemap, digest
 from .query import (
     Address,
     Age,
@@ -177,7 +177,8 @@ def resolve(database: Database, mailbox: ObjectId, query: Query) -> Resolved:
         # No digest (a small mailbox) or one being built by another process.
         return Resolved(query, None)
     top = int(box["uid_next"]) - 1 if box else 0
-    patterns = {leaf: re.compile(re.escape(p.value), re.IGNORECASE)
+    # (The database's $regex for the same criterion: query.py.)
+    patterns = {leaf: re.compile(casemap.substring_pattern(p.value))
                 for leaf, p in exact.items() if p.value}
     matched: dict[Query, set[int]] = {leaf: set() for leaf in found}
     unknown: set[int] = set()

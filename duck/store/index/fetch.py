@@ -25,7 +25,7 @@ from ..engine.database import Database
 from ..engine.ids import parse_id
 from ..errors import InvalidInput
 from ..models import FETCH_FIELDS, MessageRecord, MessageSummary
-from . import contents, digest, digestsearch
+from . import casemap, contents, digest, digestsearch
 from .layout import segment_from_bson
 from .query import (
     And,
@@ -500,9 +500,9 @@ def with_contents(database: Database, mailbox: ObjectId, query: Query, lo: int,
                 {"$project": {"_id": 1}}])
             hits = frozenset(owners[d["_id"]] for d in cursor)
         if isinstance(leaf, Text) and not whole:
-            # The same escaped, case-insensitive match as the database's $regex
-            # (query.py), as digestsearch.py's header checks make it.
-            pattern = re.compile(re.escape(leaf.value), re.IGNORECASE)
+            # The same match as the database's $regex (query.py), as
+            # digestsearch.py's header checks make it.
+            pattern = re.compile(casemap.substring_pattern(leaf.value))
             hits |= {uid for uid, values in headers.items()
                      if any(pattern.search(v) for v in values)}
         found[leaf] = hits

@@ -6,10 +6,11 @@ from JSON. Before compiling, the store answers or narrows what it can from the
 mailbox digest (digestsearch.py), substituting ``UidSet`` criteria. Everything here
 compiles into a single ``find`` filter:
 
-- substring criteria (headers, addresses, subject, body, text) are case-insensitive
-  substrings as RFC 3501 §6.4.4 asks: an escaped ``$regex`` with ``i`` over the
-  decoded header values and the extracted text is the exact check (the embedded
-  server has no ``$text``, and ``$text`` matches words anyway).
+- substring criteria (headers, addresses, subject, body, text) are substrings as
+  RFC 3501 §6.4.4 asks, compared by RFC 5051's ``i;unicode-casemap`` as Dovecot
+  compares them: a ``$regex`` from casemap.py over the decoded header values and
+  the extracted text is the exact check (the embedded server has no ``$text``, and
+  ``$text`` matches words anyway).
 - BODY/TEXT search the text extracted from text/* parts (all of them, transfer and
   charset decoded, up to the MIME indexer's per-message text budget), not
   attachments' encoded bytes — a documented deviation every large server makes.
@@ -30,14 +31,13 @@ MongoDB merges the two stages itself.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import attrs
 
 from ..errors import InvalidInput, require_utf8
-from . import textindex
+from . import casemap, textindex
 
 DateField = Literal["internal", "sent", "saved"]
 DateOp = Literal["before", "on", "since"]
@@ -194,8 +194,18 @@ Query = (
 )
 
 
-def _contains(value: str) -> dict[str, Any]:
-    return {"$regex": re.escape(value), "$options": "i"}
+def _contains(field: str, value: str) -> dict[str, Any]:
+    """The filter "``field`` holds ``value``" under i;unicode-casemap (casemap.py)."""
+    test = casemap.database_test(value)
+    # (No ``i`` option on the exact pattern: its classes hold every case.)
+    check: dict[str, Any] = {field: {"$regex": test.exact}}
+    if test.quick is not None:
+        quick = ({"$regex": test.quick, "$options": "i"} if test.quick_i
+                 else {"$regex": test.quick})
+        check = {"$or": [{field: quick}, check]}
+    if test.gate is None:
+        return check
+    return {"$and": [{field: {"$regex": test.gate, "$options": "i"}}, check]}
 
 
 def _day(day: dt.date) -> dt.datetime:
@@ -249,16 +259,16 @@ def compile_query(query: Query, now: dt.datetime | None = None, depth: int = 0) 
         case Header(name=name, value=value):
             match: dict[str, Any] = {"k": name.lower()}
             if value:
-                match["v"] = _contains(value)
+                match.update(_contains("v", value))
             return {"hdr": {"$elemMatch": match}}
         case Address(field=field, value=value):
             return compile_query(Header(field, value), now, depth + 1)
         case Subject(value=value):
             return compile_query(Header("subject", value), now, depth + 1)
         case Body(value=value):
-            return {"text": _contains(value)}
+            return _contains("text", value)
         case Text(value=value):
-            return {"$or": [{"hdr.v": _contains(value)}, {"text": _contains(value)}]}
+            return {"$or": [_contains("hdr.v", value), _contains("text", value)]}
         case Uids(ranges=ranges):
             if len(ranges) > MAX_UID_RANGES:
                 raise InvalidInput("too many UID ranges")

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..engine import schema
-from . import contents
+from . import casemap, contents
 
 #: Whether deliveries store grams and SEARCH uses them. Off by default: on the
 #: embedded Rust engine the multikey entries (~700 per message) made APPEND ~2.3x
@@ -163,13 +163,31 @@ def _rarity(gram: str) -> int:
 
 
 def needle_grams(needle: str, tag: str = "") -> list[int]:
-    """The hashed trigrams of ``needle``, likeliest-rarest first; [] if too short.
+    """The hashed trigrams of ``needle``, likeliest-rarest first; [] if it has none
+    that every match holds.
 
-    Needles shorter than ``N`` characters have no trigram: the caller falls back
-    to a scan with the exact check (or to a presence marker for header fields).
+    SEARCH compares by ``i;unicode-casemap`` (casemap.py), under which a text may
+    write the needle's accented letters precomposed or not, and its last letter
+    may begin an accented one (``E`` in ``É``): the trigrams are taken from the runs
+    every match writes one character for one (``casemap.fixed_runs``), where each
+    character the text may hold folds alike. A needle without such a run of ``N``
+    has none: the caller falls back to a scan with the exact check (or to a
+    presence marker for header fields).
     """
-    grams = sorted(_trigrams(fold(needle)), key=lambda g: (_rarity(g), g))
-    return [_hash(g, tag) for g in grams]
+    table = _fold_table()
+    grams: set[str] = set()
+    for run in casemap.fixed_runs(needle):
+        piece = ""
+        for chars in run:
+            folded = {c.translate(table) for c in chars}
+            if len(folded) == 1:
+                piece += folded.pop()
+            else:  # (characters the fold keeps apart: no trigram across them)
+                grams |= _trigrams(piece)
+                piece = ""
+        grams |= _trigrams(piece)
+    ordered = sorted(grams, key=lambda g: (_rarity(g), g))
+    return [_hash(g, tag) for g in ordered]
 
 
 def backfill_sync(database: Any, batch: int = 200) -> int:
