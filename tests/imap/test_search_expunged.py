@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import trio
 
+from duck.store import Store
+
 from .conftest import PASSWORD, USER, simple_message
 from .raw import RawClient
 
@@ -77,6 +79,30 @@ async def test_an_expunge_the_session_was_not_woken_for_yet_is_found(
         inbox = await store.mailboxes.get(user.id, "INBOX")
         await store.messages.store_flags(inbox.id, [3], "add", ["\\Deleted"])
         await store.messages.expunge(inbox.id)
+        lines = await a.command(b"y", b"SEARCH SUBJECT note")
+        assert b"* SEARCH 1 2 4 5\r\n" in lines, lines
+        assert lines[-1].startswith(b"y OK [EXPUNGEISSUED]"), lines
+
+
+async def test_an_expunge_the_only_writer_has_not_heard_of_is_found(
+        sole_imap_server: Any, mongo_uri: str, db_name: str) -> None:
+    """A process that believes it is the database's only writer knows of its own
+    commits a turn of the event loop after they are made, and of another's up to a
+    second later: meanwhile a SEARCH answered by the store already misses the
+    message, and the journal read after it finds it gone (here another process's
+    expunge, which the notifier has not heard of: it still claims every change)."""
+    with trio.fail_after(30):
+        a, _ = await _two_sessions(sole_imap_server)
+        store = sole_imap_server.store
+        user = await store.users.by_username(USER)
+        inbox = await store.mailboxes.get(user.id, "INBOX")
+        other = await Store.open(mongo_uri, db_name)
+        try:
+            await other.messages.store_flags(inbox.id, [3], "add", ["\\Deleted"])
+            await other.messages.expunge(inbox.id)
+        finally:
+            await other.aclose()
+        assert sole_imap_server.notifier.knows_every_change(inbox.id, 10**9)
         lines = await a.command(b"y", b"SEARCH SUBJECT note")
         assert b"* SEARCH 1 2 4 5\r\n" in lines, lines
         assert lines[-1].startswith(b"y OK [EXPUNGEISSUED]"), lines
