@@ -125,7 +125,8 @@ class _Tables:
 
 @functools.cache
 def _tables() -> _Tables:
-    # (~0.15 s once a process, at its first non-ASCII or accent-sensitive needle.)
+    # (~0.08 s once a process, at its first SEARCH string: on the event loop's
+    # thread, as store calls run there, which is once a process's life.)
     return _Tables()
 
 
