@@ -165,3 +165,21 @@ async def test_search_partial(imap_server: Any) -> None:
             lines = await r.command(b"b", b"SEARCH RETURN " + wrong + b" ALL")
             assert lines[-1].startswith(b"b BAD"), (wrong, lines)
         await r.aclose()
+
+
+async def test_an_overlong_search_string_is_refused_before_it_is_run(imap_server: Any) -> None:
+    # Its pattern is compiled for every document tested (duck/store/index/query.py,
+    # MAX_STRING): refused with a reason, the session goes on.
+    from duck.store.index.query import MAX_STRING
+
+    from .raw import RawClient
+
+    with trio.fail_after(30):
+        r = await RawClient.open(imap_server.ports["imap"])
+        await r.login(USER, PASSWORD)
+        await r.command(b"s", b"SELECT INBOX")
+        needle = b"x" * (MAX_STRING + 1)
+        lines = await r.command(b"a", b"SEARCH BODY {%d+}\r\n" % len(needle) + needle)
+        assert lines[-1].startswith(b"a BAD") and b"longer than" in lines[-1], lines
+        lines = await r.command(b"b", b"SEARCH BODY {%d+}\r\n" % MAX_STRING + b"x" * MAX_STRING)
+        assert lines[-1].startswith(b"b OK"), lines

@@ -50,8 +50,16 @@ MAX_UID_RANGES = 10000
 _DATE_FIELDS = {"internal": "idate", "sent": "date", "saved": "sdate"}
 
 
+#: Longest search string accepted, in characters: its pattern (casemap.py) is some
+#: ten times longer, and the embedded engine compiles it again for every document
+#: it tests, so a needle of a megabyte would hold the database for hours.
+MAX_STRING = 1000
+
+
 def _searched(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     require_utf8(value, "search string")
+    if len(value) > MAX_STRING:
+        raise InvalidInput(f"search string longer than {MAX_STRING} characters")
 
 
 @attrs.frozen
