@@ -36,8 +36,8 @@ from .query import (
     Text,
     Uids,
     UidSet,
-    compile_query,
     compile_search,
+    contains,
     leaves,
     map_leaves,
 )
@@ -494,9 +494,11 @@ def with_contents(database: Database, mailbox: ObjectId, query: Query, lo: int,
             assert isinstance(leaf, Body | Text)
             value = leaf.value
             # An aggregate: its first $match is on the _id index alone (see _matching).
+            # Candidates the digest narrowed to mostly match: tested for the
+            # common spelling first (query.contains).
             cursor = database.collection(contents.COLLECTION).aggregate([
                 {"$match": {"_id": {"$in": list(owners)}}},
-                {"$match": compile_query(Body(value))},
+                {"$match": contains("text", value, likely=narrowed is not None)},
                 {"$project": {"_id": 1}}])
             hits = frozenset(owners[d["_id"]] for d in cursor)
         if isinstance(leaf, Text) and not whole:

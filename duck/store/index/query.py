@@ -202,18 +202,24 @@ Query = (
 )
 
 
-def _contains(field: str, value: str) -> dict[str, Any]:
-    """The filter "``field`` holds ``value``" under i;unicode-casemap (casemap.py)."""
+def contains(field: str, value: str, *, likely: bool = False) -> dict[str, Any]:
+    """The filter "``field`` holds ``value``" under i;unicode-casemap (casemap.py):
+    gate AND (quick OR exact), or where most documents tested are expected to
+    match (``likely``: candidates a prefilter found), quick OR (gate AND exact),
+    which tests a match once instead of twice."""
     test = casemap.database_test(value)
     # (No ``i`` option on the exact pattern: its classes hold every case.)
-    check: dict[str, Any] = {field: {"$regex": test.exact}}
-    if test.quick is not None:
-        quick = ({"$regex": test.quick, "$options": "i"} if test.quick_i
-                 else {"$regex": test.quick})
-        check = {"$or": [{field: quick}, check]}
-    if test.gate is None:
-        return check
-    return {"$and": [{field: {"$regex": test.gate, "$options": "i"}}, check]}
+    exact: dict[str, Any] = {field: {"$regex": test.exact}}
+    gate = (None if test.gate is None
+            else {field: {"$regex": test.gate, "$options": "i"}})
+    quick = (None if test.quick is None
+             else {field: {"$regex": test.quick, "$options": "i"} if test.quick_i
+                   else {"$regex": test.quick}})
+    if likely:
+        rest = exact if gate is None else {"$and": [gate, exact]}
+        return rest if quick is None else {"$or": [quick, rest]}
+    check = exact if quick is None else {"$or": [quick, exact]}
+    return check if gate is None else {"$and": [gate, check]}
 
 
 def _day(day: dt.date) -> dt.datetime:
@@ -267,16 +273,16 @@ def compile_query(query: Query, now: dt.datetime | None = None, depth: int = 0) 
         case Header(name=name, value=value):
             match: dict[str, Any] = {"k": name.lower()}
             if value:
-                match.update(_contains("v", value))
+                match.update(contains("v", value))
             return {"hdr": {"$elemMatch": match}}
         case Address(field=field, value=value):
             return compile_query(Header(field, value), now, depth + 1)
         case Subject(value=value):
             return compile_query(Header("subject", value), now, depth + 1)
         case Body(value=value):
-            return _contains("text", value)
+            return contains("text", value)
         case Text(value=value):
-            return {"$or": [_contains("hdr.v", value), _contains("text", value)]}
+            return {"$or": [contains("hdr.v", value), contains("text", value)]}
         case Uids(ranges=ranges):
             if len(ranges) > MAX_UID_RANGES:
                 raise InvalidInput("too many UID ranges")
