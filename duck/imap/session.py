@@ -558,9 +558,8 @@ class Session:
         if sub is not None:
             if not fresh:
                 reaching = sub.announced()
-            elif thorough:
-                pass
-            elif notifier is not None and (not sub.pending() or sub.announced() is not None):
+            elif (not thorough and notifier is not None
+                  and (not sub.pending() or sub.announced() is not None)):
                 # A poll looks for changes no wake-up announced; where this process
                 # is the only writer there is none past what it committed itself,
                 # which its other sessions may then have read already.

@@ -137,9 +137,11 @@ def _class(chars: list[str] | set[str]) -> str:
     return "[" + "".join(re.escape(c) for c in members) + "]"
 
 
+@functools.lru_cache(maxsize=256)
 def _tokens(mapped: str) -> dict[int, list[tuple[int, list[str]]]]:
     """Every token of a needle's map: start -> [(end, characters the text may hold
-    for ``mapped[start:end]``)]."""
+    for ``mapped[start:end]``)]. (Kept for the needle's other patterns and
+    prefilters, which read it again: not to be changed by callers.)"""
     tables = _tables()
     n = len(mapped)
     tokens: dict[int, list[tuple[int, list[str]]]] = defaultdict(list)
@@ -162,9 +164,11 @@ def _cuts(tokens: dict[int, list[tuple[int, list[str]]]], n: int) -> list[int]:
     return [k for k in range(n + 1) if k not in crossed]
 
 
+@functools.lru_cache(maxsize=256)
 def substring_pattern(needle: str) -> str:
     """A regular expression that finds, in a text of either normalization form,
-    the places where the text's map holds ``needle``'s (module docstring)."""
+    the places where the text's map holds ``needle``'s (module docstring). (Kept:
+    one SEARCH asks for a needle's patterns in several places, TEXT twice.)"""
     mapped = casemap(needle)
     if not mapped:
         return ""
@@ -258,6 +262,7 @@ class DatabaseTest(NamedTuple):
     exact: str
 
 
+@functools.lru_cache(maxsize=256)
 def database_test(needle: str) -> DatabaseTest:
     """The patterns a database checks ``needle`` with (``DatabaseTest``)."""
     exact = substring_pattern(needle)
