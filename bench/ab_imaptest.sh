@@ -2,6 +2,10 @@
 # Two revisions of duck under imaptest's persistent-session stress, in turns.
 #
 #   bench/ab_imaptest.sh KIT_DIR REV_A REV_B [PAIRS]
+#   PYTHON_A=python3.11 PYTHON_B=/usr/bin/python3 bench/ab_imaptest.sh KIT_DIR HEAD HEAD
+#
+# (The second form compares interpreters: each revision's duck runs on its own,
+# whose environment must have duck's dependencies; PYTHON sets both.)
 #
 # This machine's speed drifts by ±15% within minutes, so a run of one revision and
 # then a run of another says little about either. Here each revision gets a fresh
@@ -24,6 +28,8 @@ PAIRS=${4:-3}
 SECS=${SECS:-20}
 REPO=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+PYTHON_A=${PYTHON_A:-$PYTHON}
+PYTHON_B=${PYTHON_B:-$PYTHON}
 OUT=$(mktemp -d -t duck-ab-XXXXXX)
 git -C "$REPO" worktree add -q --detach "$OUT/a" "$REV_A" || exit 2
 git -C "$REPO" worktree add -q --detach "$OUT/b" "$REV_B" || exit 2
@@ -41,7 +47,8 @@ run() { # a|b
   local data="$OUT/data-$1"
   rm -rf "$data"; mkdir -p "$data"
   # (The worktree's duck first on the path: the installed one is the checkout's.)
-  PYTHONPATH="$OUT/$1" "$PYTHON" -m duck.cli serve --data-dir "$data" --imap-port 11143 \
+  local python=$PYTHON_A; [ "$1" = b ] && python=$PYTHON_B
+  PYTHONPATH="$OUT/$1" "$python" -m duck.cli serve --data-dir "$data" --imap-port 11143 \
     --imaps-port 0 --lmtp-port 12424 --api-port 18080 --pop3-port 0 --pop3s-port 0 \
     --managesieve-port 0 --log-level WARNING > "$OUT/duck-$1.log" 2>&1 &
   SPID=$!

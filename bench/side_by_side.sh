@@ -33,6 +33,11 @@ cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # leaves: Dovecot's keep both cores busy; duck's have left ~0.5 of 2 idle).
 idle() { awk '/^cpu /{print $5+$6}' /proc/stat; }
 cores() { awk -v t="$1" -v s="$SECS" 'BEGIN { printf "%.2f", t / 100 / s }'; }
+# The interpreter duck runs on weighs on its CPU per command (docs/admin.md,
+# "Install"): which, and whether it runs from libpython's shared library.
+DUCKPY=$(readlink -f "$(head -1 "$(command -v duck)" | sed 's/^#!//')")
+echo "duck's Python: $DUCKPY $("$DUCKPY" -c 'import sys; print(sys.version.split()[0])')$(
+  ldd "$DUCKPY" | grep -q libpython && echo ', linked to libpython')"
 bash "$KIT/dovecot/stop-dovecot.sh" >/dev/null 2>&1
 bash "$KIT/dovecot/start-dovecot.sh" --clean >/dev/null 2>&1 || { echo "Dovecot did not start" >&2; exit 2; }
 sleep 2
