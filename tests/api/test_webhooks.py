@@ -12,7 +12,7 @@ import h11
 import httpx
 import trio
 
-from duck.store import Store
+from duck.store import ANY_KEY, Store
 
 from .conftest import message
 
@@ -187,3 +187,30 @@ async def test_the_producer_wakes_on_changes_and_rests_without_hooks(
                 await trio.sleep(0.05)
         # Only changes made after the hook existed are its own.
         assert not any(b"quiet" in body for _, body in receiver.received)
+
+
+async def test_without_hooks_the_dispatcher_is_not_woken_by_every_change(
+        duck_server: Any, client: httpx.AsyncClient, user: str, nursery: Any) -> None:
+    """No hook: the dispatcher holds no subscription to every change (each change
+    would wake it for nothing). The first hook subscribes it, and a change then
+    reaches the hook by a wake-up, not by a poll."""
+    store: Store = duck_server.store
+    notifier = duck_server.notifier
+    with trio.fail_after(60):
+        await trio.sleep(0.3)
+        for i in range(3):
+            await store.messages.append(user, "INBOX", message(f"unheard {i}"))
+        await trio.sleep(1.2)  # (beyond the allowance for clock skew between processes)
+        assert not store.webhooks.has_hooks
+        assert notifier.subscribers(ANY_KEY) == 0
+        receiver = Receiver()
+        port = await nursery.start(serve_receiver, receiver, 0)
+        r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/"})
+        assert r.status_code == 200
+        while notifier.subscribers(ANY_KEY) != 1:
+            await trio.sleep(0.02)
+        duck_server.dispatcher.poll_interval = 60.0  # only a wake-up is in time
+        await store.messages.append(user, "INBOX", message("heard"))
+        while not any(b"heard" in body for _, body in receiver.received):
+            await trio.sleep(0.05)
+        assert not any(b"unheard" in body for _, body in receiver.received)

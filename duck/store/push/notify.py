@@ -294,6 +294,10 @@ class Notifier:
         finally:
             sub.close()
 
+    def subscribers(self, key: str) -> int:
+        """How many subscriptions ``key`` has (ANY_KEY: those woken by every change)."""
+        return len(self._subscribers.get(key, ()))
+
     def _remove(self, sub: Subscription) -> None:
         for key in sub.keys:
             subs = self._subscribers.get(key)
