@@ -539,7 +539,11 @@ class Notifier:
                     continue
                 self._news = trio.current_time()
                 for change in changes:
-                    await self._dispatch(change.get("fullDocument") or {})
+                    doc = change.get("fullDocument") or {}
+                    written = doc.get("at")
+                    if isinstance(written, dt.datetime):
+                        self.lag = max(0.0, (now() - written).total_seconds())
+                    await self._dispatch(doc)
                 # Let the next changes gather before asking again: under load a
                 # getMore returned one to three changes, a round trip each in every
                 # process (with two workers, 0.4 per IMAP command). Writes made here
@@ -552,9 +556,6 @@ class Notifier:
 
     async def _dispatch(self, doc: dict[str, Any]) -> None:
         self.events_seen += 1
-        written = doc.get("at")
-        if isinstance(written, dt.datetime):
-            self.lag = max(0.0, (now() - written).total_seconds())
         mailbox = doc.get("mailbox")
         keys = []
         if mailbox is not None:
