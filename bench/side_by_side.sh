@@ -35,7 +35,10 @@ idle() { awk '/^cpu /{print $5+$6}' /proc/stat; }
 cores() { awk -v t="$1" -v s="$SECS" 'BEGIN { printf "%.2f", t / 100 / s }'; }
 # The interpreter duck runs on weighs on its CPU per command (docs/admin.md,
 # "Install"): which, and whether it runs from libpython's shared library.
-DUCKPY=$(readlink -f "$(head -1 "$(command -v duck)" | sed 's/^#!//')")
+# (The venv's own python beside the duck script; else the script's #! line.)
+DUCKPY="$(dirname "$(command -v duck)")/python"
+[ -x "$DUCKPY" ] || DUCKPY=$(head -1 "$(command -v duck)" | sed 's/^#!//')
+DUCKPY=$(readlink -f "$DUCKPY")
 echo "duck's Python: $DUCKPY $("$DUCKPY" -c 'import sys; print(sys.version.split()[0])')$(
   ldd "$DUCKPY" | grep -q libpython && echo ', linked to libpython')"
 bash "$KIT/dovecot/stop-dovecot.sh" >/dev/null 2>&1
