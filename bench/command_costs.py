@@ -154,8 +154,10 @@ def run(n: int, mbox: Path | None, extra: list[str]) -> dict[str, dict[str, floa
         measure("FETCH 1:30 HEADER.FIELDS", lambda i: c.fetch(
             "1:30", "(BODY.PEEK[HEADER.FIELDS (From Subject)])"))
         measure("FETCH 1 BODY[]", lambda i: c.fetch(str(1 + i % KEPT), "(BODY.PEEK[])"))
+        # (Every STORE changes its message: one set of flags on a pass over the
+        # mailbox, the other on the next.)
         measure("STORE FLAGS", lambda i: c.store(
-            str(1 + i % KEPT), "FLAGS", "($Label1 $Label2)" if i % 2 else "(\\Seen)"))
+            str(1 + i % KEPT), "FLAGS", "($Label1 $Label2)" if i // KEPT % 2 else "(\\Seen)"))
         measure("EXPUNGE (nothing)", lambda i: c.expunge())
         measure("APPEND+STORE+EXPUNGE", append_and_trim)
 
