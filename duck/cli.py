@@ -4,7 +4,6 @@ data commands (backup, restore, import, export) of duck/migrate."""
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from . import __version__, logs
 from .config import Config, ConfigError, load_config
 from .ctl import admin, apppass
 from .migrate import commands as data_commands
+from .mime import collector
 from .store import EmbeddedDatabaseError, StoreError
 
 log = logging.getLogger("duck")
@@ -136,22 +136,12 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-#: The cyclic collector's thresholds for a serving process. Python's default runs
-#: a young-generation pass every 700 allocations, and under a busy IMAP load the
-#: passes took ~3% of duck's CPU (measured with gc.callbacks under imaptest); with
-#: these, ~0.7%. Cycles are rare on the hot paths, so the garbage they hold until a
-#: pass stays small.
-SERVE_GC_THRESHOLDS = (50_000, 20, 100)
-
-
 def _tune_gc() -> None:
     """Fewer collector passes for a long-running server, and the objects of the
     imports out of the oldest generation's walks (``gc.freeze``)."""
     from . import server  # noqa: F401  (its imports, frozen with the rest)
 
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*SERVE_GC_THRESHOLDS)
+    collector.settle()
 
 
 def _run_serve(async_fn: Callable[[], Awaitable[int | None]]) -> int:

@@ -27,7 +27,6 @@ Run as ``python -m duck.mime.worker FD``.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import pickle
 import socket
@@ -35,6 +34,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from duck.mime import collector
 from duck.mime.indexer import MessageIndexer
 
 #: Largest request accepted (a message over it is indexed by the caller itself).
@@ -107,19 +107,9 @@ def serve(sock: socket.socket) -> None:
         sock.sendall(frame(index_request(payload)))
 
 
-#: The collector's thresholds here, as ``duck serve`` sets its own (duck/cli.py): a
-#: message's parse makes thousands of objects, and with the default thresholds
-#: the passes over them cost ~10-25% of a message's CPU (imaptest's messages:
-#: 0.65-0.81 ms against 0.58 ms, measured in one process, three rounds of 500).
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
 def main(fd: int) -> None:
-    """Serve the socket inherited as ``fd``, the imports' objects out of the
-    collector's walks."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    """Serve the socket inherited as ``fd``, collecting as ``duck serve`` does."""
+    collector.settle()
     serve(socket.socket(fileno=fd))
 
 
