@@ -41,6 +41,7 @@ import itertools
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 from typing import NamedTuple
 
 #: Code points scanned for mappings: every cased letter and every canonical
@@ -214,6 +215,26 @@ def fixed_runs(needle: str) -> list[list[list[str]]]:
     return [run for run in runs if run]
 
 
+def steady_pieces(needle: str, fold: Callable[[str], str]) -> list[str]:
+    """The pieces of the needle's fixed runs (``fixed_runs``) where, at each position,
+    every character a matching text may hold there folds by ``fold`` to one and the
+    same character: what a prefilter comparing folded text (a case-insensitive
+    literal, the trigram index's classes) may look for. Written with the needle's
+    map's own characters."""
+    pieces: list[str] = []
+    for run in fixed_runs(needle):
+        piece = ""
+        for chars in run:
+            folded = {fold(c) for c in chars}
+            if len(folded) == 1 and len(next(iter(folded))) == 1:
+                piece += chars[0]
+            else:
+                pieces.append(piece)
+                piece = ""
+        pieces.append(piece)
+    return [piece for piece in pieces if piece]
+
+
 def _ways(tokens: dict[int, list[tuple[int, list[str]]]], start: int, end: int
           ) -> list[str]:
     """Every concatenation of tokens that covers ``[start, end)`` exactly, as
@@ -278,16 +299,7 @@ def database_test(needle: str) -> DatabaseTest:
                         for c in needle)
         return DatabaseTest(re.escape(gate) if len(gate) > 1 else None, quick or None,
                             False, exact)
-    best = ""
-    for run in fixed_runs(needle):
-        piece = ""
-        for chars in run:
-            folded = {c.casefold() for c in chars}
-            if len(folded) == 1 and len(next(iter(folded))) == 1:
-                piece += chars[0]
-            else:
-                best, piece = max(best, piece, key=len), ""
-        best = max(best, piece, key=len)
+    best = max(steady_pieces(needle, str.casefold), key=len, default="")
     composed = unicodedata.normalize("NFC", needle)
     spelled = None if _FOLDS_APART.search(composed) else re.escape(composed)
     return DatabaseTest(re.escape(best) if len(best) > 1 else None, spelled, True, exact)

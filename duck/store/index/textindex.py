@@ -174,18 +174,10 @@ def needle_grams(needle: str, tag: str = "") -> list[int]:
     has none: the caller falls back to a scan with the exact check (or to a
     presence marker for header fields).
     """
-    table = _fold_table()
+    # (Cut where the characters a text may hold fold apart: no trigram across them.)
     grams: set[str] = set()
-    for run in casemap.fixed_runs(needle):
-        piece = ""
-        for chars in run:
-            folded = {c.translate(table) for c in chars}
-            if len(folded) == 1:
-                piece += folded.pop()
-            else:  # (characters the fold keeps apart: no trigram across them)
-                grams |= _trigrams(piece)
-                piece = ""
-        grams |= _trigrams(piece)
+    for piece in casemap.steady_pieces(needle, fold):
+        grams |= _trigrams(fold(piece))
     ordered = sorted(grams, key=lambda g: (_rarity(g), g))
     return [_hash(g, tag) for g in ordered]
 
