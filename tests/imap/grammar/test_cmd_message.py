@@ -89,3 +89,21 @@ def test_copy_move_expunge() -> None:
     assert cmd == g.Expunge("A003", S("3000:3002")) and isinstance(cmd, g.Expunge) and cmd.uid
     with pytest.raises(g.ParseError):
         g.parse_command(b"A004 EXPUNGE 1:2")
+
+
+def test_flags_checked_once_are_still_checked_and_spelt_canonically() -> None:
+    # to_flags remembers the flags it has checked (cmd_base._FLAGS): a remembered
+    # flag keeps its canonical spelling, and a bad one is refused every time.
+    from duck.imap.grammar import cmd_base
+
+    for _ in range(2):
+        assert cmd_base.to_flags(["\\seen", "$Label1", "\\DELETED"]) == (
+            "\\Seen", "$Label1", "\\Deleted")
+        for bad in ("two words", "paren(", "\\", "", "caf\u00e9"):
+            with pytest.raises(ValueError):
+                cmd_base.to_flags(["\\Seen", bad])
+    assert "two words" not in cmd_base._FLAGS
+    # Bounded: past its size it starts over.
+    for i in range(cmd_base._FLAGS_MAX + 10):
+        cmd_base.to_flags([f"kw{i}"])
+    assert 0 < len(cmd_base._FLAGS) <= cmd_base._FLAGS_MAX
