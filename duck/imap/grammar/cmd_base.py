@@ -26,10 +26,10 @@ def _check_tag(instance: object, attribute: object, value: str) -> None:
         raise ValueError(f"invalid tag {value!r}")
 
 
-#: Flags already checked, each by its canonical spelling: every FETCH FLAGS, LIST
-#: and STORE validates its flags, and a process sees the same few hundred again
-#: and again (checked alone, ~5 flags a command under imaptest's load, they were
-#: ~1.5% of the event loop's time). Cleared past ``_FLAGS_MAX``.
+#: Flags already checked, by how they were given, with their canonical spelling:
+#: every FETCH FLAGS, LIST and STORE validates its flags, and a process sees the
+#: same few hundred again and again (a LIST and a STATUS took 1.32 M instructions
+#: checking each, 1.17 M so: bench/instruction_costs.py). Cleared past ``_FLAGS_MAX``.
 _FLAGS: dict[str, str] = {}
 _FLAGS_MAX = 4096
 
