@@ -33,6 +33,11 @@ PYTHON_B=${PYTHON_B:-$PYTHON}
 OUT=$(mktemp -d -t duck-ab-XXXXXX)
 git -C "$REPO" worktree add -q --detach "$OUT/a" "$REV_A" || exit 2
 git -C "$REPO" worktree add -q --detach "$OUT/b" "$REV_B" || exit 2
+for side in a b; do  # (which duck each side imports, to be sure)
+  python=$PYTHON_A; [ $side = b ] && python=$PYTHON_B
+  echo "$side: $(cd "$OUT/$side" && PYTHONPATH="$OUT/$side" "$python" -c \
+    'import duck, sys; print(duck.__file__, sys.version.split()[0])')"
+done
 SPID=
 cleanup() {
   [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
@@ -46,11 +51,13 @@ cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 run() { # a|b
   local data="$OUT/data-$1"
   rm -rf "$data"; mkdir -p "$data"
-  # (The worktree's duck first on the path: the installed one is the checkout's.)
+  # (The worktree's duck first on the path: the installed one is the checkout's. Run
+  # from inside the worktree: ``-m`` puts the current directory before PYTHONPATH,
+  # and from the checkout both sides would run the checkout's duck.)
   local python=$PYTHON_A; [ "$1" = b ] && python=$PYTHON_B
-  PYTHONPATH="$OUT/$1" "$python" -m duck.cli serve --data-dir "$data" --imap-port 11143 \
-    --imaps-port 0 --lmtp-port 12424 --api-port 18080 --pop3-port 0 --pop3s-port 0 \
-    --managesieve-port 0 --log-level WARNING > "$OUT/duck-$1.log" 2>&1 &
+  (cd "$OUT/$1" && PYTHONPATH="$OUT/$1" exec "$python" -m duck.cli serve --data-dir "$data" \
+    --imap-port 11143 --imaps-port 0 --lmtp-port 12424 --api-port 18080 --pop3-port 0 \
+    --pop3s-port 0 --managesieve-port 0 --log-level WARNING > "$OUT/duck-$1.log" 2>&1) &
   SPID=$!
   imaptest_users
   local db d0 b0 n
