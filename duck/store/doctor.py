@@ -95,9 +95,9 @@ class _Doctor:
     def indexes(self) -> None:
         missing = []
         total = 0
-        for collection, models in schema.INDEXES.items():
+        for collection in schema.INDEXES:
             present = {ix["name"] for ix in self.coll(collection).list_indexes()}
-            for model in models:
+            for model in schema.wanted(collection):
                 total += 1
                 name = model.document["name"]
                 if name not in present:

@@ -7,6 +7,7 @@ stage. These tests pin that on both embedded engines.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -45,9 +46,14 @@ async def _plan(store: Store, mailbox_id: str, query: q.Query) -> str:
     (q.Header("list-id", ""), "mailbox_g", False),
     (q.And((q.Flag("\\Seen", present=False), q.Body("pizza"))), "mailbox_g", False),
     (q.Or((q.Subject("lunch"), q.Body("pizza"))), "mailbox_g", False),
-    (q.Flag("\\Seen", present=False), "mailbox_seen", True),
-    (q.Flag("$Important"), "mailbox_kw", True),
-    (q.Size("larger", 1000), "mailbox_size", True),
+    # Flags, dates and sizes have no index of their own (duck/store/index/layout.py):
+    # their first stage scans an index of the mailbox's (whichever the engine picks
+    # of those that start with it), never the collection.
+    (q.Flag("\\Seen", present=False), "mailbox_", False),
+    (q.Flag("$Important"), "mailbox_", False),
+    (q.Size("larger", 1000), "mailbox_", False),
+    (q.Date("internal", "since", dt.date(2020, 1, 1)), "mailbox_", False),
+    (q.And((q.Flag("\\Seen", present=False), q.ModSeq(5))), "mailbox_modseq", False),
     (q.ModSeq(5), "mailbox_modseq", True),
 ])
 async def test_search_stage_one_is_an_index_scan(
@@ -58,5 +64,5 @@ async def test_search_stage_one_is_an_index_scan(
     assert compile_search(query).covered is covered
     plan = await _plan(store, mailbox_id, query)
     assert "IXSCAN" in plan
-    assert index in plan
+    assert f'"indexName": "{index}' in plan
     assert "COLLSCAN" not in plan

@@ -13,9 +13,11 @@ sharded cluster (not testable on the embedded server, which has one node):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import OperationFailure
 
 USERS = "users"
 ADDRESSES = "addresses"
@@ -42,18 +44,67 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def register(collection: str, indexes: list[IndexModel]) -> None:
-    """Add indexes for a collection (used by the store modules that own them)."""
+#: (collection, index name) -> whether the index is wanted now: an index that only a
+#: setting uses (textindex.py's, with ``search_index``) is made while it is on and
+#: dropped while it is off, since every write of the collection pays for it.
+_WHEN: dict[tuple[str, str], Callable[[], bool]] = {}
+#: collection -> names of indexes earlier versions made and nothing uses any more:
+#: dropped at start-up where present (each costs every insert and delete).
+RETIRED: dict[str, list[str]] = {}
+
+
+def register(collection: str, indexes: list[IndexModel],
+             when: Callable[[], bool] | None = None) -> None:
+    """Add indexes for a collection (used by the store modules that own them);
+    ``when``: they exist only while it returns True (asked at start-up)."""
     existing = INDEXES.setdefault(collection, [])
     names = {ix.document["name"] for ix in existing}
     existing.extend(ix for ix in indexes if ix.document["name"] not in names)
+    if when is not None:
+        for ix in indexes:
+            _WHEN[(collection, ix.document["name"])] = when
+
+
+def retire(collection: str, names: list[str]) -> None:
+    """Have start-up drop these indexes of ``collection`` where they exist."""
+    RETIRED.setdefault(collection, []).extend(names)
+
+
+def wanted(collection: str) -> list[IndexModel]:
+    """The registered indexes of ``collection`` that should exist now."""
+    return [ix for ix in INDEXES.get(collection, [])
+            if _WHEN.get((collection, ix.document["name"]), _always)()]
+
+
+def _always() -> bool:
+    return True
 
 
 def ensure_indexes(db: Any) -> None:
-    """Create every registered index (blocking; idempotent)."""
-    for collection, indexes in INDEXES.items():
-        if indexes:
-            db[collection].create_indexes(indexes)
+    """Create every wanted index and drop retired and unwanted ones (blocking;
+    idempotent; several processes may run it at once)."""
+    for collection in INDEXES:
+        active = wanted(collection)
+        if active:
+            db[collection].create_indexes(active)
+    for collection in {*INDEXES, *RETIRED}:
+        unwanted = set(RETIRED.get(collection, ()))
+        unwanted.update(name for (owner, name), when in _WHEN.items()
+                        if owner == collection and not when())
+        if not unwanted:
+            continue
+        present = {ix["name"] for ix in db[collection].list_indexes()}
+        for name in sorted(unwanted & present):
+            try:
+                db[collection].drop_index(name)
+            except OperationFailure as exc:
+                if exc.code != INDEX_NOT_FOUND:  # (another process dropped it first)
+                    raise
 
 
-__all__ = ["ASCENDING", "DESCENDING", "INDEXES", "IndexModel", "ensure_indexes", "register"]
+#: The server's error code for an index that does not exist.
+INDEX_NOT_FOUND = 27
+
+
+__all__ = ["ASCENDING", "DESCENDING", "INDEXES", "RETIRED", "IndexModel", "ensure_indexes",
+           "register", "retire", "wanted"]

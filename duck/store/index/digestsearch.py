@@ -14,7 +14,8 @@ per document:
   OLDER/YOUNGER are answered here when the digest answers the whole query (with
   header substrings, UID sets and their AND/OR/NOT): a SEARCH UNSEEN of 100k messages
   reads ~1,600 small documents instead of returning tens of thousands of
-  ``messages``. Combined with anything else they are left to the message indexes.
+  ``messages``. Combined with anything else they are left to the exact filter, on
+  the candidates of the other criteria (they have no index of their own: layout.py).
 
 ``resolve`` returns the query with each such criterion replaced by a ``UidSet`` (or
 ``UidSet AND criterion`` for candidates), which query.py compiles as an indexed
@@ -131,9 +132,9 @@ def _plan(leaf: Query) -> Plan | None:
 def plans(query: Query) -> dict[Query, Plan]:
     """The criteria of ``query`` the digest can answer or narrow.
 
-    Flags are answered from the digest only when it answers the whole query (with
-    UID criteria): otherwise the flag indexes of ``messages`` serve them better than
-    a long ``uid $in``.
+    Flags, sizes and dates are answered from the digest only when it answers the
+    whole query (with UID criteria): otherwise the exact filter checks them on the
+    candidates of the other criteria, which costs less than a long ``uid $in``.
     """
     found: dict[Query, Plan] = {}
     local = True

@@ -392,8 +392,8 @@ async def search(database: Database, mailbox_id: str, query: Query) -> list[int]
     Substring criteria are first answered or narrowed from the mailbox digest
     (digestsearch.py: a query per ~16 MB of it read; a query the digest answers whole
     ends there). The exact checks left run in windows of SEARCH_WINDOW candidates.
-    Then, when the prefilter is the whole criterion (flags, dates, sizes, modseq, a UID
-    range) it is one ``find`` on its index. Otherwise one aggregate: stage one
+    Then, when the prefilter is the whole criterion (modseq, a UID range) it is one
+    ``find`` on its index. Otherwise one aggregate: stage one
     matches the mailbox plus the prefilter (one index's fields only, so an index
     scan), stage two the exact filter on those candidates (query.py). ``find`` is
     preferred where possible: on the embedded Rust engine an aggregate costs

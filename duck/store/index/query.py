@@ -16,14 +16,15 @@ compiles into a single ``find`` filter:
   attachments' encoded bytes — a documented deviation every large server makes.
 
 ``compile_search`` also derives a *prefilter*: index-only conditions whose matches
-are a superset of the query's (textindex.py's trigrams for substrings, flag/date/
-size/modseq/uid fields otherwise). When the prefilter is the whole criterion the
-search is one ``find`` on it; otherwise one aggregate: ``$match`` on the prefilter
-(an index scan), then ``$match`` on the exact filter (fetch.py). Two stages
-because the embedded Rust engine plans a ``find`` whose filter has any field not in
-one index as a collection scan (measured with explain()); a first ``$match`` made
-only of one index's fields is an index scan on both embedded engines, and real
-MongoDB merges the two stages itself.
+are a superset of the query's (textindex.py's trigrams for substrings, the modseq
+and uid fields otherwise; flags, dates and sizes have no index of their own:
+layout.py). When the prefilter is the whole criterion the search is one ``find``
+on it; otherwise one aggregate: ``$match`` on the prefilter (an index scan; the
+mailbox's own index when there is none), then ``$match`` on the exact filter
+(fetch.py). Two stages because the embedded Rust engine plans a ``find`` whose
+filter has any field not in one index as a collection scan (measured with
+explain()); a first ``$match`` made only of one index's fields is an index scan on
+both embedded engines, and real MongoDB merges the two stages itself.
 - Dates: BEFORE/ON/SINCE compare calendar days (RFC 3501 "disregarding time and
   timezone"), here in UTC.
 """
@@ -332,7 +333,6 @@ class Prefilter:
 #: Gram lookups also match messages without usable grams: saturated ones and
 #: documents written before the index existed (no ``g``: null in the index).
 _ALWAYS = [textindex.SATURATED, None]
-_BOOLEAN_FLAGS = {"\\seen": "seen"}
 
 
 def _gram(gram: int) -> Prefilter:
@@ -363,20 +363,9 @@ def _substring(needle: str, name: str | None) -> Prefilter | None:
 def prefilter(query: Query, now: dt.datetime | None = None) -> Prefilter | None:
     """A prefilter for ``query`` (None: the whole mailbox is the candidate set)."""
     match query:
-        case Flag(flag=flag, present=present):
-            key = flag.lower()
-            if present:
-                return Prefilter("kw", [key], 4 if key != "\\seen" else 8, exact=True)
-            if key in _BOOLEAN_FLAGS:
-                return Prefilter(_BOOLEAN_FLAGS[key], [False], 4, exact=True)
-            return None
-        case Date(field=field, op=op):
-            cond = compile_query(query)[_DATE_FIELDS[field]]
-            return Prefilter(_DATE_FIELDS[field], cond, 3 if op == "on" else 5, exact=True)
-        case Age():
-            return Prefilter("idate", compile_query(query, now)["idate"], 5, exact=True)
-        case Size():
-            return Prefilter("size", compile_query(query)["size"], 6, exact=True)
+        # (Flags, dates and sizes have no index (layout.py): their messages are
+        # found among the candidates of the mailbox's index, or of another
+        # criterion's, by the exact filter.)
         case ModSeq(value=value):
             return Prefilter("modseq", {"$gte": value}, 3, exact=True)
         case UidSet(uids=uids):

@@ -51,9 +51,24 @@ ENABLED = False
 
 
 def configure(enabled: bool) -> None:
-    """Turn the trigram index on or off for this process (at start-up)."""
+    """Turn the trigram index on or off for this process (at start-up, before the
+    store opens: its index is made, or dropped, then)."""
     global ENABLED
     ENABLED = enabled
+
+
+def _enabled() -> bool:
+    return ENABLED
+
+
+# (mailbox, g): SEARCH's substring prefilter. Only while the index is on: every
+# message written pays for an entry, a null one without grams.
+schema.register(
+    schema.MESSAGES,
+    [schema.IndexModel([("mailbox", schema.ASCENDING), ("g", schema.ASCENDING)],
+                       name="mailbox_g")],
+    when=_enabled,
+)
 
 
 #: Trigrams: shorter needles cannot use the index (see ``needle_grams``).
