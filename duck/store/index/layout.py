@@ -50,10 +50,10 @@ schema.register(
 # EXPUNGE and (flags) STORE an index entry: without those six and (user, emailid),
 # imaptest's load ran +13% commands/s, the engine spending 19% less CPU per command
 # and duck 10% less (five interleaved pairs of bench/ab_imaptest.sh,
-# docs/architecture.md). A large mailbox's digest
-# answers those criteria (digestsearch.py); in a small one, and combined with what
-# the digest does not answer, they are checked on the candidates of the mailbox's
-# own index (query.py's prefilter), never by a scan of the collection.
+# docs/architecture.md). A large mailbox's digest answers those criteria
+# (digestsearch.py); in a small one, and combined with what the digest does not
+# answer, they are checked on the candidates of the mailbox's own index (query.py's
+# prefilter), never by a scan of the collection.
 schema.retire(schema.MESSAGES, [f"mailbox_{field}" for field in
                                 ("kw", "seen", "idate", "sdate", "date", "size")])
 # (user, emailid): no query looks a message up by its EMAILID across mailboxes
