@@ -60,6 +60,12 @@ run() { # a|b
     --pop3s-port 0 --managesieve-port 0 --log-level WARNING > "$OUT/duck-$1.log" 2>&1) &
   SPID=$!
   imaptest_users
+  if ! kill -0 "$SPID" 2>/dev/null; then  # (a revision that does not start: say so, stop)
+    echo "$1: duck serve exited at start; the end of its log:" >&2
+    tail -5 "$OUT/duck-$1.log" >&2
+    SPID=
+    exit 2
+  fi
   local db d0 b0 n
   db=$(pgrep -f "secantusd.*$data" | head -1)
   # (duck's CPU: its process and its children but the database, its parse worker
