@@ -30,20 +30,23 @@ async def _ensure(store: Store) -> None:
 
 
 async def test_indexes_of_an_earlier_layout_are_dropped_at_start_up(store: Store) -> None:
-    retired = schema.RETIRED[schema.MESSAGES]
-    assert "mailbox_seen" in retired
+    assert "mailbox_seen" in schema.RETIRED[schema.MESSAGES]
+    assert "archived" in schema.RETIRED["archive"]
 
     def make_old() -> None:  # (as a data directory of an earlier version has them)
-        store.database.db[schema.MESSAGES].create_indexes([
-            IndexModel([("mailbox", ASCENDING), (name.removeprefix("mailbox_"), ASCENDING)],
-                       name=name) for name in retired])
+        for collection, retired in schema.RETIRED.items():
+            store.database.db[collection].create_indexes([
+                IndexModel([("old", ASCENDING), (name, ASCENDING)], name=name)
+                for name in retired])
 
     await store.database.run_threaded(make_old)
-    assert set(retired) <= await _names(store, schema.MESSAGES)
+    for collection, retired in schema.RETIRED.items():
+        assert set(retired) <= await _names(store, collection)
     await _ensure(store)
-    names = await _names(store, schema.MESSAGES)
-    assert not set(retired) & names
+    for collection, retired in schema.RETIRED.items():
+        assert not set(retired) & await _names(store, collection)
     # What the store does use is there, and a second start changes nothing.
+    names = await _names(store, schema.MESSAGES)
     assert {"mailbox_uid", "mailbox_modseq", "mailbox_deleted"} <= names
     await _ensure(store)
     assert await _names(store, schema.MESSAGES) == names
