@@ -7,8 +7,8 @@ embedded engine reads and writes a document whole: a STORE on a message rewrote 
 bytes, and an EXPUNGE read them to archive the message. So they live here, one
 document per stored copy, keyed by the message document's ``cid``:
 
-- ``_id`` (the message's ``cid``), ``user`` (a deleted user's purge), ``segs`` and
-  ``text`` (layout.py describes both);
+- ``_id`` (the message's ``cid``), ``user`` (whose it is: backups and repairs can
+  tell), ``segs`` and ``text`` (layout.py describes both);
 - one referrer at a time: the message document, or its archive document after an
   EXPUNGE (``cid`` moves with the document: archive.py copies every field). COPY and
   MOVE write a new one for each copy (as they wrote the whole message before), so a
@@ -33,9 +33,12 @@ COLLECTION = "contents"
 #: The message document's fields kept here.
 FIELDS = ("segs", "text")
 
-schema.register(COLLECTION, [
-    schema.IndexModel([("user", schema.ASCENDING)], name="user"),
-])
+# No index but ``_id``: every reader and every removal finds a contents document by
+# its referrer's ``cid`` (a user's go with their messages' and archive's). The
+# ``user`` index of earlier versions, which no query used, cost every APPEND an
+# entry (measured with two other such indexes: the three, +6% commands/s under
+# imaptest, docs/architecture.md).
+schema.retire(COLLECTION, ["user"])
 
 
 def split(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
