@@ -31,7 +31,7 @@ async def _ensure(store: Store) -> None:
 
 async def test_indexes_of_an_earlier_layout_are_dropped_at_start_up(store: Store) -> None:
     assert "mailbox_seen" in schema.RETIRED[schema.MESSAGES]
-    assert "archived" in schema.RETIRED["archive"]
+    assert "user" in schema.RETIRED["contents"]
 
     def make_old() -> None:  # (as a data directory of an earlier version has them)
         for collection, retired in schema.RETIRED.items():
