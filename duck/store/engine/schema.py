@@ -51,6 +51,8 @@ _WHEN: dict[tuple[str, str], Callable[[], bool]] = {}
 #: collection -> names of indexes earlier versions made and nothing uses any more:
 #: dropped at start-up where present (each costs every insert and delete).
 RETIRED: dict[str, list[str]] = {}
+#: The server's error code for an index that does not exist.
+INDEX_NOT_FOUND = 27
 
 
 def register(collection: str, indexes: list[IndexModel],
@@ -73,11 +75,7 @@ def retire(collection: str, names: list[str]) -> None:
 def wanted(collection: str) -> list[IndexModel]:
     """The registered indexes of ``collection`` that should exist now."""
     return [ix for ix in INDEXES.get(collection, [])
-            if _WHEN.get((collection, ix.document["name"]), _always)()]
-
-
-def _always() -> bool:
-    return True
+            if (when := _WHEN.get((collection, ix.document["name"]))) is None or when()]
 
 
 def ensure_indexes(db: Any) -> None:
@@ -100,10 +98,6 @@ def ensure_indexes(db: Any) -> None:
             except OperationFailure as exc:
                 if exc.code != INDEX_NOT_FOUND:  # (another process dropped it first)
                     raise
-
-
-#: The server's error code for an index that does not exist.
-INDEX_NOT_FOUND = 27
 
 
 __all__ = ["ASCENDING", "DESCENDING", "INDEXES", "RETIRED", "IndexModel", "ensure_indexes",

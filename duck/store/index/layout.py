@@ -53,12 +53,11 @@ schema.register(
 # docs/architecture.md). A large mailbox's digest answers those criteria
 # (digestsearch.py); in a small one, and combined with what the digest does not
 # answer, they are checked on the candidates of the mailbox's own index (query.py's
-# prefilter), never by a scan of the collection.
-schema.retire(schema.MESSAGES, [f"mailbox_{field}" for field in
-                                ("kw", "seen", "idate", "sdate", "date", "size")])
-# (user, emailid): no query looks a message up by its EMAILID across mailboxes
-# (SEARCH EMAILID is one mailbox's, on the mailbox's own index).
-schema.retire(schema.MESSAGES, ["user_emailid"])
+# prefilter), never by a scan of the collection. And (user, emailid): no query looks
+# a message up by its EMAILID across mailboxes (SEARCH EMAILID is one mailbox's).
+schema.retire(schema.MESSAGES, [*(f"mailbox_{field}" for field in
+                                  ("kw", "seen", "idate", "sdate", "date", "size")),
+                                "user_emailid"])
 
 
 def segment_from_bson(doc: dict[str, Any]) -> Segment:
