@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from .admin import Admin
 from .engine import clock, schema
 from .engine.bodies import SWEEP_GRACE, Bodies, SweepReport
 from .engine.database import Database
-from .index import digest
+from .index import contents, digest
 from .mail.acl import Acl
 from .mail.archive import Archive
 from .mail.imports import Imports
@@ -77,6 +78,9 @@ class Store:
         # Default folders are created in the user's own transaction.
         self.users.create_hooks.append(self.mailboxes.create_defaults)
         self.mailboxes.release = self.messages.release_sync
+        # (Push reads envelopes, which the contents keep: index/contents.py.)
+        self.events.with_envelopes = self.webhooks.with_envelopes = functools.partial(
+            contents.load, database, fields=("env",))
         self.mailboxes.archive = self.archive
 
     @classmethod

@@ -18,6 +18,7 @@ from duck.imap import ordering, render
 from duck.mime import IndexerLimits
 from duck.store import Store, User
 from duck.store.engine import schema
+from duck.store.index import contents
 from duck.store.mail import parsers
 
 pytestmark = pytest.mark.store
@@ -133,8 +134,9 @@ async def test_a_worker_makes_the_portable_renderings_as_the_caller_would(
 
     async def renderings(data: bytes) -> dict[str, bytes]:
         done = await store.messages.append(user.id, "INBOX", data)
-        doc = await store.database.run(
-            lambda: messages.find_one({"mailbox": ObjectId(done.mailbox_id), "uid": done.uid}))
+        # (As stored: the renderings are kept in the message's contents.)
+        doc = await store.database.run(lambda: contents.load(store.database, [
+            messages.find_one({"mailbox": ObjectId(done.mailbox_id), "uid": done.uid})])[0])
         return {name: bytes(value) for name, value in doc["render"].items()}
 
     # (An 8-bit subject: the UTF-8 renderings differ from the plain ones.)

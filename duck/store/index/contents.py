@@ -1,14 +1,24 @@
-"""A message's contents: its stored bytes and its SEARCH text, in a document of their own.
+"""A message's contents: what never changes of it and nothing but FETCH, SEARCH text
+and copies read, in a document of their own.
 
 Of a message document, ``segs`` (the bytes, or their skeleton) and ``text`` (the
 decoded text SEARCH BODY/TEXT matches) are most of its size (~28 of ~33 KB for
 imaptest's messages) and never change; flags, modseq and the rest change often. The
 embedded engine reads and writes a document whole: a STORE on a message rewrote its
 bytes, and an EXPUNGE read them to archive the message. So they live here, one
-document per stored copy, keyed by the message document's ``cid``:
+document per stored copy, keyed by the message document's ``cid``. So do the part
+tree (``root``), the envelope (``env``) and the renderings (``render``): ~2.3 KB of
+the ~3.7 KB the message document of an imaptest message still had, which a STORE
+rewrote and an EXPUNGE copied into the archive. Measured under imaptest's load
+(``bench/ab_imaptest.sh``, interleaved pairs): more commands/s and less of the
+database's CPU per command (docs/architecture.md, "Facts about the embedded
+database (measured)"). Their readers ask for them here (``load``): a FETCH of
+what the record cache does not hold (fetch.py, with the bytes when it reads those
+too), the digest's build, push events' envelopes, the archive's listing.
 
 - ``_id`` (the message's ``cid``), ``user`` (whose it is: backups and repairs can
-  tell), ``segs`` and ``text`` (layout.py describes both);
+  tell), ``segs``, ``text``, ``root``, ``env`` and ``render`` (layout.py describes
+  the first two);
 - one referrer at a time: the message document, or its archive document after an
   EXPUNGE (``cid`` moves with the document: archive.py copies every field). COPY and
   MOVE write a new one for each copy (as they wrote the whole message before), so a
@@ -16,10 +26,11 @@ document per stored copy, keyed by the message document's ``cid``:
 - written in the same batch as the message document; deleted with it when it goes
   for good (an EXPUNGE without the archive, a MOVE's originals, a purge).
 
-Documents written before this layout carry ``segs`` and ``text`` themselves and no
-``cid``: every reader takes them from the message document when it has them
-(``load``), so they need no migration. Backups carry whole message documents as
-before (backup.py puts the contents back in).
+Documents written before this layout carry these fields themselves (all of them and
+no ``cid``, or ``root``, ``env`` and ``render`` beside a ``cid``): every reader takes a
+field from the message document when it has it (``load``), so they need no
+migration. Backups carry whole message documents as before (backup.py puts the
+contents back in).
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from ..engine import schema
 
 COLLECTION = "contents"
 #: The message document's fields kept here.
-FIELDS = ("segs", "text")
+FIELDS = ("segs", "text", "root", "env", "render")
 
 # No index but ``_id``: every reader and every removal finds a contents document by
 # its referrer's ``cid`` (a user's go with their messages' and archive's). The
@@ -74,13 +85,15 @@ def cids(docs: Iterable[dict[str, Any]]) -> list[Any]:
 
 def load(database: Any, docs: list[dict[str, Any]], fields: Iterable[str] = FIELDS,
          session: Any = None) -> list[dict[str, Any]]:
-    """``docs`` (read with ``cid`` and ``fields`` in their projection) with ``fields``
-    put back from their contents where they have a ``cid``: one query for all
-    (blocking). A document whose contents are gone (removed since it was read) is
-    left without them."""
-    wanted = [f for f in fields if f in FIELDS]
-    missing = [d for d in docs if d.get("cid") is not None and wanted[0] not in d] \
-        if wanted else []
+    """``docs`` (read with ``cid`` in their projection) with ``fields`` put back from
+    their contents where they have a ``cid`` and not the field: one query for all
+    (blocking). A field may name a part of one (``render.imap_env1``: a projection).
+    A document whose contents are gone (removed since it was read) is left without
+    them."""
+    wanted = [f for f in fields if f.split(".", 1)[0] in FIELDS]
+    tops = {f.split(".", 1)[0] for f in wanted}
+    missing = [d for d in docs if d.get("cid") is not None
+               and any(t not in d for t in tops)]
     if not missing:
         return docs
     found = {c["_id"]: c for c in database.collection(COLLECTION).find(
@@ -89,6 +102,11 @@ def load(database: Any, docs: list[dict[str, Any]], fields: Iterable[str] = FIEL
     for d in missing:
         c = found.get(d["cid"])
         if c is not None:
-            d.update((k, c[k]) for k in wanted if k in c)
+            # (What the message document has is its own: written before this layout.)
+            d.update((k, c[k]) for k in tops if k in c and k not in d)
     return docs
 
+
+def wanted(projection: Iterable[str]) -> list[str]:
+    """The fields (or parts of fields) of a message projection kept here."""
+    return [f for f in projection if f.split(".", 1)[0] in FIELDS]

@@ -616,7 +616,8 @@ def build_step(database: Database, mailbox: ObjectId, after: int,
                     .sort("uid", 1).limit(batch))
         if not docs:
             return None
-        add(database, mailbox, contents.load(database, docs, ("text",), session), session)
+        add(database, mailbox, contents.load(database, docs, ("text", "render"), session),
+            session)
         return int(docs[-1]["uid"])
 
     last: int | None = database.in_transaction(body)

@@ -49,8 +49,9 @@ _PROJECTION: dict[str, tuple[str, ...]] = {
     "internal_date": ("idate",),
     "savedate": ("sdate",),
     "size": ("size",),
-    "envelope": ("env",),
-    "structure": ("root",),
+    # (Kept in the contents, by ``cid``: contents.py.)
+    "envelope": ("env", "cid"),
+    "structure": ("root", "cid"),
     "emailid": ("emailid",),
     "threadid": ("threadid",),
     "content": ("segs", "cid"),
@@ -204,6 +205,7 @@ def _projection(fields: Iterable[str], renderings: Iterable[str]) -> dict[str, A
         projection.update(dict.fromkeys(_PROJECTION[field], 1))
     for name in renderings:
         projection[f"render.{check_rendering_name(name)}"] = 1
+        projection["cid"] = 1
     return projection
 
 
@@ -226,6 +228,7 @@ async def fetch(
     """The messages with these UIDs (missing ones skipped), by UID, in one query."""
     mailbox = parse_id(mailbox_id)
     projection = _projection(fields, renderings)
+    from_contents = contents.wanted(projection)
     wanted = sorted(set(uids))
     query = {"mailbox": mailbox, **uid_filter(wanted)}
 
@@ -235,7 +238,7 @@ async def fetch(
         # (One more than can match: a full batch would leave the cursor open.)
         docs = list(cursor.batch_size(len(wanted) + 1))
         if "cid" in projection:  # (the contents: one more query)
-            contents.load(database, docs, ("segs",))
+            contents.load(database, docs, from_contents)
         return [_record(d) for d in docs]
 
     return await database.run(run)
@@ -266,6 +269,7 @@ async def fetch_batches(
         # Not in the digest: expunged meanwhile, or not digested (backfill race).
         wanted = missing
     projection = _projection(fields, renderings)
+    from_contents = contents.wanted(projection)
     span = wanted[-1] - wanted[0] + 1
     if len(wanted) > 16 and span <= 2 * len(wanted):
         keep: set[int] | None = set(wanted) if span != len(wanted) else None
@@ -288,7 +292,7 @@ async def fetch_batches(
             return None
         docs = [d for d in bson.decode_all(raw, codec) if keep is None or d["uid"] in keep]
         if "cid" in projection:  # (the contents: one more query a batch)
-            contents.load(database, docs, ("segs",))
+            contents.load(database, docs, from_contents)
         return [_record(d) for d in docs]
 
     try:

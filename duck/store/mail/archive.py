@@ -183,9 +183,15 @@ class Archive:
         if after is not None:
             query["_id"] = {"$lt": parse_id(after)}
         projection = {"user": 1, "mailbox": 1, "path": 1, "uid": 1, "flags": 1, "size": 1,
-                      "idate": 1, "archived": 1, "subject": 1, "env.from_": 1, "emailid": 1}
-        docs = await self._database.run(
-            lambda: list(self._coll.find(query, projection).sort("_id", -1).limit(limit + 1)))
+                      "idate": 1, "archived": 1, "subject": 1, "env.from_": 1, "emailid": 1,
+                      "cid": 1}
+
+        def read() -> list[dict[str, Any]]:
+            docs = list(self._coll.find(query, projection).sort("_id", -1).limit(limit + 1))
+            # (The sender is in the contents: contents.py.)
+            return contents.load(self._database, docs, ("env.from_",))
+
+        docs = await self._database.run(read)
         page = [_summary(d) for d in docs[:limit]]
         return page, (page[-1].id if len(docs) > limit else None)
 
@@ -272,9 +278,10 @@ class Archive:
         batch.insert(schema.MESSAGES, new)
         indexed = new
         if digest.kept(box) or digest.grows(box):
-            # (Its entries are made of the text too, in the contents: one read.)
-            indexed = contents.load(self._database, [dict(n) for n in new], ("text",),
-                                    session)
+            # (Its entries are made of the text and renderings too, in the
+            # contents: one read.)
+            indexed = contents.load(self._database, [dict(n) for n in new],
+                                    ("text", "render"), session)
         started.append(digest.new_entries(batch, box, indexed, lambda: None))
         batch.insert(schema.JOURNAL, [
             journal.entry_doc(mailbox, n["modseq"], "exists", uid=n["uid"], flags=n["flags"])

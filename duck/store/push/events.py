@@ -36,6 +36,7 @@ import base64
 import datetime as dt
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
@@ -230,6 +231,10 @@ class ChangeFeed:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        #: Message documents (read with ``env`` and ``cid``) with their envelopes
+        #: put back where the document keeps them apart (blocking; the store sets
+        #: it: index/contents.py, which this layer does not import).
+        self.with_envelopes: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = _same
         #: Seconds the journal keeps entries (journal.set_retention changes it).
         self.retention = journal.DEFAULT_RETENTION
         #: User names by id (names never change): whose rights an ACL grants.
@@ -464,11 +469,12 @@ class ChangeFeed:
                 clauses.append({"mailbox": ObjectId(mailbox), "uid": {"$in": uids}})
         if not clauses:
             return {}
-        docs = self._database.collection(schema.MESSAGES).find(
+        # (The envelope may be kept apart: ``with_envelopes``.)
+        docs = self.with_envelopes(list(self._database.collection(schema.MESSAGES).find(
             {"$or": clauses},
             {"mailbox": 1, "uid": 1, "size": 1, "flags": 1, "idate": 1, "emailid": 1,
-             "env": 1},
-        )
+             "env": 1, "cid": 1},
+        )))
         return {
             (str(d["mailbox"]), int(d["uid"])): MessageMeta(
                 size=int(d.get("size", 0)), flags=tuple(d.get("flags", ())),
@@ -478,3 +484,6 @@ class ChangeFeed:
             for d in docs
         }
 
+
+def _same(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return docs

@@ -140,6 +140,10 @@ class Webhooks:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        #: Message documents (read with ``env`` and ``cid``) with their envelopes
+        #: put back where the document keeps them apart (blocking; the store sets
+        #: it: index/contents.py, which this layer does not import).
+        self.with_envelopes: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = _same
         #: (mailbox, modseq) this process queued recently: saves re-inserting them.
         self._recent: dict[tuple[Any, int], dt.datetime] = {}
         self._mailbox_users: dict[Any, Any] = {}
@@ -266,11 +270,13 @@ class Webhooks:
         meta: dict[tuple[Any, int], MessageMeta] = {}
         if wanted_meta and any("message.new" in h.events or not h.events for h in hooks):
             clauses = [{"mailbox": d["mailbox"], "uid": d["uid"]} for d in wanted_meta]
-            for m in self._coll(schema.MESSAGES).find(
+            # (The envelope may be kept apart: ``with_envelopes``.)
+            found = list(self._coll(schema.MESSAGES).find(
                 {"$or": clauses},
                 {"mailbox": 1, "uid": 1, "size": 1, "flags": 1, "idate": 1, "emailid": 1,
-                 "env": 1},
-            ):
+                 "env": 1, "cid": 1},
+            ))
+            for m in self.with_envelopes(found):
                 meta[(m["mailbox"], m["uid"])] = MessageMeta(
                     size=int(m.get("size", 0)), flags=tuple(m.get("flags", ())),
                     internal_date=m.get("idate"), emailid=m.get("emailid"),
@@ -371,3 +377,7 @@ class Webhooks:
             return {s: coll.count_documents({"status": s}) for s in ("pending", "done", "failed")}
 
         return await self._database.run(run)
+
+
+def _same(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return docs
