@@ -12,10 +12,11 @@ import pymongo
 import pytest
 import trio
 from bson import ObjectId
-from store_samples import multipart_message
+from store_samples import multipart_message, simple_message
 
 from duck.mime.sections import SectionSpec, filter_header_fields
 from duck.store import DeliveryTarget, NotFound, Store, User, metrics
+from duck.store.engine import schema
 from duck.store.engine.bodies import Bodies
 from duck.store.engine.upsert import upsert_returning
 from duck.store.index import reader
@@ -318,3 +319,31 @@ async def test_reads_without_the_database_only_where_the_bytes_are_inline(
     part = await messages.read_section(record, SectionSpec(part=(2,)), (1000, 50))
     assert part == big[1000:1050]
     assert messages.read_section_now(record, SectionSpec(part=(9,))) == b""
+
+
+async def test_only_messages_with_a_gridfs_body_have_an_entry_of_the_sweep_index(
+        store: Store, user: User) -> None:
+    """``bodies`` is left out of a message without a GridFS body and its index is
+    sparse, so such a message (most) costs that index no entry; the sweep's count of
+    references and the archive's purge still scan an index, not the collection (the
+    embedded engine plans a range of ``_id`` as a collection scan unless hinted)."""
+    big = await store.messages.append(user.id, "INBOX", multipart_message(ATTACHMENT))
+    small = await store.messages.append(user.id, "INBOX", simple_message())
+    messages = store.database.collection(schema.MESSAGES)
+    docs = {d["uid"]: d for d in await store.database.run(lambda: list(messages.find({})))}
+    assert "bodies" not in docs[small.uid] and len(docs[big.uid]["bodies"]) == 1
+    (sha,) = docs[big.uid]["bodies"]
+    assert await store.database.run(store.bodies.references, [sha]) == {sha: 1}
+    db = store.database.db
+
+    def explain(command: dict[str, Any]) -> str:
+        return repr(db.command("explain", command))
+
+    plan = await store.database.run_threaded(explain, {
+        "aggregate": schema.MESSAGES, "cursor": {},
+        "pipeline": [{"$match": {"bodies": {"$in": [sha]}}}]})
+    assert "bodies_sparse" in plan and "COLLSCAN" not in plan
+    filter_, hint = store.archive.expired_query()
+    plan = await store.database.run_threaded(explain, {
+        "find": schema.ARCHIVE, "filter": filter_, "hint": hint})
+    assert "IXSCAN" in plan and "COLLSCAN" not in plan

@@ -32,6 +32,8 @@ async def _ensure(store: Store) -> None:
 async def test_indexes_of_an_earlier_layout_are_dropped_at_start_up(store: Store) -> None:
     assert "mailbox_seen" in schema.RETIRED[schema.MESSAGES]
     assert "user" in schema.RETIRED["contents"]
+    assert "bodies" in schema.RETIRED[schema.MESSAGES]
+    assert {"bodies", "archived"} <= set(schema.RETIRED[schema.ARCHIVE])
 
     def make_old() -> None:  # (as a data directory of an earlier version has them)
         for collection, retired in schema.RETIRED.items():
@@ -47,7 +49,7 @@ async def test_indexes_of_an_earlier_layout_are_dropped_at_start_up(store: Store
         assert not set(retired) & await _names(store, collection)
     # What the store does use is there, and a second start changes nothing.
     names = await _names(store, schema.MESSAGES)
-    assert {"mailbox_uid", "mailbox_modseq", "mailbox_deleted"} <= names
+    assert {"mailbox_uid", "mailbox_modseq", "mailbox_deleted", "bodies_sparse"} <= names
     await _ensure(store)
     assert await _names(store, schema.MESSAGES) == names
 

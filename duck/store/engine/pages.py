@@ -33,6 +33,7 @@ class Pages:
 
 
 def pages(collection: Any, filter_: dict[str, Any], projection: dict[str, Any] | None,
-          size: int) -> Pages:
-    """``collection.find(filter_, projection)`` a page of ``size`` at a time."""
-    return Pages(collection.find(filter_, projection, batch_size=size), size)
+          size: int, hint: str | None = None) -> Pages:
+    """``collection.find(filter_, projection)`` a page of ``size`` at a time (on the
+    index named ``hint``, when given)."""
+    return Pages(collection.find(filter_, projection, batch_size=size, hint=hint), size)

@@ -116,10 +116,13 @@ def content(ingested: Ingested, prepend: bytes = b"") -> tuple[dict[str, Any], P
     hdr = [{"k": k, "v": _searched(k, v, message)[:MAX_HEADER_VALUE]}
            for k, v in headers[:MAX_HEADERS]]
     thread_ids = list(dict.fromkeys(message.references + message.in_reply_to))
+    bodies = sorted({s.sha256 for s in segments if s.sha256 is not None})
     return {
         "size": ingested.size + n,
         "segs": [segment_to_bson(s) for s in segments],
-        "bodies": sorted({s.sha256 for s in segments if s.sha256 is not None}),
+        # Only where there are any: the index of ``bodies`` is sparse, so a message
+        # without a GridFS body (most) costs it no entry (engine/bodies.py).
+        **({"bodies": bodies} if bodies else {}),
         "root": to_bson(root),
         "env": to_bson(message.envelope),
         "hdr": hdr,
