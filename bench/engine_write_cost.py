@@ -6,8 +6,9 @@ document's size and the number of indexes on its collection.
 Why: under imaptest's load duck's write commands wait for the database far more
 than for duck (docs/architecture.md, "Where a write's time goes under load"). This
 measures the engine's CPU for the three writes imaptest's mix makes of a message
-document: a flag change (STORE), an insert (APPEND), a delete (EXPUNGE). (Less of
-it alone did not buy commands/s there: see that section.)
+document: a flag change (STORE), an insert (APPEND), a delete (EXPUNGE). Less of
+it buys commands/s there: fewer indexes and a smaller message document did
+(docs/architecture.md, "Facts about the embedded database (measured)").
 
 How: a store on a fresh embedded server (as ``duck serve`` starts it: synced
 commits, no oplog) APPENDs ``--messages`` generated messages (bench/search_bench.py's
