@@ -102,7 +102,8 @@ def load(database: Any, docs: list[dict[str, Any]], fields: Iterable[str] = FIEL
     """``docs`` (read with ``cid`` in their projection) with ``fields`` put back from
     their contents where they have a ``cid`` and not the field: one query for all
     (blocking). A field may name a part of one (``render.imap_env1``: a projection),
-    and then only that part is put back. A document whose contents are gone
+    and then only that part is put back; fields not kept here are ignored (a whole
+    message projection may be passed). A document whose contents are gone
     (removed since it was read) is left without them."""
     parts: dict[str, set[str] | None] = {}  # top field -> its parts (None: whole)
     for f in fields:
@@ -137,7 +138,3 @@ def load(database: Any, docs: list[dict[str, Any]], fields: Iterable[str] = FIEL
                 d[top] = value
     return docs
 
-
-def wanted(projection: Iterable[str]) -> list[str]:
-    """The fields (or parts of fields) of a message projection kept here."""
-    return [f for f in projection if f.split(".", 1)[0] in FIELDS]

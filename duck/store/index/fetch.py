@@ -228,7 +228,6 @@ async def fetch(
     """The messages with these UIDs (missing ones skipped), by UID, in one query."""
     mailbox = parse_id(mailbox_id)
     projection = _projection(fields, renderings)
-    from_contents = contents.wanted(projection)
     wanted = sorted(set(uids))
     query = {"mailbox": mailbox, **uid_filter(wanted)}
 
@@ -238,7 +237,7 @@ async def fetch(
         # (One more than can match: a full batch would leave the cursor open.)
         docs = list(cursor.batch_size(len(wanted) + 1))
         if "cid" in projection:  # (the contents: one more query)
-            contents.load(database, docs, from_contents)
+            contents.load(database, docs, projection)
         return [_record(d) for d in docs]
 
     return await database.run(run)
@@ -269,7 +268,6 @@ async def fetch_batches(
         # Not in the digest: expunged meanwhile, or not digested (backfill race).
         wanted = missing
     projection = _projection(fields, renderings)
-    from_contents = contents.wanted(projection)
     span = wanted[-1] - wanted[0] + 1
     if len(wanted) > 16 and span <= 2 * len(wanted):
         keep: set[int] | None = set(wanted) if span != len(wanted) else None
@@ -292,7 +290,7 @@ async def fetch_batches(
             return None
         docs = [d for d in bson.decode_all(raw, codec) if keep is None or d["uid"] in keep]
         if "cid" in projection:  # (the contents: one more query a batch)
-            contents.load(database, docs, from_contents)
+            contents.load(database, docs, projection)
         return [_record(d) for d in docs]
 
     try:
