@@ -137,4 +137,3 @@ def load(database: Any, docs: list[dict[str, Any]], fields: Iterable[str] = FIEL
                     value = {k: v for k, v in value.items() if k in wanted_parts}
                 d[top] = value
     return docs
-
