@@ -8,8 +8,8 @@ connection and reports through it:
 
 - a connection opened and closed (``duck_connections_open``, ``duck_connections_total``;
   one ``duck.conn`` log line each, with the peer and the protocol);
-- a command and how long it took (``duck_command_seconds``: one histogram observe, on
-  a child cached per (protocol, command), so a command allocates nothing more);
+- a command and how long it took (``duck_command_seconds``: a count in a bucket and
+  a sum, per (protocol, command), made into the histogram's samples when scraped);
 - a delivery's outcome per recipient (``duck_deliveries_total``,
   ``duck_delivered_bytes_total``; one ``duck.delivery`` line each), a recipient
   refused at RCPT included;
@@ -24,14 +24,22 @@ Outside a server (unit tests of a protocol) :func:`current` is a no-op observer.
 from __future__ import annotations
 
 import logging
+import math
+import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 conn_log = logging.getLogger("duck.conn")
 delivery_log = logging.getLogger("duck.delivery")
@@ -61,6 +69,17 @@ class _Scraped(Collector):
         return []  # values only exist at scrape time
 
 
+class _Times:
+    """One (protocol, command)'s latencies: counts per bucket, their sum."""
+
+    __slots__ = ("counts", "created", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(COMMAND_BUCKETS) + 1)
+        self.sum = 0.0
+        self.created = time.time()
+
+
 class Observer:
     """The metrics of one server and its event log lines."""
 
@@ -71,18 +90,18 @@ class Observer:
                                       ["protocol"], registry=r)
         self.connections = Counter("duck_connections", "Connections accepted",
                                    ["protocol"], registry=r)
-        self.commands = Histogram("duck_command_seconds", "Command latency",
-                                  ["protocol", "command"], buckets=COMMAND_BUCKETS,
-                                  registry=r)
+        #: (protocol, command) -> its counts per bucket (COMMAND_BUCKETS, then +Inf),
+        #: their sum of seconds and when it was first seen (``duck_command_seconds``).
+        self._commands: dict[tuple[str, str], _Times] = {}
         self.deliveries = Counter("duck_deliveries", "Delivery outcomes, per recipient",
                                   ["outcome"], registry=r)
         self.delivered_bytes = Counter("duck_delivered_bytes",
                                        "Bytes of messages stored, per recipient", registry=r)
         self.api_requests = Counter("duck_api_requests", "HTTP API requests answered",
                                     ["method", "status"], registry=r)
-        self._children: dict[tuple[str, str], Any] = {}
         self._sources: list[Source] = []
         self._scraped = _Scraped()
+        self._scraped.readers.append(self._command_family)
         r.register(self._scraped)
 
     # -- events ------------------------------------------------------------------------
@@ -102,11 +121,30 @@ class Observer:
                              "duration": round(seconds, 6)})
 
     def command(self, protocol: str, name: str, seconds: float) -> None:
-        """A command of ``protocol`` took ``seconds`` (the hot path: one observe)."""
-        child = self._children.get((protocol, name))
-        if child is None:
-            child = self._children[(protocol, name)] = self.commands.labels(protocol, name)
-        child.observe(seconds)
+        """A command of ``protocol`` took ``seconds`` (the hot path of every command).
+
+        Counted here rather than by prometheus_client's Histogram, whose observe is
+        six Python calls and two locks, a few percent of a NOOP's CPU; the family
+        is made from these counts when scraped (``_command_family``), with the same
+        samples. Every command of a server is counted on its event loop's thread."""
+        times = self._commands.get((protocol, name))
+        if times is None:
+            times = self._commands[(protocol, name)] = _Times()
+        times.counts[bisect_left(COMMAND_BUCKETS, seconds)] += 1
+        times.sum += seconds
+
+    def _command_family(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily("duck_command_seconds", "Command latency",
+                                       labels=["protocol", "command"])
+        for (protocol, name), times in sorted(self._commands.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*COMMAND_BUCKETS, math.inf), times.counts, strict=True):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            family.add_metric([protocol, name], buckets, times.sum)
+            family.add_sample("duck_command_seconds_created",
+                              {"protocol": protocol, "command": name}, times.created)
+        yield family
 
     def delivery(self, queue_id: str, recipient: str, outcome: str, size: int) -> None:
         """One recipient's copy of a delivered message: ``outcome`` is ``stored`` or why

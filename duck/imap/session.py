@@ -50,7 +50,7 @@ from .grammar.resp_codes import (
     HighestModseq,
     ResponseCode,
 )
-from .grammar.responses import Continuation, TaggedStatus, UntaggedStatus
+from .grammar.responses import Completed, Continuation, TaggedStatus, UntaggedStatus
 from .incoming import Incoming, keeps
 from .limits import LITERAL_COPIES, LITERAL_FREE, PREAUTH_LITERAL_MAX, STREAMED_SHARE
 from .namespaces import require
@@ -410,7 +410,8 @@ class Session:
                 cmd.tag, "BAD", f"{cmd.VERB} is not allowed in the {self.state.value} state"
             )
             return
-        status, text, code = "OK", f"{cmd.VERB} completed", None
+        status, code = "OK", None
+        text: str | None = None  # (None: the usual "VERB completed")
         try:
             if self.view is not None and self.view.rights is not None:
                 await self._check_rights(entry.needs,
@@ -439,9 +440,14 @@ class Session:
             status, text, code = "NO", "internal error", Code("SERVERBUG")
         if self.state is State.LOGOUT:
             if status != "OK" or entry.logout_tagged:
-                await self.send_tagged(cmd.tag, status, text, code)
+                await self.send_tagged(cmd.tag, status, text or f"{cmd.VERB} completed", code)
             return
-        tagged = TaggedStatus(cmd.tag, status, code, text)  # type: ignore[arg-type]
+        tagged: TaggedStatus | Completed
+        if status == "OK" and code is None and text is None:
+            tagged = Completed(cmd.tag, cmd.VERB)
+        else:
+            tagged = TaggedStatus(cmd.tag, status, code,  # type: ignore[arg-type]
+                                  text or f"{cmd.VERB} completed")
         # The updates and the tagged reply in one write when they can be.
         if self.state is State.SELECTED and entry.updates and await self.flush_updates(
             allow_expunge=entry.allow_expunge(cmd), poll=entry.poll, then=tagged,

@@ -25,6 +25,7 @@ import trio
 from duck.net import quickack, read_ready, read_socket, socket_fd, write_socket
 
 from .grammar.encode import Encoder, LiteralBody
+from .grammar.responses import Completed
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,9 @@ class Wire:
         held = self._held
         buf = bytearray() if held is None else held
         for resp in responses:
+            if resp.__class__ is Completed:  # (the usual tagged OK: bytes made already)
+                buf += resp.line
+                continue
             e = Encoder(utf8=utf8)
             resp.encode(e)
             e.raw(b"\r\n")

@@ -60,6 +60,27 @@ class TaggedStatus:
         _encode_resp_text(e, self.code, self.text)
 
 
+class Completed:
+    """``tag SP "OK" SP verb " completed"``: the tagged OK most commands end with, as
+    TaggedStatus would write it. Made without TaggedStatus's checks, which cost
+    about as much as the rest of a NOOP's reply: the tag is one the command parser
+    accepted (``tag`` of a parsed command only) and the text is fixed. ``line``:
+    its bytes with CRLF (what the wire sends of it)."""
+
+    __slots__ = ("line",)
+    status = "OK"
+
+    def __init__(self, tag: str, verb: str) -> None:
+        self.line = f"{tag} OK {verb} completed\r\n".encode("ascii")
+
+    def encode(self, e: Encoder) -> None:
+        """Write the response without CRLF."""
+        e.raw(self.line[:-2])
+
+    def __repr__(self) -> str:
+        return f"Completed({self.line[:-2]!r})"
+
+
 @attrs.frozen
 class UntaggedStatus:
     """``"*" SP ("OK" / "NO" / "BAD" / "PREAUTH" / "BYE") SP resp-text``."""

@@ -5,10 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import duck.imap.grammar as g
+from duck.imap.grammar.encode import Encoder
+from duck.imap.grammar.responses import Completed
+from duck.imap.grammar.serializer import serialize
 
 from .helpers import response_roundtrip
+from .strategies import tags
 
 S = g.SequenceSet.parse
 F = g.FetchAttr
@@ -257,3 +263,15 @@ def test_response_reader_sasl_mode() -> None:
     r.sasl = True
     r.receive_data(b"+ aGk=\r\n")
     assert r.next_response() == g.SaslChallenge(b"hi")
+
+
+@given(tags, st.sampled_from(["NOOP", "FETCH", "UID STORE", "APPEND", "X-VERB"]))
+def test_completed_is_the_tagged_ok_it_stands_for(tag: str, verb: str) -> None:
+    """The usual tagged OK, made without TaggedStatus's checks, has its bytes (on the
+    wire, which sends a Completed's line whole, and through an Encoder)."""
+    expected = serialize(g.TaggedStatus(tag, "OK", None, f"{verb} completed"))
+    done = Completed(tag, verb)
+    assert done.line == expected
+    e = Encoder()
+    done.encode(e)
+    assert e.join() + b"\r\n" == expected
