@@ -114,6 +114,13 @@ class Incoming:
             # (A message of an APPEND is streamed or not as the reader read it.)
             raise StoreError("message data missing") from None
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is held (``discard`` would have nothing to do): the case
+        after most commands, checked without a call of it."""
+        return (not self._received and self._ingest is None and self._kept is None
+                and not self.kept and not self.streaming)
+
     async def discard(self) -> None:
         """Drop everything read and not taken: bodies of unfinished and undelivered
         messages are freed. Safe to call at any time, also when cancelled."""

@@ -308,10 +308,12 @@ class Session:
                 # goes now.
                 assert self.wire is not None
                 await self.wire.release()
-                await self._reserve_literals()
+                if self.reader.announced or self.incoming.kept or self.incoming.streaming:
+                    await self._reserve_literals()  # (else it would want nothing)
                 # RFC 5465 §5: with NOTIFY set, events are sent while the client
                 # is quiet between commands too.
-                data = await notifyfeed.receive_between_commands(self)
+                data = await (self.receive() if self.notify is None
+                              else notifyfeed.receive_between_commands(self))
                 if data is None:
                     return
                 self.reader.receive_data(data)
@@ -327,7 +329,8 @@ class Session:
                     await self._run_command(event)
                 finally:
                     self._release_literals()
-                    await self.incoming.discard()  # (what the command did not take)
+                    if not self.incoming.idle:
+                        await self.incoming.discard()  # (what the command did not take)
                 if self.state is not State.LOGOUT and self.ctx.shutdown.is_set():
                     await self.bye("server shutting down", Code("UNAVAILABLE"))
 

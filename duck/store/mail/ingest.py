@@ -62,7 +62,9 @@ class Ingest:
         self._extras = extras
         self.max_size = max_size
         self._limits = limits or IndexerLimits()
-        self._indexer = MessageIndexer(self._limits)
+        # (Made when first fed: a whole message goes to a parse worker instead,
+        # and making one costs a good part of what the worker saves.)
+        self._made_indexer: MessageIndexer | None = None
         self._hash = hashlib.sha256()
         self._size = 0
         self._segments: list[Segment] = []
@@ -126,6 +128,11 @@ class Ingest:
         with trio.CancelScope(shield=True):
             await self._database.run(self._abort_sync)
 
+    def _indexer(self) -> MessageIndexer:
+        if self._made_indexer is None:
+            self._made_indexer = MessageIndexer(self._limits)
+        return self._made_indexer
+
     def whole_sync(self, data: bytes) -> Ingested:
         """``write(data)`` then ``finish()`` in the calling (worker) thread: a message
         already whole in memory (IMAP APPEND) costs one thread hand-off, not two."""
@@ -169,8 +176,8 @@ class Ingest:
         self._hash.update(data)
         indexed = parsers.index_whole(data, self._limits, self._extras)
         if indexed is None:
-            events = self._indexer.feed(data)
-            closing, message = self._indexer.close()
+            events = self._indexer().feed(data)
+            closing, message = self._indexer().close()
             indexed = events + closing, message, {}
         self._handle(indexed[0], whole=True)
         return self._finished(indexed[1], indexed[2])
@@ -178,10 +185,10 @@ class Ingest:
     def _feed_sync(self, chunk: bytes) -> None:
         self._fed = True
         self._hash.update(chunk)
-        self._handle(self._indexer.feed(chunk))
+        self._handle(self._indexer().feed(chunk))
 
     def _finish_sync(self) -> Ingested:
-        events, message = self._indexer.close()
+        events, message = self._indexer().close()
         self._handle(events)
         return self._finished(message)
 

@@ -14,6 +14,7 @@ Paths are Unicode ``str`` with ``/`` as the hierarchy delimiter; an initial
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import unicodedata
@@ -90,6 +91,13 @@ def normalize_path(path: str) -> str:
     """The canonical spelling of a mailbox path, or :class:`InvalidInput`."""
     if not isinstance(path, str):
         raise InvalidInput("mailbox name must be a string")
+    return _normalized(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(path: str) -> str:
+    # (Remembered: an APPEND or a delivery normalizes its mailbox's name twice or
+    # more, ~2% of its CPU; an invalid name raises, and is not remembered.)
     text = unicodedata.normalize("NFC", require_utf8(path, "mailbox name"))
     if not text or len(text) > MAX_PATH:
         raise InvalidInput("mailbox name empty or too long")
