@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import attrs
 
 from .cmd_acl import DeleteAcl, GetAcl, ListRights, MyRights, SetAcl
 from .cmd_any import (
@@ -87,8 +90,20 @@ def parse_command(buf: bytes, *, utf8: bool = False, max_depth: int = 64) -> Com
         uid = head.group(2) is not None
         cls = (UID_COMMANDS if uid else COMMANDS).get(verb)
         if cls is not None:
+            rest = buf[head.end():]
+            key = None
+            if cls in _REMEMBERED and len(rest) <= _REMEMBER_MAX and b"{" not in rest:
+                key = (cls, uid, rest, utf8, max_depth)
+                known = _PARSED.get(key)
+                if known is not None:
+                    return _retagged(known, tag)
             c = Cursor(buf, head.end(), tag=tag, max_depth=max_depth, utf8=utf8)
-            return _parse_args(c, cls, tag, verb, uid)
+            cmd = _parse_args(c, cls, tag, verb, uid)
+            if key is not None:
+                if len(_PARSED) >= _REMEMBER_COMMANDS:
+                    _PARSED.clear()
+                _PARSED[key] = cmd
+            return cmd
     tag, pos = parse_tag(buf)
     c = Cursor(buf, pos, tag=tag, max_depth=max_depth, utf8=utf8)
     m = _VERB_RE.match(buf, pos)
@@ -112,6 +127,40 @@ def parse_command(buf: bytes, *, utf8: bool = False, max_depth: int = 64) -> Com
             raise UnknownCommand(f"unknown command {verb!r}", tag=tag)
         cls = found
     return _parse_args(c, cls, tag, verb, uid)
+
+
+# Clients send the same few commands again and again (a FETCH of the same items,
+# STATUS of the same mailbox, the same LIST), and parsing one was ~10% of a simple
+# command's CPU: a command parsed is remembered by its bytes after the verb, and the
+# same bytes give its copy with the new tag. Parsing is a function of those bytes
+# (and of UTF8=ACCEPT and the nesting cap, in the key) alone, and a parsed command is
+# immutable (frozen, its fields tuples and frozen values). Only commands of these
+# classes, without a literal, are remembered: never LOGIN's or AUTHENTICATE's
+# credentials, nor an APPEND's message.
+_REMEMBERED: frozenset[type[Command]] = frozenset({
+    Fetch, Store, Status, List, Lsub, Select, Examine, Search, Copy, Move, Expunge,
+    Noop, Check, Idle, Close, Unselect})
+#: Longest argument bytes remembered; most commands remembered at once.
+_REMEMBER_MAX = 512
+_REMEMBER_COMMANDS = 2048
+_PARSED: dict[tuple[Any, ...], Command] = {}
+_FIELD_NAMES: dict[type[Command], tuple[str, ...]] = {}
+
+
+def _retagged(cmd: Command, tag: str) -> Command:
+    """``cmd`` with ``tag`` (a tag the caller's match has checked, as the class's own
+    validator would): its other fields shared, as they are immutable."""
+    cls = type(cmd)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(a.name for a in attrs.fields(cls)
+                                          if a.name != "tag")
+    copy = object.__new__(cls)
+    setter = object.__setattr__
+    setter(copy, "tag", tag)
+    for name in names:
+        setter(copy, name, getattr(cmd, name))
+    return copy
 
 
 def _parse_args(c: Cursor, cls: type[Command], tag: str, verb: str, uid: bool) -> Command:

@@ -211,7 +211,17 @@ def _projection(fields: Iterable[str], renderings: Iterable[str]) -> dict[str, A
 
 def check_fields(fields: Iterable[str], renderings: Iterable[str]) -> None:
     """InvalidInput unless every field is a FETCH field and every name a rendering name."""
-    _projection(fields, renderings)
+    key = (frozenset(fields), frozenset(renderings))
+    if key in _CHECKED:
+        return
+    _projection(*key)
+    if len(_CHECKED) >= 1024:  # (bounded: a few pairs are asked again and again)
+        _CHECKED.clear()
+    _CHECKED.add(key)
+
+
+#: (fields, renderings) pairs ``check_fields`` has passed.
+_CHECKED: set[tuple[frozenset[str], frozenset[str]]] = set()
 
 
 def check_rendering_name(name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,6 +41,30 @@ def test_command_value_round_trip(cmd: g.Command, literal_plus: bool, utf8: bool
     events = drive(reader, [wire])
     assert events[-1] == cmd
     assert all(isinstance(e, tuple) and e[0] == "continue" for e in events[:-1])
+
+
+@relaxed
+@given(gs.commands, gs.tags, st.booleans())
+def test_command_parsed_again_is_the_same_with_its_tag(cmd: g.Command, tag: str,
+                                                       utf8: bool) -> None:
+    """A command's bytes parsed a second time (remembered: commands.py) give the same
+    command, with the second tag, as a first parse would."""
+    wire = g.serialize_command(cmd, utf8=utf8)[:-2]
+    first = g.parse_command(wire, utf8=utf8)
+    again = g.parse_command(tag.encode() + wire[len(cmd.tag):], utf8=utf8)
+    assert first == cmd
+    assert again == attrs.evolve(cmd, tag=tag)
+    assert type(again) is type(cmd) and again is not first
+
+
+def test_credentials_and_literals_are_not_remembered() -> None:
+    from duck.imap.grammar import commands
+
+    commands._PARSED.clear()
+    g.parse_command(b'a LOGIN "user" "secret"')
+    g.parse_command(b"b APPEND INBOX {3+}\r\nabc")
+    g.parse_command(b"c FETCH 1 (FLAGS)")
+    assert [key[2] for key in commands._PARSED] == [b" 1 (FLAGS)"]
 
 
 @relaxed
