@@ -308,8 +308,8 @@ class Session:
                 # goes now.
                 assert self.wire is not None
                 await self.wire.release()
-                if self.reader.announced or self.incoming.kept or self.incoming.streaming:
-                    await self._reserve_literals()  # (else it would want nothing)
+                if self._literal_want() > self._literal_share:
+                    await self._reserve_literals()
                 # RFC 5465 §5: with NOTIFY set, events are sent while the client
                 # is quiet between commands too.
                 data = await (self.receive() if self.notify is None
@@ -361,13 +361,19 @@ class Session:
         its streamed APPEND literals left out unless they are kept whole (``kept``:
         the octets of one about to be asked for that will be), and STREAMED_SHARE
         when it streams one (``stream``: is about to)."""
+        want = self._literal_want(kept, stream)
+        if want > self._literal_share:
+            self._literal_share = await self.ctx.limits.literals.grow(
+                self._literal_share, want)
+
+    def _literal_want(self, kept: int = 0, stream: bool = False) -> int:
+        """The share ``_reserve_literals`` wants (checked first between commands:
+        most want nothing, and the call then costs more than the check)."""
         announced = self.reader.announced + self.incoming.kept + kept
         want = announced * LITERAL_COPIES if announced > LITERAL_FREE else 0
         if stream or self.incoming.streaming:
             want += STREAMED_SHARE
-        if want > self._literal_share:
-            self._literal_share = await self.ctx.limits.literals.grow(
-                self._literal_share, want)
+        return want
 
     def _release_literals(self) -> None:
         self.ctx.limits.literals.release(self._literal_share)

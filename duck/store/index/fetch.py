@@ -7,6 +7,7 @@ size and date keys read the mailbox digest first (digest.py), a query per ~16 MB
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -211,17 +212,14 @@ def _projection(fields: Iterable[str], renderings: Iterable[str]) -> dict[str, A
 
 def check_fields(fields: Iterable[str], renderings: Iterable[str]) -> None:
     """InvalidInput unless every field is a FETCH field and every name a rendering name."""
-    key = (frozenset(fields), frozenset(renderings))
-    if key in _CHECKED:
-        return
-    _projection(*key)
-    if len(_CHECKED) >= 1024:  # (bounded: a few pairs are asked again and again)
-        _CHECKED.clear()
-    _CHECKED.add(key)
+    _checked(frozenset(fields), frozenset(renderings))
 
 
-#: (fields, renderings) pairs ``check_fields`` has passed.
-_CHECKED: set[tuple[frozenset[str], frozenset[str]]] = set()
+@functools.lru_cache(maxsize=1024)
+def _checked(fields: frozenset[str], renderings: frozenset[str]) -> None:
+    # (Remembered: a few pairs are asked again and again; a refused one raises
+    # each time, as an exception is not remembered.)
+    _projection(fields, renderings)
 
 
 def check_rendering_name(name: str) -> str:
