@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -347,60 +348,76 @@ def _date_time(value: object) -> bytes:
     return out
 
 
+#: FLAGS lists by flag set, shared by every template (bounded; then started over).
+_FLAG_LISTS: dict[tuple[str, ...], bytes] = {}
+#: Most distinct flag sets remembered.
+MAX_FLAG_SETS = 4096
+
+
+def _flag_list(value: tuple[str, ...]) -> bytes:
+    out = _FLAG_LISTS.get(value)
+    if out is None:
+        if len(_FLAG_LISTS) >= MAX_FLAG_SETS:
+            _FLAG_LISTS.clear()
+        out = _FLAG_LISTS[value] = b"(" + " ".join(to_flags(value)).encode("ascii") + b")"
+    return out
+
+
+_FAST: dict[FetchItem, Any] = {
+    FetchAttr.UID: _number, FetchAttr.RFC822_SIZE: _number,
+    FetchAttr.MODSEQ: _modseq, FetchAttr.INTERNALDATE: _date_time,
+    FetchAttr.FLAGS: _flag_list,
+}
+
+
+def _generic(key: FetchItem, utf8: bool) -> Any:
+    # (Looked up once per key, not once per value.)
+    kind = _PREENCODED_KIND.get(key)
+
+    def encode(value: FetchValue) -> bytes:
+        if isinstance(value, Preencoded):
+            if kind != value.kind:
+                raise ValueError(f"a pre-encoded {value.kind} is not a {key!r} value")
+            return value.data
+        e = Encoder(utf8=utf8)
+        _encode_value(e, key, _check_value(key, value))
+        return e.join()
+
+    return encode
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_encoder(key: FetchItem, utf8: bool) -> tuple[bytes, Any]:
+    """``key``'s name as sent (with its space) and the encoder of its values.
+
+    Kept per key, not only per template: imaptest's FETCHes ask for random lists of
+    items (a thousand distinct lists in seconds), so templates come and go, and a
+    new one is then only the joining of its keys' parts."""
+    e = Encoder()
+    encode_fetch_att(e, key)
+    encoder = _FAST.get(key) or _generic(key, utf8)
+    if (isinstance(key, BodySection) and not key.binary) or key in _DATA_ATTRS:
+        encoder = _data(encoder)
+    return e.join() + b" ", encoder
+
+
 class FetchTemplate:
     """Serializes many FETCH responses that carry the same keys, faster than
     :class:`FetchData` (no per-item objects, no dispatch per item, FLAGS of a given
     flag set encoded once), with the same validation and the same bytes.
-    """
 
-    #: Most distinct flag sets remembered.
-    MAX_FLAG_SETS = 4096
+    A template refers to nothing that refers back to it (its encoders are
+    functions of their key alone), so one dropped from the cache is freed at once
+    rather than left to the cyclic collector.
+    """
 
     def __init__(self, keys: tuple[FetchItem, ...], *, utf8: bool = False) -> None:
         self.keys = keys
         self.utf8 = utf8
-        self._flags: dict[tuple[str, ...], bytes] = {}
-        fast: dict[FetchItem, Any] = {
-            FetchAttr.UID: _number, FetchAttr.RFC822_SIZE: _number,
-            FetchAttr.MODSEQ: _modseq, FetchAttr.INTERNALDATE: _date_time,
-            FetchAttr.FLAGS: self._flag_list,
-        }
-        self._encoders: list[tuple[bytes, Any]] = []
-        for key in keys:
-            e = Encoder()
-            encode_fetch_att(e, key)
-            name = e.join() + b" "
-            encoder = fast.get(key) or self._generic(key)
-            if (isinstance(key, BodySection) and not key.binary) or key in _DATA_ATTRS:
-                encoder = _data(encoder)
-            self._encoders.append((name, encoder))
+        self._encoders: list[tuple[bytes, Any]] = [_key_encoder(key, utf8) for key in keys]
         self._encode = [enc for _, enc in self._encoders]
         self._format = b"* %d FETCH (" + b" ".join(
             name.replace(b"%", b"%%") + b"%s" for name, _ in self._encoders) + b")"
-
-    def _flag_list(self, value: tuple[str, ...]) -> bytes:
-        out = self._flags.get(value)
-        if out is None:
-            if len(self._flags) >= self.MAX_FLAG_SETS:
-                self._flags.clear()
-            out = self._flags[value] = b"(" + " ".join(to_flags(value)).encode("ascii") + b")"
-        return out
-
-    def _generic(self, key: FetchItem) -> Any:
-        utf8 = self.utf8
-        # (Looked up once per template, not once per value.)
-        kind = _PREENCODED_KIND.get(key)
-
-        def encode(value: FetchValue) -> bytes:
-            if isinstance(value, Preencoded):
-                if kind != value.kind:
-                    raise ValueError(f"a pre-encoded {value.kind} is not a {key!r} value")
-                return value.data
-            e = Encoder(utf8=utf8)
-            _encode_value(e, key, _check_value(key, value))
-            return e.join()
-
-        return encode
 
     def row(self, seq: int, values: tuple[FetchValue, ...] | list[FetchValue]) -> bytes:
         """``* seq FETCH (...)`` without CRLF; ``values`` in the order of ``keys``."""
@@ -417,12 +434,12 @@ class FetchTemplate:
 
 
 #: Templates by (keys, utf8), shared by every command of the process: a template
-#: holds nothing of one session (its FLAGS cache is of flag sets alone), and making
-#: one per command was ~5% of a FETCH of a message list (its keys' names encoded,
-#: its encoders chosen).
+#: holds nothing of one session, and making one per command was ~5% of a FETCH of
+#: a message list (its keys' names encoded, its encoders chosen; now kept per key
+#: by ``_key_encoder``).
 _TEMPLATES: dict[tuple[tuple[FetchItem, ...], bool], FetchTemplate] = {}
 #: Most templates kept (one per distinct tuple of keys; then the cache starts over).
-MAX_TEMPLATES = 256
+MAX_TEMPLATES = 1024
 
 
 def template_for(keys: tuple[FetchItem, ...], *, utf8: bool = False) -> FetchTemplate:
