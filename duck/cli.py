@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from . import __version__, logs
+from . import __version__, logs, realtime
 from .config import Config, ConfigError, load_config
 from .ctl import admin, apppass
 from .migrate import commands as data_commands
@@ -117,6 +117,8 @@ async def _serve(config: Config) -> int:
     from .server import Server, stop_on_signals
     from .workers import WorkerPool
 
+    if config.workers == 1:
+        _raise_loop_priority(config)
     server = Server(config) if config.workers == 1 else WorkerPool(config)
     async with trio.open_nursery() as nursery:
         with trio.CancelScope() as server_scope:
@@ -144,6 +146,18 @@ def _tune_gc() -> None:
     collector.settle()
 
 
+def _raise_loop_priority(config: Config) -> None:
+    """The serving loop's thread at the lowest real-time priority where allowed
+    (duck/realtime.py); a worker pool's parent serves nothing and is left as it is."""
+    if not config.loop_realtime:
+        return
+    why_not = realtime.raise_loop_priority(config.workers)
+    if why_not is None:
+        log.info("the event loop runs at real-time priority %d (SCHED_FIFO)", realtime.PRIORITY)
+    else:
+        log.info("the event loop runs at ordinary priority (real-time: %s)", why_not)
+
+
 def _run_serve(async_fn: Callable[[], Awaitable[int | None]]) -> int:
     _tune_gc()
     try:
@@ -169,6 +183,7 @@ def _worker() -> int:
     if spec is None:
         return 0  # the parent stopped before it handed over the settings
     _setup_logging(spec.config.log_level, f"worker-{spec.index}", spec.config.log_format)
+    _raise_loop_priority(spec.config)
     return _run_serve(partial(run_worker, spec))
 
 

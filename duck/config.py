@@ -73,6 +73,10 @@ class Config:
     #: Server processes sharing the listening ports (duck/workers.py); 1 serves in
     #: this process. Per-process limits below apply per worker.
     workers: int = 1
+    #: Each serving process's event-loop thread at the lowest real-time priority
+    #: (SCHED_FIFO 1) where the system allows it and a CPU is left over for the rest
+    #: (duck/realtime.py).
+    loop_realtime: bool = True
     #: Journal retention in seconds (SSE replay, QRESYNC); 7 days.
     journal_retention: int = 7 * 24 * 3600
     #: SEARCH substring index (trigrams): fast BODY/TEXT/FROM searches at the cost
