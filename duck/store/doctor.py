@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -73,6 +74,25 @@ class DoctorReport:
         return all(f.fixed for f in self.findings)
 
 
+#: A mailbox's figures, counted from its message documents.
+_MAILBOX_GROUP: dict[str, Any] = {"$group": {
+    "_id": "$mailbox", "user": {"$first": "$user"}, "count": {"$sum": 1},
+    "unseen": {"$sum": {"$cond": [{"$eq": ["$seen", True]}, 0, 1]}},
+    "size": {"$sum": "$size"}, "max_uid": {"$max": "$uid"}}}
+_EMPTY_BOX: dict[str, Any] = {"count": 0, "unseen": 0, "size": 0, "max_uid": 0}
+
+
+def _counters_wrong(box: dict[str, Any], have: dict[str, Any]) -> dict[str, int]:
+    """The counters of mailbox document ``box`` that differ from ``have`` (counted
+    from its messages), with the counted values; ``uid_next`` when it is not above
+    the highest UID."""
+    wrong = {k: int(have[k]) for k in ("count", "unseen", "size")
+             if int(box.get(k, 0)) != int(have[k])}
+    if int(box["uid_next"]) <= int(have["max_uid"]):
+        wrong["uid_next"] = int(have["max_uid"]) + 1
+    return wrong
+
+
 class _Doctor:
     def __init__(self, database: Database, mailboxes: Mailboxes, bodies: Bodies,
                  fix: bool, grace: dt.timedelta) -> None:
@@ -112,22 +132,27 @@ class _Doctor:
 
     def counters(self) -> None:
         actual: dict[ObjectId, dict[str, Any]] = {
-            g["_id"]: g for g in self.coll(schema.MESSAGES).aggregate([{"$group": {
-                "_id": "$mailbox", "user": {"$first": "$user"}, "count": {"$sum": 1},
-                "unseen": {"$sum": {"$cond": [{"$eq": ["$seen", True]}, 0, 1]}},
-                "size": {"$sum": "$size"}, "max_uid": {"$max": "$uid"}}}])
+            g["_id"]: g for g in self.coll(schema.MESSAGES).aggregate([_MAILBOX_GROUP])
         }
         boxes = self.coll(schema.MAILBOXES)
         known = set()
         for box in boxes.find({}, {"user": 1, "path": 1, "count": 1, "unseen": 1,
                                    "size": 1, "uid_next": 1}):
             known.add(box["_id"])
-            have = actual.get(box["_id"], {"count": 0, "unseen": 0, "size": 0, "max_uid": 0})
+            have = actual.get(box["_id"], _EMPTY_BOX)
             subject = f"mailbox {box['_id']} ({box['path']})"
-            wrong = {k: int(have[k]) for k in ("count", "unseen", "size")
-                     if int(box.get(k, 0)) != int(have[k])}
-            if int(box["uid_next"]) <= int(have["max_uid"]):
-                wrong["uid_next"] = int(have["max_uid"]) + 1
+            if not _counters_wrong(box, have):
+                continue
+            # The scan above read the messages, then the mailboxes: a write that
+            # landed in between (a delivery, an expunge, a write held back behind a
+            # dead client's transaction) differs there without anything being wrong.
+            # Only what one snapshot of this mailbox still shows is a finding.
+            again, have = self.database.in_transaction(
+                partial(self._box_snapshot, mailbox=box["_id"]))
+            if again is None:
+                continue  # (deleted meanwhile)
+            box = again
+            wrong = _counters_wrong(box, have)
             if not wrong:
                 continue
             fixed = False
@@ -153,6 +178,27 @@ class _Doctor:
                        fixed=fixed)
         self._quota(actual)
 
+    def _box_snapshot(self, session: Any, mailbox: ObjectId
+                      ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """A mailbox's document and its messages' figures, read in ``session``."""
+        box = self.coll(schema.MAILBOXES).find_one(
+            {"_id": mailbox}, {"user": 1, "path": 1, "count": 1, "unseen": 1, "size": 1,
+                               "uid_next": 1}, session=session)
+        groups = list(self.coll(schema.MESSAGES).aggregate(
+            [{"$match": {"mailbox": mailbox}}, _MAILBOX_GROUP], session=session))
+        return box, (groups[0] if groups else _EMPTY_BOX)
+
+    def _user_snapshot(self, session: Any, user: ObjectId) -> tuple[int, int] | None:
+        """A user's ``storage_used`` and the size of their messages, read in ``session``."""
+        doc = self.coll(schema.USERS).find_one({"_id": user}, {"storage_used": 1},
+                                               session=session)
+        if doc is None:
+            return None
+        groups = list(self.coll(schema.MESSAGES).aggregate(
+            [{"$match": {"user": user}}, {"$group": {"_id": None, "size": {"$sum": "$size"}}}],
+            session=session))
+        return int(doc.get("storage_used", 0)), int(groups[0]["size"]) if groups else 0
+
     def _quota(self, per_mailbox: dict[ObjectId, dict[str, Any]]) -> None:
         used: dict[ObjectId, int] = {}
         for group in per_mailbox.values():
@@ -165,9 +211,15 @@ class _Doctor:
             counted = used.get(user["_id"], 0)
             if stored == counted:
                 continue
+            # (As for the counters: a finding only if one snapshot of the user shows it.)
+            snapshot = self.database.in_transaction(
+                partial(self._user_snapshot, user=user["_id"]))
+            if snapshot is None or snapshot[0] == snapshot[1]:
+                continue
+            stored, counted = snapshot
             fixed = False
             if self.fix:
-                guard = {"_id": user["_id"], "storage_used": user.get("storage_used", 0)}
+                guard = {"_id": user["_id"], "storage_used": stored}
                 fixed = users.update_one(
                     guard, {"$set": {"storage_used": counted}}).modified_count == 1
             self.found("quota", f"user {user['username']}",

@@ -11,6 +11,7 @@ from bson import ObjectId
 from store_samples import multipart_message, simple_message
 
 from duck.store import NotFound, Store, User
+from duck.store import doctor as doctor_module
 from duck.store.doctor import examine
 
 pytestmark = pytest.mark.store
@@ -150,3 +151,60 @@ async def test_doctor_finds_missing_and_unreferred_contents(store: Store, user: 
     again = await contents_check()
     assert [(f.subject, f.fixable) for f in again.findings] == [
         (f"messages {damaged['_id']}", False)]
+
+
+async def test_a_write_landing_between_the_scans_is_not_a_finding(
+        store: Store, user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counters' scan reads every mailbox's messages, then the mailboxes and
+    users: another process's expunge committed in between makes them differ though
+    nothing is wrong (seen in the fault-injection soak, where a write held back behind
+    a killed process's transaction landed as the final check ran). Only what one
+    snapshot of the mailbox or user still shows is a finding; real damage still is."""
+    for subject in ("one", "two", "three"):
+        await store.messages.append(user.id, "INBOX", simple_message(subject))
+    inbox = await store.mailboxes.get(user.id, "INBOX")
+    box_id = ObjectId(inbox.id)
+    messages_coll = _coll(store, "messages")
+
+    def expunge_one_elsewhere(session: Any) -> None:
+        doc = messages_coll.find_one({"mailbox": box_id}, sort=[("uid", -1)], session=session)
+        messages_coll.delete_one({"_id": doc["_id"]}, session=session)
+        _coll(store, "mailboxes").update_one(
+            {"_id": box_id}, {"$inc": {"count": -1, "unseen": -1, "size": -doc["size"]}},
+            session=session)
+        _coll(store, "users").update_one(
+            {"_id": doc["user"]}, {"$inc": {"storage_used": -doc["size"]}}, session=session)
+
+    class Racing:
+        """The messages collection, where the scan's aggregate (the first, outside a
+        transaction) is followed by another process's expunge before it answers."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def aggregate(self, pipeline: Any, **kwargs: Any) -> Any:
+            result = list(self.inner.aggregate(pipeline, **kwargs))
+            if kwargs.get("session") is None and not raced:
+                raced.append(True)
+                store.database.in_transaction(expunge_one_elsewhere)
+            return iter(result)
+
+    raced: list[bool] = []
+    real_coll = doctor_module._Doctor.coll
+    monkeypatch.setattr(doctor_module._Doctor, "coll", lambda self, name: (
+        Racing(real_coll(self, name)) if name == "messages" else real_coll(self, name)))
+    report = await store.doctor(grace=NOW)
+    assert raced, "the expunge was not made between the scans"
+    assert [f for f in report.findings if f.check in ("counters", "quota")] == []
+
+    # Damage, by contrast, is still found with the expunge between the scans.
+    raced.clear()
+    await _run(store, _coll(store, "mailboxes").update_one, {"_id": box_id},
+               {"$inc": {"count": 5}})
+    report = await store.doctor(grace=NOW)
+    assert raced
+    [counters] = [f for f in report.findings if f.check == "counters"]
+    assert "count 6 (counted 1" in counters.problem
