@@ -25,6 +25,10 @@ can be repaired from those documents:
 
 Everything runs as blocking calls in one worker thread (``Store.doctor``); each
 check is a scan of its collections, meant for an administrator's occasional run.
+The scans are not one snapshot, and the store keeps being written meanwhile: a
+mailbox whose counters or digest, or a user whose quota, differ from the scans is
+read again in one transaction (a snapshot of it alone), and only a difference that
+shows there too is a finding (or is fixed).
 """
 
 from __future__ import annotations
@@ -226,6 +230,32 @@ class _Doctor:
                        f"storage used {stored} bytes, messages hold {counted}", fixed=fixed)
         self.report.examined["users"] = count
 
+    def _digest_differs(self, session: Any, mailbox: ObjectId,
+                        uid_next: int | None) -> tuple[int, int] | None:
+        """How many of the mailbox's messages its digest lacks (or holds as expunged),
+        and how many UIDs it holds that no message has; None when it matches.
+        ``uid_next``: the mailbox's, or None to read it in ``session`` too."""
+        if uid_next is None:
+            box = self.coll(schema.MAILBOXES).find_one({"_id": mailbox}, {"uid_next": 1},
+                                                      session=session)
+            if box is None:
+                return None  # (deleted meanwhile)
+            uid_next = int(box["uid_next"])
+        uids = {int(d["uid"]) for d in self.coll(schema.MESSAGES).find(
+            {"mailbox": mailbox}, {"uid": 1}, session=session)}
+        entries: set[int] = set()
+        live: set[int] = set()
+        for docs in digest.scan(self.database, mailbox, digest.META, 1, max(1, uid_next),
+                                {"m": 1, "L": 1}, session=session):
+            for doc in docs:
+                entries.update(int(uid) for uid in doc.get("m", {}))
+                word = digest.unsigned(int(doc.get("L", 0)))
+                base = int(doc["c"]) * digest.SPAN
+                live.update(base + bit for bit in range(digest.SPAN) if word >> bit & 1)
+        if entries == uids and live == uids:
+            return None
+        return len(uids - (entries & live)), len((entries | live) - uids)
+
     # -- bodies ----------------------------------------------------------------------
 
     def bodies(self) -> None:
@@ -271,7 +301,6 @@ class _Doctor:
 
     def digest(self) -> None:
         boxes = self.coll(schema.MAILBOXES)
-        messages = self.coll(schema.MESSAGES)
         rebuild = []
         ids = set()
         building = 0
@@ -289,18 +318,14 @@ class _Doctor:
                 self.found("digest", subject, "digest not built", fixed=self.fix)
                 rebuild.append(box["_id"])
                 continue
-            uids = {int(d["uid"]) for d in messages.find({"mailbox": box["_id"]}, {"uid": 1})}
-            entries: set[int] = set()
-            live: set[int] = set()
-            for docs in digest.scan(self.database, box["_id"], digest.META, 1,
-                                    max(1, int(box["uid_next"])), {"m": 1, "L": 1}):
-                for doc in docs:
-                    entries.update(int(uid) for uid in doc.get("m", {}))
-                    word = digest.unsigned(int(doc.get("L", 0)))
-                    base = int(doc["c"]) * digest.SPAN
-                    live.update(base + bit for bit in range(digest.SPAN) if word >> bit & 1)
-            if entries != uids or live != uids:
-                missing, stale = len(uids - (entries & live)), len((entries | live) - uids)
+            differs = self._digest_differs(None, box["_id"], int(box["uid_next"]))
+            if differs is not None:
+                # (As for the counters: a write between the two reads is no finding,
+                # so the difference must show in one snapshot of the mailbox too.)
+                differs = self.database.in_transaction(partial(
+                    self._digest_differs, mailbox=box["_id"], uid_next=None))
+            if differs is not None:
+                missing, stale = differs
                 self.found("digest", subject,
                            f"digest differs from the messages: {missing} missing, "
                            f"{stale} stale", fixed=self.fix)

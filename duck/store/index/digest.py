@@ -660,9 +660,11 @@ ESTIMATE_RENDER = 65536
 
 
 def scan(database: Database, mailbox: ObjectId, part: str, lo: int, hi: int,
-         projection: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+         projection: dict[str, Any] | None = None, *,
+         session: Any = None) -> Iterator[list[dict[str, Any]]]:
     """The ``part`` documents of the chunks covering UIDs ``lo..hi``, decoded, a
-    reply at a time (blocking iterator; each step is one query on the index).
+    reply at a time (blocking iterator; each step is one query on the index;
+    ``session``: read in that session's transaction).
 
     Each query asks for a window of chunks sized from the previous reply so that a
     reply stays near REPLY_TARGET whatever the documents hold; a reply the driver
@@ -679,7 +681,7 @@ def scan(database: Database, mailbox: ObjectId, part: str, lo: int, hi: int,
             raw = b"".join(coll.find_raw_batches(
                 {"mailbox": mailbox, "k": part, "c": {"$gte": first,
                                                       "$lt": first + window}},
-                fields, batch_size=window + 1))
+                fields, batch_size=window + 1, session=session))
         except pymongo.errors.ProtocolError:
             if window == 1:
                 raise
