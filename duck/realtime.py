@@ -17,7 +17,9 @@ What keeps that from harming the rest of the machine:
   processes it starts later (worker threads, the embedded database, the parse
   workers) are ordinary ones;
 - it is done only where a CPU is left over for everything else: more CPUs usable
-  by the process than serving loops (``duck serve --workers N`` has N);
+  by the process than serving loops (``duck serve --workers N`` has N), counting
+  its control group's CPU quota (a container's ``--cpus``), which does not bound
+  real-time threads as it bounds ordinary ones;
 - the loop blocks whenever it has nothing to run (it waits in ``epoll``), and the
   kernel's real-time throttling (``kernel.sched_rt_runtime_us``, 95% of each
   second by default) leaves ordinary tasks a share of the CPU even if it never did;
@@ -28,7 +30,9 @@ What keeps that from harming the rest of the machine:
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
 #: The lowest SCHED_FIFO priority: above every ordinary thread, below any other
 #: real-time one (the kernel's own, audio, clocks).
@@ -36,11 +40,41 @@ PRIORITY = 1
 
 
 def usable_cpus() -> int:
-    """CPUs this process may run on."""
+    """CPUs this process may run on: those of its affinity, fewer where its control
+    group's quota allows less (whole CPUs only)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return cpus if quota is None else min(cpus, math.floor(quota))
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"),
+                     membership: str | None = None) -> float | None:
+    """The CPU quota of this process's control group, in CPUs (``cpu.max`` of
+    cgroup v2, ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us`` of v1); None where
+    there is none or it cannot be read. ``membership``: ``/proc/self/cgroup``'s
+    text (read when not given)."""
+    try:
+        if membership is None:
+            membership = Path("/proc/self/cgroup").read_text()
+        for line in membership.splitlines():
+            _, controllers, path = line.split(":", 2)
+            relative = path.lstrip("/")
+            if controllers == "" and (root / "cgroup.controllers").exists():
+                quota, period = (root / relative / "cpu.max").read_text().split()
+                return None if quota == "max" else int(quota) / int(period)
+            if "cpu" in controllers.split(","):
+                for name in (controllers, "cpu", "cpu,cpuacct"):
+                    directory = root / name / relative
+                    if (directory / "cpu.cfs_quota_us").exists():
+                        quota_us = int((directory / "cpu.cfs_quota_us").read_text())
+                        period_us = int((directory / "cpu.cfs_period_us").read_text())
+                        return None if quota_us < 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def raise_loop_priority(loops: int = 1) -> str | None:

@@ -97,3 +97,34 @@ def test_duck_serve_raises_its_loop_unless_told_not_to(tmp_path: Path, setting: 
         # (Stopped as a signal would: killed, it would leave its database running.)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
+
+
+def test_a_control_groups_cpu_quota_counts(tmp_path: Path) -> None:
+    """A container's CPU quota bounds ordinary threads, not real-time ones: it is
+    counted among the CPUs usable (cgroup v2's cpu.max, v1's CFS quota)."""
+    v2 = tmp_path / "v2"
+    (v2 / "box").mkdir(parents=True)
+    (v2 / "cgroup.controllers").write_text("cpu memory\n")
+    (v2 / "box" / "cpu.max").write_text("150000 100000\n")
+    assert realtime.cgroup_cpu_quota(v2, "0::/box\n") == 1.5
+    (v2 / "box" / "cpu.max").write_text("max 100000\n")
+    assert realtime.cgroup_cpu_quota(v2, "0::/box\n") is None
+
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / "docker" / "c1").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "docker" / "c1" / "cpu.cfs_quota_us").write_text("200000\n")
+    (v1 / "cpu,cpuacct" / "docker" / "c1" / "cpu.cfs_period_us").write_text("100000\n")
+    membership = "4:memory:/docker/c1\n2:cpu,cpuacct:/docker/c1\n0::/\n"
+    assert realtime.cgroup_cpu_quota(v1, membership) == 2.0
+    (v1 / "cpu,cpuacct" / "docker" / "c1" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert realtime.cgroup_cpu_quota(v1, membership) is None
+    # Nothing readable: no quota.
+    assert realtime.cgroup_cpu_quota(tmp_path / "none", "0::/gone\n") is None
+
+
+def test_a_quota_of_one_cpu_leaves_none_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(realtime, "cgroup_cpu_quota", lambda: 1.5)
+    assert realtime.usable_cpus() == 1
+    why_not = realtime.raise_loop_priority(1)
+    assert why_not is not None and "CPU" in why_not
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
