@@ -4,9 +4,10 @@ data commands (backup, restore, import, export) of duck/migrate."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -117,14 +118,15 @@ async def _serve(config: Config) -> int:
     from .server import Server, stop_on_signals
     from .workers import WorkerPool
 
-    if config.workers == 1:
-        _raise_loop_priority(config)
     server = Server(config) if config.workers == 1 else WorkerPool(config)
-    async with trio.open_nursery() as nursery:
-        with trio.CancelScope() as server_scope:
-            await nursery.start(stop_on_signals, server.request_shutdown, server_scope.cancel)
-            await server.run()
-        nursery.cancel_scope.cancel()
+    # (A worker pool's parent serves nothing: its workers raise their own loops.)
+    with _loop_priority(config) if config.workers == 1 else contextlib.nullcontext():
+        async with trio.open_nursery() as nursery:
+            with trio.CancelScope() as server_scope:
+                await nursery.start(stop_on_signals, server.request_shutdown,
+                                    server_scope.cancel)
+                await server.run()
+            nursery.cancel_scope.cancel()
     return server.exit_code if isinstance(server, WorkerPool) else 0
 
 
@@ -146,16 +148,20 @@ def _tune_gc() -> None:
     collector.settle()
 
 
-def _raise_loop_priority(config: Config) -> None:
+@contextlib.contextmanager
+def _loop_priority(config: Config) -> Iterator[None]:
     """The serving loop's thread at the lowest real-time priority where allowed
-    (duck/realtime.py); a worker pool's parent serves nothing and is left as it is."""
+    (duck/realtime.py) while it serves."""
     if not config.loop_realtime:
+        yield
         return
-    why_not = realtime.raise_loop_priority(config.workers)
-    if why_not is None:
-        log.info("the event loop runs at real-time priority %d (SCHED_FIFO)", realtime.PRIORITY)
-    else:
-        log.info("the event loop runs at ordinary priority (real-time: %s)", why_not)
+    with realtime.raised(config.workers) as why_not:
+        if why_not is None:
+            log.info("the event loop runs at real-time priority %d (SCHED_FIFO)",
+                     realtime.PRIORITY)
+        else:
+            log.info("the event loop runs at ordinary priority (real-time: %s)", why_not)
+        yield
 
 
 def _run_serve(async_fn: Callable[[], Awaitable[int | None]]) -> int:
@@ -183,8 +189,8 @@ def _worker() -> int:
     if spec is None:
         return 0  # the parent stopped before it handed over the settings
     _setup_logging(spec.config.log_level, f"worker-{spec.index}", spec.config.log_format)
-    _raise_loop_priority(spec.config)
-    return _run_serve(partial(run_worker, spec))
+    with _loop_priority(spec.config):
+        return _run_serve(partial(run_worker, spec))
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -30,8 +30,10 @@ What keeps that from harming the rest of the machine:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 #: The lowest SCHED_FIFO priority: above every ordinary thread, below any other
@@ -97,3 +99,17 @@ def raise_loop_priority(loops: int = 1) -> str | None:
     except OSError as exc:
         return f"refused: {exc}"
     return None
+
+
+@contextlib.contextmanager
+def raised(loops: int = 1) -> Iterator[str | None]:
+    """``raise_loop_priority`` for the block (what it returned), the calling
+    thread's policy put back as it was afterwards: a ``duck serve`` run inside
+    another program (a test) leaves its thread ordinary when it returns."""
+    before = os.sched_getscheduler(0), os.sched_getparam(0)
+    why_not = raise_loop_priority(loops)
+    try:
+        yield why_not
+    finally:
+        if why_not is None:
+            os.sched_setscheduler(0, *before)

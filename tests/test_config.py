@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,5 @@ def test_serve_reports_startup_errors_in_one_line(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "duck: database unavailable" in err and "Traceback" not in err
+    # The serving loop's real-time priority (duck/realtime.py) is this thread's no more.
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -125,6 +125,17 @@ def test_a_control_groups_cpu_quota_counts(tmp_path: Path) -> None:
 def test_a_quota_of_one_cpu_leaves_none_over(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(realtime, "cgroup_cpu_quota", lambda: 1.5)
     assert realtime.usable_cpus() == 1
-    why_not = realtime.raise_loop_priority(1)
-    assert why_not is not None and "CPU" in why_not
+    with realtime.raised(1) as why_not:
+        assert why_not is not None and "CPU" in why_not
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_the_thread_is_put_back_after_serving() -> None:
+    """``duck serve`` run inside another program (as tests/test_config.py does)
+    leaves that program's thread ordinary when it returns."""
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    with realtime.raised(1) as why_not:
+        if why_not is None:
+            assert (os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK) == os.SCHED_FIFO
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    assert os.sched_getparam(0).sched_priority == 0
