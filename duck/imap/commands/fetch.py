@@ -431,7 +431,7 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
                                                    uid=c.uid, flags=c.flags)
                                       for c in result.changed])
     if not seen_now and static.fast:
-        await _fetch_fast(s, items, uids)
+        await _fetch_fast(s, items, uids, static)
         return
     fields = static.fields
     builder = _Builder(s, items, static)
@@ -471,7 +471,8 @@ async def fetch(s: CommandContext, cmd: Fetch) -> None:
             await s.send(*view.announce([flags.get(u, ()) for u in shown]), *responses)
 
 
-async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]) -> None:
+async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int],
+                      static: _Static) -> None:
     """FETCH of view data, sizes, dates and rendered ENVELOPE/BODY/BODYSTRUCTURE:
     one query for the whole set, responses serialized by a template and sent as
     the database's batches arrive. Messages without a rendering (stored before
@@ -480,10 +481,13 @@ async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]
     view = s.view
     assert view is not None
     utf8 = s.utf8
-    pre = [k for k in items if isinstance(k, FetchAttr) and k in render.NAMES]
+    # (The items' renderings, their names and finders: worked out once per list of
+    # items, ``_static``.)
+    pre: list[FetchAttr] = list(static.finders)
+    finders = list(static.finders.items())
+    names = static.renderings
     fields = {f for k, f in ((FetchAttr.RFC822_SIZE, "size"),
                              (FetchAttr.INTERNALDATE, "internal_date")) if k in items}
-    names = sorted({n for k in pre for n in render.NAMES[k][: 2 if utf8 else 1]})
     # (The process's shared template of these keys, as the general path's rows use.)
     template = template_for(tuple(items), utf8=utf8)  # type: ignore[arg-type]
     flags, modseqs, recent = view.flags, view.modseqs, view.recent
@@ -503,7 +507,6 @@ async def _fetch_fast(s: CommandContext, items: list[FetchItem], uids: list[int]
             getters.append(lambda uid, rec, got: _aware(rec.internal_date))
         else:
             getters.append(lambda uid, rec, got, key=key: got[key])
-    finders = [(key, render.lookup_for(key, utf8=utf8)) for key in pre]
     if not fields and not names:
         # UID, FLAGS and MODSEQ only: the view has them all, the store is not asked.
         if flags_asked:
